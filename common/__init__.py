@@ -1,0 +1,1 @@
+"""What the dispatcher, executor, monitor and cronctl share."""

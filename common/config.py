@@ -1,0 +1,314 @@
+"""conf.ini, parsed once at the edge into typed, validated dataclasses.
+
+Every key can be overridden by an environment variable
+``CRONTRIO_<SECTION>_<KEY>`` (e.g. ``CRONTRIO_DATABASE_HOST``), so several
+services, or a test, can share one file and change only what differs. An
+unknown section or key, or a value of the wrong kind, fails at start with
+``section.key`` in the message: a typo must not silently fall back to a
+default in production.
+"""
+
+from __future__ import annotations
+
+import configparser
+import dataclasses
+import os
+import socket
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from common.errors import ConfigError
+
+ENV_PREFIX = "CRONTRIO_"
+DEFAULT_CONFIG_PATH = "conf/conf.ini"
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    driver: str = "sqlite"  # sqlite | mysql
+    path: str = "var/crontrio.db"
+    host: str = "127.0.0.1"
+    port: int = 3306
+    username: str = "crontrio"
+    password: str = ""
+    database: str = "crontrio"
+    charset: str = "utf8mb4"
+    pool_size: int = 5
+    pool_recycle_seconds: int = 3600
+    # Embedded mode upgrades its own schema at start; a shared MySQL schema
+    # should be upgraded deliberately with `python -m monitor migrate`.
+    auto_migrate: bool = True
+
+    def url(self) -> str:
+        """SQLAlchemy URL for this database."""
+        if self.driver == "sqlite":
+            return f"sqlite:///{self.path}"
+        from sqlalchemy.engine import URL
+
+        return URL.create(
+            "mysql+pymysql",
+            username=self.username,
+            password=self.password or None,
+            host=self.host,
+            port=self.port,
+            database=self.database,
+            query={"charset": self.charset},
+        ).render_as_string(hide_password=False)
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    host: str = ""  # empty = in-process claims
+    port: int = 6379
+    db: int = 0
+    password: str = ""
+
+
+@dataclass(frozen=True)
+class EtcdConfig:
+    endpoints: list[str] = field(default_factory=list)  # empty = static executor list
+    prefix: str = "/crontrio"
+    lease_ttl: int = 10
+
+
+@dataclass(frozen=True)
+class DispatcherConfig:
+    listen: str = "127.0.0.1:5920"
+    # Static executor list, used when [etcd] endpoints is empty.
+    executors: list[str] = field(default_factory=lambda: ["127.0.0.1:5921"])
+    # Identity written into every run it fires; default "<hostname>:<port>".
+    id: str = ""
+    # Seconds a running job gets to finish after SIGTERM before we stop anyway.
+    shutdown_grace_seconds: float = 10.0
+    # Run-history writes are grouped into one transaction per this interval.
+    record_batch_ms: int = 20
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    listen: str = "127.0.0.1:5921"
+    advertise: str = ""  # address dispatchers dial; default = listen
+    group: str = "default"
+    journal: str = "var/executor-journal.db"
+    # Output kept per run (the tail): a job printing gigabytes must not
+    # exhaust the executor's memory or the run history.
+    output_limit_bytes: int = 65536
+    # Seconds between TERM and KILL when a run times out or is killed.
+    kill_grace_seconds: float = 5.0
+    shutdown_grace_seconds: float = 10.0
+
+    @property
+    def advertised(self) -> str:
+        return self.advertise or self.listen
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    listen: str = "127.0.0.1:5922"
+    # Dispatchers to notify of job changes; default = [dispatcher] listen.
+    dispatchers: list[str] = field(default_factory=list)
+    # How often the job change log is read; bounds hot-load latency.
+    poll_interval_seconds: float = 0.5
+    health_interval_seconds: float = 2.0
+    # Small HTTP status endpoint (/healthz, /status); empty = off.
+    http_listen: str = "127.0.0.1:5923"
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str = "INFO"
+    file: str = ""  # empty = stderr
+
+
+@dataclass(frozen=True)
+class Config:
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    redis: RedisConfig = field(default_factory=RedisConfig)
+    etcd: EtcdConfig = field(default_factory=EtcdConfig)
+    dispatcher: DispatcherConfig = field(default_factory=DispatcherConfig)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    # Named host groups, as in gocron: phpgroup = 192.168.2.74|192.168.2.75
+    machine: dict[str, list[str]] = field(default_factory=dict)
+    # Named mail recipients for alerts.
+    alarm_mail_list: dict[str, str] = field(default_factory=dict)
+    source: str = ""  # the file it came from, for log lines
+
+    @property
+    def dispatcher_id(self) -> str:
+        return self.dispatcher.id or f"{socket.gethostname()}:{port_of(self.dispatcher.listen)}"
+
+    @property
+    def monitor_dispatchers(self) -> list[str]:
+        return self.monitor.dispatchers or [self.dispatcher.listen]
+
+
+_TYPED_SECTIONS: dict[str, type] = {
+    "database": DatabaseConfig,
+    "redis": RedisConfig,
+    "etcd": EtcdConfig,
+    "dispatcher": DispatcherConfig,
+    "executor": ExecutorConfig,
+    "monitor": MonitorConfig,
+    "log": LogConfig,
+}
+_FREE_SECTIONS = ("machine", "alarm_mail_list")
+
+
+def load_config(path: str | os.PathLike[str] | None = None, env: typing.Mapping[str, str] | None = None) -> Config:
+    """Read conf.ini (if present) plus CRONTRIO_* overrides into a Config.
+
+    ``path=None`` reads conf/conf.ini when it exists and runs on defaults
+    otherwise; an explicit path that does not exist is an error.
+    """
+    env = os.environ if env is None else env
+    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";", "#"), default_section="__no_defaults__")
+    parser.optionxform = str  # type: ignore[assignment,method-assign]  # keep key case for [machine] names
+    source = ""
+    if path is None and Path(DEFAULT_CONFIG_PATH).is_file():
+        path = DEFAULT_CONFIG_PATH
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {str(p)!r} does not exist")
+        try:
+            parser.read(p, encoding="utf-8")
+        except configparser.Error as exc:
+            raise ConfigError(f"{p}: {exc}") from exc
+        source = str(p)
+
+    for section in parser.sections():
+        if section not in _TYPED_SECTIONS and section not in _FREE_SECTIONS:
+            known = ", ".join(sorted([*_TYPED_SECTIONS, *_FREE_SECTIONS]))
+            raise ConfigError(f"[{section}]: unknown section (known: {known})")
+
+    values: dict[str, Any] = {}
+    for section, cls in _TYPED_SECTIONS.items():
+        values[section] = _load_section(section, cls, parser, env)
+    values["machine"] = _load_machine(parser, env)
+    values["alarm_mail_list"] = _load_free(parser, env, "alarm_mail_list")
+    cfg = Config(**values, source=source)
+    _validate(cfg)
+    return cfg
+
+
+def _env_name(section: str, key: str) -> str:
+    return f"{ENV_PREFIX}{section.upper()}_{key.upper()}"
+
+
+def _load_section(section: str, cls: type, parser: configparser.ConfigParser, env: typing.Mapping[str, str]) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    raw: dict[str, tuple[str, str]] = {}  # key -> (value, where it came from)
+    if parser.has_section(section):
+        for key, value in parser.items(section):
+            if key not in fields:
+                raise ConfigError(f"{section}.{key}: unknown key (known: {', '.join(fields)})")
+            raw[key] = (value, "conf")
+    for key in fields:
+        name = _env_name(section, key)
+        if name in env:
+            raw[key] = (env[name], name)
+    kwargs = {key: _coerce(f"{section}.{key}", value, hints[key], origin) for key, (value, origin) in raw.items()}
+    return cls(**kwargs)
+
+
+def _coerce(where: str, value: str, hint: Any, origin: str) -> Any:
+    value = value.strip()
+    suffix = "" if origin == "conf" else f" (from {origin})"
+    if hint is str:
+        return value
+    if hint is bool:
+        lowered = value.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{where}: expected true or false, got {value!r}{suffix}")
+    if hint is int:
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"{where}: expected a whole number, got {value!r}{suffix}") from None
+    if hint is float:
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{where}: expected a number, got {value!r}{suffix}") from None
+    if typing.get_origin(hint) is list or isinstance(hint, types.GenericAlias):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    raise AssertionError(f"no coercion for {hint!r}")  # a programming error, not user input
+
+
+def _load_free(parser: configparser.ConfigParser, env: typing.Mapping[str, str], section: str) -> dict[str, str]:
+    out: dict[str, str] = dict(parser.items(section)) if parser.has_section(section) else {}
+    prefix = f"{ENV_PREFIX}{section.upper()}_"
+    for name, value in env.items():
+        if name.startswith(prefix):
+            out[name[len(prefix) :].lower()] = value
+    return {k: v.strip() for k, v in out.items()}
+
+
+def _load_machine(parser: configparser.ConfigParser, env: typing.Mapping[str, str]) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {}
+    for name, value in _load_free(parser, env, "machine").items():
+        hosts = [h.strip() for h in value.split("|") if h.strip()]
+        if not hosts:
+            raise ConfigError(f"machine.{name}: a group needs at least one host (host1|host2)")
+        groups[name] = hosts
+    return groups
+
+
+def port_of(address: str) -> int:
+    """The port of a host:port address (IPv6 as [::1]:5920)."""
+    _, _, port = address.rpartition(":")
+    return int(port)
+
+
+def _check_address(where: str, address: str, *, allow_empty: bool = False) -> None:
+    if not address and allow_empty:
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{where}: expected host:port, got {address!r}")
+
+
+def _validate(cfg: Config) -> None:
+    db = cfg.database
+    if db.driver not in ("sqlite", "mysql"):
+        raise ConfigError(f"database.driver: expected sqlite or mysql, got {db.driver!r}")
+    if db.driver == "sqlite" and not db.path:
+        raise ConfigError("database.path: required when database.driver = sqlite")
+    if db.pool_size < 1:
+        raise ConfigError(f"database.pool_size: must be at least 1, got {db.pool_size}")
+    if cfg.etcd.lease_ttl < 2:
+        raise ConfigError(f"etcd.lease_ttl: must be at least 2 seconds, got {cfg.etcd.lease_ttl}")
+    for i, endpoint in enumerate(cfg.etcd.endpoints):
+        _check_address(f"etcd.endpoints[{i}]", endpoint)
+    _check_address("dispatcher.listen", cfg.dispatcher.listen)
+    for i, address in enumerate(cfg.dispatcher.executors):
+        _check_address(f"dispatcher.executors[{i}]", address)
+    if cfg.dispatcher.record_batch_ms < 0:
+        raise ConfigError("dispatcher.record_batch_ms: must not be negative")
+    _check_address("executor.listen", cfg.executor.listen)
+    _check_address("executor.advertise", cfg.executor.advertise, allow_empty=True)
+    if cfg.executor.output_limit_bytes < 1024:
+        raise ConfigError(f"executor.output_limit_bytes: must be at least 1024, got {cfg.executor.output_limit_bytes}")
+    if cfg.executor.kill_grace_seconds < 0:
+        raise ConfigError("executor.kill_grace_seconds: must not be negative")
+    if not cfg.executor.group:
+        raise ConfigError("executor.group: must not be empty")
+    _check_address("monitor.listen", cfg.monitor.listen)
+    _check_address("monitor.http_listen", cfg.monitor.http_listen, allow_empty=True)
+    for i, address in enumerate(cfg.monitor.dispatchers):
+        _check_address(f"monitor.dispatchers[{i}]", address)
+    if cfg.monitor.poll_interval_seconds <= 0:
+        raise ConfigError("monitor.poll_interval_seconds: must be positive")
+    if cfg.monitor.health_interval_seconds <= 0:
+        raise ConfigError("monitor.health_interval_seconds: must be positive")
+    if cfg.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ConfigError(f"log.level: expected DEBUG, INFO, WARNING, ERROR or CRITICAL, got {cfg.log.level!r}")

@@ -1,0 +1,87 @@
+"""What every service's `python -m <service>` shares: arguments, logging, signals."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Callable
+
+from common.config import Config, load_config
+from common.errors import ConfigError
+
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(component)s %(name)s: %(message)s"
+
+
+def build_arg_parser(service: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {service}",
+        description=description,
+        epilog="Every conf.ini key can be overridden by CRONTRIO_<SECTION>_<KEY>, e.g. CRONTRIO_DATABASE_PATH.",
+    )
+    parser.add_argument(
+        "-c", "--config", metavar="PATH", help="conf.ini to read (default: conf/conf.ini when it exists, else built-in defaults)"
+    )
+    parser.add_argument("--log-level", metavar="LEVEL", help="override [log] level (DEBUG, INFO, WARNING, ERROR)")
+    return parser
+
+
+def load_config_or_exit(path: str | None) -> Config:
+    """Load the config, or print the `section.key` problem and exit 2."""
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+class _ComponentFilter(logging.Filter):
+    def __init__(self, component: str) -> None:
+        super().__init__()
+        self.component = component
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.component = self.component
+        return True
+
+
+def setup_logging(service: str, cfg: Config, level_override: str | None = None) -> str:
+    """Log lines carry the component identity (service[host:pid]); returns it."""
+    component = f"{service}[{socket.gethostname()}:{os.getpid()}]"
+    handler: logging.Handler
+    if cfg.log.file:
+        os.makedirs(os.path.dirname(os.path.abspath(cfg.log.file)), exist_ok=True)
+        handler = logging.FileHandler(cfg.log.file)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.addFilter(_ComponentFilter(component))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel((level_override or cfg.log.level).upper())
+    # grpc and httpx are chatty at INFO about things the services log themselves.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    return component
+
+
+def install_stop_signals(loop: asyncio.AbstractEventLoop, stop: Callable[[], None]) -> None:
+    """SIGTERM and SIGINT (Ctrl-C) ask for a graceful stop; a second one forces it."""
+    count = 0
+
+    def handler(signum: int) -> None:
+        nonlocal count
+        count += 1
+        if count > 1:
+            logging.getLogger(__name__).warning("second %s: exiting now", signal.Signals(signum).name)
+            os._exit(130)
+        logging.getLogger(__name__).info("%s received: stopping gracefully", signal.Signals(signum).name)
+        stop()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, handler, sig)

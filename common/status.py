@@ -1,0 +1,19 @@
+"""Run status values: the one place they are spelled."""
+
+from __future__ import annotations
+
+PENDING = "pending"  # claimed and recorded, not yet started on an executor
+RUNNING = "running"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+TIMEOUT = "timeout"
+KILLED = "killed"
+LOST = "lost"  # the executor or the connection to it went away mid-run
+MISSED = "missed"  # a firing nobody ran (e.g. every dispatcher was down)
+SKIPPED = "skipped"  # deliberately not run (overlap policy)
+
+ACTIVE = frozenset({PENDING, RUNNING})
+FINISHED = frozenset({SUCCEEDED, FAILED, TIMEOUT, KILLED, LOST, MISSED, SKIPPED})
+# Outcomes that may be retried per the job's retry policy.
+RETRYABLE = frozenset({FAILED, TIMEOUT, LOST})
+ALL = ACTIVE | FINISHED
