@@ -1,0 +1,1 @@
+"""Alembic migrations for the crontrio store (SQLite and MySQL/MariaDB alike)."""

@@ -1,0 +1,1 @@
+"""The job and run store (SQLAlchemy: SQLite embedded, MySQL/MariaDB distributed)."""

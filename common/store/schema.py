@@ -1,0 +1,87 @@
+"""Table definitions the store queries through (SQLAlchemy Core).
+
+The migrations in common/migrations/ create and change these tables; this
+module mirrors the newest revision. Times are epoch milliseconds (BIGINT), so
+no database ever has to agree with us on time zones.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("spec", String(255), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("command", Text, nullable=False),
+    Column("http_method", String(8), nullable=False),
+    Column("http_headers", Text, nullable=False),
+    Column("http_body", Text, nullable=False),
+    Column("expected_statuses", String(255), nullable=False),
+    Column("timeout_seconds", Float, nullable=False),
+    Column("retries", Integer, nullable=False),
+    Column("retry_interval_seconds", Float, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("target", String(255), nullable=False),
+    Column("workdir", String(1024), nullable=False),
+    Column("env", Text, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("job_id", BigInteger, nullable=False),
+    Column("job_name", String(128), nullable=False),
+    Column("scheduled_ms", BigInteger, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("dispatcher", String(255), nullable=False),
+    Column("executor", String(255), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("exit_code", Integer, nullable=False),
+    Column("started_ms", BigInteger, nullable=False),
+    Column("finished_ms", BigInteger, nullable=False),
+    Column("output", LargeBinary().with_variant(LargeBinary(length=2**24 - 1), "mysql"), nullable=False),
+    Column("output_truncated", Boolean, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+)
+
+# Written by triggers on `jobs`, so changes made with plain SQL are seen too.
+job_changelog = Table(
+    "job_changelog",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("job_id", BigInteger, nullable=False),
+    Column("op", String(8), nullable=False),
+    Column("changed_ms", BigInteger, nullable=False),
+)
+
+meta = Table(
+    "crontrio_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)

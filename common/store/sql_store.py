@@ -1,0 +1,277 @@
+"""The store on SQLAlchemy Core: one implementation for SQLite and MySQL/MariaDB.
+
+Methods are blocking; async callers go through common.store.async_store,
+which runs them on worker threads so the event loop never waits on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy.dialects import mysql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from common.model import Job, RunRecord
+from common.store import schema
+from common.store.schema import job_changelog, jobs, meta, runs
+
+
+class JobExistsError(Exception):
+    """A job with that name already exists."""
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _job_values(job: Job) -> dict[str, Any]:
+    return {
+        "name": job.name,
+        "spec": job.spec,
+        "timezone": job.timezone,
+        "type": job.type,
+        "command": job.command,
+        "http_method": job.http_method,
+        "http_headers": json.dumps(job.http_headers, sort_keys=True),
+        "http_body": job.http_body,
+        "expected_statuses": ",".join(str(s) for s in job.expected_statuses),
+        "timeout_seconds": job.timeout_seconds,
+        "retries": job.retries,
+        "retry_interval_seconds": job.retry_interval_seconds,
+        "enabled": job.enabled,
+        "target": job.target,
+        "workdir": job.workdir,
+        "env": json.dumps(job.env, sort_keys=True),
+    }
+
+
+def _json_map(value: str, column: str) -> dict[str, str]:
+    loaded = json.loads(value or "{}")
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{column}: expected a JSON object")
+    return {str(k): str(v) for k, v in loaded.items()}
+
+
+def row_to_job(row: Mapping[Any, Any]) -> Job:
+    """A stored row as a Job; a row that cannot be read gets `defect` set."""
+    defect = ""
+    headers: dict[str, str] = {}
+    env: dict[str, str] = {}
+    statuses: tuple[int, ...] = ()
+    try:
+        headers = _json_map(row["http_headers"], "http_headers")
+        env = _json_map(row["env"], "env")
+        statuses = tuple(int(s) for s in str(row["expected_statuses"] or "").replace(" ", "").split(",") if s)
+    except (ValueError, TypeError) as exc:
+        defect = f"unreadable stored value: {exc}"
+    return Job(
+        id=int(row["id"]),
+        name=row["name"],
+        spec=row["spec"],
+        timezone=row["timezone"] or "UTC",
+        type=row["type"],
+        command=row["command"],
+        http_method=row["http_method"],
+        http_headers=headers,
+        http_body=row["http_body"] or "",
+        expected_statuses=statuses,
+        timeout_seconds=float(row["timeout_seconds"] or 0),
+        retries=int(row["retries"] or 0),
+        retry_interval_seconds=float(row["retry_interval_seconds"] or 0),
+        enabled=bool(row["enabled"]),
+        target=row["target"] or "",
+        workdir=row["workdir"] or "",
+        env=env,
+        created_ms=int(row["created_ms"] or 0),
+        updated_ms=int(row["updated_ms"] or 0),
+        defect=defect,
+    )
+
+
+def _row_to_run(row: Mapping[Any, Any]) -> RunRecord:
+    return RunRecord(
+        run_id=row["run_id"],
+        job_id=int(row["job_id"]),
+        job_name=row["job_name"],
+        scheduled_ms=int(row["scheduled_ms"]),
+        attempt=int(row["attempt"]),
+        status=row["status"],
+        dispatcher=row["dispatcher"],
+        executor=row["executor"],
+        host=row["host"],
+        pid=int(row["pid"]),
+        exit_code=int(row["exit_code"]),
+        started_ms=int(row["started_ms"]),
+        finished_ms=int(row["finished_ms"]),
+        output=bytes(row["output"] or b""),
+        output_truncated=bool(row["output_truncated"]),
+        error=row["error"] or "",
+        created_ms=int(row["created_ms"]),
+        updated_ms=int(row["updated_ms"]),
+    )
+
+
+_RUN_COLUMNS = frozenset(c.name for c in runs.columns)
+
+
+class SqlStore:
+    """Jobs, runs and the job change log in one SQL database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._dialect = engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -------------------------------------------------------------- jobs
+
+    def create_job(self, job: Job) -> Job:
+        ts = now_ms()
+        values = {**_job_values(job), "created_ms": ts, "updated_ms": ts}
+        try:
+            with self.engine.begin() as conn:
+                result = conn.execute(insert(jobs).values(**values))
+                job_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+                row = conn.execute(select(jobs).where(jobs.c.id == job_id)).mappings().one()
+        except IntegrityError as exc:
+            raise JobExistsError(job.name) from exc
+        return row_to_job(row)
+
+    def update_job(self, job: Job) -> Job | None:
+        """Replace a job's definition (by id); None when it no longer exists."""
+        values = {**_job_values(job), "updated_ms": now_ms()}
+        try:
+            with self.engine.begin() as conn:
+                result = conn.execute(update(jobs).where(jobs.c.id == job.id).values(**values))
+                if result.rowcount == 0:
+                    return None
+                row = conn.execute(select(jobs).where(jobs.c.id == job.id)).mappings().one()
+        except IntegrityError as exc:
+            raise JobExistsError(job.name) from exc
+        return row_to_job(row)
+
+    def get_job(self, *, job_id: int = 0, name: str = "") -> Job | None:
+        query = select(jobs).where(jobs.c.id == job_id) if job_id else select(jobs).where(jobs.c.name == name)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return row_to_job(row) if row is not None else None
+
+    def list_jobs(self) -> list[Job]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(jobs).order_by(jobs.c.id)).mappings().all()
+        return [row_to_job(r) for r in rows]
+
+    def jobs_by_ids(self, ids: Iterable[int]) -> list[Job]:
+        wanted = sorted(set(ids))
+        out: list[Job] = []
+        with self.engine.connect() as conn:
+            for start in range(0, len(wanted), 500):  # stay under bind-parameter limits
+                chunk = wanted[start : start + 500]
+                rows = conn.execute(select(jobs).where(jobs.c.id.in_(chunk))).mappings().all()
+                out.extend(row_to_job(r) for r in rows)
+        return out
+
+    def delete_job(self, job_id: int) -> bool:
+        """Delete the job; its runs stay as history."""
+        with self.engine.begin() as conn:
+            return conn.execute(delete(jobs).where(jobs.c.id == job_id)).rowcount > 0
+
+    def count_jobs(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(jobs)).scalar_one())
+
+    # ------------------------------------------------------ change log
+
+    def revision(self) -> int:
+        """The newest job-change sequence number (0 when nothing changed yet)."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.coalesce(func.max(job_changelog.c.seq), 0))).scalar_one())
+
+    def changes_since(self, revision: int) -> tuple[int, set[int]]:
+        """Ids of jobs changed after `revision`, and the revision they bring us to."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(job_changelog.c.seq, job_changelog.c.job_id).where(job_changelog.c.seq > revision)).all()
+        if not rows:
+            return revision, set()
+        return max(int(r.seq) for r in rows), {int(r.job_id) for r in rows}
+
+    def prune_changelog(self, older_than_ms: int) -> int:
+        """Forget changes older than that; dispatchers that far behind reload everything."""
+        with self.engine.begin() as conn:
+            newest = conn.execute(select(func.max(job_changelog.c.seq))).scalar()
+            result = conn.execute(
+                delete(job_changelog).where(job_changelog.c.changed_ms < older_than_ms, job_changelog.c.seq != newest)
+            )
+            return int(result.rowcount)
+
+    def oldest_change(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.coalesce(func.min(job_changelog.c.seq), 0))).scalar_one())
+
+    # -------------------------------------------------------------- runs
+
+    def write_runs(self, inserts: Sequence[RunRecord], updates: Sequence[tuple[str, dict[str, Any]]]) -> list[bool]:
+        """One transaction: insert runs (skipping existing firings), then apply updates in order.
+
+        Returns, per insert, whether this call created the row: False means
+        another dispatcher already recorded that firing attempt.
+        """
+        created: list[bool] = []
+        with self.engine.begin() as conn:
+            for record in inserts:
+                created.append(self._insert_run(conn, record))
+            for run_id, fields in updates:
+                unknown = set(fields) - _RUN_COLUMNS
+                if unknown:
+                    raise ValueError(f"unknown run fields: {sorted(unknown)}")
+                conn.execute(update(runs).where(runs.c.run_id == run_id).values(**fields, updated_ms=now_ms()))
+        return created
+
+    def _insert_run(self, conn: Connection, record: RunRecord) -> bool:
+        values = {c: getattr(record, c) for c in _RUN_COLUMNS}
+        values["created_ms"] = values["created_ms"] or now_ms()
+        values["updated_ms"] = values["created_ms"]
+        if self._dialect == "sqlite":
+            stmt: Any = sqlite.insert(runs).values(**values).on_conflict_do_nothing()
+        elif self._dialect in ("mysql", "mariadb"):
+            stmt = mysql.insert(runs).values(**values).prefix_with("IGNORE")
+        else:  # pragma: no cover - only the two dialects above are configured
+            stmt = insert(runs).values(**values)
+        return bool(conn.execute(stmt).rowcount == 1)
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(runs).where(runs.c.run_id == run_id)).mappings().first()
+        return _row_to_run(row) if row is not None else None
+
+    def list_runs(self, *, job_id: int = 0, job_name: str = "", statuses: Sequence[str] = (), limit: int = 20) -> list[RunRecord]:
+        query = select(runs)
+        if job_id:
+            query = query.where(runs.c.job_id == job_id)
+        elif job_name:
+            query = query.where(runs.c.job_name == job_name)
+        if statuses:
+            query = query.where(runs.c.status.in_(list(statuses)))
+        query = query.order_by(runs.c.scheduled_ms.desc(), runs.c.attempt.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return [_row_to_run(r) for r in conn.execute(query).mappings().all()]
+
+    # -------------------------------------------------------------- meta
+
+    def get_meta(self, key: str) -> str | None:
+        with self.engine.connect() as conn:
+            value = conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
+        return None if value is None else str(value)
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.engine.begin() as conn:
+            if conn.execute(update(meta).where(meta.c.key == key).values(value=value)).rowcount == 0:
+                conn.execute(insert(meta).values(key=key, value=value))
+
+
+__all__ = ["JobExistsError", "SqlStore", "now_ms", "row_to_job", "schema"]
