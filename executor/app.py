@@ -1,0 +1,82 @@
+"""Wiring of the executor service: journal, HTTP client, runs, gRPC server.
+
+Shutdown (SIGTERM or SIGINT): health goes NOT_SERVING so dispatchers stop
+choosing this executor, new runs are refused with UNAVAILABLE (replays and
+attaches still work), running runs get ``shutdown_grace_seconds`` to finish,
+the rest are killed (TERM, KILL after ``kill_grace_seconds``) so that their
+results are journaled too; then the server stops and everything is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+
+from common.config import Config, ExecutorConfig
+from common.grpc_server import ServiceServer
+from common.runtime import install_stop_signals
+from executor.http_task import make_client
+from executor.journal import Journal
+from executor.runs import OUTPUT_DRAIN_SECONDS, RunRegistry
+from executor.servicer import ExecutorServicer
+from protos import crontrio_pb2, crontrio_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = crontrio_pb2.DESCRIPTOR.services_by_name["Executor"].full_name
+# Time the gRPC server gives open streams to deliver their last events.
+_SERVER_STOP_GRACE_SECONDS = 2.0
+
+
+class ExecutorApp:
+    """One executor process: start() it, then stop() it (gracefully)."""
+
+    def __init__(self, cfg: ExecutorConfig) -> None:
+        self.cfg = cfg
+        self.host = socket.gethostname()
+        self.journal = Journal(cfg.journal)
+        self.http = make_client()
+        self.runs = RunRegistry(cfg, self.journal, self.http, host=self.host, address=cfg.advertised)
+        self.server = ServiceServer(cfg.listen, [SERVICE_NAME])
+        crontrio_pb2_grpc.add_ExecutorServicer_to_server(ExecutorServicer(self.runs), self.server.server)
+
+    async def start(self) -> None:
+        await self.journal.open()
+        await self.server.start()
+        log.info("executor listening on %s (advertised %s, group %s)", self.cfg.listen, self.runs.address, self.cfg.group)
+
+    async def stop(self) -> None:
+        grace = self.cfg.shutdown_grace_seconds
+        await self.server.set_serving(False)
+        self.runs.stop_accepting()
+        if self.runs.running_count:
+            log.info("waiting up to %.1fs for %d running run(s)", grace, self.runs.running_count)
+        if not await self.runs.wait_idle(grace):
+            killed = self.runs.kill_all(f"killed: executor shutting down, {grace:g}s grace exceeded")
+            log.warning("killed %d run(s) still going after %.1fs", killed, grace)
+            await self.runs.wait_idle(self.cfg.kill_grace_seconds + OUTPUT_DRAIN_SECONDS + 1.0)
+        await self.server.stop(_SERVER_STOP_GRACE_SECONDS)
+        await self.close()
+        log.info("executor stopped")
+
+    async def close(self) -> None:
+        """Release the HTTP client and the journal (also after a failed start)."""
+        await self.http.aclose()
+        await self.journal.close()
+
+
+async def serve(cfg: Config) -> None:
+    """Run the executor until SIGTERM/SIGINT, then shut down gracefully."""
+    stop = asyncio.Event()
+    install_stop_signals(asyncio.get_running_loop(), stop.set)
+    app = ExecutorApp(cfg.executor)
+    try:
+        await app.start()
+    except BaseException:
+        await app.close()
+        raise
+    try:
+        await stop.wait()
+    finally:
+        await app.stop()

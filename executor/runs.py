@@ -1,0 +1,472 @@
+"""The runs of this executor: start, attach, replay, kill, acknowledge.
+
+Run is idempotent by run_id (DESIGN, "The life of a firing", steps 5, 6, 8):
+
+* a run already finished and still in the journal is replayed (only its
+  RunFinished; nothing runs again);
+* a run still going is attached to (RunStarted, the tail so far, then live
+  output and RunFinished);
+* anything else starts.
+
+A run belongs to the executor, not to the RPC that started it: a caller that
+disconnects does not stop it, and its result lands in the journal before any
+caller sees RunFinished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import httpx
+
+from common import status
+from common.config import ExecutorConfig
+from common.errors import ValidationError
+from executor import VERSION
+from executor.http_task import DEFAULT_TIMEOUT_SECONDS, METHODS, run_http
+from executor.journal import Journal
+from executor.output_tail import OutputTail
+from executor.shell_task import ShellProcess, TaskStartError, task_environment
+from protos import crontrio_pb2
+
+log = logging.getLogger(__name__)
+
+# Above this a tail would not fit a gRPC message comfortably (16 MiB limit).
+MAX_OUTPUT_LIMIT_BYTES = 8 * 1024 * 1024
+# Live output queued for one slow caller before its chunks are dropped; the
+# tail in RunFinished stays exact whatever a caller misses.
+SUBSCRIBER_BUFFER_BYTES = 1024 * 1024
+# After the shell exits, how long a background process holding its output
+# open may keep us reading.
+OUTPUT_DRAIN_SECONDS = 1.0
+
+
+class DrainingError(Exception):
+    """The executor is shutting down and refuses new runs."""
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def validate_request(req: crontrio_pb2.RunRequest) -> None:
+    """Raise ValidationError naming the first bad field of a RunRequest."""
+    if not req.run_id:
+        raise ValidationError("run_id", "required")
+    if req.timeout_seconds < 0:
+        raise ValidationError("timeout_seconds", f"must not be negative, got {req.timeout_seconds:g}")
+    if not 0 <= req.output_limit_bytes <= MAX_OUTPUT_LIMIT_BYTES:
+        raise ValidationError(
+            "output_limit_bytes", f"must be between 0 and {MAX_OUTPUT_LIMIT_BYTES}, got {req.output_limit_bytes}"
+        )
+    task = req.WhichOneof("task")
+    if task is None:
+        raise ValidationError("task", "a shell or http task is required")
+    if task == "shell":
+        if not req.shell.command.strip():
+            raise ValidationError("shell.command", "must not be empty")
+        return
+    if not req.http.url.startswith(("http://", "https://")):
+        raise ValidationError("http.url", f"expected an http:// or https:// URL, got {req.http.url!r}")
+    if (req.http.method or "GET").upper() not in METHODS:
+        raise ValidationError("http.method", f"expected GET or POST, got {req.http.method!r}")
+
+
+class _Subscriber:
+    """One caller's queue of events for a run, bounded in bytes of output."""
+
+    def __init__(self, budget: int) -> None:
+        self._events: deque[tuple[crontrio_pb2.RunEvent, int]] = deque()
+        self._budget = budget
+        self._buffered = 0
+        self._ready = asyncio.Event()
+        self.dropped_bytes = 0
+
+    def put(self, event: crontrio_pb2.RunEvent) -> None:
+        """Queue an event that must not be lost (started, finished, catch-up)."""
+        self._events.append((event, 0))
+        self._ready.set()
+
+    def offer_output(self, data: bytes) -> bool:
+        """Queue a live chunk unless this caller is too far behind."""
+        if self._buffered + len(data) > self._budget:
+            self.dropped_bytes += len(data)
+            return False
+        self._events.append((crontrio_pb2.RunEvent(output=crontrio_pb2.RunOutput(data=data)), len(data)))
+        self._buffered += len(data)
+        self._ready.set()
+        return True
+
+    async def get(self) -> crontrio_pb2.RunEvent:
+        while not self._events:
+            self._ready.clear()
+            await self._ready.wait()
+        event, size = self._events.popleft()
+        self._buffered -= size
+        return event
+
+
+class RunHandle:
+    """One run on this executor, from its start until its result is journaled."""
+
+    def __init__(self, request: crontrio_pb2.RunRequest, output_limit: int) -> None:
+        self.request = request
+        self.run_id = request.run_id
+        self.tail = OutputTail(output_limit)
+        self.started: crontrio_pb2.RunStarted | None = None
+        self.finished: crontrio_pb2.RunFinished | None = None
+        self.task: asyncio.Task[None] | None = None
+        # Why the run is being stopped (timeout or killed), first reason wins.
+        self.stop_status = ""
+        self.stop_error = ""
+        self._stopper: Callable[[], object] | None = None
+        self._stoppable = True
+        self._subscribers: set[_Subscriber] = set()
+
+    # -- subscribers -----------------------------------------------------------
+
+    def subscribe(self) -> _Subscriber:
+        """A new caller: it first gets what it missed (RunStarted, the tail so
+        far as one chunk), then live events."""
+        sub = _Subscriber(SUBSCRIBER_BUFFER_BYTES)
+        if self.started is not None:
+            sub.put(crontrio_pb2.RunEvent(started=self.started))
+            if len(self.tail):
+                sub.put(crontrio_pb2.RunEvent(output=crontrio_pb2.RunOutput(data=self.tail.snapshot())))
+        if self.finished is not None:
+            sub.put(crontrio_pb2.RunEvent(finished=self.finished))
+        else:
+            self._subscribers.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: _Subscriber) -> None:
+        self._subscribers.discard(sub)
+
+    async def events(self) -> AsyncIterator[crontrio_pb2.RunEvent]:
+        """This run's events for one caller, ending with RunFinished."""
+        # Subscribing here, on first iteration, rather than when the RPC
+        # arrives means an abandoned iterator never holds a queue; catch-up
+        # makes the late start lossless.
+        sub = self.subscribe()
+        try:
+            while True:
+                event = await sub.get()
+                yield event
+                if event.HasField("finished"):
+                    return
+        finally:
+            self.unsubscribe(sub)
+
+    # -- publishing --------------------------------------------------------------
+
+    def publish_started(self, started: crontrio_pb2.RunStarted) -> None:
+        self.started = started
+        event = crontrio_pb2.RunEvent(started=started)
+        for sub in self._subscribers:
+            sub.put(event)
+
+    def publish_output(self, data: bytes) -> None:
+        self.tail.append(data)
+        for sub in self._subscribers:
+            first_drop = sub.dropped_bytes == 0
+            if not sub.offer_output(data) and first_drop:
+                log.warning("run %s: a caller reads too slowly; dropping its live output (the tail is kept)", self.run_id)
+
+    def publish_finished(self, finished: crontrio_pb2.RunFinished) -> None:
+        self.finished = finished
+        event = crontrio_pb2.RunEvent(finished=finished)
+        for sub in self._subscribers:
+            sub.put(event)
+        self._subscribers.clear()
+
+    # -- stopping ----------------------------------------------------------------
+
+    def set_stopper(self, stopper: Callable[[], object]) -> None:
+        """The running task says how to stop it; a stop requested before it
+        was running takes effect now."""
+        self._stopper = stopper
+        if self.stop_status:
+            stopper()
+
+    def stopped_running(self) -> None:
+        """The task is over (only output is still being collected): a Kill
+        now has nothing to kill."""
+        self._stopper = None
+        self._stoppable = False
+
+    def request_stop(self, why: str, error: str) -> bool:
+        """Stop the run with status ``why``; False when it is no longer running."""
+        if not self._stoppable:
+            return False
+        if not self.stop_status:
+            self.stop_status, self.stop_error = why, error
+        if self._stopper is not None:
+            self._stopper()
+        return True
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    status: str
+    exit_code: int
+    error: str = ""
+    pid: int = 0
+
+
+class RunRegistry:
+    """Every run of this executor: the running ones in memory, the finished
+    ones in the journal until acknowledged."""
+
+    def __init__(
+        self,
+        cfg: ExecutorConfig,
+        journal: Journal,
+        http: httpx.AsyncClient,
+        *,
+        host: str,
+        address: str,
+        base_env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.journal = journal
+        self.http = http
+        self.host = host
+        self.address = address  # advertised: what dispatchers dial
+        self.started_ms = now_ms()
+        self._base_env = dict(os.environ if base_env is None else base_env)
+        self._running: dict[str, RunHandle] = {}
+        self._accepting = True
+        # run_id -> (lock, users): one Run decision at a time per run_id, so
+        # two identical requests never both start it.
+        self._deciding: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    # -- Run ---------------------------------------------------------------------
+
+    async def run(self, request: crontrio_pb2.RunRequest) -> AsyncIterator[crontrio_pb2.RunEvent]:
+        """Replay, attach to or start ``request``'s run; returns its events.
+
+        Raises ValidationError for a bad request and DrainingError when a
+        new run would have to start during shutdown.
+        """
+        validate_request(request)
+        run_id = request.run_id
+        lock, users = self._deciding.get(run_id, (asyncio.Lock(), 0))
+        self._deciding[run_id] = (lock, users + 1)
+        try:
+            async with lock:
+                return await self._decide(request)
+        finally:
+            lock, users = self._deciding[run_id]
+            if users == 1:
+                del self._deciding[run_id]
+            else:
+                self._deciding[run_id] = (lock, users - 1)
+
+    async def _decide(self, request: crontrio_pb2.RunRequest) -> AsyncIterator[crontrio_pb2.RunEvent]:
+        handle = self._running.get(request.run_id)
+        if handle is not None:
+            log.info("run %s: attaching a caller to the running run", request.run_id)
+            return handle.events()
+        # A finished run leaves _running only after its journal write, so a
+        # run not running now is either journaled or can only be started by a
+        # Run for this id, which waits for our lock.
+        result = await self.journal.get(request.run_id)
+        if result is not None:
+            log.info("run %s: replaying its journaled result (%s)", request.run_id, result.status)
+            return _single(crontrio_pb2.RunEvent(finished=result))
+        if not self._accepting:
+            raise DrainingError("executor is shutting down; not starting new runs")
+        return self._start(request).events()
+
+    def _start(self, request: crontrio_pb2.RunRequest) -> RunHandle:
+        handle = RunHandle(request, request.output_limit_bytes or self.cfg.output_limit_bytes)
+        self._running[request.run_id] = handle
+        handle.task = asyncio.create_task(self._execute(handle), name=f"run {request.run_id}")
+        return handle
+
+    async def _execute(self, handle: RunHandle) -> None:
+        req = handle.request
+        started_ms = now_ms()
+        clock = time.monotonic()
+        try:
+            if req.WhichOneof("task") == "shell":
+                outcome = await self._run_shell(handle, started_ms)
+            else:
+                outcome = await self._run_http(handle, started_ms)
+        except Exception as exc:
+            # A bug here must still end the run with a result, not a hang.
+            log.exception("run %s: executor error", req.run_id)
+            outcome = _Outcome(status.FAILED, 0, f"executor error: {exc}")
+        if handle.started is None:
+            handle.publish_started(self._started(req, 0, started_ms))
+        finished = crontrio_pb2.RunFinished(
+            run_id=req.run_id,
+            status=outcome.status,
+            exit_code=outcome.exit_code,
+            started_ms=started_ms,
+            finished_ms=now_ms(),
+            output_tail=handle.tail.snapshot(),
+            output_truncated=handle.tail.truncated,
+            error=outcome.error,
+            pid=outcome.pid,
+            host=self.host,
+            executor=self.address,
+        )
+        try:
+            await self.journal.put(finished)
+        except Exception:
+            # Still tell whoever is listening; only a later replay is lost.
+            log.exception("run %s: could not journal its result", req.run_id)
+        handle.publish_finished(finished)
+        del self._running[req.run_id]
+        log.info(
+            "run %s finished %s exit %d in %.2fs%s",
+            req.run_id,
+            outcome.status,
+            outcome.exit_code,
+            time.monotonic() - clock,
+            f" ({outcome.error})" if outcome.error else "",
+        )
+
+    def _started(self, req: crontrio_pb2.RunRequest, pid: int, started_ms: int) -> crontrio_pb2.RunStarted:
+        return crontrio_pb2.RunStarted(run_id=req.run_id, pid=pid, host=self.host, executor=self.address, started_ms=started_ms)
+
+    async def _run_shell(self, handle: RunHandle, started_ms: int) -> _Outcome:
+        req = handle.request
+        run_vars = {
+            "CRONTRIO_RUN_ID": req.run_id,
+            "CRONTRIO_JOB_ID": str(req.job_id),
+            "CRONTRIO_JOB_NAME": req.job_name,
+            "CRONTRIO_SCHEDULED_MS": str(req.scheduled_ms),
+            "CRONTRIO_ATTEMPT": str(req.attempt),
+        }
+        env = task_environment(self._base_env, req.shell.env, run_vars)
+        try:
+            proc = ShellProcess.spawn(req.shell.command, workdir=req.shell.workdir, env=env, on_output=handle.publish_output)
+        except TaskStartError as exc:
+            handle.publish_started(self._started(req, 0, started_ms))
+            return _Outcome(status.FAILED, 0, str(exc))
+        handle.publish_started(self._started(req, proc.pid, started_ms))
+        log.info("run %s (%s attempt %d) started pid %d", req.run_id, req.job_name, req.attempt, proc.pid)
+
+        terminator: asyncio.Task[None] | None = None
+
+        def stop() -> None:
+            nonlocal terminator
+            if terminator is None:
+                terminator = asyncio.create_task(proc.terminate_group(self.cfg.kill_grace_seconds))
+
+        handle.set_stopper(stop)
+        try:
+            exited = asyncio.ensure_future(proc.wait_exit())
+            timeout = req.timeout_seconds if req.timeout_seconds > 0 else None
+            done, _ = await asyncio.wait({exited}, timeout=timeout)
+            if not done:
+                handle.request_stop(status.TIMEOUT, f"timed out after {req.timeout_seconds:g}s")
+            code = await exited
+            handle.stopped_running()
+            if terminator is not None:
+                # The result must not claim the group is gone while a
+                # TERM-ignoring grandchild is still waiting for its KILL.
+                await terminator
+            if not await proc.drain_output(OUTPUT_DRAIN_SECONDS):
+                log.info("run %s: a background process still holds the output open; stopped reading", req.run_id)
+        finally:
+            proc.close()
+        if handle.stop_status:
+            return _Outcome(handle.stop_status, code, handle.stop_error, proc.pid)
+        if code == 0:
+            return _Outcome(status.SUCCEEDED, 0, "", proc.pid)
+        error = f"terminated by signal {_signal_name(-code)}" if code < 0 else ""
+        return _Outcome(status.FAILED, code, error, proc.pid)
+
+    async def _run_http(self, handle: RunHandle, started_ms: int) -> _Outcome:
+        req = handle.request
+        handle.publish_started(self._started(req, 0, started_ms))
+        method = (req.http.method or "GET").upper()
+        log.info("run %s (%s attempt %d) started pid %d: %s %s", req.run_id, req.job_name, req.attempt, 0, method, req.http.url)
+        timeout = req.timeout_seconds if req.timeout_seconds > 0 else DEFAULT_TIMEOUT_SECONDS
+        request = asyncio.create_task(run_http(self.http, req.http, timeout_seconds=timeout, on_output=handle.publish_output))
+        handle.set_stopper(request.cancel)
+        try:
+            await asyncio.wait({request})
+        finally:
+            handle.stopped_running()
+            request.cancel()  # only does something when we ourselves were cancelled
+        if request.cancelled():
+            return _Outcome(handle.stop_status or status.KILLED, 0, handle.stop_error or "killed")
+        result = request.result()
+        if result.timed_out:
+            return _Outcome(status.TIMEOUT, result.status_code, result.error)
+        return _Outcome(status.SUCCEEDED if result.succeeded else status.FAILED, result.status_code, result.error)
+
+    # -- the other RPCs -------------------------------------------------------------
+
+    def kill(self, run_id: str, error: str = "killed on request") -> bool:
+        """Kill a running run; False when it is not running here."""
+        handle = self._running.get(run_id)
+        if handle is None or not handle.request_stop(status.KILLED, error):
+            return False
+        log.info("run %s: kill requested (%s)", run_id, error)
+        return True
+
+    async def ack(self, run_ids: Iterable[str]) -> int:
+        """The dispatcher recorded these results; forget them."""
+        return await self.journal.delete(run_ids)
+
+    async def list_results(self, run_ids: Sequence[str] = ()) -> tuple[list[crontrio_pb2.RunFinished], list[str]]:
+        """Unacknowledged results (all, or of ``run_ids``) and the ids still running."""
+        results = await self.journal.results(run_ids)
+        wanted = set(run_ids)
+        running = [run_id for run_id in self._running if not wanted or run_id in wanted]
+        return results, running
+
+    async def status(self) -> crontrio_pb2.ExecutorStatus:
+        return crontrio_pb2.ExecutorStatus(
+            address=self.address,
+            host=self.host,
+            group=self.cfg.group,
+            running=len(self._running),
+            unacknowledged=await self.journal.count(),
+            version=VERSION,
+            started_ms=self.started_ms,
+        )
+
+    # -- shutdown ---------------------------------------------------------------------
+
+    @property
+    def running_count(self) -> int:
+        return len(self._running)
+
+    def stop_accepting(self) -> None:
+        """Refuse new runs from now on (replays and attaches still work)."""
+        self._accepting = False
+
+    async def wait_idle(self, within: float) -> bool:
+        """Wait up to ``within`` seconds for every running run to finish; True if none is left."""
+        tasks = [h.task for h in self._running.values() if h.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=within)
+        return not self._running
+
+    def kill_all(self, error: str) -> int:
+        """Kill every running run; returns how many were told to stop."""
+        return sum(self.kill(run_id, error) for run_id in list(self._running))
+
+
+async def _single(event: crontrio_pb2.RunEvent) -> AsyncIterator[crontrio_pb2.RunEvent]:
+    yield event
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return str(signum)

@@ -1,0 +1,595 @@
+"""The executor as a real process: `python -m executor` on a free port, driven over gRPC."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+import pytest_asyncio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from protos import crontrio_pb2 as pb
+from protos import crontrio_pb2_grpc
+from tests.services import ServiceProcess, free_port, is_serving, pid_alive, wait_for, write_conf
+
+KILL_GRACE = 1.0
+# httpx honours *_PROXY variables; the test server is local.
+NO_PROXY_ENV = {"NO_PROXY": "*", "no_proxy": "*"}
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@dataclass
+class Executor:
+    """A running `python -m executor` and what it was started with."""
+
+    address: str
+    journal: Path
+    proc: ServiceProcess
+    conf: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self) -> tuple[int, float]:
+        """SIGTERM; returns (exit code, seconds it took)."""
+        started = time.monotonic()
+        code = self.proc.stop()
+        return code, time.monotonic() - started
+
+
+def start_executor(directory: Path, *, journal: Path | None = None, **executor_keys: str) -> Executor:
+    directory.mkdir(parents=True, exist_ok=True)
+    address = f"127.0.0.1:{free_port()}"
+    journal = journal or directory / "var" / "journal.db"
+    conf = write_conf(
+        directory,
+        {
+            "executor": {
+                "listen": address,
+                "journal": str(journal),
+                "kill_grace_seconds": str(KILL_GRACE),
+                **executor_keys,
+            },
+            "log": {"level": "DEBUG"},
+        },
+    )
+    proc = ServiceProcess("executor", conf, directory / f"executor-{address.rsplit(':', 1)[1]}.log", env=NO_PROXY_ENV)
+    try:
+        wait_for(lambda: proc.proc.poll() is None and is_serving(address), 20, f"executor on {address} to serve")
+    except AssertionError:
+        proc.kill()
+        raise AssertionError(f"executor did not start; its log:\n{proc.log_text()}") from None
+    return Executor(address=address, journal=journal, proc=proc, conf=conf)
+
+
+@pytest.fixture(scope="module")
+def executor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Executor]:
+    ex = start_executor(tmp_path_factory.mktemp("executor"))
+    yield ex
+    code, took = ex.stop()
+    assert code == 0, f"executor exited {code} on SIGTERM; log:\n{ex.proc.log_text()}"
+    assert took < 5, f"executor took {took:.1f}s to stop"
+
+
+@pytest_asyncio.fixture
+async def stub(executor: Executor) -> AsyncIterator[crontrio_pb2_grpc.ExecutorStub]:
+    async with grpc.aio.insecure_channel(executor.address) as channel:
+        yield crontrio_pb2_grpc.ExecutorStub(channel)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    release: threading.Event  # set on the class by the fixture
+
+    def do_GET(self) -> None:
+        if self.path == "/ok":
+            self._reply(200, b"hello from the test server\n")
+        elif self.path.startswith("/status/"):
+            code = int(self.path.rsplit("/", 1)[1])
+            self._reply(code, f"status {code}\n".encode())
+        elif self.path == "/slow":
+            # Outlasts the task's timeout; released at teardown.
+            self.release.wait(30)
+            self._reply(200, b"too late\n")
+        else:
+            self._reply(404, b"no such path\n")
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self._reply(200, b"POST " + self.headers.get("X-Test", "").encode() + b" " + body)
+
+    def _reply(self, code: int, body: bytes) -> None:
+        try:
+            self.send_response(code)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:
+            pass  # the executor gave up on us (timeout test)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+
+@pytest.fixture(scope="module")
+def http_base() -> Iterator[str]:
+    release = threading.Event()
+    handler = type("Handler", (_Handler,), {"release": release})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    release.set()
+    server.shutdown()
+    server.server_close()
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def new_run_id() -> str:
+    return f"7-{uuid.uuid4().hex[:12]}-1"
+
+
+def shell(command: str, run_id: str | None = None, **fields: Any) -> pb.RunRequest:
+    env = fields.pop("env", {})
+    workdir = fields.pop("workdir", "")
+    fields.setdefault("job_id", 7)
+    fields.setdefault("job_name", "test-job")
+    fields.setdefault("attempt", 1)
+    fields.setdefault("scheduled_ms", 1_700_000_000_000)
+    return pb.RunRequest(
+        run_id=run_id or new_run_id(), shell=pb.ShellTask(command=command, workdir=workdir, env=env), **fields
+    )
+
+
+def http(url: str, **fields: Any) -> pb.RunRequest:
+    task = pb.HttpTask(
+        url=url,
+        method=fields.pop("method", "GET"),
+        headers=fields.pop("headers", {}),
+        body=fields.pop("body", ""),
+        expected_statuses=fields.pop("expected_statuses", []),
+    )
+    return pb.RunRequest(run_id=new_run_id(), job_id=8, job_name="http-job", attempt=1, http=task, **fields)
+
+
+@dataclass
+class Stream:
+    """The events of one Run call, taken apart."""
+
+    events: list[pb.RunEvent] = field(default_factory=list)
+
+    @property
+    def kinds(self) -> list[str]:
+        return [str(e.WhichOneof("event")) for e in self.events]
+
+    @property
+    def started(self) -> pb.RunStarted:
+        return self.events[0].started
+
+    @property
+    def output(self) -> bytes:
+        return b"".join(e.output.data for e in self.events if e.HasField("output"))
+
+    @property
+    def finished(self) -> pb.RunFinished:
+        return self.events[-1].finished
+
+
+async def run(stub: crontrio_pb2_grpc.ExecutorStub, request: pb.RunRequest) -> Stream:
+    stream = Stream()
+    async for event in stub.Run(request, timeout=60):
+        stream.events.append(event)
+    # A replay is RunFinished alone; anything else starts with RunStarted.
+    assert stream.kinds == ["finished"] or stream.kinds[0] == "started", stream.kinds
+    assert stream.kinds[-1] == "finished" and set(stream.kinds[1:-1]) <= {"output"}, stream.kinds
+    return stream
+
+
+async def read_rest(call: Any) -> list[pb.RunEvent]:
+    """The remaining events of a call already read with ``read()`` (grpc.aio
+    forbids mixing read() with async iteration)."""
+    events = []
+    while (event := await asyncio.wait_for(call.read(), 30)) is not grpc.aio.EOF:
+        events.append(event)
+    return events
+
+
+async def read_until(call: Any, predicate: Callable[[bytes], bool], seen: list[pb.RunEvent]) -> bytes:
+    """Read a Run call until its output so far satisfies ``predicate``."""
+    output = b""
+    while not predicate(output):
+        event = await asyncio.wait_for(call.read(), 20)
+        assert event is not grpc.aio.EOF, f"stream ended before the expected output; got {output!r}"
+        seen.append(event)
+        if event.HasField("output"):
+            output += event.output.data
+        assert not event.HasField("finished"), f"run finished early: {event.finished}"
+    return output
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], what: str, within: float = 10.0) -> Any:
+    """Await ``check`` until it returns something truthy, or fail naming ``what``."""
+    deadline = time.monotonic() + within
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def pids_in(output: bytes) -> list[int]:
+    return [int(x) for x in re.findall(rb"^(\d+)$", output, re.MULTILINE)]
+
+
+async def all_dead(pids: list[int]) -> bool:
+    return not any(pid_alive(pid) for pid in pids)
+
+
+async def health(address: str) -> int:
+    async with grpc.aio.insecure_channel(address) as channel:
+        reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
+        return int(reply.status)
+
+
+def rss_kib(pid: int, key: str = "VmRSS") -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {key} for pid {pid}")
+
+
+# ---------------------------------------------------------------- shell tasks
+
+
+@pytest.mark.asyncio
+async def test_exit_code_zero_succeeds_with_full_events(stub: crontrio_pb2_grpc.ExecutorStub, executor: Executor) -> None:
+    s = await run(stub, shell("echo hello"))
+    started, finished = s.started, s.finished
+    assert started.pid > 0 and started.host and started.executor == executor.address and started.started_ms > 0
+    assert finished.status == "succeeded" and finished.exit_code == 0 and finished.error == ""
+    assert s.output == finished.output_tail == b"hello\n" and not finished.output_truncated
+    assert (finished.pid, finished.host, finished.executor) == (started.pid, started.host, started.executor)
+    assert finished.started_ms == started.started_ms <= finished.finished_ms
+    assert finished.run_id == started.run_id
+
+
+@pytest.mark.asyncio
+async def test_exit_code_three_fails(stub: crontrio_pb2_grpc.ExecutorStub) -> None:
+    s = await run(stub, shell("echo partial; exit 3"))
+    assert s.finished.status == "failed" and s.finished.exit_code == 3
+    assert s.finished.output_tail == b"partial\n"
+
+
+@pytest.mark.asyncio
+async def test_stdout_and_stderr_are_one_stream(stub: crontrio_pb2_grpc.ExecutorStub) -> None:
+    s = await run(stub, shell("echo to-stdout; echo to-stderr >&2; echo stdout-again"))
+    lines = s.finished.output_tail.splitlines()
+    assert sorted(lines) == [b"stdout-again", b"to-stderr", b"to-stdout"]
+    assert lines.index(b"to-stdout") < lines.index(b"stdout-again")
+    assert s.output == s.finished.output_tail
+
+
+@pytest.mark.asyncio
+async def test_environment_and_workdir(stub: crontrio_pb2_grpc.ExecutorStub, tmp_path: Path) -> None:
+    request = shell(
+        'printf "%s|%s|%s|%s|%s|%s\\n" "$CRONTRIO_RUN_ID" "$CRONTRIO_JOB_ID" "$CRONTRIO_JOB_NAME" '
+        '"$CRONTRIO_SCHEDULED_MS" "$CRONTRIO_ATTEMPT" "$GREETING"; pwd',
+        env={"GREETING": "hi there"},
+        workdir=str(tmp_path),
+        job_id=42,
+        job_name="env-job",
+        scheduled_ms=1_700_000_123_000,
+        attempt=2,
+    )
+    s = await run(stub, request)
+    assert s.finished.status == "succeeded", s.finished
+    first, cwd = s.finished.output_tail.decode().splitlines()
+    assert first == f"{request.run_id}|42|env-job|1700000123000|2|hi there"
+    assert os.path.samefile(cwd, tmp_path)
+
+
+@pytest.mark.asyncio
+async def test_missing_workdir_fails_with_clear_error(stub: crontrio_pb2_grpc.ExecutorStub, tmp_path: Path) -> None:
+    s = await run(stub, shell("echo never", workdir=str(tmp_path / "missing")))
+    assert s.finished.status == "failed" and "workdir" in s.finished.error and "missing" in s.finished.error
+    assert s.started.pid == 0 and s.finished.output_tail == b""
+
+
+@pytest.mark.asyncio
+async def test_bad_request_names_the_field(stub: crontrio_pb2_grpc.ExecutorStub) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await run(stub, shell("   "))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "shell.command" in str(err.value.details())
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await run(stub, http("ftp://example.com/"))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "http.url" in str(err.value.details())
+
+
+@pytest.mark.asyncio
+async def test_huge_output_keeps_a_bounded_tail(stub: crontrio_pb2_grpc.ExecutorStub, executor: Executor) -> None:
+    limit = 4096
+    request = shell("yes 0123456789abcdef | head -c 52428800; echo; echo END", output_limit_bytes=limit)
+    async with grpc.aio.insecure_channel(executor.address) as slow_channel:
+        # A second caller attaches and then reads nothing until the run is
+        # over: the executor must drop its live chunks, not buffer 50 MB.
+        first = stub.Run(request, timeout=60)
+        head: list[pb.RunEvent] = []
+        await read_until(first, lambda out: len(out) > 0, head)
+        slow = crontrio_pb2_grpc.ExecutorStub(slow_channel).Run(request, timeout=60)
+        slow_first = await slow.read()
+        assert slow_first.HasField("started") and slow_first.started.pid == head[0].started.pid
+        rest = await read_rest(first)
+        finished = rest[-1].finished
+        slow_bytes = 0
+        slow_events = await read_rest(slow)
+    for event in slow_events:
+        slow_bytes += len(event.output.data)
+    assert finished.status == "succeeded", finished
+    assert len(finished.output_tail) == limit and finished.output_truncated
+    assert finished.output_tail.endswith(b"\nEND\n") and b"0123456789abcdef\n" in finished.output_tail
+    assert slow_events[-1].finished == finished
+    assert slow_bytes < 20 * 1024 * 1024, f"a slow caller was sent {slow_bytes} bytes"
+    assert rss_kib(executor.pid, "VmHWM") < 200 * 1024, f"executor peak RSS {rss_kib(executor.pid, 'VmHWM')} KiB"
+
+
+@pytest.mark.asyncio
+async def test_timeout_kills_the_whole_process_tree(stub: crontrio_pb2_grpc.ExecutorStub) -> None:
+    # A plain background child, and a nested shell ignoring TERM (so its
+    # sleep ignores it too) that only SIGKILL after the grace period stops.
+    command = (
+        "sleep 300 & echo $!; "
+        "sh -c 'trap \"\" TERM; sleep 300 & echo $!; wait' & echo $!; "
+        "wait"
+    )
+    started = time.monotonic()
+    s = await run(stub, shell(command, timeout_seconds=1))
+    took = time.monotonic() - started
+    finished = s.finished
+    assert finished.status == "timeout", finished
+    assert finished.error == "timed out after 1s"
+    pids = pids_in(finished.output_tail)
+    assert len(pids) == 3, finished.output_tail
+    assert await eventually(lambda: all_dead([finished.pid, *pids]), "the process tree to die", within=5)
+    assert 1 + KILL_GRACE - 0.2 <= took < 1 + KILL_GRACE + 3, f"took {took:.2f}s"
+
+
+@pytest.mark.asyncio
+async def test_kill_on_request(stub: crontrio_pb2_grpc.ExecutorStub) -> None:
+    request = shell("sleep 300 & echo $!; echo ready; wait")
+    call = stub.Run(request, timeout=60)
+    seen: list[pb.RunEvent] = []
+    output = await read_until(call, lambda out: b"ready" in out, seen)
+    reply = await stub.Kill(pb.KillRequest(run_id=request.run_id))
+    assert reply.killed
+    rest = await read_rest(call)
+    finished = rest[-1].finished
+    assert finished.status == "killed" and finished.error == "killed on request"
+    assert finished.exit_code == -signal.SIGTERM
+    assert await eventually(lambda: all_dead([finished.pid, *pids_in(output)]), "the killed group to die", within=5)
+    assert not (await stub.Kill(pb.KillRequest(run_id=request.run_id))).killed
+    assert not (await stub.Kill(pb.KillRequest(run_id="no-such-run"))).killed
+
+
+@pytest.mark.asyncio
+async def test_daemonised_child_does_not_hang_the_run(stub: crontrio_pb2_grpc.ExecutorStub) -> None:
+    # The background sleep keeps stdout open after the shell exits.
+    started = time.monotonic()
+    s = await run(stub, shell("sleep 30 & echo $!; echo bye"))
+    took = time.monotonic() - started
+    (daemon,) = pids_in(s.finished.output_tail)
+    try:
+        assert s.finished.status == "succeeded" and s.finished.output_tail.endswith(b"bye\n")
+        assert took < 4, f"took {took:.2f}s"
+    finally:
+        os.kill(daemon, signal.SIGKILL)
+
+
+@pytest.mark.asyncio
+async def test_attach_and_disconnect_do_not_disturb_the_run(
+    stub: crontrio_pb2_grpc.ExecutorStub, executor: Executor, tmp_path: Path
+) -> None:
+    go = tmp_path / "go"
+    request = shell(f"echo before; while [ ! -e {go} ]; do sleep 0.05; done; echo after")
+    first = stub.Run(request, timeout=60)
+    first_events: list[pb.RunEvent] = []
+    await read_until(first, lambda out: b"before" in out, first_events)
+    first.cancel()  # the caller goes away; the run must go on
+
+    async with grpc.aio.insecure_channel(executor.address) as channel:
+        second = crontrio_pb2_grpc.ExecutorStub(channel).Run(request, timeout=60)
+        events: list[pb.RunEvent] = []
+        await read_until(second, lambda out: b"before" in out, events)
+        assert events[0].started.pid == first_events[0].started.pid  # attached, not restarted
+        listed = await stub.ListResults(pb.ListResultsRequest(run_ids=[request.run_id]))
+        assert list(listed.running_run_ids) == [request.run_id] and not listed.results
+        status = await stub.Status(pb.ExecutorStatusRequest())
+        assert status.running >= 1
+        go.touch()
+        events += await read_rest(second)
+    finished = events[-1].finished
+    assert finished.status == "succeeded" and finished.output_tail == b"before\nafter\n"
+    listed = await stub.ListResults(pb.ListResultsRequest(run_ids=[request.run_id]))
+    assert list(listed.results) == [finished] and not listed.running_run_ids
+
+
+# ---------------------------------------------------------------- HTTP tasks
+
+
+@pytest.mark.asyncio
+async def test_http_200_succeeds(stub: crontrio_pb2_grpc.ExecutorStub, http_base: str) -> None:
+    s = await run(stub, http(f"{http_base}/ok"))
+    assert s.started.pid == 0 and s.finished.pid == 0
+    assert s.finished.status == "succeeded" and s.finished.exit_code == 200
+    assert s.finished.output_tail == b"HTTP 200 OK\nhello from the test server\n"
+
+
+@pytest.mark.asyncio
+async def test_http_post_sends_headers_and_body(stub: crontrio_pb2_grpc.ExecutorStub, http_base: str) -> None:
+    s = await run(stub, http(f"{http_base}/echo", method="POST", headers={"X-Test": "yes"}, body="payload"))
+    assert s.finished.status == "succeeded", s.finished
+    assert s.finished.output_tail == b"HTTP 200 OK\nPOST yes payload"
+
+
+@pytest.mark.asyncio
+async def test_http_500_fails(stub: crontrio_pb2_grpc.ExecutorStub, http_base: str) -> None:
+    s = await run(stub, http(f"{http_base}/status/500"))
+    assert s.finished.status == "failed" and s.finished.exit_code == 500
+    assert "500" in s.finished.error
+    assert s.finished.output_tail.startswith(b"HTTP 500 ")
+
+
+@pytest.mark.asyncio
+async def test_http_expected_statuses(stub: crontrio_pb2_grpc.ExecutorStub, http_base: str) -> None:
+    s = await run(stub, http(f"{http_base}/status/500", expected_statuses=[500, 503]))
+    assert s.finished.status == "succeeded" and s.finished.exit_code == 500
+    s = await run(stub, http(f"{http_base}/status/201", expected_statuses=[200]))
+    assert s.finished.status == "failed" and s.finished.exit_code == 201
+
+
+@pytest.mark.asyncio
+async def test_http_connection_refused(stub: crontrio_pb2_grpc.ExecutorStub) -> None:
+    s = await run(stub, http(f"http://127.0.0.1:{free_port()}/"))
+    assert s.finished.status == "failed" and s.finished.exit_code == 0
+    assert s.finished.error.startswith("connection refused"), s.finished.error
+
+
+@pytest.mark.asyncio
+async def test_http_timeout(stub: crontrio_pb2_grpc.ExecutorStub, http_base: str) -> None:
+    started = time.monotonic()
+    s = await run(stub, http(f"{http_base}/slow", timeout_seconds=0.5))
+    assert s.finished.status == "timeout" and s.finished.error == "timed out after 0.5s"
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.asyncio
+async def test_http_kill_on_request(stub: crontrio_pb2_grpc.ExecutorStub, http_base: str) -> None:
+    request = http(f"{http_base}/slow", timeout_seconds=30)
+    call = stub.Run(request, timeout=60)
+    first = await call.read()
+    assert first.HasField("started")
+    assert (await stub.Kill(pb.KillRequest(run_id=request.run_id))).killed
+    finished = (await read_rest(call))[-1].finished
+    assert finished.status == "killed" and finished.exit_code == 0 and finished.error == "killed on request"
+
+
+# ---------------------------------------------------------------- journal
+
+
+@pytest.mark.asyncio
+async def test_result_is_journaled_until_acked(stub: crontrio_pb2_grpc.ExecutorStub) -> None:
+    s = await run(stub, shell("echo journal me"))
+    run_id = s.finished.run_id
+    listed = await stub.ListResults(pb.ListResultsRequest(run_ids=[run_id]))
+    assert list(listed.results) == [s.finished]
+    everything = await stub.ListResults(pb.ListResultsRequest())
+    assert run_id in {r.run_id for r in everything.results}
+    before = (await stub.Status(pb.ExecutorStatusRequest())).unacknowledged
+    assert (await stub.Ack(pb.AckRequest(run_ids=[run_id, "never-ran"]))).acknowledged == 1
+    assert not (await stub.ListResults(pb.ListResultsRequest(run_ids=[run_id]))).results
+    assert (await stub.Status(pb.ExecutorStatusRequest())).unacknowledged == before - 1
+    assert (await stub.Ack(pb.AckRequest(run_ids=[run_id]))).acknowledged == 0
+
+
+@pytest.mark.asyncio
+async def test_run_is_replayed_not_rerun(stub: crontrio_pb2_grpc.ExecutorStub, tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    request = shell(f"echo once >> {marker}; echo done")
+    first = await run(stub, request)
+    again = await run(stub, request)
+    assert again.kinds == ["finished"]
+    assert again.finished == first.finished
+    assert marker.read_text() == "once\n"
+
+
+@pytest.mark.asyncio
+async def test_status(stub: crontrio_pb2_grpc.ExecutorStub, executor: Executor) -> None:
+    status = await stub.Status(pb.ExecutorStatusRequest())
+    assert status.address == executor.address and status.group == "default" and status.version == "0.1.0"
+    assert status.host and 0 < status.started_ms <= time.time() * 1000
+
+
+@pytest.mark.asyncio
+async def test_restart_keeps_unacked_results_and_kills_past_grace(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    quick = shell(f"echo once >> {marker}")
+    slow = shell("sleep 300 & echo $!; echo ready; wait")
+    first = start_executor(tmp_path / "a", shutdown_grace_seconds="0.5")
+    try:
+        async with grpc.aio.insecure_channel(first.address) as channel:
+            stub = crontrio_pb2_grpc.ExecutorStub(channel)
+            await run(stub, quick)
+            call = stub.Run(slow, timeout=60)
+            seen: list[pb.RunEvent] = []
+            output = await read_until(call, lambda out: b"ready" in out, seen)
+            code, took = await asyncio.to_thread(first.stop)
+            assert code == 0 and took < 0.5 + KILL_GRACE + 4, (code, took)
+            rest = await read_rest(call)
+        assert rest[-1].finished.status == "killed" and "shutting down" in rest[-1].finished.error
+        assert await eventually(lambda: all_dead(pids_in(output)), "the slow run's children to die", within=5)
+    finally:
+        first.proc.kill()
+
+    second = start_executor(tmp_path / "b", journal=first.journal)
+    try:
+        async with grpc.aio.insecure_channel(second.address) as channel:
+            stub = crontrio_pb2_grpc.ExecutorStub(channel)
+            listed = await stub.ListResults(pb.ListResultsRequest())
+            statuses = {r.run_id: r.status for r in listed.results}
+            assert statuses == {quick.run_id: "succeeded", slow.run_id: "killed"}
+            replay = await run(stub, quick)
+            assert replay.finished.status == "succeeded" and replay.finished.executor == first.address
+            assert marker.read_text() == "once\n"
+            assert (await stub.Status(pb.ExecutorStatusRequest())).unacknowledged == 2
+    finally:
+        code, _ = second.stop()
+    assert code == 0
+
+
+@pytest.mark.asyncio
+async def test_sigterm_drains_running_runs(tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    ex = start_executor(tmp_path / "ex")
+    try:
+        async with grpc.aio.insecure_channel(ex.address) as channel:
+            stub = crontrio_pb2_grpc.ExecutorStub(channel)
+            request = shell(f"echo working; while [ ! -e {go} ]; do sleep 0.05; done; echo finished")
+            call = stub.Run(request, timeout=60)
+            await read_until(call, lambda out: b"working" in out, [])
+            ex.proc.proc.send_signal(signal.SIGTERM)
+
+            async def not_serving() -> bool:
+                return await health(ex.address) == health_pb2.HealthCheckResponse.NOT_SERVING
+
+            await eventually(not_serving, "health to flip to NOT_SERVING")
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await run(stub, shell("echo too late"))
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+            # Still attachable while draining.
+            listed = await stub.ListResults(pb.ListResultsRequest())
+            assert list(listed.running_run_ids) == [request.run_id]
+            go.touch()
+            rest = await read_rest(call)
+        finished = rest[-1].finished
+        assert finished.status == "succeeded" and finished.output_tail == b"working\nfinished\n"
+        assert await asyncio.to_thread(ex.proc.proc.wait, 10) == 0
+    finally:
+        ex.proc.kill()
