@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable
 
 from common.config import Config, load_config
@@ -70,18 +71,26 @@ def setup_logging(service: str, cfg: Config, level_override: str | None = None) 
     return component
 
 
+# A second signal forces an exit only if it comes this long after the first:
+# Ctrl-C reaches every process of the terminal's group at once, and a
+# launcher that forwards the stop adds a second copy milliseconds later.
+FORCE_AFTER_SECONDS = 1.0
+
+
 def install_stop_signals(loop: asyncio.AbstractEventLoop, stop: Callable[[], None]) -> None:
-    """SIGTERM and SIGINT (Ctrl-C) ask for a graceful stop; a second one forces it."""
-    count = 0
+    """SIGTERM and SIGINT (Ctrl-C) ask for a graceful stop; a later second one forces it."""
+    first_at: float | None = None
 
     def handler(signum: int) -> None:
-        nonlocal count
-        count += 1
-        if count > 1:
-            logging.getLogger(__name__).warning("second %s: exiting now", signal.Signals(signum).name)
+        nonlocal first_at
+        name = signal.Signals(signum).name
+        if first_at is None:
+            first_at = time.monotonic()
+            logging.getLogger(__name__).info("%s received: stopping gracefully (send it again to force)", name)
+            stop()
+        elif time.monotonic() - first_at >= FORCE_AFTER_SECONDS:
+            logging.getLogger(__name__).warning("second %s: exiting now without a graceful stop", name)
             os._exit(130)
-        logging.getLogger(__name__).info("%s received: stopping gracefully", signal.Signals(signum).name)
-        stop()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, handler, sig)

@@ -1,0 +1,1 @@
+"""Firing claims: which dispatcher runs a given firing."""

@@ -1,0 +1,1 @@
+"""Executor discovery: which executors exist and may take work."""

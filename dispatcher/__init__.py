@@ -1,0 +1,1 @@
+"""The dispatcher: fires jobs on time, exactly once, and records their runs."""

@@ -1,0 +1,35 @@
+"""python -m dispatcher [-c conf.ini]"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from common.runtime import build_arg_parser, install_stop_signals, load_config_or_exit, setup_logging
+from dispatcher.app import serve
+
+
+def main() -> None:
+    parser = build_arg_parser(
+        "dispatcher",
+        "Fires jobs on time, exactly once: computes next fire times, claims each firing, "
+        "runs it on an executor over gRPC and records the run. Serves the admin API used by cronctl.",
+    )
+    args = parser.parse_args()
+    cfg = load_config_or_exit(args.config)
+    setup_logging("dispatcher", cfg, args.log_level)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        install_stop_signals(asyncio.get_running_loop(), stop.set)
+        await serve(cfg, stop)
+
+    try:
+        asyncio.run(run())
+    except OSError as exc:
+        logging.getLogger("dispatcher").critical("cannot start: %s", exc)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

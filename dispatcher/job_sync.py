@@ -1,0 +1,121 @@
+"""Keeps the dispatcher's Schedule equal to the jobs in the store.
+
+The store's change log (fed by triggers, so plain-SQL edits count) says
+which jobs changed since a revision. The monitor nudges us when the revision
+moves; we also look on our own every `fallback_seconds`, so a lost nudge or
+a dead monitor costs latency, never a missed change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from common.errors import ValidationError
+from common.jobs import schedule_of, validate_job
+from common.model import Job, iso_ms
+from common.store.async_store import DbThreads
+from common.store.sql_store import SqlStore
+from dispatcher.schedule import Schedule
+
+log = logging.getLogger(__name__)
+# A dispatcher that could not read the change log for this long may have
+# missed pruned entries: it reloads everything instead.
+FULL_RELOAD_AFTER_SECONDS = 600
+
+
+class JobSync:
+    def __init__(
+        self, store: SqlStore, db: DbThreads, schedule: Schedule, on_change: Callable[[], None], clock: Callable[[], int]
+    ) -> None:
+        self._store = store
+        self._db = db
+        self._schedule = schedule
+        self._on_change = on_change
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self.revision = 0
+        self._last_sync = time.monotonic()
+        self.invalid: dict[int, str] = {}  # job id -> why it is not scheduled
+
+    def apply(self, job: Job) -> None:
+        """Put one stored job into the schedule (or take it out)."""
+        if not job.enabled:
+            self.invalid.pop(job.id, None)
+            if self._schedule.remove(job.id):
+                log.info("job %s paused: no longer scheduled", job.name)
+            return
+        try:
+            valid = validate_job(job)
+            cron = schedule_of(valid)
+        except ValidationError as exc:
+            if self.invalid.get(job.id) != str(exc):
+                log.error("job %s (id %d) is not scheduled: %s", job.name, job.id, exc)
+            self.invalid[job.id] = str(exc)
+            self._schedule.remove(job.id)
+            return
+        self.invalid.pop(job.id, None)
+        is_new = self._schedule.job(job.id) is None
+        self._schedule.upsert(valid, cron, self._clock())
+        self._on_change()  # the new fire time may be earlier than the one the loop sleeps towards
+        if is_new:
+            log.info(
+                "job %s scheduled (%s %s), next at %s",
+                job.name,
+                job.spec,
+                job.timezone,
+                iso_ms(self._schedule.next_fire_ms(job.id)),
+            )
+
+    def forget(self, job_id: int) -> None:
+        self.invalid.pop(job_id, None)
+        if self._schedule.remove(job_id):
+            log.info("job id %d deleted: no longer scheduled", job_id)
+
+    async def load_all(self) -> None:
+        async with self._lock:
+            # The revision first: a change made while we list is then seen again
+            # by the next catch-up (applying twice is harmless), never skipped.
+            revision = await self._db.run(self._store.revision)
+            jobs = await self._db.run(self._store.list_jobs)
+            present = {j.id for j in jobs}
+            for job_id in self._schedule.job_ids() - present:
+                self.forget(job_id)
+            for job in jobs:
+                self.apply(job)
+            self.revision = revision
+            self._last_sync = time.monotonic()
+        log.info("loaded %d jobs (%d scheduled) at revision %d", len(jobs), len(self._schedule), revision)
+        self._on_change()
+
+    async def catch_up(self, target_revision: int = 0) -> int:
+        """Apply changes after our revision; returns the revision applied."""
+        if target_revision and target_revision <= self.revision:
+            return self.revision
+        if time.monotonic() - self._last_sync > FULL_RELOAD_AFTER_SECONDS:
+            await self.load_all()
+            return self.revision
+        async with self._lock:
+            revision, ids = await self._db.run(self._store.changes_since, self.revision)
+            if ids:
+                found = await self._db.run(self._store.jobs_by_ids, ids)
+                for job in found:
+                    self.apply(job)
+                for job_id in ids - {j.id for j in found}:
+                    self.forget(job_id)
+                log.info("applied changes to %d jobs (revision %d -> %d)", len(ids), self.revision, revision)
+            self.revision = revision
+            self._last_sync = time.monotonic()
+        if ids:
+            self._on_change()
+        return self.revision
+
+    async def fallback_loop(self, interval_seconds: float) -> None:
+        while True:
+            await asyncio.sleep(interval_seconds)
+            try:
+                await self.catch_up()
+            except Exception as exc:  # noqa: BLE001 - the store may be briefly unreachable
+                log.warning("periodic job sync failed (will retry): %s", exc)

@@ -1,0 +1,104 @@
+"""The jobs a dispatcher fires, with their next fire times in a heap."""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from dataclasses import dataclass
+
+from common.cron import CronSchedule
+from common.model import Job
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Entry:
+    job: Job
+    cron: CronSchedule
+    generation: int
+    next_ms: int | None
+
+
+class Schedule:
+    """Enabled jobs and when each fires next.
+
+    The heap holds (fire_ms, job_id, generation); replacing or removing a job
+    bumps its generation, so stale heap items are skipped when they surface
+    instead of being searched for and removed (O(log n) per change).
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[int, _Entry] = {}
+        self._heap: list[tuple[int, int, int]] = []
+        self._generation = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def next_fire_ms(self, job_id: int) -> int | None:
+        entry = self._entries.get(job_id)
+        return entry.next_ms if entry else None
+
+    def job(self, job_id: int) -> Job | None:
+        entry = self._entries.get(job_id)
+        return entry.job if entry else None
+
+    def upsert(self, job: Job, cron: CronSchedule, now_ms: int) -> None:
+        """Add or replace a job.
+
+        A job whose timing did not change keeps its pending fire time: a
+        reload that lands just after a fire time, before the loop popped it,
+        must not skip that firing.
+        """
+        old = self._entries.get(job.id)
+        if old is not None and old.job.schedule_key() == job.schedule_key():
+            old.job = job
+            return
+        self._generation += 1
+        next_ms = cron.next_after(now_ms)
+        self._entries[job.id] = _Entry(job, cron, self._generation, next_ms)
+        if next_ms is not None:
+            heapq.heappush(self._heap, (next_ms, job.id, self._generation))
+
+    def remove(self, job_id: int) -> bool:
+        return self._entries.pop(job_id, None) is not None
+
+    def job_ids(self) -> set[int]:
+        return set(self._entries)
+
+    def _top(self) -> tuple[int, int, int] | None:
+        while self._heap:
+            fire_ms, job_id, generation = self._heap[0]
+            entry = self._entries.get(job_id)
+            if entry is not None and entry.generation == generation and entry.next_ms == fire_ms:
+                return self._heap[0]
+            heapq.heappop(self._heap)  # stale: the job changed or went away
+        return None
+
+    def next_due_ms(self) -> int | None:
+        top = self._top()
+        return top[0] if top else None
+
+    def pop_due(self, now_ms: int, max_catch_up_ms: int) -> tuple[list[tuple[Job, int]], int]:
+        """Firings due at or before now, each job advanced to its next time.
+
+        A firing more than max_catch_up_ms in the past (the process was
+        stopped or starved) is dropped rather than run late in a burst; the
+        count of dropped firings is returned so the caller can log it.
+        """
+        due: list[tuple[Job, int]] = []
+        dropped = 0
+        while (top := self._top()) is not None and top[0] <= now_ms:
+            fire_ms, job_id, generation = heapq.heappop(self._heap)
+            entry = self._entries[job_id]
+            if now_ms - fire_ms <= max_catch_up_ms:
+                due.append((entry.job, fire_ms))
+                next_ms = entry.cron.next_after(fire_ms)
+            else:
+                dropped += 1
+                next_ms = entry.cron.next_after(now_ms - max_catch_up_ms)
+            entry.next_ms = next_ms
+            if next_ms is not None:
+                heapq.heappush(self._heap, (next_ms, job_id, generation))
+        return due, dropped

@@ -1,0 +1,78 @@
+"""The loop: fire what is due, then sleep until the next due time or a change."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from common.model import Job
+from dispatcher.schedule import Schedule
+
+log = logging.getLogger(__name__)
+
+FireFn = Callable[[Job, int], Coroutine[Any, Any, None]]
+# How late a firing may still start. Beyond this the process was frozen or
+# starved, and firing a backlog all at once would do more harm than skipping.
+MAX_CATCH_UP_MS = 60_000
+# The longest sleep; only a safety net for a clock that jumps (NTP step).
+MAX_SLEEP_SECONDS = 30.0
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Scheduler:
+    """Owns the Schedule and starts one task per due firing.
+
+    No fixed polling: it sleeps exactly until the earliest fire time, and
+    `wake()` (called on any job change) makes it look again at once.
+    """
+
+    def __init__(self, schedule: Schedule, fire: FireFn, clock: Callable[[], int] = wall_ms) -> None:
+        self.schedule = schedule
+        self._fire = fire
+        self._clock = clock
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+        self.in_flight: set[asyncio.Task[None]] = set()
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        log.info("scheduler running with %d jobs", len(self.schedule))
+        while not self._stopping:
+            # Cleared before looking, so a change made while we fire is never missed.
+            self._wakeup.clear()
+            now = self._clock()
+            due, dropped = self.schedule.pop_due(now, MAX_CATCH_UP_MS)
+            if dropped:
+                log.warning("dropped %d firings more than %d s late (was the process stopped?)", dropped, MAX_CATCH_UP_MS // 1000)
+            for job, fire_ms in due:
+                self._start(job, fire_ms)
+            next_ms = self.schedule.next_due_ms()
+            delay = MAX_SLEEP_SECONDS if next_ms is None else min(MAX_SLEEP_SECONDS, (next_ms - self._clock()) / 1000)
+            if delay <= 0:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
+        log.info("scheduler stopped")
+
+    def _start(self, job: Job, fire_ms: int) -> None:
+        task = asyncio.create_task(self._fire(job, fire_ms), name=f"fire-{job.id}-{fire_ms}")
+        self.in_flight.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.in_flight.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("firing task %s crashed: %r", task.get_name(), exc, exc_info=exc)
