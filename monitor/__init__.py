@@ -1,0 +1,1 @@
+"""The monitor: hot-loads job changes into dispatchers, watches executor health."""

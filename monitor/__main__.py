@@ -1,0 +1,59 @@
+"""python -m monitor [-c conf.ini] [serve | migrate [--examples]]"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from common.runtime import build_arg_parser, install_stop_signals, load_config_or_exit, setup_logging
+from common.store.engine import make_engine
+from common.store.migrate import upgrade
+from common.store.sql_store import SqlStore
+from monitor.app import serve
+from monitor.examples import seed_examples
+
+log = logging.getLogger("monitor")
+
+
+def main() -> None:
+    parser = build_arg_parser(
+        "monitor",
+        "Hot-loads job changes (including plain-SQL edits) into the dispatchers, watches executor health, "
+        "and owns the database schema.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser("serve", help="run the monitor (the default)")
+    migrate = commands.add_parser("migrate", help="create or upgrade the database schema, then exit")
+    migrate.add_argument(
+        "--examples", action="store_true", help="also add the example jobs when the job table is empty and never had them"
+    )
+    args = parser.parse_args()
+    cfg = load_config_or_exit(args.config)
+    setup_logging("monitor", cfg, args.log_level)
+
+    if args.command == "migrate":
+        engine = make_engine(cfg.database)
+        try:
+            before, after = upgrade(engine, cfg.database)
+            if before == after:
+                log.info("database schema already at %s", after)
+            if args.examples:
+                seed_examples(SqlStore(engine), cfg)
+        finally:
+            engine.dispose()
+        return
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        install_stop_signals(asyncio.get_running_loop(), stop.set)
+        await serve(cfg, stop)
+
+    try:
+        asyncio.run(run())
+    except OSError as exc:
+        log.critical("cannot start: %s", exc)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()
