@@ -1,0 +1,1 @@
+"""cronctl: the admin command-line client of crontrio."""

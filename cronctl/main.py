@@ -1,0 +1,428 @@
+"""cronctl: manage crontrio jobs and runs, and preview cron specs.
+
+Exit codes: 0 ok; 1 not found or refused by the server; 2 invalid input (the
+message names the field); 3 no dispatcher reachable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+import grpc
+from tabulate import tabulate
+
+from common.convert import job_from_pb, job_to_pb
+from common.cron import CronSchedule, validate_timezone
+from common.errors import ValidationError
+from common.jobs import validate_job
+from common.model import HTTP_METHODS, TASK_TYPES, Job
+from cronctl.client import AdminClient, NoServerError
+from cronctl.timefmt import duration, iso_utc, parse_instant
+from protos import crontrio_pb2 as pb
+
+EXIT_FAILED, EXIT_INVALID, EXIT_NO_SERVER = 1, 2, 3
+DEFAULT_SERVER = "127.0.0.1:5920"
+COMMAND_WIDTH = 48
+
+
+class Ctx:
+    def __init__(self, servers: list[str], json_output: bool) -> None:
+        self.client = AdminClient(servers)
+        self.json = json_output
+
+
+def fail(message: str, code: int) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+@contextmanager
+def server_errors() -> Iterator[None]:
+    """Turn gRPC errors into messages and the documented exit codes."""
+    try:
+        yield
+    except NoServerError as exc:
+        fail(f"no dispatcher reachable ({exc}); is it running? (--server / CRONTRIO_SERVER)", EXIT_NO_SERVER)
+    except grpc.RpcError as exc:
+        code = exc.code()
+        if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.ALREADY_EXISTS):
+            fail(exc.details() or code.name, EXIT_INVALID)
+        fail(exc.details() or code.name, EXIT_FAILED)
+
+
+def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--json", "json_output", is_flag=True, help="Print JSON for scripts instead of a table.")(fn)
+
+
+def wants_json(ctx: click.Context, local: bool) -> bool:
+    return local or ctx.find_object(Ctx).json  # type: ignore[union-attr]
+
+
+def emit_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, sort_keys=True))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--server",
+    "servers",
+    multiple=True,
+    metavar="HOST:PORT",
+    help=f"Dispatcher to talk to; repeat for failover. Default: $CRONTRIO_SERVER (comma-separated) or {DEFAULT_SERVER}.",
+)
+@click.option("--json", "json_output", is_flag=True, help="JSON output for every command.")
+@click.pass_context
+def cli(ctx: click.Context, servers: tuple[str, ...], json_output: bool) -> None:
+    """Manage crontrio: add and list jobs, inspect runs, preview cron specs.
+
+    \b
+    Examples:
+      cronctl job add --name backup --spec '30 2 * * *' --tz Europe/Berlin --command '/usr/local/bin/backup.sh'
+      cronctl job add --name ping --spec '@every 30s' --type http --command https://example.com/health
+      cronctl run list --job backup
+      cronctl cron next '0 9 * * MON-FRI' --tz America/New_York --count 3
+
+    Exit codes: 0 ok, 1 not found / refused, 2 invalid input (names the field), 3 no dispatcher reachable.
+    """
+    chosen = list(servers) or [s.strip() for s in os.environ.get("CRONTRIO_SERVER", "").split(",") if s.strip()]
+    ctx.obj = Ctx(chosen or [DEFAULT_SERVER], json_output)
+
+
+# ----------------------------------------------------------------------- jobs
+
+
+@cli.group()
+def job() -> None:
+    """Add, list, show and delete jobs."""
+
+
+def _pairs(values: tuple[str, ...], sep: str, field: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for value in values:
+        key, found, rest = value.partition(sep)
+        if not found or not key.strip():
+            raise ValidationError(field, f"expected KEY{sep}VALUE, got {value!r}")
+        out[key.strip()] = rest.strip() if sep == ":" else rest
+    return out
+
+
+@job.command("add")
+@click.option("--name", required=True, help="Unique job name: letters, digits, '.', '_', '-'.")
+@click.option(
+    "--spec",
+    required=True,
+    help="Cron spec: 5 fields (min hour dom month dow), 6 with seconds first, @hourly/@daily/..., or @every 30s / 1h30m.",
+)
+@click.option("--tz", "timezone", default="UTC", show_default=True, help="IANA time zone the spec is read in.")
+@click.option("--command", required=True, help="Shell command line, or the URL for --type http.")
+@click.option("--type", "task_type", type=click.Choice(TASK_TYPES), default="shell", show_default=True)
+@click.option(
+    "--method",
+    type=click.Choice(HTTP_METHODS, case_sensitive=False),
+    default="GET",
+    show_default=True,
+    help="HTTP method (http jobs).",
+)
+@click.option("--header", "headers", multiple=True, metavar="NAME:VALUE", help="HTTP header (http jobs); repeatable.")
+@click.option("--body", default="", help="HTTP request body (http jobs).")
+@click.option(
+    "--expect-status",
+    "expected",
+    multiple=True,
+    type=int,
+    metavar="CODE",
+    help="HTTP status meaning success (default any 2xx); repeatable.",
+)
+@click.option("--timeout", "timeout", default="0", show_default=True, help="Seconds before the run is killed; 0 = no limit.")
+@click.option("--retries", default="0", show_default=True, help="Further attempts after a failed run.")
+@click.option("--retry-interval", "retry_interval", default="0", show_default=True, help="Seconds between attempts.")
+@click.option("--target", default="", help="Where it runs: empty = any executor, group:NAME, or a host / host:port.")
+@click.option("--workdir", default="", help="Working directory of shell jobs (absolute).")
+@click.option("--env", "env", multiple=True, metavar="KEY=VALUE", help="Environment variable for shell jobs; repeatable.")
+@click.option("--paused", is_flag=True, help="Store the job paused (it does not fire until resumed).")
+@json_option
+@click.pass_context
+def job_add(ctx: click.Context, **opts: Any) -> None:
+    """Validate and store a new job. Nothing is stored if any field is invalid."""
+    try:
+        job = Job(
+            name=opts["name"],
+            spec=opts["spec"],
+            timezone=opts["timezone"],
+            command=opts["command"],
+            type=opts["task_type"],
+            http_method=opts["method"].upper(),
+            http_headers=_pairs(opts["headers"], ":", "header"),
+            http_body=opts["body"],
+            expected_statuses=tuple(opts["expected"]),
+            timeout_seconds=_number("timeout", opts["timeout"]),
+            retries=int(_number("retries", opts["retries"], whole=True)),
+            retry_interval_seconds=_number("retry_interval", opts["retry_interval"]),
+            target=opts["target"],
+            workdir=opts["workdir"],
+            env=_pairs(opts["env"], "=", "env"),
+            enabled=not opts["paused"],
+        )
+        job = validate_job(job)  # instant feedback; the dispatcher validates again
+    except ValidationError as exc:
+        fail(str(exc), EXIT_INVALID)
+    client: AdminClient = ctx.obj.client
+    with server_errors():
+        stored = client.call(lambda s: s.CreateJob, job_to_pb(job))
+    if wants_json(ctx, opts["json_output"]):
+        emit_json(_job_dict(stored))
+    else:
+        next_fire = iso_utc(stored.next_fire_ms) or "never"
+        click.echo(f"job {stored.name} added (id {stored.id}); next run {next_fire}")
+
+
+def _number(field: str, text: str, whole: bool = False) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValidationError(field, f"expected a number, got {text!r}") from None
+    if whole and value != int(value):
+        raise ValidationError(field, f"expected a whole number, got {text!r}")
+    return value
+
+
+def _job_dict(msg: pb.Job) -> dict[str, Any]:
+    job = job_from_pb(msg)
+    return {
+        "id": job.id,
+        "name": job.name,
+        "spec": job.spec,
+        "timezone": job.timezone,
+        "type": job.type,
+        "command": job.command,
+        "http_method": job.http_method,
+        "http_headers": job.http_headers,
+        "http_body": job.http_body,
+        "expected_statuses": list(job.expected_statuses),
+        "timeout_seconds": job.timeout_seconds,
+        "retries": job.retries,
+        "retry_interval_seconds": job.retry_interval_seconds,
+        "enabled": job.enabled,
+        "target": job.target,
+        "workdir": job.workdir,
+        "env": job.env,
+        "created": iso_utc(job.created_ms),
+        "updated": iso_utc(job.updated_ms),
+        "next_fire": iso_utc(msg.next_fire_ms) or None,
+    }
+
+
+def _short(text: str, width: int = COMMAND_WIDTH) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@job.command("list")
+@json_option
+@click.pass_context
+def job_list(ctx: click.Context, json_output: bool) -> None:
+    """List all jobs with their next fire time (UTC)."""
+    with server_errors():
+        reply = ctx.obj.client.call(lambda s: s.ListJobs, pb.ListJobsRequest())
+    if wants_json(ctx, json_output):
+        emit_json([_job_dict(j) for j in reply.jobs])
+        return
+    rows = [
+        [
+            j.id,
+            j.name,
+            j.spec,
+            j.timezone,
+            j.type,
+            "paused" if j.paused else ("active" if j.next_fire_ms else "not scheduled"),
+            iso_utc(j.next_fire_ms),
+            _short(j.command),
+        ]
+        for j in reply.jobs
+    ]
+    if not rows:
+        click.echo("no jobs yet: add one with `cronctl job add --name NAME --spec SPEC --command CMD`")
+        return
+    click.echo(tabulate(rows, headers=["ID", "NAME", "SPEC", "TZ", "TYPE", "STATE", "NEXT (UTC)", "COMMAND"]))
+
+
+def _job_ref(name_or_id: str) -> pb.JobRef:
+    return pb.JobRef(id=int(name_or_id)) if name_or_id.isdigit() else pb.JobRef(name=name_or_id)
+
+
+@job.command("show")
+@click.argument("job_name", metavar="NAME")
+@json_option
+@click.pass_context
+def job_show(ctx: click.Context, job_name: str, json_output: bool) -> None:
+    """Show every field of one job (by name or id)."""
+    with server_errors():
+        msg = ctx.obj.client.call(lambda s: s.GetJob, _job_ref(job_name))
+    data = _job_dict(msg)
+    if wants_json(ctx, json_output):
+        emit_json(data)
+        return
+    click.echo(tabulate([[k, _show_value(v)] for k, v in data.items()], tablefmt="plain"))
+
+
+def _show_value(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return "" if value is None else str(value)
+
+
+@job.command("delete")
+@click.argument("job_name", metavar="NAME")
+@json_option
+@click.pass_context
+def job_delete(ctx: click.Context, job_name: str, json_output: bool) -> None:
+    """Delete a job (by name or id). Its run history is kept."""
+    with server_errors():
+        reply = ctx.obj.client.call(lambda s: s.DeleteJob, _job_ref(job_name))
+    if wants_json(ctx, json_output):
+        emit_json({"deleted": reply.deleted, "job": job_name})
+    else:
+        click.echo(f"job {job_name} deleted; its runs are kept")
+
+
+# ----------------------------------------------------------------------- runs
+
+
+@cli.group()
+def run() -> None:
+    """Inspect runs."""
+
+
+def _run_dict(r: pb.Run, with_output: bool) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "run_id": r.run_id,
+        "job_id": r.job_id,
+        "job": r.job_name,
+        "attempt": r.attempt,
+        "status": r.status,
+        "exit_code": r.exit_code,
+        "executor": r.executor,
+        "host": r.host,
+        "dispatcher": r.dispatcher,
+        "pid": r.pid,
+        "scheduled": iso_utc(r.scheduled_ms),
+        "started": iso_utc(r.started_ms) or None,
+        "finished": iso_utc(r.finished_ms) or None,
+        "duration_seconds": round((r.finished_ms - r.started_ms) / 1000, 3) if r.started_ms and r.finished_ms else None,
+        "error": r.error,
+    }
+    if with_output:
+        data["output"] = r.output.decode("utf-8", errors="replace")
+        data["output_truncated"] = r.output_truncated
+    return data
+
+
+@run.command("list")
+@click.option("--job", "job_name", default="", metavar="NAME", help="Only this job's runs.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000), help="How many, newest first.")
+@json_option
+@click.pass_context
+def run_list(ctx: click.Context, job_name: str, limit: int, json_output: bool) -> None:
+    """List recent runs, newest first."""
+    request = pb.ListRunsRequest(limit=limit)
+    if job_name.isdigit():
+        request.job_id = int(job_name)
+    else:
+        request.job_name = job_name
+    with server_errors():
+        reply = ctx.obj.client.call(lambda s: s.ListRuns, request)
+    if wants_json(ctx, json_output):
+        emit_json([_run_dict(r, with_output=False) for r in reply.runs])
+        return
+    if not reply.runs:
+        click.echo("no runs yet")
+        return
+    rows = [
+        [
+            r.run_id,
+            r.job_name,
+            r.attempt,
+            r.status,
+            r.exit_code if r.finished_ms else "",
+            iso_utc(r.scheduled_ms),
+            duration(r.started_ms, r.finished_ms),
+            r.executor,
+            _short(r.error, 40),
+        ]
+        for r in reply.runs
+    ]
+    click.echo(tabulate(rows, headers=["RUN", "JOB", "TRY", "STATUS", "EXIT", "SCHEDULED (UTC)", "TOOK", "EXECUTOR", "ERROR"]))
+
+
+@run.command("show")
+@click.argument("run_id")
+@json_option
+@click.pass_context
+def run_show(ctx: click.Context, run_id: str, json_output: bool) -> None:
+    """Show one run: status, exit code, executor, times and the output tail."""
+    with server_errors():
+        r = ctx.obj.client.call(lambda s: s.GetRun, pb.RunRef(run_id=run_id))
+    data = _run_dict(r, with_output=True)
+    if wants_json(ctx, json_output):
+        emit_json(data)
+        return
+    output = data.pop("output")
+    truncated = data.pop("output_truncated")
+    click.echo(tabulate([[k, "" if v is None else v] for k, v in data.items()], tablefmt="plain"))
+    click.echo(f"--- output{' (last part only)' if truncated else ''} ---")
+    click.echo(output, nl=not output.endswith("\n"))
+
+
+# ----------------------------------------------------------------------- cron
+
+
+@cli.group()
+def cron() -> None:
+    """Work with cron specs (offline: no server needed)."""
+
+
+@cron.command("next")
+@click.argument("spec")
+@click.option("--tz", "timezone", default="UTC", show_default=True, help="IANA time zone the spec is read in.")
+@click.option(
+    "--after", default="", metavar="ISO8601", help="Start after this instant (default now); without an offset it is read in --tz."
+)
+@click.option("--count", default=5, show_default=True, type=click.IntRange(1, 1000), help="How many fire times.")
+@json_option
+@click.pass_context
+def cron_next(ctx: click.Context, spec: str, timezone: str, after: str, count: int, json_output: bool) -> None:
+    """Print the next fire instants of SPEC as ISO 8601 UTC, one a line.
+
+    \b
+    cronctl cron next '30 2 * * *' --tz America/New_York --after 2026-03-07T12:00:00Z --count 3
+    cronctl cron next '@every 90m' --json
+    """
+    try:
+        zone = validate_timezone(timezone)
+        schedule = CronSchedule.parse(spec, zone, hash_key="preview")
+        after_ms = parse_instant(after, zone) if after else time.time_ns() // 1_000_000
+    except ValidationError as exc:
+        fail(str(exc), EXIT_INVALID)
+    instants = [iso_utc(ms) for ms in schedule.next_n(after_ms, count)]
+    if wants_json(ctx, json_output):
+        click.echo(json.dumps(instants))
+    else:
+        for instant in instants:
+            click.echo(instant)
+
+
+def main() -> None:
+    cli(prog_name="cronctl")
+
+
+if __name__ == "__main__":
+    main()
