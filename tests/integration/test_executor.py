@@ -564,6 +564,126 @@ async def test_restart_keeps_unacked_results_and_kills_past_grace(tmp_path: Path
     assert code == 0
 
 
+def lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+async def start_then_crash(directory: Path, request: pb.RunRequest, marker: Path) -> tuple[Executor, pb.RunStarted]:
+    """Start ``request`` on a new executor, wait until its command wrote
+    ``marker``, then SIGKILL the executor (the run's processes live on)."""
+    ex = start_executor(directory)
+    try:
+        async with grpc.aio.insecure_channel(ex.address) as channel:
+            call = crontrio_pb2_grpc.ExecutorStub(channel).Run(request, timeout=60)
+            first = await asyncio.wait_for(call.read(), 20)
+            assert first.HasField("started"), first
+
+            async def marked() -> bool:
+                return bool(lines(marker))
+
+            await eventually(marked, "the run to start")
+            ex.proc.kill()  # kill -9: no shutdown, no result journaled
+            with pytest.raises(grpc.aio.AioRpcError):
+                await read_rest(call)
+    finally:
+        ex.proc.kill()
+        ex.proc.stop()  # closes its log file
+    return ex, first.started
+
+
+@pytest.mark.asyncio
+async def test_run_interrupted_by_executor_crash_is_lost_not_rerun(tmp_path: Path) -> None:
+    marker, child = tmp_path / "ran", tmp_path / "child"
+    # The background sleep is a member of the run's process group that is not
+    # the shell itself.
+    request = shell(f"sleep 30 & echo $! > {child}; echo ran >> {marker}; wait")
+    first, started = await start_then_crash(tmp_path / "a", request, marker)
+    sleep_pid = int(child.read_text())
+    try:
+        assert pid_alive(started.pid) and pid_alive(sleep_pid), "the run should outlive its executor"
+        second = start_executor(tmp_path / "b", journal=first.journal)
+        try:
+            async with grpc.aio.insecure_channel(second.address) as channel:
+                stub = crontrio_pb2_grpc.ExecutorStub(channel)
+                again = await run(stub, request)
+                assert again.kinds == ["finished"], again.kinds  # replayed, not started again
+                lost = again.finished
+                assert lost.status == "lost" and lost.exit_code == 0, lost
+                assert lost.error.startswith("executor restarted during the run (previous process died)"), lost.error
+                assert f"process group {started.pid} was still running and was killed" in lost.error, lost.error
+                assert (lost.pid, lost.host, lost.executor, lost.started_ms) == (
+                    started.pid,
+                    started.host,
+                    first.address,
+                    started.started_ms,
+                )
+                assert started.started_ms <= lost.finished_ms <= time.time() * 1000
+                assert lines(marker) == ["ran"]
+                listed = await stub.ListResults(pb.ListResultsRequest())
+                assert list(listed.results) == [lost] and not listed.running_run_ids
+                assert (await stub.Status(pb.ExecutorStatusRequest())).unacknowledged == 1
+                assert await eventually(lambda: all_dead([started.pid, sleep_pid]), "the orphaned group to die", within=5)
+                assert f"run {request.run_id} (test-job attempt 1" in second.proc.log_text()
+                # Once acknowledged, it is refused (the acknowledgement is journaled too).
+                assert (await stub.Ack(pb.AckRequest(run_ids=[request.run_id]))).acknowledged == 1
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await run(stub, request)
+                assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert lines(marker) == ["ran"]
+        finally:
+            code, _ = second.stop()
+        assert code == 0
+    finally:
+        for pid in (started.pid, sleep_pid):
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.asyncio
+async def test_orphan_not_provably_the_runs_is_left_alone(tmp_path: Path) -> None:
+    # After the exec, the run's pid (= its group id) is a process without the
+    # run's CRONTRIO_RUN_ID: what a reused pid looks like to the executor.
+    marker = tmp_path / "ran"
+    request = shell(f"echo ran >> {marker}; exec env -u CRONTRIO_RUN_ID sleep 30")
+    first, started = await start_then_crash(tmp_path / "a", request, marker)
+    pid = started.pid
+    try:
+        wait_for(lambda: Path(f"/proc/{pid}/comm").read_text().strip() == "sleep", 10, "the exec")
+        second = start_executor(tmp_path / "b", journal=first.journal)
+        try:
+            async with grpc.aio.insecure_channel(second.address) as channel:
+                lost = (await run(crontrio_pb2_grpc.ExecutorStub(channel), request)).finished
+            assert lost.status == "lost", lost
+            assert f"process group {pid} is alive but could not be verified as this run's" in lost.error, lost.error
+            assert "left alone" in lost.error
+            assert pid_alive(pid)
+            assert lines(marker) == ["ran"]
+        finally:
+            second.stop()
+    finally:
+        if pid_alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+
+
+@pytest.mark.asyncio
+async def test_acknowledged_run_is_refused_not_rerun(stub: crontrio_pb2_grpc.ExecutorStub, tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    request = shell(f"echo once >> {marker}")
+    assert (await run(stub, request)).finished.status == "succeeded"
+    assert (await stub.Ack(pb.AckRequest(run_ids=[request.run_id]))).acknowledged == 1
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await run(stub, request)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert err.value.details() == f"run {request.run_id} already finished and was acknowledged"
+    assert lines(marker) == ["once"]
+    assert not (await stub.ListResults(pb.ListResultsRequest(run_ids=[request.run_id]))).results
+    # Acknowledging an id that never ran here does not block it.
+    unknown = shell(f"echo other >> {marker}")
+    assert (await stub.Ack(pb.AckRequest(run_ids=[unknown.run_id]))).acknowledged == 0
+    assert (await run(stub, unknown)).finished.status == "succeeded"
+    assert lines(marker) == ["once", "other"]
+
+
 @pytest.mark.asyncio
 async def test_sigterm_drains_running_runs(tmp_path: Path) -> None:
     go = tmp_path / "go"

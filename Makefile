@@ -1,0 +1,63 @@
+# crontrio: `make run` starts the trio on the embedded default, `make test` runs every test.
+# Everything a fresh clone needs is here: CI runs only `make test`.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+STAMP  := $(VENV)/.installed-stamp
+STUBS  := protos/crontrio_pb2.py protos/crontrio_pb2_grpc.py protos/crontrio_pb2.pyi
+CONF   ?= conf/conf.ini
+# Parallel test workers; 2 cores here, pytest-xdist spreads the suite.
+TEST_WORKERS ?= auto
+
+.PHONY: all setup protos run test test-unit test-integration test-e2e lint clean distclean help
+
+help:
+	@echo "make run     create .venv, install, start executor + dispatcher + monitor on $(CONF)"
+	@echo "make test    set up and run the whole test suite"
+	@echo "make lint    ruff + mypy"
+	@echo "make clean   remove var/ and caches (keeps .venv)"
+
+all: setup
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+$(STUBS) &: protos/crontrio.proto $(STAMP)
+	$(PY) -m grpc_tools.protoc -I. --python_out=. --grpc_python_out=. --pyi_out=. protos/crontrio.proto
+
+setup: $(STAMP) $(STUBS)
+
+protos: $(STUBS)
+
+run: setup
+	@mkdir -p var
+	./scripts/run-trio.sh $(CONF)
+
+test: setup
+	./scripts/test-deps.sh
+	$(PY) -m pytest -n $(TEST_WORKERS) tests
+
+test-unit: setup
+	$(PY) -m pytest -n $(TEST_WORKERS) tests/unit
+
+test-integration: setup
+	$(PY) -m pytest -n $(TEST_WORKERS) tests/integration
+
+test-e2e: setup
+	$(PY) -m pytest -n $(TEST_WORKERS) tests/e2e
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache
+	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) $(STUBS) *.egg-info

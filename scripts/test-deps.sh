@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Install the Debian packages the integration tests start private servers
+# from (mariadb-server, redis-server, etcd-server) when they are missing and
+# we are root. Without root, say what is missing; the tests that need a
+# missing server then fail with a message naming it.
+set -euo pipefail
+need=()
+command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v etcd >/dev/null 2>&1 || [ -x /usr/bin/etcd ] || need+=(etcd-server)
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing test servers: ${need[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # The packages' own services are not wanted: tests start private instances.
+    made_policy=no
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+        made_policy=yes
+    fi
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    [ "$made_policy" = yes ] && rm -f /usr/sbin/policy-rc.d
+else
+    echo "warning: missing ${need[*]} (not root: cannot install); tests needing them will fail" >&2
+fi

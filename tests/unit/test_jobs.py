@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import pytest
+
+from common.errors import ValidationError
+from common.jobs import validate_job
+from common.model import Job
+
+GOOD = Job(name="backup", spec="30 2 * * *", command="/usr/local/bin/backup.sh")
+
+
+def test_valid_job_is_normalised() -> None:
+    job = validate_job(
+        Job(
+            name=" web.ping ",
+            spec="*/5  * * * *",
+            command=" https://example.com/x ",
+            type="HTTP",
+            http_method="post",
+            timezone="europe/berlin",
+        )
+    )
+    assert (job.name, job.spec, job.command, job.type, job.http_method, job.timezone) == (
+        "web.ping",
+        "*/5 * * * *",
+        "https://example.com/x",
+        "http",
+        "POST",
+        "Europe/Berlin",
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"name": ""}, "name"),
+        ({"name": "has space"}, "name"),
+        ({"name": "x" * 129}, "name"),
+        ({"spec": "61 * * * *"}, "spec"),
+        ({"spec": "0 0 31 2 *"}, "spec"),
+        ({"timezone": "Mars/Olympus"}, "timezone"),
+        ({"type": "ftp"}, "type"),
+        ({"command": ""}, "command"),
+        ({"type": "http", "command": "not a url"}, "command"),
+        ({"type": "http", "command": "ftp://host/x"}, "command"),
+        ({"type": "http", "command": "https://x", "http_method": "DELETE"}, "method"),
+        ({"http_headers": {"Bad Header": "x"}}, "headers"),
+        ({"expected_statuses": (99,)}, "expected_statuses"),
+        ({"timeout_seconds": -1.0}, "timeout"),
+        ({"timeout_seconds": float("nan")}, "timeout"),
+        ({"timeout_seconds": 8 * 24 * 3600.0}, "timeout"),
+        ({"retries": -1}, "retries"),
+        ({"retries": 101}, "retries"),
+        ({"retry_interval_seconds": -0.5}, "retry_interval"),
+        ({"workdir": "relative/dir"}, "workdir"),
+        ({"env": {"1BAD": "x"}}, "env"),
+        ({"target": "two words"}, "target"),
+        ({"defect": "unreadable stored value: http_headers: expected a JSON object"}, "job"),
+    ],
+)
+def test_each_bad_field_is_named(changes: dict[str, object], field: str) -> None:
+    import dataclasses
+
+    with pytest.raises(ValidationError) as err:
+        validate_job(dataclasses.replace(GOOD, **changes))  # type: ignore[arg-type]
+    assert err.value.field == field
+    assert str(err.value).startswith(f"{field}: ")
