@@ -1,7 +1,7 @@
 """The store contract, run against every database backend.
 
-SQLite here; the distributed-mode suite adds a real MariaDB server to the
-`store` fixture's parameters.
+SQLite (embedded mode) and a real MariaDB server (distributed mode), each a
+fresh database per test.
 """
 
 from __future__ import annotations
@@ -20,9 +20,12 @@ from common.store.migrate import current_revision, ensure_schema, head_revision
 from common.store.sql_store import JobExistsError, SqlStore
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "mariadb"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
-    cfg = DatabaseConfig(driver="sqlite", path=str(tmp_path / "store.db"))
+    if request.param == "sqlite":
+        cfg = DatabaseConfig(driver="sqlite", path=str(tmp_path / "store.db"))
+    else:
+        cfg = request.getfixturevalue("mariadb_config")
     engine = make_engine(cfg)
     ensure_schema(engine, cfg)
     s = SqlStore(engine)

@@ -1,0 +1,48 @@
+"""Fixtures for real database, Redis and etcd servers (see tests/servers.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from common.config import DatabaseConfig
+from tests.servers import EtcdServer, MariaDBServer, RedisServer
+
+
+@pytest.fixture(scope="session")
+def mariadb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDBServer]:
+    """One MariaDB per test worker: starting one costs seconds, a database milliseconds."""
+    server = MariaDBServer(tmp_path_factory.mktemp("mariadb")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mariadb_config(mariadb_server: MariaDBServer) -> Iterator[DatabaseConfig]:
+    """A fresh, empty database on the worker's MariaDB, as a [database] section."""
+    name = mariadb_server.create_database()
+    yield DatabaseConfig(
+        driver="mysql",
+        host="127.0.0.1",
+        port=mariadb_server.port,
+        username=mariadb_server.user,
+        password=mariadb_server.password,
+        database=name,
+    )
+    mariadb_server.drop_database(name)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def etcd_server(tmp_path: Path) -> Iterator[EtcdServer]:
+    server = EtcdServer(tmp_path).start()
+    yield server
+    server.stop()
