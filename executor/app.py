@@ -1,5 +1,9 @@
 """Wiring of the executor service: journal, HTTP client, runs, gRPC server.
 
+Start: the journal is opened and runs that died with a previous executor
+process are recorded as ``lost`` (their leftover processes killed) before the
+server accepts any Run, so none of them can start a second time.
+
 Shutdown (SIGTERM or SIGINT): health goes NOT_SERVING so dispatchers stop
 choosing this executor, new runs are refused with UNAVAILABLE (replays and
 attaches still work), running runs get ``shutdown_grace_seconds`` to finish,
@@ -43,6 +47,9 @@ class ExecutorApp:
 
     async def start(self) -> None:
         await self.journal.open()
+        lost = await self.runs.recover()
+        if lost:
+            log.warning("%d run(s) died with the previous executor process; recorded as lost", lost)
         await self.server.start()
         log.info("executor listening on %s (advertised %s, group %s)", self.cfg.listen, self.runs.address, self.cfg.group)
 

@@ -1,18 +1,32 @@
-"""The local result journal: finished runs kept until a dispatcher acks them.
+"""The local run journal: every run from just before it starts until a
+dispatcher has acknowledged its result.
 
 A dispatcher that dies mid-run must lose nothing (DESIGN, "The life of a
 firing", step 8), so every RunFinished is written here before it is sent, and
-only dropped on Ack. It is one small SQLite file per executor host; its
-contents outlive executor restarts.
+only dropped on Ack. An executor that dies mid-run must not run the task a
+second time when a dispatcher reattaches with the same run_id, so the start
+of every run is written here too, before its process is spawned or its
+request sent. It is one small SQLite file per executor host; its contents
+outlive executor restarts.
+
+A run id is in exactly one table at a time, moved by single transactions:
+
+* ``started``  — the run is going (or died with the executor process that
+  ran it: on the next start those become ``lost`` results);
+* ``results``  — finished, the RunFinished kept until acknowledged;
+* ``acked``    — acknowledged, remembered for ``ACKED_MEMORY_MS`` so that a
+  delayed duplicate Run is refused instead of running the job again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -26,20 +40,72 @@ T = TypeVar("T")
 # small batches keep every statement cheap and portable.
 _IN_BATCH = 500
 
+# How long an acknowledged run id is remembered (a Run for it is refused).
+ACKED_MEMORY_MS = 24 * 3600 * 1000
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
     run_id      TEXT PRIMARY KEY,
     finished_ms INTEGER NOT NULL,
     result      BLOB NOT NULL       -- a serialized crontrio.v1.RunFinished
-)
+);
+-- Runs going right now, or that died with the executor process running them.
+-- Only what a `lost` result and the log need: not the command, environment
+-- or headers, which may hold secrets.
+CREATE TABLE IF NOT EXISTS started (
+    run_id       TEXT PRIMARY KEY,
+    started_ms   INTEGER NOT NULL,
+    pid          INTEGER NOT NULL DEFAULT 0,  -- the shell's pid (= pgid) once spawned; 0 before and for HTTP
+    host         TEXT NOT NULL,
+    executor     TEXT NOT NULL,               -- advertised address of the process running it
+    task         TEXT NOT NULL,               -- shell or http
+    job_id       INTEGER NOT NULL,
+    job_name     TEXT NOT NULL,
+    scheduled_ms INTEGER NOT NULL,
+    attempt      INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS acked (
+    run_id   TEXT PRIMARY KEY,
+    acked_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS acked_by_time ON acked (acked_ms);
 """
+
+# The columns of `started` in StartedRun's field order.
+_STARTED_FIELDS = "run_id, started_ms, host, executor, task, job_id, job_name, scheduled_ms, attempt, pid"
+
+
+@dataclass(frozen=True)
+class StartedRun:
+    """The journal's record of a run that started and has not finished."""
+
+    run_id: str
+    started_ms: int
+    host: str
+    executor: str
+    task: str
+    job_id: int
+    job_name: str
+    scheduled_ms: int
+    attempt: int
+    pid: int = 0
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """What the journal knows about one run id that is not running."""
+
+    result: crontrio_pb2.RunFinished | None = None  # finished, not yet acknowledged
+    acked_ms: int = 0  # > 0: finished and acknowledged at this time
+    started: StartedRun | None = None  # journaled as started, never finished
 
 
 class Journal:
-    """Unacknowledged RunFinished results in a SQLite file.
+    """Runs and their unacknowledged RunFinished results in a SQLite file.
 
     All SQLite work happens on one dedicated thread: the event loop never
     blocks on disk, and one connection used by one thread needs no locking.
+    Calls run in the order they were made.
     """
 
     def __init__(self, path: str) -> None:
@@ -49,14 +115,32 @@ class Journal:
 
     async def open(self) -> None:
         await self._call(self._open)
-        log.info("journal %s open, %d unacknowledged result(s)", self.path, await self.count())
+        log.info(
+            "journal %s open, %d unacknowledged result(s), %d unfinished run(s)",
+            self.path,
+            await self.count(),
+            len(await self.unfinished()),
+        )
 
     async def close(self) -> None:
         await self._call(self._close)
         self._thread.shutdown(wait=True)
 
+    async def begin(self, run: StartedRun) -> None:
+        """Record that a run is starting; durable when this returns."""
+        await self._call(self._begin, run)
+
+    async def set_pid(self, run_id: str, pid: int) -> None:
+        """Record the process id of a started run."""
+        await self._call(self._set_pid, run_id, pid)
+
+    async def unfinished(self) -> list[StartedRun]:
+        """Runs recorded as started and not finished, oldest first."""
+        return await self._call(self._unfinished)
+
     async def put(self, result: crontrio_pb2.RunFinished) -> None:
-        """Store (or replace) one result; durable when this returns."""
+        """Store (or replace) one result, replacing the run's started record;
+        durable when this returns."""
         data = result.SerializeToString()
         await self._call(self._put, result.run_id, result.finished_ms, data)
 
@@ -64,13 +148,18 @@ class Journal:
         rows = await self._call(self._select, [run_id])
         return rows[0] if rows else None
 
+    async def lookup(self, run_id: str) -> Lookup:
+        return await self._call(self._lookup, run_id)
+
     async def results(self, run_ids: Sequence[str] = ()) -> list[crontrio_pb2.RunFinished]:
         """All stored results, or only those of ``run_ids``, oldest first."""
         return await self._call(self._select, list(run_ids) or None)
 
-    async def delete(self, run_ids: Iterable[str]) -> int:
-        """Drop these results; returns how many were stored."""
-        return await self._call(self._delete, list(dict.fromkeys(run_ids)))
+    async def ack(self, run_ids: Iterable[str], acked_ms: int) -> int:
+        """Drop these results, remembering their run ids as acknowledged;
+        returns how many were stored. Forgets acknowledgements older than
+        ``ACKED_MEMORY_MS``."""
+        return await self._call(self._ack, list(dict.fromkeys(run_ids)), acked_ms)
 
     async def count(self) -> int:
         return await self._call(self._count)
@@ -85,15 +174,26 @@ class Journal:
             raise RuntimeError(f"journal {self.path} is not open")
         return self._db
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        db = self._conn()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
     def _open(self) -> None:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
-        # FULL, not NORMAL: a result acknowledged to nobody yet must survive a
-        # power cut too; one fsync per finished run is cheap.
+        # FULL, not NORMAL: a result acknowledged to nobody yet, or the start
+        # of a run, must survive a power cut too; one fsync per write is cheap.
         db.execute("PRAGMA synchronous=FULL")
         db.execute("PRAGMA busy_timeout=5000")
-        db.execute(_SCHEMA)
+        db.executescript(_SCHEMA)
         self._db = db
 
     def _close(self) -> None:
@@ -101,11 +201,53 @@ class Journal:
             self._db.close()
             self._db = None
 
-    def _put(self, run_id: str, finished_ms: int, data: bytes) -> None:
+    def _begin(self, run: StartedRun) -> None:
         self._conn().execute(
-            "INSERT OR REPLACE INTO results (run_id, finished_ms, result) VALUES (?, ?, ?)",
-            (run_id, finished_ms, data),
+            "INSERT OR REPLACE INTO started"
+            " (run_id, started_ms, pid, host, executor, task, job_id, job_name, scheduled_ms, attempt)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                run.run_id,
+                run.started_ms,
+                run.pid,
+                run.host,
+                run.executor,
+                run.task,
+                run.job_id,
+                run.job_name,
+                run.scheduled_ms,
+                run.attempt,
+            ),
         )
+
+    def _set_pid(self, run_id: str, pid: int) -> None:
+        self._conn().execute("UPDATE started SET pid = ? WHERE run_id = ?", (pid, run_id))
+
+    def _unfinished(self) -> list[StartedRun]:
+        rows = self._conn().execute(f"SELECT {_STARTED_FIELDS} FROM started ORDER BY started_ms")
+        return [StartedRun(*row) for row in rows.fetchall()]
+
+    def _put(self, run_id: str, finished_ms: int, data: bytes) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO results (run_id, finished_ms, result) VALUES (?, ?, ?)",
+                (run_id, finished_ms, data),
+            )
+            db.execute("DELETE FROM started WHERE run_id = ?", (run_id,))
+
+    def _lookup(self, run_id: str) -> Lookup:
+        db = self._conn()
+        row = db.execute("SELECT result FROM results WHERE run_id = ?", (run_id,)).fetchone()
+        if row is not None:
+            return Lookup(result=crontrio_pb2.RunFinished.FromString(row[0]))
+        row = db.execute("SELECT acked_ms FROM acked WHERE run_id = ?", (run_id,)).fetchone()
+        if row is not None:
+            return Lookup(acked_ms=int(row[0]))
+        row = db.execute(
+            f"SELECT {_STARTED_FIELDS} FROM started WHERE run_id = ?",
+            (run_id,),
+        ).fetchone()
+        return Lookup(started=StartedRun(*row) if row is not None else None)
 
     def _select(self, run_ids: list[str] | None) -> list[crontrio_pb2.RunFinished]:
         db = self._conn()
@@ -120,13 +262,20 @@ class Journal:
         rows.sort(key=lambda row: row[0])
         return [crontrio_pb2.RunFinished.FromString(data) for _, data in rows]
 
-    def _delete(self, run_ids: list[str]) -> int:
-        db = self._conn()
+    def _ack(self, run_ids: list[str], acked_ms: int) -> int:
         deleted = 0
-        for i in range(0, len(run_ids), _IN_BATCH):
-            batch = run_ids[i : i + _IN_BATCH]
-            marks = ",".join("?" * len(batch))
-            deleted += db.execute(f"DELETE FROM results WHERE run_id IN ({marks})", batch).rowcount
+        with self._transaction() as db:
+            for i in range(0, len(run_ids), _IN_BATCH):
+                batch = run_ids[i : i + _IN_BATCH]
+                marks = ",".join("?" * len(batch))
+                # Only ids that had a result here: acking an unknown id must
+                # not block a later run of it.
+                db.execute(
+                    f"INSERT OR REPLACE INTO acked (run_id, acked_ms) SELECT run_id, ? FROM results WHERE run_id IN ({marks})",
+                    [acked_ms, *batch],
+                )
+                deleted += db.execute(f"DELETE FROM results WHERE run_id IN ({marks})", batch).rowcount
+            db.execute("DELETE FROM acked WHERE acked_ms < ?", (acked_ms - ACKED_MEMORY_MS,))
         return deleted
 
     def _count(self) -> int:

@@ -6,7 +6,16 @@ Run is idempotent by run_id (DESIGN, "The life of a firing", steps 5, 6, 8):
   RunFinished; nothing runs again);
 * a run still going is attached to (RunStarted, the tail so far, then live
   output and RunFinished);
+* a run already finished and acknowledged (within the journal's memory of
+  acknowledgements) is refused: a delayed duplicate request must not run a
+  job again;
 * anything else starts.
+
+The start of every run is journaled before its process is spawned (or its
+request sent). A run journaled as started but not finished when the executor
+starts died with the previous executor process: ``recover`` turns it into a
+``lost`` result (killing what is left of its process group, if provably its),
+which a Run for it then replays instead of running the task a second time.
 
 A run belongs to the executor, not to the RPC that started it: a caller that
 disconnects does not stop it, and its result lands in the journal before any
@@ -16,6 +25,7 @@ caller sees RunFinished.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -31,7 +41,7 @@ from common.config import ExecutorConfig
 from common.errors import ValidationError
 from executor import VERSION
 from executor.http_task import DEFAULT_TIMEOUT_SECONDS, METHODS, run_http
-from executor.journal import Journal
+from executor.journal import Journal, StartedRun
 from executor.output_tail import OutputTail
 from executor.shell_task import ShellProcess, TaskStartError, task_environment
 from protos import crontrio_pb2
@@ -46,10 +56,22 @@ SUBSCRIBER_BUFFER_BYTES = 1024 * 1024
 # After the shell exits, how long a background process holding its output
 # open may keep us reading.
 OUTPUT_DRAIN_SECONDS = 1.0
+# The error of a run that died with the executor process running it.
+LOST_ERROR = "executor restarted during the run (previous process died); the task may have been interrupted"
+# How often an orphaned process group being killed is checked for survivors.
+_ORPHAN_POLL_SECONDS = 0.05
 
 
 class DrainingError(Exception):
     """The executor is shutting down and refuses new runs."""
+
+
+class AlreadyAcknowledgedError(Exception):
+    """The run already finished here and its result was acknowledged."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"run {run_id} already finished and was acknowledged")
+        self.run_id = run_id
 
 
 def now_ms() -> int:
@@ -167,13 +189,20 @@ class RunHandle:
     # -- publishing --------------------------------------------------------------
 
     def publish_started(self, started: crontrio_pb2.RunStarted) -> None:
+        """RunStarted, then whatever the task printed before it (kept in the
+        tail only, like the catch-up of a late subscriber)."""
         self.started = started
         event = crontrio_pb2.RunEvent(started=started)
+        early = crontrio_pb2.RunEvent(output=crontrio_pb2.RunOutput(data=self.tail.snapshot())) if len(self.tail) else None
         for sub in self._subscribers:
             sub.put(event)
+            if early is not None:
+                sub.put(early)
 
     def publish_output(self, data: bytes) -> None:
         self.tail.append(data)
+        if self.started is None:
+            return  # callers get it right after RunStarted, from the tail
         for sub in self._subscribers:
             first_drop = sub.dropped_bytes == 0
             if not sub.offer_output(data) and first_drop:
@@ -252,8 +281,9 @@ class RunRegistry:
     async def run(self, request: crontrio_pb2.RunRequest) -> AsyncIterator[crontrio_pb2.RunEvent]:
         """Replay, attach to or start ``request``'s run; returns its events.
 
-        Raises ValidationError for a bad request and DrainingError when a
-        new run would have to start during shutdown.
+        Raises ValidationError for a bad request, AlreadyAcknowledgedError
+        for a run whose result was already acknowledged, and DrainingError
+        when a new run would have to start during shutdown.
         """
         validate_request(request)
         run_id = request.run_id
@@ -277,9 +307,18 @@ class RunRegistry:
         # A finished run leaves _running only after its journal write, so a
         # run not running now is either journaled or can only be started by a
         # Run for this id, which waits for our lock.
-        result = await self.journal.get(request.run_id)
-        if result is not None:
-            log.info("run %s: replaying its journaled result (%s)", request.run_id, result.status)
+        known = await self.journal.lookup(request.run_id)
+        if known.result is not None:
+            log.info("run %s: replaying its journaled result (%s)", request.run_id, known.result.status)
+            return _single(crontrio_pb2.RunEvent(finished=known.result))
+        if known.acked_ms:
+            log.warning("run %s: refusing to run it again, its result was acknowledged at %d", request.run_id, known.acked_ms)
+            raise AlreadyAcknowledgedError(request.run_id)
+        if known.started is not None:
+            # Journaled as started, yet not running: it died with an earlier
+            # executor process (recover() before serving should have caught
+            # it) or its result could not be journaled. Never run it again.
+            (result,) = await self._record_lost([known.started])
             return _single(crontrio_pb2.RunEvent(finished=result))
         if not self._accepting:
             raise DrainingError("executor is shutting down; not starting new runs")
@@ -296,14 +335,23 @@ class RunRegistry:
         started_ms = now_ms()
         clock = time.monotonic()
         try:
-            if req.WhichOneof("task") == "shell":
-                outcome = await self._run_shell(handle, started_ms)
-            else:
-                outcome = await self._run_http(handle, started_ms)
+            await self.journal.begin(self._started_record(req, started_ms))
         except Exception as exc:
-            # A bug here must still end the run with a result, not a hang.
-            log.exception("run %s: executor error", req.run_id)
-            outcome = _Outcome(status.FAILED, 0, f"executor error: {exc}")
+            # Without a durable start record a crash would let the run start
+            # again on reattach: better not run it at all.
+            log.exception("run %s: could not journal its start; not running it", req.run_id)
+            handle.stopped_running()
+            outcome = _Outcome(status.FAILED, 0, f"not started: could not journal the start of the run: {exc}")
+        else:
+            try:
+                if req.WhichOneof("task") == "shell":
+                    outcome = await self._run_shell(handle, started_ms)
+                else:
+                    outcome = await self._run_http(handle, started_ms)
+            except Exception as exc:
+                # A bug here must still end the run with a result, not a hang.
+                log.exception("run %s: executor error", req.run_id)
+                outcome = _Outcome(status.FAILED, 0, f"executor error: {exc}")
         if handle.started is None:
             handle.publish_started(self._started(req, 0, started_ms))
         finished = crontrio_pb2.RunFinished(
@@ -338,6 +386,19 @@ class RunRegistry:
     def _started(self, req: crontrio_pb2.RunRequest, pid: int, started_ms: int) -> crontrio_pb2.RunStarted:
         return crontrio_pb2.RunStarted(run_id=req.run_id, pid=pid, host=self.host, executor=self.address, started_ms=started_ms)
 
+    def _started_record(self, req: crontrio_pb2.RunRequest, started_ms: int) -> StartedRun:
+        return StartedRun(
+            run_id=req.run_id,
+            started_ms=started_ms,
+            host=self.host,
+            executor=self.address,
+            task=str(req.WhichOneof("task")),
+            job_id=req.job_id,
+            job_name=req.job_name,
+            scheduled_ms=req.scheduled_ms,
+            attempt=req.attempt,
+        )
+
     async def _run_shell(self, handle: RunHandle, started_ms: int) -> _Outcome:
         req = handle.request
         run_vars = {
@@ -353,9 +414,6 @@ class RunRegistry:
         except TaskStartError as exc:
             handle.publish_started(self._started(req, 0, started_ms))
             return _Outcome(status.FAILED, 0, str(exc))
-        handle.publish_started(self._started(req, proc.pid, started_ms))
-        log.info("run %s (%s attempt %d) started pid %d", req.run_id, req.job_name, req.attempt, proc.pid)
-
         terminator: asyncio.Task[None] | None = None
 
         def stop() -> None:
@@ -365,6 +423,16 @@ class RunRegistry:
 
         handle.set_stopper(stop)
         try:
+            try:
+                # So that after a crash of this executor the next one can
+                # kill what is left of the run (the pid is its group's id).
+                # RunStarted waits for it: a pid a caller has seen is one a
+                # restarted executor can find.
+                await self.journal.set_pid(req.run_id, proc.pid)
+            except Exception:
+                log.exception("run %s: could not journal its pid %d", req.run_id, proc.pid)
+            handle.publish_started(self._started(req, proc.pid, started_ms))
+            log.info("run %s (%s attempt %d) started pid %d", req.run_id, req.job_name, req.attempt, proc.pid)
             exited = asyncio.ensure_future(proc.wait_exit())
             timeout = req.timeout_seconds if req.timeout_seconds > 0 else None
             done, _ = await asyncio.wait({exited}, timeout=timeout)
@@ -418,8 +486,9 @@ class RunRegistry:
         return True
 
     async def ack(self, run_ids: Iterable[str]) -> int:
-        """The dispatcher recorded these results; forget them."""
-        return await self.journal.delete(run_ids)
+        """The dispatcher recorded these results; forget them (remembering
+        only that they were acknowledged)."""
+        return await self.journal.ack(run_ids, now_ms())
 
     async def list_results(self, run_ids: Sequence[str] = ()) -> tuple[list[crontrio_pb2.RunFinished], list[str]]:
         """Unacknowledged results (all, or of ``run_ids``) and the ids still running."""
@@ -438,6 +507,57 @@ class RunRegistry:
             version=VERSION,
             started_ms=self.started_ms,
         )
+
+    # -- after a crash -------------------------------------------------------------------
+
+    async def recover(self) -> int:
+        """Turn every run journaled as started but not finished into a
+        ``lost`` result; returns how many there were.
+
+        Such a run died with the previous executor process (kill -9, OOM,
+        reboot). Its process group may have outlived it: it is killed when
+        it provably belongs to the run (the CRONTRIO_RUN_ID in its
+        environment), and left alone otherwise. Call before serving.
+        """
+        # Runs of this process are journaled as started too; skip them.
+        interrupted = [run for run in await self.journal.unfinished() if run.run_id not in self._running]
+        await self._record_lost(interrupted)
+        return len(interrupted)
+
+    async def _record_lost(self, interrupted: list[StartedRun]) -> list[crontrio_pb2.RunFinished]:
+        """Kill what is left of these runs and journal them as lost."""
+        results = []
+        grace = self.cfg.kill_grace_seconds
+        notes = await asyncio.gather(
+            *(
+                asyncio.to_thread(_end_orphan, run.run_id, run.pid, grace) if run.task == "shell" else _no_note()
+                for run in interrupted
+            )
+        )
+        for run, note in zip(interrupted, notes, strict=True):
+            result = crontrio_pb2.RunFinished(
+                run_id=run.run_id,
+                status=status.LOST,
+                exit_code=0,
+                started_ms=run.started_ms,
+                finished_ms=now_ms(),
+                error=f"{LOST_ERROR}; {note}" if note else LOST_ERROR,
+                pid=run.pid,
+                host=run.host or self.host,
+                executor=run.executor or self.address,
+            )
+            await self.journal.put(result)
+            results.append(result)
+            log.warning(
+                "run %s (%s attempt %d, started %d by executor %s) died with the previous executor process: recorded as lost%s",
+                run.run_id,
+                run.job_name,
+                run.attempt,
+                run.started_ms,
+                run.executor,
+                f" ({note})" if note else "",
+            )
+        return results
 
     # -- shutdown ---------------------------------------------------------------------
 
@@ -463,6 +583,75 @@ class RunRegistry:
 
 async def _single(event: crontrio_pb2.RunEvent) -> AsyncIterator[crontrio_pb2.RunEvent]:
     yield event
+
+
+async def _no_note() -> str:
+    return ""
+
+
+def _live_group_members(pgid: int) -> list[int]:
+    """The pids of a process group's members that are not zombies (Linux /proc)."""
+    members = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue  # gone meanwhile
+        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parens.
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) >= 3 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            members.append(int(entry.name))
+    return members
+
+
+def _runs_for(pid: int, run_id: str) -> bool:
+    """Whether process ``pid`` was started for ``run_id`` (its environment
+    holds our CRONTRIO_RUN_ID); False when that cannot be read."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            environ = f.read()
+    except OSError:
+        return False
+    return f"CRONTRIO_RUN_ID={run_id}".encode() in environ.split(b"\0")
+
+
+def _end_orphan(run_id: str, pgid: int, grace: float) -> str:
+    """Kill what is left of a shell run whose executor died: its process
+    group (the shell ran with start_new_session, so pgid = its pid), TERM then
+    KILL after ``grace`` seconds, but only when a live member of the group
+    provably belongs to the run. A pgid cannot be reused while any process of
+    the group lives, and a reused pid would not carry this run's id, so
+    nothing else is ever signalled. Blocking: run it in a thread. Returns what
+    happened, for the run's error text.
+    """
+    if pgid <= 0:
+        return "its process id was never journaled, so no leftover process was looked for"
+    try:
+        members = _live_group_members(pgid)
+    except OSError as exc:
+        return f"its process group {pgid} could not be checked ({exc}); left alone"
+    if not members:
+        return f"its process group {pgid} was no longer running"
+    if not any(_runs_for(pid, run_id) for pid in members):
+        return f"process group {pgid} is alive but could not be verified as this run's (pid reused?); left alone"
+    log.warning("run %s: its process group %d outlived the executor; killing it", run_id, pgid)
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return f"its process group {pgid} was no longer running"
+    except PermissionError:
+        return f"its process group {pgid} was still running but could not be signalled (permission denied)"
+    deadline = time.monotonic() + grace
+    while (alive := _live_group_members(pgid)) and time.monotonic() < deadline:
+        time.sleep(_ORPHAN_POLL_SECONDS)
+    if alive:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+        return f"its process group {pgid} was still running and was killed (SIGKILL after {grace:g}s)"
+    return f"its process group {pgid} was still running and was killed"
 
 
 def _signal_name(signum: int) -> str:

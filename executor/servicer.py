@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from common.errors import ValidationError
-from executor.runs import DrainingError, RunRegistry
+from executor.runs import AlreadyAcknowledgedError, DrainingError, RunRegistry
 from protos import crontrio_pb2, crontrio_pb2_grpc
 
 
@@ -26,6 +26,9 @@ class ExecutorServicer(crontrio_pb2_grpc.ExecutorServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except DrainingError as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        except AlreadyAcknowledgedError as exc:
+            # Never rerun a finished run, even for a late duplicate request.
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         # A caller going away cancels only this loop; the run goes on.
         async for event in events:
             yield event
