@@ -1,0 +1,16 @@
+"""Chooses the claims backend from the [redis] section."""
+
+from __future__ import annotations
+
+from common.claims.base import Claims
+from common.claims.memory import MemoryClaims
+from common.claims.redis_claims import RedisClaims
+from common.config import RedisConfig
+
+
+def make_claims(cfg: RedisConfig) -> Claims:
+    """In-process claims when ``[redis] host`` is empty (embedded mode, one
+    dispatcher), else Redis claims shared by every dispatcher."""
+    if not cfg.host:
+        return MemoryClaims()
+    return RedisClaims(cfg)

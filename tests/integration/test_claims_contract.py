@@ -1,0 +1,252 @@
+"""The claims contract, run against every backend, plus what only Redis can do.
+
+In-process claims (embedded mode) and Redis claims on a real, private
+redis-server (distributed mode), both built by the factory from a [redis]
+section. Redis alone is shared by several dispatchers and can go away: the
+tests kill, freeze and restart it and check that firing goes on (claims fall
+back to the run table's unique key), that the outage is logged once, and that
+claims return to Redis when it answers again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+import pytest
+import redis
+
+from common.claims.base import Claims
+from common.claims.factory import make_claims
+from common.claims.memory import MemoryClaims
+from common.claims.redis_claims import KEY_PREFIX, RedisClaims
+from common.config import RedisConfig
+from tests.servers import RedisServer
+
+LOGGER = "common.claims.redis_claims"
+TTL = 60_000
+
+
+async def eventually(condition: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
+    """Await `condition` until it holds; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def redis_config(server: RedisServer) -> RedisConfig:
+    return RedisConfig(host=server.host, port=server.port)
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def claims(request: pytest.FixtureRequest) -> AsyncIterator[Claims]:
+    cfg = RedisConfig() if request.param == "memory" else redis_config(request.getfixturevalue("redis_server"))
+    backend = make_claims(cfg)
+    yield backend
+    await backend.close()
+
+
+@pytest.fixture
+async def redis_claims(redis_server: RedisServer) -> AsyncIterator[RedisClaims]:
+    backend = RedisClaims(redis_config(redis_server))
+    yield backend
+    await backend.close()
+
+
+@pytest.fixture
+def raw(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    """A plain client to look at what the claims left in Redis."""
+    client = redis.Redis(host=redis_server.host, port=redis_server.port, decode_responses=True, socket_timeout=2)
+    yield client
+    client.close()
+
+
+def records(caplog: pytest.LogCaptureFixture, level: int) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == LOGGER and r.levelno == level]
+
+
+# --- the contract, for every backend ------------------------------------------
+
+
+def test_factory_picks_the_backend_from_the_redis_host() -> None:
+    assert isinstance(make_claims(RedisConfig()), MemoryClaims)
+    assert isinstance(make_claims(RedisConfig(host="127.0.0.1", port=1)), RedisClaims)  # connects lazily
+
+
+async def test_first_claim_wins_and_others_are_refused(claims: Claims) -> None:
+    assert await claims.claim("1:1000", "a", TTL)
+    assert not await claims.claim("1:1000", "b", TTL)
+    # Granted once, even to the same owner: a firing handed out twice is a double run.
+    assert not await claims.claim("1:1000", "a", TTL)
+
+
+async def test_distinct_firings_are_independent(claims: Claims) -> None:
+    assert await claims.claim("1:1000", "a", TTL)
+    assert await claims.claim("1:2000", "b", TTL)  # same job, another time
+    assert await claims.claim("2:1000", "b", TTL)  # another job, same time
+    assert not await claims.claim("1:2000", "a", TTL)
+
+
+async def test_concurrent_claims_of_one_firing_have_one_winner(claims: Claims) -> None:
+    results = await asyncio.gather(*(claims.claim("7:5000", f"d{i}", TTL) for i in range(50)))
+    assert sum(results) == 1
+
+
+async def test_an_expired_claim_can_be_claimed_again(claims: Claims) -> None:
+    assert await claims.claim("3:1000", "a", 50)
+    assert not await claims.claim("3:1000", "b", 50)
+
+    async def claimable() -> bool:
+        return await claims.claim("3:1000", "b", TTL)
+
+    await eventually(claimable, 5, "the 50 ms claim to expire")
+    assert not await claims.claim("3:1000", "a", TTL)
+
+
+# --- Redis only -----------------------------------------------------------------
+
+
+async def test_the_key_holds_the_owner_and_expires_after_the_ttl(redis_claims: RedisClaims, raw: redis.Redis) -> None:
+    assert await redis_claims.claim("4:1000", "dispatcher-a", TTL)
+    key = f"{KEY_PREFIX}4:1000"
+    assert key == "crontrio:fire:4:1000"
+    assert raw.get(key) == "dispatcher-a"
+    assert TTL - 5_000 < raw.pttl(key) <= TTL
+    # A refused claim changes nothing: not the owner, and it does not extend the TTL.
+    assert not await redis_claims.claim("4:1000", "dispatcher-b", 10 * TTL)
+    assert raw.get(key) == "dispatcher-a"
+    assert raw.pttl(key) <= TTL
+
+
+async def test_a_claim_is_one_set_and_never_deletes(redis_claims: RedisClaims, raw: redis.Redis) -> None:
+    assert await redis_claims.claim("5:0", "a", TTL)  # opens the pooled connection
+    raw.config_resetstat()
+    for i in range(1, 11):
+        assert await redis_claims.claim(f"5:{i}", "a", TTL)
+        assert not await redis_claims.claim(f"5:{i}", "b", TTL)
+    used = {name.removeprefix("cmdstat_"): stat["calls"] for name, stat in raw.info("commandstats").items()}
+    used.pop("config|resetstat", None)
+    used.pop("info", None)
+    assert used == {"set": 20}  # one round trip per claim; no DEL, EXPIRE, script or lock
+    assert raw.dbsize() == 11
+
+
+async def test_two_dispatchers_win_each_firing_once(redis_server: RedisServer, raw: redis.Redis) -> None:
+    one, two = RedisClaims(redis_config(redis_server)), RedisClaims(redis_config(redis_server))
+    try:
+        firings = [f"6:{1000 * i}" for i in range(200)]
+        won_one, won_two = await asyncio.gather(
+            asyncio.gather(*(one.claim(f, "one", TTL) for f in firings)),
+            asyncio.gather(*(two.claim(f, "two", TTL) for f in firings)),
+        )
+        for firing, a, b in zip(firings, won_one, won_two, strict=True):
+            assert a != b, firing
+            assert raw.get(KEY_PREFIX + firing) == ("one" if a else "two")
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_a_redis_restart_between_firings_is_not_an_outage(
+    redis_claims: RedisClaims, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger=LOGGER)
+    assert await redis_claims.claim("8:1000", "a", TTL)
+    # The dispatcher's loop keeps running meanwhile, as it would in production.
+    await asyncio.to_thread(redis_server.stop)
+    await asyncio.to_thread(redis_server.start)
+    # The pooled connection the old server closed is replaced, not failed on.
+    assert await redis_claims.claim("8:2000", "a", TTL)
+    assert not await redis_claims.claim("8:2000", "b", TTL)
+    assert records(caplog, logging.ERROR) == []
+
+
+async def test_redis_down_falls_back_fast_logs_once_and_recovers(
+    redis_claims: RedisClaims, redis_server: RedisServer, raw: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger=LOGGER)
+    assert await redis_claims.claim("9:0", "a", TTL)
+    redis_server.kill()
+
+    started = time.monotonic()
+    assert await redis_claims.claim("9:1000", "a", TTL)  # not refused: the run table's unique key decides
+    assert time.monotonic() - started < 1
+    [error] = records(caplog, logging.ERROR)
+    assert f"{redis_server.host}:{redis_server.port}" in error.getMessage()
+    assert "database unique key" in error.getMessage()
+
+    started = time.monotonic()
+    for i in range(2, 22):
+        # Both owners pass: Redis cannot tell them apart, the database will.
+        assert await redis_claims.claim(f"9:{i * 1000}", "a", TTL)
+        assert await redis_claims.claim(f"9:{i * 1000}", "b", TTL)
+    assert time.monotonic() - started < 0.5
+    assert len(records(caplog, logging.ERROR)) == 1  # once per outage
+    assert not await redis_claims.ping()
+
+    redis_server.start()
+    assert await redis_claims.ping()
+    probe = iter(range(100, 10_000))
+
+    async def claims_reach_redis() -> bool:
+        firing = f"9:{next(probe) * 1000}"
+        return await redis_claims.claim(firing, "a", TTL) and raw.get(KEY_PREFIX + firing) == "a"
+
+    await eventually(claims_reach_redis, 5, "claims to go through Redis after the breaker period")
+    [recovered] = records(caplog, logging.WARNING)
+    assert "back on Redis" in recovered.getMessage()
+    assert await redis_claims.claim("9:999000000", "a", TTL)
+    assert not await redis_claims.claim("9:999000000", "b", TTL)  # refused again: Redis decides once more
+    assert len(records(caplog, logging.ERROR)) == 1
+
+
+async def test_a_hung_redis_costs_one_timeout_then_is_skipped(
+    redis_claims: RedisClaims, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger=LOGGER)
+    assert await redis_claims.claim("10:0", "a", TTL)
+    assert redis_server.proc is not None
+    redis_server.proc.send_signal(signal.SIGSTOP)  # connections stay open, nothing answers
+    try:
+        started = time.monotonic()
+        assert await redis_claims.claim("10:1000", "a", TTL)
+        assert time.monotonic() - started < 1  # the short socket timeout, not redis-py's 5 s default
+        assert len(records(caplog, logging.ERROR)) == 1
+
+        started = time.monotonic()
+        for i in range(2, 22):
+            assert await redis_claims.claim(f"10:{i * 1000}", "a", TTL)
+        # Without the breaker each of these would wait for its own timeout.
+        assert time.monotonic() - started < 0.5
+        assert len(records(caplog, logging.ERROR)) == 1
+    finally:
+        redis_server.proc.send_signal(signal.SIGCONT)
+
+
+async def test_redis_refusing_writes_falls_back_too(
+    redis_server: RedisServer, raw: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger=LOGGER)
+    claims = RedisClaims(redis_config(redis_server), backoff_initial=0.1)
+    try:
+        raw.config_set("maxmemory-policy", "noeviction")
+        raw.config_set("maxmemory", 1)  # every write now fails with OOM
+        assert await claims.claim("11:1000", "a", TTL)
+        [error] = records(caplog, logging.ERROR)
+        assert "failed a claim" in error.getMessage() and "maxmemory" in error.getMessage()
+
+        raw.config_set("maxmemory", 0)
+
+        async def refused_again() -> bool:
+            await claims.claim("11:2000", "a", TTL)
+            return not await claims.claim("11:2000", "b", TTL)
+
+        await eventually(refused_again, 5, "claims to go through Redis once it accepts writes")
+        assert len(records(caplog, logging.WARNING)) == 1
+    finally:
+        await claims.close()
