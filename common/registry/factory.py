@@ -1,0 +1,16 @@
+"""Which Registry a dispatcher uses: the static list, or etcd when configured."""
+
+from __future__ import annotations
+
+from common.config import EtcdConfig
+from common.registry.base import Registry
+from common.registry.etcd_registry import EtcdRegistry
+from common.registry.static import StaticRegistry
+
+
+def make_registry(etcd: EtcdConfig, static_executors: list[str]) -> Registry:
+    """StaticRegistry of `static_executors` when [etcd] endpoints is empty
+    (embedded mode), else an EtcdRegistry watching `{prefix}/executors/`."""
+    if not etcd.endpoints:
+        return StaticRegistry(static_executors)
+    return EtcdRegistry(etcd.endpoints, etcd.prefix)
