@@ -77,6 +77,7 @@ class EtcdConfig:
 @dataclass(frozen=True)
 class DispatcherConfig:
     listen: str = "127.0.0.1:5920"
+    advertise: str = ""  # address the monitor and cronctl dial; default = listen
     # Static executor list, used when [etcd] endpoints is empty.
     executors: list[str] = field(default_factory=lambda: ["127.0.0.1:5921"])
     # Identity written into every run it fires; default "<hostname>:<port>".
@@ -86,12 +87,18 @@ class DispatcherConfig:
     # Run-history writes are grouped into one transaction per this interval.
     record_batch_ms: int = 20
 
+    @property
+    def advertised(self) -> str:
+        return self.advertise or self.listen
+
 
 @dataclass(frozen=True)
 class ExecutorConfig:
     listen: str = "127.0.0.1:5921"
     advertise: str = ""  # address dispatchers dial; default = listen
+    id: str = ""  # registry identity; default "<hostname>-<port>"
     group: str = "default"
+    capacity: int = 1000  # advertised in the registry; how many runs at once this host takes
     journal: str = "var/executor-journal.db"
     # Output kept per run (the tail): a job printing gigabytes must not
     # exhaust the executor's memory or the run history.
@@ -113,6 +120,13 @@ class MonitorConfig:
     # How often the job change log is read; bounds hot-load latency.
     poll_interval_seconds: float = 0.5
     health_interval_seconds: float = 2.0
+    # Runs still pending/running whose dispatcher is gone are settled by the
+    # monitor: their result is collected from the executor's journal.
+    reconcile_interval_seconds: float = 2.0
+    # A firing with no run this long after its time is recorded as missed.
+    # Longer than the dispatchers' catch-up window (60 s), so a late firing
+    # is never pre-empted by a "missed" row.
+    missed_after_seconds: float = 90.0
     # Small HTTP status endpoint (/healthz, /status); empty = off.
     http_listen: str = "127.0.0.1:5923"
 
@@ -144,7 +158,11 @@ class Config:
 
     @property
     def monitor_dispatchers(self) -> list[str]:
-        return self.monitor.dispatchers or [self.dispatcher.listen]
+        return self.monitor.dispatchers or [self.dispatcher.advertised]
+
+    @property
+    def executor_id(self) -> str:
+        return self.executor.id or f"{socket.gethostname()}-{port_of(self.executor.listen)}"
 
 
 _TYPED_SECTIONS: dict[str, type] = {
@@ -296,6 +314,12 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("dispatcher.record_batch_ms: must not be negative")
     _check_address("executor.listen", cfg.executor.listen)
     _check_address("executor.advertise", cfg.executor.advertise, allow_empty=True)
+    _check_address("dispatcher.advertise", cfg.dispatcher.advertise, allow_empty=True)
+    for where, ident in (("dispatcher.id", cfg.dispatcher.id), ("executor.id", cfg.executor.id)):
+        if "/" in ident or any(c.isspace() for c in ident):
+            raise ConfigError(f"{where}: must not contain '/' or spaces, got {ident!r}")
+    if cfg.executor.capacity < 1:
+        raise ConfigError(f"executor.capacity: must be at least 1, got {cfg.executor.capacity}")
     if cfg.executor.output_limit_bytes < 1024:
         raise ConfigError(f"executor.output_limit_bytes: must be at least 1024, got {cfg.executor.output_limit_bytes}")
     if cfg.executor.kill_grace_seconds < 0:
@@ -310,5 +334,9 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("monitor.poll_interval_seconds: must be positive")
     if cfg.monitor.health_interval_seconds <= 0:
         raise ConfigError("monitor.health_interval_seconds: must be positive")
+    if cfg.monitor.reconcile_interval_seconds <= 0:
+        raise ConfigError("monitor.reconcile_interval_seconds: must be positive")
+    if cfg.monitor.missed_after_seconds < 1:
+        raise ConfigError("monitor.missed_after_seconds: must be at least 1")
     if cfg.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         raise ConfigError(f"log.level: expected DEBUG, INFO, WARNING, ERROR or CRITICAL, got {cfg.log.level!r}")

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from sqlalchemy.exc import OperationalError
+
 from common.runtime import build_arg_parser, install_stop_signals, load_config_or_exit, setup_logging
+from common.store.migrate import SchemaError
 from dispatcher.app import serve
 
 
@@ -26,6 +29,10 @@ def main() -> None:
 
     try:
         asyncio.run(run())
+    except (SchemaError, OperationalError) as exc:
+        # One clear line, not a traceback: the operator has a database to fix.
+        logging.getLogger("dispatcher").critical("cannot start: %s", getattr(exc, "orig", None) or exc)
+        raise SystemExit(2) from None
     except OSError as exc:
         logging.getLogger("dispatcher").critical("cannot start: %s", exc)
         raise SystemExit(1) from None

@@ -12,10 +12,12 @@ from common.cron import CronSchedule
 from common.errors import ValidationError
 from common.jobs import validate_job
 from common.model import Job
+from common.schedule import Schedule
 from common.store.async_store import DbThreads
 from common.store.sql_store import JobExistsError, SqlStore
+from dispatcher.firing import FiringRunner
 from dispatcher.job_sync import JobSync
-from dispatcher.schedule import Schedule
+from dispatcher.scheduler import SpawnFn
 from protos import crontrio_pb2 as pb
 from protos import crontrio_pb2_grpc as pb_grpc
 
@@ -103,11 +105,17 @@ class AdminServicer(pb_grpc.AdminServicer):
 
 
 class ControlServicer(pb_grpc.ControlServicer):
-    """What the monitor calls: job-change nudges."""
+    """What the monitor calls: job-change nudges, executor health, retries of settled runs."""
 
-    def __init__(self, job_sync: JobSync, dispatcher_id: str) -> None:
+    def __init__(
+        self, job_sync: JobSync, dispatcher_id: str, runner: FiringRunner, store: SqlStore, db: DbThreads, spawn: SpawnFn
+    ) -> None:
         self._sync = job_sync
         self._id = dispatcher_id
+        self._runner = runner
+        self._store = store
+        self._db = db
+        self._spawn = spawn
 
     async def NotifyJobChanges(self, request: pb.JobChangesNotice, context: grpc.aio.ServicerContext) -> pb.JobChangesAck:
         try:
@@ -116,3 +124,37 @@ class ControlServicer(pb_grpc.ControlServicer):
             log.warning("job sync on notice failed: %s", exc)
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"job sync failed: {exc}")
         return pb.JobChangesAck(revision=revision, dispatcher=self._id)
+
+    async def ReportExecutorHealth(
+        self, request: pb.ExecutorHealthReport, context: grpc.aio.ServicerContext
+    ) -> pb.ExecutorHealthAck:
+        unhealthy = frozenset(request.unhealthy)
+        if unhealthy != self._runner.unhealthy:
+            log.info("executors out of routing (failing health checks): %s", ", ".join(sorted(unhealthy)) or "none")
+        self._runner.unhealthy = unhealthy
+        return pb.ExecutorHealthAck(dispatcher=self._id)
+
+    async def RetryRun(self, request: pb.RetryRunRequest, context: grpc.aio.ServicerContext) -> pb.RetryRunReply:
+        run = await self._db.run(self._store.get_run, request.run_id)
+        if run is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no run {request.run_id!r}")
+        assert run is not None
+        job = await self._db.run(self._store.get_job, job_id=run.job_id)
+        if job is None or not job.enabled:
+            return pb.RetryRunReply(retrying=False, reason="the job was deleted or paused")
+        if run.attempt > job.retries and not request.never_started:
+            return pb.RetryRunReply(retrying=False, reason=f"attempt {run.attempt} was the last of {job.retries + 1}")
+        try:
+            job = validate_job(job)
+        except ValidationError as exc:
+            return pb.RetryRunReply(retrying=False, reason=f"the job is invalid now: {exc}")
+        log.info(
+            "retrying job %s firing %s as attempt %d (run %s settled as %s)",
+            job.name,
+            run.scheduled_ms,
+            run.attempt + 1,
+            run.run_id,
+            run.status,
+        )
+        self._spawn(self._runner.run_attempts(job, run.scheduled_ms, run.attempt + 1), f"retry-{run.run_id}")
+        return pb.RetryRunReply(retrying=True)

@@ -6,10 +6,13 @@ import asyncio
 import contextlib
 import logging
 
-from common.claims.memory import MemoryClaims
+from common.claims.factory import make_claims
 from common.config import Config
 from common.grpc_server import ServiceServer
-from common.registry.static import StaticRegistry
+from common.registry.factory import make_registry
+from common.registry.keys import dispatcher_key
+from common.registry.registration import EtcdRegistration
+from common.schedule import Schedule
 from common.store.async_store import DbThreads
 from common.store.engine import make_engine
 from common.store.migrate import ensure_schema
@@ -19,50 +22,70 @@ from dispatcher.executor_client import ExecutorClients
 from dispatcher.firing import FiringRunner
 from dispatcher.job_sync import JobSync
 from dispatcher.recorder import RunRecorder
-from dispatcher.schedule import Schedule
 from dispatcher.scheduler import Scheduler, wall_ms
+from dispatcher.takeover import TakeoverWatch
 from protos import crontrio_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
+VERSION = "0.1.0"
 # The monitor nudges on every change; this is only the safety net.
 JOB_SYNC_FALLBACK_SECONDS = 30.0
 
 
 async def serve(cfg: Config, stop: asyncio.Event) -> None:
     """Run the dispatcher until `stop` is set, then shut down gracefully."""
-    dispatcher_id = cfg.dispatcher_id
+    # Per boot: a restarted dispatcher is a new instance, so the monitor can
+    # tell the runs its previous life left behind from the ones it tracks.
+    dispatcher_id = f"{cfg.dispatcher_id}@{wall_ms():x}"
     engine = make_engine(cfg.database)
     db = DbThreads()
     await db.run(ensure_schema, engine, cfg.database)
     store = SqlStore(engine)
 
-    claims = MemoryClaims()
-    registry = StaticRegistry(cfg.dispatcher.executors)
+    claims = make_claims(cfg.redis)
+    registry = make_registry(cfg.etcd, cfg.dispatcher.executors)
     await registry.start()
     clients = ExecutorClients()
     recorder = RunRecorder(store, db, cfg.dispatcher.record_batch_ms)
     recorder.start()
 
     schedule = Schedule()
-    runner = FiringRunner(dispatcher_id, claims, recorder, registry, clients)
+    runner = FiringRunner(dispatcher_id, claims, recorder, registry, clients, cfg.machine)
     scheduler = Scheduler(schedule, runner.fire)
+    takeover = TakeoverWatch(store, db, lambda job, ms: runner.run_attempts(job, ms, first_attempt=1), scheduler.spawn)
+    runner.on_claimed_elsewhere = takeover.watch
     job_sync = JobSync(store, db, schedule, scheduler.wake, wall_ms)
     await job_sync.load_all()
 
     server = ServiceServer(cfg.dispatcher.listen, ["crontrio.v1.Admin", "crontrio.v1.Control"])
     pb_grpc.add_AdminServicer_to_server(AdminServicer(store, db, schedule, job_sync), server.server)
-    pb_grpc.add_ControlServicer_to_server(ControlServicer(job_sync, dispatcher_id), server.server)
+    control = ControlServicer(job_sync, dispatcher_id, runner, store, db, scheduler.spawn)
+    pb_grpc.add_ControlServicer_to_server(control, server.server)
     await server.start()
+    # Registered once it serves, so whoever finds it in etcd can call it.
+    registration = None
+    if cfg.etcd.endpoints:
+        registration = EtcdRegistration(
+            cfg.etcd.endpoints,
+            dispatcher_key(cfg.etcd.prefix, dispatcher_id),
+            {"id": dispatcher_id, "address": cfg.dispatcher.advertised, "version": VERSION, "started_ms": wall_ms()},
+            cfg.etcd.lease_ttl,
+        )
+        await registration.start()
+    claims_desc = f"redis {cfg.redis.host}:{cfg.redis.port}" if cfg.redis.host else "in-process"
+    executors_desc = f"etcd {','.join(cfg.etcd.endpoints)}" if cfg.etcd.endpoints else ", ".join(cfg.dispatcher.executors)
     log.info(
-        "dispatcher %s listening on %s (database %s, executors %s)",
+        "dispatcher %s listening on %s (database %s, claims %s, executors %s)",
         dispatcher_id,
         cfg.dispatcher.listen,
         cfg.database.driver,
-        ", ".join(cfg.dispatcher.executors) or "none",
+        claims_desc,
+        executors_desc or "none",
     )
 
     loop_task = asyncio.create_task(scheduler.run(), name="scheduler")
     sync_task = asyncio.create_task(job_sync.fallback_loop(JOB_SYNC_FALLBACK_SECONDS), name="job-sync")
+    takeover_task = asyncio.create_task(takeover.run(), name="takeover")
     stop_wait = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait({loop_task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
     if loop_task in done and loop_task.exception() is not None:
@@ -72,7 +95,10 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     log.info("stopping: %d firings in flight", len(scheduler.in_flight))
     scheduler.stop()
     await server.set_serving(False)
+    if registration is not None:
+        await registration.close()  # the monitor and cronctl stop choosing us at once
     sync_task.cancel()
+    takeover_task.cancel()
     stop_wait.cancel()
     if scheduler.in_flight:
         _, pending = await asyncio.wait(scheduler.in_flight, timeout=cfg.dispatcher.shutdown_grace_seconds)

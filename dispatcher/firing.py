@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import grpc
@@ -38,6 +39,8 @@ def now_ms() -> int:
 class Outcome:
     status: str
     run_id: str
+    executor: str = ""
+    unreachable: bool = False
 
 
 def build_run_request(job: Job, record: RunRecord) -> pb.RunRequest:
@@ -74,6 +77,7 @@ class FiringRunner:
         recorder: RunRecorder,
         registry: Registry,
         clients: ExecutorClients,
+        machine_groups: dict[str, list[str]] | None = None,
     ) -> None:
         self.dispatcher_id = dispatcher_id
         self._claims = claims
@@ -81,15 +85,27 @@ class FiringRunner:
         self._registry = registry
         self._clients = clients
         self._router = RoundRobinRouter()
+        self._machine_groups = machine_groups or {}
+        # Executors the monitor reports as failing health checks: not routed to.
+        self.unhealthy: frozenset[str] = frozenset()
+        # Called for firings another dispatcher claimed (see takeover.py).
+        self.on_claimed_elsewhere: Callable[[Job, int], None] | None = None
 
     async def fire(self, job: Job, scheduled_ms: int) -> None:
         """Fire `job` for `scheduled_ms`, unless another dispatcher claimed it."""
         if not await self._claims.claim(firing_id(job.id, scheduled_ms), self.dispatcher_id, CLAIM_TTL_MS):
             log.debug("firing %s already claimed elsewhere", firing_id(job.id, scheduled_ms))
+            if self.on_claimed_elsewhere is not None:
+                self.on_claimed_elsewhere(job, scheduled_ms)
             return
-        attempt = 1
+        await self.run_attempts(job, scheduled_ms, first_attempt=1)
+
+    async def run_attempts(self, job: Job, scheduled_ms: int, first_attempt: int) -> None:
+        """Run attempts of one firing from `first_attempt` until one needs no retry."""
+        attempt = first_attempt
+        avoid = ""
         while True:
-            outcome = await self._attempt(job, scheduled_ms, attempt)
+            outcome = await self._attempt(job, scheduled_ms, attempt, avoid)
             if outcome is None or outcome.status not in status.RETRYABLE or attempt > job.retries:
                 return
             log.info(
@@ -103,8 +119,10 @@ class FiringRunner:
             )
             await asyncio.sleep(job.retry_interval_seconds)
             attempt += 1
+            # A retry after a lost or unreachable executor goes elsewhere when it can.
+            avoid = outcome.executor if outcome.status == status.LOST or outcome.unreachable else ""
 
-    async def _attempt(self, job: Job, scheduled_ms: int, attempt: int) -> Outcome | None:
+    async def _attempt(self, job: Job, scheduled_ms: int, attempt: int, avoid: str = "") -> Outcome | None:
         record = RunRecord(
             run_id=make_run_id(job.id, scheduled_ms, attempt),
             job_id=job.id,
@@ -119,7 +137,10 @@ class FiringRunner:
             # The unique key caught a firing another dispatcher already recorded.
             log.info("run %s already recorded by another dispatcher; not running it again", record.run_id)
             return None
-        executor = self._router.pick(job, matching_executors(job, self._registry.live()))
+        candidates = matching_executors(job, self._registry.live(), self._machine_groups, self.unhealthy)
+        if avoid and len(candidates) > 1:
+            candidates = [e for e in candidates if e.address != avoid]
+        executor = self._router.pick(job, candidates)
         if executor is None:
             reason = f"no executor: none live matches target {job.target or '(any)'!r}"
             log.warning("job %s run %s failed: %s", job.name, record.run_id, reason)
@@ -165,20 +186,26 @@ class FiringRunner:
                 now = time.monotonic()
                 failing_since = now if failing_since is None else failing_since
                 window = REATTACH_AFTER_START_SECONDS if started else REATTACH_BEFORE_START_SECONDS
-                if now - failing_since >= window:
+                if now - failing_since >= window or self._gone(executor):
                     return self._give_up(job, record, executor, started, reason or "")
                 log.warning("run %s: connection to executor %s broke (%s); reattaching", record.run_id, executor.address, reason)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
+    def _gone(self, executor: ExecutorRef) -> bool:
+        """The executor left the registry or fails its health checks: stop reattaching."""
+        if executor.address in self.unhealthy:
+            return True
+        return all(e.address != executor.address for e in self._registry.live())
+
     def _give_up(self, job: Job, record: RunRecord, executor: ExecutorRef, started: bool, reason: str) -> Outcome:
         if started:
-            run_status, error = status.LOST, f"lost contact with executor {executor.address}: {reason}"
+            run_status, error = status.LOST, f"executor lost: no contact with {executor.address}: {reason}"
         else:
             run_status, error = status.FAILED, f"executor {executor.address} unreachable: {reason}"
         log.warning("job %s run %s %s: %s", job.name, record.run_id, run_status, error)
         self._recorder.update(record.run_id, status=run_status, error=error, finished_ms=now_ms())
-        return Outcome(run_status, record.run_id)
+        return Outcome(run_status, record.run_id, executor.address, unreachable=not started)
 
     async def _finish(self, job: Job, record: RunRecord, executor: ExecutorRef, fin: pb.RunFinished) -> Outcome:
         # Durable before the ack: once acknowledged, the executor forgets it.
@@ -212,7 +239,7 @@ class FiringRunner:
             # Harmless: the result stays in the executor's journal and a later
             # Run or the monitor's reconciliation collects it again.
             log.warning("ack of run %s to %s failed: %s", record.run_id, executor.address, exc.details())
-        return Outcome(fin.status, record.run_id)
+        return Outcome(fin.status, record.run_id, executor.address)
 
 
 class _StreamEndedError(Exception):

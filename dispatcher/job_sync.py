@@ -16,9 +16,9 @@ from collections.abc import Callable
 from common.errors import ValidationError
 from common.jobs import schedule_of, validate_job
 from common.model import Job, iso_ms
+from common.schedule import Schedule
 from common.store.async_store import DbThreads
 from common.store.sql_store import SqlStore
-from dispatcher.schedule import Schedule
 
 log = logging.getLogger(__name__)
 # A dispatcher that could not read the change log for this long may have

@@ -8,16 +8,35 @@ from common.model import Job
 from common.registry.base import ExecutorRef
 
 
-def matching_executors(job: Job, executors: list[ExecutorRef]) -> list[ExecutorRef]:
-    """Executors a job may run on: any (empty target), a group ("group:NAME"),
-    or one host (its address or host name)."""
+def _host_of(address: str) -> str:
+    return address.rpartition(":")[0].strip("[]")
+
+
+def matching_executors(
+    job: Job,
+    executors: list[ExecutorRef],
+    machine_groups: dict[str, list[str]] | None = None,
+    unhealthy: set[str] | frozenset[str] = frozenset(),
+) -> list[ExecutorRef]:
+    """Healthy executors a job may run on.
+
+    Targets: "" = any executor; "group:NAME" = the hosts of [machine] NAME
+    (gocron's host groups) or, when no such [machine] entry exists, the
+    executors registered with group NAME; anything else = one host, by its
+    address (host:port) or host name.
+    """
+    live = [e for e in executors if e.address not in unhealthy]
     target = job.target
     if not target:
-        return executors
+        return live
     if target.startswith("group:"):
         group = target.removeprefix("group:")
-        return [e for e in executors if e.group == group]
-    return [e for e in executors if target in (e.address, e.host)]
+        hosts = (machine_groups or {}).get(group)
+        if hosts is not None:
+            wanted = set(hosts)
+            return [e for e in live if e.host in wanted or _host_of(e.address) in wanted or e.address in wanted]
+        return [e for e in live if e.group == group]
+    return [e for e in live if target in (e.address, e.host)]
 
 
 class RoundRobinRouter:

@@ -10,11 +10,12 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from common.model import Job
-from dispatcher.schedule import Schedule
+from common.schedule import Schedule
 
 log = logging.getLogger(__name__)
 
 FireFn = Callable[[Job, int], Coroutine[Any, Any, None]]
+SpawnFn = Callable[[Coroutine[Any, Any, None], str], None]
 # How late a firing may still start. Beyond this the process was frozen or
 # starved, and firing a backlog all at once would do more harm than skipping.
 MAX_CATCH_UP_MS = 60_000
@@ -68,7 +69,11 @@ class Scheduler:
         log.info("scheduler stopped")
 
     def _start(self, job: Job, fire_ms: int) -> None:
-        task = asyncio.create_task(self._fire(job, fire_ms), name=f"fire-{job.id}-{fire_ms}")
+        self.spawn(self._fire(job, fire_ms), f"fire-{job.id}-{fire_ms}")
+
+    def spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run firing work as a task the graceful shutdown waits for."""
+        task = asyncio.create_task(work, name=name)
         self.in_flight.add(task)
         task.add_done_callback(self._done)
 

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from common import status
 from common.model import Job, RunRecord
 from common.store import schema
 from common.store.schema import job_changelog, jobs, meta, runs
@@ -243,6 +244,33 @@ class SqlStore:
         else:  # pragma: no cover - only the two dialects above are configured
             stmt = insert(runs).values(**values)
         return bool(conn.execute(stmt).rowcount == 1)
+
+    def finish_run_if_active(self, run_id: str, fields: dict[str, Any]) -> bool:
+        """Update a run only while it is still pending or running.
+
+        The monitor settles orphaned runs with this; if the dispatcher (or
+        another monitor pass) got there first, nothing is overwritten.
+        """
+        unknown = set(fields) - _RUN_COLUMNS
+        if unknown:
+            raise ValueError(f"unknown run fields: {sorted(unknown)}")
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(runs)
+                .where(runs.c.run_id == run_id, runs.c.status.in_(sorted(status.ACTIVE)))
+                .values(**fields, updated_ms=now_ms())
+            )
+            return bool(result.rowcount == 1)
+
+    def firings_between(self, start_ms: int, end_ms: int) -> set[tuple[int, int]]:
+        """(job_id, scheduled_ms) of every run scheduled in [start_ms, end_ms)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(runs.c.job_id, runs.c.scheduled_ms)
+                .where(runs.c.scheduled_ms >= start_ms, runs.c.scheduled_ms < end_ms)
+                .distinct()
+            ).all()
+        return {(int(r.job_id), int(r.scheduled_ms)) for r in rows}
 
     def get_run(self, run_id: str) -> RunRecord | None:
         with self.engine.connect() as conn:

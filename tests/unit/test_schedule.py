@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from common.cron import CronSchedule
 from common.model import Job
-from dispatcher.schedule import Schedule
+from common.schedule import Schedule
 
 T0 = 1_800_000_000_000  # 2027-01-15T08:00:00Z, a whole minute
 
