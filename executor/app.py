@@ -16,10 +16,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 
-from common.config import Config, ExecutorConfig
+from common.config import Config, EtcdConfig, ExecutorConfig
 from common.grpc_server import ServiceServer
+from common.registry.keys import executor_key
+from common.registry.registration import EtcdRegistration
 from common.runtime import install_stop_signals
+from executor import VERSION
 from executor.http_task import make_client
 from executor.journal import Journal
 from executor.runs import OUTPUT_DRAIN_SECONDS, RunRegistry
@@ -36,8 +40,11 @@ _SERVER_STOP_GRACE_SECONDS = 2.0
 class ExecutorApp:
     """One executor process: start() it, then stop() it (gracefully)."""
 
-    def __init__(self, cfg: ExecutorConfig) -> None:
+    def __init__(self, cfg: ExecutorConfig, etcd: EtcdConfig | None = None, executor_id: str = "") -> None:
         self.cfg = cfg
+        self.etcd = etcd
+        self.id = executor_id or f"{socket.gethostname()}-{cfg.listen.rpartition(':')[2]}"
+        self.registration: EtcdRegistration | None = None
         self.host = socket.gethostname()
         self.journal = Journal(cfg.journal)
         self.http = make_client()
@@ -52,9 +59,29 @@ class ExecutorApp:
             log.warning("%d run(s) died with the previous executor process; recorded as lost", lost)
         await self.server.start()
         log.info("executor listening on %s (advertised %s, group %s)", self.cfg.listen, self.runs.address, self.cfg.group)
+        if self.etcd is not None and self.etcd.endpoints:
+            # Registered only once it serves: a dispatcher that finds us can use us.
+            self.registration = EtcdRegistration(
+                self.etcd.endpoints,
+                executor_key(self.etcd.prefix, self.cfg.group, self.id),
+                {
+                    "id": self.id,
+                    "address": self.runs.address,
+                    "host": self.host,
+                    "group": self.cfg.group,
+                    "labels": {},
+                    "capacity": self.cfg.capacity,
+                    "version": VERSION,
+                    "started_ms": time.time_ns() // 1_000_000,
+                },
+                self.etcd.lease_ttl,
+            )
+            await self.registration.start()
 
     async def stop(self) -> None:
         grace = self.cfg.shutdown_grace_seconds
+        if self.registration is not None:
+            await self.registration.close()  # dispatchers stop routing to us at once
         await self.server.set_serving(False)
         self.runs.stop_accepting()
         if self.runs.running_count:
@@ -77,7 +104,7 @@ async def serve(cfg: Config) -> None:
     """Run the executor until SIGTERM/SIGINT, then shut down gracefully."""
     stop = asyncio.Event()
     install_stop_signals(asyncio.get_running_loop(), stop.set)
-    app = ExecutorApp(cfg.executor)
+    app = ExecutorApp(cfg.executor, cfg.etcd, cfg.executor_id)
     try:
         await app.start()
     except BaseException:

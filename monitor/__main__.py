@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from sqlalchemy.exc import OperationalError
+
 from common.runtime import build_arg_parser, install_stop_signals, load_config_or_exit, setup_logging
 from common.store.engine import make_engine
-from common.store.migrate import upgrade
+from common.store.migrate import SchemaError, upgrade
 from common.store.sql_store import SqlStore
 from monitor.app import serve
 from monitor.examples import seed_examples
@@ -50,6 +52,10 @@ def main() -> None:
 
     try:
         asyncio.run(run())
+    except (SchemaError, OperationalError) as exc:
+        # One clear line, not a traceback: the operator has a database to fix.
+        logging.getLogger("monitor").critical("cannot start: %s", getattr(exc, "orig", None) or exc)
+        raise SystemExit(2) from None
     except OSError as exc:
         log.critical("cannot start: %s", exc)
         raise SystemExit(1) from None

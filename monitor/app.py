@@ -9,13 +9,18 @@ from typing import Any
 
 from common.config import Config
 from common.grpc_server import ServiceServer
+from common.registry.etcd_registry import DispatcherWatcher
+from common.registry.factory import make_registry
 from common.store.async_store import DbThreads
 from common.store.engine import make_engine
 from common.store.migrate import ensure_schema
 from common.store.sql_store import SqlStore
+from monitor.dispatcher_links import DispatcherLinks
 from monitor.health_watch import HealthWatch
 from monitor.http_status import StatusHttpServer
 from monitor.job_watch import JobWatch
+from monitor.missed import MissedDetector
+from monitor.reconcile import Reconciler
 
 log = logging.getLogger(__name__)
 
@@ -26,19 +31,40 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     await db.run(ensure_schema, engine, cfg.database)
     store = SqlStore(engine)
 
-    job_watch = JobWatch(store, db, cfg.monitor_dispatchers, cfg.monitor.poll_interval_seconds)
-    health_watch = HealthWatch(cfg.dispatcher.executors, cfg.monitor.health_interval_seconds)
+    registry = make_registry(cfg.etcd, cfg.dispatcher.executors)
+    await registry.start()
+    watcher: DispatcherWatcher | None = None
+    if cfg.etcd.endpoints:
+        watcher = DispatcherWatcher(cfg.etcd.endpoints, cfg.etcd.prefix)
+        await watcher.start()
+        dispatchers_watcher = watcher
+
+        def discovered() -> dict[str, str] | None:
+            if not dispatchers_watcher.synced:
+                return None
+            return {d.id: d.address for d in dispatchers_watcher.live()}
+
+        links = DispatcherLinks([], discovered)
+    else:
+        links = DispatcherLinks(cfg.monitor_dispatchers)
+
+    job_watch = JobWatch(store, db, links, cfg.monitor.poll_interval_seconds)
+    health_watch = HealthWatch(registry, links, cfg.monitor.health_interval_seconds)
+    reconciler = Reconciler(store, db, links, registry)
+    missed = MissedDetector(store, db, cfg.monitor.missed_after_seconds)
     started_ms = time.time_ns() // 1_000_000
 
     def status() -> dict[str, Any]:
         return {
             "started_ms": started_ms,
             "job_revision": job_watch.revision,
-            "dispatchers": job_watch.applied,
+            "dispatchers": {a: {"applied_revision": job_watch.applied.get(a)} for a in links.addresses()},
             "executors": {
                 a: {"healthy": s.healthy, "detail": s.detail, "since_ms": s.since_ms, "checked_ms": s.checked_ms}
                 for a, s in health_watch.states.items()
             },
+            "runs_reconciled": reconciler.settled,
+            "firings_missed": missed.recorded,
         }
 
     server = ServiceServer(cfg.monitor.listen, [])
@@ -47,13 +73,18 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     if http:
         http.start()
     log.info(
-        "monitor listening on %s%s; watching jobs for dispatchers %s and executors %s",
+        "monitor listening on %s%s; dispatchers from %s, executors from %s",
         cfg.monitor.listen,
         f" (HTTP status on {cfg.monitor.http_listen})" if http else "",
-        ", ".join(cfg.monitor_dispatchers),
-        ", ".join(cfg.dispatcher.executors),
+        "etcd" if watcher else ", ".join(cfg.monitor_dispatchers),
+        "etcd" if cfg.etcd.endpoints else ", ".join(cfg.dispatcher.executors),
     )
-    tasks = [asyncio.create_task(job_watch.run(), name="job-watch"), asyncio.create_task(health_watch.run(), name="health-watch")]
+    tasks = [
+        asyncio.create_task(job_watch.run(), name="job-watch"),
+        asyncio.create_task(health_watch.run(), name="health-watch"),
+        asyncio.create_task(reconciler.run(cfg.monitor.reconcile_interval_seconds), name="reconcile"),
+        asyncio.create_task(missed.run(cfg.monitor.reconcile_interval_seconds), name="missed"),
+    ]
     await stop.wait()
     log.info("stopping")
     await server.set_serving(False)
@@ -63,6 +94,9 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     if http:
         http.stop()
     await server.stop(grace=1)
+    if watcher is not None:
+        await watcher.close()
+    await registry.close()
     db.close()
     store.close()
     log.info("monitor stopped")

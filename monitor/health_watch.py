@@ -1,4 +1,5 @@
-"""Checks executors over grpc.health.v1 and logs when one goes down or comes back."""
+"""Checks executors over grpc.health.v1, logs when one goes down or comes back,
+and tells every dispatcher which ones to keep out of routing."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from common.grpc_server import insecure_channel
+from common.registry.base import Registry
+from monitor.dispatcher_links import DispatcherLinks
+from protos import crontrio_pb2 as pb
 
 log = logging.getLogger(__name__)
 CHECK_TIMEOUT_SECONDS = 1.5
@@ -26,15 +30,23 @@ class HealthState:
 
 
 class HealthWatch:
-    def __init__(self, executors: list[str], interval_seconds: float) -> None:
+    def __init__(self, registry: Registry, links: DispatcherLinks, interval_seconds: float) -> None:
+        self._registry = registry
+        self._links = links
         self._interval = interval_seconds
-        self._stubs = {a: health_pb2_grpc.HealthStub(insecure_channel(a)) for a in executors}
-        self.states = {a: HealthState(a) for a in executors}
+        self._stubs: dict[str, health_pb2_grpc.HealthStub] = {}
+        self.states: dict[str, HealthState] = {}
+
+    def unhealthy(self) -> set[str]:
+        return {a for a, s in self.states.items() if s.healthy is False}
 
     async def check(self, address: str) -> None:
-        state = self.states[address]
+        state = self.states.setdefault(address, HealthState(address))
+        stub = self._stubs.get(address)
+        if stub is None:
+            stub = self._stubs[address] = health_pb2_grpc.HealthStub(insecure_channel(address))
         try:
-            reply = await self._stubs[address].Check(health_pb2.HealthCheckRequest(service=""), timeout=CHECK_TIMEOUT_SECONDS)
+            reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=CHECK_TIMEOUT_SECONDS)
             healthy = reply.status == health_pb2.HealthCheckResponse.SERVING
             detail = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
         except grpc.aio.AioRpcError as exc:
@@ -50,7 +62,23 @@ class HealthWatch:
             state.since_ms = now
         state.healthy, state.detail, state.checked_ms = healthy, detail, now
 
+    async def _report(self, address: str, unhealthy: list[str]) -> None:
+        try:
+            ack = await self._links.stub(address).ReportExecutorHealth(pb.ExecutorHealthReport(unhealthy=unhealthy), timeout=3)
+        except grpc.aio.AioRpcError as exc:
+            log.debug("health report to dispatcher %s failed: %s", address, exc.details())
+            return
+        self._links.answered(address, ack.dispatcher)  # doubles as the dispatcher's heartbeat
+
     async def run(self) -> None:
         while True:
-            await asyncio.gather(*(self.check(a) for a in self.states))
+            addresses = {e.address for e in self._registry.live()}
+            for gone in set(self.states) - addresses:
+                log.info("executor %s left the registry", gone)
+                del self.states[gone]
+            await asyncio.gather(*(self.check(a) for a in addresses))
+            # A full snapshot every round: a dispatcher that just started, or
+            # missed a report, is corrected within one interval.
+            unhealthy = sorted(self.unhealthy())
+            await asyncio.gather(*(self._report(a, unhealthy) for a in self._links.addresses()))
             await asyncio.sleep(self._interval)

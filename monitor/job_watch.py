@@ -5,38 +5,50 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 import grpc
 
-from common.grpc_server import insecure_channel
 from common.store.async_store import DbThreads
 from common.store.sql_store import SqlStore
+from monitor.dispatcher_links import DispatcherLinks
 from protos import crontrio_pb2 as pb
-from protos import crontrio_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 # Change-log rows older than this are pruned; a dispatcher that far behind
 # reloads all jobs anyway (see dispatcher/job_sync.py).
 CHANGELOG_KEEP_MS = 24 * 3600 * 1000
 PRUNE_EVERY_SECONDS = 600
+DOWN = -2  # `applied` marker: the dispatcher did not answer
 
 
 class JobWatch:
-    def __init__(self, store: SqlStore, db: DbThreads, dispatchers: list[str], poll_seconds: float) -> None:
+    def __init__(
+        self,
+        store: SqlStore,
+        db: DbThreads,
+        links: DispatcherLinks,
+        poll_seconds: float,
+        on_change: Callable[[int], None] | None = None,
+    ) -> None:
         self._store = store
         self._db = db
+        self._links = links
         self._poll = poll_seconds
-        self._stubs = {address: pb_grpc.ControlStub(insecure_channel(address)) for address in dispatchers}
+        self._on_change = on_change
         # What each dispatcher has confirmed; re-sent until it catches up.
-        self.applied: dict[str, int] = {address: -1 for address in dispatchers}
+        self.applied: dict[str, int] = {}
         self.revision = 0
 
     async def run(self) -> None:
         last_prune = 0.0
         while True:
             try:
-                self.revision = await self._db.run(self._store.revision)
-                behind = [a for a, rev in self.applied.items() if rev < self.revision]
+                revision = await self._db.run(self._store.revision)
+                if revision != self.revision and self._on_change is not None:
+                    self._on_change(self.revision)
+                self.revision = revision
+                behind = [a for a in self._links.addresses() if self.applied.get(a, -1) < self.revision]
                 if behind:
                     await asyncio.gather(*(self._notify(a) for a in behind))
                 if time.monotonic() - last_prune > PRUNE_EVERY_SECONDS:
@@ -51,12 +63,13 @@ class JobWatch:
 
     async def _notify(self, address: str) -> None:
         try:
-            ack = await self._stubs[address].NotifyJobChanges(pb.JobChangesNotice(revision=self.revision), timeout=5)
+            ack = await self._links.stub(address).NotifyJobChanges(pb.JobChangesNotice(revision=self.revision), timeout=5)
         except grpc.aio.AioRpcError as exc:
-            if self.applied[address] != -2:  # log once per outage, not every poll
+            if self.applied.get(address) != DOWN:  # log once per outage, not every poll
                 log.warning("dispatcher %s did not take job changes: %s", address, exc.details())
-            self.applied[address] = -2
+            self.applied[address] = DOWN
             return
-        if self.applied[address] < 0 or ack.revision != self.applied[address]:
+        self._links.answered(address, ack.dispatcher)
+        if self.applied.get(address, -1) < 0:
             log.info("dispatcher %s (%s) is at job revision %d", address, ack.dispatcher, ack.revision)
         self.applied[address] = ack.revision

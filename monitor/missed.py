@@ -1,0 +1,118 @@
+"""Records firings nobody ran as `missed`, with the reason.
+
+The monitor keeps its own heap of expected fire times (the same Schedule the
+dispatchers use). A firing `missed_after` in the past with no run row at all
+means no dispatcher claimed it: every dispatcher was down, stopped, or
+starved. Recording it makes the gap visible in `cronctl run list` instead of
+silent. The row goes in with the firing's unique key, so a dispatcher that
+fires even later does not run it twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from common import status
+from common.errors import ValidationError
+from common.jobs import schedule_of, validate_job
+from common.model import Job, RunRecord, iso_ms, make_run_id
+from common.schedule import Schedule
+from common.store.async_store import DbThreads
+from common.store.sql_store import SqlStore
+
+log = logging.getLogger(__name__)
+NEVER_DROP_MS = 10**15  # expected firings are checked however late, never skipped
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class MissedDetector:
+    def __init__(self, store: SqlStore, db: DbThreads, missed_after_seconds: float) -> None:
+        self._store = store
+        self._db = db
+        self._missed_after_ms = int(missed_after_seconds * 1000)
+        self._expected = Schedule()
+        self._revision = 0
+        self.recorded = 0
+
+    def _apply(self, job: Job, from_ms: int) -> None:
+        if not job.enabled:
+            self._expected.remove(job.id)
+            return
+        try:
+            valid = validate_job(job)
+        except ValidationError:
+            self._expected.remove(job.id)  # the dispatchers do not schedule it either
+            return
+        self._expected.upsert(valid, schedule_of(valid), from_ms)
+
+    async def load(self) -> None:
+        self._revision = await self._db.run(self._store.revision)
+        # Firings from before the monitor started are judged too, back to one
+        # window: a restart of the monitor must not hide a gap.
+        start = now_ms() - self._missed_after_ms
+        for job in await self._db.run(self._store.list_jobs):
+            self._apply(job, start)
+
+    async def sync(self) -> None:
+        revision, ids = await self._db.run(self._store.changes_since, self._revision)
+        if ids:
+            found = {j.id: j for j in await self._db.run(self._store.jobs_by_ids, ids)}
+            for job_id in ids:
+                if job_id in found:
+                    self._apply(found[job_id], now_ms())
+                else:
+                    self._expected.remove(job_id)
+        self._revision = revision
+
+    async def pass_once(self) -> int:
+        await self.sync()
+        horizon = now_ms() - self._missed_after_ms
+        due, _ = self._expected.pop_due(horizon, NEVER_DROP_MS)
+        if not due:
+            return 0
+        low = min(ms for _, ms in due)
+        high = max(ms for _, ms in due) + 1
+        ran = await self._db.run(self._store.firings_between, low, high)
+        missing = [(job, ms) for job, ms in due if (job.id, ms) not in ran]
+        if not missing:
+            return 0
+        reason = (
+            f"missed: no dispatcher fired it within {self._missed_after_ms / 1000:g}s of its time (were all dispatchers down?)"
+        )
+        records = [
+            RunRecord(
+                run_id=make_run_id(job.id, ms, 1),
+                job_id=job.id,
+                job_name=job.name,
+                scheduled_ms=ms,
+                attempt=1,
+                status=status.MISSED,
+                error=reason,
+                created_ms=now_ms(),
+                finished_ms=now_ms(),
+            )
+            for job, ms in missing
+        ]
+        created = await self._db.run(self._store.write_runs, records, [])
+        count = sum(created)
+        for (job, ms), was_created in list(zip(missing, created, strict=True))[:20]:
+            if was_created:
+                log.warning("job %s: firing at %s was missed: nobody ran it", job.name, iso_ms(ms))
+        if count > 20:
+            log.warning("... and %d more missed firings", count - 20)
+        self.recorded += count
+        return count
+
+    async def run(self, interval_seconds: float) -> None:
+        await self.load()
+        while True:
+            try:
+                await self.pass_once()
+            except Exception as exc:  # noqa: BLE001 - keep watching after a DB hiccup
+                log.warning("missed-firing check failed (will retry): %s", exc)
+            await asyncio.sleep(interval_seconds)

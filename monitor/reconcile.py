@@ -1,0 +1,181 @@
+"""Settles runs left pending/running by a dispatcher that is gone.
+
+The executor keeps every finished result in its journal until a dispatcher
+acknowledges it, so a dispatcher killed mid-run loses nothing: we ask the
+executors about its runs and record the real outcome. A run no executor
+knows about, after a grace period, is marked lost and retried per its job's
+policy by a live dispatcher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+import grpc
+
+from common import status
+from common.grpc_server import insecure_channel
+from common.model import RunRecord
+from common.registry.base import Registry
+from common.store.async_store import DbThreads
+from common.store.sql_store import SqlStore
+from monitor.dispatcher_links import DispatcherLinks
+from protos import crontrio_pb2 as pb
+from protos import crontrio_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+MAX_ACTIVE_SCANNED = 5000
+NEVER_STARTED_GRACE_MS = 3000
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class _ExecutorAnswers:
+    results: dict[str, pb.RunFinished] = field(default_factory=dict)  # run_id -> result, and who holds it
+    holder: dict[str, str] = field(default_factory=dict)
+    running: set[str] = field(default_factory=set)
+    unreachable: set[str] = field(default_factory=set)
+
+
+class Reconciler:
+    def __init__(
+        self,
+        store: SqlStore,
+        db: DbThreads,
+        links: DispatcherLinks,
+        registry: Registry,
+        lost_after_seconds: float = 30.0,
+    ) -> None:
+        self._store = store
+        self._db = db
+        self._links = links
+        self._registry = registry
+        self._lost_after_ms = int(lost_after_seconds * 1000)
+        self._stubs: dict[str, pb_grpc.ExecutorStub] = {}
+        self.settled = 0
+
+    def _stub(self, address: str) -> pb_grpc.ExecutorStub:
+        stub = self._stubs.get(address)
+        if stub is None:
+            stub = self._stubs[address] = pb_grpc.ExecutorStub(insecure_channel(address))
+        return stub
+
+    async def run(self, interval_seconds: float) -> None:
+        while True:
+            try:
+                await self.pass_once()
+            except Exception as exc:  # noqa: BLE001 - keep reconciling after a DB or network hiccup
+                log.warning("reconciliation pass failed (will retry): %s", exc)
+            await asyncio.sleep(interval_seconds)
+
+    async def orphans(self) -> list[RunRecord]:
+        live = self._links.live_ids()
+        if live is None:
+            return []
+        active = await self._db.run(self._store.list_runs, statuses=sorted(status.ACTIVE), limit=MAX_ACTIVE_SCANNED)
+        return [r for r in active if r.dispatcher not in live]
+
+    async def pass_once(self) -> int:
+        orphans = await self.orphans()
+        if not orphans:
+            return 0
+        # Ask every executor: a dispatcher killed mid-run may not have
+        # recorded which executor took the run (its writes are batched).
+        addresses = {e.address for e in self._registry.live()} | {r.executor for r in orphans if r.executor}
+        answers = await self._ask(sorted(addresses), [r.run_id for r in orphans])
+        settled = 0
+        for run in orphans:
+            settled += await self._settle(run, answers)
+        self.settled += settled
+        return settled
+
+    async def _ask(self, addresses: list[str], run_ids: list[str]) -> _ExecutorAnswers:
+        answers = _ExecutorAnswers()
+
+        async def ask(address: str) -> None:
+            try:
+                reply = await self._stub(address).ListResults(pb.ListResultsRequest(run_ids=run_ids), timeout=5)
+            except grpc.aio.AioRpcError as exc:
+                answers.unreachable.add(address)
+                log.debug("executor %s did not answer ListResults: %s", address, exc.details())
+                return
+            for result in reply.results:
+                answers.results[result.run_id] = result
+                answers.holder[result.run_id] = address
+            answers.running.update(reply.running_run_ids)
+
+        await asyncio.gather(*(ask(a) for a in addresses))
+        return answers
+
+    async def _settle(self, run: RunRecord, answers: _ExecutorAnswers) -> int:
+        result = answers.results.get(run.run_id)
+        if result is not None:
+            fields = {
+                "status": result.status,
+                "exit_code": result.exit_code,
+                "started_ms": result.started_ms,
+                "finished_ms": result.finished_ms,
+                "output": result.output_tail,
+                "output_truncated": result.output_truncated,
+                "error": result.error,
+                "pid": result.pid,
+                "host": result.host,
+                "executor": result.executor,
+            }
+            if await self._db.run(self._store.finish_run_if_active, run.run_id, fields):
+                log.warning(
+                    "run %s of job %s: its dispatcher %s is gone; collected the result from executor %s: %s",
+                    run.run_id,
+                    run.job_name,
+                    run.dispatcher,
+                    answers.holder[run.run_id],
+                    result.status,
+                )
+            await self._ack(answers.holder[run.run_id], run.run_id)
+            if result.status in status.RETRYABLE:
+                await self._retry(run.run_id)
+            return 1
+        if run.run_id in answers.running:
+            return 0  # still going on its executor; collected once it finishes
+        waited_ms = now_ms() - max(run.updated_ms, run.created_ms)
+        # Every executor answered and none has it: the dispatcher died before
+        # handing it over (a short grace covers a request still in flight).
+        never_started = not answers.unreachable and not run.started_ms
+        if waited_ms < (NEVER_STARTED_GRACE_MS if never_started else self._lost_after_ms):
+            return 0  # an executor may be briefly unreachable; give it time
+        if never_started:
+            error = f"never started: dispatcher {run.dispatcher} died before an executor took it"
+        else:
+            where = f"executor {run.executor}" if run.executor else "any executor"
+            why = "unreachable" if run.executor in answers.unreachable else "has no record of it"
+            error = f"executor lost: dispatcher {run.dispatcher} is gone and {where} {why}"
+        fields = {"status": status.LOST, "error": error, "finished_ms": now_ms()}
+        if await self._db.run(self._store.finish_run_if_active, run.run_id, fields):
+            log.warning("run %s of job %s marked lost: %s", run.run_id, run.job_name, error)
+            await self._retry(run.run_id, never_started)
+        return 1
+
+    async def _ack(self, address: str, run_id: str) -> None:
+        try:
+            await self._stub(address).Ack(pb.AckRequest(run_ids=[run_id]), timeout=5)
+        except grpc.aio.AioRpcError as exc:
+            log.warning("ack of run %s to executor %s failed (it will be collected again): %s", run_id, address, exc.details())
+
+    async def _retry(self, run_id: str, never_started: bool = False) -> None:
+        request = pb.RetryRunRequest(run_id=run_id, never_started=never_started)
+        for address in self._links.live_addresses():
+            try:
+                reply = await self._links.stub(address).RetryRun(request, timeout=5)
+            except grpc.aio.AioRpcError as exc:
+                log.debug("dispatcher %s could not take the retry of %s: %s", address, run_id, exc.details())
+                continue
+            if not reply.retrying:
+                log.info("run %s not retried: %s", run_id, reply.reason)
+            return
+        log.warning("no live dispatcher to retry run %s", run_id)
