@@ -40,7 +40,7 @@ run: setup
 
 test: setup
 	./scripts/test-deps.sh
-	$(PY) -m pytest -n $(TEST_WORKERS) tests
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup tests
 
 test-unit: setup
 	$(PY) -m pytest -n $(TEST_WORKERS) tests/unit
@@ -49,7 +49,7 @@ test-integration: setup
 	$(PY) -m pytest -n $(TEST_WORKERS) tests/integration
 
 test-e2e: setup
-	$(PY) -m pytest -n $(TEST_WORKERS) tests/e2e
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup tests/e2e
 
 lint: setup
 	$(BIN)/ruff check .

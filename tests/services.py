@@ -86,7 +86,8 @@ class ServiceProcess:
         return self.proc.pid
 
     def log_text(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def stop(self, timeout: float = 15.0) -> int:

@@ -97,6 +97,5 @@ def trio(tmp_path: Path) -> Iterator[Trio]:
     finally:
         codes = {name: p.stop() for name, p in t.procs.items()}
         bad = {name: code for name, code in codes.items() if code != 0}
-        if bad:
-            print(t.logs())
+        print(t.logs())  # shown by pytest only when the test failed
         assert not bad, f"services did not stop cleanly on SIGTERM: {bad}"

@@ -1,0 +1,125 @@
+"""A distributed crontrio on one machine: N dispatchers, M executors and a
+monitor as real processes, on a private MariaDB, Redis and etcd."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pymysql
+
+from common.config import DatabaseConfig
+from tests.servers import EtcdServer, RedisServer
+from tests.services import REPO, ServiceProcess, free_port, is_serving, wait_for, write_conf
+
+
+@dataclass
+class Member:
+    name: str
+    service: str
+    address: str
+    env: dict[str, str]
+    proc: ServiceProcess | None = None
+
+
+@dataclass
+class Cluster:
+    root: Path
+    db: DatabaseConfig
+    redis: RedisServer
+    etcd: EtcdServer
+    conf: Path = field(init=False)
+    members: dict[str, Member] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.conf = write_conf(
+            self.root,
+            {
+                "database": {
+                    "driver": "mysql",
+                    "host": self.db.host,
+                    "port": str(self.db.port),
+                    "username": self.db.username,
+                    "password": self.db.password,
+                    "database": self.db.database,
+                    "auto_migrate": "false",
+                },
+                "redis": {"host": self.redis.host, "port": str(self.redis.port)},
+                "etcd": {"endpoints": self.etcd.endpoint, "lease_ttl": "3"},
+                "dispatcher": {"executors": "", "shutdown_grace_seconds": "5"},
+                "executor": {"kill_grace_seconds": "1", "shutdown_grace_seconds": "5"},
+                "monitor": {
+                    "poll_interval_seconds": "0.2",
+                    "health_interval_seconds": "0.5",
+                    "reconcile_interval_seconds": "0.5",
+                    "missed_after_seconds": "8",
+                    "http_listen": "",
+                },
+                "log": {"level": "INFO"},
+            },
+        )
+        subprocess.run([sys.executable, "-m", "monitor", "-c", str(self.conf), "migrate"], cwd=REPO, check=True, timeout=60)
+
+    def add(self, service: str, name: str) -> Member:
+        port = free_port()
+        address = f"127.0.0.1:{port}"
+        env = {f"CRONTRIO_{service.upper()}_LISTEN": address}
+        if service in ("dispatcher", "executor"):
+            env[f"CRONTRIO_{service.upper()}_ID"] = name
+        if service == "executor":
+            env["CRONTRIO_EXECUTOR_JOURNAL"] = str(self.root / f"{name}-journal.db")
+        member = Member(name, service, address, env)
+        self.members[name] = member
+        return member
+
+    def start(self, name: str) -> Member:
+        member = self.members[name]
+        member.proc = ServiceProcess(member.service, self.conf, self.root / f"{name}.log", env=member.env)
+        proc = member.proc
+        try:
+            wait_for(lambda: proc.proc.poll() is None and is_serving(member.address), 30, f"{name} to serve")
+        except AssertionError:
+            raise AssertionError(f"{name} did not start:\n{proc.log_text()}") from None
+        return member
+
+    def kill(self, name: str) -> None:
+        member = self.members[name]
+        assert member.proc is not None
+        member.proc.kill()
+
+    def stop(self, name: str) -> int:
+        member = self.members[name]
+        assert member.proc is not None
+        return member.proc.stop()
+
+    def log(self, name: str) -> str:
+        proc = self.members[name].proc
+        return proc.log_text() if proc else ""
+
+    def logs(self) -> str:
+        return "\n".join(f"===== {n}\n{self.log(n)[-20000:]}" for n in self.members)
+
+    def sql(self, statement: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        conn = pymysql.connect(
+            host=self.db.host,
+            port=self.db.port,
+            user=self.db.username,
+            password=self.db.password,
+            database=self.db.database,
+            autocommit=True,
+        )
+        try:
+            with conn.cursor() as cur:
+                cur.execute(statement, params)
+                return list(cur.fetchall())
+        finally:
+            conn.close()
+
+    def shutdown(self) -> dict[str, int]:
+        codes = {}
+        for name, member in self.members.items():
+            if member.proc is not None and member.proc.proc.returncode is None:
+                codes[name] = member.proc.stop()
+        return codes
