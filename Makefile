@@ -11,10 +11,11 @@ CONF   ?= conf/conf.ini
 # Parallel test workers; 2 cores here, pytest-xdist spreads the suite.
 TEST_WORKERS ?= auto
 
-.PHONY: all setup protos run test test-unit test-integration test-e2e lint clean distclean help
+.PHONY: all setup protos run run-distributed test test-unit test-integration test-e2e lint clean distclean help
 
 help:
 	@echo "make run     create .venv, install, start executor + dispatcher + monitor on $(CONF)"
+	@echo "make run-distributed   the same with MariaDB, Redis, etcd, 2 dispatchers, 2 executors (var/distributed/)"
 	@echo "make test    set up and run the whole test suite"
 	@echo "make lint    ruff + mypy"
 	@echo "make clean   remove var/ and caches (keeps .venv)"
@@ -37,6 +38,10 @@ protos: $(STUBS)
 run: setup
 	@mkdir -p var
 	./scripts/run-trio.sh $(CONF)
+
+run-distributed: setup
+	./scripts/test-deps.sh
+	./scripts/run-distributed.sh
 
 test: setup
 	./scripts/test-deps.sh

@@ -6,6 +6,7 @@ message names the field); 3 no dispatcher reachable.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -77,9 +78,17 @@ def emit_json(value: Any) -> None:
     metavar="HOST:PORT",
     help=f"Dispatcher to talk to; repeat for failover. Default: $CRONTRIO_SERVER (comma-separated) or {DEFAULT_SERVER}.",
 )
+@click.option(
+    "--etcd",
+    "etcd_endpoints",
+    default=lambda: os.environ.get("CRONTRIO_ETCD", ""),
+    metavar="HOST:PORT[,...]",
+    help="Find live dispatchers in etcd (distributed mode) when no --server is given. Default: $CRONTRIO_ETCD.",
+)
+@click.option("--etcd-prefix", default="/crontrio", show_default=True, help="The [etcd] prefix the services use.")
 @click.option("--json", "json_output", is_flag=True, help="JSON output for every command.")
 @click.pass_context
-def cli(ctx: click.Context, servers: tuple[str, ...], json_output: bool) -> None:
+def cli(ctx: click.Context, servers: tuple[str, ...], etcd_endpoints: str, etcd_prefix: str, json_output: bool) -> None:
     """Manage crontrio: add and list jobs, inspect runs, preview cron specs.
 
     \b
@@ -92,7 +101,27 @@ def cli(ctx: click.Context, servers: tuple[str, ...], json_output: bool) -> None
     Exit codes: 0 ok, 1 not found / refused, 2 invalid input (names the field), 3 no dispatcher reachable.
     """
     chosen = list(servers) or [s.strip() for s in os.environ.get("CRONTRIO_SERVER", "").split(",") if s.strip()]
+    if not chosen and etcd_endpoints and ctx.invoked_subcommand != "cron":
+        endpoints = [e.strip() for e in etcd_endpoints.split(",") if e.strip()]
+        chosen = discover_dispatchers(endpoints, etcd_prefix)
+        if not chosen:
+            fail(f"no dispatcher registered in etcd at {etcd_endpoints} (prefix {etcd_prefix})", EXIT_NO_SERVER)
     ctx.obj = Ctx(chosen or [DEFAULT_SERVER], json_output)
+
+
+def discover_dispatchers(endpoints: list[str], prefix: str) -> list[str]:
+    """Addresses of the dispatchers registered in etcd right now."""
+    from common.registry.etcd_registry import DispatcherWatcher
+
+    async def read() -> list[str]:
+        watcher = DispatcherWatcher(endpoints, prefix)
+        await watcher.start(wait=5.0)
+        try:
+            return [d.address for d in watcher.live()]
+        finally:
+            await watcher.close()
+
+    return asyncio.run(read())
 
 
 # ----------------------------------------------------------------------- jobs

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+import random
 
 from common.model import Job
 from common.registry.base import ExecutorRef
@@ -40,15 +40,22 @@ def matching_executors(
 
 
 class RoundRobinRouter:
-    """Round-robin per target, so each target's executors share its load evenly."""
+    """Round-robin per target, so each target's executors share its load evenly.
 
-    def __init__(self) -> None:
-        self._next: dict[str, int] = defaultdict(int)
+    Each counter starts at a random place: several dispatchers starting at 0
+    would all send their first runs to the same executor.
+    """
+
+    def __init__(self, rng: random.Random | None = None) -> None:
+        self._rng = rng or random.Random()
+        self._next: dict[str, int] = {}
 
     def pick(self, job: Job, candidates: list[ExecutorRef]) -> ExecutorRef | None:
         if not candidates:
             return None
         ordered = sorted(candidates, key=lambda e: e.address)  # stable across registry refreshes
+        if job.target not in self._next:
+            self._next[job.target] = self._rng.randrange(len(ordered))
         index = self._next[job.target] % len(ordered)
         self._next[job.target] = index + 1
         return ordered[index]

@@ -48,7 +48,8 @@ class MissedDetector:
         except ValidationError:
             self._expected.remove(job.id)  # the dispatchers do not schedule it either
             return
-        self._expected.upsert(valid, schedule_of(valid), from_ms)
+        # Nothing is expected of a job before it existed.
+        self._expected.upsert(valid, schedule_of(valid), max(from_ms, job.created_ms))
 
     async def load(self) -> None:
         self._revision = await self._db.run(self._store.revision)

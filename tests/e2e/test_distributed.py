@@ -8,6 +8,8 @@ two clusters at once on a 2-core machine would only measure CPU contention.
 from __future__ import annotations
 
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +19,7 @@ import pytest
 from common.config import DatabaseConfig
 from tests.e2e.cluster import Cluster
 from tests.servers import EtcdServer, RedisServer
-from tests.services import wait_for
+from tests.services import REPO, wait_for
 
 pytestmark = pytest.mark.xdist_group("cluster")
 
@@ -243,6 +245,24 @@ def test_firings_nobody_ran_are_recorded_as_missed(cluster: Cluster) -> None:
     # ...and each missed firing has no other run: recorded, not run late.
     for ms in missed:
         assert len(cluster.sql("SELECT 1 FROM runs WHERE scheduled_ms = %s", (ms,))) == 1
+
+
+def test_cronctl_finds_dispatchers_in_etcd(cluster: Cluster, etcd_server: EtcdServer) -> None:
+    cluster.add("dispatcher", "d1")
+    cluster.start("d1")
+    result = subprocess.run(
+        [sys.executable, "-m", "cronctl.main", "--etcd", etcd_server.endpoint, "job", "add", "--name", "via-etcd",
+         "--spec", "@daily", "--command", "true", "--json"],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert cluster.sql("SELECT name FROM jobs") == [("via-etcd",)]
+    cluster.stop("d1")  # deregisters: nothing left to find
+    empty = subprocess.run(
+        [sys.executable, "-m", "cronctl.main", "--etcd", etcd_server.endpoint, "job", "list"],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )
+    assert empty.returncode == 3 and "no dispatcher registered in etcd" in empty.stderr
 
 
 def test_target_without_live_executor_gives_a_failed_run(cluster: Cluster) -> None:
