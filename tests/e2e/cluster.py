@@ -119,7 +119,9 @@ class Cluster:
 
     def shutdown(self) -> dict[str, int]:
         codes = {}
-        for name, member in self.members.items():
+        # Users of a service stop before it: no run is routed to a stopping executor.
+        order = {"monitor": 0, "dispatcher": 1, "executor": 2}
+        for name, member in sorted(self.members.items(), key=lambda item: order[item[1].service]):
             if member.proc is not None and member.proc.proc.returncode is None:
                 codes[name] = member.proc.stop()
         return codes
