@@ -46,10 +46,28 @@ __all__ = ["CronSchedule", "validate_timezone"]
 
 # Zones that are UTC forever: skip building a transition table for them (the
 # common case, and it keeps next_after() on the shortest path).
-_UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/Universal",
-                        "Universal", "Etc/Zulu", "Zulu", "GMT", "Etc/GMT",
-                        "Etc/GMT0", "Etc/GMT+0", "Etc/GMT-0", "GMT0", "GMT+0",
-                        "GMT-0", "Etc/Greenwich", "Greenwich"})
+_UTC_NAMES = frozenset(
+    {
+        "UTC",
+        "Etc/UTC",
+        "Etc/UCT",
+        "UCT",
+        "Etc/Universal",
+        "Universal",
+        "Etc/Zulu",
+        "Zulu",
+        "GMT",
+        "Etc/GMT",
+        "Etc/GMT0",
+        "Etc/GMT+0",
+        "Etc/GMT-0",
+        "GMT0",
+        "GMT+0",
+        "GMT-0",
+        "Etc/Greenwich",
+        "Greenwich",
+    }
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -208,6 +226,7 @@ def _timeline(name: str) -> _Timeline:
 # Cron expressions
 # --------------------------------------------------------------------------
 
+
 class _Matcher:
     """A compiled croniter expression used for naive wall-clock arithmetic.
 
@@ -220,8 +239,7 @@ class _Matcher:
     def __init__(self, expr: str, seconds: bool, hash_id: str | None) -> None:
         # start_time=0 (a float) keeps croniter in naive mode: no tzinfo is
         # ever attached, so all arithmetic is on wall-clock fields.
-        self._cron = croniter(expr, 0, ret_type=float, day_or=True, hash_id=hash_id,
-                              second_at_beginning=seconds)
+        self._cron = croniter(expr, 0, ret_type=float, day_or=True, hash_id=hash_id, second_at_beginning=seconds)
         self._lock = threading.Lock()
 
     def next_wall(self, wall: int) -> int | None:
@@ -250,13 +268,13 @@ _MACROS = {
 }
 
 # (name, min, max) per field, in the order written.
-_FIELDS_5 = (("minute", 0, 59), ("hour", 0, 23), ("day-of-month", 1, 31),
-             ("month", 1, 12), ("day-of-week", 0, 7))
+_FIELDS_5 = (("minute", 0, 59), ("hour", 0, 23), ("day-of-month", 1, 31), ("month", 1, 12), ("day-of-week", 0, 7))
 _FIELDS_6 = (("second", 0, 59), *_FIELDS_5)
 
 _NAMES: dict[str, dict[str, int]] = {
-    "month": {m: i + 1 for i, m in enumerate(
-        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"))},
+    "month": {
+        m: i + 1 for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"))
+    },
     "day-of-week": {d: i for i, d in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))},
 }
 
@@ -298,11 +316,9 @@ def _rewrite_field(field: str, text: str, lo: int, hi: int) -> str:
             raise ValidationError("spec", f"field '{field}' has an empty list item in '{text}'")
         base, slash, step = item.partition("/")
         if slash and (not step.isdigit() or int(step) == 0):
-            raise ValidationError(
-                "spec", f"field '{field}' step '{step}' must be a positive integer")
+            raise ValidationError("spec", f"field '{field}' step '{step}' must be a positive integer")
         if base == "?" and field not in ("day-of-month", "day-of-week"):
-            raise ValidationError(
-                "spec", f"field '{field}': '?' is only allowed in day-of-month and day-of-week")
+            raise ValidationError("spec", f"field '{field}': '?' is only allowed in day-of-month and day-of-week")
         if base in ("*", "?"):
             out.append(item)
             continue
@@ -322,8 +338,9 @@ def _rewrite_field(field: str, text: str, lo: int, hi: int) -> str:
     return ",".join(out)
 
 
-def _croniter_error(fields: list[str], expr_fields: list[str], seconds: bool,
-                    hash_key: str | None, exc: Exception) -> ValidationError:
+def _croniter_error(
+    fields: list[str], expr_fields: list[str], seconds: bool, hash_key: str | None, exc: Exception
+) -> ValidationError:
     """Turn a croniter error into one that names the offending field."""
     names = _FIELDS_6 if seconds else _FIELDS_5
     for i, (field, _, _) in enumerate(names):
@@ -331,11 +348,9 @@ def _croniter_error(fields: list[str], expr_fields: list[str], seconds: bool,
         trial[i] = expr_fields[i]
         try:
             # expand(), unlike the constructor, wants the hash id as bytes.
-            croniter.expand(" ".join(trial), second_at_beginning=seconds,
-                            hash_id=None if hash_key is None else hash_key.encode())
+            croniter.expand(" ".join(trial), second_at_beginning=seconds, hash_id=None if hash_key is None else hash_key.encode())
         except (CroniterError, ValueError) as field_exc:
-            return ValidationError("spec", f"field '{field}' value '{fields[i]}' is not valid"
-                                           f" ({field_exc})")
+            return ValidationError("spec", f"field '{field}' value '{fields[i]}' is not valid ({field_exc})")
     return ValidationError("spec", f"invalid cron expression '{' '.join(fields)}' ({exc})")
 
 
@@ -352,11 +367,10 @@ def _parse_every(arg: str) -> int:
         raise ValidationError("spec", "@every needs a duration, e.g. '@every 5m'")
     if not _EVERY_RE.fullmatch(text):
         if re.search(r"[0-9]\.[0-9]|[0-9](ms|us|µs|ns)\b", text):
-            raise ValidationError(
-                "spec", f"@every duration '{arg}' must be a whole number of seconds")
+            raise ValidationError("spec", f"@every duration '{arg}' must be a whole number of seconds")
         raise ValidationError(
-            "spec", f"@every duration '{arg}' is not valid; use whole numbers with units"
-                    " d, h, m, s, e.g. 30s, 5m, 1h30m, 1d")
+            "spec", f"@every duration '{arg}' is not valid; use whole numbers with units d, h, m, s, e.g. 30s, 5m, 1h30m, 1d"
+        )
     total = sum(int(n) * _EVERY_UNITS[u] for n, u in _EVERY_PART_RE.findall(text))
     if total < 1:
         raise ValidationError("spec", f"@every duration '{arg}' must be at least 1s")
@@ -388,8 +402,7 @@ class CronSchedule:
     spec: str
     timezone: str
 
-    def __init__(self, spec: str, timezone: str, *, every: int | None,
-                 matcher: _Matcher | None, fixed: bool) -> None:
+    def __init__(self, spec: str, timezone: str, *, every: int | None, matcher: _Matcher | None, fixed: bool) -> None:
         """Internal; use :meth:`parse`."""
         self.spec = spec
         self.timezone = timezone
@@ -399,8 +412,7 @@ class CronSchedule:
         self._timeline = _timeline(timezone)
 
     @classmethod
-    def parse(cls, spec: str, timezone: str = "UTC", *,
-              hash_key: str | None = None) -> CronSchedule:
+    def parse(cls, spec: str, timezone: str = "UTC", *, hash_key: str | None = None) -> CronSchedule:
         """Parse and validate `spec` for IANA zone `timezone`.
 
         `spec` is 5 cron fields (minute hour day-of-month month day-of-week), 6
@@ -423,8 +435,7 @@ class CronSchedule:
             macro, _, arg = text.partition(" ")
             macro = macro.lower()
             if macro == "@every":
-                return cls(f"@every {arg.lower()}", tz, every=_parse_every(arg),
-                           matcher=None, fixed=False)
+                return cls(f"@every {arg.lower()}", tz, every=_parse_every(arg), matcher=None, fixed=False)
             if macro not in _MACROS:
                 raise ValidationError("spec", f"unknown macro {macro}")
             if arg:
@@ -435,8 +446,7 @@ class CronSchedule:
             fields = text.split(" ")
             normalised = text
             if len(fields) not in (5, 6):
-                raise ValidationError(
-                    "spec", f"expected 5 fields (or 6 with seconds first), got {len(fields)}")
+                raise ValidationError("spec", f"expected 5 fields (or 6 with seconds first), got {len(fields)}")
 
         seconds = len(fields) == 6
         names = _FIELDS_6 if seconds else _FIELDS_5
@@ -448,16 +458,16 @@ class CronSchedule:
                 # croniter hashes a bare H in day-of-month over 1-31, which
                 # would skip short months (or never fire in February); keep it
                 # to days every month has.
-                expr_fields.append("H(1-28)" if field == "day-of-month" and value.lower() == "h"
-                                   else value)
+                expr_fields.append("H(1-28)" if field == "day-of-month" and value.lower() == "h" else value)
             elif _RANDOM_RE.fullmatch(value):
                 raise ValidationError(
-                    "spec", f"field '{field}': R (random) is not supported; every"
-                            " dispatcher must compute the same fire times, use H")
+                    "spec",
+                    f"field '{field}': R (random) is not supported; every dispatcher must compute the same fire times, use H",
+                )
             elif "h" in value.lower().replace("thu", ""):
                 raise ValidationError(
-                    "spec", f"field '{field}': H must be the whole field"
-                            f" (H, H/n, H(a-b) or H(a-b)/n), got '{value}'")
+                    "spec", f"field '{field}': H must be the whole field (H, H/n, H(a-b) or H(a-b)/n), got '{value}'"
+                )
             else:
                 expr_fields.append(_rewrite_field(field, value, lo, hi))
         if hashed and not hash_key:

@@ -15,7 +15,17 @@ import httpx
 
 from common.cron import CronSchedule, validate_timezone
 from common.errors import ValidationError
-from common.model import HTTP_METHODS, SHELL, TASK_TYPES, Job
+from common.model import (
+    DEPENDENCY_CONDITIONS,
+    HTTP_METHODS,
+    KEYWORD_ACTIONS,
+    MISFIRE_POLICIES,
+    OVERLAP_POLICIES,
+    ROUTE_STRATEGIES,
+    SHELL,
+    TASK_TYPES,
+    Job,
+)
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 HEADER_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -23,6 +33,8 @@ ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
 MAX_RETRIES = 100
 MAX_RETRY_INTERVAL_SECONDS = 24 * 3600
+MAX_CATCH_UP_SECONDS = 7 * 24 * 3600
+USER_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}\$?$")
 
 
 def _finite_range(field: str, value: float, low: float, high: float, unit: str = "seconds") -> None:
@@ -41,7 +53,10 @@ def validate_job(job: Job) -> Job:
         )
     timezone = validate_timezone(job.timezone)
     spec = " ".join(job.spec.split())
-    CronSchedule.parse(spec, timezone, hash_key=name)  # raises ValidationError("spec", ...)
+    if spec or not job.after:  # a job with upstreams may have no schedule of its own
+        if not spec:
+            raise ValidationError("spec", "must not be empty (only a job with --after may have no schedule)")
+        CronSchedule.parse(spec, timezone, hash_key=name)  # raises ValidationError("spec", ...)
     task_type = (job.type or SHELL).strip().lower()
     if task_type not in TASK_TYPES:
         raise ValidationError("type", f"expected one of {', '.join(TASK_TYPES)}, got {job.type!r}")
@@ -73,7 +88,66 @@ def validate_job(job: Job) -> Job:
             raise ValidationError("env", f"{key!r} is not a valid environment variable name")
     if job.target != job.target.strip() or any(c.isspace() for c in job.target):
         raise ValidationError("target", f"must not contain spaces, got {job.target!r}")
+    _one_of("overlap", job.overlap_policy, OVERLAP_POLICIES)
+    _one_of("misfire", job.misfire_policy, MISFIRE_POLICIES)
+    _finite_range("catch_up_window", job.catch_up_window_seconds, 0, MAX_CATCH_UP_SECONDS)
+    _finite_range("retry_backoff", job.retry_backoff, 1, 10, unit="(multiplier)")
+    _finite_range("retry_max_interval", job.retry_max_interval_seconds, 0, MAX_RETRY_INTERVAL_SECONDS)
+    _finite_range("retry_jitter", job.retry_jitter, 0, 1, unit="(fraction of the delay)")
+    _one_of("route", job.route_strategy, ROUTE_STRATEGIES)
+    if job.run_as_user and not USER_RE.match(job.run_as_user):
+        raise ValidationError("user", f"{job.run_as_user!r} is not a valid user name")
+    if job.run_as_user and task_type != SHELL:
+        raise ValidationError("user", "only shell jobs run as a user")
+    for keyword in job.keywords:
+        if not keyword or len(keyword) > 256:
+            raise ValidationError("keywords", f"each keyword must be 1-256 characters, got {keyword!r}")
+    _one_of("keyword_action", job.keyword_action, KEYWORD_ACTIONS)
+    seen: set[str] = set()
+    for dep in job.after:
+        if not NAME_RE.match(dep.job):
+            raise ValidationError("after", f"{dep.job!r} is not a job name")
+        if dep.job == name:
+            raise ValidationError("after", "a job cannot run after itself")
+        if dep.job in seen:
+            raise ValidationError("after", f"{dep.job!r} is listed twice")
+        seen.add(dep.job)
+        _one_of("after", dep.when, DEPENDENCY_CONDITIONS)
     return dataclasses.replace(job, name=name, spec=spec, timezone=timezone, type=task_type, command=command, http_method=method)
+
+
+def _one_of(field: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValidationError(field, f"expected one of {', '.join(allowed)}, got {value!r}")
+
+
+def check_dependencies(job: Job, others: list[Job]) -> None:
+    """Upstreams must exist and the after-graph must stay acyclic with `job` in it.
+
+    `others` are the stored jobs (a stored version of `job` itself is replaced).
+    """
+    by_name = {j.name: j for j in others if not (job.id and j.id == job.id)}
+    by_name[job.name] = job
+    for dep in job.after:
+        if dep.job not in by_name:
+            raise ValidationError("after", f"no job named {dep.job!r}")
+    path: list[str] = []
+
+    def visit(name: str) -> None:
+        # Depth-first from job through its upstreams; meeting a name already
+        # on the path means the graph has a cycle through it.
+        if name in path:
+            cycle = [*path[path.index(name) :], name]
+            raise ValidationError("after", "dependency cycle: " + " -> ".join(cycle))
+        current = by_name.get(name)
+        if current is None:
+            return
+        path.append(name)
+        for dep in current.after:
+            visit(dep.job)
+        path.pop()
+
+    visit(job.name)
 
 
 def _validate_url(url: str) -> None:
@@ -87,6 +161,9 @@ def _validate_url(url: str) -> None:
         raise ValidationError("command", f"{url!r} is not an http:// or https:// URL")
 
 
-def schedule_of(job: Job) -> CronSchedule:
-    """The parsed schedule of an already validated job."""
+def schedule_of(job: Job) -> CronSchedule | None:
+    """The parsed schedule of an already validated job; None for a job that
+    only runs after its upstreams."""
+    if not job.spec:
+        return None
     return CronSchedule.parse(job.spec, job.timezone, hash_key=job.name)

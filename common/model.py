@@ -10,6 +10,38 @@ HTTP = "http"
 TASK_TYPES = (SHELL, HTTP)
 HTTP_METHODS = ("GET", "POST")
 
+# What to do when a firing comes while the job's previous run is still going.
+OVERLAP_ALLOW, OVERLAP_SKIP, OVERLAP_QUEUE, OVERLAP_REPLACE = "allow", "skip", "queue", "replace"
+OVERLAP_POLICIES = (OVERLAP_ALLOW, OVERLAP_SKIP, OVERLAP_QUEUE, OVERLAP_REPLACE)
+# Firings missed while every dispatcher was down.
+MISFIRE_SKIP, MISFIRE_RUN_ONCE, MISFIRE_RUN_ALL = "skip", "run_once", "run_all"
+MISFIRE_POLICIES = (MISFIRE_SKIP, MISFIRE_RUN_ONCE, MISFIRE_RUN_ALL)
+KEYWORD_FAIL, KEYWORD_NOTIFY = "fail", "notify"
+KEYWORD_ACTIONS = (KEYWORD_FAIL, KEYWORD_NOTIFY)
+ON_SUCCESS, ON_FAILURE, ALWAYS = "on_success", "on_failure", "always"
+DEPENDENCY_CONDITIONS = (ON_SUCCESS, ON_FAILURE, ALWAYS)
+ROUTE_STRATEGIES = (
+    "round_robin",
+    "random",
+    "first",
+    "least_busy",
+    "consistent_hash",
+    "failover",
+    "broadcast",
+    "sharded",
+)
+FAN_OUT_STRATEGIES = ("broadcast", "sharded")
+# How a firing came about (runs.trigger).
+TRIGGER_SCHEDULE, TRIGGER_MANUAL, TRIGGER_CATCH_UP = "schedule", "manual", "catch_up"
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """Run the owning job after `job` ends, when its outcome matches `when`."""
+
+    job: str
+    when: str = ON_SUCCESS
+
 
 @dataclass(frozen=True)
 class Job:
@@ -32,6 +64,19 @@ class Job:
     target: str = ""
     workdir: str = ""
     env: dict[str, str] = field(default_factory=dict)
+    overlap_policy: str = OVERLAP_ALLOW
+    misfire_policy: str = MISFIRE_SKIP
+    catch_up_window_seconds: float = 3600.0
+    retry_backoff: float = 1.0
+    retry_max_interval_seconds: float = 0.0
+    retry_jitter: float = 0.0
+    route_strategy: str = "round_robin"
+    run_as_user: str = ""
+    follow_redirects: bool = False
+    skip_tls_verify: bool = False
+    keywords: tuple[str, ...] = ()
+    keyword_action: str = KEYWORD_FAIL
+    after: tuple[Dependency, ...] = ()
     created_ms: int = 0
     updated_ms: int = 0
     # Set by the store for a row it cannot read (e.g. broken JSON written by
@@ -65,10 +110,23 @@ class RunRecord:
     error: str = ""
     created_ms: int = 0
     updated_ms: int = 0
+    shard: int = 0
+    shard_total: int = 0
+    trigger: str = TRIGGER_SCHEDULE
 
 
-def make_run_id(job_id: int, scheduled_ms: int, attempt: int) -> str:
-    return f"{job_id}-{scheduled_ms}-{attempt}"
+def make_run_id(job_id: int, scheduled_ms: int, attempt: int, shard: int = 0) -> str:
+    """Deterministic: every dispatcher derives the same id for the same run.
+    Shards of broadcast/sharded jobs get a suffix (.1, .2, ...) after shard 0."""
+    base = f"{job_id}-{scheduled_ms}-{attempt}"
+    return base if shard == 0 else f"{base}.{shard}"
+
+
+def parse_run_id(run_id: str) -> tuple[int, int, int, int]:
+    """(job_id, scheduled_ms, attempt, shard) of a run id."""
+    base, _, shard = run_id.partition(".")
+    job_id, scheduled_ms, attempt = base.split("-")
+    return int(job_id), int(scheduled_ms), int(attempt), int(shard or 0)
 
 
 def iso_ms(ms: int | None) -> str:

@@ -11,9 +11,10 @@ KILLED = "killed"
 LOST = "lost"  # the executor or the connection to it went away mid-run
 MISSED = "missed"  # a firing nobody ran (e.g. every dispatcher was down)
 SKIPPED = "skipped"  # deliberately not run (overlap policy)
+QUEUED = "queued"  # waiting for the job's running run to end (overlap policy "queue")
 
 ACTIVE = frozenset({PENDING, RUNNING})
 FINISHED = frozenset({SUCCEEDED, FAILED, TIMEOUT, KILLED, LOST, MISSED, SKIPPED})
 # Outcomes that may be retried per the job's retry policy.
 RETRYABLE = frozenset({FAILED, TIMEOUT, LOST})
-ALL = ACTIVE | FINISHED
+ALL = ACTIVE | FINISHED | {QUEUED}

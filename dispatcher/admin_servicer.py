@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 
 import grpc
 
+from common import status
 from common.convert import job_from_pb, job_to_pb, run_to_pb
 from common.cron import CronSchedule
 from common.errors import ValidationError
-from common.jobs import validate_job
-from common.model import Job
+from common.jobs import check_dependencies, validate_job
+from common.model import TRIGGER_MANUAL, Job, iso_ms, make_run_id
 from common.schedule import Schedule
 from common.store.async_store import DbThreads
 from common.store.sql_store import JobExistsError, SqlStore
+from dispatcher.executor_client import ExecutorClients
 from dispatcher.firing import FiringRunner
 from dispatcher.job_sync import JobSync
 from dispatcher.scheduler import SpawnFn
@@ -28,11 +31,33 @@ MAX_PREVIEW = 1000
 
 
 class AdminServicer(pb_grpc.AdminServicer):
-    def __init__(self, store: SqlStore, db: DbThreads, schedule: Schedule, job_sync: JobSync) -> None:
+    def __init__(
+        self,
+        store: SqlStore,
+        db: DbThreads,
+        schedule: Schedule,
+        job_sync: JobSync,
+        runner: FiringRunner,
+        spawn: SpawnFn,
+        clients: ExecutorClients,
+    ) -> None:
         self._store = store
         self._db = db
         self._schedule = schedule
         self._sync = job_sync
+        self._runner = runner
+        self._spawn = spawn
+        self._clients = clients
+
+    async def _validated(self, request: pb.Job, context: grpc.aio.ServicerContext, job_id: int = 0) -> Job:
+        """Every field checked, then the dependency graph with all stored jobs."""
+        try:
+            job = validate_job(dataclasses.replace(job_from_pb(request), id=job_id))
+            if job.after:
+                check_dependencies(job, await self._db.run(self._store.list_jobs))
+        except ValidationError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return job
 
     def _to_pb(self, job: Job) -> pb.Job:
         return job_to_pb(job, self._schedule.next_fire_ms(job.id) or 0)
@@ -47,10 +72,7 @@ class AdminServicer(pb_grpc.AdminServicer):
         return job
 
     async def CreateJob(self, request: pb.Job, context: grpc.aio.ServicerContext) -> pb.Job:
-        try:
-            job = validate_job(job_from_pb(request))
-        except ValidationError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        job = await self._validated(request, context)
         try:
             stored = await self._db.run(self._store.create_job, job)
         except JobExistsError:
@@ -65,6 +87,66 @@ class AdminServicer(pb_grpc.AdminServicer):
     async def ListJobs(self, request: pb.ListJobsRequest, context: grpc.aio.ServicerContext) -> pb.ListJobsReply:
         jobs = await self._db.run(self._store.list_jobs)
         return pb.ListJobsReply(jobs=[self._to_pb(j) for j in jobs])
+
+    async def UpdateJob(self, request: pb.Job, context: grpc.aio.ServicerContext) -> pb.Job:
+        current = await self._find(pb.JobRef(id=request.id, name=request.name), context)
+        job = await self._validated(request, context, job_id=current.id)
+        try:
+            stored = await self._db.run(self._store.update_job, job)
+        except JobExistsError:
+            await context.abort(grpc.StatusCode.ALREADY_EXISTS, f"name: a job named {job.name!r} already exists")
+        if stored is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"job {current.name!r} was deleted meanwhile")
+        assert stored is not None
+        self._sync.apply(stored)
+        log.info("job %s updated (id %d)", stored.name, stored.id)
+        return self._to_pb(stored)
+
+    async def _set_enabled(self, request: pb.JobRef, context: grpc.aio.ServicerContext, enabled: bool) -> pb.Job:
+        job = await self._find(request, context)
+        stored = await self._db.run(self._store.set_enabled, job.id, enabled)
+        if stored is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"job {job.name!r} was deleted meanwhile")
+        assert stored is not None
+        self._sync.apply(stored)
+        log.info("job %s %s", stored.name, "resumed" if enabled else "paused")
+        return self._to_pb(stored)
+
+    async def PauseJob(self, request: pb.JobRef, context: grpc.aio.ServicerContext) -> pb.Job:
+        return await self._set_enabled(request, context, False)
+
+    async def ResumeJob(self, request: pb.JobRef, context: grpc.aio.ServicerContext) -> pb.Job:
+        return await self._set_enabled(request, context, True)
+
+    async def RunJob(self, request: pb.JobRef, context: grpc.aio.ServicerContext) -> pb.RunJobReply:
+        job = await self._find(request, context)
+        try:
+            job = validate_job(job)
+        except ValidationError as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"job {job.name!r} is invalid: {exc}")
+        at = time.time_ns() // 1_000_000
+        if at % 1000 == 0:
+            at += 1  # never the same id as a scheduled firing (those are whole seconds)
+        log.info("job %s run now (manual), as firing %s", job.name, iso_ms(at))
+        self._spawn(self._runner.fire(job, at, TRIGGER_MANUAL), f"manual-{job.id}-{at}")
+        return pb.RunJobReply(scheduled_ms=at, first_run_id=make_run_id(job.id, at, 1))
+
+    async def KillRun(self, request: pb.RunRef, context: grpc.aio.ServicerContext) -> pb.KillRunReply:
+        run = await self._db.run(self._store.get_run, request.run_id)
+        if run is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no run {request.run_id!r}")
+        assert run is not None
+        if run.status not in status.ACTIVE:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"run {run.run_id} is not running (it is {run.status})")
+        if not run.executor:
+            return pb.KillRunReply(killed=False, reason="the run has not reached an executor yet")
+        try:
+            reply = await self._clients.stub(run.executor).Kill(pb.KillRequest(run_id=run.run_id), timeout=10)
+        except grpc.aio.AioRpcError as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"executor {run.executor} unreachable: {exc.details()}")
+        log.info("run %s of job %s: kill requested on %s (%s)", run.run_id, run.job_name, run.executor, reply.killed)
+        reason = "" if reply.killed else f"executor {run.executor} does not have it running"
+        return pb.KillRunReply(killed=reply.killed, reason=reason)
 
     async def DeleteJob(self, request: pb.JobRef, context: grpc.aio.ServicerContext) -> pb.DeleteJobReply:
         job = await self._find(request, context)
@@ -156,5 +238,5 @@ class ControlServicer(pb_grpc.ControlServicer):
             run.run_id,
             run.status,
         )
-        self._spawn(self._runner.run_attempts(job, run.scheduled_ms, run.attempt + 1), f"retry-{run.run_id}")
+        self._spawn(self._runner.run_firing(job, run.scheduled_ms, run.trigger, run.attempt + 1), f"retry-{run.run_id}")
         return pb.RetryRunReply(retrying=True)

@@ -18,9 +18,11 @@ from common.store.engine import make_engine
 from common.store.migrate import ensure_schema
 from common.store.sql_store import SqlStore
 from dispatcher.admin_servicer import AdminServicer, ControlServicer
+from dispatcher.catch_up import catch_up
 from dispatcher.executor_client import ExecutorClients
 from dispatcher.firing import FiringRunner
 from dispatcher.job_sync import JobSync
+from dispatcher.overlap import OverlapGate
 from dispatcher.recorder import RunRecorder
 from dispatcher.scheduler import Scheduler, wall_ms
 from dispatcher.takeover import TakeoverWatch
@@ -50,15 +52,22 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     recorder.start()
 
     schedule = Schedule()
-    runner = FiringRunner(dispatcher_id, claims, recorder, registry, clients, cfg.machine)
+    overlap = OverlapGate(store, db, recorder, clients)
+    runner = FiringRunner(dispatcher_id, claims, recorder, registry, clients, cfg.machine, overlap)
     scheduler = Scheduler(schedule, runner.fire)
-    takeover = TakeoverWatch(store, db, lambda job, ms: runner.run_attempts(job, ms, first_attempt=1), scheduler.spawn)
+    runner.spawn = scheduler.spawn
+    takeover = TakeoverWatch(store, db, runner.fire_claimed, scheduler.spawn)
     runner.on_claimed_elsewhere = takeover.watch
     job_sync = JobSync(store, db, schedule, scheduler.wake, wall_ms)
+    runner.downstream_of = job_sync.downstream_of
     await job_sync.load_all()
+    caught_up = await catch_up(job_sync.jobs.values(), store, db, recorder, runner.fire, scheduler.spawn, dispatcher_id)
+    if caught_up:
+        log.info("misfire catch-up: %d missed firings started", caught_up)
 
     server = ServiceServer(cfg.dispatcher.listen, ["crontrio.v1.Admin", "crontrio.v1.Control"])
-    pb_grpc.add_AdminServicer_to_server(AdminServicer(store, db, schedule, job_sync), server.server)
+    admin = AdminServicer(store, db, schedule, job_sync, runner, scheduler.spawn, clients)
+    pb_grpc.add_AdminServicer_to_server(admin, server.server)
     control = ControlServicer(job_sync, dispatcher_id, runner, store, db, scheduler.spawn)
     pb_grpc.add_ControlServicer_to_server(control, server.server)
     await server.start()

@@ -1,24 +1,42 @@
-"""The life of a firing: claim it, record it, run it on an executor, record
-the outcome, retry on failure. DESIGN.md "The life of a firing" steps 2-8.
+"""The life of a firing: claim it, apply the overlap policy, record it, run it
+on one executor (or on each, for broadcast/sharded jobs), record the outcome,
+retry with backoff, then start dependent jobs. DESIGN.md "The life of a
+firing" steps 2-8.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 
 from common import status
 from common.claims.base import CLAIM_TTL_MS, Claims
-from common.model import HTTP, Job, RunRecord, firing_id, iso_ms, make_run_id
+from common.model import (
+    ALWAYS,
+    HTTP,
+    KEYWORD_FAIL,
+    ON_FAILURE,
+    ON_SUCCESS,
+    TRIGGER_SCHEDULE,
+    Job,
+    RunRecord,
+    firing_id,
+    iso_ms,
+    make_run_id,
+)
 from common.registry.base import ExecutorRef, Registry
 from dispatcher.executor_client import ExecutorClients
+from dispatcher.overlap import OverlapGate
 from dispatcher.recorder import RunRecorder
-from dispatcher.routing import RoundRobinRouter, matching_executors
+from dispatcher.routing import Router, fans_out, matching_executors
 from protos import crontrio_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -29,6 +47,11 @@ log = logging.getLogger(__name__)
 # (a network blip must not turn a healthy run into a lost one).
 REATTACH_BEFORE_START_SECONDS = 3.0
 REATTACH_AFTER_START_SECONDS = 15.0
+# Outcomes that start `on_failure` dependents (skipped/queued firings start nothing).
+FAILED_OUTCOMES = frozenset({status.FAILED, status.TIMEOUT, status.KILLED, status.LOST})
+
+SpawnFn = Callable[[Coroutine[Any, Any, None], str], None]
+DownstreamFn = Callable[[str], list[tuple[Job, str]]]
 
 
 def now_ms() -> int:
@@ -43,6 +66,17 @@ class Outcome:
     unreachable: bool = False
 
 
+def retry_delay(job: Job, attempt_done: int, rng: random.Random) -> float:
+    """Seconds before the attempt after `attempt_done`: interval x backoff^(n-1),
+    capped, then +/- jitter so a fleet of failing jobs does not retry in lockstep."""
+    delay = job.retry_interval_seconds * job.retry_backoff ** (attempt_done - 1)
+    if job.retry_max_interval_seconds > 0:
+        delay = min(delay, job.retry_max_interval_seconds)
+    if job.retry_jitter > 0:
+        delay *= 1 + rng.uniform(-job.retry_jitter, job.retry_jitter)
+    return max(0.0, delay)
+
+
 def build_run_request(job: Job, record: RunRecord) -> pb.RunRequest:
     request = pb.RunRequest(
         run_id=record.run_id,
@@ -51,6 +85,7 @@ def build_run_request(job: Job, record: RunRecord) -> pb.RunRequest:
         scheduled_ms=record.scheduled_ms,
         attempt=record.attempt,
         timeout_seconds=job.timeout_seconds,
+        keywords=list(job.keywords),
     )
     if job.type == HTTP:
         request.http.CopyFrom(
@@ -60,10 +95,16 @@ def build_run_request(job: Job, record: RunRecord) -> pb.RunRequest:
                 headers=job.http_headers,
                 body=job.http_body,
                 expected_statuses=list(job.expected_statuses),
+                follow_redirects=job.follow_redirects,
+                skip_tls_verify=job.skip_tls_verify,
             )
         )
     else:
-        request.shell.CopyFrom(pb.ShellTask(command=job.command, workdir=job.workdir, env=job.env))
+        env = dict(job.env)
+        if job.route_strategy == "sharded":
+            env["CRONTRIO_SHARD_INDEX"] = str(record.shard)
+            env["CRONTRIO_SHARD_TOTAL"] = str(record.shard_total)
+        request.shell.CopyFrom(pb.ShellTask(command=job.command, workdir=job.workdir, env=env, user=job.run_as_user))
     return request
 
 
@@ -78,119 +119,232 @@ class FiringRunner:
         registry: Registry,
         clients: ExecutorClients,
         machine_groups: dict[str, list[str]] | None = None,
+        overlap: OverlapGate | None = None,
     ) -> None:
         self.dispatcher_id = dispatcher_id
         self._claims = claims
         self._recorder = recorder
         self._registry = registry
         self._clients = clients
-        self._router = RoundRobinRouter()
         self._machine_groups = machine_groups or {}
+        self._overlap = overlap
+        self._rng = random.Random()
+        # Runs this dispatcher has going per executor: what least_busy balances.
+        self.in_flight: Counter[str] = Counter()
+        self._router = Router(load=lambda address: self.in_flight[address])
         # Executors the monitor reports as failing health checks: not routed to.
         self.unhealthy: frozenset[str] = frozenset()
         # Called for firings another dispatcher claimed (see takeover.py).
         self.on_claimed_elsewhere: Callable[[Job, int], None] | None = None
+        # Set by the app: jobs to start after a job ends, and a task spawner.
+        self.downstream_of: DownstreamFn = lambda _name: []
+        self.spawn: SpawnFn | None = None
 
-    async def fire(self, job: Job, scheduled_ms: int) -> None:
+    # ------------------------------------------------------------ firings
+
+    async def fire(self, job: Job, scheduled_ms: int, trigger: str = TRIGGER_SCHEDULE) -> None:
         """Fire `job` for `scheduled_ms`, unless another dispatcher claimed it."""
         if not await self._claims.claim(firing_id(job.id, scheduled_ms), self.dispatcher_id, CLAIM_TTL_MS):
             log.debug("firing %s already claimed elsewhere", firing_id(job.id, scheduled_ms))
             if self.on_claimed_elsewhere is not None:
                 self.on_claimed_elsewhere(job, scheduled_ms)
             return
-        await self.run_attempts(job, scheduled_ms, first_attempt=1)
+        await self.fire_claimed(job, scheduled_ms, trigger)
 
-    async def run_attempts(self, job: Job, scheduled_ms: int, first_attempt: int) -> None:
-        """Run attempts of one firing from `first_attempt` until one needs no retry."""
+    async def fire_claimed(self, job: Job, scheduled_ms: int, trigger: str = TRIGGER_SCHEDULE) -> None:
+        """A firing that is ours (claimed, or taken over): overlap policy, then run it."""
+        if self._overlap is not None and not await self._overlap.admit(job, scheduled_ms, trigger, self._new_record):
+            return
+        await self.run_firing(job, scheduled_ms, trigger)
+
+    async def run_firing(self, job: Job, scheduled_ms: int, trigger: str, first_attempt: int = 1, recorded: bool = False) -> None:
+        """Attempts from `first_attempt`, then what follows a firing's end."""
+        final = await self.run_attempts(job, scheduled_ms, first_attempt, trigger, recorded)
+        if final is None:
+            return
+        if self._overlap is not None and self.spawn is not None:
+            queued = await self._overlap.next_queued(job)
+            if queued is not None:
+                log.info("job %s: starting the queued firing %s", job.name, iso_ms(queued.scheduled_ms))
+                self.spawn(self.run_firing(job, queued.scheduled_ms, queued.trigger, 1, recorded=True), f"queued-{queued.run_id}")
+        self._start_dependents(job, scheduled_ms, final.status)
+
+    async def run_attempts(
+        self, job: Job, scheduled_ms: int, first_attempt: int, trigger: str = TRIGGER_SCHEDULE, recorded: bool = False
+    ) -> Outcome | None:
+        """Run attempts of one firing until one needs no retry; the last outcome."""
         attempt = first_attempt
         avoid = ""
         while True:
-            outcome = await self._attempt(job, scheduled_ms, attempt, avoid)
+            outcome = await self._attempt(job, scheduled_ms, attempt, trigger, avoid, recorded)
+            recorded = False  # only the first attempt can have been recorded already (queued)
             if outcome is None or outcome.status not in status.RETRYABLE or attempt > job.retries:
-                return
+                return outcome
+            delay = retry_delay(job, attempt, self._rng)
             log.info(
-                "job %s run %s %s; retry %d of %d in %.1fs",
-                job.name,
-                outcome.run_id,
-                outcome.status,
-                attempt,
-                job.retries,
-                job.retry_interval_seconds,
+                "job %s run %s %s; retry %d of %d in %.1fs", job.name, outcome.run_id, outcome.status, attempt, job.retries, delay
             )
-            await asyncio.sleep(job.retry_interval_seconds)
+            await asyncio.sleep(delay)
             attempt += 1
             # A retry after a lost or unreachable executor goes elsewhere when it can.
             avoid = outcome.executor if outcome.status == status.LOST or outcome.unreachable else ""
 
-    async def _attempt(self, job: Job, scheduled_ms: int, attempt: int, avoid: str = "") -> Outcome | None:
-        record = RunRecord(
-            run_id=make_run_id(job.id, scheduled_ms, attempt),
+    def _new_record(self, job: Job, scheduled_ms: int, attempt: int, trigger: str, **fields: Any) -> RunRecord:
+        shard = fields.pop("shard", 0)
+        return RunRecord(
+            run_id=make_run_id(job.id, scheduled_ms, attempt, shard),
             job_id=job.id,
             job_name=job.name,
             scheduled_ms=scheduled_ms,
             attempt=attempt,
-            status=status.PENDING,
+            status=fields.pop("status", status.PENDING),
             dispatcher=self.dispatcher_id,
             created_ms=now_ms(),
+            trigger=trigger,
+            shard=shard,
+            **fields,
         )
-        if not await self._recorder.insert(record):
-            # The unique key caught a firing another dispatcher already recorded.
-            log.info("run %s already recorded by another dispatcher; not running it again", record.run_id)
-            return None
+
+    async def _attempt(
+        self, job: Job, scheduled_ms: int, attempt: int, trigger: str, avoid: str = "", recorded: bool = False
+    ) -> Outcome | None:
         candidates = matching_executors(job, self._registry.live(), self._machine_groups, self.unhealthy)
         if avoid and len(candidates) > 1:
             candidates = [e for e in candidates if e.address != avoid]
-        executor = self._router.pick(job, candidates)
-        if executor is None:
+        plan = self._router.plan(job, candidates)
+        if fans_out(job.route_strategy) and plan:
+            return await self._fan_out(job, scheduled_ms, attempt, trigger, plan, recorded)
+        record = self._new_record(job, scheduled_ms, attempt, trigger)
+        if recorded:
+            self._recorder.update(record.run_id, dispatcher=self.dispatcher_id)
+        elif not await self._recorder.insert(record):
+            # The unique key caught a firing another dispatcher already recorded.
+            log.info("run %s already recorded by another dispatcher; not running it again", record.run_id)
+            return None
+        if not plan:
             reason = f"no executor: none live matches target {job.target or '(any)'!r}"
             log.warning("job %s run %s failed: %s", job.name, record.run_id, reason)
             self._recorder.update(record.run_id, status=status.FAILED, error=reason, finished_ms=now_ms())
             return Outcome(status.FAILED, record.run_id)
         log.info(
-            "job %s fired for %s: run %s (attempt %d) on %s",
+            "job %s fired for %s (%s): run %s (attempt %d) on %s",
             job.name,
             iso_ms(scheduled_ms),
+            trigger,
             record.run_id,
             attempt,
-            executor.address,
+            plan[0].address,
         )
-        return await self._invoke(job, record, executor)
+        # failover plans list every candidate: try the next one while they are unreachable.
+        outcome = Outcome(status.FAILED, record.run_id)
+        for i, executor in enumerate(plan):
+            last = i == len(plan) - 1
+            outcome = await self._invoke(job, record, executor, record_unreachable=last)
+            if not outcome.unreachable or last:
+                break
+            log.warning(
+                "job %s run %s: executor %s unreachable, failing over to %s",
+                job.name,
+                record.run_id,
+                executor.address,
+                plan[i + 1].address,
+            )
+        return outcome
 
-    async def _invoke(self, job: Job, record: RunRecord, executor: ExecutorRef) -> Outcome:
+    async def _fan_out(
+        self, job: Job, scheduled_ms: int, attempt: int, trigger: str, plan: list[ExecutorRef], recorded: bool = False
+    ) -> Outcome | None:
+        """broadcast/sharded: one run per executor; the attempt succeeds only if all do."""
+        total = len(plan)
+        records = [self._new_record(job, scheduled_ms, attempt, trigger, shard=i, shard_total=total) for i in range(total)]
+        created = list(await asyncio.gather(*(self._recorder.insert(r) for r in records)))
+        if recorded:  # shard 0 is the queued row this dispatcher just promoted
+            created[0] = True
+            self._recorder.update(records[0].run_id, shard_total=total, dispatcher=self.dispatcher_id)
+        if not created[0]:
+            log.info("firing %s attempt %d already recorded by another dispatcher", firing_id(job.id, scheduled_ms), attempt)
+            return None
+        log.info(
+            "job %s fired for %s: %s to %d executors (attempt %d)",
+            job.name,
+            iso_ms(scheduled_ms),
+            job.route_strategy,
+            total,
+            attempt,
+        )
+        outcomes = await asyncio.gather(
+            *(self._invoke(job, r, e, record_unreachable=True) for r, e in zip(records, plan, strict=True) if created[r.shard])
+        )
+        failed = [o for o in outcomes if o.status != status.SUCCEEDED]
+        if failed:
+            return Outcome(failed[0].status, records[0].run_id, failed[0].executor, failed[0].unreachable)
+        return Outcome(status.SUCCEEDED, records[0].run_id)
+
+    def _start_dependents(self, job: Job, scheduled_ms: int, final_status: str) -> None:
+        if self.spawn is None:
+            return
+        for downstream, when in self.downstream_of(job.name):
+            matches = (
+                when == ALWAYS
+                or (when == ON_SUCCESS and final_status == status.SUCCEEDED)
+                or (when == ON_FAILURE and final_status in FAILED_OUTCOMES)
+            )
+            if not matches:
+                continue
+            # +1 ms: never the same instant as a firing of its own schedule
+            # (those are whole seconds), yet the same for every upstream that
+            # fired at that time, so a job after two of them runs once.
+            at = scheduled_ms + 1
+            log.info("job %s ended %s: starting %s (%s)", job.name, final_status, downstream.name, when)
+            self.spawn(self.fire(downstream, at, f"after:{job.name}"), f"after-{downstream.id}-{at}")
+
+    # ------------------------------------------------------------ one run
+
+    async def _invoke(self, job: Job, record: RunRecord, executor: ExecutorRef, record_unreachable: bool = True) -> Outcome:
         request = build_run_request(job, record)
         stub = self._clients.stub(executor.address)
         started = False
         failing_since: float | None = None
         delay = 0.2
-        while True:
-            try:
-                async for event in stub.Run(request):
-                    failing_since = None
-                    kind = event.WhichOneof("event")
-                    if kind == "started" and not started:
-                        started = True
-                        ev = event.started
-                        self._recorder.update(
-                            record.run_id,
-                            status=status.RUNNING,
-                            executor=ev.executor or executor.address,
-                            host=ev.host,
-                            pid=ev.pid,
-                            started_ms=ev.started_ms,
-                        )
-                    elif kind == "finished":
-                        return await self._finish(job, record, executor, event.finished)
-                raise _StreamEndedError("the executor closed the stream before the run finished")
-            except (grpc.aio.AioRpcError, _StreamEndedError) as exc:
-                reason = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
-                now = time.monotonic()
-                failing_since = now if failing_since is None else failing_since
-                window = REATTACH_AFTER_START_SECONDS if started else REATTACH_BEFORE_START_SECONDS
-                if now - failing_since >= window or self._gone(executor):
-                    return self._give_up(job, record, executor, started, reason or "")
-                log.warning("run %s: connection to executor %s broke (%s); reattaching", record.run_id, executor.address, reason)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+        self.in_flight[executor.address] += 1
+        try:
+            while True:
+                try:
+                    async for event in stub.Run(request):
+                        failing_since = None
+                        kind = event.WhichOneof("event")
+                        if kind == "started" and not started:
+                            started = True
+                            ev = event.started
+                            self._recorder.update(
+                                record.run_id,
+                                status=status.RUNNING,
+                                executor=ev.executor or executor.address,
+                                host=ev.host,
+                                pid=ev.pid,
+                                started_ms=ev.started_ms,
+                            )
+                        elif kind == "finished":
+                            return await self._finish(job, record, executor, event.finished)
+                    raise _StreamEndedError("the executor closed the stream before the run finished")
+                except (grpc.aio.AioRpcError, _StreamEndedError) as exc:
+                    reason = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
+                    if isinstance(exc, grpc.aio.AioRpcError) and exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                        return self._give_up(job, record, executor, started, reason or "", invalid=True)
+                    now = time.monotonic()
+                    failing_since = now if failing_since is None else failing_since
+                    window = REATTACH_AFTER_START_SECONDS if started else REATTACH_BEFORE_START_SECONDS
+                    if now - failing_since >= window or self._gone(executor):
+                        if not started and not record_unreachable:
+                            return Outcome(status.FAILED, record.run_id, executor.address, unreachable=True)
+                        return self._give_up(job, record, executor, started, reason or "")
+                    log.warning(
+                        "run %s: connection to executor %s broke (%s); reattaching", record.run_id, executor.address, reason
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+        finally:
+            self.in_flight[executor.address] -= 1
 
     def _gone(self, executor: ExecutorRef) -> bool:
         """The executor left the registry or fails its health checks: stop reattaching."""
@@ -198,26 +352,37 @@ class FiringRunner:
             return True
         return all(e.address != executor.address for e in self._registry.live())
 
-    def _give_up(self, job: Job, record: RunRecord, executor: ExecutorRef, started: bool, reason: str) -> Outcome:
-        if started:
+    def _give_up(
+        self, job: Job, record: RunRecord, executor: ExecutorRef, started: bool, reason: str, invalid: bool = False
+    ) -> Outcome:
+        if invalid:
+            run_status, error = status.FAILED, f"executor {executor.address} refused the run: {reason}"
+        elif started:
             run_status, error = status.LOST, f"executor lost: no contact with {executor.address}: {reason}"
         else:
             run_status, error = status.FAILED, f"executor {executor.address} unreachable: {reason}"
         log.warning("job %s run %s %s: %s", job.name, record.run_id, run_status, error)
-        self._recorder.update(record.run_id, status=run_status, error=error, finished_ms=now_ms())
-        return Outcome(run_status, record.run_id, executor.address, unreachable=not started)
+        self._recorder.update(record.run_id, status=run_status, error=error, finished_ms=now_ms(), executor=executor.address)
+        return Outcome(run_status, record.run_id, executor.address, unreachable=not started and not invalid)
 
     async def _finish(self, job: Job, record: RunRecord, executor: ExecutorRef, fin: pb.RunFinished) -> Outcome:
+        run_status, error = fin.status, fin.error
+        if fin.matched_keyword:
+            if job.keyword_action == KEYWORD_FAIL and run_status == status.SUCCEEDED:
+                run_status = status.FAILED
+                error = f"output contains keyword {fin.matched_keyword!r}"
+            else:
+                error = (error + "; " if error else "") + f"output contains keyword {fin.matched_keyword!r} (notify only)"
         # Durable before the ack: once acknowledged, the executor forgets it.
         await self._recorder.update(
             record.run_id,
-            status=fin.status,
+            status=run_status,
             exit_code=fin.exit_code,
             started_ms=fin.started_ms,
             finished_ms=fin.finished_ms,
             output=fin.output_tail,
             output_truncated=fin.output_truncated,
-            error=fin.error,
+            error=error,
             pid=fin.pid,
             host=fin.host,
             executor=fin.executor or executor.address,
@@ -227,11 +392,11 @@ class FiringRunner:
             "job %s run %s %s (exit %d) in %.2fs on %s%s",
             job.name,
             record.run_id,
-            fin.status,
+            run_status,
             fin.exit_code,
             duration,
             fin.executor or executor.address,
-            f": {fin.error}" if fin.error else "",
+            f": {error}" if error else "",
         )
         try:
             await self._clients.stub(executor.address).Ack(pb.AckRequest(run_ids=[record.run_id]), timeout=5)
@@ -239,7 +404,7 @@ class FiringRunner:
             # Harmless: the result stays in the executor's journal and a later
             # Run or the monitor's reconciliation collects it again.
             log.warning("ack of run %s to %s failed: %s", record.run_id, executor.address, exc.details())
-        return Outcome(fin.status, record.run_id, executor.address)
+        return Outcome(run_status, record.run_id, executor.address)
 
 
 class _StreamEndedError(Exception):

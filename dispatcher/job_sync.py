@@ -39,10 +39,13 @@ class JobSync:
         self.revision = 0
         self._last_sync = time.monotonic()
         self.invalid: dict[int, str] = {}  # job id -> why it is not scheduled
+        self.jobs: dict[int, Job] = {}  # every valid, enabled job (scheduled or run only after others)
+        self._downstream: dict[str, dict[int, str]] = {}  # upstream name -> {job id: condition}
 
     def apply(self, job: Job) -> None:
         """Put one stored job into the schedule (or take it out)."""
         if not job.enabled:
+            self._drop(job.id)
             self.invalid.pop(job.id, None)
             if self._schedule.remove(job.id):
                 log.info("job %s paused: no longer scheduled", job.name)
@@ -54,9 +57,14 @@ class JobSync:
             if self.invalid.get(job.id) != str(exc):
                 log.error("job %s (id %d) is not scheduled: %s", job.name, job.id, exc)
             self.invalid[job.id] = str(exc)
+            self._drop(job.id)
             self._schedule.remove(job.id)
             return
         self.invalid.pop(job.id, None)
+        self._keep(valid)
+        if cron is None:  # runs only after its upstreams
+            self._schedule.remove(job.id)
+            return
         is_new = self._schedule.job(job.id) is None
         self._schedule.upsert(valid, cron, self._clock())
         self._on_change()  # the new fire time may be earlier than the one the loop sleeps towards
@@ -69,8 +77,25 @@ class JobSync:
                 iso_ms(self._schedule.next_fire_ms(job.id)),
             )
 
+    def _keep(self, job: Job) -> None:
+        self._drop(job.id)
+        self.jobs[job.id] = job
+        for dep in job.after:
+            self._downstream.setdefault(dep.job, {})[job.id] = dep.when
+
+    def _drop(self, job_id: int) -> None:
+        old = self.jobs.pop(job_id, None)
+        if old is not None:
+            for dep in old.after:
+                self._downstream.get(dep.job, {}).pop(job_id, None)
+
+    def downstream_of(self, job_name: str) -> list[tuple[Job, str]]:
+        """Jobs to start after `job_name` ends, each with its condition."""
+        return [(self.jobs[i], when) for i, when in self._downstream.get(job_name, {}).items() if i in self.jobs]
+
     def forget(self, job_id: int) -> None:
         self.invalid.pop(job_id, None)
+        self._drop(job_id)
         if self._schedule.remove(job_id):
             log.info("job id %d deleted: no longer scheduled", job_id)
 

@@ -45,11 +45,15 @@ class MissedDetector:
             return
         try:
             valid = validate_job(job)
+            cron = schedule_of(valid)
         except ValidationError:
             self._expected.remove(job.id)  # the dispatchers do not schedule it either
             return
+        if cron is None:  # runs only after other jobs: no fire times to expect
+            self._expected.remove(job.id)
+            return
         # Nothing is expected of a job before it existed.
-        self._expected.upsert(valid, schedule_of(valid), max(from_ms, job.created_ms))
+        self._expected.upsert(valid, cron, max(from_ms, job.created_ms))
 
     async def load(self) -> None:
         self._revision = await self._db.run(self._store.revision)

@@ -42,6 +42,19 @@ jobs = Table(
     Column("target", String(255), nullable=False),
     Column("workdir", String(1024), nullable=False),
     Column("env", Text, nullable=False),
+    Column("overlap_policy", String(16), nullable=False),
+    Column("misfire_policy", String(16), nullable=False),
+    Column("catch_up_window_seconds", Float, nullable=False),
+    Column("retry_backoff", Float, nullable=False),
+    Column("retry_max_interval_seconds", Float, nullable=False),
+    Column("retry_jitter", Float, nullable=False),
+    Column("route_strategy", String(32), nullable=False),
+    Column("run_as_user", String(64), nullable=False),
+    Column("follow_redirects", Boolean, nullable=False),
+    Column("skip_tls_verify", Boolean, nullable=False),
+    Column("keywords", Text, nullable=False),  # JSON list
+    Column("keyword_action", String(16), nullable=False),
+    Column("after_jobs", Text, nullable=False),  # JSON list of {"job", "when"}
     Column("created_ms", BigInteger, nullable=False),
     Column("updated_ms", BigInteger, nullable=False),
 )
@@ -67,6 +80,9 @@ runs = Table(
     Column("error", Text, nullable=False),
     Column("created_ms", BigInteger, nullable=False),
     Column("updated_ms", BigInteger, nullable=False),
+    Column("shard", Integer, nullable=False),
+    Column("shard_total", Integer, nullable=False),
+    Column("trigger", String(64), nullable=False),
 )
 
 # Written by triggers on `jobs`, so changes made with plain SQL are seen too.

@@ -16,7 +16,7 @@ from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from common import status
-from common.model import Job, RunRecord
+from common.model import ON_SUCCESS, Dependency, Job, RunRecord
 from common.store import schema
 from common.store.schema import job_changelog, jobs, meta, runs
 
@@ -47,6 +47,19 @@ def _job_values(job: Job) -> dict[str, Any]:
         "target": job.target,
         "workdir": job.workdir,
         "env": json.dumps(job.env, sort_keys=True),
+        "overlap_policy": job.overlap_policy,
+        "misfire_policy": job.misfire_policy,
+        "catch_up_window_seconds": job.catch_up_window_seconds,
+        "retry_backoff": job.retry_backoff,
+        "retry_max_interval_seconds": job.retry_max_interval_seconds,
+        "retry_jitter": job.retry_jitter,
+        "route_strategy": job.route_strategy,
+        "run_as_user": job.run_as_user,
+        "follow_redirects": job.follow_redirects,
+        "skip_tls_verify": job.skip_tls_verify,
+        "keywords": json.dumps(list(job.keywords)),
+        "keyword_action": job.keyword_action,
+        "after_jobs": json.dumps([{"job": d.job, "when": d.when} for d in job.after]),
     }
 
 
@@ -57,17 +70,31 @@ def _json_map(value: str, column: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in loaded.items()}
 
 
+def _json_list(value: str, column: str) -> list[Any]:
+    loaded = json.loads(value or "[]")
+    if not isinstance(loaded, list):
+        raise ValueError(f"{column}: expected a JSON list")
+    return loaded
+
+
 def row_to_job(row: Mapping[Any, Any]) -> Job:
     """A stored row as a Job; a row that cannot be read gets `defect` set."""
     defect = ""
     headers: dict[str, str] = {}
     env: dict[str, str] = {}
     statuses: tuple[int, ...] = ()
+    keywords: tuple[str, ...] = ()
+    after: tuple[Dependency, ...] = ()
     try:
         headers = _json_map(row["http_headers"], "http_headers")
         env = _json_map(row["env"], "env")
         statuses = tuple(int(s) for s in str(row["expected_statuses"] or "").replace(" ", "").split(",") if s)
-    except (ValueError, TypeError) as exc:
+        keywords = tuple(str(k) for k in _json_list(row["keywords"], "keywords"))
+        after = tuple(
+            Dependency(job=str(d["job"]), when=str(d.get("when", ON_SUCCESS)))
+            for d in _json_list(row["after_jobs"], "after_jobs")
+        )
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
         defect = f"unreadable stored value: {exc}"
     return Job(
         id=int(row["id"]),
@@ -87,6 +114,19 @@ def row_to_job(row: Mapping[Any, Any]) -> Job:
         target=row["target"] or "",
         workdir=row["workdir"] or "",
         env=env,
+        overlap_policy=row["overlap_policy"],
+        misfire_policy=row["misfire_policy"],
+        catch_up_window_seconds=float(row["catch_up_window_seconds"]),
+        retry_backoff=float(row["retry_backoff"]),
+        retry_max_interval_seconds=float(row["retry_max_interval_seconds"]),
+        retry_jitter=float(row["retry_jitter"]),
+        route_strategy=row["route_strategy"],
+        run_as_user=row["run_as_user"] or "",
+        follow_redirects=bool(row["follow_redirects"]),
+        skip_tls_verify=bool(row["skip_tls_verify"]),
+        keywords=keywords,
+        keyword_action=row["keyword_action"],
+        after=after,
         created_ms=int(row["created_ms"] or 0),
         updated_ms=int(row["updated_ms"] or 0),
         defect=defect,
@@ -113,6 +153,9 @@ def _row_to_run(row: Mapping[Any, Any]) -> RunRecord:
         error=row["error"] or "",
         created_ms=int(row["created_ms"]),
         updated_ms=int(row["updated_ms"]),
+        shard=int(row["shard"]),
+        shard_total=int(row["shard_total"]),
+        trigger=row["trigger"],
     )
 
 
@@ -271,6 +314,47 @@ class SqlStore:
                 .distinct()
             ).all()
         return {(int(r.job_id), int(r.scheduled_ms)) for r in rows}
+
+    def set_enabled(self, job_id: int, enabled: bool) -> Job | None:
+        with self.engine.begin() as conn:
+            result = conn.execute(update(jobs).where(jobs.c.id == job_id).values(enabled=enabled, updated_ms=now_ms()))
+            if result.rowcount == 0:
+                return None
+            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).mappings().one()
+        return row_to_job(row)
+
+    def active_runs_of(self, job_id: int) -> list[RunRecord]:
+        """Runs of the job still pending or running (for its overlap policy)."""
+        query = select(runs).where(runs.c.job_id == job_id, runs.c.status.in_(sorted(status.ACTIVE)))
+        with self.engine.connect() as conn:
+            return [_row_to_run(r) for r in conn.execute(query).mappings().all()]
+
+    def queued_runs_of(self, job_id: int) -> list[RunRecord]:
+        query = select(runs).where(runs.c.job_id == job_id, runs.c.status == status.QUEUED).order_by(runs.c.scheduled_ms)
+        with self.engine.connect() as conn:
+            return [_row_to_run(r) for r in conn.execute(query).mappings().all()]
+
+    def promote_queued(self, run_id: str) -> bool:
+        """queued -> pending, once: the dispatcher that wins this starts the run."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(runs)
+                .where(runs.c.run_id == run_id, runs.c.status == status.QUEUED)
+                .values(status=status.PENDING, updated_ms=now_ms())
+            )
+            return bool(result.rowcount == 1)
+
+    def last_fired(self, job_ids: Sequence[int]) -> dict[int, int]:
+        """The newest scheduled time with a run, per job (for misfire catch-up)."""
+        out: dict[int, int] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(job_ids), 500):
+                chunk = list(job_ids[start : start + 500])
+                rows = conn.execute(
+                    select(runs.c.job_id, func.max(runs.c.scheduled_ms)).where(runs.c.job_id.in_(chunk)).group_by(runs.c.job_id)
+                ).all()
+                out.update({int(job_id): int(last) for job_id, last in rows})
+        return out
 
     def get_run(self, run_id: str) -> RunRecord | None:
         with self.engine.connect() as conn:

@@ -1,0 +1,99 @@
+"""Misfire policy: firings missed while every dispatcher was down.
+
+At start a dispatcher looks, for each job whose policy is run_once or
+run_all, at the firings between the job's last recorded run and now (within
+its catch-up window) that nobody ran: run_all fires each, run_once fires the
+latest and records the others as missed with the reason. Fire ids are the
+original ones, so several dispatchers starting together still run each once,
+and a firing the monitor already recorded as missed is not run late.
+(Jobs with the default policy, skip, are left to the monitor's missed-firing
+check, which records them.)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any
+
+from common import status
+from common.jobs import schedule_of
+from common.model import MISFIRE_RUN_ALL, MISFIRE_RUN_ONCE, TRIGGER_CATCH_UP, Job, RunRecord, iso_ms, make_run_id
+from common.store.async_store import DbThreads
+from common.store.sql_store import SqlStore
+from dispatcher.recorder import RunRecorder
+
+log = logging.getLogger(__name__)
+MAX_CATCH_UP_FIRINGS = 1000  # per job: a run_all job with a tiny interval must not flood the executors
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def missed_firings(job: Job, last_ms: int, now: int) -> list[int]:
+    """Fire times after the last recorded one, within the job's window, before now."""
+    cron = schedule_of(job)
+    if cron is None:
+        return []
+    start = max(last_ms, job.created_ms, now - int(job.catch_up_window_seconds * 1000))
+    out: list[int] = []
+    t = cron.next_after(start)
+    while t is not None and t < now and len(out) < MAX_CATCH_UP_FIRINGS:
+        out.append(t)
+        t = cron.next_after(t)
+    return out
+
+
+async def catch_up(
+    jobs: Iterable[Job],
+    store: SqlStore,
+    db: DbThreads,
+    recorder: RunRecorder,
+    fire: Callable[[Job, int, str], Coroutine[Any, Any, None]],
+    spawn: Callable[[Coroutine[Any, Any, None], str], None],
+    dispatcher_id: str,
+) -> int:
+    """Fire what the jobs' misfire policies ask for; returns how many firings were started."""
+    wanted = [j for j in jobs if j.misfire_policy in (MISFIRE_RUN_ONCE, MISFIRE_RUN_ALL) and j.spec]
+    if not wanted:
+        return 0
+    last = await db.run(store.last_fired, [j.id for j in wanted])
+    now = now_ms()
+    started = 0
+    for job in wanted:
+        if job.id not in last:
+            continue  # never ran: nothing was missed since a run we know of
+        missed = missed_firings(job, last[job.id], now)
+        if not missed:
+            continue
+        to_run = missed if job.misfire_policy == MISFIRE_RUN_ALL else missed[-1:]
+        log.warning(
+            "job %s missed %d firings while no dispatcher ran (since %s); misfire policy %s: running %d",
+            job.name,
+            len(missed),
+            iso_ms(missed[0]),
+            job.misfire_policy,
+            len(to_run),
+        )
+        for ms in missed[: len(missed) - len(to_run)]:
+            await recorder.insert(
+                RunRecord(
+                    run_id=make_run_id(job.id, ms, 1),
+                    job_id=job.id,
+                    job_name=job.name,
+                    scheduled_ms=ms,
+                    attempt=1,
+                    status=status.MISSED,
+                    dispatcher=dispatcher_id,
+                    created_ms=now,
+                    finished_ms=now,
+                    error="missed while no dispatcher ran; misfire policy run_once ran only the latest",
+                    trigger=TRIGGER_CATCH_UP,
+                )
+            )
+        for ms in to_run:
+            spawn(fire(job, ms, TRIGGER_CATCH_UP), f"catch-up-{job.id}-{ms}")
+            started += 1
+    return started

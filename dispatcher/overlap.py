@@ -1,0 +1,124 @@
+"""A job's overlap policy: what a firing does while the previous run still goes.
+
+Decided from the run table, not from one process's memory, so the policy
+holds whichever dispatcher ran the previous firing: `allow` runs anyway,
+`skip` records a skipped run with the reason, `queue` keeps at most one
+waiting firing (started when the running one ends), `replace` kills the
+running one, then starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+from common import status
+from common.model import OVERLAP_ALLOW, OVERLAP_QUEUE, OVERLAP_REPLACE, OVERLAP_SKIP, Job, RunRecord, iso_ms
+from common.store.async_store import DbThreads
+from common.store.sql_store import SqlStore
+from dispatcher.executor_client import ExecutorClients
+from dispatcher.recorder import RunRecorder
+from protos import crontrio_pb2 as pb
+
+log = logging.getLogger(__name__)
+NewRecordFn = Callable[..., RunRecord]
+# How long `replace` waits for the killed run to be recorded as ended.
+REPLACE_WAIT_SECONDS = 30.0
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class OverlapGate:
+    def __init__(self, store: SqlStore, db: DbThreads, recorder: RunRecorder, clients: ExecutorClients) -> None:
+        self._store = store
+        self._db = db
+        self._recorder = recorder
+        self._clients = clients
+
+    async def admit(self, job: Job, scheduled_ms: int, trigger: str, new_record: NewRecordFn) -> bool:
+        """True when this firing may run now."""
+        if job.overlap_policy == OVERLAP_ALLOW:
+            return True
+        active = await self._db.run(self._store.active_runs_of, job.id)
+        if not active:
+            return True
+        previous = active[0]
+        if job.overlap_policy == OVERLAP_SKIP:
+            await self._record(
+                new_record,
+                job,
+                scheduled_ms,
+                trigger,
+                status.SKIPPED,
+                f"skipped: previous run {previous.run_id} is still {previous.status}",
+            )
+            return False
+        if job.overlap_policy == OVERLAP_QUEUE:
+            waiting = await self._db.run(self._store.queued_runs_of, job.id)
+            if waiting:
+                await self._record(
+                    new_record,
+                    job,
+                    scheduled_ms,
+                    trigger,
+                    status.SKIPPED,
+                    f"skipped: queue full, firing {iso_ms(waiting[0].scheduled_ms)} is already waiting",
+                )
+            else:
+                await self._record(
+                    new_record, job, scheduled_ms, trigger, status.QUEUED, f"queued behind run {previous.run_id}", finished=False
+                )
+            return False
+        if job.overlap_policy == OVERLAP_REPLACE:
+            await self._replace(job, active)
+        return True
+
+    async def _record(
+        self,
+        new_record: NewRecordFn,
+        job: Job,
+        scheduled_ms: int,
+        trigger: str,
+        run_status: str,
+        reason: str,
+        finished: bool = True,
+    ) -> None:
+        fields: dict[str, Any] = {"status": run_status, "error": reason}
+        if finished:
+            fields["finished_ms"] = now_ms()
+        record = new_record(job, scheduled_ms, 1, trigger, **fields)
+        if await self._recorder.insert(record):
+            log.info("job %s firing %s %s: %s", job.name, iso_ms(scheduled_ms), run_status, reason)
+
+    async def _replace(self, job: Job, active: list[RunRecord]) -> None:
+        for run in active:
+            log.info("job %s: replacing run %s (overlap policy replace): killing it", job.name, run.run_id)
+            if run.executor:
+                try:
+                    await self._clients.stub(run.executor).Kill(pb.KillRequest(run_id=run.run_id), timeout=5)
+                except grpc.aio.AioRpcError as exc:
+                    log.warning("kill of run %s on %s failed: %s", run.run_id, run.executor, exc.details())
+        deadline = time.monotonic() + REPLACE_WAIT_SECONDS
+        ids = {r.run_id for r in active}
+        while time.monotonic() < deadline:
+            still = [r for r in await self._db.run(self._store.active_runs_of, job.id) if r.run_id in ids]
+            if not still:
+                return
+            await asyncio.sleep(0.1)
+        log.warning("job %s: replaced runs did not end within %.0fs; starting anyway", job.name, REPLACE_WAIT_SECONDS)
+
+    async def next_queued(self, job: Job) -> RunRecord | None:
+        """The waiting firing of a `queue` job, now ours to start (None if none)."""
+        if job.overlap_policy != OVERLAP_QUEUE:
+            return None
+        for queued in await self._db.run(self._store.queued_runs_of, job.id):
+            if await self._db.run(self._store.promote_queued, queued.run_id):
+                return queued
+        return None
