@@ -7,6 +7,7 @@ message names the field); 3 no dispatcher reachable.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import sys
@@ -23,8 +24,9 @@ from common.convert import job_from_pb, job_to_pb
 from common.cron import CronSchedule, validate_timezone
 from common.errors import ValidationError
 from common.jobs import validate_job
-from common.model import HTTP_METHODS, TASK_TYPES, Job
+from common.model import Job
 from cronctl.client import AdminClient, NoServerError
+from cronctl.job_options import OPTIONS, changes_from, job_options
 from cronctl.timefmt import duration, iso_utc, parse_instant
 from protos import crontrio_pb2 as pb
 
@@ -132,94 +134,102 @@ def job() -> None:
     """Add, list, show and delete jobs."""
 
 
-def _pairs(values: tuple[str, ...], sep: str, field: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for value in values:
-        key, found, rest = value.partition(sep)
-        if not found or not key.strip():
-            raise ValidationError(field, f"expected KEY{sep}VALUE, got {value!r}")
-        out[key.strip()] = rest.strip() if sep == ":" else rest
-    return out
-
-
 @job.command("add")
 @click.option("--name", required=True, help="Unique job name: letters, digits, '.', '_', '-'.")
-@click.option(
-    "--spec",
-    required=True,
-    help="Cron spec: 5 fields (min hour dom month dow), 6 with seconds first, @hourly/@daily/..., or @every 30s / 1h30m.",
-)
-@click.option("--tz", "timezone", default="UTC", show_default=True, help="IANA time zone the spec is read in.")
-@click.option("--command", required=True, help="Shell command line, or the URL for --type http.")
-@click.option("--type", "task_type", type=click.Choice(TASK_TYPES), default="shell", show_default=True)
-@click.option(
-    "--method",
-    type=click.Choice(HTTP_METHODS, case_sensitive=False),
-    default="GET",
-    show_default=True,
-    help="HTTP method (http jobs).",
-)
-@click.option("--header", "headers", multiple=True, metavar="NAME:VALUE", help="HTTP header (http jobs); repeatable.")
-@click.option("--body", default="", help="HTTP request body (http jobs).")
-@click.option(
-    "--expect-status",
-    "expected",
-    multiple=True,
-    type=int,
-    metavar="CODE",
-    help="HTTP status meaning success (default any 2xx); repeatable.",
-)
-@click.option("--timeout", "timeout", default="0", show_default=True, help="Seconds before the run is killed; 0 = no limit.")
-@click.option("--retries", default="0", show_default=True, help="Further attempts after a failed run.")
-@click.option("--retry-interval", "retry_interval", default="0", show_default=True, help="Seconds between attempts.")
-@click.option("--target", default="", help="Where it runs: empty = any executor, group:NAME, or a host / host:port.")
-@click.option("--workdir", default="", help="Working directory of shell jobs (absolute).")
-@click.option("--env", "env", multiple=True, metavar="KEY=VALUE", help="Environment variable for shell jobs; repeatable.")
+@job_options(for_add=True)
 @click.option("--paused", is_flag=True, help="Store the job paused (it does not fire until resumed).")
 @json_option
 @click.pass_context
-def job_add(ctx: click.Context, **opts: Any) -> None:
-    """Validate and store a new job. Nothing is stored if any field is invalid."""
+def job_add(ctx: click.Context, name: str, paused: bool, json_output: bool, **given: Any) -> None:
+    """Validate and store a new job (--spec and --command are required).
+
+    Nothing is stored if any field is invalid; the error names the field.
+    """
     try:
-        job = Job(
-            name=opts["name"],
-            spec=opts["spec"],
-            timezone=opts["timezone"],
-            command=opts["command"],
-            type=opts["task_type"],
-            http_method=opts["method"].upper(),
-            http_headers=_pairs(opts["headers"], ":", "header"),
-            http_body=opts["body"],
-            expected_statuses=tuple(opts["expected"]),
-            timeout_seconds=_number("timeout", opts["timeout"]),
-            retries=int(_number("retries", opts["retries"], whole=True)),
-            retry_interval_seconds=_number("retry_interval", opts["retry_interval"]),
-            target=opts["target"],
-            workdir=opts["workdir"],
-            env=_pairs(opts["env"], "=", "env"),
-            enabled=not opts["paused"],
-        )
-        job = validate_job(job)  # instant feedback; the dispatcher validates again
+        changes = changes_from(given)
+        for required in ("spec", "command"):
+            if required not in changes and not (required == "spec" and changes.get("after")):
+                raise ValidationError(required, f"--{required} is required")
+        job = validate_job(dataclasses.replace(Job(name=name, spec="", command="", enabled=not paused), **changes))
     except ValidationError as exc:
         fail(str(exc), EXIT_INVALID)
-    client: AdminClient = ctx.obj.client
     with server_errors():
-        stored = client.call(lambda s: s.CreateJob, job_to_pb(job))
-    if wants_json(ctx, opts["json_output"]):
+        stored = ctx.obj.client.call(lambda s: s.CreateJob, job_to_pb(job))
+    if wants_json(ctx, json_output):
         emit_json(_job_dict(stored))
     else:
-        next_fire = iso_utc(stored.next_fire_ms) or "never"
+        next_fire = iso_utc(stored.next_fire_ms) or ("after its upstreams" if stored.after else "never")
         click.echo(f"job {stored.name} added (id {stored.id}); next run {next_fire}")
 
 
-def _number(field: str, text: str, whole: bool = False) -> float:
+@job.command("edit")
+@click.argument("job_name", metavar="NAME")
+@click.option("--rename", default=None, metavar="NEW_NAME", help="Give the job a new name.")
+@job_options(for_add=False)
+@json_option
+@click.pass_context
+def job_edit(ctx: click.Context, job_name: str, rename: str | None, json_output: bool, **given: Any) -> None:
+    """Change some fields of a job; the others keep their values.
+
+    A repeatable option (--env, --header, --keyword, --after, --expect-status)
+    replaces the whole list; give it once with '' to clear it.
+    """
     try:
-        value = float(text)
-    except ValueError:
-        raise ValidationError(field, f"expected a number, got {text!r}") from None
-    if whole and value != int(value):
-        raise ValidationError(field, f"expected a whole number, got {text!r}")
-    return value
+        changes = changes_from(given)
+        for opt in OPTIONS:  # an explicit '' for a list clears it
+            name = opt.field.replace("skip_tls_verify", "tls_verify")
+            if opt.multiple and given.get(name) == ("",):
+                changes[opt.field] = opt.convert(()) if opt.convert else ()
+    except ValidationError as exc:
+        fail(str(exc), EXIT_INVALID)
+    if rename:
+        changes["name"] = rename
+    if not changes:
+        fail("nothing to change: give at least one option (see cronctl job edit --help)", EXIT_INVALID)
+    with server_errors():
+        current = job_from_pb(ctx.obj.client.call(lambda s: s.GetJob, _job_ref(job_name)))
+    try:
+        job = validate_job(dataclasses.replace(current, **changes))
+    except ValidationError as exc:
+        fail(str(exc), EXIT_INVALID)
+    with server_errors():
+        stored = ctx.obj.client.call(lambda s: s.UpdateJob, job_to_pb(job))
+    if wants_json(ctx, json_output):
+        emit_json(_job_dict(stored))
+    else:
+        click.echo(f"job {stored.name} updated; next run {iso_utc(stored.next_fire_ms) or 'none scheduled'}")
+
+
+def _job_state_command(action: str, method: str, doc: str) -> None:
+    @job.command(action, help=doc)
+    @click.argument("job_name", metavar="NAME")
+    @json_option
+    @click.pass_context
+    def command(ctx: click.Context, job_name: str, json_output: bool) -> None:
+        with server_errors():
+            stored = ctx.obj.client.call(lambda s: getattr(s, method), _job_ref(job_name))
+        if wants_json(ctx, json_output):
+            emit_json(_job_dict(stored))
+        else:
+            click.echo(f"job {stored.name} {action}d" if action.endswith("e") else f"job {stored.name} {action}ed")
+
+
+_job_state_command("pause", "PauseJob", "Pause a job: it keeps its definition and history but does not fire.")
+_job_state_command("resume", "ResumeJob", "Resume a paused job.")
+
+
+@job.command("run")
+@click.argument("job_name", metavar="NAME")
+@json_option
+@click.pass_context
+def job_run(ctx: click.Context, job_name: str, json_output: bool) -> None:
+    """Run a job now, outside its schedule (its overlap policy applies)."""
+    with server_errors():
+        reply = ctx.obj.client.call(lambda s: s.RunJob, _job_ref(job_name))
+    if wants_json(ctx, json_output):
+        emit_json({"run_id": reply.first_run_id, "scheduled": iso_utc(reply.scheduled_ms)})
+    else:
+        click.echo(f"started: run {reply.first_run_id} (follow it with `cronctl run show {reply.first_run_id}`)")
 
 
 def _job_dict(msg: pb.Job) -> dict[str, Any]:
@@ -242,6 +252,19 @@ def _job_dict(msg: pb.Job) -> dict[str, Any]:
         "target": job.target,
         "workdir": job.workdir,
         "env": job.env,
+        "run_as_user": job.run_as_user,
+        "overlap_policy": job.overlap_policy,
+        "misfire_policy": job.misfire_policy,
+        "catch_up_window_seconds": job.catch_up_window_seconds,
+        "retry_backoff": job.retry_backoff,
+        "retry_max_interval_seconds": job.retry_max_interval_seconds,
+        "retry_jitter": job.retry_jitter,
+        "route_strategy": job.route_strategy,
+        "follow_redirects": job.follow_redirects,
+        "tls_verify": not job.skip_tls_verify,
+        "keywords": list(job.keywords),
+        "keyword_action": job.keyword_action,
+        "after": [f"{d.job}:{d.when}" for d in job.after],
         "created": iso_utc(job.created_ms),
         "updated": iso_utc(job.updated_ms),
         "next_fire": iso_utc(msg.next_fire_ms) or None,
@@ -348,6 +371,8 @@ def _run_dict(r: pb.Run, with_output: bool) -> dict[str, Any]:
         "finished": iso_utc(r.finished_ms) or None,
         "duration_seconds": round((r.finished_ms - r.started_ms) / 1000, 3) if r.started_ms and r.finished_ms else None,
         "error": r.error,
+        "trigger": r.trigger,
+        "shard": f"{r.shard + 1}/{r.shard_total}" if r.shard_total else None,
     }
     if with_output:
         data["output"] = r.output.decode("utf-8", errors="replace")
@@ -409,6 +434,22 @@ def run_show(ctx: click.Context, run_id: str, json_output: bool) -> None:
     click.echo(tabulate([[k, "" if v is None else v] for k, v in data.items()], tablefmt="plain"))
     click.echo(f"--- output{' (last part only)' if truncated else ''} ---")
     click.echo(output, nl=not output.endswith("\n"))
+
+
+@run.command("kill")
+@click.argument("run_id")
+@json_option
+@click.pass_context
+def run_kill(ctx: click.Context, run_id: str, json_output: bool) -> None:
+    """Kill a running run: its executor sends TERM to the process group, then KILL after a grace period."""
+    with server_errors():
+        reply = ctx.obj.client.call(lambda s: s.KillRun, pb.RunRef(run_id=run_id))
+    if wants_json(ctx, json_output):
+        emit_json({"run_id": run_id, "killed": reply.killed, "reason": reply.reason})
+    elif reply.killed:
+        click.echo(f"run {run_id} killed")
+    else:
+        fail(f"run {run_id} not killed: {reply.reason}", EXIT_FAILED)
 
 
 # ----------------------------------------------------------------------- cron

@@ -6,7 +6,7 @@ import hashlib
 import random
 from collections.abc import Callable
 
-from common.model import Job
+from common.model import ROUTE_STRATEGIES, Job
 from common.registry.base import ExecutorRef
 
 
@@ -51,7 +51,8 @@ BROADCAST = "broadcast"
 SHARDED = "sharded"
 
 # Every route strategy a job may name; the first is the default.
-ROUTE_STRATEGIES = (ROUND_ROBIN, RANDOM, FIRST, LEAST_BUSY, CONSISTENT_HASH, FAILOVER, BROADCAST, SHARDED)
+# The names are validated against common.model.ROUTE_STRATEGIES; the same tuple.
+assert ROUTE_STRATEGIES == (ROUND_ROBIN, RANDOM, FIRST, LEAST_BUSY, CONSISTENT_HASH, FAILOVER, BROADCAST, SHARDED)
 DEFAULT_ROUTE_STRATEGY = ROUND_ROBIN
 
 # Strategies whose plan is every candidate, each to run the task (the others'

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
+import os
 
-from common.runtime import build_arg_parser, load_config_or_exit, setup_logging
-from executor.app import serve
+# Tasks get the executor's environment as it was started, not the change below.
+TASK_ENVIRONMENT = dict(os.environ)
+# gRPC's fork handlers (on by default in grpcio's core) make fork() unsafe
+# while the server runs: the child may start gRPC threads and crash (SIGSEGV)
+# before it execs. Shell tasks run as another user are forked, not vforked
+# (Popen cannot use vfork with user=, group= or extra_groups=), and exec at
+# once: the case gRPC documents this setting for. It must be set before grpc
+# is first imported.
+os.environ["GRPC_ENABLE_FORK_SUPPORT"] = "false"
+
+import asyncio  # noqa: E402 - after the environment is set up
+import logging  # noqa: E402
+
+from common.runtime import build_arg_parser, load_config_or_exit, setup_logging  # noqa: E402
+from executor.app import serve  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -15,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config_or_exit(args.config)
     setup_logging("executor", cfg, args.log_level)
     try:
-        asyncio.run(serve(cfg))
+        asyncio.run(serve(cfg, TASK_ENVIRONMENT))
     except OSError as exc:
         logging.getLogger("executor").error("cannot start: %s", exc)
         return 1

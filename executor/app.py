@@ -1,4 +1,4 @@
-"""Wiring of the executor service: journal, HTTP client, runs, gRPC server.
+"""Wiring of the executor service: journal, HTTP clients, runs, gRPC server.
 
 Start: the journal is opened and runs that died with a previous executor
 process are recorded as ``lost`` (their leftover processes killed) before the
@@ -17,6 +17,7 @@ import asyncio
 import logging
 import socket
 import time
+from collections.abc import Mapping
 
 from common.config import Config, EtcdConfig, ExecutorConfig
 from common.grpc_server import ServiceServer
@@ -24,7 +25,7 @@ from common.registry.keys import executor_key
 from common.registry.registration import EtcdRegistration
 from common.runtime import install_stop_signals
 from executor import VERSION
-from executor.http_task import make_client
+from executor.http_task import HttpClients
 from executor.journal import Journal
 from executor.runs import OUTPUT_DRAIN_SECONDS, RunRegistry
 from executor.servicer import ExecutorServicer
@@ -40,15 +41,22 @@ _SERVER_STOP_GRACE_SECONDS = 2.0
 class ExecutorApp:
     """One executor process: start() it, then stop() it (gracefully)."""
 
-    def __init__(self, cfg: ExecutorConfig, etcd: EtcdConfig | None = None, executor_id: str = "") -> None:
+    def __init__(
+        self,
+        cfg: ExecutorConfig,
+        etcd: EtcdConfig | None = None,
+        executor_id: str = "",
+        base_env: Mapping[str, str] | None = None,
+    ) -> None:
         self.cfg = cfg
         self.etcd = etcd
         self.id = executor_id or f"{socket.gethostname()}-{cfg.listen.rpartition(':')[2]}"
         self.registration: EtcdRegistration | None = None
         self.host = socket.gethostname()
         self.journal = Journal(cfg.journal)
-        self.http = make_client()
-        self.runs = RunRegistry(cfg, self.journal, self.http, host=self.host, address=cfg.advertised)
+        # One verifying and one non-verifying client, shared by all HTTP tasks.
+        self.http = HttpClients()
+        self.runs = RunRegistry(cfg, self.journal, self.http, host=self.host, address=cfg.advertised, base_env=base_env)
         self.server = ServiceServer(cfg.listen, [SERVICE_NAME])
         crontrio_pb2_grpc.add_ExecutorServicer_to_server(ExecutorServicer(self.runs), self.server.server)
 
@@ -95,16 +103,17 @@ class ExecutorApp:
         log.info("executor stopped")
 
     async def close(self) -> None:
-        """Release the HTTP client and the journal (also after a failed start)."""
+        """Release the HTTP clients and the journal (also after a failed start)."""
         await self.http.aclose()
         await self.journal.close()
 
 
-async def serve(cfg: Config) -> None:
-    """Run the executor until SIGTERM/SIGINT, then shut down gracefully."""
+async def serve(cfg: Config, base_env: Mapping[str, str] | None = None) -> None:
+    """Run the executor until SIGTERM/SIGINT, then shut down gracefully.
+    ``base_env`` is the environment tasks start from (default: ours)."""
     stop = asyncio.Event()
     install_stop_signals(asyncio.get_running_loop(), stop.set)
-    app = ExecutorApp(cfg.executor, cfg.etcd, cfg.executor_id)
+    app = ExecutorApp(cfg.executor, cfg.etcd, cfg.executor_id, base_env)
     try:
         await app.start()
     except BaseException:

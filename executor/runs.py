@@ -34,22 +34,25 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-import httpx
-
 from common import status
 from common.config import ExecutorConfig
 from common.errors import ValidationError
 from executor import VERSION
-from executor.http_task import DEFAULT_TIMEOUT_SECONDS, METHODS, run_http
+from executor.http_task import DEFAULT_TIMEOUT_SECONDS, METHODS, HttpClients, run_http
 from executor.journal import Journal, StartedRun
+from executor.keywords import KeywordScanner
 from executor.output_tail import OutputTail
-from executor.shell_task import ShellProcess, TaskStartError, task_environment
+from executor.shell_task import RunAs, ShellProcess, TaskStartError, check_workdir, resolve_user, task_environment
 from protos import crontrio_pb2
 
 log = logging.getLogger(__name__)
 
 # Above this a tail would not fit a gRPC message comfortably (16 MiB limit).
 MAX_OUTPUT_LIMIT_BYTES = 8 * 1024 * 1024
+# Bounds on RunRequest.keywords: the scanner keeps the longest keyword's
+# length of output between chunks and searches each chunk once per keyword.
+MAX_KEYWORDS = 100
+MAX_KEYWORD_BYTES = 4096
 # Live output queued for one slow caller before its chunks are dropped; the
 # tail in RunFinished stays exact whatever a caller misses.
 SUBSCRIBER_BUFFER_BYTES = 1024 * 1024
@@ -88,6 +91,11 @@ def validate_request(req: crontrio_pb2.RunRequest) -> None:
         raise ValidationError(
             "output_limit_bytes", f"must be between 0 and {MAX_OUTPUT_LIMIT_BYTES}, got {req.output_limit_bytes}"
         )
+    if len(req.keywords) > MAX_KEYWORDS:
+        raise ValidationError("keywords", f"at most {MAX_KEYWORDS}, got {len(req.keywords)}")
+    for keyword in req.keywords:
+        if len(keyword.encode()) > MAX_KEYWORD_BYTES:
+            raise ValidationError("keywords", f"each keyword must be at most {MAX_KEYWORD_BYTES} bytes, got {keyword[:40]!r}...")
     task = req.WhichOneof("task")
     if task is None:
         raise ValidationError("task", "a shell or http task is required")
@@ -142,6 +150,8 @@ class RunHandle:
         self.request = request
         self.run_id = request.run_id
         self.tail = OutputTail(output_limit)
+        # The whole output is scanned for keywords, not only what the tail keeps.
+        self.keywords = KeywordScanner(request.keywords) if request.keywords else None
         self.started: crontrio_pb2.RunStarted | None = None
         self.finished: crontrio_pb2.RunFinished | None = None
         self.task: asyncio.Task[None] | None = None
@@ -199,8 +209,12 @@ class RunHandle:
             if early is not None:
                 sub.put(early)
 
-    def publish_output(self, data: bytes) -> None:
+    def publish_output(self, data: bytes, *, scan: bool = True) -> None:
+        """Output of the task; ``scan=False`` for text the executor adds
+        (an HTTP status line), which is not searched for keywords."""
         self.tail.append(data)
+        if scan and self.keywords is not None:
+            self.keywords.feed(data)
         if self.started is None:
             return  # callers get it right after RunStarted, from the tail
         for sub in self._subscribers:
@@ -257,7 +271,7 @@ class RunRegistry:
         self,
         cfg: ExecutorConfig,
         journal: Journal,
-        http: httpx.AsyncClient,
+        http: HttpClients,
         *,
         host: str,
         address: str,
@@ -366,6 +380,7 @@ class RunRegistry:
             pid=outcome.pid,
             host=self.host,
             executor=self.address,
+            matched_keyword=handle.keywords.matched if handle.keywords is not None else "",
         )
         try:
             await self.journal.put(finished)
@@ -375,12 +390,13 @@ class RunRegistry:
         handle.publish_finished(finished)
         del self._running[req.run_id]
         log.info(
-            "run %s finished %s exit %d in %.2fs%s",
+            "run %s finished %s exit %d in %.2fs%s%s",
             req.run_id,
             outcome.status,
             outcome.exit_code,
             time.monotonic() - clock,
             f" ({outcome.error})" if outcome.error else "",
+            f", output contains keyword {finished.matched_keyword!r}" if finished.matched_keyword else "",
         )
 
     def _started(self, req: crontrio_pb2.RunRequest, pid: int, started_ms: int) -> crontrio_pb2.RunStarted:
@@ -408,9 +424,13 @@ class RunRegistry:
             "CRONTRIO_SCHEDULED_MS": str(req.scheduled_ms),
             "CRONTRIO_ATTEMPT": str(req.attempt),
         }
-        env = task_environment(self._base_env, req.shell.env, run_vars)
         try:
-            proc = ShellProcess.spawn(req.shell.command, workdir=req.shell.workdir, env=env, on_output=handle.publish_output)
+            # User lookups and the workdir check may block (NSS, a subprocess).
+            run_as = await asyncio.to_thread(self._prepare_shell, req.shell) if req.shell.user else None
+            env = task_environment(self._base_env, req.shell.env, run_vars, run_as)
+            proc = ShellProcess.spawn(
+                req.shell.command, workdir=req.shell.workdir, env=env, on_output=handle.publish_output, run_as=run_as
+            )
         except TaskStartError as exc:
             handle.publish_started(self._started(req, 0, started_ms))
             return _Outcome(status.FAILED, 0, str(exc))
@@ -455,13 +475,29 @@ class RunRegistry:
         error = f"terminated by signal {_signal_name(-code)}" if code < 0 else ""
         return _Outcome(status.FAILED, code, error, proc.pid)
 
+    @staticmethod
+    def _prepare_shell(task: crontrio_pb2.ShellTask) -> RunAs:
+        """Resolve the task's user and check that it can use the workdir
+        (blocking). TaskStartError when it cannot run."""
+        run_as = resolve_user(task.user)
+        check_workdir(task.workdir, run_as)
+        return run_as
+
     async def _run_http(self, handle: RunHandle, started_ms: int) -> _Outcome:
         req = handle.request
         handle.publish_started(self._started(req, 0, started_ms))
         method = (req.http.method or "GET").upper()
         log.info("run %s (%s attempt %d) started pid %d: %s %s", req.run_id, req.job_name, req.attempt, 0, method, req.http.url)
         timeout = req.timeout_seconds if req.timeout_seconds > 0 else DEFAULT_TIMEOUT_SECONDS
-        request = asyncio.create_task(run_http(self.http, req.http, timeout_seconds=timeout, on_output=handle.publish_output))
+        request = asyncio.create_task(
+            run_http(
+                self.http,
+                req.http,
+                timeout_seconds=timeout,
+                on_head=lambda head: handle.publish_output(head, scan=False),
+                on_body=handle.publish_output,
+            )
+        )
         handle.set_stopper(request.cancel)
         try:
             await asyncio.wait({request})

@@ -9,6 +9,11 @@ events, and output reading stops after a short drain.
 
 Exit codes follow Python's convention: a process killed by signal N reports
 ``-N`` (e.g. -15 for SIGTERM, -9 for SIGKILL).
+
+A task with a ``user`` runs as that OS user (uid, primary gid, supplementary
+groups, and HOME, USER, LOGNAME, SHELL from its passwd entry), which needs
+an executor running as root; the executor, as root, can still signal its
+process group.
 """
 
 from __future__ import annotations
@@ -17,9 +22,11 @@ import asyncio
 import contextlib
 import logging
 import os
+import pwd
 import signal
 import subprocess
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +38,8 @@ READ_CHUNK = 65536
 _GROUP_POLL_SECONDS = 0.1
 # Without pidfd support (non-Linux, old kernels) the exit is polled this often.
 _EXIT_POLL_SECONDS = 0.05
+# Bound on the check that a run-as user can enter the workdir (a tiny shell).
+_ACCESS_CHECK_SECONDS = 10.0
 
 OutputCallback = Callable[[bytes], None]
 
@@ -39,10 +48,100 @@ class TaskStartError(Exception):
     """The task could not be started (missing workdir, no shell, ...)."""
 
 
-def task_environment(base: Mapping[str, str], task_env: Mapping[str, str], run_vars: Mapping[str, str]) -> dict[str, str]:
-    """The executor's environment, plus the task's, plus the CRONTRIO_* run
-    variables (last, so a job definition cannot spoof them)."""
+@dataclass(frozen=True)
+class RunAs:
+    """The OS identity a shell task runs under (``ShellTask.user``)."""
+
+    name: str
+    uid: int
+    gid: int
+    groups: list[int] = field(default_factory=list)  # supplementary, as initgroups would set them
+    home: str = ""
+    shell: str = ""
+    # False when the executor already is this user (not root): nothing to switch.
+    switch: bool = True
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """HOME, USER, LOGNAME and SHELL from the passwd entry."""
+        return {"HOME": self.home, "USER": self.name, "LOGNAME": self.name, "SHELL": self.shell or SHELL}
+
+
+def resolve_user(name: str) -> RunAs:
+    """Look ``name`` up for a run; TaskStartError when it is unknown or the
+    executor may not become it. Blocking (NSS may ask a directory server):
+    call it in a thread."""
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        raise TaskStartError(f"unknown user {name!r}") from None
+    euid = os.geteuid()
+    if euid != 0 and entry.pw_uid != euid:
+        raise TaskStartError(f"cannot run as user {name!r}: the executor is not running as root")
+    try:
+        groups = os.getgrouplist(entry.pw_name, entry.pw_gid)
+    except OSError as exc:
+        raise TaskStartError(f"cannot run as user {name!r}: reading its groups failed: {exc}") from exc
+    return RunAs(
+        name=entry.pw_name,
+        uid=entry.pw_uid,
+        gid=entry.pw_gid,
+        groups=groups,
+        home=entry.pw_dir,
+        shell=entry.pw_shell,
+        switch=euid == 0,
+    )
+
+
+def check_workdir(workdir: str, run_as: RunAs | None = None) -> None:
+    """TaskStartError unless ``workdir`` (empty: the executor's own) is a
+    directory that ``run_as`` can enter. Blocking: call it in a thread.
+
+    The process changes directory before dropping its privileges (that is
+    how Popen orders it), so a root executor would happily start a shell in
+    a directory its user cannot use; this asks the kernel, as that user, first.
+    """
+    if workdir and not os.path.isdir(workdir):
+        raise TaskStartError(f"workdir {workdir!r} does not exist or is not a directory")
+    if run_as is None or not run_as.switch or run_as.uid == 0:
+        return
+    path = os.path.abspath(workdir or os.getcwd())
+    what = f"workdir {path!r}" if workdir else f"the executor's working directory {path!r} (no workdir set)"
+    try:
+        check = subprocess.run(  # a fixed command: `cd` as that user
+            [SHELL, "-c", 'cd -- "$1"', SHELL, path],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd="/",
+            env={},
+            user=run_as.uid,
+            group=run_as.gid,
+            extra_groups=run_as.groups,
+            timeout=_ACCESS_CHECK_SECONDS,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise TaskStartError(f"cannot check that user {run_as.name!r} can use {what}: {exc}") from exc
+    if check.returncode < 0:
+        died = f"the check died of signal {-check.returncode}"
+        raise TaskStartError(f"cannot check that user {run_as.name!r} can use {what}: {died}")
+    if check.returncode != 0:
+        raise TaskStartError(f"{what} is not accessible to user {run_as.name!r}")
+
+
+def task_environment(
+    base: Mapping[str, str],
+    task_env: Mapping[str, str],
+    run_vars: Mapping[str, str],
+    run_as: RunAs | None = None,
+) -> dict[str, str]:
+    """The executor's environment, plus the run-as user's HOME, USER, LOGNAME
+    and SHELL, plus the task's, plus the CRONTRIO_* run variables (last, so a
+    job definition cannot spoof them)."""
     env = dict(base)
+    if run_as is not None:
+        env.update(run_as.environment)
     env.update(task_env)
     env.update(run_vars)
     return env
@@ -93,11 +192,23 @@ class ShellProcess:
         self._watch_exit()
 
     @classmethod
-    def spawn(cls, command: str, *, workdir: str, env: Mapping[str, str], on_output: OutputCallback) -> ShellProcess:
-        """Start the command. Must be called from the event loop; output
-        callbacks begin on the loop's next turn, never during this call."""
+    def spawn(
+        cls,
+        command: str,
+        *,
+        workdir: str,
+        env: Mapping[str, str],
+        on_output: OutputCallback,
+        run_as: RunAs | None = None,
+    ) -> ShellProcess:
+        """Start the command (as ``run_as``: its uid, primary gid and
+        supplementary groups, when given; see ``resolve_user`` and
+        ``check_workdir``, which should be called first). Must be called from
+        the event loop; output callbacks begin on the loop's next turn, never
+        during this call."""
         if workdir and not os.path.isdir(workdir):
             raise TaskStartError(f"workdir {workdir!r} does not exist or is not a directory")
+        switch = run_as if run_as is not None and run_as.switch else None
         try:
             popen = subprocess.Popen(  # running the job's command is the point
                 [SHELL, "-c", command],
@@ -107,9 +218,14 @@ class ShellProcess:
                 cwd=workdir or None,
                 env=dict(env),
                 start_new_session=True,
+                # None (the default) for each: stay who the executor is.
+                user=switch.uid if switch else None,
+                group=switch.gid if switch else None,
+                extra_groups=switch.groups if switch else None,
             )
         except OSError as exc:
-            raise TaskStartError(f"cannot start {SHELL}: {exc}") from exc
+            who = f" as user {run_as.name!r}" if run_as is not None else ""
+            raise TaskStartError(f"cannot start {SHELL}{who}: {exc}") from exc
         return cls(popen, on_output)
 
     # -- exit ----------------------------------------------------------------

@@ -24,10 +24,20 @@ class Trio:
     db_path: Path
     procs: dict[str, ServiceProcess] = field(default_factory=dict)
 
+    executor2: str = ""
+
     def start(self, service: str) -> ServiceProcess:
-        proc = ServiceProcess(service, self.conf, self.root / f"{service}.log")
+        env = None
+        if service == "executor2":  # a second executor, same conf, own port and journal
+            env = {"CRONTRIO_EXECUTOR_LISTEN": self.executor2, "CRONTRIO_EXECUTOR_JOURNAL": str(self.root / "journal2.db")}
+        proc = ServiceProcess(service.rstrip("2"), self.conf, self.root / f"{service}.log", env=env)
         self.procs[service] = proc
-        address = {"dispatcher": self.dispatcher, "executor": self.executor, "monitor": self.monitor}[service]
+        address = {
+            "dispatcher": self.dispatcher,
+            "executor": self.executor,
+            "executor2": self.executor2,
+            "monitor": self.monitor,
+        }[service]
         try:
             wait_for(lambda: proc.proc.poll() is None and is_serving(address), 20, f"{service} on {address} to serve")
         except AssertionError:
@@ -58,16 +68,16 @@ class Trio:
         return "\n".join(f"===== {name}\n{p.log_text()}" for name, p in self.procs.items())
 
 
-@pytest.fixture
-def trio(tmp_path: Path) -> Iterator[Trio]:
-    ports = {name: free_port() for name in ("dispatcher", "executor", "monitor", "http")}
+def make_trio(tmp_path: Path, executors: int = 1) -> Trio:
+    ports = {name: free_port() for name in ("dispatcher", "executor", "executor2", "monitor", "http")}
+    executor_list = [f"127.0.0.1:{ports['executor']}"] + ([f"127.0.0.1:{ports['executor2']}"] if executors > 1 else [])
     conf = write_conf(
         tmp_path,
         {
             "database": {"driver": "sqlite", "path": str(tmp_path / "crontrio.db")},
             "dispatcher": {
                 "listen": f"127.0.0.1:{ports['dispatcher']}",
-                "executors": f"127.0.0.1:{ports['executor']}",
+                "executors": ", ".join(executor_list),
                 "shutdown_grace_seconds": "5",
             },
             "executor": {
@@ -84,18 +94,40 @@ def trio(tmp_path: Path) -> Iterator[Trio]:
             "log": {"level": "DEBUG"},
         },
     )
-    t = Trio(
+    return Trio(
         root=tmp_path,
         conf=conf,
         dispatcher=f"127.0.0.1:{ports['dispatcher']}",
         executor=f"127.0.0.1:{ports['executor']}",
         monitor=f"127.0.0.1:{ports['monitor']}",
         db_path=tmp_path / "crontrio.db",
+        executor2=f"127.0.0.1:{ports['executor2']}" if executors > 1 else "",
     )
+
+
+def stop_trio(t: Trio) -> None:
+    codes = {name: p.stop() for name, p in t.procs.items()}
+    bad = {name: code for name, code in codes.items() if code != 0}
+    print(t.logs())  # shown by pytest only when the test failed
+    assert not bad, f"services did not stop cleanly on SIGTERM: {bad}"
+
+
+@pytest.fixture
+def trio(tmp_path: Path) -> Iterator[Trio]:
+    t = make_trio(tmp_path)
     try:
         yield t
     finally:
-        codes = {name: p.stop() for name, p in t.procs.items()}
-        bad = {name: code for name, code in codes.items() if code != 0}
-        print(t.logs())  # shown by pytest only when the test failed
-        assert not bad, f"services did not stop cleanly on SIGTERM: {bad}"
+        stop_trio(t)
+
+
+@pytest.fixture(scope="module")
+def busy_trio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trio]:
+    """One trio with two executors shared by a module's tests, each on its own jobs."""
+    t = make_trio(tmp_path_factory.mktemp("trio"), executors=2)
+    try:
+        for service in ("executor", "executor2", "dispatcher", "monitor"):
+            t.start(service)
+        yield t
+    finally:
+        stop_trio(t)

@@ -7,6 +7,7 @@ two clusters at once on a 2-core machine would only measure CPU contention.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import subprocess
 import sys
@@ -251,16 +252,36 @@ def test_cronctl_finds_dispatchers_in_etcd(cluster: Cluster, etcd_server: EtcdSe
     cluster.add("dispatcher", "d1")
     cluster.start("d1")
     result = subprocess.run(
-        [sys.executable, "-m", "cronctl.main", "--etcd", etcd_server.endpoint, "job", "add", "--name", "via-etcd",
-         "--spec", "@daily", "--command", "true", "--json"],
-        cwd=REPO, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "cronctl.main",
+            "--etcd",
+            etcd_server.endpoint,
+            "job",
+            "add",
+            "--name",
+            "via-etcd",
+            "--spec",
+            "@daily",
+            "--command",
+            "true",
+            "--json",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert cluster.sql("SELECT name FROM jobs") == [("via-etcd",)]
     cluster.stop("d1")  # deregisters: nothing left to find
     empty = subprocess.run(
         [sys.executable, "-m", "cronctl.main", "--etcd", etcd_server.endpoint, "job", "list"],
-        cwd=REPO, capture_output=True, text=True, timeout=60,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert empty.returncode == 3 and "no dispatcher registered in etcd" in empty.stderr
 
@@ -280,3 +301,30 @@ def test_target_without_live_executor_gives_a_failed_run(cluster: Cluster) -> No
     )
     assert rows[0][0] == "failed"
     assert "no executor" in str(rows[0][1])
+
+
+def test_overlap_skip_holds_across_dispatchers(cluster: Cluster) -> None:
+    cluster.add("executor", "e1")
+    cluster.start("e1")
+    for name in ("d1", "d2"):
+        cluster.add("dispatcher", name)
+        cluster.start(name)
+    cluster.add("monitor", "m")
+    cluster.start("m")
+    cluster.sql(
+        "INSERT INTO jobs (name, spec, command, overlap_policy) VALUES ('one-at-a-time', '* * * * * *', 'sleep 2.2', 'skip')"
+    )
+
+    def done() -> list[tuple[object, ...]] | None:
+        rows = cluster.sql(
+            "SELECT status, dispatcher, started_ms, finished_ms FROM runs "
+            "WHERE status IN ('succeeded', 'skipped') ORDER BY scheduled_ms"
+        )
+        return rows if len(rows) >= 8 else None
+
+    rows = wait_for(done, 30, "eight finished or skipped firings")
+    ran = sorted((int(r[2]), int(r[3])) for r in rows if r[0] == "succeeded")  # type: ignore[call-overload]
+    assert all(b[0] >= a[1] for a, b in itertools.pairwise(ran)), f"two runs overlapped: {ran}"
+    skipped_by = {str(r[1]).split("@")[0] for r in rows if r[0] == "skipped"}
+    fired_by = {str(r[1]).split("@")[0] for r in rows}
+    assert "skipped" in {r[0] for r in rows} and fired_by == {"d1", "d2"}, (skipped_by, fired_by)

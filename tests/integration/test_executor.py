@@ -149,12 +149,13 @@ def new_run_id() -> str:
 def shell(command: str, run_id: str | None = None, **fields: Any) -> pb.RunRequest:
     env = fields.pop("env", {})
     workdir = fields.pop("workdir", "")
+    user = fields.pop("user", "")
     fields.setdefault("job_id", 7)
     fields.setdefault("job_name", "test-job")
     fields.setdefault("attempt", 1)
     fields.setdefault("scheduled_ms", 1_700_000_000_000)
     return pb.RunRequest(
-        run_id=run_id or new_run_id(), shell=pb.ShellTask(command=command, workdir=workdir, env=env), **fields
+        run_id=run_id or new_run_id(), shell=pb.ShellTask(command=command, workdir=workdir, env=env, user=user), **fields
     )
 
 
@@ -165,6 +166,8 @@ def http(url: str, **fields: Any) -> pb.RunRequest:
         headers=fields.pop("headers", {}),
         body=fields.pop("body", ""),
         expected_statuses=fields.pop("expected_statuses", []),
+        follow_redirects=fields.pop("follow_redirects", False),
+        skip_tls_verify=fields.pop("skip_tls_verify", False),
     )
     return pb.RunRequest(run_id=new_run_id(), job_id=8, job_name="http-job", attempt=1, http=task, **fields)
 
