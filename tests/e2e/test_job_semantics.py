@@ -346,3 +346,18 @@ def test_http_job_sends_method_headers_body(busy_trio: Trio) -> None:
         assert bytes(row["output"]).startswith(b"HTTP 202") and b"accepted" in bytes(row["output"])
     finally:
         server.shutdown()
+
+
+@pytest.mark.parametrize("strategy", ["first", "random", "least_busy"])
+def test_other_strategies_route_to_live_executors(busy_trio: Trio, strategy: str) -> None:
+    add(busy_trio, f"route-{strategy}", "--spec", "* * * * * *", "--route", strategy, "--command", "true")
+    rows = finished(busy_trio, f"route-{strategy}", 12 if strategy == "random" else 4, timeout=30)
+    busy_trio.cronctl("job", "delete", f"route-{strategy}")
+    assert {r["status"] for r in rows} == {"succeeded"}
+    used = {r["executor"] for r in rows}
+    if strategy == "first":
+        assert used == {min(busy_trio.executor, busy_trio.executor2)}
+    elif strategy == "random":
+        assert used == {busy_trio.executor, busy_trio.executor2}  # 12 runs on one of two: p = 1/2048
+    else:
+        assert used <= {busy_trio.executor, busy_trio.executor2}
