@@ -129,6 +129,54 @@ class MonitorConfig:
     missed_after_seconds: float = 90.0
     # Small HTTP status endpoint (/healthz, /status); empty = off.
     http_listen: str = "127.0.0.1:5923"
+    # Bearer token (an admin one from [tokens]) the monitor sends to dispatchers
+    # when they require tokens; better given as env CRONTRIO_MONITOR_TOKEN.
+    token: str = ""
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """TLS for the admin API and mutual TLS between dispatcher and executor.
+
+    One CA signs every crontrio certificate; each service presents its own
+    cert/key. Off by default (embedded mode on loopback).
+    """
+
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    admin: bool = False  # dispatcher admin API over TLS (cronctl --ca)
+    internal: bool = False  # mTLS dispatcher <-> executor (and monitor -> dispatcher/executor)
+
+
+@dataclass(frozen=True)
+class AlertConfig:
+    """Alert channels. A channel with no destination configured is off."""
+
+    # Identical alerts within this window are sent once (a flapping job must
+    # not send 500 mails an hour).
+    throttle_seconds: float = 600.0
+    retries: int = 3  # further tries of a failed send
+    # email (SMTP)
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_security: str = "starttls"  # starttls | ssl | none
+    smtp_username: str = ""
+    smtp_password: str = ""
+    mail_from: str = "crontrio@localhost"
+    # SMS through an HTTP gateway; the body template may use {phone},
+    # {message}, {job}, {status}, {run_id}.
+    sms_url: str = ""
+    sms_method: str = "POST"
+    sms_headers: str = ""  # "Name: value; Name2: value2"
+    sms_body_template: str = '{"to": "{phone}", "text": "{message}"}'
+    # webhook: json | slack | dingtalk | wecom | feishu
+    webhook_url: str = ""
+    webhook_format: str = "json"
+    # Who gets the monitor's system alerts (executor down, missed firings, ...):
+    # names of [alarm_mail_list] entries or addresses, and phone numbers.
+    system_emails: list[str] = field(default_factory=list)
+    system_phones: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -146,6 +194,11 @@ class Config:
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    alert: AlertConfig = field(default_factory=AlertConfig)
+    # Admin API tokens: name = role:sha256-hex of the token (roles admin,
+    # operator, viewer). None configured = the admin API stays on loopback.
+    tokens: dict[str, str] = field(default_factory=dict)
     # Named host groups, as in gocron: phpgroup = 192.168.2.74|192.168.2.75
     machine: dict[str, list[str]] = field(default_factory=dict)
     # Named mail recipients for alerts.
@@ -173,8 +226,10 @@ _TYPED_SECTIONS: dict[str, type] = {
     "executor": ExecutorConfig,
     "monitor": MonitorConfig,
     "log": LogConfig,
+    "tls": TlsConfig,
+    "alert": AlertConfig,
 }
-_FREE_SECTIONS = ("machine", "alarm_mail_list")
+_FREE_SECTIONS = ("machine", "alarm_mail_list", "tokens")
 
 
 def load_config(path: str | os.PathLike[str] | None = None, env: typing.Mapping[str, str] | None = None) -> Config:
@@ -209,6 +264,7 @@ def load_config(path: str | os.PathLike[str] | None = None, env: typing.Mapping[
         values[section] = _load_section(section, cls, parser, env)
     values["machine"] = _load_machine(parser, env)
     values["alarm_mail_list"] = _load_free(parser, env, "alarm_mail_list")
+    values["tokens"] = _load_free(parser, env, "tokens")
     cfg = Config(**values, source=source)
     _validate(cfg)
     return cfg
@@ -338,5 +394,29 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("monitor.reconcile_interval_seconds: must be positive")
     if cfg.monitor.missed_after_seconds < 1:
         raise ConfigError("monitor.missed_after_seconds: must be at least 1")
+    for name, entry in cfg.tokens.items():
+        role, _, digest = entry.partition(":")
+        if role not in ("admin", "operator", "viewer") or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ConfigError(
+                f"tokens.{name}: expected ROLE:SHA256HEX with ROLE admin, operator or viewer "
+                "(make one with `cronctl token new NAME ROLE`)"
+            )
+    tls = cfg.tls
+    if tls.admin or tls.internal:
+        for key in ("ca_file", "cert_file", "key_file"):
+            path = getattr(tls, key)
+            if not path:
+                raise ConfigError(f"tls.{key}: required when tls.admin or tls.internal is on")
+            if not Path(path).is_file():
+                raise ConfigError(f"tls.{key}: no such file {path!r}")
+    alert = cfg.alert
+    if alert.smtp_security not in ("starttls", "ssl", "none"):
+        raise ConfigError(f"alert.smtp_security: expected starttls, ssl or none, got {alert.smtp_security!r}")
+    if alert.webhook_format not in ("json", "slack", "dingtalk", "wecom", "feishu"):
+        raise ConfigError(f"alert.webhook_format: expected json, slack, dingtalk, wecom or feishu, got {alert.webhook_format!r}")
+    if alert.sms_method.upper() not in ("GET", "POST"):
+        raise ConfigError(f"alert.sms_method: expected GET or POST, got {alert.sms_method!r}")
+    if alert.throttle_seconds < 0 or alert.retries < 0:
+        raise ConfigError("alert.throttle_seconds and alert.retries must not be negative")
     if cfg.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         raise ConfigError(f"log.level: expected DEBUG, INFO, WARNING, ERROR or CRITICAL, got {cfg.log.level!r}")

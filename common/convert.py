@@ -5,6 +5,7 @@ from __future__ import annotations
 from common.model import (
     KEYWORD_FAIL,
     MISFIRE_SKIP,
+    NOTIFY_NEVER,
     ON_SUCCESS,
     OVERLAP_ALLOW,
     Dependency,
@@ -49,6 +50,10 @@ def job_to_pb(job: Job, next_fire_ms: int = 0) -> pb.Job:
         keywords=list(job.keywords),
         keyword_action=job.keyword_action,
         after=[pb.JobDependency(job=d.job, when=d.when) for d in job.after],
+        notify_policy=job.notify_policy,
+        notify_channels=list(job.notify_channels),
+        notify_emails=list(job.notify_emails),
+        notify_phones=list(job.notify_phones),
     )
 
 
@@ -85,6 +90,10 @@ def job_from_pb(msg: pb.Job) -> Job:
         keywords=tuple(msg.keywords),
         keyword_action=msg.keyword_action or KEYWORD_FAIL,
         after=tuple(Dependency(job=d.job, when=d.when or ON_SUCCESS) for d in msg.after),
+        notify_policy=msg.notify_policy or NOTIFY_NEVER,
+        notify_channels=tuple(msg.notify_channels),
+        notify_emails=tuple(msg.notify_emails),
+        notify_phones=tuple(msg.notify_phones),
         created_ms=msg.created_ms,
         updated_ms=msg.updated_ms,
     )

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+
+from common.auth import BearerTokenInterceptor
+from common.config import TlsConfig
+from common.tls import channel_credentials
 
 # Keepalives notice a dead peer in seconds instead of at the TCP timeout; the
 # message limit leaves room for a 64 KiB output tail many times over.
@@ -31,20 +37,36 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 class ServiceServer:
-    """A grpc.aio server with grpc.health.v1 and reflection registered."""
+    """A grpc.aio server with grpc.health.v1 and reflection registered.
 
-    def __init__(self, listen: str, service_names: list[str]) -> None:
-        self.server = grpc.aio.server(options=SERVER_OPTIONS)
+    The one place servers are built. `credentials` (see common.tls) serves
+    TLS instead of plaintext; `interceptors` (see common.auth) run before
+    every call, health and reflection included (they decide what stays open).
+    """
+
+    def __init__(
+        self,
+        listen: str,
+        service_names: list[str],
+        *,
+        credentials: grpc.ServerCredentials | None = None,
+        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    ) -> None:
+        self.server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=list(interceptors) or None)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self.service_names = list(service_names)
         reflection.enable_server_reflection([*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server)
         self.listen = listen
+        self.credentials = credentials
         self.port = 0
 
     async def start(self) -> None:
         try:
-            self.port = self.server.add_insecure_port(self.listen)
+            if self.credentials is not None:
+                self.port = self.server.add_secure_port(self.listen, self.credentials)
+            else:
+                self.port = self.server.add_insecure_port(self.listen)
         except RuntimeError as exc:  # grpc >= 1.60 raises instead of returning port 0
             raise OSError(f"cannot listen on {self.listen} (address in use?): {exc}") from exc
         if self.port == 0:
@@ -61,5 +83,12 @@ class ServiceServer:
         await self.server.stop(grace)
 
 
-def insecure_channel(address: str) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+def make_channel(address: str, tls: TlsConfig | None, *, client_cert: bool, token: str = "") -> grpc.aio.Channel:
+    """A channel to another crontrio service: plaintext when `tls` is None,
+    else TLS verified against the CA (presenting our cert/key if
+    `client_cert`). A `token` is sent as a bearer token on every call."""
+    interceptors = [BearerTokenInterceptor(token)] if token else None
+    if tls is None:
+        return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS, interceptors=interceptors)
+    credentials = channel_credentials(tls, client_cert=client_cert)
+    return grpc.aio.secure_channel(address, credentials, options=CHANNEL_OPTIONS, interceptors=interceptors)

@@ -16,10 +16,12 @@ import httpx
 from common.cron import CronSchedule, validate_timezone
 from common.errors import ValidationError
 from common.model import (
+    ALERT_CHANNELS,
     DEPENDENCY_CONDITIONS,
     HTTP_METHODS,
     KEYWORD_ACTIONS,
     MISFIRE_POLICIES,
+    NOTIFY_POLICIES,
     OVERLAP_POLICIES,
     ROUTE_STRATEGIES,
     SHELL,
@@ -34,6 +36,7 @@ MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
 MAX_RETRIES = 100
 MAX_RETRY_INTERVAL_SECONDS = 24 * 3600
 MAX_CATCH_UP_SECONDS = 7 * 24 * 3600
+PHONE_RE = re.compile(r"^\+?[0-9]{3,20}$")
 USER_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}\$?$")
 
 
@@ -113,6 +116,15 @@ def validate_job(job: Job) -> Job:
             raise ValidationError("after", f"{dep.job!r} is listed twice")
         seen.add(dep.job)
         _one_of("after", dep.when, DEPENDENCY_CONDITIONS)
+    _one_of("notify", job.notify_policy, NOTIFY_POLICIES)
+    for channel in job.notify_channels:
+        _one_of("notify_channels", channel, ALERT_CHANNELS)
+    for address in job.notify_emails:
+        if not address or any(c.isspace() for c in address):
+            raise ValidationError("notify_emails", f"{address!r} is neither an address nor an [alarm_mail_list] name")
+    for phone in job.notify_phones:
+        if not PHONE_RE.match(phone):
+            raise ValidationError("notify_phones", f"{phone!r} is not a phone number (digits, optional leading +)")
     return dataclasses.replace(job, name=name, spec=spec, timezone=timezone, type=task_type, command=command, http_method=method)
 
 

@@ -31,6 +31,10 @@ ROUTE_STRATEGIES = (
     "sharded",
 )
 FAN_OUT_STRATEGIES = ("broadcast", "sharded")
+# When a job's runs raise alerts.
+NOTIFY_NEVER, NOTIFY_ON_FAILURE, NOTIFY_ALWAYS, NOTIFY_ON_KEYWORD = "never", "on_failure", "always", "on_keyword"
+NOTIFY_POLICIES = (NOTIFY_NEVER, NOTIFY_ON_FAILURE, NOTIFY_ALWAYS, NOTIFY_ON_KEYWORD)
+ALERT_CHANNELS = ("email", "sms", "webhook")
 # How a firing came about (runs.trigger).
 TRIGGER_SCHEDULE, TRIGGER_MANUAL, TRIGGER_CATCH_UP = "schedule", "manual", "catch_up"
 
@@ -77,6 +81,10 @@ class Job:
     keywords: tuple[str, ...] = ()
     keyword_action: str = KEYWORD_FAIL
     after: tuple[Dependency, ...] = ()
+    notify_policy: str = NOTIFY_NEVER
+    notify_channels: tuple[str, ...] = ()  # empty = every configured channel
+    notify_emails: tuple[str, ...] = ()  # addresses or [alarm_mail_list] names
+    notify_phones: tuple[str, ...] = ()
     created_ms: int = 0
     updated_ms: int = 0
     # Set by the store for a row it cannot read (e.g. broken JSON written by
@@ -113,6 +121,19 @@ class RunRecord:
     shard: int = 0
     shard_total: int = 0
     trigger: str = TRIGGER_SCHEDULE
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One change made through the API: who, what, when, before/after (JSON)."""
+
+    at_ms: int
+    actor: str
+    action: str
+    target: str
+    before: str = ""
+    after: str = ""
+    id: int = 0
 
 
 def make_run_id(job_id: int, scheduled_ms: int, attempt: int, shard: int = 0) -> str:

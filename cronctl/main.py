@@ -1,7 +1,8 @@
 """cronctl: manage crontrio jobs and runs, and preview cron specs.
 
 Exit codes: 0 ok; 1 not found or refused by the server; 2 invalid input (the
-message names the field); 3 no dispatcher reachable.
+message names the field); 3 no dispatcher reachable; 4 not authenticated or
+not allowed (token).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from common.cron import CronSchedule, validate_timezone
 from common.errors import ValidationError
 from common.jobs import validate_job
 from common.model import Job
+from cronctl import observe, token_cmd
 from cronctl.client import AdminClient, NoServerError
 from cronctl.job_options import OPTIONS, changes_from, job_options
 from cronctl.timefmt import duration, iso_utc, parse_instant
@@ -36,8 +38,8 @@ COMMAND_WIDTH = 48
 
 
 class Ctx:
-    def __init__(self, servers: list[str], json_output: bool) -> None:
-        self.client = AdminClient(servers)
+    def __init__(self, servers: list[str], json_output: bool, token: str = "", ca: str = "") -> None:
+        self.client = AdminClient(servers, token=token, ca=ca)
         self.json = json_output
 
 
@@ -88,9 +90,27 @@ def emit_json(value: Any) -> None:
     help="Find live dispatchers in etcd (distributed mode) when no --server is given. Default: $CRONTRIO_ETCD.",
 )
 @click.option("--etcd-prefix", default="/crontrio", show_default=True, help="The [etcd] prefix the services use.")
+@click.option(
+    "--token",
+    default="",
+    envvar="CRONTRIO_TOKEN",
+    show_envvar=True,
+    metavar="TOKEN",
+    help="Bearer token for the admin API (see `cronctl token new`); needed when the dispatcher has [tokens].",
+)
+@click.option(
+    "--ca",
+    default="",
+    envvar="CRONTRIO_CA",
+    show_envvar=True,
+    metavar="FILE",
+    help="CA certificate (PEM): talk TLS to the dispatcher and verify it ([tls] admin = true).",
+)
 @click.option("--json", "json_output", is_flag=True, help="JSON output for every command.")
 @click.pass_context
-def cli(ctx: click.Context, servers: tuple[str, ...], etcd_endpoints: str, etcd_prefix: str, json_output: bool) -> None:
+def cli(
+    ctx: click.Context, servers: tuple[str, ...], etcd_endpoints: str, etcd_prefix: str, token: str, ca: str, json_output: bool
+) -> None:
     """Manage crontrio: add and list jobs, inspect runs, preview cron specs.
 
     \b
@@ -100,15 +120,16 @@ def cli(ctx: click.Context, servers: tuple[str, ...], etcd_endpoints: str, etcd_
       cronctl run list --job backup
       cronctl cron next '0 9 * * MON-FRI' --tz America/New_York --count 3
 
-    Exit codes: 0 ok, 1 not found / refused, 2 invalid input (names the field), 3 no dispatcher reachable.
+    Exit codes: 0 ok, 1 not found / refused, 2 invalid input (names the field), 3 no dispatcher reachable,
+    4 not authenticated or not permitted (token missing, unknown, or its role too low).
     """
     chosen = list(servers) or [s.strip() for s in os.environ.get("CRONTRIO_SERVER", "").split(",") if s.strip()]
-    if not chosen and etcd_endpoints and ctx.invoked_subcommand != "cron":
+    if not chosen and etcd_endpoints and ctx.invoked_subcommand not in ("cron", "token"):
         endpoints = [e.strip() for e in etcd_endpoints.split(",") if e.strip()]
         chosen = discover_dispatchers(endpoints, etcd_prefix)
         if not chosen:
             fail(f"no dispatcher registered in etcd at {etcd_endpoints} (prefix {etcd_prefix})", EXIT_NO_SERVER)
-    ctx.obj = Ctx(chosen or [DEFAULT_SERVER], json_output)
+    ctx.obj = Ctx(chosen or [DEFAULT_SERVER], json_output, token=token, ca=ca)
 
 
 def discover_dispatchers(endpoints: list[str], prefix: str) -> list[str]:
@@ -488,6 +509,10 @@ def cron_next(ctx: click.Context, spec: str, timezone: str, after: str, count: i
     else:
         for instant in instants:
             click.echo(instant)
+
+
+cli.add_command(token_cmd.token)
+observe.register(cli, run, sys.modules[__name__])
 
 
 def main() -> None:

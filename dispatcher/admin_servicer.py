@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import json
 import logging
 import time
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 
@@ -12,11 +15,13 @@ from common import status
 from common.convert import job_from_pb, job_to_pb, run_to_pb
 from common.cron import CronSchedule
 from common.errors import ValidationError
-from common.jobs import check_dependencies, validate_job
+from common.jobs import check_dependencies, schedule_of, validate_job
 from common.model import TRIGGER_MANUAL, Job, iso_ms, make_run_id
+from common.registry.base import Registry
 from common.schedule import Schedule
 from common.store.async_store import DbThreads
 from common.store.sql_store import JobExistsError, SqlStore
+from dispatcher.audit import AuditLog, job_json
 from dispatcher.executor_client import ExecutorClients
 from dispatcher.firing import FiringRunner
 from dispatcher.job_sync import JobSync
@@ -28,6 +33,7 @@ log = logging.getLogger(__name__)
 DEFAULT_RUN_LIMIT = 20
 MAX_RUN_LIMIT = 1000
 MAX_PREVIEW = 1000
+TAIL_POLL_SECONDS = 0.2
 
 
 class AdminServicer(pb_grpc.AdminServicer):
@@ -40,6 +46,8 @@ class AdminServicer(pb_grpc.AdminServicer):
         runner: FiringRunner,
         spawn: SpawnFn,
         clients: ExecutorClients,
+        registry: Registry | None = None,
+        dispatchers: Callable[[], list[pb.DispatcherInfo]] | None = None,
     ) -> None:
         self._store = store
         self._db = db
@@ -48,6 +56,9 @@ class AdminServicer(pb_grpc.AdminServicer):
         self._runner = runner
         self._spawn = spawn
         self._clients = clients
+        self._registry = registry
+        self._dispatchers = dispatchers or (lambda: [])
+        self._audit = AuditLog(store, db)
 
     async def _validated(self, request: pb.Job, context: grpc.aio.ServicerContext, job_id: int = 0) -> Job:
         """Every field checked, then the dependency graph with all stored jobs."""
@@ -79,14 +90,20 @@ class AdminServicer(pb_grpc.AdminServicer):
             await context.abort(grpc.StatusCode.ALREADY_EXISTS, f"name: a job named {job.name!r} already exists")
         self._sync.apply(stored)
         log.info("job %s created (id %d): %s %s", stored.name, stored.id, stored.spec, stored.command)
+        await self._audit.record("job.create", stored.name, after=job_json(stored))
         return self._to_pb(stored)
 
     async def GetJob(self, request: pb.JobRef, context: grpc.aio.ServicerContext) -> pb.Job:
         return self._to_pb(await self._find(request, context))
 
     async def ListJobs(self, request: pb.ListJobsRequest, context: grpc.aio.ServicerContext) -> pb.ListJobsReply:
-        jobs = await self._db.run(self._store.list_jobs)
-        return pb.ListJobsReply(jobs=[self._to_pb(j) for j in jobs])
+        if request.limit < 0:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"limit: must not be negative, got {request.limit}")
+        jobs = await self._db.run(
+            self._store.list_jobs, name_prefix=request.name_prefix, after_id=request.after_id, limit=request.limit
+        )
+        next_after = jobs[-1].id if request.limit and len(jobs) == request.limit else 0
+        return pb.ListJobsReply(jobs=[self._to_pb(j) for j in jobs], next_after_id=next_after)
 
     async def UpdateJob(self, request: pb.Job, context: grpc.aio.ServicerContext) -> pb.Job:
         current = await self._find(pb.JobRef(id=request.id, name=request.name), context)
@@ -100,6 +117,7 @@ class AdminServicer(pb_grpc.AdminServicer):
         assert stored is not None
         self._sync.apply(stored)
         log.info("job %s updated (id %d)", stored.name, stored.id)
+        await self._audit.record("job.update", stored.name, before=job_json(current), after=job_json(stored))
         return self._to_pb(stored)
 
     async def _set_enabled(self, request: pb.JobRef, context: grpc.aio.ServicerContext, enabled: bool) -> pb.Job:
@@ -110,6 +128,7 @@ class AdminServicer(pb_grpc.AdminServicer):
         assert stored is not None
         self._sync.apply(stored)
         log.info("job %s %s", stored.name, "resumed" if enabled else "paused")
+        await self._audit.record("job.resume" if enabled else "job.pause", stored.name, job_json(job), job_json(stored))
         return self._to_pb(stored)
 
     async def PauseJob(self, request: pb.JobRef, context: grpc.aio.ServicerContext) -> pb.Job:
@@ -129,6 +148,7 @@ class AdminServicer(pb_grpc.AdminServicer):
             at += 1  # never the same id as a scheduled firing (those are whole seconds)
         log.info("job %s run now (manual), as firing %s", job.name, iso_ms(at))
         self._spawn(self._runner.fire(job, at, TRIGGER_MANUAL), f"manual-{job.id}-{at}")
+        await self._audit.record("job.run", job.name, after=json.dumps({"run_id": make_run_id(job.id, at, 1)}))
         return pb.RunJobReply(scheduled_ms=at, first_run_id=make_run_id(job.id, at, 1))
 
     async def KillRun(self, request: pb.RunRef, context: grpc.aio.ServicerContext) -> pb.KillRunReply:
@@ -146,6 +166,7 @@ class AdminServicer(pb_grpc.AdminServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"executor {run.executor} unreachable: {exc.details()}")
         log.info("run %s of job %s: kill requested on %s (%s)", run.run_id, run.job_name, run.executor, reply.killed)
         reason = "" if reply.killed else f"executor {run.executor} does not have it running"
+        await self._audit.record("run.kill", run.run_id, after=json.dumps({"killed": reply.killed, "job": run.job_name}))
         return pb.KillRunReply(killed=reply.killed, reason=reason)
 
     async def DeleteJob(self, request: pb.JobRef, context: grpc.aio.ServicerContext) -> pb.DeleteJobReply:
@@ -153,13 +174,26 @@ class AdminServicer(pb_grpc.AdminServicer):
         deleted = await self._db.run(self._store.delete_job, job.id)
         self._sync.forget(job.id)
         log.info("job %s deleted (id %d); its run history is kept", job.name, job.id)
+        await self._audit.record("job.delete", job.name, before=job_json(job))
         return pb.DeleteJobReply(deleted=deleted)
 
     async def ListRuns(self, request: pb.ListRunsRequest, context: grpc.aio.ServicerContext) -> pb.ListRunsReply:
         limit = request.limit or DEFAULT_RUN_LIMIT
         if not 0 < limit <= MAX_RUN_LIMIT:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"limit: must be between 1 and {MAX_RUN_LIMIT}, got {limit}")
-        runs = await self._db.run(self._store.list_runs, job_id=request.job_id, job_name=request.job_name, limit=limit)
+        unknown = set(request.statuses) - status.ALL
+        if unknown:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"statuses: unknown {sorted(unknown)}; known: {', '.join(sorted(status.ALL))}"
+            )
+        runs = await self._db.run(
+            self._store.list_runs,
+            job_id=request.job_id,
+            job_name=request.job_name,
+            limit=limit,
+            statuses=list(request.statuses),
+            before_ms=request.before_ms,
+        )
         if not runs and (request.job_id or request.job_name):
             # No runs: tell an unknown job (a typo) from a job that has not run yet.
             job = await self._db.run(self._store.get_job, job_id=request.job_id, name=request.job_name)
@@ -184,6 +218,77 @@ class AdminServicer(pb_grpc.AdminServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         after = request.after_ms or time.time_ns() // 1_000_000
         return pb.PreviewSpecReply(fire_ms=cron.next_n(after, count))
+
+    async def _validate_only(self, request: pb.Job, context: grpc.aio.ServicerContext) -> pb.Job:
+        job = await self._validated(request, context)
+        cron = schedule_of(job)
+        next_ms = cron.next_after(time.time_ns() // 1_000_000) if cron else None
+        return job_to_pb(job, next_ms or 0)
+
+    async def ValidateJob(self, request: pb.Job, context: grpc.aio.ServicerContext) -> pb.Job:
+        return await self._validate_only(request, context)
+
+    async def TailRun(self, request: pb.TailRunRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.TailChunk]:
+        run = await self._db.run(self._store.get_run, request.run_id)
+        if run is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no run {request.run_id!r}")
+        assert run is not None
+        # A run not yet on an executor: wait for it to get there (or end).
+        while request.follow and run.status in (status.PENDING, status.QUEUED) and not run.executor:
+            await asyncio.sleep(TAIL_POLL_SECONDS)
+            run = await self._db.run(self._store.get_run, request.run_id) or run
+        if run.status not in status.ACTIVE or not request.follow or not run.executor:
+            yield pb.TailChunk(data=run.output, status=run.status if run.status not in status.ACTIVE else "")
+            return
+        try:
+            async for event in self._clients.stub(run.executor).Attach(pb.AttachRequest(run_id=run.run_id)):
+                kind = event.WhichOneof("event")
+                if kind == "output":
+                    yield pb.TailChunk(data=event.output.data)
+                elif kind == "finished":
+                    yield pb.TailChunk(status=event.finished.status)
+                    return
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.NOT_FOUND:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, f"executor {run.executor}: {exc.details()}")
+        # The executor no longer has it (finished and acknowledged): the store does.
+        final = await self._db.run(self._store.get_run, request.run_id) or run
+        yield pb.TailChunk(data=final.output, status=final.status)
+
+    async def ListExecutors(self, request: pb.ListExecutorsRequest, context: grpc.aio.ServicerContext) -> pb.ListExecutorsReply:
+        live = self._registry.live() if self._registry else []
+        return pb.ListExecutorsReply(
+            executors=[
+                pb.ExecutorInfo(
+                    address=e.address,
+                    group=e.group,
+                    host=e.host,
+                    labels=e.labels,
+                    healthy=e.address not in self._runner.unhealthy,
+                    running=self._runner.in_flight[e.address],
+                )
+                for e in sorted(live, key=lambda e: e.address)
+            ]
+        )
+
+    async def ListDispatchers(
+        self, request: pb.ListDispatchersRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListDispatchersReply:
+        return pb.ListDispatchersReply(dispatchers=self._dispatchers())
+
+    async def ListAudit(self, request: pb.ListAuditRequest, context: grpc.aio.ServicerContext) -> pb.ListAuditReply:
+        limit = request.limit or 50
+        if not 0 < limit <= MAX_RUN_LIMIT:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"limit: must be between 1 and {MAX_RUN_LIMIT}, got {limit}")
+        entries = await self._db.run(self._store.list_audit, target=request.target, limit=limit, before_id=request.before_id)
+        return pb.ListAuditReply(
+            entries=[
+                pb.AuditEntry(
+                    id=e.id, at_ms=e.at_ms, actor=e.actor, action=e.action, target=e.target, before=e.before, after=e.after
+                )
+                for e in entries
+            ]
+        )
 
 
 class ControlServicer(pb_grpc.ControlServicer):

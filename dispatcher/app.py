@@ -6,9 +6,12 @@ import asyncio
 import contextlib
 import logging
 
+from common.alerts.sender import AlertSender
+from common.auth import admin_listen_address, server_interceptors
 from common.claims.factory import make_claims
 from common.config import Config
 from common.grpc_server import ServiceServer
+from common.registry.etcd_registry import DispatcherWatcher
 from common.registry.factory import make_registry
 from common.registry.keys import dispatcher_key
 from common.registry.registration import EtcdRegistration
@@ -17,15 +20,18 @@ from common.store.async_store import DbThreads
 from common.store.engine import make_engine
 from common.store.migrate import ensure_schema
 from common.store.sql_store import SqlStore
+from common.tls import internal_tls, server_credentials
 from dispatcher.admin_servicer import AdminServicer, ControlServicer
 from dispatcher.catch_up import catch_up
 from dispatcher.executor_client import ExecutorClients
 from dispatcher.firing import FiringRunner
 from dispatcher.job_sync import JobSync
+from dispatcher.notify import RunNotifier
 from dispatcher.overlap import OverlapGate
 from dispatcher.recorder import RunRecorder
 from dispatcher.scheduler import Scheduler, wall_ms
 from dispatcher.takeover import TakeoverWatch
+from protos import crontrio_pb2 as pb
 from protos import crontrio_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
@@ -47,7 +53,7 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     claims = make_claims(cfg.redis)
     registry = make_registry(cfg.etcd, cfg.dispatcher.executors)
     await registry.start()
-    clients = ExecutorClients()
+    clients = ExecutorClients(internal_tls(cfg.tls))
     recorder = RunRecorder(store, db, cfg.dispatcher.record_batch_ms)
     recorder.start()
 
@@ -60,13 +66,35 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     runner.on_claimed_elsewhere = takeover.watch
     job_sync = JobSync(store, db, schedule, scheduler.wake, wall_ms)
     runner.downstream_of = job_sync.downstream_of
+    alerts = AlertSender(cfg.alert, cfg.alarm_mail_list)
+    await alerts.start()
+    runner.after_firing = RunNotifier(alerts, store, db).after_firing
     await job_sync.load_all()
     caught_up = await catch_up(job_sync.jobs.values(), store, db, recorder, runner.fire, scheduler.spawn, dispatcher_id)
     if caught_up:
         log.info("misfire catch-up: %d missed firings started", caught_up)
 
-    server = ServiceServer(cfg.dispatcher.listen, ["crontrio.v1.Admin", "crontrio.v1.Control"])
-    admin = AdminServicer(store, db, schedule, job_sync, runner, scheduler.spawn, clients)
+    # Without tokens the API is unauthenticated: loopback only (see common/auth.py).
+    listen = admin_listen_address(cfg.dispatcher.listen, cfg.tokens)
+    server = ServiceServer(
+        listen,
+        ["crontrio.v1.Admin", "crontrio.v1.Control"],
+        credentials=server_credentials(cfg.tls, require_client_auth=False) if cfg.tls.admin else None,
+        interceptors=server_interceptors(cfg.tokens),
+    )
+    started_ms = wall_ms()
+    watcher = DispatcherWatcher(cfg.etcd.endpoints, cfg.etcd.prefix) if cfg.etcd.endpoints else None
+    if watcher is not None:
+        await watcher.start()
+
+    def dispatchers() -> list[pb.DispatcherInfo]:
+        if watcher is None:
+            return [
+                pb.DispatcherInfo(id=dispatcher_id, address=cfg.dispatcher.advertised, version=VERSION, started_ms=started_ms)
+            ]
+        return [pb.DispatcherInfo(id=d.id, address=d.address, version=d.version, started_ms=d.started_ms) for d in watcher.live()]
+
+    admin = AdminServicer(store, db, schedule, job_sync, runner, scheduler.spawn, clients, registry, dispatchers)
     pb_grpc.add_AdminServicer_to_server(admin, server.server)
     control = ControlServicer(job_sync, dispatcher_id, runner, store, db, scheduler.spawn)
     pb_grpc.add_ControlServicer_to_server(control, server.server)
@@ -77,7 +105,7 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
         registration = EtcdRegistration(
             cfg.etcd.endpoints,
             dispatcher_key(cfg.etcd.prefix, dispatcher_id),
-            {"id": dispatcher_id, "address": cfg.dispatcher.advertised, "version": VERSION, "started_ms": wall_ms()},
+            {"id": dispatcher_id, "address": cfg.dispatcher.advertised, "version": VERSION, "started_ms": started_ms},
             cfg.etcd.lease_ttl,
         )
         await registration.start()
@@ -86,7 +114,7 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     log.info(
         "dispatcher %s listening on %s (database %s, claims %s, executors %s)",
         dispatcher_id,
-        cfg.dispatcher.listen,
+        listen + (" (TLS)" if cfg.tls.admin else ""),
         cfg.database.driver,
         claims_desc,
         executors_desc or "none",
@@ -124,6 +152,9 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
         await loop_task
     await server.stop(grace=2)
     await recorder.close()
+    await alerts.close(5.0)
+    if watcher is not None:
+        await watcher.close()
     await clients.close()
     await registry.close()
     await claims.close()

@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import grpc
 
-from common.grpc_server import insecure_channel
+from common.config import TlsConfig
+from common.grpc_server import make_channel
+from common.tls import load_tls
 from protos import crontrio_pb2_grpc as pb_grpc
 
 
 class ExecutorClients:
-    def __init__(self) -> None:
+    """`tls` set ([tls] internal = true): executors are dialled with mutual
+    TLS, presenting this dispatcher's certificate."""
+
+    def __init__(self, tls: TlsConfig | None = None) -> None:
+        self._tls = tls
+        if tls is not None:
+            load_tls(tls)  # a bad [tls] file stops the dispatcher at start, not at the first run
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._stubs: dict[str, pb_grpc.ExecutorStub] = {}
 
     def stub(self, address: str) -> pb_grpc.ExecutorStub:
         stub = self._stubs.get(address)
         if stub is None:
-            channel = insecure_channel(address)
+            channel = make_channel(address, self._tls, client_cert=True)
             self._channels[address] = channel
             stub = self._stubs[address] = pb_grpc.ExecutorStub(channel)
         return stub

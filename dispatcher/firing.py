@@ -139,6 +139,8 @@ class FiringRunner:
         # Set by the app: jobs to start after a job ends, and a task spawner.
         self.downstream_of: DownstreamFn = lambda _name: []
         self.spawn: SpawnFn | None = None
+        # Called with the job and the run id of a firing's last attempt (alerts).
+        self.after_firing: Callable[[Job, str], Coroutine[Any, Any, None]] | None = None
 
     # ------------------------------------------------------------ firings
 
@@ -162,6 +164,11 @@ class FiringRunner:
         final = await self.run_attempts(job, scheduled_ms, first_attempt, trigger, recorded)
         if final is None:
             return
+        if self.after_firing is not None:
+            try:
+                await self.after_firing(job, final.run_id)
+            except Exception as exc:  # noqa: BLE001 - an alerting problem must never break firing
+                log.error("job %s: after-firing hook failed: %s", job.name, exc)
         if self._overlap is not None and self.spawn is not None:
             queued = await self._overlap.next_queued(job)
             if queued is not None:

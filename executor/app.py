@@ -19,11 +19,12 @@ import socket
 import time
 from collections.abc import Mapping
 
-from common.config import Config, EtcdConfig, ExecutorConfig
+from common.config import Config, EtcdConfig, ExecutorConfig, TlsConfig
 from common.grpc_server import ServiceServer
 from common.registry.keys import executor_key
 from common.registry.registration import EtcdRegistration
 from common.runtime import install_stop_signals
+from common.tls import internal_tls, server_credentials
 from executor import VERSION
 from executor.http_task import HttpClients
 from executor.journal import Journal
@@ -47,7 +48,12 @@ class ExecutorApp:
         etcd: EtcdConfig | None = None,
         executor_id: str = "",
         base_env: Mapping[str, str] | None = None,
+        tls: TlsConfig | None = None,
     ) -> None:
+        """`tls` set ([tls] internal = true): serve mutual TLS, only clients
+        with a certificate signed by the CA get in (health checks included)."""
+        # First: a bad [tls] file must fail before anything is opened.
+        credentials = server_credentials(tls, require_client_auth=True) if tls is not None else None
         self.cfg = cfg
         self.etcd = etcd
         self.id = executor_id or f"{socket.gethostname()}-{cfg.listen.rpartition(':')[2]}"
@@ -57,7 +63,7 @@ class ExecutorApp:
         # One verifying and one non-verifying client, shared by all HTTP tasks.
         self.http = HttpClients()
         self.runs = RunRegistry(cfg, self.journal, self.http, host=self.host, address=cfg.advertised, base_env=base_env)
-        self.server = ServiceServer(cfg.listen, [SERVICE_NAME])
+        self.server = ServiceServer(cfg.listen, [SERVICE_NAME], credentials=credentials)
         crontrio_pb2_grpc.add_ExecutorServicer_to_server(ExecutorServicer(self.runs), self.server.server)
 
     async def start(self) -> None:
@@ -66,7 +72,13 @@ class ExecutorApp:
         if lost:
             log.warning("%d run(s) died with the previous executor process; recorded as lost", lost)
         await self.server.start()
-        log.info("executor listening on %s (advertised %s, group %s)", self.cfg.listen, self.runs.address, self.cfg.group)
+        log.info(
+            "executor listening on %s%s (advertised %s, group %s)",
+            self.cfg.listen,
+            " (mTLS)" if self.server.credentials is not None else "",
+            self.runs.address,
+            self.cfg.group,
+        )
         if self.etcd is not None and self.etcd.endpoints:
             # Registered only once it serves: a dispatcher that finds us can use us.
             self.registration = EtcdRegistration(
@@ -113,7 +125,7 @@ async def serve(cfg: Config, base_env: Mapping[str, str] | None = None) -> None:
     ``base_env`` is the environment tasks start from (default: ours)."""
     stop = asyncio.Event()
     install_stop_signals(asyncio.get_running_loop(), stop.set)
-    app = ExecutorApp(cfg.executor, cfg.etcd, cfg.executor_id, base_env)
+    app = ExecutorApp(cfg.executor, cfg.etcd, cfg.executor_id, base_env, internal_tls(cfg.tls))
     try:
         await app.start()
     except BaseException:

@@ -11,6 +11,10 @@ Run is idempotent by run_id (DESIGN, "The life of a firing", steps 5, 6, 8):
   job again;
 * anything else starts.
 
+Attach follows a run the same way but never starts one: it attaches to a
+running run, replays a journaled result (a crash-recovered ``lost`` one
+included), and raises RunNotFoundError for anything else.
+
 The start of every run is journaled before its process is spawned (or its
 request sent). A run journaled as started but not finished when the executor
 starts died with the previous executor process: ``recover`` turns it into a
@@ -72,8 +76,17 @@ class DrainingError(Exception):
 class AlreadyAcknowledgedError(Exception):
     """The run already finished here and its result was acknowledged."""
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, acked_ms: int = 0) -> None:
         super().__init__(f"run {run_id} already finished and was acknowledged")
+        self.run_id = run_id
+        self.acked_ms = acked_ms
+
+
+class RunNotFoundError(Exception):
+    """Attach: this executor is not running the run and holds no result of it."""
+
+    def __init__(self, run_id: str, why: str = "is not running here and has no unacknowledged result") -> None:
+        super().__init__(f"run {run_id} {why}")
         self.run_id = run_id
 
 
@@ -286,8 +299,8 @@ class RunRegistry:
         self._base_env = dict(os.environ if base_env is None else base_env)
         self._running: dict[str, RunHandle] = {}
         self._accepting = True
-        # run_id -> (lock, users): one Run decision at a time per run_id, so
-        # two identical requests never both start it.
+        # run_id -> (lock, users): one Run or Attach decision at a time per
+        # run_id, so two identical requests never both start it.
         self._deciding: dict[str, tuple[asyncio.Lock, int]] = {}
 
     # -- Run ---------------------------------------------------------------------
@@ -300,12 +313,49 @@ class RunRegistry:
         when a new run would have to start during shutdown.
         """
         validate_request(request)
-        run_id = request.run_id
+        async with self._deciding_on(request.run_id):
+            try:
+                events = await self._existing(request.run_id)
+            except AlreadyAcknowledgedError as exc:
+                log.warning("run %s: refusing to run it again, its result was acknowledged at %d", exc.run_id, exc.acked_ms)
+                raise
+            if events is not None:
+                return events
+            if not self._accepting:
+                raise DrainingError("executor is shutting down; not starting new runs")
+            return self._start(request).events()
+
+    async def attach(self, run_id: str) -> AsyncIterator[crontrio_pb2.RunEvent]:
+        """Follow ``run_id`` without ever starting it: the events of the
+        running run (RunStarted, the output so far, live output, RunFinished)
+        or the replay of its journaled result.
+
+        Raises ValidationError for an empty id and RunNotFoundError when the
+        run is neither running nor journaled (never seen, or acknowledged).
+        """
+        if not run_id:
+            raise ValidationError("run_id", "required")
+        # The same lock as Run: a concurrent Run cannot start the run between
+        # our look at the running runs and our look at the journal.
+        async with self._deciding_on(run_id):
+            try:
+                events = await self._existing(run_id)
+            except AlreadyAcknowledgedError as exc:
+                log.info("run %s: nothing to attach to, its result was acknowledged at %d", run_id, exc.acked_ms)
+                raise RunNotFoundError(run_id, "already finished and its result was acknowledged") from None
+        if events is None:
+            raise RunNotFoundError(run_id)
+        return events
+
+    @contextlib.asynccontextmanager
+    async def _deciding_on(self, run_id: str) -> AsyncIterator[None]:
+        """One Run/Attach decision at a time per run_id, so that two
+        identical requests never both start it."""
         lock, users = self._deciding.get(run_id, (asyncio.Lock(), 0))
         self._deciding[run_id] = (lock, users + 1)
         try:
             async with lock:
-                return await self._decide(request)
+                yield
         finally:
             lock, users = self._deciding[run_id]
             if users == 1:
@@ -313,30 +363,31 @@ class RunRegistry:
             else:
                 self._deciding[run_id] = (lock, users - 1)
 
-    async def _decide(self, request: crontrio_pb2.RunRequest) -> AsyncIterator[crontrio_pb2.RunEvent]:
-        handle = self._running.get(request.run_id)
+    async def _existing(self, run_id: str) -> AsyncIterator[crontrio_pb2.RunEvent] | None:
+        """The events of a run this executor already knows (attach to it
+        when running, replay its journaled result), or None when it was never
+        started here. Raises AlreadyAcknowledgedError for an acknowledged run.
+        Call holding ``_deciding_on(run_id)``."""
+        handle = self._running.get(run_id)
         if handle is not None:
-            log.info("run %s: attaching a caller to the running run", request.run_id)
+            log.info("run %s: attaching a caller to the running run", run_id)
             return handle.events()
         # A finished run leaves _running only after its journal write, so a
         # run not running now is either journaled or can only be started by a
         # Run for this id, which waits for our lock.
-        known = await self.journal.lookup(request.run_id)
+        known = await self.journal.lookup(run_id)
         if known.result is not None:
-            log.info("run %s: replaying its journaled result (%s)", request.run_id, known.result.status)
+            log.info("run %s: replaying its journaled result (%s)", run_id, known.result.status)
             return _single(crontrio_pb2.RunEvent(finished=known.result))
         if known.acked_ms:
-            log.warning("run %s: refusing to run it again, its result was acknowledged at %d", request.run_id, known.acked_ms)
-            raise AlreadyAcknowledgedError(request.run_id)
+            raise AlreadyAcknowledgedError(run_id, known.acked_ms)
         if known.started is not None:
             # Journaled as started, yet not running: it died with an earlier
             # executor process (recover() before serving should have caught
             # it) or its result could not be journaled. Never run it again.
             (result,) = await self._record_lost([known.started])
             return _single(crontrio_pb2.RunEvent(finished=result))
-        if not self._accepting:
-            raise DrainingError("executor is shutting down; not starting new runs")
-        return self._start(request).events()
+        return None
 
     def _start(self, request: crontrio_pb2.RunRequest) -> RunHandle:
         handle = RunHandle(request, request.output_limit_bytes or self.cfg.output_limit_bytes)

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from common.errors import ValidationError
-from executor.runs import AlreadyAcknowledgedError, DrainingError, RunRegistry
+from executor.runs import AlreadyAcknowledgedError, DrainingError, RunNotFoundError, RunRegistry
 from protos import crontrio_pb2, crontrio_pb2_grpc
 
 
@@ -30,6 +30,19 @@ class ExecutorServicer(crontrio_pb2_grpc.ExecutorServicer):
             # Never rerun a finished run, even for a late duplicate request.
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         # A caller going away cancels only this loop; the run goes on.
+        async for event in events:
+            yield event
+
+    async def Attach(
+        self, request: crontrio_pb2.AttachRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[crontrio_pb2.RunEvent]:
+        try:
+            events = await self.runs.attach(request.run_id)
+        except ValidationError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except RunNotFoundError as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        # As for Run: a follower going away cancels only this loop.
         async for event in events:
             yield event
 

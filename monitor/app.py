@@ -15,6 +15,7 @@ from common.store.async_store import DbThreads
 from common.store.engine import make_engine
 from common.store.migrate import ensure_schema
 from common.store.sql_store import SqlStore
+from common.tls import admin_tls, internal_tls
 from monitor.dispatcher_links import DispatcherLinks
 from monitor.health_watch import HealthWatch
 from monitor.http_status import StatusHttpServer
@@ -44,13 +45,13 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
                 return None
             return {d.id: d.address for d in dispatchers_watcher.live()}
 
-        links = DispatcherLinks([], discovered)
+        links = DispatcherLinks([], discovered, tls=admin_tls(cfg.tls), token=cfg.monitor.token)
     else:
-        links = DispatcherLinks(cfg.monitor_dispatchers)
+        links = DispatcherLinks(cfg.monitor_dispatchers, tls=admin_tls(cfg.tls), token=cfg.monitor.token)
 
     job_watch = JobWatch(store, db, links, cfg.monitor.poll_interval_seconds)
-    health_watch = HealthWatch(registry, links, cfg.monitor.health_interval_seconds)
-    reconciler = Reconciler(store, db, links, registry)
+    health_watch = HealthWatch(registry, links, cfg.monitor.health_interval_seconds, tls=internal_tls(cfg.tls))
+    reconciler = Reconciler(store, db, links, registry, tls=internal_tls(cfg.tls))
     missed = MissedDetector(store, db, cfg.monitor.missed_after_seconds)
     started_ms = time.time_ns() // 1_000_000
 

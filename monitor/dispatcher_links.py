@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from common.grpc_server import insecure_channel
+from common.config import TlsConfig
+from common.grpc_server import make_channel
+from common.tls import load_tls
 from protos import crontrio_pb2_grpc as pb_grpc
 
 # A statically configured dispatcher counts as alive this long after it last
@@ -20,9 +22,24 @@ class DispatcherLinks:
     deployment has etcd (None until the watch has synced); otherwise the
     configured addresses are used and a dispatcher's id is learned from its
     answers.
+
+    Calls go over TLS when `tls` is set ([tls] admin = true) and carry
+    `token` (an admin token, [monitor] token) when one is given: dispatchers
+    with [tokens] configured refuse Control calls without it.
     """
 
-    def __init__(self, static_addresses: list[str], discovered: Callable[[], dict[str, str] | None] | None = None) -> None:
+    def __init__(
+        self,
+        static_addresses: list[str],
+        discovered: Callable[[], dict[str, str] | None] | None = None,
+        *,
+        tls: TlsConfig | None = None,
+        token: str = "",
+    ) -> None:
+        self._tls = tls
+        if tls is not None:
+            load_tls(tls)  # a bad [tls] file stops the monitor at start
+        self._token = token
         self._static = list(static_addresses)
         self._discovered = discovered
         self._stubs: dict[str, pb_grpc.ControlStub] = {}
@@ -37,7 +54,8 @@ class DispatcherLinks:
     def stub(self, address: str) -> pb_grpc.ControlStub:
         stub = self._stubs.get(address)
         if stub is None:
-            stub = self._stubs[address] = pb_grpc.ControlStub(insecure_channel(address))
+            channel = make_channel(address, self._tls, client_cert=True, token=self._token)
+            stub = self._stubs[address] = pb_grpc.ControlStub(channel)
         return stub
 
     def answered(self, address: str, dispatcher_id: str) -> None:

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from common.grpc_server import insecure_channel
+from common.config import TlsConfig
+from common.grpc_server import make_channel
 from common.registry.base import Registry
+from common.tls import load_tls
 from monitor.dispatcher_links import DispatcherLinks
 from protos import crontrio_pb2 as pb
 
@@ -30,7 +32,13 @@ class HealthState:
 
 
 class HealthWatch:
-    def __init__(self, registry: Registry, links: DispatcherLinks, interval_seconds: float) -> None:
+    def __init__(
+        self, registry: Registry, links: DispatcherLinks, interval_seconds: float, *, tls: TlsConfig | None = None
+    ) -> None:
+        """`tls` set ([tls] internal = true): executors are checked over mutual TLS."""
+        self._tls = tls
+        if tls is not None:
+            load_tls(tls)  # a bad [tls] file stops the monitor at start
         self._registry = registry
         self._links = links
         self._interval = interval_seconds
@@ -44,7 +52,8 @@ class HealthWatch:
         state = self.states.setdefault(address, HealthState(address))
         stub = self._stubs.get(address)
         if stub is None:
-            stub = self._stubs[address] = health_pb2_grpc.HealthStub(insecure_channel(address))
+            channel = make_channel(address, self._tls, client_cert=True)
+            stub = self._stubs[address] = health_pb2_grpc.HealthStub(channel)
         try:
             reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=CHECK_TIMEOUT_SECONDS)
             healthy = reply.status == health_pb2.HealthCheckResponse.SERVING

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import grpc
 
 from common import status
-from common.grpc_server import insecure_channel
+from common.config import TlsConfig
+from common.grpc_server import make_channel
 from common.model import RunRecord
 from common.registry.base import Registry
 from common.store.async_store import DbThreads
@@ -51,7 +52,10 @@ class Reconciler:
         links: DispatcherLinks,
         registry: Registry,
         lost_after_seconds: float = 30.0,
+        *,
+        tls: TlsConfig | None = None,  # set: executors are called over mutual TLS
     ) -> None:
+        self._tls = tls
         self._store = store
         self._db = db
         self._links = links
@@ -63,7 +67,7 @@ class Reconciler:
     def _stub(self, address: str) -> pb_grpc.ExecutorStub:
         stub = self._stubs.get(address)
         if stub is None:
-            stub = self._stubs[address] = pb_grpc.ExecutorStub(insecure_channel(address))
+            stub = self._stubs[address] = pb_grpc.ExecutorStub(make_channel(address, self._tls, client_cert=True))
         return stub
 
     async def run(self, interval_seconds: float) -> None:

@@ -55,6 +55,10 @@ jobs = Table(
     Column("keywords", Text, nullable=False),  # JSON list
     Column("keyword_action", String(16), nullable=False),
     Column("after_jobs", Text, nullable=False),  # JSON list of {"job", "when"}
+    Column("notify_policy", String(16), nullable=False),
+    Column("notify_channels", Text, nullable=False),  # JSON lists
+    Column("notify_emails", Text, nullable=False),
+    Column("notify_phones", Text, nullable=False),
     Column("created_ms", BigInteger, nullable=False),
     Column("updated_ms", BigInteger, nullable=False),
 )
@@ -93,6 +97,18 @@ job_changelog = Table(
     Column("job_id", BigInteger, nullable=False),
     Column("op", String(8), nullable=False),
     Column("changed_ms", BigInteger, nullable=False),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("at_ms", BigInteger, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("target", String(255), nullable=False),
+    Column("before_json", Text, nullable=False),
+    Column("after_json", Text, nullable=False),
 )
 
 meta = Table(

@@ -16,9 +16,9 @@ from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from common import status
-from common.model import ON_SUCCESS, Dependency, Job, RunRecord
+from common.model import ON_SUCCESS, AuditEntry, Dependency, Job, RunRecord
 from common.store import schema
-from common.store.schema import job_changelog, jobs, meta, runs
+from common.store.schema import audit_log, job_changelog, jobs, meta, runs
 
 
 class JobExistsError(Exception):
@@ -60,6 +60,10 @@ def _job_values(job: Job) -> dict[str, Any]:
         "keywords": json.dumps(list(job.keywords)),
         "keyword_action": job.keyword_action,
         "after_jobs": json.dumps([{"job": d.job, "when": d.when} for d in job.after]),
+        "notify_policy": job.notify_policy,
+        "notify_channels": json.dumps(list(job.notify_channels)),
+        "notify_emails": json.dumps(list(job.notify_emails)),
+        "notify_phones": json.dumps(list(job.notify_phones)),
     }
 
 
@@ -85,6 +89,7 @@ def row_to_job(row: Mapping[Any, Any]) -> Job:
     statuses: tuple[int, ...] = ()
     keywords: tuple[str, ...] = ()
     after: tuple[Dependency, ...] = ()
+    notify: dict[str, tuple[str, ...]] = {}
     try:
         headers = _json_map(row["http_headers"], "http_headers")
         env = _json_map(row["env"], "env")
@@ -94,6 +99,7 @@ def row_to_job(row: Mapping[Any, Any]) -> Job:
             Dependency(job=str(d["job"]), when=str(d.get("when", ON_SUCCESS)))
             for d in _json_list(row["after_jobs"], "after_jobs")
         )
+        notify = {c: tuple(str(v) for v in _json_list(row[c], c)) for c in ("notify_channels", "notify_emails", "notify_phones")}
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         defect = f"unreadable stored value: {exc}"
     return Job(
@@ -127,6 +133,10 @@ def row_to_job(row: Mapping[Any, Any]) -> Job:
         keywords=keywords,
         keyword_action=row["keyword_action"],
         after=after,
+        notify_policy=row["notify_policy"],
+        notify_channels=notify.get("notify_channels", ()),
+        notify_emails=notify.get("notify_emails", ()),
+        notify_phones=notify.get("notify_phones", ()),
         created_ms=int(row["created_ms"] or 0),
         updated_ms=int(row["updated_ms"] or 0),
         defect=defect,
@@ -205,9 +215,16 @@ class SqlStore:
             row = conn.execute(query).mappings().first()
         return row_to_job(row) if row is not None else None
 
-    def list_jobs(self) -> list[Job]:
+    def list_jobs(self, *, name_prefix: str = "", after_id: int = 0, limit: int = 0) -> list[Job]:
+        """Jobs by id; a page of them with after_id/limit, those named name_prefix* with a prefix."""
+        query = select(jobs).where(jobs.c.id > after_id).order_by(jobs.c.id)
+        if name_prefix:
+            escaped = name_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query = query.where(jobs.c.name.like(escaped + "%", escape="\\"))
+        if limit:
+            query = query.limit(limit)
         with self.engine.connect() as conn:
-            rows = conn.execute(select(jobs).order_by(jobs.c.id)).mappings().all()
+            rows = conn.execute(query).mappings().all()
         return [row_to_job(r) for r in rows]
 
     def jobs_by_ids(self, ids: Iterable[int]) -> list[Job]:
@@ -361,8 +378,12 @@ class SqlStore:
             row = conn.execute(select(runs).where(runs.c.run_id == run_id)).mappings().first()
         return _row_to_run(row) if row is not None else None
 
-    def list_runs(self, *, job_id: int = 0, job_name: str = "", statuses: Sequence[str] = (), limit: int = 20) -> list[RunRecord]:
+    def list_runs(
+        self, *, job_id: int = 0, job_name: str = "", statuses: Sequence[str] = (), limit: int = 20, before_ms: int = 0
+    ) -> list[RunRecord]:
         query = select(runs)
+        if before_ms:
+            query = query.where(runs.c.scheduled_ms < before_ms)
         if job_id:
             query = query.where(runs.c.job_id == job_id)
         elif job_name:
@@ -372,6 +393,32 @@ class SqlStore:
         query = query.order_by(runs.c.scheduled_ms.desc(), runs.c.attempt.desc()).limit(limit)
         with self.engine.connect() as conn:
             return [_row_to_run(r) for r in conn.execute(query).mappings().all()]
+
+    # ------------------------------------------------------------- audit
+
+    def add_audit(self, entry: AuditEntry) -> int:
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                insert(audit_log).values(
+                    at_ms=entry.at_ms, actor=entry.actor, action=entry.action, target=entry.target,
+                    before_json=entry.before, after_json=entry.after,
+                )
+            )
+            return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def list_audit(self, *, target: str = "", limit: int = 50, before_id: int = 0) -> list[AuditEntry]:
+        query = select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
+        if target:
+            query = query.where(audit_log.c.target == target)
+        if before_id:
+            query = query.where(audit_log.c.id < before_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [
+            AuditEntry(id=int(r["id"]), at_ms=int(r["at_ms"]), actor=r["actor"], action=r["action"], target=r["target"],
+                       before=r["before_json"], after=r["after_json"])
+            for r in rows
+        ]
 
     # -------------------------------------------------------------- meta
 

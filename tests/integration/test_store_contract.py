@@ -168,3 +168,46 @@ def test_meta(store: SqlStore) -> None:
     store.set_meta("k", "1")
     store.set_meta("k", "2")
     assert store.get_meta("k") == "2"
+
+
+def test_list_jobs_pages_and_prefix(store: SqlStore) -> None:
+    for name in ("web-a", "web_b", "webxc", "db-a"):
+        store.create_job(job(name))
+    assert [j.name for j in store.list_jobs(name_prefix="web_")] == ["web_b"]  # '_' is literal, not a wildcard
+    assert [j.name for j in store.list_jobs(name_prefix="web")] == ["web-a", "web_b", "webxc"]
+    first = store.list_jobs(limit=2)
+    rest = store.list_jobs(after_id=first[-1].id, limit=2)
+    assert [j.name for j in first + rest] == ["web-a", "web_b", "webxc", "db-a"]
+
+
+def test_audit_log_newest_first_with_paging(store: SqlStore) -> None:
+    from common.model import AuditEntry
+
+    ids = [
+        store.add_audit(AuditEntry(at_ms=i, actor="alice", action="job.update", target=f"j{i % 2}", before="{}", after="{}"))
+        for i in range(5)
+    ]
+    assert [e.id for e in store.list_audit(limit=10)] == ids[::-1]
+    assert [e.target for e in store.list_audit(target="j1")] == ["j1", "j1"]
+    assert [e.id for e in store.list_audit(before_id=ids[2], limit=10)] == ids[:2][::-1]
+    assert store.list_audit(limit=1)[0].actor == "alice"
+
+
+def test_notify_fields_round_trip(store: SqlStore) -> None:
+    created = store.create_job(
+        job(
+            "n",
+            notify_policy="on_failure",
+            notify_channels=("email", "sms"),
+            notify_emails=("ops",),
+            notify_phones=("+15550100",),
+        )
+    )
+    got = store.get_job(job_id=created.id)
+    assert got is not None
+    assert (got.notify_policy, got.notify_channels, got.notify_emails, got.notify_phones) == (
+        "on_failure",
+        ("email", "sms"),
+        ("ops",),
+        ("+15550100",),
+    )

@@ -1,0 +1,291 @@
+"""Bearer-token authentication and roles for the dispatcher's gRPC API.
+
+Tokens are configured in conf.ini as ``[tokens] name = role:sha256hex(token)``:
+the file holds only hashes, so a leaked conf.ini grants nothing. Every call
+to the Admin and Control services carries ``authorization: Bearer <token>``;
+grpc.health.v1 and reflection stay open (load balancers and grpcurl need them).
+
+The minimum role of every method lives in METHOD_ROLES below, and nowhere
+else; a method missing from it needs ``admin`` (a new RPC is closed until
+someone decides otherwise).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import hmac
+import inspect
+import ipaddress
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from common.config import port_of
+
+log = logging.getLogger(__name__)
+
+# Lowest to highest; a role may do everything the roles before it may.
+ROLES = ("viewer", "operator", "admin")
+ACTOR_LOCAL = "local"  # the actor when auth is off (loopback only)
+AUTH_HEADER = "authorization"
+
+_ADMIN = "/crontrio.v1.Admin/"
+_CONTROL = "/crontrio.v1.Control/"
+METHOD_ROLES: dict[str, str] = {
+    # read
+    **{
+        _ADMIN + m: "viewer"
+        for m in (
+            "GetJob",
+            "ListJobs",
+            "ListRuns",
+            "GetRun",
+            "PreviewSpec",
+            "ValidateJob",
+            "TailRun",
+            "ListExecutors",
+            "ListDispatchers",
+            "ListAudit",
+        )
+    },
+    # operate existing jobs and runs
+    **{_ADMIN + m: "operator" for m in ("RunJob", "KillRun", "PauseJob", "ResumeJob")},
+    # change the job set
+    **{_ADMIN + m: "admin" for m in ("CreateJob", "UpdateJob", "DeleteJob")},
+    # monitor -> dispatcher: it can make runs happen, so only a full-power token
+    **{_CONTROL + m: "admin" for m in ("NotifyJobChanges", "ReportExecutorHealth", "RetryRun")},
+}
+DEFAULT_ROLE = "admin"
+# Services anyone may call, with or without a token.
+OPEN_SERVICE_PREFIXES = (
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+    "/grpc.reflection.v1.ServerReflection/",
+)
+
+_actor: contextvars.ContextVar[str] = contextvars.ContextVar("crontrio_actor", default=ACTOR_LOCAL)
+
+
+def current_actor() -> str:
+    """Name of the token the current call was made with ("local" when auth is off)."""
+    return _actor.get()
+
+
+def hash_token(token: str) -> str:
+    """The sha256 hex digest stored in [tokens] for a token."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def required_role(method: str) -> str | None:
+    """Minimum role for a full method name ("/pkg.Service/Method"); None = open."""
+    if method.startswith(OPEN_SERVICE_PREFIXES):
+        return None
+    return METHOD_ROLES.get(method, DEFAULT_ROLE)
+
+
+def role_allows(role: str, needed: str) -> bool:
+    return ROLES.index(role) >= ROLES.index(needed)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    name: str
+    role: str
+    digest: bytes
+
+
+class TokenTable:
+    """The configured tokens (already validated by common.config)."""
+
+    def __init__(self, tokens: Mapping[str, str]) -> None:
+        entries = []
+        for name, value in tokens.items():
+            role, _, digest = value.partition(":")
+            entries.append(_Entry(name, role, bytes.fromhex(digest)))
+        self._entries = tuple(entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def authenticate(self, token: str) -> tuple[str, str] | None:
+        """(name, role) of the token, or None if it is not configured.
+
+        Compares against every entry in constant time and never stops early,
+        so the timing says nothing about which (or whether a) entry matched.
+        """
+        presented = hashlib.sha256(token.encode("utf-8")).digest()
+        found: tuple[str, str] | None = None
+        for entry in self._entries:
+            if hmac.compare_digest(presented, entry.digest) and found is None:
+                found = (entry.name, entry.role)
+        return found
+
+
+def bearer_token(metadata: Any) -> str | None:
+    """The token of an ``authorization: Bearer <token>`` header, or None."""
+    for key, value in metadata or ():
+        if key.lower() != AUTH_HEADER:
+            continue
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        scheme, _, token = value.strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() == "bearer" and token and " " not in token:
+            return token
+        return None
+    return None
+
+
+def _wrap_handler(
+    handler: grpc.RpcMethodHandler,
+    unary: Callable[[Callable[..., Any]], Callable[..., Any]],
+    streaming: Callable[[Callable[..., Any]], Callable[..., Any]],
+) -> grpc.RpcMethodHandler:
+    """The same handler with its behaviour wrapped (response-streaming or not)."""
+    des, ser = handler.request_deserializer, handler.response_serializer
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(unary(handler.unary_unary), request_deserializer=des, response_serializer=ser)
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(
+            streaming(handler.unary_stream), request_deserializer=des, response_serializer=ser
+        )
+    if handler.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(
+            unary(handler.stream_unary), request_deserializer=des, response_serializer=ser
+        )
+    assert handler.stream_stream is not None
+    return grpc.stream_stream_rpc_method_handler(
+        streaming(handler.stream_stream), request_deserializer=des, response_serializer=ser
+    )
+
+
+def _denying(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, details: str) -> grpc.RpcMethodHandler:
+    async def deny(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await context.abort(code, details)
+
+    return _wrap_handler(handler, lambda _: deny, lambda _: deny)
+
+
+def _as_actor(handler: grpc.RpcMethodHandler, name: str) -> grpc.RpcMethodHandler:
+    """Run the servicer with current_actor() == name."""
+
+    def unary(behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            reset = _actor.set(name)
+            try:
+                return await behavior(request, context)
+            finally:
+                _actor.reset(reset)
+
+        return call
+
+    def streaming(behavior: Callable[..., Any]) -> Callable[..., Any]:
+        if inspect.isasyncgenfunction(behavior):
+
+            async def gen(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                # Each RPC runs in its own task (own context copy), so the
+                # value cannot leak into another call; no reset needed.
+                _actor.set(name)
+                async for item in behavior(request, context):
+                    yield item
+
+            return gen
+        return unary(behavior)  # a coroutine that writes with context.write()
+
+    return _wrap_handler(handler, unary, streaming)
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):
+    """Checks the bearer token and role of every call before the servicer runs."""
+
+    def __init__(self, tokens: TokenTable) -> None:
+        self._tokens = tokens
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        needed = required_role(method)
+        if handler is None or needed is None:
+            return handler  # unknown method (UNIMPLEMENTED) or an open service
+        token = bearer_token(handler_call_details.invocation_metadata)
+        if token is None:
+            return _denying(
+                handler, grpc.StatusCode.UNAUTHENTICATED, "missing bearer token (send 'authorization: Bearer <token>')"
+            )
+        found = self._tokens.authenticate(token)
+        if found is None:
+            log.warning("refused %s: unknown token", method)
+            return _denying(handler, grpc.StatusCode.UNAUTHENTICATED, "unknown token")
+        name, role = found
+        if not role_allows(role, needed):
+            short = method.rsplit("/", 1)[-1]
+            log.warning("refused %s for token %r: role %s, needs %s", method, name, role, needed)
+            return _denying(
+                handler,
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"{short} requires role {needed}; token {name!r} has role {role}",
+            )
+        return _as_actor(handler, name)
+
+
+def server_interceptors(tokens: Mapping[str, str]) -> list[grpc.aio.ServerInterceptor]:
+    """The auth interceptor when tokens are configured; none otherwise."""
+    return [AuthInterceptor(TokenTable(tokens))] if tokens else []
+
+
+class BearerTokenInterceptor(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
+    """Client side: adds ``authorization: Bearer <token>`` to every call."""
+
+    def __init__(self, token: str) -> None:
+        self._header = (AUTH_HEADER, f"Bearer {token}")
+
+    def _details(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+        metadata = grpc.aio.Metadata(*(details.metadata or ()), self._header)
+        return grpc.aio.ClientCallDetails(details.method, details.timeout, metadata, details.credentials, details.wait_for_ready)
+
+    async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return await continuation(self._details(client_call_details), request)
+
+    async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return await continuation(self._details(client_call_details), request)
+
+
+def is_loopback(host: str) -> bool:
+    host = host.strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: may resolve to anything
+
+
+def admin_listen_address(listen: str, tokens: Mapping[str, str]) -> str:
+    """Where the admin API may listen: as configured with tokens, loopback without.
+
+    Without tokens anyone who can reach the port could create jobs (run
+    commands on every executor), so it is never exposed beyond this host.
+    """
+    if tokens:
+        log.info("admin API requires bearer tokens (%d configured)", len(tokens))
+        return listen
+    host = listen.rpartition(":")[0]
+    if is_loopback(host):
+        return listen
+    safe = f"127.0.0.1:{port_of(listen)}"
+    log.warning(
+        "no [tokens] configured: the admin API is unauthenticated, so it listens on %s instead of %s "
+        "(loopback only). To serve %s, add tokens to conf.ini [tokens] (`cronctl token new NAME ROLE` prints one)",
+        safe,
+        listen,
+        listen,
+    )
+    return safe

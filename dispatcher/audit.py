@@ -1,0 +1,44 @@
+"""The audit log: every change made through the admin API, with who made it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from common.auth import current_actor
+from google.protobuf.json_format import MessageToDict
+
+from common.convert import job_to_pb
+from common.model import AuditEntry, Job
+from common.store.async_store import DbThreads
+from common.store.sql_store import SqlStore
+
+log = logging.getLogger(__name__)
+
+
+def job_json(job: Job | None) -> str:
+    """A job as the API shows it, for before/after snapshots."""
+    if job is None:
+        return ""
+    data = MessageToDict(job_to_pb(job), preserving_proto_field_name=True)
+    for volatile in ("next_fire_ms", "updated_ms"):
+        data.pop(volatile, None)
+    return json.dumps(data, sort_keys=True)
+
+
+class AuditLog:
+    def __init__(self, store: SqlStore, db: DbThreads) -> None:
+        self._store = store
+        self._db = db
+
+    async def record(self, action: str, target: str, before: str = "", after: str = "") -> None:
+        entry = AuditEntry(
+            at_ms=time.time_ns() // 1_000_000, actor=current_actor(), action=action, target=target, before=before, after=after
+        )
+        try:
+            await self._db.run(self._store.add_audit, entry)
+        except Exception as exc:  # noqa: BLE001 - the change itself succeeded; say loudly that its record did not
+            log.error("audit entry %s %s by %s could not be stored: %s", action, target, entry.actor, exc)
+            return
+        log.info("audit: %s %s by %s", action, target, entry.actor)

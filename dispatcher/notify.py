@@ -1,0 +1,52 @@
+"""Per-job alerts: after a firing's last attempt, the job's notify policy decides.
+
+Sending is the AlertSender's job (common/alerts): submit() only queues, so a
+slow mail server never delays firing.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from common import status
+from common.alerts.message import run_alert
+from common.alerts.sender import AlertSender
+from common.model import NOTIFY_ALWAYS, NOTIFY_ON_FAILURE, NOTIFY_ON_KEYWORD, Job, RunRecord
+from common.store.async_store import DbThreads
+from common.store.sql_store import SqlStore
+
+log = logging.getLogger(__name__)
+# What on_failure means (DESIGN.md / issue: failed, timeout, killed, lost, missed).
+FAILURE_STATUSES = frozenset({status.FAILED, status.TIMEOUT, status.KILLED, status.LOST, status.MISSED})
+KEYWORD_MARK = "output contains keyword"
+
+
+def should_notify(job: Job, run: RunRecord) -> bool:
+    if job.notify_policy == NOTIFY_ALWAYS:
+        return run.status not in (status.SKIPPED, status.QUEUED)
+    if job.notify_policy == NOTIFY_ON_FAILURE:
+        return run.status in FAILURE_STATUSES
+    if job.notify_policy == NOTIFY_ON_KEYWORD:
+        return KEYWORD_MARK in run.error
+    return False
+
+
+class RunNotifier:
+    def __init__(self, sender: AlertSender, store: SqlStore, db: DbThreads) -> None:
+        self._sender = sender
+        self._store = store
+        self._db = db
+
+    async def after_firing(self, job: Job, run_id: str) -> None:
+        """The firing ended with run `run_id` (its last attempt): alert if the policy says so."""
+        if job.notify_policy not in (NOTIFY_ALWAYS, NOTIFY_ON_FAILURE, NOTIFY_ON_KEYWORD):
+            return
+        run = await self._db.run(self._store.get_run, run_id)
+        if run is None or not should_notify(job, run):
+            return
+        self._sender.submit(
+            run_alert(job, run, retries_used=run.attempt - 1),
+            emails=list(job.notify_emails),
+            phones=list(job.notify_phones),
+            channels=list(job.notify_channels) or None,
+        )
