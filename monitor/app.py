@@ -7,6 +7,7 @@ import logging
 import time
 from typing import Any
 
+from common.alerts.sender import AlertSender
 from common.config import Config
 from common.grpc_server import ServiceServer
 from common.registry.etcd_registry import DispatcherWatcher
@@ -22,6 +23,7 @@ from monitor.http_status import StatusHttpServer
 from monitor.job_watch import JobWatch
 from monitor.missed import MissedDetector
 from monitor.reconcile import Reconciler
+from monitor.system_alerts import SystemAlerts
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,11 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     health_watch = HealthWatch(registry, links, cfg.monitor.health_interval_seconds, tls=internal_tls(cfg.tls))
     reconciler = Reconciler(store, db, links, registry, tls=internal_tls(cfg.tls))
     missed = MissedDetector(store, db, cfg.monitor.missed_after_seconds)
+    alerts = AlertSender(cfg.alert, cfg.alarm_mail_list)
+    await alerts.start()
+    health_watch.alerts = alerts
+    missed.alerts = alerts
+    system = SystemAlerts(alerts, store, db, links)
     started_ms = time.time_ns() // 1_000_000
 
     def status() -> dict[str, Any]:
@@ -66,6 +73,7 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
             },
             "runs_reconciled": reconciler.settled,
             "firings_missed": missed.recorded,
+            "alerts": alerts.stats(),
         }
 
     server = ServiceServer(cfg.monitor.listen, [])
@@ -81,6 +89,7 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
         "etcd" if cfg.etcd.endpoints else ", ".join(cfg.dispatcher.executors),
     )
     tasks = [
+        asyncio.create_task(system.run(cfg.monitor.reconcile_interval_seconds), name="system-alerts"),
         asyncio.create_task(job_watch.run(), name="job-watch"),
         asyncio.create_task(health_watch.run(), name="health-watch"),
         asyncio.create_task(reconciler.run(cfg.monitor.reconcile_interval_seconds), name="reconcile"),
@@ -92,6 +101,7 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    await alerts.close(5.0)
     if http:
         http.stop()
     await server.stop(grace=1)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from common.alerts.message import system_alert
+from common.alerts.sender import AlertSender
 from common.config import TlsConfig
 from common.grpc_server import make_channel
 from common.registry.base import Registry
@@ -42,6 +44,7 @@ class HealthWatch:
         self._registry = registry
         self._links = links
         self._interval = interval_seconds
+        self.alerts: AlertSender | None = None  # executor down/up alerts, when set
         self._stubs: dict[str, health_pb2_grpc.HealthStub] = {}
         self.states: dict[str, HealthState] = {}
 
@@ -64,10 +67,28 @@ class HealthWatch:
         if healthy != state.healthy:
             if healthy:
                 log.info("executor %s is UP", address)
+                if state.healthy is False and self.alerts is not None:
+                    self.alerts.submit_system(
+                        system_alert(
+                            f"executor-up:{address}",
+                            f"executor {address} is up again",
+                            f"Executor {address} answers its health checks again.",
+                            "info",
+                        )
+                    )
             elif state.healthy is None:
                 log.warning("executor %s is DOWN at start: %s", address, detail)
             else:
                 log.warning("executor %s went DOWN: %s", address, detail)
+            if not healthy and self.alerts is not None:
+                self.alerts.submit_system(
+                    system_alert(
+                        f"executor-down:{address}",
+                        f"executor {address} is down",
+                        f"Executor {address} fails its health checks: {detail}. It is out of routing until it recovers.",
+                        "error",
+                    )
+                )
             state.since_ms = now
         state.healthy, state.detail, state.checked_ms = healthy, detail, now
 

@@ -15,9 +15,11 @@ import logging
 import time
 
 from common import status
+from common.alerts.message import run_alert, system_alert
+from common.alerts.sender import AlertSender
 from common.errors import ValidationError
 from common.jobs import schedule_of, validate_job
-from common.model import Job, RunRecord, iso_ms, make_run_id
+from common.model import NOTIFY_ALWAYS, NOTIFY_ON_FAILURE, Job, RunRecord, iso_ms, make_run_id
 from common.schedule import Schedule
 from common.store.async_store import DbThreads
 from common.store.sql_store import SqlStore
@@ -38,6 +40,7 @@ class MissedDetector:
         self._expected = Schedule()
         self._revision = 0
         self.recorded = 0
+        self.alerts: AlertSender | None = None  # system + per-job alerts for missed firings, when set
 
     def _apply(self, job: Job, from_ms: int) -> None:
         if not job.enabled:
@@ -105,6 +108,8 @@ class MissedDetector:
         ]
         created = await self._db.run(self._store.write_runs, records, [])
         count = sum(created)
+        if self.alerts is not None:
+            self._alert(missing, records, created)
         for (job, ms), was_created in list(zip(missing, created, strict=True))[:20]:
             if was_created:
                 log.warning("job %s: firing at %s was missed: nobody ran it", job.name, iso_ms(ms))
@@ -112,6 +117,29 @@ class MissedDetector:
             log.warning("... and %d more missed firings", count - 20)
         self.recorded += count
         return count
+
+    def _alert(self, missing: list[tuple[Job, int]], records: list[RunRecord], created: list[bool]) -> None:
+        assert self.alerts is not None
+        for (job, ms), record, was_created in zip(missing, records, created, strict=True):
+            if not was_created:
+                continue
+            # One system alert per job (throttled by key), and the job's own
+            # alert when its policy covers missed firings.
+            self.alerts.submit_system(
+                system_alert(
+                    f"missed:{job.name}",
+                    f"job {job.name} missed a firing",
+                    f"Firing {iso_ms(ms)} of job {job.name} was not run by any dispatcher.",
+                    "error",
+                )
+            )
+            if job.notify_policy in (NOTIFY_ON_FAILURE, NOTIFY_ALWAYS):
+                self.alerts.submit(
+                    run_alert(job, record, retries_used=0),
+                    emails=list(job.notify_emails),
+                    phones=list(job.notify_phones),
+                    channels=list(job.notify_channels) or None,
+                )
 
     async def run(self, interval_seconds: float) -> None:
         await self.load()

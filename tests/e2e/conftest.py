@@ -68,7 +68,7 @@ class Trio:
         return "\n".join(f"===== {name}\n{p.log_text()}" for name, p in self.procs.items())
 
 
-def make_trio(tmp_path: Path, executors: int = 1) -> Trio:
+def make_trio(tmp_path: Path, executors: int = 1, extra: dict[str, dict[str, str]] | None = None) -> Trio:
     ports = {name: free_port() for name in ("dispatcher", "executor", "executor2", "monitor", "http")}
     executor_list = [f"127.0.0.1:{ports['executor']}"] + ([f"127.0.0.1:{ports['executor2']}"] if executors > 1 else [])
     conf = write_conf(
@@ -92,6 +92,7 @@ def make_trio(tmp_path: Path, executors: int = 1) -> Trio:
                 "health_interval_seconds": "0.5",
             },
             "log": {"level": "DEBUG"},
+            **(extra or {}),
         },
     )
     return Trio(

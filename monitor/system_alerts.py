@@ -1,0 +1,96 @@
+"""System alerts the monitor raises: dispatchers gone, runs stuck past their timeout.
+
+(Executor down/up and missed firings are raised where they are detected:
+health_watch.py and missed.py.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from common import status
+from common.alerts.message import system_alert
+from common.alerts.sender import AlertSender
+from common.model import iso_ms
+from common.store.async_store import DbThreads
+from common.store.sql_store import SqlStore
+from monitor.dispatcher_links import DispatcherLinks
+
+log = logging.getLogger(__name__)
+# A run this long past its job's timeout was not killed: the executor or its
+# connection is wedged, and someone should look.
+STUCK_GRACE_MS = 60_000
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class SystemAlerts:
+    def __init__(self, sender: AlertSender, store: SqlStore, db: DbThreads, links: DispatcherLinks) -> None:
+        self._sender = sender
+        self._store = store
+        self._db = db
+        self._links = links
+        self._dispatchers: set[str] | None = None
+        self._stuck_reported: set[str] = set()
+
+    def check_dispatchers(self) -> None:
+        live = self._links.live_ids()
+        if live is None:
+            return
+        if self._dispatchers is not None:
+            for gone in sorted(self._dispatchers - live):
+                log.warning("dispatcher %s is gone", gone)
+                self._sender.submit_system(
+                    system_alert(
+                        f"dispatcher-down:{gone}",
+                        f"dispatcher {gone} is down",
+                        f"Dispatcher {gone} stopped answering or left the registry. The other dispatchers keep "
+                        "firing; the monitor collects the results of its runs.",
+                        "error",
+                    )
+                )
+        self._dispatchers = live
+
+    async def check_stuck_runs(self) -> None:
+        running = await self._db.run(self._store.list_runs, statuses=[status.RUNNING], limit=5000)
+        now = now_ms()
+        long_ones = [r for r in running if r.started_ms and r.run_id not in self._stuck_reported]
+        if not long_ones:
+            return
+        jobs = {j.id: j for j in await self._db.run(self._store.jobs_by_ids, {r.job_id for r in long_ones})}
+        for run in long_ones:
+            job = jobs.get(run.job_id)
+            if job is None or job.timeout_seconds <= 0:
+                continue
+            overdue = now - run.started_ms - int(job.timeout_seconds * 1000)
+            if overdue > STUCK_GRACE_MS:
+                self._stuck_reported.add(run.run_id)
+                log.warning(
+                    "run %s of job %s is stuck: %ds past its %gs timeout",
+                    run.run_id,
+                    job.name,
+                    overdue // 1000,
+                    job.timeout_seconds,
+                )
+                self._sender.submit_system(
+                    system_alert(
+                        f"run-stuck:{run.run_id}",
+                        f"run {run.run_id} of job {job.name} is stuck",
+                        f"Started {iso_ms(run.started_ms)} on {run.executor}; its timeout is {job.timeout_seconds:g}s "
+                        f"and it is still running {overdue // 1000}s past it.",
+                        "error",
+                    )
+                )
+
+    async def run(self, interval_seconds: float) -> None:
+        while True:
+            try:
+                self.check_dispatchers()
+                await self.check_stuck_runs()
+            except Exception as exc:  # noqa: BLE001 - alerting must not stop on a DB hiccup
+                log.warning("system alert checks failed (will retry): %s", exc)
+            await asyncio.sleep(interval_seconds)
