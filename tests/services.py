@@ -108,7 +108,11 @@ class ServiceProcess:
             self.proc.wait(5)
 
 
-def write_conf(directory: Path, sections: dict[str, dict[str, str]]) -> Path:
+def write_conf(directory: Path, sections: dict[str, dict[str, str]], extra: dict[str, dict[str, str]] | None = None) -> Path:
+    """A conf.ini from sections; `extra` adds sections or overrides keys within them."""
+    sections = {name: dict(values) for name, values in sections.items()}
+    for name, values in (extra or {}).items():
+        sections.setdefault(name, {}).update(values)
     lines: list[str] = []
     for section, values in sections.items():
         lines.append(f"[{section}]")

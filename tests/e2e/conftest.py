@@ -92,8 +92,8 @@ def make_trio(tmp_path: Path, executors: int = 1, extra: dict[str, dict[str, str
                 "health_interval_seconds": "0.5",
             },
             "log": {"level": "DEBUG"},
-            **(extra or {}),
         },
+        extra,
     )
     return Trio(
         root=tmp_path,

@@ -75,6 +75,7 @@ def alerting(tmp_path: Path) -> Iterator[tuple[Trio, MailBox, Gateway]]:
                 "system_emails": "ops",
             },
             "alarm_mail_list": {"ops": "ops@example.com"},
+            "monitor": {"missed_after_seconds": "3", "reconcile_interval_seconds": "0.5"},
         },
     )
     try:
@@ -141,3 +142,43 @@ def test_monitor_sends_a_system_alert_when_an_executor_dies(alerting: tuple[Trio
     )
     assert mails[0]["To"] == "ops@example.com"
     wait_for(lambda: any("is down" in h.get("text", "") for h in gateway.to("/hook")), 10, "the executor-down webhook")
+
+
+def test_monitor_alerts_on_a_dispatcher_gone_and_on_missed_firings(alerting: tuple[Trio, MailBox, Gateway]) -> None:
+    trio, mailbox, _ = alerting
+    trio.start("executor")
+    trio.start("dispatcher")
+    monitor = trio.start("monitor")
+    added = trio.cronctl(
+        "job",
+        "add",
+        "--name",
+        "ticks",
+        "--spec",
+        "* * * * * *",
+        "--command",
+        "true",
+        "--notify",
+        "on_failure",
+        "--notify-email",
+        "ops",
+        "--notify-channel",
+        "email",
+    )
+    assert added.returncode == 0, added.stderr
+    wait_for(lambda: "is at job revision" in monitor.log_text(), 10, "the monitor to reach the dispatcher")
+    assert trio.procs.pop("dispatcher").stop() == 0  # nobody fires now
+
+    def subjects() -> list[str]:
+        return [str(m["Subject"]) for m in mailbox.messages]
+
+    wait_for(lambda: any("dispatcher" in s and "is down" in s for s in subjects()), 20, "the dispatcher-down mail")
+    # Firings nobody ran are recorded missed after missed_after_seconds (3 s here), with a system
+    # alert, and the job's own alert (its policy covers missed firings).
+    wait_for(lambda: any("job ticks missed a firing" in s for s in subjects()), 20, "the missed-firing system alert")
+    wait_for(
+        lambda: any("job ticks" in s and "missed" in s and s != "[crontrio] job ticks missed a firing" for s in subjects()),
+        20,
+        "the job's own missed alert",
+    )
+    assert trio.sql("SELECT COUNT(*) FROM runs WHERE job_name = 'ticks' AND status = 'missed'")[0][0] >= 1
