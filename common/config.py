@@ -84,8 +84,9 @@ class DispatcherConfig:
     id: str = ""
     # Seconds a running job gets to finish after SIGTERM before we stop anyway.
     shutdown_grace_seconds: float = 10.0
-    # Run-history writes are grouped into one transaction per this interval.
-    record_batch_ms: int = 20
+    # Run-history writes are grouped into transactions: whatever queued while
+    # the previous one was written; > 0 also waits this long to fill a batch.
+    record_batch_ms: int = 0
 
     @property
     def advertised(self) -> str:

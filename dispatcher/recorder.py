@@ -2,9 +2,12 @@
 
 At 1,000 firings a second, a transaction per write would be the bottleneck
 (and on SQLite, the single writer lock). Callers enqueue; a background task
-commits everything queued every `batch_ms` and resolves the futures of
+commits everything queued in one transaction and resolves the futures of
 callers that need to know the outcome (inserts, and updates that must be
-durable before the executor is told it may forget a result).
+durable before the executor is told it may forget a result). Batches form
+naturally: what is queued while a commit runs goes into the next one, so a
+lone firing is not delayed; `batch_ms` > 0 adds a fixed wait to make batches
+larger still (fewer, bigger transactions for a database across a network).
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ class RunRecorder:
     async def _loop(self) -> None:
         while True:
             await self._has_work.wait()
-            if not self._closing:
+            if self._batch_seconds and not self._closing:
                 await asyncio.sleep(self._batch_seconds)  # let the batch fill
             self._has_work.clear()
             batch, self._pending = self._pending, _Batch()
