@@ -19,6 +19,8 @@ help:
 	@echo "make test    set up and run the whole test suite"
 	@echo "make lint    ruff + mypy"
 	@echo "make clean   remove var/ and caches (keeps .venv)"
+	@echo "make bench   every benchmark at full size: takes tens of minutes (results in bench/results/<date>/, tables in bench/RESULTS.md)"
+	@echo "make bench-quick   every benchmark at a small size in about 2 minutes (results in bench/results/tmp/)"
 
 all: setup
 
@@ -59,6 +61,20 @@ test-e2e: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+# Benchmarks (bench/): real services as processes; `python -m bench.run --help`.
+.PHONY: bench bench-quick
+BENCH_OUT ?= bench/results/$(shell date -u +%F)
+BENCH_QUICK_OUT ?= bench/results/tmp/quick-$(shell date -u +%F)
+
+bench: setup
+	./scripts/test-deps.sh
+	$(PY) -m bench.run all --out $(BENCH_OUT)
+	$(PY) -m bench.report $(BENCH_OUT)
+
+bench-quick: setup
+	./scripts/test-deps.sh
+	$(PY) -m bench.run quick --out $(BENCH_QUICK_OUT)
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
