@@ -30,6 +30,11 @@ SERVER_OPTIONS: list[tuple[str, int]] = [
     ("grpc.max_send_message_length", 16 * 1024 * 1024),
     # Two services must never share a port by accident (SO_REUSEPORT is on by default).
     ("grpc.so_reuseport", 0),
+    # gRPC's core cancels calls that queue before the event loop takes them
+    # (defaults 1,000 / 3,000): an executor handed a burst of thousands of
+    # runs would cancel some that the dispatcher then counts as failed.
+    ("grpc.server.max_pending_requests", 100_000),
+    ("grpc.server.max_pending_requests_hard_limit", 100_000),
 ]
 
 SERVING = health_pb2.HealthCheckResponse.SERVING

@@ -342,6 +342,16 @@ class FiringRunner:
                     failing_since = now if failing_since is None else failing_since
                     window = REATTACH_AFTER_START_SECONDS if started else REATTACH_BEFORE_START_SECONDS
                     if now - failing_since >= window or self._gone(executor):
+                        if not started:
+                            # Before calling it unreachable, ask: an overloaded executor may
+                            # have taken the run after all, and failing (then retrying) a run
+                            # that is going would run it twice.
+                            known = await self._executor_knows(stub, record.run_id)
+                            if known == "running":
+                                failing_since, delay = None, 0.2
+                                continue
+                            if isinstance(known, pb.RunFinished):
+                                return await self._finish(job, record, executor, known)
                         if not started and not record_unreachable:
                             return Outcome(status.FAILED, record.run_id, executor.address, unreachable=True)
                         return self._give_up(job, record, executor, started, reason or "")
@@ -352,6 +362,19 @@ class FiringRunner:
                     delay = min(delay * 2, 2.0)
         finally:
             self.in_flight[executor.address] -= 1
+
+    async def _executor_knows(self, stub: Any, run_id: str) -> str | pb.RunFinished | None:
+        """ "running", its result, or None (unknown to it, or it cannot be asked)."""
+        try:
+            reply = await stub.ListResults(pb.ListResultsRequest(run_ids=[run_id]), timeout=3)
+        except grpc.aio.AioRpcError:
+            return None
+        if run_id in reply.running_run_ids:
+            return "running"
+        for result in reply.results:
+            if result.run_id == run_id:
+                return result
+        return None
 
     def _gone(self, executor: ExecutorRef) -> bool:
         """The executor left the registry or fails its health checks: stop reattaching."""

@@ -39,6 +39,7 @@ class JobSync:
         self.revision = 0
         self._last_sync = time.monotonic()
         self.invalid: dict[int, str] = {}  # job id -> why it is not scheduled
+        self._announce = True  # log each newly scheduled job (not during a full load)
         self.jobs: dict[int, Job] = {}  # every valid, enabled job (scheduled or run only after others)
         self._downstream: dict[str, dict[int, str]] = {}  # upstream name -> {job id: condition}
 
@@ -68,7 +69,7 @@ class JobSync:
         is_new = self._schedule.job(job.id) is None
         self._schedule.upsert(valid, cron, self._clock())
         self._on_change()  # the new fire time may be earlier than the one the loop sleeps towards
-        if is_new:
+        if is_new and self._announce:
             log.info(
                 "job %s scheduled (%s %s), next at %s",
                 job.name,
@@ -100,6 +101,7 @@ class JobSync:
             log.info("job id %d deleted: no longer scheduled", job_id)
 
     async def load_all(self) -> None:
+        self._announce = False  # one summary line for a full load, not one per job
         async with self._lock:
             # The revision first: a change made while we list is then seen again
             # by the next catch-up (applying twice is harmless), never skipped.
@@ -108,8 +110,11 @@ class JobSync:
             present = {j.id for j in jobs}
             for job_id in self._schedule.job_ids() - present:
                 self.forget(job_id)
-            for job in jobs:
-                self.apply(job)
+            try:
+                for job in jobs:
+                    self.apply(job)
+            finally:
+                self._announce = True
             self.revision = revision
             self._last_sync = time.monotonic()
         log.info("loaded %d jobs (%d scheduled) at revision %d", len(jobs), len(self._schedule), revision)

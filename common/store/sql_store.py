@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -178,6 +178,9 @@ class SqlStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._dialect = engine.dialect.name
+        # Statements built once and reused (SQLAlchemy caches their compiled form).
+        self._insert_stmt: Any = None
+        self._update_stmts: dict[tuple[str, ...], Any] = {}
 
     def close(self) -> None:
         self.engine.dispose()
@@ -277,33 +280,56 @@ class SqlStore:
     # -------------------------------------------------------------- runs
 
     def write_runs(self, inserts: Sequence[RunRecord], updates: Sequence[tuple[str, dict[str, Any]]]) -> list[bool]:
-        """One transaction: insert runs (skipping existing firings), then apply updates in order.
+        """One transaction: insert runs (skipping existing firings), then apply updates.
 
         Returns, per insert, whether this call created the row: False means
-        another dispatcher already recorded that firing attempt.
+        another dispatcher already recorded that firing attempt. Updates of
+        the same run are merged in order (later fields win) and sent as one
+        executemany per set of columns: at 1,000 firings a second, building a
+        statement per row was the dispatcher's largest CPU cost.
         """
+        merged: dict[str, dict[str, Any]] = {}
+        for run_id, fields in updates:
+            unknown = set(fields) - _RUN_COLUMNS
+            if unknown:
+                raise ValueError(f"unknown run fields: {sorted(unknown)}")
+            merged.setdefault(run_id, {}).update(fields)
+        stamp = now_ms()
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for run_id, fields in merged.items():
+            columns = tuple(sorted(fields))
+            params = {"b_run_id": run_id, "b_updated_ms": stamp, **{f"b_{c}": fields[c] for c in columns}}
+            by_columns.setdefault(columns, []).append(params)
         created: list[bool] = []
         with self.engine.begin() as conn:
+            insert_stmt = self._insert_statement()
             for record in inserts:
-                created.append(self._insert_run(conn, record))
-            for run_id, fields in updates:
-                unknown = set(fields) - _RUN_COLUMNS
-                if unknown:
-                    raise ValueError(f"unknown run fields: {sorted(unknown)}")
-                conn.execute(update(runs).where(runs.c.run_id == run_id).values(**fields, updated_ms=now_ms()))
+                values = {c: getattr(record, c) for c in _RUN_COLUMNS}
+                values["created_ms"] = values["created_ms"] or stamp
+                values["updated_ms"] = values["created_ms"]
+                created.append(conn.execute(insert_stmt, values).rowcount == 1)
+            for columns, params_list in by_columns.items():
+                conn.execute(self._update_statement(columns), params_list)
         return created
 
-    def _insert_run(self, conn: Connection, record: RunRecord) -> bool:
-        values = {c: getattr(record, c) for c in _RUN_COLUMNS}
-        values["created_ms"] = values["created_ms"] or now_ms()
-        values["updated_ms"] = values["created_ms"]
-        if self._dialect == "sqlite":
-            stmt: Any = sqlite.insert(runs).values(**values).on_conflict_do_nothing()
-        elif self._dialect in ("mysql", "mariadb"):
-            stmt = mysql.insert(runs).values(**values).prefix_with("IGNORE")
-        else:  # pragma: no cover - only the two dialects above are configured
-            stmt = insert(runs).values(**values)
-        return bool(conn.execute(stmt).rowcount == 1)
+    def _insert_statement(self) -> Any:
+        if self._insert_stmt is None:
+            if self._dialect == "sqlite":
+                self._insert_stmt = sqlite.insert(runs).on_conflict_do_nothing()
+            elif self._dialect in ("mysql", "mariadb"):
+                self._insert_stmt = mysql.insert(runs).prefix_with("IGNORE")
+            else:  # pragma: no cover - only the two dialects above are configured
+                self._insert_stmt = insert(runs)
+        return self._insert_stmt
+
+    def _update_statement(self, columns: tuple[str, ...]) -> Any:
+        stmt = self._update_stmts.get(columns)
+        if stmt is None:
+            values: dict[str, Any] = {c: bindparam(f"b_{c}") for c in columns}
+            values["updated_ms"] = bindparam("b_updated_ms")
+            stmt = update(runs).where(runs.c.run_id == bindparam("b_run_id")).values(values)
+            self._update_stmts[columns] = stmt
+        return stmt
 
     def finish_run_if_active(self, run_id: str, fields: dict[str, Any]) -> bool:
         """Update a run only while it is still pending or running.
@@ -400,8 +426,12 @@ class SqlStore:
         with self.engine.begin() as conn:
             result = conn.execute(
                 insert(audit_log).values(
-                    at_ms=entry.at_ms, actor=entry.actor, action=entry.action, target=entry.target,
-                    before_json=entry.before, after_json=entry.after,
+                    at_ms=entry.at_ms,
+                    actor=entry.actor,
+                    action=entry.action,
+                    target=entry.target,
+                    before_json=entry.before,
+                    after_json=entry.after,
                 )
             )
             return int(result.inserted_primary_key[0])  # type: ignore[index]
@@ -415,8 +445,15 @@ class SqlStore:
         with self.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
         return [
-            AuditEntry(id=int(r["id"]), at_ms=int(r["at_ms"]), actor=r["actor"], action=r["action"], target=r["target"],
-                       before=r["before_json"], after=r["after_json"])
+            AuditEntry(
+                id=int(r["id"]),
+                at_ms=int(r["at_ms"]),
+                actor=r["actor"],
+                action=r["action"],
+                target=r["target"],
+                before=r["before_json"],
+                after=r["after_json"],
+            )
             for r in rows
         ]
 
