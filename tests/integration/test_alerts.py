@@ -4,7 +4,6 @@ socket that accepts connections and never answers. No mocks."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import email
 import email.policy
@@ -33,7 +32,7 @@ from common import status as st
 from common.alerts import Alert, AlertSender, run_alert, system_alert
 from common.config import AlertConfig
 from common.model import Job, RunRecord
-from tests.services import free_port
+from tests.services import free_port, wait_until
 
 LOGGER = "common.alerts.sender"
 USER, PASSWORD = "alice", "s3cret"
@@ -43,11 +42,7 @@ USER, PASSWORD = "alice", "s3cret"
 
 
 async def until(condition: Callable[[], object], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.01)
+    await wait_until(condition, timeout, what, interval=0.01)
 
 
 def errors(caplog: pytest.LogCaptureFixture) -> list[str]:

@@ -25,6 +25,7 @@ from common.claims.memory import MemoryClaims
 from common.claims.redis_claims import KEY_PREFIX, RedisClaims
 from common.config import RedisConfig
 from tests.servers import RedisServer
+from tests.services import wait_until
 
 LOGGER = "common.claims.redis_claims"
 TTL = 60_000
@@ -32,11 +33,7 @@ TTL = 60_000
 
 async def eventually(condition: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
     """Await `condition` until it holds; fail naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
+    await wait_until(condition, timeout, what)
 
 
 def redis_config(server: RedisServer) -> RedisConfig:

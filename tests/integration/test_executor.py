@@ -22,7 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from protos import crontrio_pb2 as pb
 from protos import crontrio_pb2_grpc
-from tests.services import ServiceProcess, free_port, is_serving, pid_alive, wait_for, write_conf
+from tests.services import ServiceProcess, free_port, is_serving, pid_alive, wait_for, wait_until, write_conf
 
 KILL_GRACE = 1.0
 # httpx honours *_PROXY variables; the test server is local.
@@ -229,14 +229,7 @@ async def read_until(call: Any, predicate: Callable[[bytes], bool], seen: list[p
 
 async def eventually(check: Callable[[], Awaitable[Any]], what: str, within: float = 10.0) -> Any:
     """Await ``check`` until it returns something truthy, or fail naming ``what``."""
-    deadline = time.monotonic() + within
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(0.05)
+    return await wait_until(check, within, what, interval=0.05)
 
 
 def pids_in(output: bytes) -> list[int]:

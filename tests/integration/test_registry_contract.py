@@ -24,7 +24,7 @@ from common.registry.keys import dispatcher_key, executor_key, executors_prefix
 from common.registry.registration import EtcdRegistration
 from common.registry.static import StaticRegistry
 from tests.servers import EtcdServer
-from tests.services import free_port
+from tests.services import free_port, wait_until
 
 PREFIX = "/crontrio"
 TTL = 2
@@ -33,10 +33,7 @@ TTL = 2
 async def eventually(condition: Callable[[], Any], timeout: float, what: str) -> float:
     """Poll `condition` until truthy; the seconds it took. Fails naming `what`."""
     start = time.monotonic()
-    while not condition():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
+    await wait_until(condition, timeout, what)
     return time.monotonic() - start
 
 
