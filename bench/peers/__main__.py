@@ -111,6 +111,8 @@ def run_peer(py: Path, system: str, size: dict[str, Any], out_dir: Path, keep: b
             "--result",
             str(result_file),
         ]
+        if system.startswith("apscheduler-") and size.get("apscheduler_defaults"):
+            argv.append("--apscheduler-defaults")
         if system == "celery-redbeat":
             argv += ["--keep"] if keep else []
             argv += ["--ignore-result"] if size.get("celery_ignore_result") else []
@@ -147,6 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", action="append", choices=sorted(PEERS), help="run only this peer (repeatable)")
     ap.add_argument("--keep", action="store_true", help="keep the celery peer's work dir (logs)")
     ap.add_argument(
+        "--apscheduler-defaults",
+        action="store_true",
+        help="run the APScheduler peers with APScheduler's own job defaults (misfire_grace_time=1, coalesce=True; "
+        "variant 'apscheduler-defaults'); default: misfire_grace_time=60, coalesce=False, like crontrio",
+    )
+    ap.add_argument(
         "--celery-ignore-result",
         action="store_true",
         help="run celery-redbeat with task_ignore_result=True (variant 'ignore-result'); default stores results",
@@ -158,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, key) is not None:
             size[key] = getattr(args, key)
     size["celery_ignore_result"] = args.celery_ignore_result
+    size["apscheduler_defaults"] = args.apscheduler_defaults
     out_dir = args.out or default_out_dir(args.quick)
     py = ensure_venv()
 

@@ -34,11 +34,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from bench.peers.common import (
+    Contamination,
     Recorder,
     cpu_window,
     emit,
-    foreign_cpu,
-    machine_busy_seconds,
     make_result,
     proc_stats,
     read_starts,
@@ -99,19 +98,28 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--warmup", type=float, required=True)
     ap.add_argument("--grace", type=float, required=True)
     ap.add_argument("--result", required=True, help="write the result JSON here")
+    ap.add_argument(
+        "--apscheduler-defaults",
+        action="store_true",
+        help="APScheduler's own job defaults (misfire_grace_time=1, coalesce=True); variant 'apscheduler-defaults'",
+    )
     args = ap.parse_args(argv)
 
+    job_defaults = {} if args.apscheduler_defaults else JOB_DEFAULTS
     started_at = utc_now_iso()
     work = tempfile.mkdtemp(prefix=f"peer-apscheduler-{args.store}-")
     logging.basicConfig(filename=os.path.join(work, "apscheduler.log"), level=logging.WARNING)
     _recorder = Recorder(work)
     events: Counter[str] = Counter()
     events_lock = threading.Lock()
+    first_error: list[str] = []
 
     def listener(event: JobEvent) -> None:
         name = {EVENT_JOB_MISSED: "missed", EVENT_JOB_MAX_INSTANCES: "max_instances", EVENT_JOB_ERROR: "error"}[event.code]
         with events_lock:
             events[name] += 1
+            if name == "error" and not first_error:
+                first_error.append(f"{event.exception!r}\n{event.traceback}")
 
     if args.store == "memory":
         from apscheduler.jobstores.memory import MemoryJobStore
@@ -129,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     scheduler = BackgroundScheduler(
         jobstores={"default": store},
         executors={"default": RecordingThreadPoolExecutor(POOL_WORKERS)},
-        job_defaults=JOB_DEFAULTS,
+        job_defaults=job_defaults,
         timezone="UTC",
     )
     scheduler.add_listener(listener, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES | EVENT_JOB_ERROR)
@@ -147,10 +155,10 @@ def main(argv: list[str] | None = None) -> None:
     window_end = window_start + args.seconds
     sleep_until(window_start)
     at_start = {"scheduler": proc_stats(me)}
-    busy_start = machine_busy_seconds()
+    contamination = Contamination({me})
     sleep_until(window_end)
     at_end = {"scheduler": proc_stats(me)}
-    busy_end = machine_busy_seconds()
+    others = contamination.finish(cpu_window(at_start, at_end))
     tail_end = window_end + args.grace
     sleep_until(tail_end)
     final = {"scheduler": proc_stats(me)}
@@ -170,7 +178,7 @@ def main(argv: list[str] | None = None) -> None:
             "peer": f"APScheduler {apscheduler_version}, BackgroundScheduler, {store_desc}, "
             f"default ThreadPoolExecutor({POOL_WORKERS}) in the same process",
             "trigger": "CronTrigger(second='*', timezone='UTC')",
-            "job_defaults": JOB_DEFAULTS,
+            "job_defaults": job_defaults or "APScheduler's own (misfire_grace_time=1, coalesce=True, max_instances=1)",
             "task": "no-op Python function in the scheduler's own process that records its start",
             "scheduled_time_source": "APScheduler's own run_time for that execution (passed to the body by the "
             "executor subclass), exact",
@@ -179,10 +187,12 @@ def main(argv: list[str] | None = None) -> None:
             "window": {"start_epoch_s": window_start, "seconds": args.seconds},
             "collection_tail_seconds": args.grace,
             "apscheduler_events": {"missed": 0, "max_instances": 0, "error": 0, **counted},
+            "first_job_error": first_error[0] if first_error else None,
             "cpu_seconds_window": cpu_window(at_start, at_end),
-            "foreign_cpu_seconds_window": foreign_cpu(busy_start, busy_end, cpu_window(at_start, at_end)),
+            **others,
             "python": sys.version.split()[0],
         },
+        variant="apscheduler-defaults" if args.apscheduler_defaults else "",
     )
     emit(result, args.result)
     shutil.rmtree(work, ignore_errors=True)

@@ -23,11 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.peers.common import (
+    Contamination,
     child_pids,
     cpu_window,
     emit,
-    foreign_cpu,
-    machine_busy_seconds,
     make_result,
     percentiles,
     proc_stats,
@@ -185,11 +184,11 @@ def main(argv: list[str] | None = None) -> None:
         window_end = window_start + args.seconds
         sleep_until(window_start)
         at_start = stats()
-        busy_start = machine_busy_seconds()
+        contamination = Contamination({os.getpid(), *pids().values()})
         queue_at_start = client.llen("celery")
         sleep_until(window_end)
         at_end = stats()
-        busy_end = machine_busy_seconds()
+        others = contamination.finish(cpu_window(at_start, at_end))
         queue_at_end = client.llen("celery")
         tail_end = window_end + args.grace
         sleep_until(tail_end)
@@ -252,7 +251,7 @@ def main(argv: list[str] | None = None) -> None:
             "window": {"start_epoch_s": window_start, "seconds": args.seconds},
             "collection_tail_seconds": args.grace,
             "cpu_seconds_window": cpu_window(at_start, at_end),
-            "foreign_cpu_seconds_window": foreign_cpu(busy_start, busy_end, cpu_window(at_start, at_end)),
+            **others,
         },
         variant="ignore-result" if args.ignore_result else "",
     )

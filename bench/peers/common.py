@@ -18,6 +18,7 @@ import json
 import math
 import os
 import platform
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -43,14 +44,18 @@ class Recorder:
         self.directory = str(directory)
         self._pid = -1
         self._fd = -1
+        self._lock = threading.Lock()
 
     def record(self, job: int, scheduled_ms: float | None, sent_ms: float | None = None) -> None:
         started_ms = time.time() * 1000.0
-        if self._pid != os.getpid():
-            self._pid = os.getpid()
-            self._fd = os.open(
-                os.path.join(self.directory, f"starts-{self._pid}.csv"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644
-            )
+        pid = os.getpid()
+        if self._pid != pid:
+            with self._lock:  # the first firings may start on several pool threads at once
+                if self._pid != pid:
+                    self._fd = os.open(
+                        os.path.join(self.directory, f"starts-{pid}.csv"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644
+                    )
+                    self._pid = pid  # only once the fd is there
         sched = "" if scheduled_ms is None else f"{scheduled_ms:.3f}"
         sent = "" if sent_ms is None else f"{sent_ms:.3f}"
         os.write(self._fd, f"{job},{sched},{sent},{started_ms:.3f}\n".encode())
@@ -101,10 +106,48 @@ def machine_busy_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / _CLK_TCK
 
 
-def foreign_cpu(busy_before: float, busy_after: float, window_cpu: dict[str, float]) -> float:
-    """CPU seconds that processes other than the measured ones used during the window:
-    anything much above 0 means something else ran on the machine and the numbers are suspect."""
-    return round(max(0.0, busy_after - busy_before - sum(window_cpu.values())), 2)
+def userspace_cpu(exclude: set[int]) -> dict[int, float]:
+    """utime+stime of every user-space process on the machine but `exclude` and
+    kernel threads (children of kthreadd, pid 2)."""
+    out = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) in exclude or name == "2":
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        rest = stat[stat.rfind(b")") + 2 :].split()
+        if int(rest[1]) == 2:
+            continue
+        out[int(name)] = (int(rest[11]) + int(rest[12])) / _CLK_TCK
+    return out
+
+
+class Contamination:
+    """What else the machine did during the measured window.
+
+    `foreign_cpu_seconds_window`: CPU of user-space processes other than the
+    peer's (another benchmark, a test suite); anything above a few seconds
+    makes the numbers suspect. `machine_other_busy_seconds_window`: all busy
+    CPU time but the peer's processes', kernel threads and interrupts included
+    (the SQLite peer's fsyncs land there as journaling and block-I/O work).
+    """
+
+    def __init__(self, ours: set[int]) -> None:
+        self.ours = ours
+        self.busy0 = machine_busy_seconds()
+        self.procs0 = userspace_cpu(ours)
+
+    def finish(self, window_cpu: dict[str, float]) -> dict[str, float]:
+        busy1 = machine_busy_seconds()
+        procs1 = userspace_cpu(self.ours)
+        foreign = sum(cpu - self.procs0.get(pid, 0.0) for pid, cpu in procs1.items())
+        return {
+            "foreign_cpu_seconds_window": round(max(0.0, foreign), 2),
+            "machine_other_busy_seconds_window": round(max(0.0, busy1 - self.busy0 - sum(window_cpu.values())), 2),
+        }
 
 
 def child_pids(pid: int) -> list[int]:
