@@ -241,7 +241,9 @@ def server_interceptors(tokens: Mapping[str, str]) -> list[grpc.aio.ServerInterc
     return [AuthInterceptor(TokenTable(tokens))] if tokens else []
 
 
-class BearerTokenInterceptor(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
+class BearerTokenInterceptor(
+    grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor, grpc.aio.StreamStreamClientInterceptor
+):
     """Client side: adds ``authorization: Bearer <token>`` to every call."""
 
     def __init__(self, token: str) -> None:
@@ -256,6 +258,9 @@ class BearerTokenInterceptor(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.Unar
 
     async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
         return await continuation(self._details(client_call_details), request)
+
+    async def intercept_stream_stream(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
+        return await continuation(self._details(client_call_details), request_iterator)
 
 
 def is_loopback(host: str) -> bool:

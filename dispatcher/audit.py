@@ -6,9 +6,9 @@ import json
 import logging
 import time
 
-from common.auth import current_actor
 from google.protobuf.json_format import MessageToDict
 
+from common.auth import current_actor
 from common.convert import job_to_pb
 from common.model import AuditEntry, Job
 from common.store.async_store import DbThreads

@@ -7,6 +7,7 @@ import grpc
 from common.config import TlsConfig
 from common.grpc_server import make_channel
 from common.tls import load_tls
+from dispatcher.executor_session import ExecutorSession
 from protos import crontrio_pb2_grpc as pb_grpc
 
 
@@ -20,6 +21,7 @@ class ExecutorClients:
             load_tls(tls)  # a bad [tls] file stops the dispatcher at start, not at the first run
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._stubs: dict[str, pb_grpc.ExecutorStub] = {}
+        self._sessions: dict[str, ExecutorSession] = {}
 
     def stub(self, address: str) -> pb_grpc.ExecutorStub:
         stub = self._stubs.get(address)
@@ -29,7 +31,17 @@ class ExecutorClients:
             stub = self._stubs[address] = pb_grpc.ExecutorStub(channel)
         return stub
 
+    def session(self, address: str) -> ExecutorSession | None:
+        """The Session to send runs on; None when the executor has none."""
+        session = self._sessions.get(address)
+        if session is None:
+            session = self._sessions[address] = ExecutorSession(self.stub(address), address)
+        return None if session.unsupported else session
+
     async def close(self) -> None:
+        for session in self._sessions.values():
+            session.close()
+        self._sessions.clear()
         for channel in self._channels.values():
             await channel.close()
         self._channels.clear()

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 import grpc
 
 from common.errors import ValidationError
 from executor.runs import AlreadyAcknowledgedError, DrainingError, RunNotFoundError, RunRegistry
 from protos import crontrio_pb2, crontrio_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+# What Run would have aborted with, for a refusal over a Session.
+_REFUSALS: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
+    (ValidationError, grpc.StatusCode.INVALID_ARGUMENT),
+    (DrainingError, grpc.StatusCode.UNAVAILABLE),
+    (AlreadyAcknowledgedError, grpc.StatusCode.FAILED_PRECONDITION),
+)
 
 
 class ExecutorServicer(crontrio_pb2_grpc.ExecutorServicer):
@@ -32,6 +44,21 @@ class ExecutorServicer(crontrio_pb2_grpc.ExecutorServicer):
         # A caller going away cancels only this loop; the run goes on.
         async for event in events:
             yield event
+
+    async def Session(
+        self, request_iterator: AsyncIterator[crontrio_pb2.SessionRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[crontrio_pb2.SessionEvent]:
+        session = _Session(self.runs, request_iterator)
+        try:
+            while True:
+                event = await session.events.get()
+                if event is None:
+                    return
+                yield event
+        finally:
+            # The dispatcher went away (or hung up): stop following, and the
+            # runs go on, their results journaled until a Run/Ack collects them.
+            session.close()
 
     async def Attach(
         self, request: crontrio_pb2.AttachRequest, context: grpc.aio.ServicerContext
@@ -66,3 +93,69 @@ class ExecutorServicer(crontrio_pb2_grpc.ExecutorServicer):
         self, request: crontrio_pb2.ExecutorStatusRequest, context: grpc.aio.ServicerContext
     ) -> crontrio_pb2.ExecutorStatus:
         return await self.runs.status()
+
+
+class _Session:
+    """One Executor.Session stream: a task reads requests, a task per run
+    forwards its RunStarted and RunFinished to ``events`` (None = the end:
+    the dispatcher stopped sending and every run it sent has finished)."""
+
+    def __init__(self, runs: RunRegistry, requests: AsyncIterator[crontrio_pb2.SessionRequest]) -> None:
+        self._runs = runs
+        self.events: asyncio.Queue[crontrio_pb2.SessionEvent | None] = asyncio.Queue()
+        self._followers: set[asyncio.Task[None]] = set()
+        self._reader = asyncio.create_task(self._read(requests), name="session reader")
+
+    def close(self) -> None:
+        self._reader.cancel()
+        for task in self._followers:
+            task.cancel()
+
+    async def _read(self, requests: AsyncIterator[crontrio_pb2.SessionRequest]) -> None:
+        try:
+            async for message in requests:
+                which = message.WhichOneof("request")
+                if which == "run":
+                    self._spawn(self._follow(message.run), f"session run {message.run.run_id}")
+                elif which == "ack":
+                    self._spawn(self._ack(list(message.ack.run_ids)), "session ack")
+        except (grpc.aio.AioRpcError, grpc.aio.UsageError) as exc:
+            log.info("session: the dispatcher's stream ended: %s", exc)
+            return
+        # Half-closed: the runs already sent still report, then the stream ends.
+        while self._followers:
+            await asyncio.wait(set(self._followers))
+        self.events.put_nowait(None)
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(work, name=name)
+        self._followers.add(task)
+        task.add_done_callback(self._followers.discard)
+
+    async def _follow(self, request: crontrio_pb2.RunRequest) -> None:
+        try:
+            events = await self._runs.run(request)
+        except Exception as exc:
+            code = next((code for kind, code in _REFUSALS if isinstance(exc, kind)), None)
+            if code is None:
+                # A bug must not leave the dispatcher waiting on this run forever.
+                log.exception("run %s: could not start it", request.run_id)
+                code = grpc.StatusCode.INTERNAL
+            refused = crontrio_pb2.RunRefused(run_id=request.run_id, code=code.value[0], message=str(exc))
+            self.events.put_nowait(crontrio_pb2.SessionEvent(refused=refused))
+            return
+        async for event in events:
+            # Output is left out: a Session carries milestones, Attach the output.
+            kind = event.WhichOneof("event")
+            if kind == "started":
+                self.events.put_nowait(crontrio_pb2.SessionEvent(started=event.started))
+            elif kind == "finished":
+                self.events.put_nowait(crontrio_pb2.SessionEvent(finished=event.finished))
+
+    async def _ack(self, run_ids: list[str]) -> None:
+        try:
+            await self._runs.ack(run_ids)
+        except Exception:
+            # Harmless, as a failed Ack call: the results stay journaled and
+            # are collected (and acknowledged) again later.
+            log.exception("session: acknowledging %d run(s) failed", len(run_ids))

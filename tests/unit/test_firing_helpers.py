@@ -3,7 +3,7 @@ from __future__ import annotations
 import random
 
 from common.model import HTTP, Job, RunRecord
-from dispatcher.firing import build_run_request, retry_delay
+from dispatcher.firing import build_run_request, request_template, retry_delay
 
 
 def job(**kw: object) -> Job:
@@ -59,3 +59,18 @@ def test_run_request_carries_every_task_option() -> None:
     )
     assert (http.http.url, http.http.method, dict(http.http.headers), http.http.body) == ("https://x/y", "POST", {"X": "1"}, "b")
     assert list(http.http.expected_statuses) == [202] and http.http.follow_redirects and http.http.skip_tls_verify
+
+
+def test_request_from_a_template_equals_one_built_directly() -> None:
+    j = job(id=5, type=HTTP, command="http://h/p", http_headers={"A": "b"}, keywords=("X",), timeout_seconds=3)
+    template = request_template(j)
+    assert template is not None
+    for attempt, scheduled in ((1, 60_000), (2, 120_000)):
+        record = RunRecord(
+            run_id=f"5-{scheduled}-{attempt}", job_id=5, job_name="j", scheduled_ms=scheduled, attempt=attempt, status="pending"
+        )
+        assert build_run_request(j, record, template) == build_run_request(j, record)
+
+
+def test_sharded_jobs_get_no_template_because_each_shard_env_differs() -> None:
+    assert request_template(job(route_strategy="sharded")) is None

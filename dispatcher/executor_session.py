@@ -1,0 +1,140 @@
+"""One long-lived Executor.Session stream per executor: how runs are sent.
+
+A gRPC call per run (Run, then Ack) cost the dispatcher and the executor more
+CPU than an HTTP task itself; at a thousand runs a second that call setup was
+the limit. A Session carries every run's request, RunStarted, RunFinished
+and ack as single messages on one stream.
+
+It is only the fast path. When a session breaks (executor restart, network),
+every run it carried raises SessionBrokenError and its caller goes back to
+the per-run Run call, which is idempotent by run id: it attaches to a run the
+executor got, or starts one whose request never arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import grpc
+
+from protos import crontrio_pb2 as pb
+from protos import crontrio_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+
+class SessionBrokenError(Exception):
+    """The session a run was sent on ended before the run finished."""
+
+
+class _Stream:
+    """One Session call and the runs waiting on it."""
+
+    def __init__(self, stub: pb_grpc.ExecutorStub, address: str) -> None:
+        self.address = address
+        self.outbox: asyncio.Queue[pb.SessionRequest | None] = asyncio.Queue()
+        self.waiters: dict[str, asyncio.Queue[pb.SessionEvent | SessionBrokenError]] = {}
+        self.call = stub.Session(self._requests())
+        self.unimplemented = False
+        self.reader = asyncio.create_task(self._read(), name=f"session {address}")
+
+    @property
+    def open(self) -> bool:
+        return not self.reader.done()
+
+    async def _requests(self) -> AsyncIterator[pb.SessionRequest]:
+        while (message := await self.outbox.get()) is not None:
+            yield message
+
+    async def _read(self) -> None:
+        error = SessionBrokenError(f"session with executor {self.address} ended")
+        try:
+            async for event in self.call:
+                kind = event.WhichOneof("event")
+                if kind is None:
+                    continue
+                waiter = self.waiters.get(getattr(event, kind).run_id)
+                if waiter is not None:
+                    waiter.put_nowait(event)
+        except grpc.aio.AioRpcError as exc:
+            self.unimplemented = exc.code() == grpc.StatusCode.UNIMPLEMENTED
+            error = SessionBrokenError(f"session with executor {self.address} broke: {exc.code().name} {exc.details()}")
+        except asyncio.CancelledError:
+            error = SessionBrokenError(f"session with executor {self.address} closed")
+            raise
+        finally:
+            if self.waiters:
+                log.info("%s; %d run(s) on it go on through Run", error, len(self.waiters))
+            for waiter in self.waiters.values():
+                waiter.put_nowait(error)
+
+    def close(self) -> None:
+        self.outbox.put_nowait(None)
+        self.call.cancel()
+
+
+class ExecutorSession:
+    """Sends runs and acks to one executor over a Session, reopened on demand."""
+
+    def __init__(self, stub: pb_grpc.ExecutorStub, address: str) -> None:
+        self._stub = stub
+        self.address = address
+        self._stream: _Stream | None = None
+        self._acks: list[str] = []
+        # An executor without Session (an older version): never ask again.
+        self.unsupported = False
+
+    def _current(self) -> _Stream:
+        stream = self._stream
+        if stream is None or not stream.open:
+            if stream is not None and stream.unimplemented:
+                self.unsupported = True
+                raise SessionBrokenError(f"executor {self.address} has no Session")
+            stream = self._stream = _Stream(self._stub, self.address)
+        return stream
+
+    async def run(self, request: pb.RunRequest) -> AsyncIterator[pb.SessionEvent]:
+        """Send one run; its RunStarted, then RunFinished or RunRefused.
+        Raises SessionBrokenError when the stream ends first."""
+        stream = self._current()
+        events: asyncio.Queue[pb.SessionEvent | SessionBrokenError] = asyncio.Queue()
+        stream.waiters[request.run_id] = events
+        try:
+            stream.outbox.put_nowait(pb.SessionRequest(run=request))
+            while True:
+                event = await events.get()
+                if isinstance(event, SessionBrokenError):
+                    raise event
+                yield event
+                if not event.HasField("started"):
+                    return
+        finally:
+            if stream.waiters.get(request.run_id) is events:
+                del stream.waiters[request.run_id]
+
+    def ack(self, run_id: str) -> bool:
+        """Queue an ack; those queued in one turn of the event loop go as one
+        message. False when there is no open session (call Ack instead)."""
+        stream = self._stream
+        if stream is None or not stream.open:
+            return False
+        if not self._acks:
+            asyncio.get_running_loop().call_soon(self._flush_acks)
+        self._acks.append(run_id)
+        return True
+
+    def _flush_acks(self) -> None:
+        run_ids, self._acks = self._acks, []
+        stream = self._stream
+        if stream is not None and stream.open:
+            stream.outbox.put_nowait(pb.SessionRequest(ack=pb.AckRequest(run_ids=run_ids)))
+        # else: the session broke in between. The results stay journaled on
+        # the executor and are collected again (Run replays, the monitor
+        # reconciles): a lost ack costs a replay, never a run.
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None

@@ -1,0 +1,129 @@
+"""Executor.Session against a real executor process, through the
+dispatcher's ExecutorSession: many runs on one stream, refusals, acks, and a
+stream that breaks while its runs go on."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+import pytest_asyncio
+
+from dispatcher.executor_session import ExecutorSession, SessionBrokenError
+from protos import crontrio_pb2 as pb
+from protos import crontrio_pb2_grpc
+from tests.integration.test_executor import Executor, lines, run, shell, start_executor
+
+
+@pytest.fixture(scope="module")
+def executor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Executor]:
+    ex = start_executor(tmp_path_factory.mktemp("session-executor"))
+    yield ex
+    code, _ = ex.stop()
+    assert code == 0, f"executor exited {code} on SIGTERM; log:\n{ex.proc.log_text()}"
+
+
+@pytest_asyncio.fixture
+async def stub(executor: Executor) -> AsyncIterator[crontrio_pb2_grpc.ExecutorStub]:
+    async with grpc.aio.insecure_channel(executor.address) as channel:
+        yield crontrio_pb2_grpc.ExecutorStub(channel)
+
+
+@pytest_asyncio.fixture
+async def session(stub: crontrio_pb2_grpc.ExecutorStub, executor: Executor) -> AsyncIterator[ExecutorSession]:
+    s = ExecutorSession(stub, executor.address)
+    yield s
+    s.close()
+
+
+async def events_of(session: ExecutorSession, request: pb.RunRequest) -> list[pb.SessionEvent]:
+    return [event async for event in session.run(request)]
+
+
+@pytest.mark.asyncio
+async def test_many_runs_on_one_stream_each_get_their_own_events(session: ExecutorSession) -> None:
+    requests = [shell(f"echo run-{i}") for i in range(200)]
+    outcomes = await asyncio.wait_for(asyncio.gather(*(events_of(session, r) for r in requests)), 60)
+    for i, (request, events) in enumerate(zip(requests, outcomes, strict=True)):
+        assert [e.WhichOneof("event") for e in events] == ["started", "finished"], request.run_id
+        assert events[0].started.run_id == request.run_id
+        finished = events[1].finished
+        assert (finished.run_id, finished.status, finished.output_tail) == (request.run_id, "succeeded", f"run-{i}\n".encode())
+
+
+@pytest.mark.asyncio
+async def test_a_bad_request_is_refused_naming_the_field(session: ExecutorSession) -> None:
+    request = shell("true")
+    request.ClearField("shell")
+    (event,) = await events_of(session, request)
+    assert event.refused.run_id == request.run_id
+    assert event.refused.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert "task" in event.refused.message
+    # The session survives a refusal.
+    assert (await events_of(session, shell("true")))[-1].finished.status == "succeeded"
+
+
+@pytest.mark.asyncio
+async def test_ack_on_the_session_drops_the_result_and_a_rerun_is_refused(
+    session: ExecutorSession, stub: crontrio_pb2_grpc.ExecutorStub, tmp_path: Path
+) -> None:
+    marker = tmp_path / "ran"
+    request = shell(f"echo once >> {marker}")
+    assert (await events_of(session, request))[-1].finished.status == "succeeded"
+    assert (await stub.ListResults(pb.ListResultsRequest(run_ids=[request.run_id]))).results
+    assert session.ack(request.run_id)
+
+    async def dropped() -> bool:
+        return not (await stub.ListResults(pb.ListResultsRequest(run_ids=[request.run_id]))).results
+
+    deadline = asyncio.get_running_loop().time() + 10
+    while not await dropped():
+        assert asyncio.get_running_loop().time() < deadline, "the ack sent on the session never reached the journal"
+        await asyncio.sleep(0.05)
+    (event,) = await events_of(session, request)
+    assert event.refused.code == grpc.StatusCode.FAILED_PRECONDITION.value[0]
+    assert lines(marker) == ["once"]
+
+
+@pytest.mark.asyncio
+async def test_a_broken_stream_leaves_the_run_going_and_run_collects_it(
+    session: ExecutorSession, stub: crontrio_pb2_grpc.ExecutorStub, tmp_path: Path
+) -> None:
+    marker = tmp_path / "ran"
+    request = shell(f"echo once >> {marker}; sleep 1; echo done")
+    events = session.run(request)
+    first = await anext(events)
+    assert first.WhichOneof("event") == "started"
+    session.close()  # as when the dispatcher's connection drops
+    with pytest.raises(SessionBrokenError):
+        await anext(events)
+    # What the dispatcher then does: Run with the same id attaches to the run.
+    attached = await run(stub, request)
+    assert attached.finished.status == "succeeded"
+    assert attached.finished.output_tail == b"done\n"
+    assert lines(marker) == ["once"]
+
+
+@pytest.mark.asyncio
+async def test_a_new_stream_opens_after_one_broke(session: ExecutorSession) -> None:
+    assert (await events_of(session, shell("true")))[-1].finished.status == "succeeded"
+    session.close()
+    assert not session.ack("1-1-1"), "no session is open: the caller must use Ack"
+    events = await events_of(session, shell("echo again"))
+    assert events[-1].finished.output_tail == b"again\n"
+
+
+@pytest.mark.asyncio
+async def test_a_session_to_an_executor_that_is_gone_breaks_its_runs(tmp_path: Path) -> None:
+    ex = start_executor(tmp_path / "gone")
+    address = ex.address
+    ex.stop()
+    async with grpc.aio.insecure_channel(address) as channel:
+        session = ExecutorSession(crontrio_pb2_grpc.ExecutorStub(channel), address)
+        with pytest.raises(SessionBrokenError):
+            await asyncio.wait_for(events_of(session, shell("true")), 30)
+        session.close()
+
