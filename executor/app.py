@@ -60,7 +60,8 @@ class ExecutorApp:
         self.registration: EtcdRegistration | None = None
         self.host = socket.gethostname()
         self.journal = Journal(cfg.journal)
-        # One verifying and one non-verifying client, shared by all HTTP tasks.
+        # One connection pool shared by all HTTP tasks (its aiohttp session is
+        # made on first use, inside the running loop).
         self.http = HttpClients()
         self.runs = RunRegistry(cfg, self.journal, self.http, host=self.host, address=cfg.advertised, base_env=base_env)
         self.server = ServiceServer(cfg.listen, [SERVICE_NAME], credentials=credentials)

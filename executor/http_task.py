@@ -1,14 +1,18 @@
-"""Runs one HTTP task: a single request through one of the executor's shared clients."""
+"""Runs one HTTP task: a single request through the executor's shared aiohttp session."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import ssl
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
-import httpx
+import aiohttp
+import certifi
 
 from protos import crontrio_pb2
 
@@ -17,6 +21,21 @@ log = logging.getLogger(__name__)
 # An HTTP task with no timeout of its own still must not hang forever.
 DEFAULT_TIMEOUT_SECONDS = 60.0
 METHODS = ("GET", "POST")
+
+# Keep as many connections alive as may be open: with a small idle pool (httpx
+# kept 20), a burst of every-second jobs against one host reconnected ~all of
+# them every second (TCP and TLS setup per run). 30 s outlives the gap between
+# bursts of every-second to every-few-seconds jobs.
+MAX_CONNECTIONS = 500
+KEEPALIVE_SECONDS = 30.0
+# httpx followed up to 20 redirects (aiohttp's own default is 10).
+MAX_REDIRECTS = 20
+# httpx (h11) accepted a response head of up to 16 KiB; aiohttp's default
+# limit of 8 KiB per header line would fail responses (big cookies) that worked.
+MAX_HEADER_LINE_BYTES = 16 * 1024
+# aiohttp labels a bytes body application/octet-stream; httpx sent none, and
+# a task that wants one sets it in its headers (skipping only affects defaults).
+_SKIP_AUTO_HEADERS = frozenset({"Content-Type"})
 
 
 @dataclass(frozen=True)
@@ -34,35 +53,85 @@ def is_expected(status_code: int, expected: list[int]) -> bool:
     return status_code in expected if expected else 200 <= status_code < 300
 
 
-def _make_client(*, verify: bool) -> httpx.AsyncClient:
-    # Redirects are not followed unless a task asks (per request): like curl,
-    # a 3xx is the answer, and a job that wants it to count as success lists
-    # it in expected_statuses.
-    # Keep as many connections alive as may be open: with httpx's default of
-    # 20, a burst of every-second jobs against one host reconnected ~all of
-    # them every second (TCP and TLS setup per run).
-    limits = httpx.Limits(max_connections=500, max_keepalive_connections=500, keepalive_expiry=30)
-    return httpx.AsyncClient(verify=verify, follow_redirects=False, limits=limits)
+def _verifying_context() -> ssl.SSLContext:
+    # The CAs httpx trusted, so that the change of client changes no verdict:
+    # SSL_CERT_FILE or SSL_CERT_DIR when set, else certifi's bundle.
+    if cafile := os.environ.get("SSL_CERT_FILE"):
+        return ssl.create_default_context(cafile=cafile)
+    if capath := os.environ.get("SSL_CERT_DIR"):
+        return ssl.create_default_context(capath=capath)
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+class _EnvProxies:
+    """HTTP_PROXY / HTTPS_PROXY / ALL_PROXY and NO_PROXY, read once as httpx
+    did. Not aiohttp's trust_env: that re-reads them (and ~/.netrc, adding
+    Authorization headers httpx never sent) in a thread on every request."""
+
+    def __init__(self) -> None:
+        env = urllib.request.getproxies_environment()
+        self.by_scheme: dict[str, str] = {}
+        for scheme in ("http", "https"):
+            proxy = env.get(scheme) or env.get("all")
+            if proxy:
+                self.by_scheme[scheme] = proxy if "://" in proxy else f"http://{proxy}"
+
+    def for_url(self, url: str) -> str | None:
+        if not self.by_scheme:  # the usual case: no proxy, no parsing
+            return None
+        parts = urlsplit(url)
+        proxy = self.by_scheme.get(parts.scheme)
+        host = parts.netloc.rpartition("@")[2]  # host[:port], without credentials
+        # NO_PROXY, re-read: only ever done when a proxy is configured.
+        if proxy is None or urllib.request.proxy_bypass(host):
+            return None
+        return proxy
 
 
 class HttpClients:
-    """The clients every HTTP task shares (connection pooling): httpx fixes
-    TLS verification per client, so there is one that verifies server
-    certificates and one, for tasks with ``skip_tls_verify``, that does not.
-    Created with the executor, closed at its shutdown."""
+    """The connection pool every HTTP task shares: one aiohttp session, made
+    on first use because aiohttp binds it to the running event loop. Tasks
+    with ``skip_tls_verify`` pass ``ssl=False`` per request; aiohttp keys
+    pooled connections by their TLS settings too, so a connection opened
+    without verification never serves a verifying task. Closed (aclose) at
+    the executor's shutdown."""
 
     def __init__(self) -> None:
-        self.verifying = _make_client(verify=True)
-        self.insecure = _make_client(verify=False)
+        self._verify = _verifying_context()
+        self._proxies = _EnvProxies()
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
 
-    def for_task(self, task: crontrio_pb2.HttpTask) -> httpx.AsyncClient:
-        return self.insecure if task.skip_tls_verify else self.verifying
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            if self._closed:
+                raise RuntimeError("the HTTP clients are closed")
+            self._session = _make_session()
+        return self._session
+
+    def ssl_for(self, task: crontrio_pb2.HttpTask) -> ssl.SSLContext | bool:
+        return False if task.skip_tls_verify else self._verify
+
+    def proxy_for(self, url: str) -> str | None:
+        return self._proxies.for_url(url)
 
     async def aclose(self) -> None:
-        try:
-            await self.verifying.aclose()
-        finally:
-            await self.insecure.aclose()
+        self._closed = True
+        if self._session is not None:
+            await self._session.close()
+
+
+def _make_session() -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS, keepalive_timeout=KEEPALIVE_SECONDS)
+    return aiohttp.ClientSession(
+        connector=connector,
+        # No aiohttp timeouts (its default total is 300 s): run_http bounds
+        # the whole exchange itself, with one timer.
+        timeout=aiohttp.ClientTimeout(),
+        skip_auto_headers=_SKIP_AUTO_HEADERS,  # per session: per request it costs a set build each
+        max_line_size=MAX_HEADER_LINE_BYTES,
+        max_field_size=MAX_HEADER_LINE_BYTES,
+    )
 
 
 async def run_http(
@@ -83,36 +152,31 @@ async def run_http(
     status_code = 0
     try:
         async with asyncio.timeout(timeout):
-            async with clients.for_task(task).stream(
+            # Redirects are not followed unless a task asks: like curl, a 3xx
+            # is the answer, and a job that wants it to count as success
+            # lists it in expected_statuses.
+            async with clients.session().request(
                 method,
                 task.url,
                 headers=dict(task.headers),
-                content=task.body.encode() if task.body else None,
-                timeout=httpx.Timeout(timeout),
-                follow_redirects=task.follow_redirects,
+                data=task.body.encode() if task.body else None,
+                allow_redirects=task.follow_redirects,
+                max_redirects=MAX_REDIRECTS,
+                ssl=clients.ssl_for(task),
+                proxy=clients.proxy_for(task.url),
             ) as response:
-                status_code = response.status_code
+                status_code = response.status
                 head = "".join(
-                    f"HTTP {hop.status_code} {hop.reason_phrase} -> {hop.headers.get('location', '')}\n"
-                    for hop in response.history
+                    f"HTTP {hop.status} {hop.reason or ''} -> {hop.headers.get('Location', '')}\n" for hop in response.history
                 )
-                on_head(f"{head}HTTP {response.status_code} {response.reason_phrase}\n".encode())
-                async for chunk in response.aiter_bytes():
+                on_head(f"{head}HTTP {response.status} {response.reason or ''}\n".encode())
+                async for chunk in response.content.iter_any():
                     on_body(chunk)
-    except (TimeoutError, httpx.TimeoutException):
+    except TimeoutError:
         return HttpResult(status_code=status_code, timed_out=True, error=f"timed out after {timeout:g}s")
-    except httpx.ConnectError as exc:
-        if _refused(exc):
-            return HttpResult(error=f"connection refused: {task.url}")
-        tls = _tls_error(exc)
-        if isinstance(tls, ssl.SSLCertVerificationError):
-            return HttpResult(
-                error=f"TLS certificate verification failed for {task.url}: {tls.verify_message or tls.reason or tls}"
-            )
-        if tls is not None:
-            return HttpResult(error=f"TLS error connecting to {task.url}: {tls.reason or tls}")
-        return HttpResult(error=f"cannot connect to {task.url}: {exc}")
-    except httpx.HTTPError as exc:
+    except aiohttp.ClientConnectorError as exc:  # TLS failures included: they happen while connecting
+        return HttpResult(error=_connect_error(task.url, exc.os_error))
+    except aiohttp.ClientError as exc:
         return HttpResult(status_code=status_code, error=f"{type(exc).__name__}: {exc}")
     expected = list(task.expected_statuses)
     if is_expected(status_code, expected):
@@ -121,23 +185,12 @@ async def run_http(
     return HttpResult(status_code=status_code, error=f"HTTP status {status_code}, expected {wanted}")
 
 
-def _cause(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
-    # httpx wraps the socket or TLS error a few levels deep ("All connection
-    # attempts failed" <- ConnectionRefusedError).
-    seen: BaseException | None = exc
-    for _ in range(10):  # chains can be cyclic; the cause is never deep
-        if seen is None:
-            break
-        if isinstance(seen, kind):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
-
-
-def _refused(exc: BaseException) -> bool:
-    return _cause(exc, ConnectionRefusedError) is not None
-
-
-def _tls_error(exc: BaseException) -> ssl.SSLError | None:
-    found = _cause(exc, ssl.SSLError)
-    return found if isinstance(found, ssl.SSLError) else None
+def _connect_error(url: str, cause: OSError) -> str:
+    """What a failed connection says, from the socket or TLS error under it."""
+    if isinstance(cause, ConnectionRefusedError):
+        return f"connection refused: {url}"
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return f"TLS certificate verification failed for {url}: {cause.verify_message or cause.reason or cause}"
+    if isinstance(cause, ssl.SSLError):
+        return f"TLS error connecting to {url}: {cause.reason or cause}"
+    return f"cannot connect to {url}: {cause}"
