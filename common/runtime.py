@@ -10,10 +10,13 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from common.config import Config, load_config
 from common.errors import ConfigError
+
+T = TypeVar("T")
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(component)s %(name)s: %(message)s"
 
@@ -94,3 +97,15 @@ def install_stop_signals(loop: asyncio.AbstractEventLoop, stop: Callable[[], Non
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, handler, sig)
+
+
+def run_loop(main: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run, on uvloop when it is installed (unless CRONTRIO_EVENT_LOOP=asyncio)."""
+    if os.environ.get("CRONTRIO_EVENT_LOOP", "uvloop") != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return uvloop.run(main)
+    return asyncio.run(main)

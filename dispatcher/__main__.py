@@ -7,7 +7,7 @@ import logging
 
 from sqlalchemy.exc import OperationalError
 
-from common.runtime import build_arg_parser, install_stop_signals, load_config_or_exit, setup_logging
+from common.runtime import build_arg_parser, install_stop_signals, load_config_or_exit, run_loop, setup_logging
 from common.store.migrate import SchemaError
 from dispatcher.app import serve
 
@@ -28,7 +28,7 @@ def main() -> None:
         await serve(cfg, stop)
 
     try:
-        asyncio.run(run())
+        run_loop(run())
     except (SchemaError, OperationalError) as exc:
         # One clear line, not a traceback: the operator has a database to fix.
         logging.getLogger("dispatcher").critical("cannot start: %s", getattr(exc, "orig", None) or exc)

@@ -14,10 +14,9 @@ TASK_ENVIRONMENT = dict(os.environ)
 # is first imported.
 os.environ["GRPC_ENABLE_FORK_SUPPORT"] = "false"
 
-import asyncio  # noqa: E402 - after the environment is set up
 import logging  # noqa: E402
 
-from common.runtime import build_arg_parser, load_config_or_exit, setup_logging  # noqa: E402
+from common.runtime import build_arg_parser, load_config_or_exit, run_loop, setup_logging  # noqa: E402
 from executor.app import serve  # noqa: E402
 
 
@@ -27,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config_or_exit(args.config)
     setup_logging("executor", cfg, args.log_level)
     try:
-        asyncio.run(serve(cfg, TASK_ENVIRONMENT))
+        run_loop(serve(cfg, TASK_ENVIRONMENT))
     except OSError as exc:
         logging.getLogger("executor").error("cannot start: %s", exc)
         return 1
