@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from common.model import (
+    DEFAULT_CATCH_UP_WINDOW_SECONDS,
     KEYWORD_FAIL,
     MISFIRE_SKIP,
     NOTIFY_NEVER,
@@ -79,7 +80,7 @@ def job_from_pb(msg: pb.Job) -> Job:
         # Proto3 zero values mean "not given": the model's defaults apply.
         overlap_policy=msg.overlap_policy or OVERLAP_ALLOW,
         misfire_policy=msg.misfire_policy or MISFIRE_SKIP,
-        catch_up_window_seconds=msg.catch_up_window_seconds or Job.catch_up_window_seconds,
+        catch_up_window_seconds=msg.catch_up_window_seconds or DEFAULT_CATCH_UP_WINDOW_SECONDS,
         retry_backoff=msg.retry_backoff or 1.0,
         retry_max_interval_seconds=msg.retry_max_interval_seconds,
         retry_jitter=msg.retry_jitter,

@@ -47,6 +47,12 @@ def _finite_range(field: str, value: float, low: float, high: float, unit: str =
 
 def validate_job(job: Job) -> Job:
     """The job with normalised fields (canonical zone, upper-case method), or ValidationError."""
+    return validate_job_schedule(job)[0]
+
+
+def validate_job_schedule(job: Job) -> tuple[Job, CronSchedule | None]:
+    """validate_job(), and the job's parsed schedule (None for a job that only
+    runs after its upstreams), so a caller that schedules it parses it once."""
     if job.defect:
         raise ValidationError("job", job.defect)
     name = job.name.strip()
@@ -56,10 +62,11 @@ def validate_job(job: Job) -> Job:
         )
     timezone = validate_timezone(job.timezone)
     spec = " ".join(job.spec.split())
+    cron = None
     if spec or not job.after:  # a job with upstreams may have no schedule of its own
         if not spec:
             raise ValidationError("spec", "must not be empty (only a job with --after may have no schedule)")
-        CronSchedule.parse(spec, timezone, hash_key=name)  # raises ValidationError("spec", ...)
+        cron = CronSchedule.parse(spec, timezone, hash_key=name)  # raises ValidationError("spec", ...)
     task_type = (job.type or SHELL).strip().lower()
     if task_type not in TASK_TYPES:
         raise ValidationError("type", f"expected one of {', '.join(TASK_TYPES)}, got {job.type!r}")
@@ -125,7 +132,19 @@ def validate_job(job: Job) -> Job:
     for phone in job.notify_phones:
         if not PHONE_RE.match(phone):
             raise ValidationError("notify_phones", f"{phone!r} is not a phone number (digits, optional leading +)")
-    return dataclasses.replace(job, name=name, spec=spec, timezone=timezone, type=task_type, command=command, http_method=method)
+    if (name, spec, timezone, task_type, command, method) == (
+        job.name,
+        job.spec,
+        job.timezone,
+        job.type,
+        job.command,
+        job.http_method,
+    ):
+        return job, cron  # already normal, as stored jobs are: no second copy of each
+    normal = dataclasses.replace(
+        job, name=name, spec=spec, timezone=timezone, type=task_type, command=command, http_method=method
+    )
+    return normal, cron
 
 
 def _one_of(field: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -12,12 +12,15 @@ from common.model import Job
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Entry:
     job: Job
     cron: CronSchedule
     generation: int
     next_ms: int | None
+    # Set while next_ms is only a lower bound of cron.next_after(after_ms):
+    # the exact time is computed when the entry reaches the front of the heap.
+    after_ms: int | None = None
 
 
 class Schedule:
@@ -26,6 +29,11 @@ class Schedule:
     The heap holds (fire_ms, job_id, generation); replacing or removing a job
     bumps its generation, so stale heap items are skipped when they surface
     instead of being searched for and removed (O(log n) per change).
+
+    A job is added with a cheap lower bound of its next fire time (see
+    CronSchedule.estimate_next_after) and its exact time is computed only
+    when that bound comes first: at start-up with 100,000 jobs, computing
+    every exact time up front (croniter, ~0.2 ms each) took 20 s.
     """
 
     def __init__(self) -> None:
@@ -38,7 +46,16 @@ class Schedule:
 
     def next_fire_ms(self, job_id: int) -> int | None:
         entry = self._entries.get(job_id)
-        return entry.next_ms if entry else None
+        if entry is None:
+            return None
+        if entry.after_ms is not None:
+            bound = entry.next_ms
+            self._resolve(entry)
+            if entry.next_ms is not None and entry.next_ms != bound:
+                # The bound's heap item is stale now (it no longer matches
+                # next_ms) and is skipped when it surfaces.
+                heapq.heappush(self._heap, (entry.next_ms, job_id, entry.generation))
+        return entry.next_ms
 
     def job(self, job_id: int) -> Job | None:
         entry = self._entries.get(job_id)
@@ -56,8 +73,8 @@ class Schedule:
             old.job = job
             return
         self._generation += 1
-        next_ms = cron.next_after(now_ms)
-        self._entries[job.id] = _Entry(job, cron, self._generation, next_ms)
+        next_ms, exact = cron.estimate_next_after(now_ms)
+        self._entries[job.id] = _Entry(job, cron, self._generation, next_ms, None if exact else now_ms)
         if next_ms is not None:
             heapq.heappush(self._heap, (next_ms, job.id, self._generation))
 
@@ -67,13 +84,30 @@ class Schedule:
     def job_ids(self) -> set[int]:
         return set(self._entries)
 
+    @staticmethod
+    def _resolve(entry: _Entry) -> None:
+        """Replace an entry's lower bound by its exact next fire time."""
+        assert entry.after_ms is not None
+        entry.next_ms = entry.cron.next_after(entry.after_ms)
+        entry.after_ms = None
+
     def _top(self) -> tuple[int, int, int] | None:
-        while self._heap:
-            fire_ms, job_id, generation = self._heap[0]
+        heap = self._heap
+        while heap:
+            fire_ms, job_id, generation = heap[0]
             entry = self._entries.get(job_id)
-            if entry is not None and entry.generation == generation and entry.next_ms == fire_ms:
-                return self._heap[0]
-            heapq.heappop(self._heap)  # stale: the job changed or went away
+            if entry is None or entry.generation != generation or entry.next_ms != fire_ms:
+                heapq.heappop(heap)  # stale: the job changed or went away
+                continue
+            if entry.after_ms is None:
+                return heap[0]
+            # Only a lower bound came first: put the exact time in its place
+            # (never earlier than the bound, so sifting down is enough).
+            self._resolve(entry)
+            if entry.next_ms is None:
+                heapq.heappop(heap)
+            else:
+                heapq.heapreplace(heap, (entry.next_ms, job_id, generation))
         return None
 
     def next_due_ms(self) -> int | None:

@@ -668,3 +668,113 @@ def test_zone_cache_chunk_size_does_not_matter(monkeypatch: pytest.MonkeyPatch,
     assert fires("*/30 1 1 11 *", "2026-10-20T00:00:00Z", 4, "America/New_York") == [
         "2026-11-01T05:00:00Z", "2026-11-01T05:30:00Z", "2026-11-01T06:00:00Z",
         "2026-11-01T06:30:00Z"]
+
+
+# ---------------------------------------------------------------------------
+# Sharing parsed schedules, and the cheap lower bound used at start-up
+# ---------------------------------------------------------------------------
+
+def test_same_spec_and_zone_share_one_schedule() -> None:
+    a = CronSchedule.parse("15 3 * * MON-FRI", "Europe/Berlin", hash_key="job-a")
+    b = CronSchedule.parse("15 3 * * MON-FRI", "europe/berlin", hash_key="job-b")
+    assert a is b  # unhashed: the job name plays no part
+    other_zone = CronSchedule.parse("15 3 * * MON-FRI", "Asia/Tokyo")
+    assert other_zone is not a and other_zone.timezone == "Asia/Tokyo"
+    start = ms("2026-01-01T00:00:00Z")
+    assert a.next_after(start) == ms("2026-01-01T02:15:00Z")
+    assert other_zone.next_after(start) == ms("2026-01-01T18:15:00Z")
+    # Differently written, same meaning: still right, shared or not.
+    assert CronSchedule.parse(" 15  3 * * mon-fri ", "Europe/Berlin").next_after(start) == a.next_after(start)
+
+
+def test_hashed_specs_are_not_shared_between_job_names() -> None:
+    start = ms("2026-01-01T00:00:00Z")
+    firsts = {}
+    for name in ("backup-db", "rotate-logs", "ping", "report", "sync"):
+        sched = CronSchedule.parse("H H * * *", "UTC", hash_key=name)
+        again = CronSchedule.parse("H H * * *", "UTC", hash_key=name)
+        assert sched.next_n(start, 2) == again.next_n(start, 2)
+        firsts[name] = sched.next_after(start)
+    assert len(set(firsts.values())) > 1
+    # The same spec without H is shared; with H each name keeps its own time.
+    assert CronSchedule.parse("H H * * *", hash_key="a") is not CronSchedule.parse("H H * * *", hash_key="a")
+
+
+HASH_SPECS = ["H * * * *", "H H * * *", "H(0-29) H(9-17) * * MON-FRI", "H H/4 * * *", "H/15 * * * *",
+              "H(0-29)/10 H(9-17) * * *", "H H H * *", "H H * * H", "H * * * * *", "H H H * * *",
+              "30 H(1-5)/2 * JAN,JUL *"]
+
+
+@pytest.mark.parametrize("spec", HASH_SPECS)
+def test_hash_values_are_croniters_own(spec: str) -> None:
+    """H is resolved the way croniter itself resolves it for that hash id."""
+    seconds = len(spec.split()) == 6
+    expr = " ".join("H(1-28)" if i == (3 if seconds else 2) and f == "H" else f
+                    for i, f in enumerate(spec.split()))
+    start = datetime(2026, 1, 1)
+    for i in range(40):
+        name = f"job-{i}"
+        ours = CronSchedule.parse(spec, "UTC", hash_key=name).next_n(ms("2026-01-01T00:00:00Z"), 4)
+        it = croniter(expr, start, hash_id=name, second_at_beginning=seconds)
+        theirs = [int(it.get_next(datetime).replace(tzinfo=UTC).timestamp()) * 1000 for _ in range(4)]
+        assert ours == theirs, name
+
+
+@pytest.mark.parametrize("spec", [
+    "0 0 * * 1#2,2#3", "0 0 * * mon#2,tue", "0 0 ? * mon", "0 0 15W * *", "0 0 L * 5L",
+    "0 0 1,L * *", "0 0 L-2 * *", "0 0 * * 1-5#2", "59/15 * * * *", "0 0 jan-jan * *",
+    "*/7 1/5 1-10/3 */2 mon-fri/2", "0 0 * * l1-3", "0 0 * * 0-7", "1,2 3 4 5 6 7",
+    "0 0 * * 1#6", "0 0 * * L", "1-2-3 * * * *", "0 0 * * 5#0", "0 0 1-31 * mon",
+])
+def test_checking_fields_one_by_one_agrees_with_croniter(spec: str) -> None:
+    """Fields are validated one at a time (cached): the verdict must be
+    croniter's verdict on the whole expression."""
+    try:
+        template = cron._template(spec)
+    except ValidationError:
+        return  # rejected before croniter is asked
+    expr = " ".join(template.expr_fields)
+    seconds = len(template.expr_fields) == 6
+    try:
+        croniter(expr, 0, second_at_beginning=seconds)
+        whole_ok = True
+    except (ValueError, KeyError):
+        whole_ok = False
+    try:
+        CronSchedule.parse(spec)
+        ours_ok = True
+    except ValidationError as exc:
+        ours_ok = "never fires" in exc.message  # a valid expression with no date
+    assert ours_ok == whole_ok
+
+
+ESTIMATE_SPECS = ["30 2 * * *", "0 * * * *", "*/15 2 * * *", "0 9 * * MON-FRI", "0 0 L * *",
+                  "45 1 * * 0", "0 30 2 * * *", "*/20 * * * * *", "0 0 1 JAN,JUL *", "0 12 * * TUE#2",
+                  "H H * * *", "@hourly", "@every 1h30m", "0 0 29 2 *", "* 2 * 3 0#2"]
+ESTIMATE_ZONES = ["UTC", "America/New_York", "Australia/Lord_Howe", "Asia/Kathmandu", "Europe/London"]
+
+
+@pytest.mark.parametrize("tz", ESTIMATE_ZONES)
+def test_estimate_is_never_after_the_real_next_fire_time(tz: str) -> None:
+    # Instants around transitions (both hemispheres) and ordinary ones.
+    instants = [ms(x) for x in ("2026-03-08T06:59:59Z", "2026-03-29T00:30:00Z", "2026-04-04T15:10:00Z",
+                                "2026-10-03T15:45:00Z", "2026-11-01T05:59:00Z", "2026-11-01T06:30:00Z",
+                                "2026-01-01T00:00:00Z", "2027-06-15T13:37:11Z")]
+    instants += [ms("2026-01-01T00:00:00Z") + k * 7_654_321_987 // 100 for k in range(60)]
+    for spec in ESTIMATE_SPECS:
+        sched = CronSchedule.parse(spec, tz, hash_key="estimate")
+        for t in instants:
+            bound, exact = sched.estimate_next_after(t)
+            real = sched.next_after(t)
+            if exact:
+                assert bound == real, (spec, iso(t))
+            else:
+                assert bound is not None and bound > t // 1000 * 1000, (spec, iso(t))
+                assert real is None or bound <= real, (spec, iso(t))
+
+
+def test_estimate_is_exact_for_daily_specs_away_from_transitions() -> None:
+    sched = CronSchedule.parse("10 20 11 * * *", "Asia/Tokyo")  # 11:20:10 JST = 02:20:10Z
+    t = ms("2026-05-01T12:00:00Z")
+    assert sched.estimate_next_after(t) == (ms("2026-05-02T02:20:10Z"), False)
+    assert sched.next_after(t) == ms("2026-05-02T02:20:10Z")

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from common.cron import CronSchedule
 from common.errors import ValidationError
 from common.jobs import validate_job
 from common.model import Job
@@ -65,3 +66,17 @@ def test_each_bad_field_is_named(changes: dict[str, object], field: str) -> None
         validate_job(dataclasses.replace(GOOD, **changes))  # type: ignore[arg-type]
     assert err.value.field == field
     assert str(err.value).startswith(f"{field}: ")
+
+
+def test_validate_job_schedule_returns_the_parsed_schedule() -> None:
+    from common.jobs import schedule_of, validate_job_schedule
+    from common.model import Dependency
+
+    job, cron = validate_job_schedule(GOOD)
+    assert job is GOOD  # already normal: not copied
+    assert cron is not None and cron is schedule_of(job)
+    _, hashed_cron = validate_job_schedule(Job(name="h-job", spec="H H * * *", command="true"))
+    assert hashed_cron is not None
+    assert hashed_cron.next_n(0, 3) == CronSchedule.parse("H H * * *", hash_key="h-job").next_n(0, 3)
+    after_only = Job(name="after", spec="", command="true", after=(Dependency("backup"),))
+    assert validate_job_schedule(after_only) == (after_only, None)

@@ -5,6 +5,7 @@ from common.model import Job
 from common.schedule import Schedule
 
 T0 = 1_800_000_000_000  # 2027-01-15T08:00:00Z, a whole minute
+WEEK = 7 * 24 * 3600_000  # a catch-up window that drops nothing
 
 
 def job(job_id: int, spec: str, **kw: object) -> tuple[Job, CronSchedule]:
@@ -57,3 +58,67 @@ def test_a_backlog_beyond_the_catch_up_window_is_dropped_not_burst() -> None:
     assert dropped == 1
     # Only firings within the window run; the rest are counted as dropped.
     assert [ms - T0 for _, ms in due] == [118_000, 119_000, 120_000]
+
+
+def test_jobs_sharing_a_parsed_schedule_fire_independently() -> None:
+    cron = CronSchedule.parse("*/2 * * * * *", "UTC")
+    assert CronSchedule.parse("*/2 * * * * *", "UTC") is cron  # parsed once, shared
+    s = Schedule()
+    s.upsert(Job(id=1, name="a", spec="*/2 * * * * *", command="true"), cron, T0)
+    s.upsert(Job(id=2, name="b", spec="*/2 * * * * *", command="true"), cron, T0)
+    due, _ = s.pop_due(T0 + 2000, 60_000)
+    assert sorted((j.id, ms - T0) for j, ms in due) == [(1, 2000), (2, 2000)]
+    # Taking one out, or moving it to another schedule, leaves the other alone.
+    s.remove(1)
+    s.upsert(*job(2, "*/3 * * * * *"), T0 + 2000)
+    s.upsert(Job(id=3, name="c", spec="*/2 * * * * *", command="true"), cron, T0 + 2000)
+    due, _ = s.pop_due(T0 + 6000, 60_000)
+    assert [(j.id, ms - T0) for j, ms in due] == [(2, 3000), (3, 4000), (2, 6000), (3, 6000)]
+
+
+def test_an_early_estimate_never_fires_and_yields_the_exact_time() -> None:
+    # T0 is a Friday 08:00 UTC; the estimate only knows "12:30 some day".
+    weekly = CronSchedule.parse("30 12 * * MON", "UTC")
+    assert weekly.estimate_next_after(T0) == (T0 + 45 * 360_000, False)
+    s = Schedule()
+    s.upsert(Job(id=1, name="weekly", spec="30 12 * * MON", command="true"), weekly, T0)
+    s.upsert(*job(2, "0 0 9 * * *"), T0)  # daily at 09:00 UTC
+    assert s.next_due_ms() == T0 + 3600_000
+    monday = T0 + (3 * 24 * 10 + 45) * 360_000
+    due, _ = s.pop_due(T0 + 5 * 3600_000, WEEK)  # past Friday 12:30: nothing for the weekly job
+    assert [(j.id, ms - T0) for j, ms in due] == [(2, 3600_000)]
+    assert s.next_fire_ms(1) == monday
+    due, _ = s.pop_due(monday, WEEK)
+    assert [(j.id, ms) for j, ms in due] == [
+        (2, T0 + 25 * 3600_000),
+        (2, T0 + 49 * 3600_000),
+        (2, T0 + 73 * 3600_000),
+        (1, monday),
+    ]
+
+
+def test_asking_for_a_fire_time_does_not_fire_twice() -> None:
+    s = Schedule()
+    s.upsert(*job(1, "0 12 * * *"), T0)
+    s.upsert(*job(2, "30 12 * * MON"), T0)
+    # Asking resolves the estimates; the heap must still hold one item per job.
+    assert s.next_fire_ms(1) == T0 + 4 * 3600_000
+    assert s.next_fire_ms(2) == T0 + 765 * 360_000
+    due, _ = s.pop_due(T0 + 4 * 24 * 3600_000, WEEK)
+    assert [(j.id, ms - T0) for j, ms in due] == [
+        (1, 4 * 3600_000),
+        (1, 28 * 3600_000),
+        (1, 52 * 3600_000),
+        (1, 76 * 3600_000),
+        (2, 765 * 360_000),
+    ]
+
+
+def test_a_spec_edit_takes_the_new_schedule() -> None:
+    s = Schedule()
+    s.upsert(*job(1, "0 12 * * *"), T0)
+    assert s.next_fire_ms(1) == T0 + 4 * 3600_000
+    s.upsert(*job(1, "0 9 * * *"), T0 + 1000)
+    assert s.next_fire_ms(1) == T0 + 3600_000
+    due, _ = s.pop_due(T0 + 5 * 3600_000, WEEK)
+    assert [ms - T0 for _, ms in due] == [3600_000]  # 12:00 is gone with the old spec

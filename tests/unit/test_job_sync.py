@@ -1,0 +1,63 @@
+"""JobSync.apply: stored jobs into the Schedule, with shared parsed schedules."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from common.cron import CronSchedule
+from common.model import Job
+from common.schedule import Schedule
+from dispatcher.job_sync import JobSync
+
+T0 = 1_800_000_000_000  # 2027-01-15T08:00:00Z, a Friday
+HOUR = 3600_000
+
+
+def make_sync() -> tuple[JobSync, Schedule]:
+    schedule = Schedule()
+    # apply() needs neither the store nor the database threads.
+    sync = JobSync(None, None, schedule, lambda: None, lambda: T0)  # type: ignore[arg-type]
+    return sync, schedule
+
+
+def test_jobs_with_one_spec_share_it_and_an_edit_replans_only_that_job() -> None:
+    sync, schedule = make_sync()
+    a = Job(id=1, name="a", spec="0 12 * * *", command="true")
+    sync.apply(a)
+    sync.apply(Job(id=2, name="b", spec="0  12 * * *", command="true"))
+    assert schedule.next_fire_ms(1) == schedule.next_fire_ms(2) == T0 + 4 * HOUR
+    sync.apply(dataclasses.replace(a, spec="0 9 * * *"))
+    assert schedule.next_fire_ms(1) == T0 + HOUR
+    assert schedule.next_fire_ms(2) == T0 + 4 * HOUR
+    assert schedule.job(1) is not None and schedule.job(1).spec == "0 9 * * *"  # type: ignore[union-attr]
+    due, _ = schedule.pop_due(T0 + 4 * HOUR, 7 * 24 * HOUR)
+    assert [(j.id, ms - T0) for j, ms in due] == [(1, HOUR), (2, 4 * HOUR)]
+
+
+def test_hashed_jobs_keep_their_own_times() -> None:
+    sync, schedule = make_sync()
+    names = [f"report-{i}" for i in range(8)]
+    for i, name in enumerate(names, 1):
+        sync.apply(Job(id=i, name=name, spec="H H * * *", command="true"))
+    for i, name in enumerate(names, 1):
+        assert schedule.next_fire_ms(i) == CronSchedule.parse("H H * * *", hash_key=name).next_after(T0)
+    assert len({schedule.next_fire_ms(i) for i in range(1, len(names) + 1)}) > 1
+
+
+def test_a_stored_job_that_is_already_normal_is_kept_as_is() -> None:
+    sync, schedule = make_sync()
+    stored = Job(id=7, name="x", spec="*/5 * * * *", timezone="Europe/Berlin", command="true")
+    sync.apply(stored)
+    assert sync.jobs[7] is stored and schedule.job(7) is stored  # one object, not copies
+    sync.apply(Job(id=8, name="y", spec="*/5  * * * *", timezone="europe/berlin", command="true"))
+    assert (sync.jobs[8].spec, sync.jobs[8].timezone) == ("*/5 * * * *", "Europe/Berlin")
+
+
+def test_an_invalid_or_paused_job_is_not_scheduled() -> None:
+    sync, schedule = make_sync()
+    sync.apply(Job(id=1, name="feb30", spec="0 0 30 2 *", command="true"))
+    assert schedule.job(1) is None and "never fires" in sync.invalid[1]
+    sync.apply(Job(id=1, name="feb30", spec="0 0 28 2 *", command="true"))
+    assert schedule.job(1) is not None and 1 not in sync.invalid
+    sync.apply(Job(id=1, name="feb30", spec="0 0 28 2 *", command="true", enabled=False))
+    assert schedule.job(1) is None and 1 not in sync.jobs
