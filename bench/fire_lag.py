@@ -191,6 +191,7 @@ def run(
     log_level: str = "WARNING",
     record_batch_ms: int | None = None,
     profile_dir: Path | None = None,
+    dispatch_ahead_ms: int | None = None,
 ) -> tuple[dict[str, Any], Path]:
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}")
@@ -198,9 +199,15 @@ def run(
     params: dict[str, Any] = {"jobs": jobs, "seconds": seconds, "warmup_seconds": warmup, "spec": "* * * * * *"}
     with Scenario(f"{SCENARIO}-{variant}", keep) as sc:
         dispatcher, executor = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
-        extra_conf = {"dispatcher": {"record_batch_ms": str(record_batch_ms)}} if record_batch_ms is not None else None
+        dispatcher_keys: dict[str, str] = {}
+        if record_batch_ms is not None:
+            dispatcher_keys["record_batch_ms"] = str(record_batch_ms)
+        if dispatch_ahead_ms is not None:
+            dispatcher_keys["dispatch_ahead_ms"] = str(dispatch_ahead_ms)
+        extra_conf = {"dispatcher": dispatcher_keys} if dispatcher_keys else None
         conf = embedded_conf(sc.root, dispatcher, executor, log_level, extra_conf)
         params["record_batch_ms"] = record_batch_ms if record_batch_ms is not None else "default"
+        params["dispatch_ahead_ms"] = dispatch_ahead_ms if dispatch_ahead_ms is not None else "default"
         params["log_level"] = log_level
         migrate(conf)
 
@@ -311,7 +318,8 @@ def run(
         stats["httpsink"] = final["httpsink"]
     result = make_result(
         SCENARIO,
-        variant,
+        # A non-default dispatch_ahead_ms is its own row (and file).
+        variant if not dispatch_ahead_ms else f"{variant}-ahead{dispatch_ahead_ms}",
         params,
         sc.started_at,
         expected=expected,
@@ -382,6 +390,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=int, default=60, help="measured window in seconds (default 60)")
     parser.add_argument("--warmup", type=int, default=3, help="whole seconds skipped after the dispatcher serves (default 3)")
     parser.add_argument("--record-batch-ms", type=int, default=None, help="[dispatcher] record_batch_ms (default: the product's)")
+    parser.add_argument(
+        "--dispatch-ahead-ms", type=int, default=None, help="[dispatcher] dispatch_ahead_ms (default: the product's, 0)"
+    )
     parser.add_argument("--log-level", default="WARNING", help="[log] level of the services (default WARNING)")
     parser.add_argument(
         "--profile", type=Path, metavar="DIR", help="py-spy the dispatcher and executor during the window into DIR"
@@ -403,6 +414,7 @@ def main_args(args: argparse.Namespace) -> int:
             args.log_level,
             args.record_batch_ms,
             args.profile,
+            args.dispatch_ahead_ms,
         )
     return 0
 

@@ -51,6 +51,7 @@ def full_plan(out: Path) -> list[tuple[str, Callable[[], Any]]]:
     return [
         ("fire_lag http", lambda: fire_lag.run("http", out_dir=out)),
         ("fire_lag shell", lambda: fire_lag.run("shell", out_dir=out)),
+        ("fire_lag http ahead", lambda: fire_lag.run("http", out_dir=out, dispatch_ahead_ms=1000)),
         ("schedule_scale", lambda: schedule_scale.run(out_dir=out)),
         ("concurrency", lambda: concurrency.run(out_dir=out)),
         ("failover", lambda: failover.run(out_dir=out)),

@@ -26,6 +26,9 @@ ENV_PREFIX = "CRONTRIO_"
 DEFAULT_CONFIG_PATH = "conf/conf.ini"
 
 
+# Executors hold a run sent ahead for at most this long (executor/servicer.py).
+MAX_DISPATCH_AHEAD_MS = 10_000
+
 @dataclass(frozen=True)
 class DatabaseConfig:
     driver: str = "sqlite"  # sqlite | mysql
@@ -87,6 +90,12 @@ class DispatcherConfig:
     # Run-history writes are grouped into transactions: whatever queued while
     # the previous one was written; > 0 also waits this long to fill a batch.
     record_batch_ms: int = 0
+    # > 0: firings of jobs that allow overlap (the default) are claimed,
+    # recorded and sent to their executor this long before their time; the
+    # executor starts each at its scheduled instant. An edit, pause or delete
+    # less than this before a firing may not reach that firing. Off by
+    # default: not yet safe with several dispatchers (see README).
+    dispatch_ahead_ms: int = 0
 
     @property
     def advertised(self) -> str:
@@ -369,6 +378,9 @@ def _validate(cfg: Config) -> None:
         _check_address(f"dispatcher.executors[{i}]", address)
     if cfg.dispatcher.record_batch_ms < 0:
         raise ConfigError("dispatcher.record_batch_ms: must not be negative")
+    if not 0 <= cfg.dispatcher.dispatch_ahead_ms <= MAX_DISPATCH_AHEAD_MS:
+        ahead = cfg.dispatcher.dispatch_ahead_ms
+        raise ConfigError(f"dispatcher.dispatch_ahead_ms: expected 0 to {MAX_DISPATCH_AHEAD_MS}, got {ahead}")
     _check_address("executor.listen", cfg.executor.listen)
     _check_address("executor.advertise", cfg.executor.advertise, allow_empty=True)
     _check_address("dispatcher.advertise", cfg.dispatcher.advertise, allow_empty=True)

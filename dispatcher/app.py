@@ -60,7 +60,7 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     schedule = Schedule()
     overlap = OverlapGate(store, db, recorder, clients)
     runner = FiringRunner(dispatcher_id, claims, recorder, registry, clients, cfg.machine, overlap)
-    scheduler = Scheduler(schedule, runner.fire)
+    scheduler = Scheduler(schedule, runner.fire, dispatch_ahead_ms=cfg.dispatcher.dispatch_ahead_ms)
     runner.spawn = scheduler.spawn
     takeover = TakeoverWatch(store, db, runner.fire_claimed, scheduler.spawn)
     runner.on_claimed_elsewhere = takeover.watch

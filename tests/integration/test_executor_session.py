@@ -5,6 +5,7 @@ stream that breaks while its runs go on."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -127,3 +128,29 @@ async def test_a_session_to_an_executor_that_is_gone_breaks_its_runs(tmp_path: P
             await asyncio.wait_for(events_of(session, shell("true")), 30)
         session.close()
 
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@pytest.mark.asyncio
+async def test_a_run_sent_ahead_starts_at_its_scheduled_time(session: ExecutorSession) -> None:
+    request = shell("true", scheduled_ms=now_ms() + 700)
+    events = await events_of(session, request)
+    assert events[0].started.started_ms >= request.scheduled_ms
+    assert events[-1].finished.status == "succeeded"
+
+
+@pytest.mark.asyncio
+async def test_run_also_holds_a_run_sent_ahead(stub: crontrio_pb2_grpc.ExecutorStub) -> None:
+    request = shell("true", scheduled_ms=now_ms() + 700)
+    assert (await run(stub, request)).started.started_ms >= request.scheduled_ms
+
+
+@pytest.mark.asyncio
+async def test_a_run_far_ahead_of_the_executors_clock_is_not_held(session: ExecutorSession) -> None:
+    # Further ahead than any dispatcher sends: the clocks disagree; start now.
+    request = shell("true", scheduled_ms=now_ms() + 3_600_000)
+    events = await asyncio.wait_for(events_of(session, request), 30)
+    assert events[0].started.started_ms < request.scheduled_ms - 3_000_000
