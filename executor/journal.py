@@ -22,14 +22,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from executor.workers import Workers
 from protos import crontrio_pb2
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,7 @@ class Journal:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
+        self._thread = Workers(1, "journal")
         self._db: sqlite3.Connection | None = None
         self._pending: list[tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future[Any]]] = []
         self._writer: asyncio.Task[None] | None = None
@@ -134,11 +135,19 @@ class Journal:
         if self._writer is not None:
             await asyncio.shield(self._writer)
         await self._call(self._close)
-        self._thread.shutdown(wait=True)
+        self._thread.shutdown()
 
     async def begin(self, run: StartedRun) -> None:
         """Record that a run is starting; durable when this returns."""
         await self._submit(self._begin, run)
+
+    async def claim(self, run: StartedRun) -> Lookup | None:
+        """Begin ``run`` unless its id is known here: None when it was
+        unknown and is now recorded as started (durable when this returns),
+        else what the journal knows of it, left unchanged. One call and one
+        transaction for a lookup and a begin, so a starting run costs one
+        trip through the writer, and nothing can come between the two."""
+        return await self._submit(self._claim, run)
 
     async def set_pid(self, run_id: str, pid: int) -> None:
         """Record the process id of a started run."""
@@ -177,7 +186,7 @@ class Journal:
     # -- on the journal thread --------------------------------------------
 
     async def _call(self, fn: Callable[..., T], *args: object) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+        return await self._thread.run(functools.partial(fn, *args))
 
     async def _submit(self, fn: Callable[..., T], *args: Any) -> T:
         """Queue one call for the next transaction and wait for its result."""
@@ -267,6 +276,13 @@ class Journal:
                 run.attempt,
             ),
         )
+
+    def _claim(self, run: StartedRun) -> Lookup | None:
+        known = self._lookup(run.run_id)
+        if known.result is not None or known.acked_ms or known.started is not None:
+            return known
+        self._begin(run)
+        return None
 
     def _set_pid(self, run_id: str, pid: int) -> None:
         self._conn().execute("UPDATE started SET pid = ? WHERE run_id = ?", (pid, run_id))

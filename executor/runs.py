@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -43,7 +44,7 @@ from common.config import ExecutorConfig
 from common.errors import ValidationError
 from executor import VERSION
 from executor.http_task import DEFAULT_TIMEOUT_SECONDS, METHODS, HttpClients, run_http
-from executor.journal import Journal, StartedRun
+from executor.journal import Journal, Lookup, StartedRun
 from executor.keywords import KeywordScanner
 from executor.output_tail import OutputTail
 from executor.shell_task import RunAs, ShellProcess, TaskStartError, check_workdir, resolve_user, task_environment
@@ -315,15 +316,10 @@ class RunRegistry:
         validate_request(request)
         async with self._deciding_on(request.run_id):
             try:
-                events = await self._existing(request.run_id)
+                return await self._existing_or_start(request)
             except AlreadyAcknowledgedError as exc:
                 log.warning("run %s: refusing to run it again, its result was acknowledged at %d", exc.run_id, exc.acked_ms)
                 raise
-            if events is not None:
-                return events
-            if not self._accepting:
-                raise DrainingError("executor is shutting down; not starting new runs")
-            return self._start(request).events()
 
     async def attach(self, run_id: str) -> AsyncIterator[crontrio_pb2.RunEvent]:
         """Follow ``run_id`` without ever starting it: the events of the
@@ -375,7 +371,39 @@ class RunRegistry:
         # A finished run leaves _running only after its journal write, so a
         # run not running now is either journaled or can only be started by a
         # Run for this id, which waits for our lock.
-        known = await self.journal.lookup(run_id)
+        return await self._journaled(run_id, await self.journal.lookup(run_id))
+
+    async def _existing_or_start(self, request: crontrio_pb2.RunRequest) -> AsyncIterator[crontrio_pb2.RunEvent]:
+        """``_existing``, else start the run. Call holding ``_deciding_on``."""
+        run_id = request.run_id
+        if run_id in self._running or not self._accepting:
+            # Attaches and replays go on while draining; nothing new starts.
+            events = await self._existing(run_id)
+            if events is None:
+                raise DrainingError("executor is shutting down; not starting new runs")
+            return events
+        started_ms = now_ms()
+        begin_error: Exception | None = None
+        try:
+            # The lookup and, for an unknown run, the durable start record:
+            # one journal call (see _existing on why nothing else can start it).
+            known = await self.journal.claim(self._started_record(request, started_ms))
+        except Exception as exc:  # noqa: BLE001 - decided on below
+            # Whether the run is known is not known now: look again (a failure
+            # fails this call, as any failed lookup); an unknown run then ends
+            # failed, since it must not run without a durable start.
+            begin_error = exc
+            known = await self.journal.lookup(run_id)
+        if known is not None:
+            events = await self._journaled(run_id, known)
+            if events is not None:
+                return events
+        return self._start(request, started_ms, begin_error).events()
+
+    async def _journaled(self, run_id: str, known: Lookup) -> AsyncIterator[crontrio_pb2.RunEvent] | None:
+        """The replay of what the journal knows of a run that is not running,
+        or None when it knows nothing. Raises AlreadyAcknowledgedError for an
+        acknowledged run."""
         if known.result is not None:
             log.info("run %s: replaying its journaled result (%s)", run_id, known.result.status)
             return _single(crontrio_pb2.RunEvent(finished=known.result))
@@ -389,24 +417,21 @@ class RunRegistry:
             return _single(crontrio_pb2.RunEvent(finished=result))
         return None
 
-    def _start(self, request: crontrio_pb2.RunRequest) -> RunHandle:
+    def _start(self, request: crontrio_pb2.RunRequest, started_ms: int, begin_error: Exception | None) -> RunHandle:
         handle = RunHandle(request, request.output_limit_bytes or self.cfg.output_limit_bytes)
         self._running[request.run_id] = handle
-        handle.task = asyncio.create_task(self._execute(handle), name=f"run {request.run_id}")
+        handle.task = asyncio.create_task(self._execute(handle, started_ms, begin_error), name=f"run {request.run_id}")
         return handle
 
-    async def _execute(self, handle: RunHandle) -> None:
+    async def _execute(self, handle: RunHandle, started_ms: int, begin_error: Exception | None) -> None:
         req = handle.request
-        started_ms = now_ms()
         clock = time.monotonic()
-        try:
-            await self.journal.begin(self._started_record(req, started_ms))
-        except Exception as exc:
+        if begin_error is not None:
             # Without a durable start record a crash would let the run start
             # again on reattach: better not run it at all.
-            log.exception("run %s: could not journal its start; not running it", req.run_id)
+            log.error("run %s: could not journal its start; not running it", req.run_id, exc_info=begin_error)
             handle.stopped_running()
-            outcome = _Outcome(status.FAILED, 0, f"not started: could not journal the start of the run: {exc}")
+            outcome = _Outcome(status.FAILED, 0, f"not started: could not journal the start of the run: {begin_error}")
         else:
             try:
                 if req.WhichOneof("task") == "shell":
@@ -479,20 +504,13 @@ class RunRegistry:
             # User lookups and the workdir check may block (NSS, a subprocess).
             run_as = await asyncio.to_thread(self._prepare_shell, req.shell) if req.shell.user else None
             env = task_environment(self._base_env, req.shell.env, run_vars, run_as)
-            proc = ShellProcess.spawn(
+            proc = await ShellProcess.start(
                 req.shell.command, workdir=req.shell.workdir, env=env, on_output=handle.publish_output, run_as=run_as
             )
         except TaskStartError as exc:
             handle.publish_started(self._started(req, 0, started_ms))
             return _Outcome(status.FAILED, 0, str(exc))
-        terminator: asyncio.Task[None] | None = None
-
-        def stop() -> None:
-            nonlocal terminator
-            if terminator is None:
-                terminator = asyncio.create_task(proc.terminate_group(self.cfg.kill_grace_seconds))
-
-        handle.set_stopper(stop)
+        handle.set_stopper(functools.partial(proc.stop, self.cfg.kill_grace_seconds))
         try:
             try:
                 # So that after a crash of this executor the next one can
@@ -504,17 +522,14 @@ class RunRegistry:
                 log.exception("run %s: could not journal its pid %d", req.run_id, proc.pid)
             handle.publish_started(self._started(req, proc.pid, started_ms))
             log.info("run %s (%s attempt %d) started pid %d", req.run_id, req.job_name, req.attempt, proc.pid)
-            exited = asyncio.ensure_future(proc.wait_exit())
             timeout = req.timeout_seconds if req.timeout_seconds > 0 else None
-            done, _ = await asyncio.wait({exited}, timeout=timeout)
-            if not done:
+            if not await proc.exited_within(timeout):
                 handle.request_stop(status.TIMEOUT, f"timed out after {req.timeout_seconds:g}s")
-            code = await exited
+            code = await proc.wait_exit()
             handle.stopped_running()
-            if terminator is not None:
-                # The result must not claim the group is gone while a
-                # TERM-ignoring grandchild is still waiting for its KILL.
-                await terminator
+            # The result must not claim the group is gone while a
+            # TERM-ignoring grandchild is still waiting for its KILL.
+            await proc.stopped()
             if not await proc.drain_output(OUTPUT_DRAIN_SECONDS):
                 log.info("run %s: a background process still holds the output open; stopped reading", req.run_id)
         finally:
