@@ -90,12 +90,13 @@ class DispatcherConfig:
     # Run-history writes are grouped into transactions: whatever queued while
     # the previous one was written; > 0 also waits this long to fill a batch.
     record_batch_ms: int = 0
-    # > 0: firings of jobs that allow overlap (the default) are claimed,
-    # recorded and sent to their executor this long before their time; the
-    # executor starts each at its scheduled instant. An edit, pause or delete
-    # less than this before a firing may not reach that firing. Off by
-    # default: not yet safe with several dispatchers (see README).
-    dispatch_ahead_ms: int = 0
+    # Firings of jobs that allow overlap (the default) are claimed, recorded
+    # and sent to their executor this long before their time; the executor
+    # starts each at its scheduled instant, so a burst of firings costs its
+    # dispatcher work before the second, not during it. An edit, pause or
+    # delete less than this before a firing may not reach that firing.
+    # 0 = send each firing at its time.
+    dispatch_ahead_ms: int = 1000
 
     @property
     def advertised(self) -> str:
