@@ -391,7 +391,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=3, help="whole seconds skipped after the dispatcher serves (default 3)")
     parser.add_argument("--record-batch-ms", type=int, default=None, help="[dispatcher] record_batch_ms (default: the product's)")
     parser.add_argument(
-        "--dispatch-ahead-ms", type=int, default=None, help="[dispatcher] dispatch_ahead_ms (default: the product's, 1000)"
+        "--dispatch-ahead-ms", type=int, default=None, help="[dispatcher] dispatch_ahead_ms (default: the product's, 0)"
     )
     parser.add_argument("--log-level", default="WARNING", help="[log] level of the services (default WARNING)")
     parser.add_argument(

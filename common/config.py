@@ -95,8 +95,10 @@ class DispatcherConfig:
     # starts each at its scheduled instant, so a burst of firings costs its
     # dispatcher work before the second, not during it. An edit, pause or
     # delete less than this before a firing may not reach that firing.
-    # 0 = send each firing at its time.
-    dispatch_ahead_ms: int = 1000
+    # 0 (the default) = send each firing at its time: with it on, a firing
+    # sent ahead by a dispatcher killed in that second was run up to ~3 s
+    # late (bench failover), against 0.2 s with it off.
+    dispatch_ahead_ms: int = 0
 
     @property
     def advertised(self) -> str:
