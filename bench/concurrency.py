@@ -42,6 +42,7 @@ from bench.harness import (
     make_result,
     percentiles,
     proc_stats,
+    scenario_cli,
     summary_line,
     write_result,
 )
@@ -238,11 +239,7 @@ def main_args(args: argparse.Namespace) -> int:
 
 @cli
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.concurrency", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_arguments(parser)
-    return main_args(parser.parse_args(argv))
+    return scenario_cli("python -m bench.concurrency", __doc__, add_arguments, main_args, argv)
 
 
 if __name__ == "__main__":

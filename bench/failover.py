@@ -38,6 +38,7 @@ from bench.harness import (
     migrate,
     percentiles,
     proc_stats,
+    scenario_cli,
     sleep_until_ms,
     summary_line,
     write_conf,
@@ -286,11 +287,7 @@ def main_args(args: argparse.Namespace) -> int:
 
 @cli
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.failover", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_arguments(parser)
-    return main_args(parser.parse_args(argv))
+    return scenario_cli("python -m bench.failover", __doc__, add_arguments, main_args, argv)
 
 
 if __name__ == "__main__":

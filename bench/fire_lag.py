@@ -45,6 +45,7 @@ from bench.harness import (
     make_result,
     migrate,
     percentiles,
+    scenario_cli,
     sleep_until_ms,
     summary_line,
     tcp_ready,
@@ -421,11 +422,7 @@ def main_args(args: argparse.Namespace) -> int:
 
 @cli
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.fire_lag", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_arguments(parser)
-    return main_args(parser.parse_args(argv))
+    return scenario_cli("python -m bench.fire_lag", __doc__, add_arguments, main_args, argv)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ services running.
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import datetime as dt
 import json
@@ -47,6 +48,7 @@ __all__ = [
     "now_ms",
     "percentiles",
     "proc_stats",
+    "scenario_cli",
     "sleep_until_ms",
     "wait_for",
     "write_conf",
@@ -374,6 +376,19 @@ def cli(main: Callable[[list[str] | None], int]) -> Callable[..., int]:
             return 130
 
     return wrapped
+
+
+def scenario_cli(
+    prog: str,
+    doc: str | None,
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    main_args: Callable[[argparse.Namespace], int],
+    argv: list[str] | None,
+) -> int:
+    """The body of every scenario module's own main(): `python -m bench.<scenario>`."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    return main_args(parser.parse_args(argv))
 
 
 class Scenario:

@@ -43,6 +43,7 @@ from bench.harness import (
     make_result,
     migrate,
     percentiles,
+    scenario_cli,
     sleep_until_ms,
     summary_line,
     write_result,
@@ -320,11 +321,7 @@ def main_args(args: argparse.Namespace) -> int:
 
 @cli
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.schedule_scale", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_arguments(parser)
-    return main_args(parser.parse_args(argv))
+    return scenario_cli("python -m bench.schedule_scale", __doc__, add_arguments, main_args, argv)
 
 
 if __name__ == "__main__":
