@@ -9,7 +9,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -17,7 +17,6 @@ from typing import Any
 
 import grpc
 import pytest
-import pytest_asyncio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from protos import crontrio_pb2 as pb
@@ -77,6 +76,14 @@ def start_executor(directory: Path, *, journal: Path | None = None, **executor_k
     return Executor(address=address, journal=journal, proc=proc, conf=conf)
 
 
+def running_executor(directory: Path) -> Iterator[Executor]:
+    """Body of a module's `executor` fixture: start, yield, stop cleanly."""
+    ex = start_executor(directory)
+    yield ex
+    code, _ = ex.stop()
+    assert code == 0, f"executor exited {code} on SIGTERM; log:\n{ex.proc.log_text()}"
+
+
 @pytest.fixture(scope="module")
 def executor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Executor]:
     ex = start_executor(tmp_path_factory.mktemp("executor"))
@@ -84,12 +91,6 @@ def executor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Executor]:
     code, took = ex.stop()
     assert code == 0, f"executor exited {code} on SIGTERM; log:\n{ex.proc.log_text()}"
     assert took < 5, f"executor took {took:.1f}s to stop"
-
-
-@pytest_asyncio.fixture
-async def stub(executor: Executor) -> AsyncIterator[crontrio_pb2_grpc.ExecutorStub]:
-    async with grpc.aio.insecure_channel(executor.address) as channel:
-        yield crontrio_pb2_grpc.ExecutorStub(channel)
 
 
 class _Handler(BaseHTTPRequestHandler):

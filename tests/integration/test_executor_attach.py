@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-import pytest_asyncio
 
 from protos import crontrio_pb2 as pb
 from protos import crontrio_pb2_grpc
@@ -22,6 +21,7 @@ from tests.integration.test_executor import (
     read_until,
     rss_kib,
     run,
+    running_executor,
     shell,
     start_executor,
     start_then_crash,
@@ -33,16 +33,7 @@ from tests.services import pid_alive
 
 @pytest.fixture(scope="module")
 def executor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Executor]:
-    ex = start_executor(tmp_path_factory.mktemp("executor-attach"))
-    yield ex
-    code, _ = ex.stop()
-    assert code == 0, f"executor exited {code} on SIGTERM; log:\n{ex.proc.log_text()}"
-
-
-@pytest_asyncio.fixture
-async def stub(executor: Executor) -> AsyncIterator[crontrio_pb2_grpc.ExecutorStub]:
-    async with grpc.aio.insecure_channel(executor.address) as channel:
-        yield crontrio_pb2_grpc.ExecutorStub(channel)
+    yield from running_executor(tmp_path_factory.mktemp("executor-attach"))
 
 
 # ---------------------------------------------------------------- helpers

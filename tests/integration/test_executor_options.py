@@ -9,14 +9,13 @@ import random
 import ssl
 import subprocess
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-import pytest_asyncio
 
 from executor.keywords import KeywordScanner
 from protos import crontrio_pb2 as pb
@@ -32,8 +31,8 @@ from tests.integration.test_executor import (
     read_until,
     rss_kib,
     run,
+    running_executor,
     shell,
-    start_executor,
 )
 
 NOT_ROOT_ERROR = "cannot run as user 'nobody': the executor is not running as root"
@@ -47,16 +46,7 @@ AS_ROOT = os.geteuid() == 0  # the executor runs as the same user as the tests
 def executor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Executor]:
     directory = tmp_path_factory.mktemp("executor-options")
     directory.chmod(0o700)  # the executor's working directory: root's only
-    ex = start_executor(directory)
-    yield ex
-    code, _ = ex.stop()
-    assert code == 0, f"executor exited {code} on SIGTERM; log:\n{ex.proc.log_text()}"
-
-
-@pytest_asyncio.fixture
-async def stub(executor: Executor) -> AsyncIterator[crontrio_pb2_grpc.ExecutorStub]:
-    async with grpc.aio.insecure_channel(executor.address) as channel:
-        yield crontrio_pb2_grpc.ExecutorStub(channel)
+    yield from running_executor(directory)
 
 
 class _Handler(BaseHTTPRequestHandler):

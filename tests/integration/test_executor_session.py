@@ -16,21 +16,12 @@ import pytest_asyncio
 from dispatcher.executor_session import ExecutorSession, SessionBrokenError
 from protos import crontrio_pb2 as pb
 from protos import crontrio_pb2_grpc
-from tests.integration.test_executor import Executor, lines, run, shell, start_executor
+from tests.integration.test_executor import Executor, lines, run, running_executor, shell, start_executor
 
 
 @pytest.fixture(scope="module")
 def executor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Executor]:
-    ex = start_executor(tmp_path_factory.mktemp("session-executor"))
-    yield ex
-    code, _ = ex.stop()
-    assert code == 0, f"executor exited {code} on SIGTERM; log:\n{ex.proc.log_text()}"
-
-
-@pytest_asyncio.fixture
-async def stub(executor: Executor) -> AsyncIterator[crontrio_pb2_grpc.ExecutorStub]:
-    async with grpc.aio.insecure_channel(executor.address) as channel:
-        yield crontrio_pb2_grpc.ExecutorStub(channel)
+    yield from running_executor(tmp_path_factory.mktemp("session-executor"))
 
 
 @pytest_asyncio.fixture

@@ -1,0 +1,18 @@
+"""Shared fixtures of the executor tests: each module starts its own
+`executor` (module scope); `stub` talks to it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest_asyncio
+
+from protos import crontrio_pb2_grpc
+from tests.integration.test_executor import Executor
+
+
+@pytest_asyncio.fixture
+async def stub(executor: Executor) -> AsyncIterator[crontrio_pb2_grpc.ExecutorStub]:
+    async with grpc.aio.insecure_channel(executor.address) as channel:
+        yield crontrio_pb2_grpc.ExecutorStub(channel)
