@@ -21,6 +21,12 @@ starts died with the previous executor process: ``recover`` turns it into a
 ``lost`` result (killing what is left of its process group, if provably its),
 which a Run for it then replays instead of running the task a second time.
 
+A run sent ahead of its scheduled time (dispatcher.dispatch_ahead_ms) is
+accepted at once: its start is journaled and it counts as running (Attach,
+ListResults and Kill see it), but its task starts only at the scheduled
+instant. Killed while held, it ends ``killed`` without having run; cancelled
+(its job paused or deleted meanwhile), it ends ``skipped``.
+
 A run belongs to the executor, not to the RPC that started it: a caller that
 disconnects does not stop it, and its result lands in the journal before any
 caller sees RunFinished.
@@ -40,7 +46,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from common import status
-from common.config import ExecutorConfig
+from common.config import MAX_DISPATCH_AHEAD_MS, ExecutorConfig
 from common.errors import ValidationError
 from executor import VERSION
 from executor.http_task import DEFAULT_TIMEOUT_SECONDS, METHODS, HttpClients, run_http
@@ -68,6 +74,25 @@ OUTPUT_DRAIN_SECONDS = 1.0
 LOST_ERROR = "executor restarted during the run (previous process died); the task may have been interrupted"
 # How often an orphaned process group being killed is checked for survivors.
 _ORPHAN_POLL_SECONDS = 0.05
+# A run sent further ahead than a dispatcher ever sends one means the two
+# clocks disagree: start it now rather than hold it for long.
+MAX_HOLD_MS = MAX_DISPATCH_AHEAD_MS + 5_000
+
+
+def hold_ms(request: crontrio_pb2.RunRequest, now: int) -> int:
+    """How long to hold a run sent ahead of its time (dispatcher.dispatch_ahead_ms)
+    before starting it: until its scheduled instant, 0 when that has come."""
+    ahead = request.scheduled_ms - now
+    if ahead <= 0:
+        return 0
+    if ahead > MAX_HOLD_MS:
+        log.warning(
+            "run %s is scheduled %.1fs ahead of this executor's clock; starting it now (are the hosts' clocks in sync?)",
+            request.run_id,
+            ahead / 1000,
+        )
+        return 0
+    return ahead
 
 
 class DrainingError(Exception):
@@ -175,6 +200,8 @@ class RunHandle:
         self._stopper: Callable[[], object] | None = None
         self._stoppable = True
         self._subscribers: set[_Subscriber] = set()
+        # True while a run sent ahead waits for its scheduled instant.
+        self.held = False
 
     # -- subscribers -----------------------------------------------------------
 
@@ -251,6 +278,11 @@ class RunHandle:
         self._stopper = stopper
         if self.stop_status:
             stopper()
+
+    def clear_stopper(self) -> None:
+        """The previous stopper no longer applies (a hold ended); a stop
+        requested from now until the next ``set_stopper`` takes effect then."""
+        self._stopper = None
 
     def stopped_running(self) -> None:
         """The task is over (only output is still being collected): a Kill
@@ -382,9 +414,15 @@ class RunRegistry:
             if events is None:
                 raise DrainingError("executor is shutting down; not starting new runs")
             return events
-        started_ms = now_ms()
+        now = now_ms()
+        hold = hold_ms(request, now)
+        # A held run's start record says when it will start.
+        started_ms = now + hold
         begin_error: Exception | None = None
         try:
+            # Done on arrival, also for a run that is then held: the journal
+            # write of a burst sent ahead is off the scheduled instant, and a
+            # held run is known here (listed, killable, never started twice).
             # The lookup and, for an unknown run, the durable start record:
             # one journal call (see _existing on why nothing else can start it).
             known = await self.journal.claim(self._started_record(request, started_ms))
@@ -398,7 +436,7 @@ class RunRegistry:
             events = await self._journaled(run_id, known)
             if events is not None:
                 return events
-        return self._start(request, started_ms, begin_error).events()
+        return self._start(request, started_ms, hold, begin_error).events()
 
     async def _journaled(self, run_id: str, known: Lookup) -> AsyncIterator[crontrio_pb2.RunEvent] | None:
         """The replay of what the journal knows of a run that is not running,
@@ -417,14 +455,36 @@ class RunRegistry:
             return _single(crontrio_pb2.RunEvent(finished=result))
         return None
 
-    def _start(self, request: crontrio_pb2.RunRequest, started_ms: int, begin_error: Exception | None) -> RunHandle:
+    def _start(
+        self, request: crontrio_pb2.RunRequest, started_ms: int, hold: int, begin_error: Exception | None
+    ) -> RunHandle:
         handle = RunHandle(request, request.output_limit_bytes or self.cfg.output_limit_bytes)
         self._running[request.run_id] = handle
-        handle.task = asyncio.create_task(self._execute(handle, started_ms, begin_error), name=f"run {request.run_id}")
+        work = self._execute(handle, started_ms, hold, begin_error)
+        handle.task = asyncio.create_task(work, name=f"run {request.run_id}")
         return handle
 
-    async def _execute(self, handle: RunHandle, started_ms: int, begin_error: Exception | None) -> None:
+    async def _hold(self, handle: RunHandle, hold: int) -> bool:
+        """Wait ``hold`` ms for the run's scheduled instant; False when it was
+        stopped (killed or cancelled) meanwhile."""
+        stopped = asyncio.Event()
+        handle.held = True
+        handle.set_stopper(stopped.set)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopped.wait(), hold / 1000)
+        finally:
+            handle.held = False
+            handle.clear_stopper()
+        return not handle.stop_status
+
+    async def _execute(self, handle: RunHandle, started_ms: int, hold: int, begin_error: Exception | None) -> None:
         req = handle.request
+        if hold and begin_error is None:
+            if not await self._hold(handle, hold):
+                await self._end_unstarted(handle)
+                return
+            started_ms = now_ms()  # the real start; the journal has the planned one
         clock = time.monotonic()
         if begin_error is not None:
             # Without a durable start record a crash would let the run start
@@ -458,11 +518,7 @@ class RunRegistry:
             executor=self.address,
             matched_keyword=handle.keywords.matched if handle.keywords is not None else "",
         )
-        try:
-            await self.journal.put(finished)
-        except Exception:
-            # Still tell whoever is listening; only a later replay is lost.
-            log.exception("run %s: could not journal its result", req.run_id)
+        await self._journal_result(finished)
         handle.publish_finished(finished)
         del self._running[req.run_id]
         log.info(
@@ -474,6 +530,31 @@ class RunRegistry:
             f" ({outcome.error})" if outcome.error else "",
             f", output contains keyword {finished.matched_keyword!r}" if finished.matched_keyword else "",
         )
+
+    async def _end_unstarted(self, handle: RunHandle) -> None:
+        """The result of a held run stopped before its task started: nothing ran."""
+        req = handle.request
+        handle.stopped_running()
+        finished = crontrio_pb2.RunFinished(
+            run_id=req.run_id,
+            status=handle.stop_status,
+            finished_ms=now_ms(),
+            error=f"{handle.stop_error} (before its scheduled start: the task never ran)",
+            host=self.host,
+            executor=self.address,
+        )
+        await self._journal_result(finished)
+        handle.publish_started(self._started(req, 0, 0))
+        handle.publish_finished(finished)
+        del self._running[req.run_id]
+        log.info("run %s %s before its scheduled start: %s", req.run_id, finished.status, handle.stop_error)
+
+    async def _journal_result(self, finished: crontrio_pb2.RunFinished) -> None:
+        try:
+            await self.journal.put(finished)
+        except Exception:
+            # Still tell whoever is listening; only a later replay is lost.
+            log.exception("run %s: could not journal its result", finished.run_id)
 
     def _started(self, req: crontrio_pb2.RunRequest, pid: int, started_ms: int) -> crontrio_pb2.RunStarted:
         return crontrio_pb2.RunStarted(run_id=req.run_id, pid=pid, host=self.host, executor=self.address, started_ms=started_ms)
@@ -580,11 +661,22 @@ class RunRegistry:
     # -- the other RPCs -------------------------------------------------------------
 
     def kill(self, run_id: str, error: str = "killed on request") -> bool:
-        """Kill a running run; False when it is not running here."""
+        """Kill a running run (or one held for its scheduled time); False
+        when it is not running here."""
         handle = self._running.get(run_id)
         if handle is None or not handle.request_stop(status.KILLED, error):
             return False
         log.info("run %s: kill requested (%s)", run_id, error)
+        return True
+
+    def cancel_held(self, run_id: str, reason: str) -> bool:
+        """Cancel a run sent ahead that has not started yet: it ends
+        ``skipped`` with ``reason``. False when it is not held here (unknown,
+        or already started: then it runs to its end)."""
+        handle = self._running.get(run_id)
+        if handle is None or not handle.held or not handle.request_stop(status.SKIPPED, reason):
+            return False
+        log.info("run %s: cancelled before its scheduled start (%s)", run_id, reason)
         return True
 
     async def ack(self, run_ids: Iterable[str]) -> int:

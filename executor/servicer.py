@@ -4,40 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 import grpc
 
-from common.config import MAX_DISPATCH_AHEAD_MS
 from common.errors import ValidationError
 from executor.runs import AlreadyAcknowledgedError, DrainingError, RunNotFoundError, RunRegistry
 from protos import crontrio_pb2, crontrio_pb2_grpc
 
 log = logging.getLogger(__name__)
-
-# A run sent further ahead than a dispatcher ever sends one means the two
-# clocks disagree: start it now rather than hold it for long.
-MAX_HOLD_MS = MAX_DISPATCH_AHEAD_MS + 5_000
-
-
-async def hold_until_scheduled(request: crontrio_pb2.RunRequest) -> None:
-    """Wait for a run sent ahead of its time (dispatcher.dispatch_ahead_ms)
-    until its scheduled instant: the dispatcher's work for a firing is then
-    done before the firing, and the task starts on time."""
-    ahead_ms = request.scheduled_ms - time.time_ns() // 1_000_000
-    if ahead_ms <= 0:
-        return
-    if ahead_ms > MAX_HOLD_MS:
-        log.warning(
-            "run %s is scheduled %.1fs ahead of this executor's clock; starting it now (are the hosts' clocks in sync?)",
-            request.run_id,
-            ahead_ms / 1000,
-        )
-        return
-    await asyncio.sleep(ahead_ms / 1000)
-
 
 # What Run would have aborted with, for a refusal over a Session.
 _REFUSALS: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
@@ -56,7 +32,6 @@ class ExecutorServicer(crontrio_pb2_grpc.ExecutorServicer):
     async def Run(
         self, request: crontrio_pb2.RunRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[crontrio_pb2.RunEvent]:
-        await hold_until_scheduled(request)
         try:
             events = await self.runs.run(request)
         except ValidationError as exc:
@@ -101,6 +76,11 @@ class ExecutorServicer(crontrio_pb2_grpc.ExecutorServicer):
     async def Kill(
         self, request: crontrio_pb2.KillRequest, context: grpc.aio.ServicerContext
     ) -> crontrio_pb2.KillReply:
+        if request.before_start_only:
+            reason = request.reason or "cancelled before its scheduled start"
+            return crontrio_pb2.KillReply(killed=self.runs.cancel_held(request.run_id, reason))
+        if request.reason:
+            return crontrio_pb2.KillReply(killed=self.runs.kill(request.run_id, request.reason))
         return crontrio_pb2.KillReply(killed=self.runs.kill(request.run_id))
 
     async def Ack(
@@ -132,11 +112,11 @@ class _Session:
         self._reader = asyncio.create_task(self._read(requests), name="session reader")
 
     def close(self) -> None:
-        # Followers are left to finish: one still holding a run sent ahead
-        # must start it on time though its dispatcher went away (the run was
-        # accepted and recorded; its result is journaled and collected later,
-        # as for any run whose dispatcher died). They only queue a RunStarted
-        # and a RunFinished that nobody reads, then end.
+        # Followers are left to finish (the runs go on regardless: a run
+        # held for its scheduled time still starts on time though its
+        # dispatcher went away, and its result is journaled and collected
+        # later). They only queue a RunStarted and a RunFinished that nobody
+        # reads, then end.
         self._reader.cancel()
 
     async def _read(self, requests: AsyncIterator[crontrio_pb2.SessionRequest]) -> None:
@@ -161,7 +141,6 @@ class _Session:
         task.add_done_callback(self._followers.discard)
 
     async def _follow(self, request: crontrio_pb2.RunRequest) -> None:
-        await hold_until_scheduled(request)
         try:
             events = await self._runs.run(request)
         except Exception as exc:

@@ -145,3 +145,71 @@ async def test_a_run_far_ahead_of_the_executors_clock_is_not_held(session: Execu
     request = shell("true", scheduled_ms=now_ms() + 3_600_000)
     events = await asyncio.wait_for(events_of(session, request), 30)
     assert events[0].started.started_ms < request.scheduled_ms - 3_000_000
+
+
+async def held(stub: crontrio_pb2_grpc.ExecutorStub, request: pb.RunRequest) -> None:
+    """Wait until the executor holds `request` (accepted, not started)."""
+    deadline = time.monotonic() + 10
+    while request.run_id not in (await stub.ListResults(pb.ListResultsRequest(run_ids=[request.run_id]))).running_run_ids:
+        assert time.monotonic() < deadline, "the run was never accepted"
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.asyncio
+async def test_a_held_run_is_known_before_it_starts(session: ExecutorSession, stub: crontrio_pb2_grpc.ExecutorStub) -> None:
+    # Listed as running while held: the monitor and a peer dispatcher asking
+    # "does any executor have this run?" must hear yes, or they would run it again.
+    request = shell("true", scheduled_ms=now_ms() + 1500)
+    events = asyncio.ensure_future(events_of(session, request))
+    await held(stub, request)
+    assert now_ms() < request.scheduled_ms, "the run was not listed before its scheduled time"
+    assert (await asyncio.wait_for(events, 30))[-1].finished.status == "succeeded"
+
+
+@pytest.mark.asyncio
+async def test_killing_a_held_run_ends_it_killed_and_nothing_runs(
+    session: ExecutorSession, stub: crontrio_pb2_grpc.ExecutorStub, tmp_path: Path
+) -> None:
+    marker = tmp_path / "ran"
+    request = shell(f"echo ran >> {marker}", scheduled_ms=now_ms() + 2000)
+    events = asyncio.ensure_future(events_of(session, request))
+    await held(stub, request)
+    assert (await stub.Kill(pb.KillRequest(run_id=request.run_id))).killed
+    finished = (await asyncio.wait_for(events, 30))[-1].finished
+    assert finished.status == "killed"
+    assert "before its scheduled start" in finished.error
+    assert finished.started_ms == 0
+    # Ended at once, not at its scheduled time; and the command never ran.
+    assert finished.finished_ms < request.scheduled_ms
+    await asyncio.sleep((request.scheduled_ms - now_ms()) / 1000 + 0.3)
+    assert not marker.exists()
+    # Its result is journaled like any other: a Run for it replays it.
+    assert (await run(stub, request)).finished.status == "killed"
+
+
+@pytest.mark.asyncio
+async def test_cancelling_a_held_run_ends_it_skipped_with_the_reason(
+    session: ExecutorSession, stub: crontrio_pb2_grpc.ExecutorStub
+) -> None:
+    request = shell("true", scheduled_ms=now_ms() + 2000)
+    events = asyncio.ensure_future(events_of(session, request))
+    await held(stub, request)
+    reply = await stub.Kill(pb.KillRequest(run_id=request.run_id, before_start_only=True, reason="job paused"))
+    assert reply.killed
+    finished = (await asyncio.wait_for(events, 30))[-1].finished
+    assert (finished.status, finished.exit_code) == ("skipped", 0)
+    assert finished.error.startswith("job paused")
+
+
+@pytest.mark.asyncio
+async def test_cancel_before_start_leaves_a_started_run_alone(
+    session: ExecutorSession, stub: crontrio_pb2_grpc.ExecutorStub
+) -> None:
+    request = shell("sleep 0.5; echo done")
+    events = session.run(request)
+    assert (await anext(events)).WhichOneof("event") == "started"
+    reply = await stub.Kill(pb.KillRequest(run_id=request.run_id, before_start_only=True, reason="job paused"))
+    assert not reply.killed
+    rest = [e async for e in events]
+    assert rest[-1].finished.status == "succeeded"
+    assert rest[-1].finished.output_tail == b"done\n"
