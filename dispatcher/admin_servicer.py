@@ -159,7 +159,14 @@ class AdminServicer(pb_grpc.AdminServicer):
         if run.status not in status.ACTIVE:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"run {run.run_id} is not running (it is {run.status})")
         if not run.executor:
-            return pb.KillRunReply(killed=False, reason="the run has not reached an executor yet")
+            # Not started yet, or sent ahead and held by an executor until its
+            # time (dispatch_ahead_ms), possibly by another dispatcher: whoever
+            # holds it kills it, the others say they do not have it.
+            killed_on = await self._kill_anywhere(run.run_id)
+            log.info("run %s of job %s: kill requested before it started (%s)", run.run_id, run.job_name, killed_on or "nowhere")
+            await self._audit.record("run.kill", run.run_id, after=json.dumps({"killed": bool(killed_on), "job": run.job_name}))
+            reason = "" if killed_on else "the run has not reached an executor yet"
+            return pb.KillRunReply(killed=bool(killed_on), reason=reason)
         try:
             reply = await self._clients.stub(run.executor).Kill(pb.KillRequest(run_id=run.run_id), timeout=10)
         except grpc.aio.AioRpcError as exc:
@@ -168,6 +175,20 @@ class AdminServicer(pb_grpc.AdminServicer):
         reason = "" if reply.killed else f"executor {run.executor} does not have it running"
         await self._audit.record("run.kill", run.run_id, after=json.dumps({"killed": reply.killed, "job": run.job_name}))
         return pb.KillRunReply(killed=reply.killed, reason=reason)
+
+    async def _kill_anywhere(self, run_id: str) -> str:
+        """Kill `run_id` on whichever live executor has it; its address, or ""."""
+
+        async def kill(address: str) -> str:
+            try:
+                reply = await self._clients.stub(address).Kill(pb.KillRequest(run_id=run_id), timeout=10)
+            except grpc.aio.AioRpcError as exc:
+                log.warning("kill of run %s: executor %s unreachable: %s", run_id, address, exc.details())
+                return ""
+            return address if reply.killed else ""
+
+        addresses = sorted({e.address for e in self._registry.live()}) if self._registry else []
+        return next((a for a in await asyncio.gather(*(kill(a) for a in addresses)) if a), "")
 
     async def DeleteJob(self, request: pb.JobRef, context: grpc.aio.ServicerContext) -> pb.DeleteJobReply:
         job = await self._find(request, context)

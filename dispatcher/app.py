@@ -28,6 +28,7 @@ from dispatcher.firing import FiringRunner
 from dispatcher.job_sync import JobSync
 from dispatcher.notify import RunNotifier
 from dispatcher.overlap import OverlapGate
+from dispatcher.peers import PeerLiveness
 from dispatcher.recorder import RunRecorder
 from dispatcher.scheduler import Scheduler, wall_ms
 from dispatcher.takeover import TakeoverWatch
@@ -62,10 +63,10 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     runner = FiringRunner(dispatcher_id, claims, recorder, registry, clients, cfg.machine, overlap)
     scheduler = Scheduler(schedule, runner.fire, dispatch_ahead_ms=cfg.dispatcher.dispatch_ahead_ms)
     runner.spawn = scheduler.spawn
-    takeover = TakeoverWatch(store, db, runner.fire_claimed, scheduler.spawn)
-    runner.on_claimed_elsewhere = takeover.watch
     job_sync = JobSync(store, db, schedule, scheduler.wake, wall_ms)
     runner.downstream_of = job_sync.downstream_of
+    runner.still_scheduled = job_sync.jobs.__contains__
+    job_sync.on_unscheduled = runner.cancel_sent_ahead
     alerts = AlertSender(cfg.alert, cfg.alarm_mail_list)
     await alerts.start()
     runner.after_firing = RunNotifier(alerts, store, db).after_firing
@@ -93,6 +94,22 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
                 pb.DispatcherInfo(id=dispatcher_id, address=cfg.dispatcher.advertised, version=VERSION, started_ms=started_ms)
             ]
         return [pb.DispatcherInfo(id=d.id, address=d.address, version=d.version, started_ms=d.started_ms) for d in watcher.live()]
+
+    # Peers that die between recording a run and sending it: adopt their runs.
+    peers = PeerLiveness(
+        (lambda: {d.id: d.address for d in watcher.live()}) if watcher is not None else (lambda: None),
+        cfg.tls if cfg.tls.admin else None,
+    )
+    takeover = TakeoverWatch(
+        store,
+        db,
+        runner.fire_claimed,
+        scheduler.spawn,
+        dispatcher_id=dispatcher_id,
+        alive=peers.alive if watcher is not None else None,
+        adopt=runner.adopt,
+    )
+    runner.on_claimed_elsewhere = takeover.watch
 
     admin = AdminServicer(store, db, schedule, job_sync, runner, scheduler.spawn, clients, registry, dispatchers)
     pb_grpc.add_AdminServicer_to_server(admin, server.server)

@@ -163,6 +163,13 @@ class FiringRunner:
         self.spawn: SpawnFn | None = None
         # Called with the job and the run id of a firing's last attempt (alerts).
         self.after_firing: Callable[[Job, str], Coroutine[Any, Any, None]] | None = None
+        # Set by the app: is this job (by id) still scheduled (not paused, deleted or invalid)?
+        self.still_scheduled: Callable[[int], bool] = lambda _job_id: True
+        # Runs sent ahead of their time (dispatch_ahead_ms) that have not
+        # started yet: job id -> {run id: executor address}. A job paused or
+        # deleted meanwhile has them cancelled on their executors.
+        self._sent_ahead: dict[int, dict[str, str]] = {}
+        self._cancels: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------ firings
 
@@ -181,9 +188,35 @@ class FiringRunner:
             return
         await self.run_firing(job, scheduled_ms, trigger)
 
-    async def run_firing(self, job: Job, scheduled_ms: int, trigger: str, first_attempt: int = 1, recorded: bool = False) -> None:
-        """Attempts from `first_attempt`, then what follows a firing's end."""
-        final = await self.run_attempts(job, scheduled_ms, first_attempt, trigger, recorded)
+    async def adopt(self, job: Job, run: RunRecord) -> None:
+        """Carry on with `run`, recorded by a dispatcher that died before any
+        executor reported starting it (and whose ownership we just took over
+        in the store, see takeover.py). If an executor already has it (sent,
+        held for its time, or even finished), we follow it there, since Run is
+        idempotent by run id; otherwise it is sent as its owner would have."""
+        holder = await self.holder_of(run.run_id)
+        log.warning(
+            "job %s run %s: adopted from dead dispatcher %s (%s)",
+            job.name,
+            run.run_id,
+            run.dispatcher,
+            f"following it on {holder}" if holder else "no executor has it: sending it",
+        )
+        await self.run_firing(job, run.scheduled_ms, run.trigger, run.attempt, recorded=True, pin=holder)
+
+    async def holder_of(self, run_id: str) -> str:
+        """The address of a live executor that knows `run_id` (running, held,
+        or with its result journaled), or ""."""
+        addresses = sorted({e.address for e in self._registry.live()})
+        answers = await asyncio.gather(*(self._executor_knows(self._clients.stub(a), run_id) for a in addresses))
+        return next((a for a, known in zip(addresses, answers, strict=True) if known is not None), "")
+
+    async def run_firing(
+        self, job: Job, scheduled_ms: int, trigger: str, first_attempt: int = 1, recorded: bool = False, pin: str = ""
+    ) -> None:
+        """Attempts from `first_attempt`, then what follows a firing's end
+        (`pin`: the first attempt goes to that executor, see `adopt`)."""
+        final = await self.run_attempts(job, scheduled_ms, first_attempt, trigger, recorded, pin)
         if final is None:
             return
         if self.after_firing is not None:
@@ -199,14 +232,20 @@ class FiringRunner:
         self._start_dependents(job, scheduled_ms, final.status)
 
     async def run_attempts(
-        self, job: Job, scheduled_ms: int, first_attempt: int, trigger: str = TRIGGER_SCHEDULE, recorded: bool = False
+        self,
+        job: Job,
+        scheduled_ms: int,
+        first_attempt: int,
+        trigger: str = TRIGGER_SCHEDULE,
+        recorded: bool = False,
+        pin: str = "",
     ) -> Outcome | None:
         """Run attempts of one firing until one needs no retry; the last outcome."""
         attempt = first_attempt
         avoid = ""
         while True:
-            outcome = await self._attempt(job, scheduled_ms, attempt, trigger, avoid, recorded)
-            recorded = False  # only the first attempt can have been recorded already (queued)
+            outcome = await self._attempt(job, scheduled_ms, attempt, trigger, avoid, recorded, pin)
+            recorded, pin = False, ""  # only the first attempt can have been recorded already (queued, adopted)
             if outcome is None or outcome.status not in status.RETRYABLE or attempt > job.retries:
                 return outcome
             delay = retry_delay(job, attempt, self._rng)
@@ -235,13 +274,23 @@ class FiringRunner:
         )
 
     async def _attempt(
-        self, job: Job, scheduled_ms: int, attempt: int, trigger: str, avoid: str = "", recorded: bool = False
+        self,
+        job: Job,
+        scheduled_ms: int,
+        attempt: int,
+        trigger: str,
+        avoid: str = "",
+        recorded: bool = False,
+        pin: str = "",
     ) -> Outcome | None:
-        candidates = matching_executors(job, self._registry.live(), self._machine_groups, self.unhealthy)
-        if avoid and len(candidates) > 1:
-            candidates = [e for e in candidates if e.address != avoid]
-        plan = self._router.plan(job, candidates)
-        if fans_out(job.route_strategy) and plan:
+        if pin:  # the executor that already has this run: nowhere else
+            plan = [next((e for e in self._registry.live() if e.address == pin), ExecutorRef(address=pin))]
+        else:
+            candidates = matching_executors(job, self._registry.live(), self._machine_groups, self.unhealthy)
+            if avoid and len(candidates) > 1:
+                candidates = [e for e in candidates if e.address != avoid]
+            plan = self._router.plan(job, candidates)
+        if fans_out(job.route_strategy) and plan and not pin:
             return await self._fan_out(job, scheduled_ms, attempt, trigger, plan, recorded)
         record = self._new_record(job, scheduled_ms, attempt, trigger)
         if recorded:
@@ -250,6 +299,12 @@ class FiringRunner:
             # The unique key caught a firing another dispatcher already recorded.
             log.info("run %s already recorded by another dispatcher; not running it again", record.run_id)
             return None
+        if record.scheduled_ms > now_ms() and not self.still_scheduled(job.id):
+            # Paused or deleted between the claim ahead of time and now.
+            reason = f"job {job.name} was paused or deleted before this firing's scheduled time"
+            log.info("job %s run %s skipped: %s", job.name, record.run_id, reason)
+            self._recorder.update(record.run_id, status=status.SKIPPED, error=reason, finished_ms=now_ms())
+            return Outcome(status.SKIPPED, record.run_id)
         if not plan:
             reason = f"no executor: none live matches target {job.target or '(any)'!r}"
             log.warning("job %s run %s failed: %s", job.name, record.run_id, reason)
@@ -336,6 +391,9 @@ class FiringRunner:
         failing_since: float | None = None
         delay = 0.2
         self.in_flight[executor.address] += 1
+        ahead = self._sent_ahead.setdefault(job.id, {}) if record.scheduled_ms > now_ms() else None
+        if ahead is not None:
+            ahead[record.run_id] = executor.address
         try:
             session = self._clients.session(executor.address)
             if session is not None:
@@ -344,6 +402,7 @@ class FiringRunner:
                         kind = ev.WhichOneof("event")
                         if kind == "started" and not started:
                             started = True
+                            self._no_longer_ahead(job.id, record.run_id)
                             self._record_started(record, executor, ev.started)
                         elif kind == "finished":
                             return await self._finish(job, record, executor, ev.finished)
@@ -359,6 +418,7 @@ class FiringRunner:
                         kind = event.WhichOneof("event")
                         if kind == "started" and not started:
                             started = True
+                            self._no_longer_ahead(job.id, record.run_id)
                             self._record_started(record, executor, event.started)
                         elif kind == "finished":
                             return await self._finish(job, record, executor, event.finished)
@@ -391,6 +451,36 @@ class FiringRunner:
                     delay = min(delay * 2, 2.0)
         finally:
             self.in_flight[executor.address] -= 1
+            if ahead is not None:
+                self._no_longer_ahead(job.id, record.run_id)
+
+    def _no_longer_ahead(self, job_id: int, run_id: str) -> None:
+        runs = self._sent_ahead.get(job_id)
+        if runs is not None:
+            runs.pop(run_id, None)
+            if not runs:
+                del self._sent_ahead[job_id]
+
+    def cancel_sent_ahead(self, job_id: int, reason: str) -> int:
+        """Cancel the runs of `job_id` this dispatcher sent ahead and that have
+        not started: each ends `skipped` with `reason` (and is recorded so
+        when its executor reports it). Returns how many were asked to stop."""
+        runs = dict(self._sent_ahead.get(job_id, {}))
+        for run_id, address in runs.items():
+            task = asyncio.create_task(self._cancel_one(run_id, address, reason), name=f"cancel-{run_id}")
+            self._cancels.add(task)
+            task.add_done_callback(self._cancels.discard)
+        return len(runs)
+
+    async def _cancel_one(self, run_id: str, address: str, reason: str) -> None:
+        request = pb.KillRequest(run_id=run_id, before_start_only=True, reason=reason)
+        try:
+            reply = await self._clients.stub(address).Kill(request, timeout=5)
+        except grpc.aio.AioRpcError as exc:
+            log.warning("run %s: could not cancel it on %s (%s); it runs as sent", run_id, address, exc.details())
+            return
+        if reply.killed:
+            log.info("run %s cancelled on %s before its scheduled time: %s", run_id, address, reason)
 
     def _template(self, job: Job) -> bytes | None:
         cached = self._templates.get(job.id)

@@ -44,6 +44,9 @@ class JobSync:
         self._announce = True  # log each newly scheduled job (not during a full load)
         self.jobs: dict[int, Job] = {}  # every valid, enabled job (scheduled or run only after others)
         self._downstream: dict[str, dict[int, str]] = {}  # upstream name -> {job id: condition}
+        # Called with (job id, why) when a job stops being scheduled (paused,
+        # made invalid, deleted): firings of it already sent ahead are cancelled.
+        self.on_unscheduled: Callable[[int, str], object] = lambda _job_id, _why: None
 
     def apply(self, job: Job, now_ms: int | None = None) -> None:
         """Put one stored job into the schedule (or take it out).
@@ -55,6 +58,7 @@ class JobSync:
             self.invalid.pop(job.id, None)
             if self._schedule.remove(job.id):
                 log.info("job %s paused: no longer scheduled", job.name)
+            self.on_unscheduled(job.id, f"job {job.name} was paused before this firing's scheduled time")
             return
         try:
             valid, cron = validate_job_schedule(job)
@@ -64,11 +68,13 @@ class JobSync:
             self.invalid[job.id] = str(exc)
             self._drop(job.id)
             self._schedule.remove(job.id)
+            self.on_unscheduled(job.id, f"job {job.name} became invalid before this firing's scheduled time: {exc}")
             return
         self.invalid.pop(job.id, None)
         self._keep(valid)
         if cron is None:  # runs only after its upstreams
-            self._schedule.remove(job.id)
+            if self._schedule.remove(job.id):
+                self.on_unscheduled(job.id, f"job {job.name} no longer has a schedule of its own")
             return
         is_new = self._schedule.job(job.id) is None
         self._schedule.upsert(valid, cron, self._clock() if now_ms is None else now_ms)
@@ -103,6 +109,7 @@ class JobSync:
         self._drop(job_id)
         if self._schedule.remove(job_id):
             log.info("job id %d deleted: no longer scheduled", job_id)
+        self.on_unscheduled(job_id, f"job id {job_id} was deleted before this firing's scheduled time")
 
     async def load_all(self) -> None:
         self._announce = False  # one summary line for a full load, not one per job

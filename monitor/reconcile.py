@@ -132,7 +132,7 @@ class Reconciler:
                 "host": result.host,
                 "executor": result.executor,
             }
-            if await self._db.run(self._store.finish_run_if_active, run.run_id, fields):
+            if await self._db.run(self._store.finish_run_if_active, run.run_id, fields, run.dispatcher):
                 log.warning(
                     "run %s of job %s: its dispatcher %s is gone; collected the result from executor %s: %s",
                     run.run_id,
@@ -160,7 +160,9 @@ class Reconciler:
             why = "unreachable" if run.executor in answers.unreachable else "has no record of it"
             error = f"executor lost: dispatcher {run.dispatcher} is gone and {where} {why}"
         fields = {"status": status.LOST, "error": error, "finished_ms": now_ms()}
-        if await self._db.run(self._store.finish_run_if_active, run.run_id, fields):
+        # Only while its dead dispatcher still owns it: a live one may have
+        # adopted it (dispatcher/takeover.py) and be running it now.
+        if await self._db.run(self._store.finish_run_if_active, run.run_id, fields, run.dispatcher):
             log.warning("run %s of job %s marked lost: %s", run.run_id, run.job_name, error)
             await self._retry(run.run_id, never_started)
         return 1

@@ -386,20 +386,51 @@ class SqlStore:
             self._update_stmts[columns] = stmt
         return stmt
 
-    def finish_run_if_active(self, run_id: str, fields: dict[str, Any]) -> bool:
-        """Update a run only while it is still pending or running.
+    def finish_run_if_active(self, run_id: str, fields: dict[str, Any], dispatcher: str | None = None) -> bool:
+        """Update a run only while it is still pending or running (and, with
+        `dispatcher`, still owned by that dispatcher).
 
-        The monitor settles orphaned runs with this; if the dispatcher (or
-        another monitor pass) got there first, nothing is overwritten.
+        The monitor settles orphaned runs with this; if the dispatcher, a
+        dispatcher that adopted the run, or another monitor pass got there
+        first, nothing is overwritten.
         """
         unknown = set(fields) - _RUN_COLUMNS
         if unknown:
             raise ValueError(f"unknown run fields: {sorted(unknown)}")
+        where = [runs.c.run_id == run_id, runs.c.status.in_(sorted(status.ACTIVE))]
+        if dispatcher is not None:
+            where.append(runs.c.dispatcher == dispatcher)
+        with self.engine.begin() as conn:
+            result = conn.execute(update(runs).where(*where).values(**fields, updated_ms=now_ms()))
+            return bool(result.rowcount == 1)
+
+    def unstarted_runs_between(self, start_ms: int, end_ms: int, not_dispatcher: str) -> list[RunRecord]:
+        """Pending runs scheduled in [start_ms, end_ms) that no executor has
+        reported starting, recorded by dispatchers other than `not_dispatcher`."""
+        query = select(runs).where(
+            runs.c.scheduled_ms >= start_ms,
+            runs.c.scheduled_ms < end_ms,
+            runs.c.status == status.PENDING,
+            runs.c.executor == "",
+            runs.c.dispatcher != not_dispatcher,
+        )
+        with self.engine.connect() as conn:
+            return [_row_to_run(r) for r in conn.execute(query).mappings().all()]
+
+    def adopt_run(self, run_id: str, old_dispatcher: str, new_dispatcher: str) -> bool:
+        """Make `new_dispatcher` the owner of a pending run of `old_dispatcher`
+        that no executor has reported starting; False when anything about it
+        changed meanwhile (so of two adopters, and the monitor, one wins)."""
         with self.engine.begin() as conn:
             result = conn.execute(
                 update(runs)
-                .where(runs.c.run_id == run_id, runs.c.status.in_(sorted(status.ACTIVE)))
-                .values(**fields, updated_ms=now_ms())
+                .where(
+                    runs.c.run_id == run_id,
+                    runs.c.status == status.PENDING,
+                    runs.c.executor == "",
+                    runs.c.dispatcher == old_dispatcher,
+                )
+                .values(dispatcher=new_dispatcher, updated_ms=now_ms())
             )
             return bool(result.rowcount == 1)
 

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from common.config import DatabaseConfig
 from tests.e2e.cluster import Cluster
@@ -334,3 +335,54 @@ def test_overlap_skip_holds_across_dispatchers(cluster: Cluster) -> None:
     skipped_by = {str(r[1]).split("@")[0] for r in rows if r[0] == "skipped"}
     fired_by = {str(r[1]).split("@")[0] for r in rows}
     assert "skipped" in {r[0] for r in rows} and fired_by == {"d1", "d2"}, (skipped_by, fired_by)
+
+
+def test_a_run_its_dead_dispatcher_recorded_but_never_sent_is_adopted(
+    cluster: Cluster, redis_server: RedisServer
+) -> None:
+    """A dispatcher that dies between recording a run and sending it (with
+    dispatch_ahead_ms: in the second before the firing) leaves a pending row
+    no executor has. A live dispatcher, which lost that firing's claim, finds
+    the owner dead and adopts the run: attempt 1 runs, once, and nothing is
+    left for the monitor to call lost and retry."""
+    cluster.add("executor", "e1")
+    cluster.start("e1")
+    cluster.add("dispatcher", "d1")
+    cluster.start("d1")
+    cluster.add("monitor", "m")
+    cluster.start("m")
+    add_jobs(cluster, 1, "true", retries=0)
+    wait_for(lambda: cluster.sql("SELECT 1 FROM runs WHERE status = 'succeeded'"), 15, "the job to fire")
+    ((job_id,),) = cluster.sql("SELECT id FROM jobs WHERE name = 'job00'")
+    # A firing 3 s ahead, claimed and recorded by a dispatcher that then died
+    # (it never registered: as one whose registration went with it).
+    ghost = "ghost@1"
+    scheduled = whole_second(time.time()) + 3000
+    run_id = f"{job_id}-{scheduled}-1"
+    client = redis.Redis(host=redis_server.host, port=redis_server.port)
+    try:
+        assert client.set(f"crontrio:fire:{job_id}:{scheduled}", ghost, nx=True, px=600_000)
+    finally:
+        client.close()
+    cluster.sql(
+        "INSERT INTO runs (run_id, job_id, job_name, scheduled_ms, attempt, status, dispatcher, executor, host, pid,"
+        " exit_code, started_ms, finished_ms, output, output_truncated, error, created_ms, updated_ms, shard,"
+        " shard_total, `trigger`) VALUES (%s, %s, 'job00', %s, 1, 'pending', %s, '', '', 0, 0, 0, 0, '', 0, '', %s, %s,"
+        " 0, 0, 'schedule')",
+        (run_id, job_id, scheduled, ghost, scheduled, scheduled),
+    )
+    rows = wait_for(
+        lambda: cluster.sql(
+            "SELECT attempt, status, dispatcher, started_ms FROM runs WHERE job_id = %s AND scheduled_ms = %s"
+            " AND status NOT IN ('pending', 'running')",
+            (job_id, scheduled),
+        ),
+        20,
+        "the ghost's run to end",
+    )
+    assert len(rows) == 1, rows  # no retry: it was never lost
+    attempt, run_status, dispatcher, started_ms = rows[0]
+    assert (attempt, run_status) == (1, "succeeded"), rows
+    assert str(dispatcher).startswith("d1@"), dispatcher
+    print(f"\nadopted run started {int(started_ms) - scheduled} ms after its time")  # type: ignore[call-overload]
+    assert "adopted from dead dispatcher ghost@1" in cluster.log("d1")

@@ -11,8 +11,11 @@ import os
 import time
 from typing import Any
 
+import grpc
 import pytest
 
+from protos import crontrio_pb2 as pb
+from protos import crontrio_pb2_grpc as pb_grpc
 from tests.e2e.conftest import Trio
 from tests.services import wait_for
 
@@ -154,6 +157,41 @@ def test_pause_resume_and_edit(busy_trio: Trio) -> None:
     assert json.loads(busy_trio.cronctl("job", "show", "pausable", "--json").stdout)["timeout_seconds"] == 5
     busy_trio.cronctl("job", "delete", "pause-canary")
     busy_trio.cronctl("job", "delete", "pausable")
+
+
+def held_firing(trio: Trio, name: str) -> tuple[dict[str, Any], pb_grpc.AdminStub, grpc.Channel]:
+    """A job firing once, 4 s from now, and its run as soon as it is recorded:
+    sent ahead (the default dispatch_ahead_ms) and held by its executor."""
+    at = int(time.time()) + 4
+    add(trio, name, "--spec", f"{at % 60} * * * * *", "--command", "echo ran")
+    row = wait_for(lambda: runs(trio, name, "status = 'pending'"), 10, f"the firing of {name} to be sent ahead")[0]
+    assert row["scheduled"] == at * 1000, row
+    channel = grpc.insecure_channel(trio.dispatcher)
+    return row, pb_grpc.AdminStub(channel), channel
+
+
+def test_pausing_a_job_cancels_its_firing_sent_ahead(busy_trio: Trio) -> None:
+    row, admin, channel = held_firing(busy_trio, "pause-held")
+    with channel:
+        admin.PauseJob(pb.JobRef(name="pause-held"), timeout=10)
+    assert time.time() * 1000 < row["scheduled"], "too slow: the firing started before the pause"
+    (done,) = finished(busy_trio, "pause-held", 1)
+    assert done["status"] == "skipped", done
+    assert "paused before this firing's scheduled time" in done["error"]
+    assert (done["started"], bytes(done["output"])) == (0, b""), "the command ran"
+    busy_trio.cronctl("job", "delete", "pause-held")
+
+
+def test_killing_a_firing_sent_ahead_ends_it_before_it_runs(busy_trio: Trio) -> None:
+    row, admin, channel = held_firing(busy_trio, "kill-held")
+    with channel:
+        reply = admin.KillRun(pb.RunRef(run_id=row["run_id"]), timeout=10)
+    assert reply.killed, reply.reason
+    (done,) = finished(busy_trio, "kill-held", 1)
+    assert done["status"] == "killed", done
+    assert "before its scheduled start" in done["error"]
+    assert (done["started"], bytes(done["output"])) == (0, b""), "the command ran"
+    busy_trio.cronctl("job", "delete", "kill-held")
 
 
 def test_dependencies_run_after_and_cycles_are_refused(busy_trio: Trio) -> None:
