@@ -317,10 +317,13 @@ def run(
     stats = {n: final[n] for n in ("dispatcher", "executor")}
     if variant == "http":
         stats["httpsink"] = final["httpsink"]
+    # An explicit dispatch_ahead_ms is its own row (and file).
+    row = variant
+    if dispatch_ahead_ms is not None:
+        row += f"-ahead{dispatch_ahead_ms}" if dispatch_ahead_ms else "-at-time"
     result = make_result(
         SCENARIO,
-        # An explicit dispatch_ahead_ms is its own row (and file).
-        variant if dispatch_ahead_ms is None else f"{variant}-ahead{dispatch_ahead_ms}",
+        row,
         params,
         sc.started_at,
         expected=expected,
@@ -392,7 +395,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=3, help="whole seconds skipped after the dispatcher serves (default 3)")
     parser.add_argument("--record-batch-ms", type=int, default=None, help="[dispatcher] record_batch_ms (default: the product's)")
     parser.add_argument(
-        "--dispatch-ahead-ms", type=int, default=None, help="[dispatcher] dispatch_ahead_ms (default: the product's, 0)"
+        "--dispatch-ahead-ms", type=int, default=None, help="[dispatcher] dispatch_ahead_ms (default: the product's, 1000)"
     )
     parser.add_argument("--log-level", default="WARNING", help="[log] level of the services (default WARNING)")
     parser.add_argument(
