@@ -66,7 +66,7 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     job_sync = JobSync(store, db, schedule, scheduler.wake, wall_ms)
     runner.downstream_of = job_sync.downstream_of
     runner.still_scheduled = job_sync.jobs.__contains__
-    job_sync.on_unscheduled = runner.cancel_sent_ahead
+    job_sync.on_unscheduled = runner.job_unscheduled
     alerts = AlertSender(cfg.alert, cfg.alarm_mail_list)
     await alerts.start()
     runner.after_firing = RunNotifier(alerts, store, db).after_firing

@@ -461,6 +461,12 @@ class FiringRunner:
             if not runs:
                 del self._sent_ahead[job_id]
 
+    def job_unscheduled(self, job_id: int, reason: str) -> None:
+        """The job was paused, deleted or made invalid: cancel its firings
+        sent ahead, and forget its request template."""
+        self._templates.pop(job_id, None)
+        self.cancel_sent_ahead(job_id, reason)
+
     def cancel_sent_ahead(self, job_id: int, reason: str) -> int:
         """Cancel the runs of `job_id` this dispatcher sent ahead and that have
         not started: each ends `skipped` with `reason` (and is recorded so

@@ -61,3 +61,23 @@ def test_an_invalid_or_paused_job_is_not_scheduled() -> None:
     assert schedule.job(1) is not None and 1 not in sync.invalid
     sync.apply(Job(id=1, name="feb30", spec="0 0 28 2 *", command="true", enabled=False))
     assert schedule.job(1) is None and 1 not in sync.jobs
+
+
+def test_pausing_invalidating_or_deleting_a_job_says_so_an_edit_does_not() -> None:
+    # What cancels firings already sent ahead to an executor.
+    sync, _ = make_sync()
+    told: list[tuple[int, str]] = []
+    sync.on_unscheduled = lambda job_id, why: told.append((job_id, why))
+    job = Job(id=1, name="nightly", spec="0 2 * * *", command="true")
+    sync.apply(job)
+    sync.apply(dataclasses.replace(job, command="echo edited"))
+    assert told == []
+    sync.apply(dataclasses.replace(job, enabled=False))
+    assert told == [(1, "job nightly was paused before this firing's scheduled time")]
+    sync.apply(job)
+    sync.apply(dataclasses.replace(job, spec="0 0 30 2 *"))
+    assert told[-1][0] == 1 and "became invalid" in told[-1][1]
+    sync.apply(job)
+    sync.forget(1)
+    assert told[-1] == (1, "job id 1 was deleted before this firing's scheduled time")
+    assert len(told) == 3
