@@ -467,13 +467,18 @@ class RunRegistry:
     async def _hold(self, handle: RunHandle, hold: int) -> bool:
         """Wait ``hold`` ms for the run's scheduled instant; False when it was
         stopped (killed or cancelled) meanwhile."""
-        stopped = asyncio.Event()
+        # A future and a timer, not wait_for: at the scheduled instant a burst
+        # of held runs wakes at once, and wait_for would add a task and its
+        # cancellation to each, right on the critical path.
+        loop = asyncio.get_running_loop()
+        wake: asyncio.Future[None] = loop.create_future()
+        timer = loop.call_later(hold / 1000, _resolve, wake)
         handle.held = True
-        handle.set_stopper(stopped.set)
+        handle.set_stopper(functools.partial(_resolve, wake))
         try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopped.wait(), hold / 1000)
+            await wake
         finally:
+            timer.cancel()
             handle.held = False
             handle.clear_stopper()
         return not handle.stop_status
@@ -773,6 +778,11 @@ class RunRegistry:
     def kill_all(self, error: str) -> int:
         """Kill every running run; returns how many were told to stop."""
         return sum(self.kill(run_id, error) for run_id in list(self._running))
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 async def _single(event: crontrio_pb2.RunEvent) -> AsyncIterator[crontrio_pb2.RunEvent]:
