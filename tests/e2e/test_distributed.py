@@ -71,6 +71,15 @@ def active_runs(cluster: Cluster, before_ms: int) -> int:
     return int(rows[0][0])  # type: ignore[call-overload]
 
 
+def one_job_firing(cluster: Cluster) -> None:
+    """Executor e1, dispatcher d1 and the monitor, with one every-second job that has run."""
+    for service, name in (("executor", "e1"), ("dispatcher", "d1"), ("monitor", "m")):
+        cluster.add(service, name)
+        cluster.start(name)
+    add_jobs(cluster, 1, "true", retries=0)
+    wait_for(lambda: cluster.sql("SELECT 1 FROM runs WHERE status = 'succeeded'"), 15, "the job to fire")
+
+
 def whole_second(t: float) -> int:
     return int(t) * 1000
 
@@ -231,14 +240,7 @@ def test_redis_down_firing_continues_without_duplicates(cluster: Cluster, redis_
 
 
 def test_firings_nobody_ran_are_recorded_as_missed(cluster: Cluster) -> None:
-    cluster.add("executor", "e1")
-    cluster.start("e1")
-    cluster.add("dispatcher", "d1")
-    cluster.start("d1")
-    cluster.add("monitor", "m")
-    cluster.start("m")
-    add_jobs(cluster, 1, "true", retries=0)
-    wait_for(lambda: cluster.sql("SELECT 1 FROM runs WHERE status = 'succeeded'"), 15, "the job to fire")
+    one_job_firing(cluster)
     assert cluster.stop("d1") == 0
     stopped_ms = int(time.time() * 1000)
     wait_for(lambda: time.time() * 1000 >= stopped_ms + 3000, 5, "three seconds with no dispatcher")
@@ -345,14 +347,7 @@ def test_a_run_its_dead_dispatcher_recorded_but_never_sent_is_adopted(
     no executor has. A live dispatcher, which lost that firing's claim, finds
     the owner dead and adopts the run: attempt 1 runs, once, and nothing is
     left for the monitor to call lost and retry."""
-    cluster.add("executor", "e1")
-    cluster.start("e1")
-    cluster.add("dispatcher", "d1")
-    cluster.start("d1")
-    cluster.add("monitor", "m")
-    cluster.start("m")
-    add_jobs(cluster, 1, "true", retries=0)
-    wait_for(lambda: cluster.sql("SELECT 1 FROM runs WHERE status = 'succeeded'"), 15, "the job to fire")
+    one_job_firing(cluster)
     ((job_id,),) = cluster.sql("SELECT id FROM jobs WHERE name = 'job00'")
     # A firing 3 s ahead, claimed and recorded by a dispatcher that then died
     # (it never registered: as one whose registration went with it).
