@@ -109,6 +109,9 @@ COLUMNS: dict[str, list[Column]] = {
         *COUNTS,
         ("firings/s", lambda d: d.get("firings_per_second")),
         *LAG,
+        # The request's arrival at the HTTP server: crontrio http rows only.
+        ("at server p50 ms", lambda d: dig(d, "extra.handler_lag_ms.p50")),
+        ("at server p99", lambda d: dig(d, "extra.handler_lag_ms.p99")),
         *RESOURCES,
     ],
     "schedule_scale": [
