@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,12 @@ from common.store.sql_store import SqlStore
 
 log = logging.getLogger(__name__)
 
+# A write that waited longer than this means the database (or this process's
+# CPU) cannot keep up with the firing rate: queued writes then grow without
+# bound, and so does the dispatcher's memory. Say so, at most once a minute.
+BEHIND_WARN_SECONDS = 5.0
+BEHIND_WARN_EVERY_SECONDS = 60.0
+
 
 @dataclass
 class _Batch:
@@ -30,6 +37,12 @@ class _Batch:
     insert_futures: list[asyncio.Future[bool]] = field(default_factory=list)
     updates: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     update_futures: list[asyncio.Future[None]] = field(default_factory=list)
+    # When its first write was queued (monotonic; 0: empty).
+    since: float = 0.0
+
+    def queued(self) -> None:
+        if not self.since:
+            self.since = time.monotonic()
 
     def __bool__(self) -> bool:
         return bool(self.inserts or self.updates)
@@ -44,6 +57,9 @@ class RunRecorder:
         self._has_work = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._warned_at = -BEHIND_WARN_EVERY_SECONDS
+        # How long the last committed batch's oldest write waited (seconds).
+        self.behind_seconds = 0.0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="run-recorder")
@@ -53,6 +69,7 @@ class RunRecorder:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._pending.inserts.append(record)
         self._pending.insert_futures.append(future)
+        self._pending.queued()
         self._has_work.set()
         return await future
 
@@ -61,6 +78,7 @@ class RunRecorder:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.updates.append((run_id, fields))
         self._pending.update_futures.append(future)
+        self._pending.queued()
         self._has_work.set()
         return future
 
@@ -94,12 +112,27 @@ class RunRecorder:
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+        self._note_delay(batch, len(self._pending.inserts) + len(self._pending.updates))
         for future, was_created in zip(batch.insert_futures, created, strict=True):
             if not future.done():
                 future.set_result(was_created)
         for done in batch.update_futures:
             if not done.done():
                 done.set_result(None)
+
+    def _note_delay(self, batch: _Batch, still_queued: int) -> None:
+        now = time.monotonic()
+        self.behind_seconds = now - batch.since
+        if self.behind_seconds > BEHIND_WARN_SECONDS and now - self._warned_at >= BEHIND_WARN_EVERY_SECONDS:
+            self._warned_at = now
+            log.warning(
+                "run history writes are %.1fs behind (%d inserts / %d updates just written, %d more queued): "
+                "the database or this dispatcher's CPU cannot keep up with the firing rate",
+                self.behind_seconds,
+                len(batch.inserts),
+                len(batch.updates),
+                still_queued,
+            )
 
     async def close(self) -> None:
         """Write everything queued, then stop."""
