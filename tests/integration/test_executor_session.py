@@ -17,6 +17,7 @@ from dispatcher.executor_session import ExecutorSession, SessionBrokenError
 from protos import crontrio_pb2 as pb
 from protos import crontrio_pb2_grpc
 from tests.integration.test_executor import Executor, lines, run, running_executor, shell, start_executor
+from tests.services import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -71,10 +72,7 @@ async def test_ack_on_the_session_drops_the_result_and_a_rerun_is_refused(
     async def dropped() -> bool:
         return not (await stub.ListResults(pb.ListResultsRequest(run_ids=[request.run_id]))).results
 
-    deadline = asyncio.get_running_loop().time() + 10
-    while not await dropped():
-        assert asyncio.get_running_loop().time() < deadline, "the ack sent on the session never reached the journal"
-        await asyncio.sleep(0.05)
+    await wait_until(dropped, 10, "the ack sent on the session to reach the journal")
     (event,) = await events_of(session, request)
     assert event.refused.code == grpc.StatusCode.FAILED_PRECONDITION.value[0]
     assert lines(marker) == ["once"]
@@ -149,10 +147,12 @@ async def test_a_run_far_ahead_of_the_executors_clock_is_not_held(session: Execu
 
 async def held(stub: crontrio_pb2_grpc.ExecutorStub, request: pb.RunRequest) -> None:
     """Wait until the executor holds `request` (accepted, not started)."""
-    deadline = time.monotonic() + 10
-    while request.run_id not in (await stub.ListResults(pb.ListResultsRequest(run_ids=[request.run_id]))).running_run_ids:
-        assert time.monotonic() < deadline, "the run was never accepted"
-        await asyncio.sleep(0.02)
+
+    async def listed() -> bool:
+        reply = await stub.ListResults(pb.ListResultsRequest(run_ids=[request.run_id]))
+        return request.run_id in reply.running_run_ids
+
+    await wait_until(listed, 10, f"the executor to accept run {request.run_id}")
 
 
 @pytest.mark.asyncio
@@ -181,7 +181,11 @@ async def test_killing_a_held_run_ends_it_killed_and_nothing_runs(
     assert finished.started_ms == 0
     # Ended at once, not at its scheduled time; and the command never ran.
     assert finished.finished_ms < request.scheduled_ms
-    await asyncio.sleep((request.scheduled_ms - now_ms()) / 1000 + 0.3)
+    # Held runs start on timers in scheduled order: once a run held for just
+    # after it has run, the killed one would have run too, had it been going to.
+    later = shell(f"echo later >> {marker}.later", scheduled_ms=request.scheduled_ms + 100)
+    assert (await asyncio.wait_for(events_of(session, later), 30))[-1].finished.status == "succeeded"
+    assert lines(Path(f"{marker}.later")) == ["later"]
     assert not marker.exists()
     # Its result is journaled like any other: a Run for it replays it.
     assert (await run(stub, request)).finished.status == "killed"
