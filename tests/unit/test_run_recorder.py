@@ -13,7 +13,7 @@ from dispatcher import recorder
 from dispatcher.recorder import RunRecorder
 
 
-class SlowStore:
+class RecordingStore:
     """Stands in for SqlStore.write_runs only: records each batch."""
 
     def __init__(self) -> None:
@@ -24,20 +24,34 @@ class SlowStore:
         return [True] * len(inserts)
 
 
-class SlowDb:
-    """Runs the store call after ``seconds``, like a slow database would."""
+class Clock:
+    """The recorder's monotonic clock, moved only by the fake database."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+class SlowDb:
+    """Each store call takes ``seconds`` of the recorder's clock, like a slow database."""
+
+    def __init__(self, clock: Clock, seconds: float) -> None:
+        self.clock = clock
         self.seconds = seconds
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        await asyncio.sleep(self.seconds)
+        await asyncio.sleep(0)  # let the caller queue more meanwhile, as a real commit would
+        self.clock.now += self.seconds
         return fn(*args)
 
 
-async def _write_two_batches(db_seconds: float) -> tuple[RunRecorder, SlowStore]:
-    store = SlowStore()
-    rec = RunRecorder(store, SlowDb(db_seconds), batch_ms=0)  # type: ignore[arg-type]
+async def _write_two_batches(monkeypatch: pytest.MonkeyPatch, db_seconds: float) -> tuple[RunRecorder, RecordingStore]:
+    clock = Clock()
+    monkeypatch.setattr(recorder, "time", clock)
+    store = RecordingStore()
+    rec = RunRecorder(store, SlowDb(clock, db_seconds), batch_ms=0)  # type: ignore[arg-type]
     rec.start()
     first = rec.update("r1", status="running")
     await asyncio.sleep(0)  # the first commit is under way
@@ -48,20 +62,19 @@ async def _write_two_batches(db_seconds: float) -> tuple[RunRecorder, SlowStore]
 
 
 async def test_writes_that_wait_too_long_are_reported(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    monkeypatch.setattr(recorder, "BEHIND_WARN_SECONDS", 0.1)
     with caplog.at_level(logging.WARNING, logger="dispatcher.recorder"):
-        rec, store = await _write_two_batches(db_seconds=0.15)
+        rec, store = await _write_two_batches(monkeypatch, db_seconds=6.0)
     assert store.batches == [(0, 1), (0, 1)]
-    assert rec.behind_seconds >= 0.25  # the second write waited for two commits
+    assert rec.behind_seconds == 12.0  # the second write waited for two commits
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    # Once, not for every late batch: the first one was 0.15 s behind, the second 0.3 s.
+    # Once, not for every late batch: the first one was 6 s behind, the second 12 s.
     assert len(warnings) == 1
     assert "run history writes are" in warnings[0] and "cannot keep up" in warnings[0]
 
 
-async def test_writes_in_time_are_not_reported(caplog: pytest.LogCaptureFixture) -> None:
+async def test_writes_in_time_are_not_reported(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="dispatcher.recorder"):
-        rec, store = await _write_two_batches(db_seconds=0.01)
+        rec, store = await _write_two_batches(monkeypatch, db_seconds=2.0)
     assert store.batches == [(0, 1), (0, 1)]
     assert rec.behind_seconds < recorder.BEHIND_WARN_SECONDS
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
