@@ -25,6 +25,7 @@ from typing import Any
 import grpc
 
 from common.config import port_of
+from common.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -294,3 +295,31 @@ def admin_listen_address(listen: str, tokens: Mapping[str, str]) -> str:
         listen,
     )
     return safe
+
+
+class PlaintextTokensError(ConfigError, OSError):
+    """Bearer tokens would travel in clear; names the settings to fix. Also an
+    OSError, so the dispatcher's "cannot start: ..." handling prints one line."""
+
+
+def check_plaintext_tokens(listen: str, tokens: Mapping[str, str], *, tls_admin: bool, allowed: bool) -> None:
+    """Refuse to serve bearer tokens in clear beyond this host.
+
+    With [tokens] and no TLS on the admin API, every call carries a token
+    anyone on the path can read and replay. On loopback nobody is on the
+    path; elsewhere the operator must say the network is trusted
+    (`[dispatcher] allow_plaintext_tokens = true`), and is warned again.
+    """
+    if not tokens or tls_admin or is_loopback(listen.rpartition(":")[0]):
+        return
+    if not allowed:
+        raise PlaintextTokensError(
+            f"tls.admin: the admin API on {listen} would carry bearer tokens in clear. Turn on [tls] admin = true "
+            "(with ca_file, cert_file, key_file), listen on a loopback address, or set "
+            "[dispatcher] allow_plaintext_tokens = true if this network is trusted"
+        )
+    log.warning(
+        "admin API on %s without TLS: bearer tokens travel in clear ([dispatcher] allow_plaintext_tokens = true); "
+        "anyone who can watch this network can use them",
+        listen,
+    )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import configparser
 import dataclasses
 import os
+import re
 import socket
 import types
 import typing
@@ -98,6 +99,10 @@ class DispatcherConfig:
     # delete in that time cancels the held firing (it ends `skipped`); an
     # edit reaches the firings sent after it. 0 = send each at its time.
     dispatch_ahead_ms: int = 1000
+    # With [tokens] set and [tls] admin = false, a non-loopback listen address
+    # would carry bearer tokens in clear: the dispatcher refuses to start
+    # unless this says the network is trusted (then it logs a warning).
+    allow_plaintext_tokens: bool = False
 
     @property
     def advertised(self) -> str:
@@ -118,6 +123,11 @@ class ExecutorConfig:
     # Seconds between TERM and KILL when a run times out or is killed.
     kill_grace_seconds: float = 5.0
     shutdown_grace_seconds: float = 10.0
+    # Names of the executor's environment variables a task also gets, on top
+    # of the clean baseline (PATH, HOME, LANG, USER, LOGNAME, SHELL, TZ; see
+    # executor/task_env.py). CRONTRIO_* names are refused: they are service
+    # configuration and secrets.
+    inherit_env: list[str] = field(default_factory=list)
 
     @property
     def advertised(self) -> str:
@@ -159,6 +169,18 @@ class TlsConfig:
     key_file: str = ""
     admin: bool = False  # dispatcher admin API over TLS (cronctl --ca)
     internal: bool = False  # mTLS dispatcher <-> executor (and monitor -> dispatcher/executor)
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """The cluster credential services present to executors and to the
+    dispatchers' Control service (see common/cluster.py)."""
+
+    # Shared secret; better given as env CRONTRIO_CLUSTER_SECRET. Never logged.
+    secret: str = field(default="", repr=False)
+    # Read when `secret` is empty; on loopback (embedded mode) created with a
+    # random secret, mode 0600, by the first service to start.
+    secret_file: str = "var/cluster.secret"
 
 
 @dataclass(frozen=True)
@@ -207,6 +229,7 @@ class Config:
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     log: LogConfig = field(default_factory=LogConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     alert: AlertConfig = field(default_factory=AlertConfig)
     # Admin API tokens: name = role:sha256-hex of the token (roles admin,
     # operator, viewer). None configured = the admin API stays on loopback.
@@ -239,6 +262,7 @@ _TYPED_SECTIONS: dict[str, type] = {
     "monitor": MonitorConfig,
     "log": LogConfig,
     "tls": TlsConfig,
+    "cluster": ClusterConfig,
     "alert": AlertConfig,
 }
 _FREE_SECTIONS = ("machine", "alarm_mail_list", "tokens")
@@ -363,6 +387,21 @@ def _check_address(where: str, address: str, *, allow_empty: bool = False) -> No
         raise ConfigError(f"{where}: expected host:port, got {address!r}")
 
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+MIN_CLUSTER_SECRET_LENGTH = 16
+
+
+def cluster_secret_problem(secret: str) -> str:
+    """Why `secret` cannot be a cluster secret ("" if it can). It travels as
+    a gRPC metadata value (printable ASCII) and must resist guessing. The
+    message never contains the secret."""
+    if len(secret) < MIN_CLUSTER_SECRET_LENGTH:
+        return f"must be at least {MIN_CLUSTER_SECRET_LENGTH} characters (e.g. `openssl rand -base64 32`)"
+    if any(not 0x21 <= ord(c) <= 0x7E for c in secret):
+        return "must be printable ASCII without spaces"
+    return ""
+
+
 def _validate(cfg: Config) -> None:
     db = cfg.database
     if db.driver not in ("sqlite", "mysql"):
@@ -397,6 +436,16 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("executor.kill_grace_seconds: must not be negative")
     if not cfg.executor.group:
         raise ConfigError("executor.group: must not be empty")
+    for name in cfg.executor.inherit_env:
+        if not _ENV_NAME.fullmatch(name):
+            raise ConfigError(f"executor.inherit_env: {name!r} is not an environment variable name")
+        if name.upper().startswith(ENV_PREFIX):
+            raise ConfigError(
+                f"executor.inherit_env: {name!r}: CRONTRIO_* variables are service settings and secrets, never passed to jobs"
+            )
+    secret_problem = cluster_secret_problem(cfg.cluster.secret)
+    if cfg.cluster.secret and secret_problem:
+        raise ConfigError(f"cluster.secret: {secret_problem}")
     _check_address("monitor.listen", cfg.monitor.listen)
     _check_address("monitor.http_listen", cfg.monitor.http_listen, allow_empty=True)
     for i, address in enumerate(cfg.monitor.dispatchers):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from common.auth import BearerTokenInterceptor
+from common.cluster import cluster_secret_interceptors
 from common.config import TlsConfig
 from common.tls import channel_credentials
 
@@ -88,11 +90,19 @@ class ServiceServer:
         await self.server.stop(grace)
 
 
-def make_channel(address: str, tls: TlsConfig | None, *, client_cert: bool, token: str = "") -> grpc.aio.Channel:
+def make_channel(
+    address: str, tls: TlsConfig | None, *, client_cert: bool, token: str = "", cluster_secret: str | None = None
+) -> grpc.aio.Channel:
     """A channel to another crontrio service: plaintext when `tls` is None,
     else TLS verified against the CA (presenting our cert/key if
-    `client_cert`). A `token` is sent as a bearer token on every call."""
-    interceptors = [BearerTokenInterceptor(token)] if token else None
+    `client_cert`). A `token` is sent as a bearer token on every call, a
+    `cluster_secret` as the cluster credential (common/cluster.py)."""
+    chain: list[Any] = []
+    if token:
+        chain.append(BearerTokenInterceptor(token))
+    if cluster_secret:
+        chain.extend(cluster_secret_interceptors(cluster_secret))
+    interceptors = chain or None
     if tls is None:
         return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS, interceptors=interceptors)
     credentials = channel_credentials(tls, client_cert=client_cert)

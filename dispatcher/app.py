@@ -7,8 +7,9 @@ import contextlib
 import logging
 
 from common.alerts.sender import AlertSender
-from common.auth import admin_listen_address, server_interceptors
+from common.auth import admin_listen_address, check_plaintext_tokens, server_interceptors
 from common.claims.factory import make_claims
+from common.cluster import ClusterAuthInterceptor, control_protects, resolve_secret
 from common.config import Config
 from common.grpc_server import ServiceServer
 from common.registry.etcd_registry import DispatcherWatcher
@@ -43,6 +44,12 @@ JOB_SYNC_FALLBACK_SECONDS = 30.0
 
 async def serve(cfg: Config, stop: asyncio.Event) -> None:
     """Run the dispatcher until `stop` is set, then shut down gracefully."""
+    # Who may call it, decided first: a refusal must come before any work.
+    # Without tokens the API is unauthenticated: loopback only (see common/auth.py).
+    listen = admin_listen_address(cfg.dispatcher.listen, cfg.tokens)
+    check_plaintext_tokens(listen, cfg.tokens, tls_admin=cfg.tls.admin, allowed=cfg.dispatcher.allow_plaintext_tokens)
+    # The Control service (and calls to executors) use the cluster credential.
+    cluster_secret = resolve_secret(cfg.cluster, listen=listen, service="dispatcher")
     # Per boot: a restarted dispatcher is a new instance, so the monitor can
     # tell the runs its previous life left behind from the ones it tracks.
     dispatcher_id = f"{cfg.dispatcher_id}@{wall_ms():x}"
@@ -54,7 +61,7 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     claims = make_claims(cfg.redis)
     registry = make_registry(cfg.etcd, cfg.dispatcher.executors)
     await registry.start()
-    clients = ExecutorClients(internal_tls(cfg.tls))
+    clients = ExecutorClients(internal_tls(cfg.tls), cluster_secret=cluster_secret)
     recorder = RunRecorder(store, db, cfg.dispatcher.record_batch_ms)
     recorder.start()
 
@@ -75,13 +82,11 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     if caught_up:
         log.info("misfire catch-up: %d missed firings started", caught_up)
 
-    # Without tokens the API is unauthenticated: loopback only (see common/auth.py).
-    listen = admin_listen_address(cfg.dispatcher.listen, cfg.tokens)
     server = ServiceServer(
         listen,
         ["crontrio.v1.Admin", "crontrio.v1.Control"],
         credentials=server_credentials(cfg.tls, require_client_auth=False) if cfg.tls.admin else None,
-        interceptors=server_interceptors(cfg.tokens),
+        interceptors=[ClusterAuthInterceptor(cluster_secret, control_protects), *server_interceptors(cfg.tokens)],
     )
     started_ms = wall_ms()
     watcher = DispatcherWatcher(cfg.etcd.endpoints, cfg.etcd.prefix) if cfg.etcd.endpoints else None

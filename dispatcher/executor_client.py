@@ -13,10 +13,12 @@ from protos import crontrio_pb2_grpc as pb_grpc
 
 class ExecutorClients:
     """`tls` set ([tls] internal = true): executors are dialled with mutual
-    TLS, presenting this dispatcher's certificate."""
+    TLS, presenting this dispatcher's certificate. Every call carries
+    `cluster_secret` (common/cluster.py), which executors without mTLS require."""
 
-    def __init__(self, tls: TlsConfig | None = None) -> None:
+    def __init__(self, tls: TlsConfig | None = None, *, cluster_secret: str | None = None) -> None:
         self._tls = tls
+        self._cluster_secret = cluster_secret
         if tls is not None:
             load_tls(tls)  # a bad [tls] file stops the dispatcher at start, not at the first run
         self._channels: dict[str, grpc.aio.Channel] = {}
@@ -26,7 +28,7 @@ class ExecutorClients:
     def stub(self, address: str) -> pb_grpc.ExecutorStub:
         stub = self._stubs.get(address)
         if stub is None:
-            channel = make_channel(address, self._tls, client_cert=True)
+            channel = make_channel(address, self._tls, client_cert=True, cluster_secret=self._cluster_secret)
             self._channels[address] = channel
             stub = self._stubs[address] = pb_grpc.ExecutorStub(channel)
         return stub

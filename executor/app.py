@@ -19,6 +19,7 @@ import socket
 import time
 from collections.abc import Mapping
 
+from common.cluster import ClusterAuthInterceptor, executor_protects, resolve_secret
 from common.config import Config, EtcdConfig, ExecutorConfig, TlsConfig
 from common.grpc_server import ServiceServer
 from common.registry.keys import executor_key
@@ -49,11 +50,17 @@ class ExecutorApp:
         executor_id: str = "",
         base_env: Mapping[str, str] | None = None,
         tls: TlsConfig | None = None,
+        cluster_secret: str | None = None,
     ) -> None:
-        """`tls` set ([tls] internal = true): serve mutual TLS, only clients
-        with a certificate signed by the CA get in (health checks included)."""
+        """Every caller must hold the cluster credential (common/cluster.py):
+        `tls` set ([tls] internal = true) serves mutual TLS, only clients
+        with a certificate signed by the CA get in (health checks included);
+        otherwise every call but health must carry `cluster_secret`."""
+        if tls is None and not cluster_secret:
+            raise ValueError("an executor needs mutual TLS or a cluster secret: it runs whatever it is sent")
         # First: a bad [tls] file must fail before anything is opened.
         credentials = server_credentials(tls, require_client_auth=True) if tls is not None else None
+        interceptors = [ClusterAuthInterceptor(cluster_secret, executor_protects)] if tls is None and cluster_secret else []
         self.cfg = cfg
         self.etcd = etcd
         self.id = executor_id or f"{socket.gethostname()}-{cfg.listen.rpartition(':')[2]}"
@@ -64,7 +71,7 @@ class ExecutorApp:
         # made on first use, inside the running loop).
         self.http = HttpClients()
         self.runs = RunRegistry(cfg, self.journal, self.http, host=self.host, address=cfg.advertised, base_env=base_env)
-        self.server = ServiceServer(cfg.listen, [SERVICE_NAME], credentials=credentials)
+        self.server = ServiceServer(cfg.listen, [SERVICE_NAME], credentials=credentials, interceptors=interceptors)
         crontrio_pb2_grpc.add_ExecutorServicer_to_server(ExecutorServicer(self.runs), self.server.server)
 
     async def start(self) -> None:
@@ -76,7 +83,7 @@ class ExecutorApp:
         log.info(
             "executor listening on %s%s (advertised %s, group %s)",
             self.cfg.listen,
-            " (mTLS)" if self.server.credentials is not None else "",
+            " (mTLS)" if self.server.credentials is not None else " (callers need the cluster secret)",
             self.runs.address,
             self.cfg.group,
         )
@@ -126,7 +133,12 @@ async def serve(cfg: Config, base_env: Mapping[str, str] | None = None) -> None:
     ``base_env`` is the environment tasks start from (default: ours)."""
     stop = asyncio.Event()
     install_stop_signals(asyncio.get_running_loop(), stop.set)
-    app = ExecutorApp(cfg.executor, cfg.etcd, cfg.executor_id, base_env, internal_tls(cfg.tls))
+    tls = internal_tls(cfg.tls)
+    # Under mTLS the client certificate is the credential; otherwise the secret.
+    secret = None
+    if tls is None:
+        secret = resolve_secret(cfg.cluster, listen=cfg.executor.listen, service="executor", mtls_hint=True)
+    app = ExecutorApp(cfg.executor, cfg.etcd, cfg.executor_id, base_env, tls, secret)
     try:
         await app.start()
     except BaseException:

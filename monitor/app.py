@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from common.alerts.sender import AlertSender
+from common.cluster import resolve_secret
 from common.config import Config
 from common.grpc_server import ServiceServer
 from common.registry.etcd_registry import DispatcherWatcher
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 
 
 async def serve(cfg: Config, stop: asyncio.Event) -> None:
+    # Presented to executors and to the dispatchers' Control service.
+    cluster_secret = resolve_secret(cfg.cluster, listen=cfg.monitor.listen, service="monitor")
     engine = make_engine(cfg.database)
     db = DbThreads(workers=2)
     await db.run(ensure_schema, engine, cfg.database)
@@ -47,13 +50,17 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
                 return None
             return {d.id: d.address for d in dispatchers_watcher.live()}
 
-        links = DispatcherLinks([], discovered, tls=admin_tls(cfg.tls), token=cfg.monitor.token)
+        links = DispatcherLinks(
+            [], discovered, tls=admin_tls(cfg.tls), token=cfg.monitor.token, cluster_secret=cluster_secret
+        )
     else:
-        links = DispatcherLinks(cfg.monitor_dispatchers, tls=admin_tls(cfg.tls), token=cfg.monitor.token)
+        links = DispatcherLinks(
+            cfg.monitor_dispatchers, tls=admin_tls(cfg.tls), token=cfg.monitor.token, cluster_secret=cluster_secret
+        )
 
     job_watch = JobWatch(store, db, links, cfg.monitor.poll_interval_seconds)
     health_watch = HealthWatch(registry, links, cfg.monitor.health_interval_seconds, tls=internal_tls(cfg.tls))
-    reconciler = Reconciler(store, db, links, registry, tls=internal_tls(cfg.tls))
+    reconciler = Reconciler(store, db, links, registry, tls=internal_tls(cfg.tls), cluster_secret=cluster_secret)
     missed = MissedDetector(store, db, cfg.monitor.missed_after_seconds)
     alerts = AlertSender(cfg.alert, cfg.alarm_mail_list)
     await alerts.start()

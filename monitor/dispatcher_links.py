@@ -25,7 +25,8 @@ class DispatcherLinks:
 
     Calls go over TLS when `tls` is set ([tls] admin = true) and carry
     `token` (an admin token, [monitor] token) when one is given: dispatchers
-    with [tokens] configured refuse Control calls without it.
+    with [tokens] configured refuse Control calls without it. Every call
+    also carries `cluster_secret`, which the Control service always requires.
     """
 
     def __init__(
@@ -35,8 +36,10 @@ class DispatcherLinks:
         *,
         tls: TlsConfig | None = None,
         token: str = "",
+        cluster_secret: str | None = None,
     ) -> None:
         self._tls = tls
+        self._cluster_secret = cluster_secret
         if tls is not None:
             load_tls(tls)  # a bad [tls] file stops the monitor at start
         self._token = token
@@ -54,7 +57,7 @@ class DispatcherLinks:
     def stub(self, address: str) -> pb_grpc.ControlStub:
         stub = self._stubs.get(address)
         if stub is None:
-            channel = make_channel(address, self._tls, client_cert=True, token=self._token)
+            channel = make_channel(address, self._tls, client_cert=True, token=self._token, cluster_secret=self._cluster_secret)
             stub = self._stubs[address] = pb_grpc.ControlStub(channel)
         return stub
 

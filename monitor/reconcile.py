@@ -54,8 +54,10 @@ class Reconciler:
         lost_after_seconds: float = 30.0,
         *,
         tls: TlsConfig | None = None,  # set: executors are called over mutual TLS
+        cluster_secret: str | None = None,  # sent on every call (common/cluster.py)
     ) -> None:
         self._tls = tls
+        self._cluster_secret = cluster_secret
         self._store = store
         self._db = db
         self._links = links
@@ -67,7 +69,8 @@ class Reconciler:
     def _stub(self, address: str) -> pb_grpc.ExecutorStub:
         stub = self._stubs.get(address)
         if stub is None:
-            stub = self._stubs[address] = pb_grpc.ExecutorStub(make_channel(address, self._tls, client_cert=True))
+            channel = make_channel(address, self._tls, client_cert=True, cluster_secret=self._cluster_secret)
+            stub = self._stubs[address] = pb_grpc.ExecutorStub(channel)
         return stub
 
     async def run(self, interval_seconds: float) -> None:

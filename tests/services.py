@@ -73,6 +73,20 @@ async def wait_until(condition: Callable[[], Any], timeout: float, what: str, in
         await asyncio.sleep(interval)
 
 
+def cluster_secret(directory: Path) -> str:
+    """The cluster secret services started in `directory` (their cwd, with
+    the default [cluster] secret_file) created for themselves."""
+    return (directory / "var" / "cluster.secret").read_text().strip()
+
+
+def cluster_channel(address: str, secret: str, **kwargs: Any) -> grpc.aio.Channel:
+    """An async channel to an executor (or a Control service) that presents
+    the cluster secret on every call, as dispatchers and the monitor do."""
+    from common.cluster import cluster_secret_interceptors
+
+    return grpc.aio.insecure_channel(address, interceptors=cluster_secret_interceptors(secret), **kwargs)
+
+
 def is_serving(address: str) -> bool:
     with grpc.insecure_channel(address) as channel:
         reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=1)

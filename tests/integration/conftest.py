@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import grpc
 import pytest_asyncio
 
 from protos import crontrio_pb2_grpc
@@ -14,5 +13,5 @@ from tests.integration.test_executor import Executor
 
 @pytest_asyncio.fixture
 async def stub(executor: Executor) -> AsyncIterator[crontrio_pb2_grpc.ExecutorStub]:
-    async with grpc.aio.insecure_channel(executor.address) as channel:
+    async with executor.channel() as channel:
         yield crontrio_pb2_grpc.ExecutorStub(channel)

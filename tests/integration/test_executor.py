@@ -21,7 +21,17 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from protos import crontrio_pb2 as pb
 from protos import crontrio_pb2_grpc
-from tests.services import ServiceProcess, free_port, is_serving, pid_alive, wait_for, wait_until, write_conf
+from tests.services import (
+    ServiceProcess,
+    cluster_channel,
+    cluster_secret,
+    free_port,
+    is_serving,
+    pid_alive,
+    wait_for,
+    wait_until,
+    write_conf,
+)
 
 KILL_GRACE = 1.0
 # httpx honours *_PROXY variables; the test server is local.
@@ -43,6 +53,15 @@ class Executor:
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+    @property
+    def secret(self) -> str:
+        """The cluster secret it created in its directory (embedded mode)."""
+        return cluster_secret(self.conf.parent)
+
+    def channel(self, **kwargs: Any) -> grpc.aio.Channel:
+        """An async channel presenting its cluster secret, as a dispatcher would."""
+        return cluster_channel(self.address, self.secret, **kwargs)
 
     def stop(self) -> tuple[int, float]:
         """SIGTERM; returns (exit code, seconds it took)."""
@@ -325,7 +344,7 @@ async def test_bad_request_names_the_field(stub: crontrio_pb2_grpc.ExecutorStub)
 async def test_huge_output_keeps_a_bounded_tail(stub: crontrio_pb2_grpc.ExecutorStub, executor: Executor) -> None:
     limit = 4096
     request = shell("yes 0123456789abcdef | head -c 52428800; echo; echo END", output_limit_bytes=limit)
-    async with grpc.aio.insecure_channel(executor.address) as slow_channel:
+    async with executor.channel() as slow_channel:
         # A second caller attaches and then reads nothing until the run is
         # over: the executor must drop its live chunks, not buffer 50 MB.
         first = stub.Run(request, timeout=60)
@@ -411,7 +430,7 @@ async def test_attach_and_disconnect_do_not_disturb_the_run(
     await read_until(first, lambda out: b"before" in out, first_events)
     first.cancel()  # the caller goes away; the run must go on
 
-    async with grpc.aio.insecure_channel(executor.address) as channel:
+    async with executor.channel() as channel:
         second = crontrio_pb2_grpc.ExecutorStub(channel).Run(request, timeout=60)
         events: list[pb.RunEvent] = []
         await read_until(second, lambda out: b"before" in out, events)
@@ -531,7 +550,7 @@ async def test_restart_keeps_unacked_results_and_kills_past_grace(tmp_path: Path
     slow = shell("sleep 300 & echo $!; echo ready; wait")
     first = start_executor(tmp_path / "a", shutdown_grace_seconds="0.5")
     try:
-        async with grpc.aio.insecure_channel(first.address) as channel:
+        async with first.channel() as channel:
             stub = crontrio_pb2_grpc.ExecutorStub(channel)
             await run(stub, quick)
             call = stub.Run(slow, timeout=60)
@@ -547,7 +566,7 @@ async def test_restart_keeps_unacked_results_and_kills_past_grace(tmp_path: Path
 
     second = start_executor(tmp_path / "b", journal=first.journal)
     try:
-        async with grpc.aio.insecure_channel(second.address) as channel:
+        async with second.channel() as channel:
             stub = crontrio_pb2_grpc.ExecutorStub(channel)
             listed = await stub.ListResults(pb.ListResultsRequest())
             statuses = {r.run_id: r.status for r in listed.results}
@@ -570,7 +589,7 @@ async def start_then_crash(directory: Path, request: pb.RunRequest, marker: Path
     ``marker``, then SIGKILL the executor (the run's processes live on)."""
     ex = start_executor(directory)
     try:
-        async with grpc.aio.insecure_channel(ex.address) as channel:
+        async with ex.channel() as channel:
             call = crontrio_pb2_grpc.ExecutorStub(channel).Run(request, timeout=60)
             first = await asyncio.wait_for(call.read(), 20)
             assert first.HasField("started"), first
@@ -600,7 +619,7 @@ async def test_run_interrupted_by_executor_crash_is_lost_not_rerun(tmp_path: Pat
         assert pid_alive(started.pid) and pid_alive(sleep_pid), "the run should outlive its executor"
         second = start_executor(tmp_path / "b", journal=first.journal)
         try:
-            async with grpc.aio.insecure_channel(second.address) as channel:
+            async with second.channel() as channel:
                 stub = crontrio_pb2_grpc.ExecutorStub(channel)
                 again = await run(stub, request)
                 assert again.kinds == ["finished"], again.kinds  # replayed, not started again
@@ -648,7 +667,7 @@ async def test_orphan_not_provably_the_runs_is_left_alone(tmp_path: Path) -> Non
         wait_for(lambda: Path(f"/proc/{pid}/comm").read_text().strip() == "sleep", 10, "the exec")
         second = start_executor(tmp_path / "b", journal=first.journal)
         try:
-            async with grpc.aio.insecure_channel(second.address) as channel:
+            async with second.channel() as channel:
                 lost = (await run(crontrio_pb2_grpc.ExecutorStub(channel), request)).finished
             assert lost.status == "lost", lost
             assert f"process group {pid} is alive but could not be verified as this run's" in lost.error, lost.error
@@ -686,7 +705,7 @@ async def test_sigterm_drains_running_runs(tmp_path: Path) -> None:
     go = tmp_path / "go"
     ex = start_executor(tmp_path / "ex")
     try:
-        async with grpc.aio.insecure_channel(ex.address) as channel:
+        async with ex.channel() as channel:
             stub = crontrio_pb2_grpc.ExecutorStub(channel)
             request = shell(f"echo working; while [ ! -e {go} ]; do sleep 0.05; done; echo finished")
             call = stub.Run(request, timeout=60)

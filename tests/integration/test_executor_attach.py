@@ -81,7 +81,7 @@ async def test_attach_to_running_run_gets_catch_up_live_output_and_finish(
     run_events: list[pb.RunEvent] = []
     await read_until(runner, lambda out: b"first" in out, run_events)
 
-    async with grpc.aio.insecure_channel(executor.address) as channel:
+    async with executor.channel() as channel:
         follower = crontrio_pb2_grpc.ExecutorStub(channel).Attach(pb.AttachRequest(run_id=request.run_id), timeout=60)
         started, so_far = await catch_up(follower)
         assert started == run_events[0].started  # the same run, not a new one
@@ -109,9 +109,9 @@ async def test_concurrent_attachers_each_get_the_full_stream(
     runner.cancel()  # the caller that started it goes away; the run goes on
 
     async with (
-        grpc.aio.insecure_channel(executor.address) as a_channel,
-        grpc.aio.insecure_channel(executor.address) as b_channel,
-        grpc.aio.insecure_channel(executor.address) as c_channel,
+        executor.channel() as a_channel,
+        executor.channel() as b_channel,
+        executor.channel() as c_channel,
     ):
         attach = pb.AttachRequest(run_id=request.run_id)
         a = crontrio_pb2_grpc.ExecutorStub(a_channel).Attach(attach, timeout=60)
@@ -141,7 +141,7 @@ async def test_slow_attacher_is_bounded(stub: crontrio_pb2_grpc.ExecutorStub, ex
     )
     runner = stub.Run(request, timeout=60)
     await read_until(runner, lambda out: b"ready" in out, [])
-    async with grpc.aio.insecure_channel(executor.address) as slow_channel:
+    async with executor.channel() as slow_channel:
         slow = crontrio_pb2_grpc.ExecutorStub(slow_channel).Attach(pb.AttachRequest(run_id=request.run_id), timeout=60)
         await catch_up(slow)
         go.touch()
@@ -190,7 +190,7 @@ async def test_attach_to_unknown_run_is_not_found_and_runs_nothing(tmp_path: Pat
     request = shell(f"touch {marker}")
     ex = start_executor(tmp_path / "ex")  # its own executor: nothing else in its journal
     try:
-        async with grpc.aio.insecure_channel(ex.address) as channel:
+        async with ex.channel() as channel:
             stub = crontrio_pb2_grpc.ExecutorStub(channel)
             err = await attach_error(stub, request.run_id)
             assert err.code() == grpc.StatusCode.NOT_FOUND, err
@@ -218,7 +218,7 @@ async def test_attach_to_crash_recovered_lost_run_replays_it(tmp_path: Path) -> 
     try:
         second = start_executor(tmp_path / "b", journal=first.journal)
         try:
-            async with grpc.aio.insecure_channel(second.address) as channel:
+            async with second.channel() as channel:
                 stub = crontrio_pb2_grpc.ExecutorStub(channel)
                 events = [e async for e in stub.Attach(pb.AttachRequest(run_id=request.run_id), timeout=20)]
                 assert [e.WhichOneof("event") for e in events] == ["finished"]
