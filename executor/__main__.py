@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-# Tasks get the executor's environment as it was started, not the change below.
+# Tasks take their baseline and [executor] inherit_env names from the
+# environment as it was started, not the change below (executor/task_env.py).
 TASK_ENVIRONMENT = dict(os.environ)
 # gRPC's fork handlers (on by default in grpcio's core) make fork() unsafe
 # while the server runs: the child may start gRPC threads and crash (SIGSEGV)

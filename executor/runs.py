@@ -54,6 +54,7 @@ from executor.journal import Journal, Lookup, StartedRun
 from executor.keywords import KeywordScanner
 from executor.output_tail import OutputTail
 from executor.shell_task import RunAs, ShellProcess, TaskStartError, check_workdir, resolve_user, task_environment
+from executor.task_env import baseline_environment
 from protos import crontrio_pb2
 
 log = logging.getLogger(__name__)
@@ -329,7 +330,8 @@ class RunRegistry:
         self.host = host
         self.address = address  # advertised: what dispatchers dial
         self.started_ms = now_ms()
-        self._base_env = dict(os.environ if base_env is None else base_env)
+        # A clean baseline, never the executor's own environment (its secrets).
+        self._base_env = baseline_environment(os.environ if base_env is None else base_env, cfg.inherit_env)
         self._running: dict[str, RunHandle] = {}
         self._accepting = True
         # run_id -> (lock, users): one Run or Attach decision at a time per

@@ -155,9 +155,10 @@ def task_environment(
     run_vars: Mapping[str, str],
     run_as: RunAs | None = None,
 ) -> dict[str, str]:
-    """The executor's environment, plus the run-as user's HOME, USER, LOGNAME
-    and SHELL, plus the task's, plus the CRONTRIO_* run variables (last, so a
-    job definition cannot spoof them)."""
+    """The baseline (executor/task_env.py: never the executor's whole
+    environment), plus the run-as user's HOME, USER, LOGNAME and SHELL, plus
+    the task's, plus the CRONTRIO_* run variables (last, so a job definition
+    cannot spoof them)."""
     env = dict(base)
     if run_as is not None:
         env.update(run_as.environment)
