@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import contextlib
 import resource
+import secrets
 import sys
 import time
 from collections import Counter
@@ -46,6 +47,7 @@ from bench.harness import (
     summary_line,
     write_result,
 )
+from common.cluster import cluster_secret_interceptors
 from protos import crontrio_pb2 as pb
 from protos import crontrio_pb2_grpc as pb_grpc
 
@@ -101,12 +103,18 @@ async def sample(pid: int, samples: list[dict[str, float]], stop: asyncio.Event)
             await asyncio.wait_for(stop.wait(), SAMPLE_SECONDS)
 
 
-async def drive(address: str, pid: int, runs: int, sleep_seconds: float, channels: int, tally: Tally) -> dict[str, Any]:
+async def drive(
+    address: str, pid: int, runs: int, sleep_seconds: float, channels: int, tally: Tally, secret: str
+) -> dict[str, Any]:
     options = [
         ("grpc.use_local_subchannel_pool", 1),  # a connection per channel, not one shared
         ("grpc.max_receive_message_length", 16 * 1024 * 1024),
     ]
-    chans = [grpc.aio.insecure_channel(address, options=options) for _ in range(channels)]
+    # The bench calls the executor as a dispatcher would: with the cluster secret.
+    chans = [
+        grpc.aio.insecure_channel(address, options=options, interceptors=cluster_secret_interceptors(secret))
+        for _ in range(channels)
+    ]
     stubs = [pb_grpc.ExecutorStub(c) for c in chans]
     for c in chans:
         await asyncio.wait_for(c.channel_ready(), 10)
@@ -152,13 +160,14 @@ def run(
     with Scenario(SCENARIO, keep) as sc:
         executor = f"127.0.0.1:{free_port()}"
         conf = embedded_conf(sc.root, f"127.0.0.1:{free_port()}", executor, "WARNING")
-        ex = sc.start(Service.crontrio("executor", conf, nofile=nofile))
+        secret = secrets.token_urlsafe(32)
+        ex = sc.start(Service.crontrio("executor", conf, env={"CRONTRIO_CLUSTER_SECRET": secret}, nofile=nofile))
         ex.wait_serving(executor)
         limits = Path(f"/proc/{ex.pid}/limits").read_text()
         nofile_line = next((line for line in limits.splitlines() if line.startswith("Max open files")), "")
         fds_idle = count_fds(ex.pid)
         tally = Tally(runs)
-        info = asyncio.run(drive(executor, ex.pid, runs, sleep_seconds, channels, tally))
+        info = asyncio.run(drive(executor, ex.pid, runs, sleep_seconds, channels, tally, secret))
         final = {"executor": ex.stats()}
         problems = sc.log_problems()
         ex.stop()
