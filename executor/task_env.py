@@ -47,11 +47,11 @@ def baseline_environment(source: Mapping[str, str], inherit: Iterable[str] = ())
     env.setdefault("PATH", DEFAULT_PATH)
     env.setdefault("LANG", DEFAULT_LANG)
     env.setdefault("SHELL", DEFAULT_SHELL)
+    if "USER" in env:
+        env.setdefault("LOGNAME", env["USER"])
     if not {"HOME", "USER", "LOGNAME"} <= env.keys():
         for name, value in _own_user().items():
             env.setdefault(name, value)
-    if "USER" in env:
-        env.setdefault("LOGNAME", env["USER"])
     for name in inherit:
         if name in source and not name.upper().startswith(SERVICE_PREFIX):
             env[name] = source[name]
