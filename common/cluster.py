@@ -104,16 +104,17 @@ def resolve_secret(cluster: ClusterConfig, *, listen: str, service: str, mtls_hi
 def _read_secret_file(path: Path) -> str | None:
     """The secret in `path`, None when there is no such file."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY)  # symlinks allowed: secret mounts use them
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise ClusterSecretError(f"cluster.secret_file: cannot read {str(path)!r}: {exc.strerror or exc}") from None
     with os.fdopen(fd, "r", encoding="ascii", errors="replace") as f:
         mode = os.fstat(f.fileno()).st_mode
-        if stat.S_IMODE(mode) & 0o077:
+        # Readable by every user of the host: refuse (a shared group may read it).
+        if stat.S_IMODE(mode) & 0o007:
             raise ClusterSecretError(
-                f"cluster.secret_file: {str(path)!r} is accessible to other users (mode {stat.S_IMODE(mode):04o}); "
+                f"cluster.secret_file: {str(path)!r} is accessible to every user (mode {stat.S_IMODE(mode):04o}); "
                 f"`chmod 600 {path}`"
             )
         secret = f.read().strip()
