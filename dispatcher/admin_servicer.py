@@ -29,6 +29,7 @@ from dispatcher.executor_client import ExecutorClients
 from dispatcher.firing import FiringRunner
 from dispatcher.job_sync import JobSync
 from dispatcher.scheduler import SpawnFn
+from dispatcher.tail_hub import TailEndedError, TailHub, TailLimitError
 from protos import crontrio_pb2 as pb
 from protos import crontrio_pb2_grpc as pb_grpc
 
@@ -38,7 +39,6 @@ MAX_RUN_LIMIT = 1000
 DEFAULT_JOB_PAGE = 500
 MAX_JOB_PAGE = 1000
 MAX_PREVIEW = 1000
-TAIL_POLL_SECONDS = 0.2
 
 
 class AdminServicer(pb_grpc.AdminServicer):
@@ -53,6 +53,7 @@ class AdminServicer(pb_grpc.AdminServicer):
         clients: ExecutorClients,
         registry: Registry | None = None,
         dispatchers: Callable[[], list[pb.DispatcherInfo]] | None = None,
+        tail: TailHub | None = None,
     ) -> None:
         self._store = store
         self._db = db
@@ -64,6 +65,7 @@ class AdminServicer(pb_grpc.AdminServicer):
         self._registry = registry
         self._dispatchers = dispatchers or (lambda: [])
         self._audit = AuditLog(store, db)
+        self._tail = tail or TailHub(store, db, clients)
 
     async def _validated(
         self, request: pb.Job, context: grpc.aio.ServicerContext, job_id: int = 0, current: Job | None = None
@@ -303,31 +305,22 @@ class AdminServicer(pb_grpc.AdminServicer):
         return await self._validate_only(request, context)
 
     async def TailRun(self, request: pb.TailRunRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.TailChunk]:
-        run = await self._db.run(self._store.get_run, request.run_id)
-        if run is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no run {request.run_id!r}")
-        assert run is not None
-        # A run not yet on an executor: wait for it to get there (or end).
-        while request.follow and run.status in (status.PENDING, status.QUEUED) and not run.executor:
-            await asyncio.sleep(TAIL_POLL_SECONDS)
-            run = await self._db.run(self._store.get_run, request.run_id) or run
-        if run.status not in status.ACTIVE or not request.follow or not run.executor:
+        if not request.follow:
+            run = await self._db.run(self._store.get_run, request.run_id)
+            if run is None:
+                await context.abort(grpc.StatusCode.NOT_FOUND, f"no run {request.run_id!r}")
+            assert run is not None
             yield pb.TailChunk(data=run.output, status=run.status if run.status not in status.ACTIVE else "")
             return
+        # Followers share one feed per run (one Attach upstream, no store poll each).
         try:
-            async for event in self._clients.stub(run.executor).Attach(pb.AttachRequest(run_id=run.run_id)):
-                kind = event.WhichOneof("event")
-                if kind == "output":
-                    yield pb.TailChunk(data=event.output.data)
-                elif kind == "finished":
-                    yield pb.TailChunk(status=event.finished.status)
-                    return
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() != grpc.StatusCode.NOT_FOUND:
-                await context.abort(grpc.StatusCode.UNAVAILABLE, f"executor {run.executor}: {exc.details()}")
-        # The executor no longer has it (finished and acknowledged): the store does.
-        final = await self._db.run(self._store.get_run, request.run_id) or run
-        yield pb.TailChunk(data=final.output, status=final.status)
+            async for chunk in self._tail.follow(request.run_id):
+                yield chunk
+        except TailLimitError as exc:
+            log.warning("TailRun of %s by %s refused: %s", request.run_id, current_actor(), exc)
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+        except TailEndedError as exc:
+            await context.abort(exc.code, exc.details)
 
     async def ListExecutors(self, request: pb.ListExecutorsRequest, context: grpc.aio.ServicerContext) -> pb.ListExecutorsReply:
         live = self._registry.live() if self._registry else []
