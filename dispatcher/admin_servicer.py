@@ -254,10 +254,10 @@ class AdminServicer(pb_grpc.AdminServicer):
         older_than = None
         if request.page_token:
             try:
-                at, run_id = paging.decode(request.page_token, filters, (int, str))
+                at, attempt, run_id = paging.decode(request.page_token, filters, (int, int, str))
             except ValidationError as exc:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-            older_than = (at, run_id)
+            older_than = (at, attempt, run_id)
         runs = await self._db.run(
             self._store.list_runs,
             job_id=request.job_id,
@@ -274,7 +274,7 @@ class AdminServicer(pb_grpc.AdminServicer):
             job = await self._db.run(self._store.get_job, job_id=request.job_id, name=request.job_name)
             if job is None:
                 await context.abort(grpc.StatusCode.NOT_FOUND, f"no job {request.job_name or request.job_id!r} and no runs of it")
-        page, token = paging.page([run_to_pb(r) for r in runs], limit, lambda r: [r.scheduled_ms, r.run_id], filters)
+        page, token = paging.page([run_to_pb(r) for r in runs], limit, lambda r: [r.scheduled_ms, r.attempt, r.run_id], filters)
         return pb.ListRunsReply(runs=page, next_page_token=token)
 
     async def GetRun(self, request: pb.RunRef, context: grpc.aio.ServicerContext) -> pb.Run:

@@ -18,6 +18,7 @@ from tests.e2e.conftest import Trio, make_trio, stop_trio
 BASE_MS = 1_780_000_000_000  # 2026-05-28, whole second: like scheduled firings
 BIG_RUNS, SMALL_RUNS = 300, 1_200
 OUTPUT_BYTES = 64 * 1024
+NEWEST_FIRST = "ORDER BY scheduled_ms DESC, attempt DESC, run_id DESC"
 RUN_COLUMNS = (
     "run_id, job_id, job_name, scheduled_ms, attempt, status, dispatcher, executor, host, pid, exit_code, "
     "started_ms, finished_ms, output, output_truncated, error, created_ms, updated_ms, shard, shard_total, trigger"
@@ -42,15 +43,15 @@ def _insert_runs(t: Trio) -> None:
     t.sql(
         f"INSERT INTO runs ({RUN_COLUMNS}) "
         f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {BIG_RUNS + SMALL_RUNS}) "
-        f"SELECT (i % 7 + 1) || '-' || ({BASE_MS} + (i / 7) * 1000) || '-' || (i / 7 % 3 + 1) || '.' || i, "
-        f"i % 7 + 1, 'job-' || (i % 7 + 1), {BASE_MS} + (i / 7) * 1000, 1, "
+        f"SELECT (i % 7 + 1) || '-' || ({BASE_MS} + (i / 7) * 1000) || '-' || (i % 3 + 1) || '.' || i, "
+        f"i % 7 + 1, 'job-' || (i % 7 + 1), {BASE_MS} + (i / 7) * 1000, i % 3 + 1, "
         "CASE WHEN i % 10 = 0 THEN 'failed' ELSE 'succeeded' END, 'd', 'e', 'h', 0, 0, 0, 0, "
         f"CASE WHEN i <= {BIG_RUNS} THEN randomblob({OUTPUT_BYTES}) ELSE x'6f6b' END, 0, '', 0, 0, 0, 0, 'schedule' FROM n"
     )
 
 
 def _all_run_ids(t: Trio) -> list[str]:
-    rows = t.sql("SELECT run_id FROM runs ORDER BY scheduled_ms DESC, run_id DESC")
+    rows = t.sql(f"SELECT run_id FROM runs {NEWEST_FIRST}")
     return [str(r[0]) for r in rows]
 
 
@@ -99,9 +100,7 @@ def test_run_list_status_since_until_and_all(lists_trio: Trio) -> None:
 
     failed = t.cronctl("run", "list", "--status", "failed", "--all", "--json")
     assert failed.returncode == 0, failed.stderr
-    expected = [
-        str(r[0]) for r in t.sql("SELECT run_id FROM runs WHERE status = 'failed' ORDER BY scheduled_ms DESC, run_id DESC")
-    ]
+    expected = [str(r[0]) for r in t.sql(f"SELECT run_id FROM runs WHERE status = 'failed' {NEWEST_FIRST}")]
     assert [r["run_id"] for r in json.loads(failed.stdout)] == expected and len(expected) == 150
 
     since, until = BASE_MS + 20_000, BASE_MS + 30_000

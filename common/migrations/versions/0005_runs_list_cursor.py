@@ -1,7 +1,7 @@
 """Index runs for the (scheduled_ms, run_id) cursor of ListRuns.
 
-ListRuns pages newest first by (scheduled_ms, run_id), all runs or one
-job's. These indexes serve both orders as plain index range scans on SQLite
+ListRuns pages newest first by (scheduled_ms, attempt, run_id), all runs or
+one job's. These indexes serve both orders as plain index range scans on SQLite
 too (an index there carries the rowid, not run_id, so ties within a
 millisecond needed a sort). They replace the single-column ones they extend.
 
@@ -21,8 +21,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_index("ix_runs_scheduled_id", "runs", ["scheduled_ms", "run_id"])
-    op.create_index("ix_runs_job_scheduled_id", "runs", ["job_id", "scheduled_ms", "run_id"])
+    op.create_index("ix_runs_scheduled_id", "runs", ["scheduled_ms", "attempt", "run_id"])
+    op.create_index("ix_runs_job_scheduled_id", "runs", ["job_id", "scheduled_ms", "attempt", "run_id"])
     op.drop_index("ix_runs_scheduled", "runs")
     op.drop_index("ix_runs_job_scheduled", "runs")
 
