@@ -366,6 +366,8 @@ def job_show(ctx: click.Context, job_name: str, reveal: bool, json_output: bool)
         emit_json(data)
         return
     click.echo(tabulate([[k, _show_value(v)] for k, v in data.items()], tablefmt="plain"))
+    if msg.secrets_redacted:
+        click.echo("(env and header values are redacted; an admin sees them with --reveal)", err=True)
 
 
 def _show_value(value: Any) -> str:
