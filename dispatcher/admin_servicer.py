@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -314,8 +315,11 @@ class AdminServicer(pb_grpc.AdminServicer):
             return
         # Followers share one feed per run (one Attach upstream, no store poll each).
         try:
-            async for chunk in self._tail.follow(request.run_id):
-                yield chunk
+            # aclosing: a follower that disconnects leaves the feed at once,
+            # not whenever its generator is garbage-collected.
+            async with contextlib.aclosing(self._tail.follow(request.run_id)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
         except TailLimitError as exc:
             log.warning("TailRun of %s by %s refused: %s", request.run_id, current_actor(), exc)
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 import grpc
@@ -101,7 +101,7 @@ class TailHub:
         feed = self._feeds.get(run_id)
         return len(feed.followers) if feed else 0
 
-    async def follow(self, run_id: str) -> AsyncIterator[pb.TailChunk]:
+    async def follow(self, run_id: str) -> AsyncGenerator[pb.TailChunk, None]:
         """The run's output so far, then live output, then a chunk with its
         final status. Raises TailLimitError before anything else when full,
         TailEndedError when the run cannot be followed (unknown, executor gone)."""
@@ -149,6 +149,7 @@ class TailHub:
             # Nobody listens any more: drop the upstream too.
             del self._feeds[feed.run_id]
             if feed.task is not None and not feed.task.done():
+                log.info("tail of run %s: no followers left; its feed stopped", feed.run_id)
                 feed.task.cancel()
 
     def _send(self, feed: _Feed, chunk: pb.TailChunk) -> None:

@@ -78,6 +78,19 @@ async def test_followers_share_one_stream_and_caps_give_resource_exhausted(cappe
         go_b.touch()
         assert await asyncio.wait_for(asyncio.gather(*others), 60) == ["succeeded"] * (TOTAL - PER_RUN)
 
+        # Followers that go away mid-run take the feed (and its executor stream) with them.
+        go_c = tmp_path / "go-c"
+        run_c = _start_gated(t, "abandoned", go_c)
+        leaving: dict[int, bytes] = {}
+        quitters = [asyncio.create_task(_follow(api, run_c, leaving, i)) for i in range(5)]
+        await wait_until(lambda: len(leaving) == 5, 30, "followers of the abandoned run see output")
+        for task in quitters:
+            task.cancel()
+        await asyncio.gather(*quitters, return_exceptions=True)
+        stopped = f"tail of run {run_c}: no followers left; its feed stopped"
+        await wait_until(lambda: stopped in t.procs["dispatcher"].log_text(), 20, "the feed to stop")
+        go_c.touch()
+
     log = t.procs["dispatcher"].log_text()
     # One executor stream per run, whatever the number of followers.
     assert log.count(f"tail of run {run_a}: attached to executor") == 1, log
