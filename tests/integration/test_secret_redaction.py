@@ -90,7 +90,8 @@ def test_secrets_are_redacted_below_admin_revealed_on_purpose_and_kept_on_round_
         edited = api.GetJob(pb.JobRef(name="sh"), metadata=admin)
         edited.command = "echo edited"
         edited.env["MODE"] = "y"  # one value really changed
-        api.UpdateJob(edited, metadata=admin)
+        updated = api.UpdateJob(edited, metadata=admin)
+        assert updated.secrets_redacted and set(updated.env.values()) == {"<redacted>"}
         after = api.GetJob(pb.JobRef(name="sh", reveal=True), metadata=admin)
         assert after.command == "echo edited" and dict(after.env) == {"API_KEY": SECRET, "MODE": "y"}
         stored_env = json.loads(str(s.sql("SELECT env FROM jobs WHERE name = 'sh'")[0][0]))
