@@ -26,6 +26,7 @@ from common.cron import CronSchedule, validate_timezone
 from common.errors import ValidationError
 from common.jobs import validate_job
 from common.model import Job
+from common.status import ALL as STATUSES
 from cronctl import observe, token_cmd
 from cronctl.client import AdminClient, NoServerError
 from cronctl.job_options import OPTIONS, changes_from, job_options
@@ -33,6 +34,7 @@ from cronctl.timefmt import duration, iso_utc, parse_instant
 from protos import crontrio_pb2 as pb
 
 EXIT_FAILED, EXIT_INVALID, EXIT_NO_SERVER = 1, 2, 3
+PAGE_SIZE = 1000  # the servers' maximum page of jobs and of runs
 DEFAULT_SERVER = "127.0.0.1:5920"
 COMMAND_WIDTH = 48
 
@@ -297,15 +299,30 @@ def _short(text: str, width: int = COMMAND_WIDTH) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _paged(ctx: click.Context, method: str, request: Any, items: str, limit: int = 0) -> list[Any]:
+    """Follow next_page_token until `limit` items (0 = all of them) are had."""
+    out: list[Any] = []
+    with server_errors():
+        while True:
+            if limit:
+                request.limit = min(PAGE_SIZE, limit - len(out))
+            reply = ctx.obj.client.call(lambda s: getattr(s, method), request)
+            out.extend(getattr(reply, items))
+            if not reply.next_page_token or (limit and len(out) >= limit):
+                return out
+            request.page_token = reply.next_page_token
+
+
 @job.command("list")
+@click.option("--prefix", default="", metavar="TEXT", help="Only jobs whose name starts with this.")
+@click.option("--limit", default=0, type=click.IntRange(min=0), help="At most this many jobs, by id.  [default: 0 = all]")
 @json_option
 @click.pass_context
-def job_list(ctx: click.Context, json_output: bool) -> None:
-    """List all jobs with their next fire time (UTC)."""
-    with server_errors():
-        reply = ctx.obj.client.call(lambda s: s.ListJobs, pb.ListJobsRequest())
+def job_list(ctx: click.Context, prefix: str, limit: int, json_output: bool) -> None:
+    """List jobs with their next fire time (UTC), fetched page by page."""
+    jobs = _paged(ctx, "ListJobs", pb.ListJobsRequest(name_prefix=prefix), "jobs", limit)
     if wants_json(ctx, json_output):
-        emit_json([_job_dict(j) for j in reply.jobs])
+        emit_json([_job_dict(j) for j in jobs])
         return
     rows = [
         [
@@ -318,8 +335,11 @@ def job_list(ctx: click.Context, json_output: bool) -> None:
             iso_utc(j.next_fire_ms),
             _short(j.command),
         ]
-        for j in reply.jobs
+        for j in jobs
     ]
+    if not rows and prefix:
+        click.echo(f"no jobs named {prefix}*")
+        return
     if not rows:
         click.echo("no jobs yet: add one with `cronctl job add --name NAME --spec SPEC --command CMD`")
         return
@@ -332,17 +352,22 @@ def _job_ref(name_or_id: str) -> pb.JobRef:
 
 @job.command("show")
 @click.argument("job_name", metavar="NAME")
+@click.option("--reveal", is_flag=True, help="Show env and header values in clear (admin tokens only; audited).")
 @json_option
 @click.pass_context
-def job_show(ctx: click.Context, job_name: str, json_output: bool) -> None:
-    """Show every field of one job (by name or id)."""
+def job_show(ctx: click.Context, job_name: str, reveal: bool, json_output: bool) -> None:
+    """Show every field of one job (by name or id); secret values as <redacted> unless --reveal."""
+    ref = _job_ref(job_name)
+    ref.reveal = reveal
     with server_errors():
-        msg = ctx.obj.client.call(lambda s: s.GetJob, _job_ref(job_name))
+        msg = ctx.obj.client.call(lambda s: s.GetJob, ref)
     data = _job_dict(msg)
     if wants_json(ctx, json_output):
         emit_json(data)
         return
     click.echo(tabulate([[k, _show_value(v)] for k, v in data.items()], tablefmt="plain"))
+    if msg.secrets_redacted:
+        click.echo("(env and header values are redacted; an admin sees them with --reveal)", err=True)
 
 
 def _show_value(value: Any) -> str:
@@ -403,23 +428,48 @@ def _run_dict(r: pb.Run, with_output: bool) -> dict[str, Any]:
 
 @run.command("list")
 @click.option("--job", "job_name", default="", metavar="NAME", help="Only this job's runs.")
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000), help="How many, newest first.")
+@click.option(
+    "--status", "statuses", multiple=True, type=click.Choice(sorted(STATUSES)), help="Only runs with this status (repeatable)."
+)
+@click.option(
+    "--since", default="", metavar="TIME", help="Only runs scheduled at or after this ISO 8601 time (UTC without an offset)."
+)
+@click.option(
+    "--until", default="", metavar="TIME", help="Only runs scheduled before this ISO 8601 time (UTC without an offset)."
+)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="How many, newest first.")
+@click.option("--all", "everything", is_flag=True, help="Every matching run (pages through them all); overrides --limit.")
 @json_option
 @click.pass_context
-def run_list(ctx: click.Context, job_name: str, limit: int, json_output: bool) -> None:
-    """List recent runs, newest first."""
-    request = pb.ListRunsRequest(limit=limit)
+def run_list(
+    ctx: click.Context,
+    job_name: str,
+    statuses: tuple[str, ...],
+    since: str,
+    until: str,
+    limit: int,
+    everything: bool,
+    json_output: bool,
+) -> None:
+    """List runs, newest first (summaries: `run show` has the output)."""
+    request = pb.ListRunsRequest(statuses=statuses)
+    try:
+        request.since_ms = parse_instant(since, "UTC", "since") if since else 0
+        request.until_ms = parse_instant(until, "UTC", "until") if until else 0
+    except ValidationError as exc:
+        fail(str(exc), EXIT_INVALID)
+    if request.since_ms and request.until_ms and request.until_ms <= request.since_ms:
+        fail("until: must be after --since", EXIT_INVALID)
     if job_name.isdigit():
         request.job_id = int(job_name)
     else:
         request.job_name = job_name
-    with server_errors():
-        reply = ctx.obj.client.call(lambda s: s.ListRuns, request)
+    runs = _paged(ctx, "ListRuns", request, "runs", 0 if everything else limit)
     if wants_json(ctx, json_output):
-        emit_json([_run_dict(r, with_output=False) for r in reply.runs])
+        emit_json([_run_dict(r, with_output=False) for r in runs])
         return
-    if not reply.runs:
-        click.echo("no runs yet")
+    if not runs:
+        click.echo("no runs yet" if not (statuses or since or until) else "no runs match")
         return
     rows = [
         [
@@ -433,7 +483,7 @@ def run_list(ctx: click.Context, job_name: str, limit: int, json_output: bool) -
             r.executor,
             _short(r.error, 40),
         ]
-        for r in reply.runs
+        for r in runs
     ]
     click.echo(tabulate(rows, headers=["RUN", "JOB", "TRY", "STATUS", "EXIT", "SCHEDULED (UTC)", "TOOK", "EXECUTOR", "ERROR"]))
 

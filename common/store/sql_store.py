@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
+from sqlalchemy import Engine, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -210,7 +210,7 @@ def _row_to_run(row: Mapping[Any, Any]) -> RunRecord:
         exit_code=int(row["exit_code"]),
         started_ms=int(row["started_ms"]),
         finished_ms=int(row["finished_ms"]),
-        output=bytes(row["output"] or b""),
+        output=bytes(row.get("output") or b""),
         output_truncated=bool(row["output_truncated"]),
         error=row["error"] or "",
         created_ms=int(row["created_ms"]),
@@ -491,18 +491,53 @@ class SqlStore:
         return _row_to_run(row) if row is not None else None
 
     def list_runs(
-        self, *, job_id: int = 0, job_name: str = "", statuses: Sequence[str] = (), limit: int = 20, before_ms: int = 0
+        self,
+        *,
+        job_id: int = 0,
+        job_name: str = "",
+        statuses: Sequence[str] = (),
+        limit: int = 20,
+        before_ms: int = 0,
+        since_ms: int = 0,
+        until_ms: int = 0,
+        older_than: tuple[int, int, str] | None = None,
+        with_output: bool = True,
     ) -> list[RunRecord]:
-        query = select(runs)
-        if before_ms:
-            query = query.where(runs.c.scheduled_ms < before_ms)
+        """Runs newest first, by (scheduled_ms, attempt, run_id) descending: a
+        total order, so a page boundary never falls between runs sharing a
+        millisecond (every job on "0 * * * *" fires in the same one).
+
+        `older_than` is the (scheduled_ms, attempt, run_id) of the last run
+        of the previous page: only runs after it in that order. `since_ms` is
+        inclusive, `until_ms` and `before_ms` (its older name) exclusive.
+        Without `with_output` the output column is not even read (list
+        pages are summaries; a page of 64 KiB tails exceeded gRPC's cap).
+        """
+        columns = [c for c in runs.columns if with_output or c.name != "output"]
+        query = select(*columns)
+        upper = until_ms or before_ms
+        if upper:
+            query = query.where(runs.c.scheduled_ms < upper)
+        if since_ms:
+            query = query.where(runs.c.scheduled_ms >= since_ms)
+        if older_than is not None:
+            at, attempt, run_id = older_than
+            # The redundant `<= at` gives the database an index range to scan.
+            query = query.where(
+                runs.c.scheduled_ms <= at,
+                or_(
+                    runs.c.scheduled_ms < at,
+                    runs.c.attempt < attempt,
+                    and_(runs.c.attempt == attempt, runs.c.run_id < run_id),
+                ),
+            )
         if job_id:
             query = query.where(runs.c.job_id == job_id)
         elif job_name:
             query = query.where(runs.c.job_name == job_name)
         if statuses:
             query = query.where(runs.c.status.in_(list(statuses)))
-        query = query.order_by(runs.c.scheduled_ms.desc(), runs.c.attempt.desc()).limit(limit)
+        query = query.order_by(runs.c.scheduled_ms.desc(), runs.c.attempt.desc(), runs.c.run_id.desc()).limit(limit)
         with self.engine.connect() as conn:
             return [_row_to_run(r) for r in conn.execute(query).mappings().all()]
 
