@@ -94,6 +94,8 @@ def pending_run(run_id: str) -> RunRecord:
 
 
 async def test_many_followers_share_one_upstream_and_one_store_poll(parts: Parts, executor: Executor, tmp_path: Path) -> None:
+    await parts.clients.close()
+    parts.clients = ExecutorClients(cluster_secret=executor.secret)  # executors require the cluster secret
     hub = parts.hub(per_run=1000, total=1000)
     go = tmp_path / "go"
     request = shell(f"echo first; while [ ! -e {go} ]; do sleep 0.05; done; echo second", run_id="7-1700000000123-1")
@@ -102,7 +104,7 @@ async def test_many_followers_share_one_upstream_and_one_store_poll(parts: Parts
     # 300 followers while the run has no executor yet: they wait on one shared poll.
     early = [follow(hub, request.run_id) for _ in range(300)]
     await wait_until(lambda: hub.followers == 300, 20, "300 followers registered")
-    async with grpc.aio.insecure_channel(executor.address) as channel:
+    async with executor.channel() as channel:
         runner = crontrio_pb2_grpc.ExecutorStub(channel).Run(request, timeout=60)
         await read_until(runner, lambda out: b"first" in out, [])
         parts.store.write_runs([], [(request.run_id, {"status": "running", "executor": executor.address})])
