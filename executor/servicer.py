@@ -10,7 +10,7 @@ from typing import Any
 import grpc
 
 from common.errors import ValidationError
-from executor.runs import AlreadyAcknowledgedError, DrainingError, RunNotFoundError, RunRegistry
+from executor.runs import AlreadyAcknowledgedError, DrainingError, NotJournaledError, RunNotFoundError, RunRegistry
 from protos import crontrio_pb2, crontrio_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -20,6 +20,7 @@ _REFUSALS: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
     (ValidationError, grpc.StatusCode.INVALID_ARGUMENT),
     (DrainingError, grpc.StatusCode.UNAVAILABLE),
     (AlreadyAcknowledgedError, grpc.StatusCode.FAILED_PRECONDITION),
+    (NotJournaledError, grpc.StatusCode.RESOURCE_EXHAUSTED),
 )
 
 
@@ -41,6 +42,9 @@ class ExecutorServicer(crontrio_pb2_grpc.ExecutorServicer):
         except AlreadyAcknowledgedError as exc:
             # Never rerun a finished run, even for a late duplicate request.
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        except NotJournaledError as exc:
+            # Not started (a full disk, say): the dispatcher may send it elsewhere.
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
         # A caller going away cancels only this loop; the run goes on.
         async for event in events:
             yield event
@@ -91,8 +95,13 @@ class ExecutorServicer(crontrio_pb2_grpc.ExecutorServicer):
     async def ListResults(
         self, request: crontrio_pb2.ListResultsRequest, context: grpc.aio.ServicerContext
     ) -> crontrio_pb2.ListResultsReply:
-        results, running = await self.runs.list_results(list(request.run_ids))
-        return crontrio_pb2.ListResultsReply(results=results, running_run_ids=running)
+        try:
+            results, running, token = await self.runs.list_results(
+                list(request.run_ids), request.page_token, request.max_page_bytes
+            )
+        except ValidationError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return crontrio_pb2.ListResultsReply(results=results, running_run_ids=running, next_page_token=token)
 
     async def Status(
         self, request: crontrio_pb2.ExecutorStatusRequest, context: grpc.aio.ServicerContext
