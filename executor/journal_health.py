@@ -13,6 +13,7 @@ import logging
 import os
 import resource
 import threading
+import time
 
 log = logging.getLogger(__name__)
 
@@ -55,28 +56,45 @@ def _size(path: str) -> int:
 
 
 class JournalHealth:
-    """Counts failed journal writes and logs the first of each episode."""
+    """Counts failed journal writes and logs the cause at most once a window.
+
+    A nearly full disk flaps: a big group commit fails, the next small write
+    fits. So a failure is logged with its cause only if none was in the last
+    ``REPORT_EVERY_SECONDS`` (then with how many failed in between), and a
+    write succeeding again is said once per report.
+    """
+
+    REPORT_EVERY_SECONDS = 60.0
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._lock = threading.Lock()  # written on the journal thread, read anywhere
         self.failing = False
-        self.failures = 0  # failed writes in the current episode
-        self.last_error = ""  # the cause, for refusals sent to callers
+        self.failures = 0  # failed writes since the journal was opened
+        self.last_error = ""  # the cause last reported, for refusals sent to callers
+        self._reported_at: float | None = None  # monotonic time of the last report
+        self._unreported = 0  # failures since then
+        self._recovery_said = True  # a success after the last report was logged
 
     def failed(self, exc: BaseException) -> None:
+        now = time.monotonic()
         with self._lock:
             self.failures += 1
-            if self.failing:
-                return
             self.failing = True
+            if self._reported_at is not None and now - self._reported_at < self.REPORT_EVERY_SECONDS:
+                self._unreported += 1
+                return
+            unreported, self._unreported = self._unreported, 0
+            self._reported_at, self._recovery_said = now, False
             self.last_error = describe_failure(exc, self.path)
         log.error(
-            "journal %s: a write failed: %s. Runs whose start cannot be journaled are refused"
-            " and results that cannot be journaled are kept in memory until acknowledged;"
-            " further failures are counted, not logged, until a write succeeds",
+            "journal %s: a write failed: %s%s. Runs whose start cannot be journaled are refused, results"
+            " that cannot be journaled are kept in memory until acknowledged; further failures are"
+            " reported at most every %.0fs",
             self.path,
             self.last_error,
+            f" ({unreported} more failed since the last report)" if unreported else "",
+            self.REPORT_EVERY_SECONDS,
         )
 
     def succeeded(self) -> None:
@@ -84,5 +102,9 @@ class JournalHealth:
         if not self.failing:  # the common case: no lock
             return
         with self._lock:
-            failures, self.failing, self.failures = self.failures, False, 0
-        log.warning("journal %s: writes succeed again (%d failed meanwhile)", self.path, failures)
+            self.failing = False
+            if self._recovery_said:
+                return
+            self._recovery_said = True
+            failed = self._unreported + 1
+        log.warning("journal %s: a write succeeded again (%d failed since the report above)", self.path, failed)
