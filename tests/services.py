@@ -83,7 +83,13 @@ class ServiceProcess:
     """One `python -m <service>` child with its log in a file."""
 
     def __init__(
-        self, service: str, conf: Path, log_path: Path, env: dict[str, str] | None = None, args: list[str] | None = None
+        self,
+        service: str,
+        conf: Path,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        args: list[str] | None = None,
+        preexec_fn: Callable[[], None] | None = None,  # e.g. a resource limit for the child
     ) -> None:
         self.service = service
         self.log_path = log_path
@@ -96,6 +102,7 @@ class ServiceProcess:
             env=full_env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            preexec_fn=preexec_fn,  # noqa: PLW1509 - only ever a setrlimit
         )
 
     @property
