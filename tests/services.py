@@ -102,7 +102,7 @@ class ServiceProcess:
             env=full_env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            preexec_fn=preexec_fn,  # noqa: PLW1509 - only ever a setrlimit
+            preexec_fn=preexec_fn,  # e.g. a resource limit; nothing that takes locks
         )
 
     @property

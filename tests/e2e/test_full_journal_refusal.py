@@ -46,7 +46,8 @@ def trio(tmp_path: Path) -> Iterator[Trio]:
 
 def runs_of(t: Trio, job: str) -> list[tuple[object, ...]]:
     return t.sql(
-        "SELECT run_id, scheduled_ms, attempt, status, executor, error FROM runs WHERE job_name = ? ORDER BY scheduled_ms, attempt",
+        "SELECT run_id, scheduled_ms, attempt, status, executor, error FROM runs"
+        " WHERE job_name = ? ORDER BY scheduled_ms, attempt",
         (job,),
     )
 
