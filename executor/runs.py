@@ -369,7 +369,7 @@ class RunRegistry:
         self._unjournaled: dict[str, crontrio_pb2.RunFinished] = {}
         # Of those, the acknowledged ones whose acknowledgement could not be
         # journaled either: a late duplicate Run for them is refused.
-        self._acked_in_memory: set[str] = set()
+        self._acked_in_memory: dict[str, int] = {}  # run_id -> acked_ms
         self._accepting = True
         # run_id -> (lock, users): one Run or Attach decision at a time per
         # run_id, so two identical requests never both start it.
@@ -445,7 +445,7 @@ class RunRegistry:
             log.info("run %s: replaying its result kept in memory (%s)", run_id, kept.status)
             return _single(crontrio_pb2.RunEvent(finished=kept))
         if run_id in self._acked_in_memory:
-            raise AlreadyAcknowledgedError(run_id)
+            raise AlreadyAcknowledgedError(run_id, self._acked_in_memory[run_id])
         # A finished run leaves _running only after its journal write, so a
         # run not running now is either journaled or can only be started by a
         # Run for this id, which waits for our lock.
@@ -753,7 +753,7 @@ class RunRegistry:
             except Exception:  # noqa: BLE001 - the journal logs the cause once
                 # Their start records stay: a Run for one after a restart
                 # replays it as lost, never runs it again.
-                self._acked_in_memory.update(in_memory)
+                self._acked_in_memory.update(dict.fromkeys(in_memory, acked_ms))
         return len(in_memory) + await self.journal.ack(ids, acked_ms)
 
     async def list_results(
@@ -863,6 +863,11 @@ class RunRegistry:
     @property
     def running_count(self) -> int:
         return len(self._running)
+
+    @property
+    def unjournaled_count(self) -> int:
+        """Unacknowledged results kept only in memory (the journal could not take them)."""
+        return len(self._unjournaled)
 
     def stop_accepting(self) -> None:
         """Refuse new runs from now on (replays and attaches still work)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
@@ -90,7 +91,13 @@ class ExecutorServicer(crontrio_pb2_grpc.ExecutorServicer):
     async def Ack(
         self, request: crontrio_pb2.AckRequest, context: grpc.aio.ServicerContext
     ) -> crontrio_pb2.AckReply:
-        return crontrio_pb2.AckReply(acknowledged=await self.runs.ack(request.run_ids))
+        try:
+            acknowledged = await self.runs.ack(request.run_ids)
+        except sqlite3.Error as exc:
+            # The journal cannot record it (a full disk: logged once, by the
+            # journal). The results stay and are acknowledged again later.
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"could not journal the acknowledgement: {exc}")
+        return crontrio_pb2.AckReply(acknowledged=acknowledged)
 
     async def ListResults(
         self, request: crontrio_pb2.ListResultsRequest, context: grpc.aio.ServicerContext
@@ -172,6 +179,8 @@ class _Session:
     async def _ack(self, run_ids: list[str]) -> None:
         try:
             await self._runs.ack(run_ids)
+        except sqlite3.Error:
+            log.warning("session: acknowledging %d run(s) could not be journaled (journal error logged once)", len(run_ids))
         except Exception:
             # Harmless, as a failed Ack call: the results stay journaled and
             # are collected (and acknowledged) again later.

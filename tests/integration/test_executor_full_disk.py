@@ -191,6 +191,21 @@ async def test_a_full_journal_refuses_starts_never_runs_twice_and_logs_the_cause
         status_reply = await stub.Status(pb.ExecutorStatusRequest())
         assert status_reply.unacknowledged == len(ran)
 
+        # Acknowledged (the journal may not be able to record that either):
+        # a late duplicate Run still never runs a finished run again.
+        try:
+            await stub.Ack(pb.AckRequest(run_ids=ran))
+        except grpc.aio.AioRpcError as exc:
+            assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, exc
+            assert "could not journal the acknowledgement" in (exc.details() or "")
+        late = await asyncio.gather(*(call_run(stub, request(marks, i)) for i in ran))
+        for run_id, outcome in zip(ran, late, strict=True):
+            assert (marks / run_id).read_text().splitlines() == ["ran"], f"run {run_id} ran again after its ack"
+            if outcome.code is not None:
+                assert outcome.code == grpc.StatusCode.FAILED_PRECONDITION, (run_id, outcome.code, outcome.details)
+            else:
+                assert [e.WhichOneof("event") for e in outcome.events] == ["finished"], outcome.events
+
     log = executor.log()
     # The cause, once: the file size limit that stands for a full disk here.
     assert log.count("RLIMIT_FSIZE") == 1, log
