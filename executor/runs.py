@@ -51,6 +51,7 @@ from common.errors import ValidationError
 from executor import VERSION
 from executor.http_task import DEFAULT_TIMEOUT_SECONDS, METHODS, HttpClients, run_http
 from executor.journal import Journal, Lookup, ResultKey, StartedRun
+from executor.journal_health import describe_failure
 from executor.keywords import KeywordScanner
 from executor.output_tail import OutputTail
 from executor.shell_task import RunAs, ShellProcess, TaskStartError, check_workdir, resolve_user, task_environment
@@ -476,7 +477,7 @@ class RunRegistry:
             # unknown here (or that cannot be looked up) must not start
             # without a durable start record: a crash, then a Run for it,
             # would start it a second time. Refused, it can go elsewhere.
-            cause = self.journal.health.last_error or str(exc)
+            cause = describe_failure(exc, self.journal.path)
             try:
                 known = await self.journal.lookup(run_id)
             except Exception:  # noqa: BLE001 - refused below, the cause is logged by the journal
