@@ -380,8 +380,9 @@ class Journal:
         db = self._conn()
         where, params = "", []
         if after is not None:
-            where = " AND (finished_ms > ? OR (finished_ms = ? AND run_id > ?))"
-            params = [after.finished_ms, after.finished_ms, after.run_id]
+            # A row value: SQLite (3.15+) seeks the index to it.
+            where = " AND (finished_ms, run_id) > (?, ?)"
+            params = [after.finished_ms, after.run_id]
         # length() of a BLOB comes from the record header: the results
         # themselves are not read here.
         select = "SELECT finished_ms, run_id, length(result) FROM results WHERE 1"
