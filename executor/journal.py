@@ -127,7 +127,7 @@ class Journal:
     Nothing waits on a timer: a lone call is written at once. When the
     shared transaction fails (a full disk fails at COMMIT), each call is
     retried alone and gets its own outcome: success only if committed.
-    Failures are logged once per episode, with their cause (``health``).
+    Failures are logged with their cause at most once a minute (``health``).
     """
 
     def __init__(self, path: str) -> None:
