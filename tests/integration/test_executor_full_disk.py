@@ -211,3 +211,6 @@ async def test_a_full_journal_refuses_starts_never_runs_twice_and_logs_the_cause
     assert log.count("RLIMIT_FSIZE") == 1, log
     assert log.count("a write failed") == 1, log
     assert "Traceback" not in log, log
+    # Both failure paths were taken: starts refused (above), and results
+    # whose write failed after their run had started, delivered all the same.
+    assert "could not be journaled (journal error logged once); kept in memory" in log, log
