@@ -97,7 +97,13 @@ class ServiceProcess:
     """One `python -m <service>` child with its log in a file."""
 
     def __init__(
-        self, service: str, conf: Path, log_path: Path, env: dict[str, str] | None = None, args: list[str] | None = None
+        self,
+        service: str,
+        conf: Path,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        args: list[str] | None = None,
+        preexec_fn: Callable[[], None] | None = None,  # e.g. a resource limit for the child
     ) -> None:
         self.service = service
         self.log_path = log_path
@@ -110,6 +116,7 @@ class ServiceProcess:
             env=full_env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            preexec_fn=preexec_fn,  # e.g. a resource limit; nothing that takes locks
         )
 
     @property
