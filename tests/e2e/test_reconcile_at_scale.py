@@ -16,12 +16,13 @@ from pathlib import Path
 import grpc
 import pytest
 
+from common.cluster import CLUSTER_HEADER
 from common.config import DatabaseConfig
 from protos import crontrio_pb2 as pb
 from protos import crontrio_pb2_grpc as pb_grpc
 from tests.e2e.cluster import Cluster
 from tests.servers import EtcdServer, RedisServer
-from tests.services import wait_for
+from tests.services import cluster_secret, wait_for
 
 pytestmark = pytest.mark.xdist_group("cluster")
 
@@ -95,7 +96,8 @@ def test_results_of_a_killed_dispatcher_beyond_the_message_limit_are_collected_n
     assert monitor_log.count("is gone; collected the result from executor") == RUNS
     assert "marked lost" not in monitor_log
     # And acknowledged: e1's journal is empty again.
+    secret = [(CLUSTER_HEADER, cluster_secret(cluster.conf.parent))]
     with grpc.insecure_channel(cluster.members["e1"].address) as channel:
         executor = pb_grpc.ExecutorStub(channel)
-        wait_for(lambda: executor.Status(pb.ExecutorStatusRequest(), timeout=5).unacknowledged == 0, 10, "acks")
+        wait_for(lambda: executor.Status(pb.ExecutorStatusRequest(), timeout=5, metadata=secret).unacknowledged == 0, 10, "acks")
     print(f"\nthe monitor settled {RUNS} results of {RUNS * OUTPUT_BYTES / 1e6:.1f} MB in {took:.1f}s")

@@ -31,7 +31,7 @@ import pytest
 from common import status
 from protos import crontrio_pb2 as pb
 from protos import crontrio_pb2_grpc
-from tests.services import REPO, free_port, is_serving, wait_for, write_conf
+from tests.services import REPO, cluster_channel, cluster_secret, free_port, is_serving, wait_for, write_conf
 
 # Room for the journal's schema and a few dozen runs, then no more.
 FILE_SIZE_LIMIT = 160 * 1024
@@ -152,7 +152,7 @@ async def test_a_full_journal_refuses_starts_never_runs_twice_and_logs_the_cause
 ) -> None:
     marks = tmp_path / "marks"
     marks.mkdir()
-    async with grpc.aio.insecure_channel(executor.address) as channel:
+    async with cluster_channel(executor.address, cluster_secret(tmp_path)) as channel:
         stub = crontrio_pb2_grpc.ExecutorStub(channel)
         first: dict[str, Outcome] = {}
         # Bursts until the journal is full and starts are refused.

@@ -138,7 +138,7 @@ async def test_an_executor_answering_with_an_error_is_not_taken_for_one_without_
         job = store.create_job(Job(name="orphaned", spec="0 0 1 1 *", command="echo collected"))
         scheduled = int(time.time() * 1000) - 60_000
         request = shell("echo collected", run_id=f"{job.id}-{scheduled}-1", job_id=job.id, scheduled_ms=scheduled)
-        async with grpc.aio.insecure_channel(ex.address) as channel:
+        async with ex.channel() as channel:
             await run(crontrio_pb2_grpc.ExecutorStub(channel), request)
         # Its dispatcher died before recording the result (no live dispatcher here).
         record = RunRecord(
@@ -155,7 +155,12 @@ async def test_an_executor_answering_with_an_error_is_not_taken_for_one_without_
         )
         store.write_runs([record], [])
         reconciler = Reconciler(
-            store, DbThreads(1), DispatcherLinks([]), StaticRegistry([ex.address]), lost_after_seconds=0.0
+            store,
+            DbThreads(1),
+            DispatcherLinks([]),
+            StaticRegistry([ex.address]),
+            lost_after_seconds=0.0,
+            cluster_secret=ex.secret,
         )
         hide_results(ex.journal, True)
         caplog.set_level(logging.INFO, logger="monitor.reconcile")
@@ -169,7 +174,11 @@ async def test_an_executor_answering_with_an_error_is_not_taken_for_one_without_
         # replays it), not to another one where it would run again.
         dead = f"127.0.0.1:{free_port()}"
         runner = FiringRunner(
-            "d2@1", cast(Any, None), cast(Any, None), StaticRegistry([dead, ex.address]), ExecutorClients()
+            "d2@1",
+            cast(Any, None),
+            cast(Any, None),
+            StaticRegistry([dead, ex.address]),
+            ExecutorClients(cluster_secret=ex.secret),
         )
         assert await runner.holder_of(request.run_id) == ex.address
 
