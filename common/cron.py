@@ -38,13 +38,13 @@ import bisect
 import functools
 import re
 import threading
-import time
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from croniter import CroniterError, croniter
 from croniter.croniter import HashExpander
 
+from common.cron_calendar import Calendar, DayRule
 from common.errors import ValidationError
 
 __all__ = ["CronSchedule", "validate_timezone"]
@@ -247,42 +247,6 @@ def _timeline(name: str) -> _Timeline:
 # --------------------------------------------------------------------------
 
 
-class _Matcher:
-    """A compiled croniter expression used for naive wall-clock arithmetic.
-
-    croniter objects are costly to build (~0.2 ms) and to keep (a few KB), so
-    one is built only when a fire time is wanted, and kept in a bounded cache
-    shared by every schedule with the same expression. They hold state, hence
-    the lock.
-    """
-
-    __slots__ = ("_cron", "_lock")
-
-    def __init__(self, expr: str, seconds: bool) -> None:
-        # start_time=0 (a float) keeps croniter in naive mode: no tzinfo is
-        # ever attached, so all arithmetic is on wall-clock fields. H fields
-        # are already resolved (see _hash_fields), so no hash id is needed.
-        self._cron = croniter(expr, 0, ret_type=float, day_or=True, second_at_beginning=seconds)
-        self._lock = threading.Lock()
-
-    def next_wall(self, wall: int) -> int | None:
-        """First matching wall time strictly after `wall`; None if none in
-        croniter's search horizon (50 years) or past year 9999."""
-        with self._lock:
-            try:
-                return int(self._cron.get_next(float, wall))
-            except (ValueError, OverflowError):  # CroniterBadDateError is a ValueError
-                return None
-
-
-# Big enough for every schedule that fires often to stay built; a rarely
-# firing one is rebuilt when it fires (0.2 ms), instead of 100,000 jobs'
-# worth of croniter objects staying in memory.
-@functools.lru_cache(maxsize=8192)
-def _matcher(expr: str, seconds: bool) -> _Matcher:
-    return _Matcher(expr, seconds)
-
-
 _MACROS = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
@@ -449,16 +413,17 @@ def _field_values(position: int, seconds: bool, text: str) -> tuple[int | str, .
 
 
 @functools.lru_cache(maxsize=4096)
-def _dates_match(dom: str, month: str, dow: str) -> bool:
-    """Whether any calendar date matches these day fields.
+def _nth_weekdays(text: str) -> tuple[tuple[int, frozenset[int | str]], ...]:
+    """croniter's ``n#k`` / ``nL`` entries of a (valid) day-of-week field:
+    (weekday, {k or 'l', ...}) pairs."""
+    nth = croniter.expand(f"* * * * {text}")[1]
+    return tuple((weekday, frozenset[int | str](ks)) for weekday, ks in nth.items())
 
-    A spec that never matches a date (Feb 30, the 5th Monday of a month list
-    that never has one, ...) is an error, not a job that silently never runs.
-    Only the day fields decide that, so specs share this check. Wall-clock
-    "now" is a fine reference: croniter searches 50 years, and the calendar
-    repeats every 28.
-    """
-    return _Matcher(f"0 0 {dom} {month} {dow}", False).next_wall(int(time.time())) is not None
+
+@functools.lru_cache(maxsize=4096)
+def _day_rule(dom: str, dow: str) -> DayRule:
+    """The day fields' rule; shared by every spec with the same two fields."""
+    return DayRule(dom, _field_values(2, False, dom), dow, _field_values(4, False, dow), _nth_weekdays(dow))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -468,55 +433,26 @@ def _sorted_values(values: tuple[int | str, ...], size: int) -> tuple[int, ...]:
 
 
 class _Rule:
-    """The zone-independent part of a cron schedule: a croniter expression
-    with H resolved, and the time-of-day values for a quick lower bound.
+    """The zone-independent part of a cron schedule: the fields (H resolved)
+    as a wall-clock :class:`Calendar`, and whether the job is fixed-time.
 
     Immutable; shared by every schedule with the same resolved fields.
     """
 
-    __slots__ = ("expr", "fixed", "hours", "minutes", "seconds", "with_seconds")
+    __slots__ = ("calendar", "fixed")
 
     def __init__(self, fields: tuple[str, ...], values: list[tuple[int | str, ...]]) -> None:
-        self.expr = " ".join(fields)
-        self.with_seconds = len(fields) == 6
-        second, minute, hour = values[:3] if self.with_seconds else ((0,), values[0], values[1])
-        self.seconds = _sorted_values(second, 60)
-        self.minutes = _sorted_values(minute, 60)
-        self.hours = _sorted_values(hour, 24)
+        with_seconds = len(fields) == 6
+        second, minute, hour = values[:3] if with_seconds else ((0,), values[0], values[1])
+        dom, dow = fields[-3], fields[-1]
+        self.calendar = Calendar(
+            _sorted_values(second, 60), _sorted_values(minute, 60), _sorted_values(hour, 24), values[-2], _day_rule(dom, dow)
+        )
         # Vixie cron's rule: a job is "fixed-time" if neither the minute nor
         # the hour field starts with '*' (the seconds field does not count; a
         # resolved H never starts with '*', as H itself did not).
         minute_text, hour_text = fields[-5], fields[-4]
         self.fixed = not minute_text.startswith("*") and not hour_text.startswith("*")
-
-    def matcher(self) -> _Matcher:
-        return _matcher(self.expr, self.with_seconds)
-
-    def next_time_of_day(self, wall: int) -> int:
-        """First wall time after `wall` whose hour, minute and second match.
-
-        Dates are ignored, so this is a lower bound of the next match: exact
-        for daily specs, early for the others.
-        """
-        day, second_of_day = divmod(wall + 1, _DAY)
-        hour, rest = divmod(second_of_day, _HOUR)
-        minute, second = divmod(rest, 60)
-        base = day * _DAY
-        hours, minutes, seconds = self.hours, self.minutes, self.seconds
-        i = bisect.bisect_left(hours, hour)
-        if i < len(hours) and hours[i] == hour:
-            j = bisect.bisect_left(minutes, minute)
-            if j < len(minutes) and minutes[j] == minute:
-                k = bisect.bisect_left(seconds, second)
-                if k < len(seconds):
-                    return base + hour * _HOUR + minute * 60 + seconds[k]
-                j += 1
-            if j < len(minutes):
-                return base + hour * _HOUR + minutes[j] * 60 + seconds[0]
-            i += 1
-        if i < len(hours):
-            return base + hours[i] * _HOUR + minutes[0] * 60 + seconds[0]
-        return base + _DAY + hours[0] * _HOUR + minutes[0] * 60 + seconds[0]
 
 
 @functools.lru_cache(maxsize=65536)
@@ -524,9 +460,12 @@ def _rule(fields: tuple[str, ...]) -> _Rule:
     """Check resolved cron fields (as croniter gets them); raises _FieldError or _NeverFiresError."""
     seconds = len(fields) == 6
     values = [_field_values(i, seconds, text) for i, text in enumerate(fields)]
-    if not _dates_match(*fields[-3:]):
+    rule = _Rule(fields, values)
+    # A spec no date matches (Feb 30, a 5th Monday in a month list that
+    # never has one, ...) is an error, not a job that silently never runs.
+    if not rule.calendar.fires_on_some_date():
         raise _NeverFiresError
-    return _Rule(fields, values)
+    return rule
 
 
 class _Template:
@@ -730,7 +669,7 @@ class CronSchedule:
         # wall time minus the segment's offset), or an instant at or past the
         # segment's end: the smaller of the two bounds both cases.
         _, end, offset, _ = self._timeline.segment(t)
-        wall = self._rule.next_time_of_day(t + offset)
+        wall = self._rule.calendar.next_time_of_day(t + offset)
         return min(wall - offset, end) * 1000, False
 
     def next_n(self, after_ms: int, count: int) -> list[int]:
@@ -752,7 +691,7 @@ class CronSchedule:
         """First fire instant (epoch seconds) strictly after instant `t`."""
         rule = self._rule
         assert rule is not None
-        matcher = rule.matcher()
+        matcher = rule.calendar
         timeline = self._timeline
         fixed = rule.fixed
         start, end, offset, prev_offset = timeline.segment(t)
