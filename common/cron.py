@@ -19,13 +19,13 @@ Parsing is cached so that a dispatcher loading 100,000 jobs parses each
 distinct spec once: specs by text, fields by value (croniter checks each field
 on its own), and the schedule of an unhashed spec in a zone is one shared
 object. ``H`` is resolved per job name with croniter's own hashing, then shares
-the same caches. croniter objects are built only when a fire time is asked
-for; :meth:`CronSchedule.estimate_next_after` gives a cheap lower bound, so
-jobs can be ordered without asking croniter for each.
+the same caches. :meth:`CronSchedule.estimate_next_after` gives a cheap lower
+bound, so jobs can be ordered without computing each one's exact time.
 
-How it is computed: croniter, given NAIVE datetimes, does pure wall-clock
-arithmetic, and per zone we cache the UTC instants at which the UTC offset
-changes. Between two transitions the offset is constant, so a wall-clock match
+How it is computed: croniter parses and checks the fields; the wall-clock
+matching is common/cron_calendar.py's (croniter's own day_or does not follow
+the Vixie day-field rule stated there), and per zone we cache the UTC
+instants at which the UTC offset changes. Between two transitions the offset is constant, so a wall-clock match
 ``W`` maps to the instant ``W - offset``; only at a transition do we have to
 decide what a match means (the Vixie rules above). Everything is done in
 integer seconds; a "wall time" is the naive local time encoded as if it were a
@@ -364,7 +364,7 @@ def _parse_every(arg: str) -> int:
 _MIN_S = -2208988800
 _MAX_S = 221845392000
 # Give up (None) if the search passes this far beyond the query; the same
-# horizon croniter uses. Only reachable by specs whose every match falls in a
+# horizon as Calendar's date search. Only reachable by specs whose every match falls in a
 # DST gap.
 _HORIZON_S = 50 * 366 * _DAY
 # A match this far past the current segment is reached by a jump.
@@ -632,7 +632,7 @@ class CronSchedule:
     def next_after(self, after_ms: int) -> int | None:
         """First fire instant strictly after `after_ms`, in epoch milliseconds.
 
-        Always a whole second. None if nothing fires within croniter's search
+        Always a whole second. None if nothing fires within the search
         horizon (50 years). Chaining ``t = next_after(t)`` yields strictly
         increasing instants. Raises ValueError for instants before 1900.
         """
@@ -651,8 +651,9 @@ class CronSchedule:
     def estimate_next_after(self, after_ms: int) -> tuple[int | None, bool]:
         """A cheap lower bound of ``next_after(after_ms)``, and whether it is exact.
 
-        next_after() asks croniter (~0.2 ms a call): too slow to do for
-        100,000 jobs before a dispatcher fires anything. The bound looks at
+        next_after() costs a few microseconds (a fresh zone's transition
+        table more): still too slow to do for 100,000 jobs before a
+        dispatcher fires anything. The bound looks at
         the time-of-day fields only, so it may be early but is never late: a
         schedule can be ordered by it and asked for the exact time once it
         comes first. Raises ValueError for instants before 1900.

@@ -86,7 +86,8 @@ class DayRule:
         else:
             self._dow = frozenset(v % 7 for v in dow_values if isinstance(v, int) and v % 7 not in self._nth)
         self._shapes: dict[int, tuple[int, ...]] = {}
-        self.every = all(
+        # Whether every day matches (the common '* *'), so that dates need no look-up.
+        self.every = (self._either is False and "*" in dom_values and "*" in dow_values) or all(
             len(self.days(ndays, first)) == ndays for ndays in (28, 29, 30, 31) for first in range(7)
         )
 
