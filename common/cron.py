@@ -563,6 +563,36 @@ def _checked_rule(template: _Template, fields: tuple[str, ...]) -> _Rule:
         raise ValidationError("spec", f"never fires: no date matches '{template.spec}'") from None
 
 
+_ZONE_PREFIX_RE = re.compile(r"\s*(?:CRON_)?TZ=(\S*)(.*)", re.DOTALL)
+
+
+def _zone_prefix(spec: str, timezone: str) -> tuple[str, str]:
+    """Split ``CRON_TZ=Zone rest`` (robfig/cron and dkron; ``TZ=`` too) into
+    the rest and the zone it runs in.
+
+    The spec's zone applies. A job whose own time zone is another zone than
+    the default UTC is ambiguous and refused, rather than one of the two
+    silently winning; the same zone in both places is fine.
+    """
+    match = _ZONE_PREFIX_RE.fullmatch(spec)
+    if match is None:
+        raise ValidationError("spec", "CRON_TZ=Zone must come first, e.g. 'CRON_TZ=Asia/Tokyo 0 9 * * *'")
+    name, rest = match.groups()
+    if not name:
+        raise ValidationError("spec", "CRON_TZ= needs a time zone, e.g. 'CRON_TZ=Asia/Tokyo 0 9 * * *'")
+    try:
+        zone = validate_timezone(name)
+    except ValidationError as exc:
+        raise ValidationError("spec", f"CRON_TZ: {exc.message}") from None
+    if not rest.strip():
+        raise ValidationError("spec", f"needs a schedule after CRON_TZ={name}")
+    if timezone not in ("UTC", zone):
+        raise ValidationError(
+            "spec", f"CRON_TZ={zone} contradicts the job's time zone {timezone}; set the zone in one place only"
+        )
+    return rest, zone
+
+
 @functools.lru_cache(maxsize=65536)
 def _shared_schedule(template: _Template, timezone: str) -> CronSchedule:
     """One schedule object for all jobs with the same unhashed spec and zone."""
@@ -599,7 +629,9 @@ class CronSchedule:
         fields with seconds FIRST, a macro (@yearly, @annually, @monthly,
         @weekly, @daily, @midnight, @hourly) or ``@every <duration>``.
         `hash_key` (normally the job name) seeds ``H`` fields, so the same job
-        always gets the same spread-out time.
+        always gets the same spread-out time. A ``CRON_TZ=Zone`` (or
+        ``TZ=Zone``) prefix sets the zone in the spec itself (see
+        :func:`_zone_prefix`); the schedule's `spec` is then the part after it.
 
         Raises ``ValidationError("spec" | "timezone", ...)`` for bad input,
         including expressions that can never fire (``0 0 31 2 *``).
@@ -611,6 +643,8 @@ class CronSchedule:
         tz = validate_timezone(timezone)
         if not isinstance(spec, str):
             raise ValidationError("spec", f"must be a string, not {type(spec).__name__}")
+        if "TZ=" in spec:
+            spec, tz = _zone_prefix(spec, tz)
         template = _template(spec)
         if not template.hashed:
             return _shared_schedule(template, tz)

@@ -346,6 +346,40 @@ def test_bad_spec(spec: str, message: str) -> None:
     assert message in err.value.message
 
 
+def test_cron_tz_prefix_sets_the_zone() -> None:
+    # 09:00 in Tokyo is 00:00Z; in New York (EDT) 13:00Z.
+    assert fires("CRON_TZ=Asia/Tokyo 0 9 * * *", "2026-06-01T12:00:00Z", 2) == [
+        "2026-06-02T00:00:00Z", "2026-06-03T00:00:00Z"]
+    sched = CronSchedule.parse("  CRON_TZ=america/new_york   0 9 * * MON ", "")
+    assert (sched.spec, sched.timezone) == ("0 9 * * MON", "America/New_York")
+    assert sched.next_after(ms("2026-06-01T12:00:00Z")) == ms("2026-06-01T13:00:00Z")  # a Monday
+    # The same zone in the job's field too, the TZ= spelling, macros, H, @every.
+    assert CronSchedule.parse("TZ=Asia/Tokyo @daily", "Asia/Tokyo").next_after(
+        ms("2026-06-01T12:00:00Z")) == ms("2026-06-01T15:00:00Z")
+    hashed = CronSchedule.parse("CRON_TZ=Asia/Tokyo H H * * *", hash_key="job-a")
+    assert hashed.timezone == "Asia/Tokyo"
+    assert hashed.next_n(ms("2026-06-01T00:00:00Z"), 3) == CronSchedule.parse(
+        "H H * * *", "Asia/Tokyo", hash_key="job-a").next_n(ms("2026-06-01T00:00:00Z"), 3)
+    assert CronSchedule.parse("CRON_TZ=Asia/Tokyo @every 5m").timezone == "Asia/Tokyo"
+
+
+@pytest.mark.parametrize(("spec", "tz", "message"), [
+    ("CRON_TZ=Asia/Tokyo 0 9 * * *", "Europe/Berlin",
+     "CRON_TZ=Asia/Tokyo contradicts the job's time zone Europe/Berlin"),
+    ("CRON_TZ=Mars/Base 0 9 * * *", "UTC", "CRON_TZ: unknown time zone 'Mars/Base'"),
+    ("CRON_TZ= 0 9 * * *", "UTC", "CRON_TZ= needs a time zone"),
+    ("CRON_TZ=Asia/Tokyo", "UTC", "needs a schedule after CRON_TZ=Asia/Tokyo"),
+    ("CRON_TZ=Asia/Tokyo   ", "UTC", "needs a schedule after CRON_TZ=Asia/Tokyo"),
+    ("0 9 * * * CRON_TZ=Asia/Tokyo", "UTC", "CRON_TZ=Zone must come first"),
+    ("CRON_TZ=Asia/Tokyo 61 9 * * *", "UTC", "field 'minute' value 61 out of range"),
+])
+def test_cron_tz_prefix_errors_name_the_spec(spec: str, tz: str, message: str) -> None:
+    with pytest.raises(ValidationError) as err:
+        CronSchedule.parse(spec, tz)
+    assert err.value.field == "spec"
+    assert message in err.value.message
+
+
 @pytest.mark.parametrize("tz", ["Mars/Base", "EST5EDT/x", "../etc/passwd", "America/"])
 def test_bad_timezone(tz: str) -> None:
     with pytest.raises(ValidationError) as err:
