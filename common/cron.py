@@ -421,9 +421,10 @@ def _nth_weekdays(text: str) -> tuple[tuple[int, frozenset[int | str]], ...]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _day_rule(dom: str, dow: str) -> DayRule:
+def _day_rule(dom: str, dow: str, seconds: bool) -> DayRule:
     """The day fields' rule; shared by every spec with the same two fields."""
-    return DayRule(dom, _field_values(2, False, dom), dow, _field_values(4, False, dow), _nth_weekdays(dow))
+    dom_at, dow_at = (3, 5) if seconds else (2, 4)  # as written; their expansions are cached already
+    return DayRule(dom, _field_values(dom_at, seconds, dom), dow, _field_values(dow_at, seconds, dow), _nth_weekdays(dow))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -446,7 +447,11 @@ class _Rule:
         second, minute, hour = values[:3] if with_seconds else ((0,), values[0], values[1])
         dom, dow = fields[-3], fields[-1]
         self.calendar = Calendar(
-            _sorted_values(second, 60), _sorted_values(minute, 60), _sorted_values(hour, 24), values[-2], _day_rule(dom, dow)
+            _sorted_values(second, 60),
+            _sorted_values(minute, 60),
+            _sorted_values(hour, 24),
+            values[-2],
+            _day_rule(dom, dow, with_seconds),
         )
         # Vixie cron's rule: a job is "fixed-time" if neither the minute nor
         # the hour field starts with '*' (the seconds field does not count; a
