@@ -8,6 +8,10 @@ need=()
 command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v etcd >/dev/null 2>&1 || [ -x /usr/bin/etcd ] || need+=(etcd-server)
+# promtool (checks deploy/prometheus/alerts.yml) ships with Debian's prometheus.
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# systemd-analyze verify checks deploy/systemd/*.service.
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing test servers: ${need[*]}" >&2
