@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages the integration tests start private servers
-# from (mariadb-server, redis-server, etcd-server) when they are missing and
+# from (mariadb-server, redis-server, etcd-server), and the tools that check
+# deploy/ (promtool from prometheus, systemd-analyze from systemd), when they are missing and
 # we are root. Without root, say what is missing; the tests that need a
 # missing server then fail with a message naming it.
 set -euo pipefail
