@@ -173,6 +173,11 @@ def register(cli: click.Group, helpers: Any) -> None:
             errors += [_where(source, p) for p in result.errors]
             warnings += [_where(source, p) for p in result.warnings]
             planned += [Planned(source, item) for item in result.jobs]
+        if not system and not run_as and planned:
+            warnings.append(
+                "no --user: these jobs run as the executor's user (root under the shipped systemd unit),"
+                " while cron ran a user crontab's jobs as its owner"
+            )
         seen: dict[str, Planned] = {}
         for p in planned:
             first = seen.setdefault(p.item.job.name, p)

@@ -79,6 +79,7 @@ def test_import_dry_run_twice_errors_and_stdin(trio: Trio, tmp_path: Path) -> No
     assert [j["action"] for j in plan["jobs"]] == ["create"] * 4
     assert stored(trio) == [] and audit_count(trio) == 0
     assert any("@reboot" in w for w in plan["warnings"])
+    assert any(w.startswith("no --user") for w in plan["warnings"])  # a user crontab would now run as root
 
     first = imported(trio, str(crontab))
     assert first["stored"] and [j["action"] for j in first["jobs"]] == ["create"] * 4
@@ -148,6 +149,7 @@ def test_import_system_crontab_from_stdin_runs_as_its_user(trio: Trio) -> None:
     text = "HOME=/tmp\n* * * * * nobody id -un; pwd\n"
     result = imported(trio, "--system", "--target", trio.executor, "-", stdin=text)
     (job,) = result["jobs"]
+    assert not any(w.startswith("no --user") for w in result["warnings"])  # the user column says who
     assert (job["user"], job["target"], job["name"].startswith("crontab-")) == ("nobody", trio.executor, True)
     assert cronctl(trio, "job", "run", job["name"]).returncode == 0
     run = finished_run(trio, job["name"])
