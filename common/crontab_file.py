@@ -57,7 +57,7 @@ _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 _FIELD_NAMES = ("minute", "hour", "day-of-month", "month", "day-of-week")
 _LOOKS_LIKE_ENV_RE = re.compile(r"""^(?:[^\s=]+|'[^']*'|"[^"]*")\s*=""")
 _NAME_CHARS_RE = re.compile(r"[^A-Za-z0-9._-]+")
-_HASH_CHARS = 8
+HASH_CHARS = 8  # hex digits of the line's hash in a job name
 
 
 @dataclass(frozen=True)
@@ -375,7 +375,7 @@ def job_names(stem: str, texts: list[str]) -> list[str]:
         copy = seen.get(text, 0)
         seen[text] = copy + 1
         key = text if copy == 0 else f"{text}\n#{copy + 1}"
-        names.append(f"{stem}-{hashlib.sha256(key.encode()).hexdigest()[:_HASH_CHARS]}")
+        names.append(f"{stem}-{hashlib.sha256(key.encode()).hexdigest()[:HASH_CHARS]}")
     return names
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,16 @@ from tabulate import tabulate
 
 from common.convert import job_from_pb, job_to_pb
 from common.cron import validate_timezone
-from common.crontab_file import DEFAULT_STEM, ImportedJob, ImportOptions, Problem, convert, same_job, stem_of
+from common.crontab_file import (
+    DEFAULT_STEM,
+    HASH_CHARS,
+    ImportedJob,
+    ImportOptions,
+    Problem,
+    convert,
+    same_job,
+    stem_of,
+)
 from common.errors import ValidationError
 from common.model import Job
 from protos import crontrio_pb2 as pb
@@ -32,6 +42,10 @@ from protos import crontrio_pb2 as pb
 CREATE, UPDATE, UNCHANGED, CONFLICT = "create", "update", "unchanged", "conflict"
 # Not stored because of errors elsewhere in the input; INVALID: refused by the dispatcher.
 BLOCKED, INVALID = "blocked", "invalid"
+# A job an earlier import of the file made from a line that is gone (edited
+# or removed): it would still fire. --prune deletes it.
+STALE, DELETE = "stale", "delete"
+ACTIONS = (CREATE, UPDATE, UNCHANGED, CONFLICT, BLOCKED, STALE, DELETE)
 COMMAND_WIDTH = 40
 
 
@@ -124,6 +138,7 @@ def register(cli: click.Group, helpers: Any) -> None:
     @click.option("--dry-run", is_flag=True, help="Show what would be stored, store nothing.")
     @click.option("--skip-invalid", is_flag=True, help="Import the valid lines of a file with errors (errors still listed).")
     @click.option("--update", is_flag=True, help="Replace jobs of the same name that differ (their paused state is kept).")
+    @click.option("--prune", is_flag=True, help="Delete the jobs an earlier import made from lines no longer in the file.")
     @helpers.json_option
     @click.pass_context
     def import_crontab(
@@ -139,6 +154,7 @@ def register(cli: click.Group, helpers: Any) -> None:
         dry_run: bool,
         skip_invalid: bool,
         update: bool,
+        prune: bool,
         json_output: bool,
     ) -> None:
         """Import crontab files (FILE, or - for stdin) as jobs.
@@ -154,8 +170,9 @@ def register(cli: click.Group, helpers: Any) -> None:
         MAILTO="" none, CRON_TZ is the zone, HOME the working directory); % ends the
         command and the rest is its stdin (% a newline, \\% a literal %); @reboot
         entries are imported paused. Job names are FILE-<hash of the line>, so a
-        second import changes nothing. A line with an error is reported with its
-        number and nothing is stored (exit 2) unless --skip-invalid.
+        second import changes nothing; jobs of lines since edited or removed are
+        listed as stale (--prune deletes them). A line with an error is reported
+        with its number and nothing is stored (exit 2) unless --skip-invalid.
         """
         try:
             zone = validate_timezone(timezone) if timezone else local_timezone()
@@ -164,10 +181,12 @@ def register(cli: click.Group, helpers: Any) -> None:
         if files.count("-") > 1:
             helpers.fail("stdin (-) can be read only once", helpers.EXIT_INVALID)
         planned: list[Planned] = []
+        stems: dict[str, str] = {}  # job-name stem -> the file it names
         errors: list[str] = []
         warnings: list[str] = []
         for source in files:
             stem = stem_of(prefix) if prefix else (stem_of(run_as or DEFAULT_STEM) if source == "-" else stem_of(source))
+            stems.setdefault(stem, source)
             options = ImportOptions(stem=stem, timezone=zone, target=target, user=run_as, workdir=workdir, paused=paused)
             result = convert(_read(source), options, system=system)
             errors += [_where(source, p) for p in result.errors]
@@ -193,7 +212,17 @@ def register(cli: click.Group, helpers: Any) -> None:
         else:
             with helpers.server_errors():
                 errors += _plan(ctx, planned, update)
+                stale = _stale(ctx, stems, planned, prune)
+            planned += stale
+            if stale and not prune:
+                warnings.append(
+                    f"{len(stale)} job(s) made by an earlier import from lines no longer in the input still fire:"
+                    f" {', '.join(p.item.job.name for p in stale)} (--prune deletes them)"
+                )
             blocked = bool(errors) and not skip_invalid  # the dispatcher may refuse what passed here
+        if prune and errors:
+            # A line with an error made no job: its job would look stale.
+            helpers.fail("--prune needs input without errors (a bad line's job would be deleted)", helpers.EXIT_INVALID)
         conflicts = [p for p in planned if p.action == CONFLICT]
         will_store = not dry_run and not blocked and not conflicts
         if will_store:
@@ -241,12 +270,28 @@ def _plan(ctx: click.Context, planned: list[Planned], update: bool) -> list[str]
     return errors
 
 
+def _stale(ctx: click.Context, stems: dict[str, str], planned: list[Planned], prune: bool) -> list[Planned]:
+    """Jobs named like this import's (<stem>-<8 hex>) that no line of it makes."""
+    wanted = {p.item.job.name for p in planned}
+    out = []
+    for stem, source in stems.items():
+        shape = re.compile(rf"{re.escape(stem)}-[0-9a-f]{{{HASH_CHARS}}}")
+        reply = ctx.obj.client.call(lambda s: s.ListJobs, pb.ListJobsRequest(name_prefix=f"{stem}-"))
+        for msg in reply.jobs:
+            if shape.fullmatch(msg.name) and msg.name not in wanted:
+                job = job_from_pb(msg)
+                out.append(Planned(source, ImportedJob(0, "", job), DELETE if prune else STALE, job))
+    return out
+
+
 def _apply(ctx: click.Context, planned: list[Planned]) -> None:
     for p in planned:
         if p.action == CREATE:
             ctx.obj.client.call(lambda s: s.CreateJob, job_to_pb(p.item.job))
         elif p.action == UPDATE:
             ctx.obj.client.call(lambda s: s.UpdateJob, job_to_pb(p.item.job))
+        elif p.action == DELETE:
+            ctx.obj.client.call(lambda s: s.DeleteJob, pb.JobRef(name=p.item.job.name))
 
 
 def _report(
@@ -281,7 +326,7 @@ def _report(
         if shown:
             rows = [
                 [
-                    p.item.line,
+                    p.item.line or "-",
                     p.item.job.name,
                     p.action,
                     p.item.job.spec,
@@ -294,7 +339,7 @@ def _report(
             ]
             headers = ["LINE", "NAME", "ACTION", "SPEC", "TZ", "USER", "STATE", "COMMAND"]
             click.echo(tabulate(rows, headers=headers))
-        counts = {a: sum(1 for p in shown if p.action == a) for a in (CREATE, UPDATE, UNCHANGED, CONFLICT, BLOCKED)}
+        counts = {a: sum(1 for p in shown if p.action == a) for a in ACTIONS}
         summary = ", ".join(f"{n} {a}" for a, n in counts.items() if n) or "no entries"
         verdict = "dry run: nothing stored" if dry_run else ("stored" if stored else "nothing stored")
         click.echo(f"{summary} ({verdict}; entries without CRON_TZ read in {zone})")

@@ -134,6 +134,25 @@ def test_import_dry_run_twice_errors_and_stdin(trio: Trio, tmp_path: Path) -> No
     assert reboot["enabled"] is False  # the update keeps it paused
     assert [j["action"] for j in imported(trio, "--prefix", "web1", str(changed))["jobs"]] == ["unchanged"] * 4
 
+    # An edited line makes a new job; the old one is stale (it would still fire) until pruned.
+    edited = tmp_path / "edited"
+    edited.write_text(CRONTAB.replace("30 2 * * 1-5", "45 3 * * 1-5").replace('MAILTO=""', "MAILTO=dev@example.com"))
+    moved = imported(trio, "--prefix", "web1", str(edited))
+    actions = {j["name"]: j["action"] for j in moved["jobs"]}
+    assert actions[jobs[7]["name"]] == "stale" and sorted(actions.values()).count("create") == 1
+    assert any("--prune deletes them" in w and jobs[7]["name"] in w for w in moved["warnings"])
+    names = [row[0] for row in stored(trio)]
+    assert jobs[7]["name"] in names and len(names) == 6
+    plan = imported(trio, "--prefix", "web1", "--prune", "--dry-run", str(edited))
+    assert {j["name"]: j["action"] for j in plan["jobs"]}[jobs[7]["name"]] == "delete"
+    assert [row[0] for row in stored(trio)] == names
+    pruned = imported(trio, "--prefix", "web1", "--prune", str(edited))
+    assert sorted(j["action"] for j in pruned["jobs"]) == ["delete", "unchanged", "unchanged", "unchanged", "unchanged"]
+    assert jobs[7]["name"] not in [row[0] for row in stored(trio)]
+    assert "web2-" in " ".join(row[0] for row in stored(trio))  # another file's jobs are not its to prune
+    again = imported(trio, "--prefix", "web1", "--prune", str(edited))
+    assert [j["action"] for j in again["jobs"]] == ["unchanged"] * 4
+
     # The % input arrives on the command's stdin, run by the real executor.
     ran = cronctl(trio, "job", "run", jobs[11]["name"])
     assert ran.returncode == 0, ran.stderr
