@@ -180,32 +180,11 @@ def register(cli: click.Group, helpers: Any) -> None:
             helpers.fail(str(exc), helpers.EXIT_INVALID)
         if files.count("-") > 1:
             helpers.fail("stdin (-) can be read only once", helpers.EXIT_INVALID)
-        planned: list[Planned] = []
-        stems: dict[str, str] = {}  # job-name stem -> the file it names
-        errors: list[str] = []
-        warnings: list[str] = []
-        for source in files:
-            stem = stem_of(prefix) if prefix else (stem_of(run_as or DEFAULT_STEM) if source == "-" else stem_of(source))
-            stems.setdefault(stem, source)
-            options = ImportOptions(stem=stem, timezone=zone, target=target, user=run_as, workdir=workdir, paused=paused)
-            result = convert(_read(source), options, system=system)
-            errors += [_where(source, p) for p in result.errors]
-            warnings += [_where(source, p) for p in result.warnings]
-            planned += [Planned(source, item) for item in result.jobs]
-        if not system and not run_as and planned:
-            warnings.append(
-                "no --user: these jobs run as the executor's user (root under the shipped systemd unit),"
-                " while cron ran a user crontab's jobs as its owner"
-            )
-        seen: dict[str, Planned] = {}
-        for p in planned:
-            first = seen.setdefault(p.item.job.name, p)
-            if first is not p:
-                errors.append(
-                    f"{p.source}: line {p.item.line}: job name {p.item.job.name} is also made by {first.source} "
-                    f"line {first.item.line}: give the files different --prefix values"
-                )
-        blocked = bool(errors) and not skip_invalid
+        options = ImportOptions(timezone=zone, target=target, user=run_as, workdir=workdir, paused=paused)
+        planned, stems, errors, warnings = _convert_all(files, options, prefix, system)
+        # --prune with errors: a bad line made no job, so its job would look stale.
+        tolerated = skip_invalid and not prune
+        blocked = bool(errors) and not tolerated
         if blocked:  # fix the file first: no need to ask the dispatcher
             for p in planned:
                 p.action = BLOCKED
@@ -219,10 +198,7 @@ def register(cli: click.Group, helpers: Any) -> None:
                     f"{len(stale)} job(s) made by an earlier import from lines no longer in the input still fire:"
                     f" {', '.join(p.item.job.name for p in stale)} (--prune deletes them)"
                 )
-            blocked = bool(errors) and not skip_invalid  # the dispatcher may refuse what passed here
-        if prune and errors:
-            # A line with an error made no job: its job would look stale.
-            helpers.fail("--prune needs input without errors (a bad line's job would be deleted)", helpers.EXIT_INVALID)
+            blocked = bool(errors) and not tolerated  # the dispatcher may refuse what passed here
         conflicts = [p for p in planned if p.action == CONFLICT]
         will_store = not dry_run and not blocked and not conflicts
         if will_store:
@@ -230,16 +206,46 @@ def register(cli: click.Group, helpers: Any) -> None:
                 _apply(ctx, planned)
         _report(ctx, helpers, json_output, planned, errors, warnings, dry_run=dry_run, stored=will_store, zone=zone)
         if blocked:
-            helpers.fail(
-                f"{len(errors)} error(s); nothing {'would be ' if dry_run else ''}stored"
-                " (--skip-invalid imports the valid lines)",
-                helpers.EXIT_INVALID,
-            )
+            hint = "--prune needs input without errors" if prune else "--skip-invalid imports the valid lines"
+            helpers.fail(f"{len(errors)} error(s); nothing {'would be ' if dry_run else ''}stored ({hint})", helpers.EXIT_INVALID)
         if conflicts:
             helpers.fail(
                 f"{len(conflicts)} job(s) exist with other settings; nothing stored (--update replaces them)",
                 helpers.EXIT_FAILED,
             )
+
+
+def _convert_all(
+    files: tuple[str, ...], options: ImportOptions, prefix: str, system: bool
+) -> tuple[list[Planned], dict[str, str], list[str], list[str]]:
+    """Every file's jobs, the name stem of each file, errors and warnings."""
+    planned: list[Planned] = []
+    stems: dict[str, str] = {}  # job-name stem -> the file it names
+    errors: list[str] = []
+    warnings: list[str] = []
+    for source in files:
+        # stdin has no file name: a user crontab is named after its user.
+        name = prefix or ((options.user or DEFAULT_STEM) if source == "-" else source)
+        stem = stem_of(name)
+        stems.setdefault(stem, source)
+        result = convert(_read(source), dataclasses.replace(options, stem=stem), system=system)
+        errors += [_where(source, p) for p in result.errors]
+        warnings += [_where(source, p) for p in result.warnings]
+        planned += [Planned(source, item) for item in result.jobs]
+    if not system and not options.user and planned:
+        warnings.append(
+            "no --user: these jobs run as the executor's user (root under the shipped systemd unit),"
+            " while cron ran a user crontab's jobs as its owner"
+        )
+    seen: dict[str, Planned] = {}
+    for p in planned:
+        first = seen.setdefault(p.item.job.name, p)
+        if first is not p:
+            errors.append(
+                f"{p.source}: line {p.item.line}: job name {p.item.job.name} is also made by {first.source} "
+                f"line {first.item.line}: give the files different --prefix values"
+            )
+    return planned, stems, errors, warnings
 
 
 def _plan(ctx: click.Context, planned: list[Planned], update: bool) -> list[str]:
