@@ -438,8 +438,30 @@ def convert(text: str, options: ImportOptions, *, system: bool = False) -> Conve
     return out
 
 
+# The fields an import decides (from the crontab and the command line). The
+# others (retries, timeout, overlap policy, ...) keep what the job has: an
+# operator may tune an imported job, and a second import must neither call
+# that a conflict nor undo it. Paused or not is operation, not definition.
+IMPORTED_FIELDS = (
+    "spec",
+    "timezone",
+    "type",
+    "command",
+    "env",
+    "run_as_user",
+    "target",
+    "workdir",
+    "notify_policy",
+    "notify_channels",
+    "notify_emails",
+)
+
+
 def same_job(stored: Job, wanted: Job) -> bool:
-    """Whether a stored job already is ``wanted`` (ids and times aside)."""
-    return dataclasses.replace(stored, id=0, created_ms=0, updated_ms=0) == dataclasses.replace(
-        wanted, id=0, created_ms=0, updated_ms=0
-    )
+    """Whether a stored job already is what the import wants."""
+    return all(getattr(stored, f) == getattr(wanted, f) for f in IMPORTED_FIELDS)
+
+
+def merged(stored: Job, wanted: Job) -> Job:
+    """The stored job with the fields an import decides taken from ``wanted``."""
+    return dataclasses.replace(stored, **{f: getattr(wanted, f) for f in IMPORTED_FIELDS})

@@ -32,6 +32,7 @@ from common.crontab_file import (
     ImportOptions,
     Problem,
     convert,
+    merged,
     same_job,
     stem_of,
 )
@@ -260,11 +261,10 @@ def _plan(ctx: click.Context, planned: list[Planned], update: bool) -> list[str]
             if exc.code() != grpc.StatusCode.NOT_FOUND:
                 raise
         if p.stored is not None:
-            # Paused or not is how the job is operated, not what it is: an
-            # imported job someone paused is still the same job.
-            wanted = dataclasses.replace(wanted, enabled=p.stored.enabled)
+            # Only what the import decides counts: a job someone paused or
+            # gave retries since is still the same job, and keeps that.
             p.action = UNCHANGED if same_job(p.stored, wanted) else (UPDATE if update else CONFLICT)
-            p.item = dataclasses.replace(p.item, job=dataclasses.replace(wanted, id=p.stored.id))
+            p.item = dataclasses.replace(p.item, job=merged(p.stored, wanted))
         if p.action in (CREATE, UPDATE):
             try:
                 ctx.obj.client.call(lambda s: s.ValidateJob, job_to_pb(p.item.job))

@@ -104,8 +104,9 @@ def test_import_dry_run_twice_errors_and_stdin(trio: Trio, tmp_path: Path) -> No
     table = cronctl(trio, "import", "crontab", "--tz", "UTC", str(crontab))
     assert table.returncode == 0 and "4 unchanged" in table.stdout, table
 
-    # A paused job is still the same job: importing again neither resumes it nor calls it changed.
+    # A paused or tuned job is still the same job: importing again neither undoes that nor calls it changed.
     assert cronctl(trio, "job", "pause", jobs[7]["name"]).returncode == 0
+    assert cronctl(trio, "job", "edit", jobs[11]["name"], "--retries", "2").returncode == 0
     assert [j["action"] for j in imported(trio, str(crontab))["jobs"]] == ["unchanged"] * 4
 
     # A file with an error: the errors named by line, nothing stored at all.
@@ -132,6 +133,10 @@ def test_import_dry_run_twice_errors_and_stdin(trio: Trio, tmp_path: Path) -> No
     assert [j["action"] for j in updated["jobs"]] == ["unchanged", "unchanged", "update", "update"]
     reboot = json.loads(cronctl(trio, "job", "show", jobs[10]["name"], "--json").stdout)
     assert reboot["enabled"] is False  # the update keeps it paused
+    tuned = json.loads(cronctl(trio, "job", "show", jobs[11]["name"], "--json").stdout)
+    assert tuned["retries"] == 2  # ... and the other keeps its retries, with the new MAILTO
+    (emails,) = trio.sql("SELECT notify_emails FROM jobs WHERE name = ?", (jobs[11]["name"],))[0]
+    assert json.loads(str(emails)) == ["dev@example.com"]
     assert [j["action"] for j in imported(trio, "--prefix", "web1", str(changed))["jobs"]] == ["unchanged"] * 4
 
     # An edited line makes a new job; the old one is stale (it would still fire) until pruned.

@@ -19,6 +19,7 @@ from common.crontab_file import (
     convert,
     heredoc_delimiter,
     job_names,
+    merged,
     parse_crontab,
     parse_env_line,
     same_job,
@@ -422,11 +423,14 @@ def test_stem_of_a_file_name(path: str, stem: str) -> None:
     assert stem_of(path) == stem
 
 
-def test_same_job_ignores_ids_and_times_only() -> None:
-    (job,) = jobs_of("0 1 * * * true\n")
-    stored = dataclasses.replace(job, id=42, created_ms=1, updated_ms=2)
-    assert same_job(stored, job)
-    assert not same_job(dataclasses.replace(stored, command="false"), job)
+def test_same_job_compares_what_the_import_decides_only() -> None:
+    (job,) = jobs_of("MAILTO=ops@example.com\n0 1 * * * true\n")
+    tuned = dataclasses.replace(job, id=42, created_ms=1, updated_ms=2, retries=3, timeout_seconds=60, enabled=False)
+    assert same_job(tuned, job)
+    for change in ({"command": "false"}, {"spec": "0 2 * * *"}, {"env": {"A": "1"}}, {"notify_emails": ()}):
+        assert not same_job(dataclasses.replace(tuned, **change), job), change
+    updated = merged(dataclasses.replace(tuned, command="false"), job)
+    assert (updated.id, updated.command, updated.retries, updated.enabled) == (42, "true", 3, False)
 
 
 def test_parse_keeps_the_settings_in_force_at_each_entry() -> None:
