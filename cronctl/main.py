@@ -27,7 +27,7 @@ from common.errors import ValidationError
 from common.jobs import validate_job
 from common.model import Job
 from common.status import ALL as STATUSES
-from cronctl import observe, token_cmd
+from cronctl import import_cmd, observe, token_cmd
 from cronctl.client import AdminClient, NoServerError
 from cronctl.job_options import OPTIONS, changes_from, job_options
 from cronctl.timefmt import duration, iso_utc, parse_instant
@@ -563,6 +563,7 @@ def cron_next(ctx: click.Context, spec: str, timezone: str, after: str, count: i
 
 cli.add_command(token_cmd.token)
 observe.register(cli, run, sys.modules[__name__])
+import_cmd.register(cli, sys.modules[__name__])
 
 
 def main() -> None:
