@@ -256,7 +256,9 @@ def _plan(ctx: click.Context, planned: list[Planned], update: bool) -> list[str]
     for p in planned:
         wanted = p.item.job
         try:
-            p.stored = job_from_pb(ctx.obj.client.call(lambda s: s.GetJob, pb.JobRef(name=wanted.name)))
+            # reveal: env values come back redacted otherwise, and every job
+            # with an env would look changed (importing needs admin anyway).
+            p.stored = job_from_pb(ctx.obj.client.call(lambda s: s.GetJob, pb.JobRef(name=wanted.name, reveal=True)))
         except grpc.RpcError as exc:
             if exc.code() != grpc.StatusCode.NOT_FOUND:
                 raise
@@ -282,11 +284,16 @@ def _stale(ctx: click.Context, stems: dict[str, str], planned: list[Planned], pr
     out = []
     for stem, source in stems.items():
         shape = re.compile(rf"{re.escape(stem)}-[0-9a-f]{{{HASH_CHARS}}}")
-        reply = ctx.obj.client.call(lambda s: s.ListJobs, pb.ListJobsRequest(name_prefix=f"{stem}-"))
-        for msg in reply.jobs:
-            if shape.fullmatch(msg.name) and msg.name not in wanted:
-                job = job_from_pb(msg)
-                out.append(Planned(source, ImportedJob(0, "", job), DELETE if prune else STALE, job))
+        request = pb.ListJobsRequest(name_prefix=f"{stem}-")
+        while True:  # every page: a stale job on page two must not be missed
+            reply = ctx.obj.client.call(lambda s: s.ListJobs, request)
+            for msg in reply.jobs:
+                if shape.fullmatch(msg.name) and msg.name not in wanted:
+                    job = job_from_pb(msg)
+                    out.append(Planned(source, ImportedJob(0, "", job), DELETE if prune else STALE, job))
+            if not reply.next_page_token:
+                break
+            request.page_token = reply.next_page_token
     return out
 
 

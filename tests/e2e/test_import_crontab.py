@@ -53,7 +53,8 @@ def stored(trio: Trio) -> list[tuple[object, ...]]:
 
 
 def audit_count(trio: Trio) -> int:
-    return int(trio.sql("SELECT COUNT(*) FROM audit_log")[0][0])  # type: ignore[call-overload]
+    """Changes audited (reading secret values to compare is audited too, as job.reveal)."""
+    return int(trio.sql("SELECT COUNT(*) FROM audit_log WHERE action <> 'job.reveal'")[0][0])  # type: ignore[call-overload]
 
 
 def finished_run(trio: Trio, job: str) -> dict[str, Any]:
