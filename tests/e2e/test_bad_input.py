@@ -75,9 +75,13 @@ def test_executor_applies_the_same_rules(
 ) -> None:
     request = pb.RunRequest(run_id=f"9-{int(time.time() * 1000)}-1", job_id=9, job_name=name, attempt=1)
     if fields.get("type") == "http":
-        request.http.CopyFrom(pb.HttpTask(url=str(fields["command"]), headers=fields.get("http_headers", {}), body=str(fields.get("http_body", ""))))  # type: ignore[arg-type]
+        request.http.CopyFrom(
+            pb.HttpTask(url=str(fields["command"]), headers=fields.get("http_headers", {}), body=str(fields.get("http_body", "")))
+        )  # type: ignore[arg-type]
     else:
-        request.shell.CopyFrom(pb.ShellTask(command=str(fields["command"]), env=fields.get("env", {}), user=str(fields.get("run_as_user", ""))))  # type: ignore[arg-type]
+        request.shell.CopyFrom(
+            pb.ShellTask(command=str(fields["command"]), env=fields.get("env", {}), user=str(fields.get("run_as_user", "")))
+        )  # type: ignore[arg-type]
     request.keywords.extend(fields.get("keywords", []))  # type: ignore[arg-type]
     with pytest.raises(grpc.RpcError) as err:
         list(executor.Run(request, timeout=30))
@@ -185,13 +189,12 @@ def test_cronctl_escapes_controls_in_tables_and_tail_but_json_is_exact(busy_trio
 
 def test_executor_log_line_cannot_be_forged_by_a_job_name(busy_trio: Trio, executor: pb_grpc.ExecutorStub) -> None:
     marker = f"FORGED-{time.time_ns()}"
-    request = pb.RunRequest(
-        run_id=f"8-{int(time.time() * 1000)}-1", job_id=8, job_name=f"x\n{marker} ERROR all good", attempt=1
-    )
+    request = pb.RunRequest(run_id=f"8-{int(time.time() * 1000)}-1", job_id=8, job_name=f"x\n{marker} ERROR all good", attempt=1)
     request.shell.CopyFrom(pb.ShellTask(command="true"))
     events = list(executor.Run(request, timeout=30))
     assert events[-1].WhichOneof("event") == "finished"
     executor.Ack(pb.AckRequest(run_ids=[request.run_id]), timeout=10)
+
     def logged() -> str:
         text = busy_trio.procs["executor"].log_text()
         return text if marker in text else ""
@@ -200,4 +203,3 @@ def test_executor_log_line_cannot_be_forged_by_a_job_name(busy_trio: Trio, execu
     lines = [line for line in log.splitlines() if marker in line]
     assert lines and all(not line.startswith(marker) for line in lines), lines
     assert any(f"x\\n{marker}" in line for line in lines), lines
-
