@@ -94,7 +94,7 @@ def _shared(value: Any) -> Any:
     return sys.intern(value) if type(value) is str else _text(value)
 
 
-def _text(value: Any) -> str:
+def _text(value: Any, column: str = "a text column") -> str:
     # SQLite stores whatever a plain-SQL write gives it: X'..' literals come
     # back as bytes, numbers as numbers.
     if isinstance(value, str):
@@ -102,7 +102,7 @@ def _text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bytes | bytearray | memoryview):
-        raise ValueError(f"binary data where text was expected: {bytes(value)[:40]!r}")
+        raise ValueError(f"{column}: binary data where text was expected: {bytes(value)[:40]!r}")
     return str(value)
 
 
@@ -113,8 +113,11 @@ _NUMBERS: dict[float, float] = {}
 _NUMBERS_MAX = 4096
 
 
-def _number(value: Any) -> float:
-    number = float(value or 0)
+def _number(value: Any, column: str) -> float:
+    try:
+        number = float(value or 0)
+    except (TypeError, ValueError):
+        raise ValueError(f"{column}: expected a number, got {value!r}") from None
     shared = _NUMBERS.get(number)
     if shared is not None:
         return shared
@@ -123,7 +126,7 @@ def _number(value: Any) -> float:
     return number
 
 
-def _integer(value: Any) -> int:
+def _integer(value: Any, column: str) -> int:
     # SQLite keeps whatever text a plain-SQL write puts in an INTEGER column;
     # int("three") raises, int(2.5) would silently truncate.
     if type(value) is int:
@@ -132,7 +135,7 @@ def _integer(value: Any) -> int:
         return int(value)
     if value is None or value == "":
         return 0
-    raise ValueError(f"expected an integer, got {value!r}")
+    raise ValueError(f"{column}: expected an integer, got {value!r}")
 
 
 def _strings(value: str, column: str) -> tuple[str, ...]:
@@ -247,28 +250,28 @@ def _row_to_job(row: Mapping[Any, Any]) -> Job:
         defect = f"unreadable stored value: {exc}"
     return Job(
         id=int(row["id"]),
-        name=_text(row["name"]),
+        name=_text(row["name"], "name"),
         spec=_shared(row["spec"]),
         timezone=_shared(row["timezone"] or "UTC"),
         type=_shared(row["type"]),
-        command=_text(row["command"]),
+        command=_text(row["command"], "command"),
         http_method=_shared(row["http_method"]),
         http_headers=headers,
-        http_body=_text(row["http_body"]),
+        http_body=_text(row["http_body"], "http_body"),
         expected_statuses=statuses,
-        timeout_seconds=_number(row["timeout_seconds"]),
-        retries=_integer(row["retries"]),
-        retry_interval_seconds=_number(row["retry_interval_seconds"]),
+        timeout_seconds=_number(row["timeout_seconds"], "timeout_seconds"),
+        retries=_integer(row["retries"], "retries"),
+        retry_interval_seconds=_number(row["retry_interval_seconds"], "retry_interval_seconds"),
         enabled=bool(row["enabled"]),
         target=_shared(row["target"] or ""),
         workdir=_shared(row["workdir"] or ""),
         env=env,
         overlap_policy=_shared(row["overlap_policy"]),
         misfire_policy=_shared(row["misfire_policy"]),
-        catch_up_window_seconds=_number(row["catch_up_window_seconds"]),
-        retry_backoff=_number(row["retry_backoff"]),
-        retry_max_interval_seconds=_number(row["retry_max_interval_seconds"]),
-        retry_jitter=_number(row["retry_jitter"]),
+        catch_up_window_seconds=_number(row["catch_up_window_seconds"], "catch_up_window_seconds"),
+        retry_backoff=_number(row["retry_backoff"], "retry_backoff"),
+        retry_max_interval_seconds=_number(row["retry_max_interval_seconds"], "retry_max_interval_seconds"),
+        retry_jitter=_number(row["retry_jitter"], "retry_jitter"),
         route_strategy=_shared(row["route_strategy"]),
         run_as_user=_shared(row["run_as_user"] or ""),
         follow_redirects=bool(row["follow_redirects"]),
