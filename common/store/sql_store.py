@@ -237,17 +237,27 @@ def _row_to_job(row: Mapping[Any, Any]) -> Job:
     channels: tuple[str, ...] = ()
     emails: tuple[str, ...] = ()
     phones: tuple[str, ...] = ()
+    column = ""  # the one being read, to name it when it is bad
     try:
-        headers = _json_map(row["http_headers"], "http_headers")
-        env = _json_map(row["env"], "env")
-        statuses = _statuses(row["expected_statuses"])
-        keywords = _strings(row["keywords"], "keywords")
-        after = _dependencies(row["after_jobs"])
-        channels = _strings(row["notify_channels"], "notify_channels")
-        emails = _strings(row["notify_emails"], "notify_emails")
-        phones = _strings(row["notify_phones"], "notify_phones")
+        column = "http_headers"
+        headers = _json_map(row[column], column)
+        column = "env"
+        env = _json_map(row[column], column)
+        column = "expected_statuses"
+        statuses = _statuses(row[column])
+        column = "keywords"
+        keywords = _strings(row[column], column)
+        column = "after_jobs"
+        after = _dependencies(row[column])
+        column = "notify_channels"
+        channels = _strings(row[column], column)
+        column = "notify_emails"
+        emails = _strings(row[column], column)
+        column = "notify_phones"
+        phones = _strings(row[column], column)
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
-        defect = f"unreadable stored value: {exc}"
+        text = _describe(exc)
+        defect = f"unreadable stored value: {text if text.startswith(column) else f'{column}: {text}'}"
     return Job(
         id=int(row["id"]),
         name=_text(row["name"], "name"),
