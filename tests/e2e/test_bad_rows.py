@@ -106,7 +106,9 @@ def test_bad_rows_in_sqlite_stop_nothing(trio: Trio) -> None:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path, mariadb_config: DatabaseConfig, redis_server: RedisServer, etcd_server: EtcdServer) -> Iterator[Cluster]:
+def cluster(
+    tmp_path: Path, mariadb_config: DatabaseConfig, redis_server: RedisServer, etcd_server: EtcdServer
+) -> Iterator[Cluster]:
     c = Cluster(tmp_path, mariadb_config, redis_server, etcd_server)
     try:
         yield c
