@@ -8,6 +8,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 
@@ -64,6 +65,9 @@ class AdminServicer(pb_grpc.AdminServicer):
         self._registry = registry
         self._dispatchers = dispatchers or (lambda: [])
         self._audit = AuditLog(store, db)
+        # PreviewSpec's work, off the event loop; two threads, so a flood of
+        # previews queues here instead of taking every core from firing.
+        self._preview_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="preview")
 
     async def _validated(self, request: pb.Job, context: grpc.aio.ServicerContext, job_id: int = 0) -> Job:
         """Every field checked, then the dependency graph with all stored jobs."""
@@ -275,7 +279,10 @@ class AdminServicer(pb_grpc.AdminServicer):
             check_spec_length(request.spec)
             if len(request.timezone) > MAX_TIMEZONE_CHARS:
                 raise ValidationError("timezone", f"at most {MAX_TIMEZONE_CHARS} characters, got {len(request.timezone)}")
-            fire_ms = await asyncio.to_thread(_preview, request.spec, request.timezone or "UTC", after, count)
+            loop = asyncio.get_running_loop()
+            fire_ms = await loop.run_in_executor(
+                self._preview_pool, _preview, request.spec, request.timezone or "UTC", after, count
+            )
         except ValidationError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         return pb.PreviewSpecReply(fire_ms=fire_ms)

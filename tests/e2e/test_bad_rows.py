@@ -74,21 +74,26 @@ def test_bad_rows_in_sqlite_stop_nothing(trio: Trio) -> None:
     sql("INSERT INTO jobs (name, spec, command, retries) VALUES ('three', '* * * * * *', 'true', 'three')")
     sql("INSERT INTO jobs (name, spec, command) VALUES (CAST(X'6e6f7475746638ff' AS TEXT), '* * * * * *', 'true')")
     sql(f"INSERT INTO jobs (name, spec, command, keywords) VALUES ('deep', '* * * * * *', 'true', '{DEEP_JSON}')")
+    sql("INSERT INTO jobs (name, spec, command) VALUES (?, '* * * * * *', 'true')", ("evil\nFORGED-line",))
     bad_at = _now_ms()
     sql("INSERT INTO jobs (name, spec, command) VALUES ('after', '* * * * * *', 'true')")
     wait_for(lambda: _runs_since(sql, "after", 0), 20, "a valid job added after the bad rows to fire")
     wait_for(lambda: _runs_since(sql, "before", bad_at) >= 2, 20, "the valid job to keep firing")
     assert sql("SELECT COUNT(*) FROM runs WHERE job_id IN (SELECT id FROM jobs WHERE name NOT IN ('before', 'after'))")[0][0] == 0
 
-    bad = {"three": "retries", "notutf8": "name", "deep": "keywords"}
+    bad = {"three": "retries", "notutf8": "name", "deep": "keywords", "FORGED-line": "name"}
     _check_listed_invalid(trio.dispatcher, bad)
     listed = trio.cronctl("job", "list")
-    assert listed.returncode == 0 and listed.stdout.count("invalid") == 3, listed.stdout + listed.stderr
+    assert listed.returncode == 0 and listed.stdout.count("invalid") == 4, listed.stdout + listed.stderr
+    assert "evil\\nFORGED-line" in listed.stdout  # shown escaped, on its row
     shown = json.loads(trio.cronctl("job", "show", "three", "--json").stdout)
     assert "retries: expected an integer" in shown["invalid_reason"]
     # Reported once each, not at every sync (several syncs ran since: "after" was loaded and fired).
     log = trio.procs["dispatcher"].log_text()
     assert log.count("job three (id 2) is not scheduled") == 1, log[-5000:]
+    # A name with a newline is logged escaped: it cannot forge a log line.
+    assert "job evil\\nFORGED-line (id 5) is not scheduled" in log
+    assert not [line for line in log.splitlines() if line.startswith("FORGED")]
 
     # The missed-firing check still works: with the dispatcher stopped, the
     # monitor records the valid job's firings as missed.
