@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 
 from common.cron import validate_timezone
 from common.errors import ValidationError
-from common.jobs import ENV_RE, validate_job
+from common.jobs import validate_job
 from common.model import NOTIFY_NEVER, NOTIFY_ON_FAILURE, Job
+from common.task_rules import ENV_NAME_RE
 
 DEFAULT_SHELL = "/bin/sh"
 DEFAULT_STEM = "crontab"
@@ -244,7 +245,7 @@ class _Settings:
                 parsed.errors.append(Problem(line, f"CRON_TZ: {exc.message}"))
         elif name in IGNORED_VARIABLES:
             parsed.warnings.append(Problem(line, f"{name} ignored: {IGNORED_VARIABLES[name]}"))
-        elif not ENV_RE.match(name):
+        elif not ENV_NAME_RE.fullmatch(name):
             parsed.errors.append(Problem(line, f"env: {name!r} is not a valid environment variable name"))
         else:
             if name == "HOME":

@@ -27,6 +27,7 @@ from common.errors import ValidationError
 from common.jobs import validate_job
 from common.model import Job
 from common.status import ALL as STATUSES
+from common.text import OutputEscaper, printable
 from cronctl import import_cmd, observe, token_cmd
 from cronctl.client import AdminClient, NoServerError
 from cronctl.job_options import OPTIONS, changes_from, job_options
@@ -46,8 +47,15 @@ class Ctx:
 
 
 def fail(message: str, code: int) -> None:
-    click.echo(f"error: {message}", err=True)
+    click.echo(f"error: {printable(message)}", err=True)
     sys.exit(code)
+
+
+def table(rows: list[list[Any]], **options: Any) -> str:
+    """tabulate() with control characters in every cell escaped: names,
+    commands and errors come from users, and an escape sequence in one must
+    not reach the operator's terminal (--json output stays exact)."""
+    return tabulate([[printable(c) if isinstance(c, str) else c for c in row] for row in rows], **options)
 
 
 @contextmanager
@@ -182,7 +190,7 @@ def job_add(ctx: click.Context, name: str, paused: bool, json_output: bool, **gi
         emit_json(_job_dict(stored))
     else:
         next_fire = iso_utc(stored.next_fire_ms) or ("after its upstreams" if stored.after else "never")
-        click.echo(f"job {stored.name} added (id {stored.id}); next run {next_fire}")
+        click.echo(f"job {printable(stored.name)} added (id {stored.id}); next run {next_fire}")
 
 
 @job.command("edit")
@@ -220,7 +228,7 @@ def job_edit(ctx: click.Context, job_name: str, rename: str | None, json_output:
     if wants_json(ctx, json_output):
         emit_json(_job_dict(stored))
     else:
-        click.echo(f"job {stored.name} updated; next run {iso_utc(stored.next_fire_ms) or 'none scheduled'}")
+        click.echo(f"job {printable(stored.name)} updated; next run {iso_utc(stored.next_fire_ms) or 'none scheduled'}")
 
 
 def _job_state_command(action: str, method: str, doc: str) -> None:
@@ -234,7 +242,8 @@ def _job_state_command(action: str, method: str, doc: str) -> None:
         if wants_json(ctx, json_output):
             emit_json(_job_dict(stored))
         else:
-            click.echo(f"job {stored.name} {action}d" if action.endswith("e") else f"job {stored.name} {action}ed")
+            name = printable(stored.name)
+            click.echo(f"job {name} {action}d" if action.endswith("e") else f"job {name} {action}ed")
 
 
 _job_state_command("pause", "PauseJob", "Pause a job: it keeps its definition and history but does not fire.")
@@ -291,6 +300,7 @@ def _job_dict(msg: pb.Job) -> dict[str, Any]:
         "created": iso_utc(job.created_ms),
         "updated": iso_utc(job.updated_ms),
         "next_fire": iso_utc(msg.next_fire_ms) or None,
+        "invalid_reason": msg.invalid_reason or None,
     }
 
 
@@ -331,7 +341,7 @@ def job_list(ctx: click.Context, prefix: str, limit: int, json_output: bool) -> 
             j.spec,
             j.timezone,
             j.type,
-            "paused" if j.paused else ("active" if j.next_fire_ms else "not scheduled"),
+            _state(j),
             iso_utc(j.next_fire_ms),
             _short(j.command),
         ]
@@ -343,11 +353,26 @@ def job_list(ctx: click.Context, prefix: str, limit: int, json_output: bool) -> 
     if not rows:
         click.echo("no jobs yet: add one with `cronctl job add --name NAME --spec SPEC --command CMD`")
         return
-    click.echo(tabulate(rows, headers=["ID", "NAME", "SPEC", "TZ", "TYPE", "STATE", "NEXT (UTC)", "COMMAND"]))
+    click.echo(table(rows, headers=["ID", "NAME", "SPEC", "TZ", "TYPE", "STATE", "NEXT (UTC)", "COMMAND"]))
+    invalid = [j for j in jobs if j.invalid_reason]
+    for j in invalid:  # why, in full (the table has no room for it)
+        click.echo(f"invalid: {printable(j.name)} (id {j.id}): {printable(j.invalid_reason)}", err=True)
+
+
+def _state(j: pb.Job) -> str:
+    if j.invalid_reason:
+        return "invalid"
+    return "paused" if j.paused else ("active" if j.next_fire_ms else "not scheduled")
+
+
+def _is_job_id(text: str) -> bool:
+    """An id, as opposed to a name: ASCII digits (str.isdigit() also takes
+    "²", which int() refuses) within int64, which the message can carry."""
+    return text.isascii() and text.isdigit() and int(text) < 2**63
 
 
 def _job_ref(name_or_id: str) -> pb.JobRef:
-    return pb.JobRef(id=int(name_or_id)) if name_or_id.isdigit() else pb.JobRef(name=name_or_id)
+    return pb.JobRef(id=int(name_or_id)) if _is_job_id(name_or_id) else pb.JobRef(name=name_or_id)
 
 
 @job.command("show")
@@ -365,7 +390,7 @@ def job_show(ctx: click.Context, job_name: str, reveal: bool, json_output: bool)
     if wants_json(ctx, json_output):
         emit_json(data)
         return
-    click.echo(tabulate([[k, _show_value(v)] for k, v in data.items()], tablefmt="plain"))
+    click.echo(table([[k, _show_value(v)] for k, v in data.items()], tablefmt="plain"))
     if msg.secrets_redacted:
         click.echo("(env and header values are redacted; an admin sees them with --reveal)", err=True)
 
@@ -389,7 +414,7 @@ def job_delete(ctx: click.Context, job_name: str, json_output: bool) -> None:
     if wants_json(ctx, json_output):
         emit_json({"deleted": reply.deleted, "job": job_name})
     else:
-        click.echo(f"job {job_name} deleted; its runs are kept")
+        click.echo(f"job {printable(job_name)} deleted; its runs are kept")
 
 
 # ----------------------------------------------------------------------- runs
@@ -460,7 +485,7 @@ def run_list(
         fail(str(exc), EXIT_INVALID)
     if request.since_ms and request.until_ms and request.until_ms <= request.since_ms:
         fail("until: must be after --since", EXIT_INVALID)
-    if job_name.isdigit():
+    if _is_job_id(job_name):
         request.job_id = int(job_name)
     else:
         request.job_name = job_name
@@ -485,7 +510,7 @@ def run_list(
         ]
         for r in runs
     ]
-    click.echo(tabulate(rows, headers=["RUN", "JOB", "TRY", "STATUS", "EXIT", "SCHEDULED (UTC)", "TOOK", "EXECUTOR", "ERROR"]))
+    click.echo(table(rows, headers=["RUN", "JOB", "TRY", "STATUS", "EXIT", "SCHEDULED (UTC)", "TOOK", "EXECUTOR", "ERROR"]))
 
 
 @run.command("show")
@@ -500,11 +525,12 @@ def run_show(ctx: click.Context, run_id: str, json_output: bool) -> None:
     if wants_json(ctx, json_output):
         emit_json(data)
         return
-    output = data.pop("output")
+    data.pop("output")  # shown below, escaped, from the raw bytes
     truncated = data.pop("output_truncated")
-    click.echo(tabulate([[k, "" if v is None else v] for k, v in data.items()], tablefmt="plain"))
+    click.echo(table([[k, "" if v is None else v] for k, v in data.items()], tablefmt="plain"))
     click.echo(f"--- output{' (last part only)' if truncated else ''} ---")
-    click.echo(output, nl=not output.endswith("\n"))
+    shown = OutputEscaper().feed(r.output, final=True)  # lines and tabs kept, other controls escaped
+    click.echo(shown, nl=not shown.endswith("\n"))
 
 
 @run.command("kill")
@@ -518,7 +544,7 @@ def run_kill(ctx: click.Context, run_id: str, json_output: bool) -> None:
     if wants_json(ctx, json_output):
         emit_json({"run_id": run_id, "killed": reply.killed, "reason": reply.reason})
     elif reply.killed:
-        click.echo(f"run {run_id} killed")
+        click.echo(f"run {printable(run_id)} killed")
     else:
         fail(f"run {run_id} not killed: {reply.reason}", EXIT_FAILED)
 
@@ -551,9 +577,13 @@ def cron_next(ctx: click.Context, spec: str, timezone: str, after: str, count: i
         zone = validate_timezone(timezone)
         schedule = CronSchedule.parse(spec, zone, hash_key="preview")
         after_ms = parse_instant(after, zone) if after else time.time_ns() // 1_000_000
+        try:
+            fire_ms = schedule.next_n(after_ms, count)
+        except (ValueError, OverflowError) as exc:  # e.g. before 1900: the cron math does not reach it
+            raise ValidationError("after", str(exc)) from None
     except ValidationError as exc:
         fail(str(exc), EXIT_INVALID)
-    instants = [iso_utc(ms) for ms in schedule.next_n(after_ms, count)]
+    instants = [iso_utc(ms) for ms in fire_ms]
     if wants_json(ctx, json_output):
         click.echo(json.dumps(instants))
     else:

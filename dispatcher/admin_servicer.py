@@ -9,6 +9,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 
@@ -24,6 +25,7 @@ from common.schedule import Schedule
 from common.secrets import has_secrets, keep_stored, redact
 from common.store.async_store import DbThreads
 from common.store.sql_store import JobExistsError, SqlStore
+from common.task_rules import MAX_TIMEZONE_CHARS, check_spec_length
 from dispatcher import paging
 from dispatcher.audit import AuditLog, job_change_json
 from dispatcher.executor_client import ExecutorClients
@@ -40,6 +42,10 @@ MAX_RUN_LIMIT = 1000
 DEFAULT_JOB_PAGE = 500
 MAX_JOB_PAGE = 1000
 MAX_PREVIEW = 1000
+# PreviewSpec's `after_ms` range: the cron math works from 1900 on, and the
+# instants it returns stay within four-digit years.
+PREVIEW_MIN_MS = -2_208_988_800_000  # 1900-01-01T00:00:00Z
+PREVIEW_MAX_MS = 253_402_300_799_000  # 9999-12-31T23:59:59Z
 
 
 class AdminServicer(pb_grpc.AdminServicer):
@@ -67,6 +73,9 @@ class AdminServicer(pb_grpc.AdminServicer):
         self._dispatchers = dispatchers or (lambda: [])
         self._audit = AuditLog(store, db)
         self._tail = tail or TailHub(store, db, clients)
+        # PreviewSpec's work, off the event loop; two threads, so a flood of
+        # previews queues here instead of taking every core from firing.
+        self._preview_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="preview")
 
     async def _validated(
         self, request: pb.Job, context: grpc.aio.ServicerContext, job_id: int = 0, current: Job | None = None
@@ -85,11 +94,36 @@ class AdminServicer(pb_grpc.AdminServicer):
         return job
 
     def _to_pb(self, job: Job, reveal: bool = False) -> pb.Job:
-        """The job for a reply: env and header values redacted unless revealed."""
+        """The job for a reply: env and header values redacted unless
+        revealed; a stored job that cannot be scheduled says why."""
+        reason = self._invalid_reason(job)
         hide = not reveal and has_secrets(job)
-        msg = job_to_pb(redact(job) if hide else job, self._schedule.next_fire_ms(job.id) or 0)
-        msg.secrets_redacted = hide
+        try:
+            msg = job_to_pb(redact(job) if hide else job, 0 if reason else self._schedule.next_fire_ms(job.id) or 0)
+            msg.secrets_redacted = hide
+        except (ValueError, TypeError) as exc:
+            # A hand-written row whose values do not even fit the message
+            # (e.g. retries beyond int32): list what identifies it, and why.
+            msg = pb.Job(id=job.id, name=job.name, spec=job.spec, timezone=job.timezone, command=job.command)
+            msg.secrets_redacted = bool(job.env or job.http_headers)  # none of them is in the message
+            reason = reason or f"job: stored values do not fit the API: {exc}"
+        msg.invalid_reason = reason
         return msg
+
+    def _invalid_reason(self, job: Job) -> str:
+        """Why a stored job is not scheduled ("" when it is valid), as job sync
+        found it; paused jobs and jobs sync has not seen yet are checked here."""
+        if job.enabled and job.id in self._sync.jobs:
+            return ""
+        if job.enabled and job.id in self._sync.invalid:
+            return self._sync.invalid[job.id]
+        try:
+            validate_job(job)
+        except ValidationError as exc:
+            return str(exc)
+        except Exception as exc:  # noqa: BLE001 - a bad row is reported, never an UNKNOWN for the whole list
+            return f"job: cannot be checked: {exc!r}"
+        return ""
 
     async def _find(self, ref: pb.JobRef, context: grpc.aio.ServicerContext) -> Job:
         if not ref.id and not ref.name:
@@ -286,15 +320,29 @@ class AdminServicer(pb_grpc.AdminServicer):
         return run_to_pb(run)
 
     async def PreviewSpec(self, request: pb.PreviewSpecRequest, context: grpc.aio.ServicerContext) -> pb.PreviewSpecReply:
+        # Open to viewers: every input is bounded before any work, and the
+        # work (up to ~0.1 s for a sparse spec and the largest count) runs
+        # off the event loop, so firings and other calls go on meanwhile.
         count = request.count or 5
         if not 0 < count <= MAX_PREVIEW:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"count: must be between 1 and {MAX_PREVIEW}, got {count}")
+        after = request.after_ms or time.time_ns() // 1_000_000
+        if not PREVIEW_MIN_MS <= after <= PREVIEW_MAX_MS:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"after_ms: must be between {iso_ms(PREVIEW_MIN_MS)} and {iso_ms(PREVIEW_MAX_MS)}, got {after}",
+            )
         try:
-            cron = CronSchedule.parse(request.spec, request.timezone or "UTC", hash_key="preview")
+            check_spec_length(request.spec)
+            if len(request.timezone) > MAX_TIMEZONE_CHARS:
+                raise ValidationError("timezone", f"at most {MAX_TIMEZONE_CHARS} characters, got {len(request.timezone)}")
+            loop = asyncio.get_running_loop()
+            fire_ms = await loop.run_in_executor(
+                self._preview_pool, _preview, request.spec, request.timezone or "UTC", after, count
+            )
         except ValidationError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        after = request.after_ms or time.time_ns() // 1_000_000
-        return pb.PreviewSpecReply(fire_ms=cron.next_n(after, count))
+        return pb.PreviewSpecReply(fire_ms=fire_ms)
 
     async def _validate_only(self, request: pb.Job, context: grpc.aio.ServicerContext) -> pb.Job:
         job = await self._validated(request, context)
@@ -360,6 +408,17 @@ class AdminServicer(pb_grpc.AdminServicer):
                 for e in entries
             ]
         )
+
+
+def _preview(spec: str, timezone: str, after_ms: int, count: int) -> list[int]:
+    """PreviewSpec's work, on a worker thread."""
+    cron = CronSchedule.parse(spec, timezone, hash_key="preview")
+    try:
+        return cron.next_n(after_ms, count)
+    except (ValueError, OverflowError) as exc:  # an instant the calendar math cannot reach
+        if isinstance(exc, ValidationError):
+            raise
+        raise ValidationError("after_ms", str(exc)) from None
 
 
 class ControlServicer(pb_grpc.ControlServicer):

@@ -45,7 +45,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from common import status
+from common import status, task_rules
 from common.config import MAX_DISPATCH_AHEAD_MS, ExecutorConfig
 from common.errors import ValidationError
 from executor import VERSION
@@ -62,10 +62,6 @@ log = logging.getLogger(__name__)
 
 # Above this a tail would not fit a gRPC message comfortably (16 MiB limit).
 MAX_OUTPUT_LIMIT_BYTES = 8 * 1024 * 1024
-# Bounds on RunRequest.keywords: the scanner keeps the longest keyword's
-# length of output between chunks and searches each chunk once per keyword.
-MAX_KEYWORDS = 100
-MAX_KEYWORD_BYTES = 4096
 # Live output queued for one slow caller before its chunks are dropped; the
 # tail in RunFinished stays exact whatever a caller misses.
 SUBSCRIBER_BUFFER_BYTES = 1024 * 1024
@@ -155,7 +151,11 @@ def page_token(key: ResultKey) -> str:
 
 
 def validate_request(req: crontrio_pb2.RunRequest) -> None:
-    """Raise ValidationError naming the first bad field of a RunRequest."""
+    """Raise ValidationError naming the first bad field of a RunRequest.
+
+    The task's fields follow common.task_rules, the same rules the admin API
+    applies to jobs: a run refused here was refused there too.
+    """
     if not req.run_id:
         raise ValidationError("run_id", "required")
     if req.timeout_seconds < 0:
@@ -164,22 +164,27 @@ def validate_request(req: crontrio_pb2.RunRequest) -> None:
         raise ValidationError(
             "output_limit_bytes", f"must be between 0 and {MAX_OUTPUT_LIMIT_BYTES}, got {req.output_limit_bytes}"
         )
-    if len(req.keywords) > MAX_KEYWORDS:
-        raise ValidationError("keywords", f"at most {MAX_KEYWORDS}, got {len(req.keywords)}")
-    for keyword in req.keywords:
-        if len(keyword.encode()) > MAX_KEYWORD_BYTES:
-            raise ValidationError("keywords", f"each keyword must be at most {MAX_KEYWORD_BYTES} bytes, got {keyword[:40]!r}...")
+    if req.keywords:
+        task_rules.check_keywords(req.keywords)
     task = req.WhichOneof("task")
     if task is None:
         raise ValidationError("task", "a shell or http task is required")
     if task == "shell":
-        if not req.shell.command.strip():
-            raise ValidationError("shell.command", "must not be empty")
+        shell = req.shell
+        task_rules.check_command(shell.command, "shell.command")
+        if shell.env:
+            task_rules.check_env(shell.env, "shell.env")
+        task_rules.check_user(shell.user, "shell.user")
+        task_rules.check_workdir(shell.workdir, "shell.workdir")
         return
-    if not req.http.url.startswith(("http://", "https://")):
-        raise ValidationError("http.url", f"expected an http:// or https:// URL, got {req.http.url!r}")
-    if (req.http.method or "GET").upper() not in METHODS:
-        raise ValidationError("http.method", f"expected GET or POST, got {req.http.method!r}")
+    http = req.http
+    task_rules.check_url_text(http.url, "http.url")
+    if (http.method or "GET").upper() not in METHODS:
+        raise ValidationError("http.method", f"expected GET or POST, got {http.method!r}")
+    if http.headers:
+        task_rules.check_headers(http.headers, "http.headers")
+    task_rules.check_body(http.body, "http.body")
+    task_rules.check_expected_statuses(http.expected_statuses, "http.expected_statuses")
 
 
 class _Subscriber:
