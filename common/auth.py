@@ -69,11 +69,22 @@ OPEN_SERVICE_PREFIXES = (
 )
 
 _actor: contextvars.ContextVar[str] = contextvars.ContextVar("crontrio_actor", default=ACTOR_LOCAL)
+# Without tokens the API is loopback-only and anyone there may change jobs: admin.
+_role: contextvars.ContextVar[str] = contextvars.ContextVar("crontrio_role", default="admin")
 
 
 def current_actor() -> str:
     """Name of the token the current call was made with ("local" when auth is off)."""
     return _actor.get()
+
+
+def current_role() -> str:
+    """Role of the token the current call was made with ("admin" when auth is off)."""
+    return _role.get()
+
+
+def caller_is_admin() -> bool:
+    return current_role() == "admin"
 
 
 def hash_token(token: str) -> str:
@@ -171,16 +182,18 @@ def _denying(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, details: str
     return _wrap_handler(handler, lambda _: deny, lambda _: deny)
 
 
-def _as_actor(handler: grpc.RpcMethodHandler, name: str) -> grpc.RpcMethodHandler:
-    """Run the servicer with current_actor() == name."""
+def _as_actor(handler: grpc.RpcMethodHandler, name: str, role: str = "admin") -> grpc.RpcMethodHandler:
+    """Run the servicer with current_actor() == name and current_role() == role."""
 
     def unary(behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
             reset = _actor.set(name)
+            reset_role = _role.set(role)
             try:
                 return await behavior(request, context)
             finally:
                 _actor.reset(reset)
+                _role.reset(reset_role)
 
         return call
 
@@ -191,6 +204,7 @@ def _as_actor(handler: grpc.RpcMethodHandler, name: str) -> grpc.RpcMethodHandle
                 # Each RPC runs in its own task (own context copy), so the
                 # value cannot leak into another call; no reset needed.
                 _actor.set(name)
+                _role.set(role)
                 async for item in behavior(request, context):
                     yield item
 
@@ -234,7 +248,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                 grpc.StatusCode.PERMISSION_DENIED,
                 f"{short} requires role {needed}; token {name!r} has role {role}",
             )
-        return _as_actor(handler, name)
+        return _as_actor(handler, name, role)
 
 
 def server_interceptors(tokens: Mapping[str, str]) -> list[grpc.aio.ServerInterceptor]:

@@ -30,6 +30,7 @@ DEFAULT_CONFIG_PATH = "conf/conf.ini"
 # Executors hold a run sent ahead for at most this long (executor/servicer.py).
 MAX_DISPATCH_AHEAD_MS = 10_000
 
+
 @dataclass(frozen=True)
 class DatabaseConfig:
     driver: str = "sqlite"  # sqlite | mysql
@@ -103,6 +104,11 @@ class DispatcherConfig:
     # would carry bearer tokens in clear: the dispatcher refuses to start
     # unless this says the network is trusted (then it logs a warning).
     allow_plaintext_tokens: bool = False
+    # Admin.TailRun followers (follow = true) of one run, and of all runs,
+    # this dispatcher serves at once; beyond either, RESOURCE_EXHAUSTED. The
+    # followers of a run share one stream from its executor.
+    tail_followers_per_run: int = 100
+    tail_followers_total: int = 1000
 
     @property
     def advertised(self) -> str:
@@ -445,6 +451,9 @@ def _validate(cfg: Config) -> None:
     if not 0 <= cfg.dispatcher.dispatch_ahead_ms <= MAX_DISPATCH_AHEAD_MS:
         ahead = cfg.dispatcher.dispatch_ahead_ms
         raise ConfigError(f"dispatcher.dispatch_ahead_ms: expected 0 to {MAX_DISPATCH_AHEAD_MS}, got {ahead}")
+    for key in ("tail_followers_per_run", "tail_followers_total"):
+        if getattr(cfg.dispatcher, key) < 1:
+            raise ConfigError(f"dispatcher.{key}: must be at least 1, got {getattr(cfg.dispatcher, key)}")
     _check_address("executor.listen", cfg.executor.listen)
     _check_address("executor.advertise", cfg.executor.advertise, allow_empty=True)
     _check_address("dispatcher.advertise", cfg.dispatcher.advertise, allow_empty=True)

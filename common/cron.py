@@ -19,13 +19,13 @@ Parsing is cached so that a dispatcher loading 100,000 jobs parses each
 distinct spec once: specs by text, fields by value (croniter checks each field
 on its own), and the schedule of an unhashed spec in a zone is one shared
 object. ``H`` is resolved per job name with croniter's own hashing, then shares
-the same caches. croniter objects are built only when a fire time is asked
-for; :meth:`CronSchedule.estimate_next_after` gives a cheap lower bound, so
-jobs can be ordered without asking croniter for each.
+the same caches. :meth:`CronSchedule.estimate_next_after` gives a cheap lower
+bound, so jobs can be ordered without computing each one's exact time.
 
-How it is computed: croniter, given NAIVE datetimes, does pure wall-clock
-arithmetic, and per zone we cache the UTC instants at which the UTC offset
-changes. Between two transitions the offset is constant, so a wall-clock match
+How it is computed: croniter parses and checks the fields; the wall-clock
+matching is common/cron_calendar.py's (croniter's own day_or does not follow
+the Vixie day-field rule stated there), and per zone we cache the UTC
+instants at which the UTC offset changes. Between two transitions the offset is constant, so a wall-clock match
 ``W`` maps to the instant ``W - offset``; only at a transition do we have to
 decide what a match means (the Vixie rules above). Everything is done in
 integer seconds; a "wall time" is the naive local time encoded as if it were a
@@ -38,13 +38,13 @@ import bisect
 import functools
 import re
 import threading
-import time
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from croniter import CroniterError, croniter
 from croniter.croniter import HashExpander
 
+from common.cron_calendar import Calendar, DayRule
 from common.errors import ValidationError
 
 __all__ = ["CronSchedule", "validate_timezone"]
@@ -247,42 +247,6 @@ def _timeline(name: str) -> _Timeline:
 # --------------------------------------------------------------------------
 
 
-class _Matcher:
-    """A compiled croniter expression used for naive wall-clock arithmetic.
-
-    croniter objects are costly to build (~0.2 ms) and to keep (a few KB), so
-    one is built only when a fire time is wanted, and kept in a bounded cache
-    shared by every schedule with the same expression. They hold state, hence
-    the lock.
-    """
-
-    __slots__ = ("_cron", "_lock")
-
-    def __init__(self, expr: str, seconds: bool) -> None:
-        # start_time=0 (a float) keeps croniter in naive mode: no tzinfo is
-        # ever attached, so all arithmetic is on wall-clock fields. H fields
-        # are already resolved (see _hash_fields), so no hash id is needed.
-        self._cron = croniter(expr, 0, ret_type=float, day_or=True, second_at_beginning=seconds)
-        self._lock = threading.Lock()
-
-    def next_wall(self, wall: int) -> int | None:
-        """First matching wall time strictly after `wall`; None if none in
-        croniter's search horizon (50 years) or past year 9999."""
-        with self._lock:
-            try:
-                return int(self._cron.get_next(float, wall))
-            except (ValueError, OverflowError):  # CroniterBadDateError is a ValueError
-                return None
-
-
-# Big enough for every schedule that fires often to stay built; a rarely
-# firing one is rebuilt when it fires (0.2 ms), instead of 100,000 jobs'
-# worth of croniter objects staying in memory.
-@functools.lru_cache(maxsize=8192)
-def _matcher(expr: str, seconds: bool) -> _Matcher:
-    return _Matcher(expr, seconds)
-
-
 _MACROS = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
@@ -400,7 +364,7 @@ def _parse_every(arg: str) -> int:
 _MIN_S = -2208988800
 _MAX_S = 221845392000
 # Give up (None) if the search passes this far beyond the query; the same
-# horizon croniter uses. Only reachable by specs whose every match falls in a
+# horizon as Calendar's date search. Only reachable by specs whose every match falls in a
 # DST gap.
 _HORIZON_S = 50 * 366 * _DAY
 # A match this far past the current segment is reached by a jump.
@@ -449,16 +413,18 @@ def _field_values(position: int, seconds: bool, text: str) -> tuple[int | str, .
 
 
 @functools.lru_cache(maxsize=4096)
-def _dates_match(dom: str, month: str, dow: str) -> bool:
-    """Whether any calendar date matches these day fields.
+def _nth_weekdays(text: str) -> tuple[tuple[int, frozenset[int | str]], ...]:
+    """croniter's ``n#k`` / ``nL`` entries of a (valid) day-of-week field:
+    (weekday, {k or 'l', ...}) pairs."""
+    nth = croniter.expand(f"* * * * {text}")[1]
+    return tuple((weekday, frozenset[int | str](ks)) for weekday, ks in nth.items())
 
-    A spec that never matches a date (Feb 30, the 5th Monday of a month list
-    that never has one, ...) is an error, not a job that silently never runs.
-    Only the day fields decide that, so specs share this check. Wall-clock
-    "now" is a fine reference: croniter searches 50 years, and the calendar
-    repeats every 28.
-    """
-    return _Matcher(f"0 0 {dom} {month} {dow}", False).next_wall(int(time.time())) is not None
+
+@functools.lru_cache(maxsize=4096)
+def _day_rule(dom: str, dow: str, seconds: bool) -> DayRule:
+    """The day fields' rule; shared by every spec with the same two fields."""
+    dom_at, dow_at = (3, 5) if seconds else (2, 4)  # as written; their expansions are cached already
+    return DayRule(dom, _field_values(dom_at, seconds, dom), dow, _field_values(dow_at, seconds, dow), _nth_weekdays(dow))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -468,55 +434,30 @@ def _sorted_values(values: tuple[int | str, ...], size: int) -> tuple[int, ...]:
 
 
 class _Rule:
-    """The zone-independent part of a cron schedule: a croniter expression
-    with H resolved, and the time-of-day values for a quick lower bound.
+    """The zone-independent part of a cron schedule: the fields (H resolved)
+    as a wall-clock :class:`Calendar`, and whether the job is fixed-time.
 
     Immutable; shared by every schedule with the same resolved fields.
     """
 
-    __slots__ = ("expr", "fixed", "hours", "minutes", "seconds", "with_seconds")
+    __slots__ = ("calendar", "fixed")
 
     def __init__(self, fields: tuple[str, ...], values: list[tuple[int | str, ...]]) -> None:
-        self.expr = " ".join(fields)
-        self.with_seconds = len(fields) == 6
-        second, minute, hour = values[:3] if self.with_seconds else ((0,), values[0], values[1])
-        self.seconds = _sorted_values(second, 60)
-        self.minutes = _sorted_values(minute, 60)
-        self.hours = _sorted_values(hour, 24)
+        with_seconds = len(fields) == 6
+        second, minute, hour = values[:3] if with_seconds else ((0,), values[0], values[1])
+        dom, dow = fields[-3], fields[-1]
+        self.calendar = Calendar(
+            _sorted_values(second, 60),
+            _sorted_values(minute, 60),
+            _sorted_values(hour, 24),
+            values[-2],
+            _day_rule(dom, dow, with_seconds),
+        )
         # Vixie cron's rule: a job is "fixed-time" if neither the minute nor
         # the hour field starts with '*' (the seconds field does not count; a
         # resolved H never starts with '*', as H itself did not).
         minute_text, hour_text = fields[-5], fields[-4]
         self.fixed = not minute_text.startswith("*") and not hour_text.startswith("*")
-
-    def matcher(self) -> _Matcher:
-        return _matcher(self.expr, self.with_seconds)
-
-    def next_time_of_day(self, wall: int) -> int:
-        """First wall time after `wall` whose hour, minute and second match.
-
-        Dates are ignored, so this is a lower bound of the next match: exact
-        for daily specs, early for the others.
-        """
-        day, second_of_day = divmod(wall + 1, _DAY)
-        hour, rest = divmod(second_of_day, _HOUR)
-        minute, second = divmod(rest, 60)
-        base = day * _DAY
-        hours, minutes, seconds = self.hours, self.minutes, self.seconds
-        i = bisect.bisect_left(hours, hour)
-        if i < len(hours) and hours[i] == hour:
-            j = bisect.bisect_left(minutes, minute)
-            if j < len(minutes) and minutes[j] == minute:
-                k = bisect.bisect_left(seconds, second)
-                if k < len(seconds):
-                    return base + hour * _HOUR + minute * 60 + seconds[k]
-                j += 1
-            if j < len(minutes):
-                return base + hour * _HOUR + minutes[j] * 60 + seconds[0]
-            i += 1
-        if i < len(hours):
-            return base + hours[i] * _HOUR + minutes[0] * 60 + seconds[0]
-        return base + _DAY + hours[0] * _HOUR + minutes[0] * 60 + seconds[0]
 
 
 @functools.lru_cache(maxsize=65536)
@@ -524,9 +465,12 @@ def _rule(fields: tuple[str, ...]) -> _Rule:
     """Check resolved cron fields (as croniter gets them); raises _FieldError or _NeverFiresError."""
     seconds = len(fields) == 6
     values = [_field_values(i, seconds, text) for i, text in enumerate(fields)]
-    if not _dates_match(*fields[-3:]):
+    rule = _Rule(fields, values)
+    # A spec no date matches (Feb 30, a 5th Monday in a month list that
+    # never has one, ...) is an error, not a job that silently never runs.
+    if not rule.calendar.fires_on_some_date():
         raise _NeverFiresError
-    return _Rule(fields, values)
+    return rule
 
 
 class _Template:
@@ -624,6 +568,36 @@ def _checked_rule(template: _Template, fields: tuple[str, ...]) -> _Rule:
         raise ValidationError("spec", f"never fires: no date matches '{template.spec}'") from None
 
 
+_ZONE_PREFIX_RE = re.compile(r"\s*(?:CRON_)?TZ=(\S*)(.*)", re.DOTALL)
+
+
+def _zone_prefix(spec: str, timezone: str) -> tuple[str, str]:
+    """Split ``CRON_TZ=Zone rest`` (robfig/cron and dkron; ``TZ=`` too) into
+    the rest and the zone it runs in.
+
+    The spec's zone applies. A job whose own time zone is another zone than
+    the default UTC is ambiguous and refused, rather than one of the two
+    silently winning; the same zone in both places is fine.
+    """
+    match = _ZONE_PREFIX_RE.fullmatch(spec)
+    if match is None:
+        raise ValidationError("spec", "CRON_TZ=Zone must come first, e.g. 'CRON_TZ=Asia/Tokyo 0 9 * * *'")
+    name, rest = match.groups()
+    if not name:
+        raise ValidationError("spec", "CRON_TZ= needs a time zone, e.g. 'CRON_TZ=Asia/Tokyo 0 9 * * *'")
+    try:
+        zone = validate_timezone(name)
+    except ValidationError as exc:
+        raise ValidationError("spec", f"CRON_TZ: {exc.message}") from None
+    if not rest.strip():
+        raise ValidationError("spec", f"needs a schedule after CRON_TZ={name}")
+    if timezone not in ("UTC", zone):
+        raise ValidationError(
+            "spec", f"CRON_TZ={zone} contradicts the job's time zone {timezone}; set the zone in one place only"
+        )
+    return rest, zone
+
+
 @functools.lru_cache(maxsize=65536)
 def _shared_schedule(template: _Template, timezone: str) -> CronSchedule:
     """One schedule object for all jobs with the same unhashed spec and zone."""
@@ -660,7 +634,9 @@ class CronSchedule:
         fields with seconds FIRST, a macro (@yearly, @annually, @monthly,
         @weekly, @daily, @midnight, @hourly) or ``@every <duration>``.
         `hash_key` (normally the job name) seeds ``H`` fields, so the same job
-        always gets the same spread-out time.
+        always gets the same spread-out time. A ``CRON_TZ=Zone`` (or
+        ``TZ=Zone``) prefix sets the zone in the spec itself (see
+        :func:`_zone_prefix`); the schedule's `spec` is then the part after it.
 
         Raises ``ValidationError("spec" | "timezone", ...)`` for bad input,
         including expressions that can never fire (``0 0 31 2 *``).
@@ -672,6 +648,8 @@ class CronSchedule:
         tz = validate_timezone(timezone)
         if not isinstance(spec, str):
             raise ValidationError("spec", f"must be a string, not {type(spec).__name__}")
+        if "TZ=" in spec:
+            spec, tz = _zone_prefix(spec, tz)
         template = _template(spec)
         if not template.hashed:
             return _shared_schedule(template, tz)
@@ -693,7 +671,7 @@ class CronSchedule:
     def next_after(self, after_ms: int) -> int | None:
         """First fire instant strictly after `after_ms`, in epoch milliseconds.
 
-        Always a whole second. None if nothing fires within croniter's search
+        Always a whole second. None if nothing fires within the search
         horizon (50 years). Chaining ``t = next_after(t)`` yields strictly
         increasing instants. Raises ValueError for instants before 1900.
         """
@@ -712,8 +690,9 @@ class CronSchedule:
     def estimate_next_after(self, after_ms: int) -> tuple[int | None, bool]:
         """A cheap lower bound of ``next_after(after_ms)``, and whether it is exact.
 
-        next_after() asks croniter (~0.2 ms a call): too slow to do for
-        100,000 jobs before a dispatcher fires anything. The bound looks at
+        next_after() costs a few microseconds (a fresh zone's transition
+        table more): still too slow to do for 100,000 jobs before a
+        dispatcher fires anything. The bound looks at
         the time-of-day fields only, so it may be early but is never late: a
         schedule can be ordered by it and asked for the exact time once it
         comes first. Raises ValueError for instants before 1900.
@@ -730,7 +709,7 @@ class CronSchedule:
         # wall time minus the segment's offset), or an instant at or past the
         # segment's end: the smaller of the two bounds both cases.
         _, end, offset, _ = self._timeline.segment(t)
-        wall = self._rule.next_time_of_day(t + offset)
+        wall = self._rule.calendar.next_time_of_day(t + offset)
         return min(wall - offset, end) * 1000, False
 
     def next_n(self, after_ms: int, count: int) -> list[int]:
@@ -752,7 +731,7 @@ class CronSchedule:
         """First fire instant (epoch seconds) strictly after instant `t`."""
         rule = self._rule
         assert rule is not None
-        matcher = rule.matcher()
+        matcher = rule.calendar
         timeline = self._timeline
         fixed = rule.fixed
         start, end, offset, prev_offset = timeline.segment(t)

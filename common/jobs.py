@@ -13,6 +13,7 @@ import re
 
 import httpx
 
+from common import task_rules
 from common.cron import CronSchedule, validate_timezone
 from common.errors import ValidationError
 from common.model import (
@@ -28,16 +29,16 @@ from common.model import (
     TASK_TYPES,
     Job,
 )
+from common.task_rules import MAX_TARGET_CHARS, MAX_TIMEZONE_CHARS, check_spec_length
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-HEADER_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Matched with fullmatch: `$` also matches before a trailing newline, which
+# let "name\n" through.
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
 MAX_RETRIES = 100
 MAX_RETRY_INTERVAL_SECONDS = 24 * 3600
 MAX_CATCH_UP_SECONDS = 7 * 24 * 3600
-PHONE_RE = re.compile(r"^\+?[0-9]{3,20}$")
-USER_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}\$?$")
+PHONE_RE = re.compile(r"\+?[0-9]{3,20}")
 
 
 def _finite_range(field: str, value: float, low: float, high: float, unit: str = "seconds") -> None:
@@ -56,11 +57,15 @@ def validate_job_schedule(job: Job) -> tuple[Job, CronSchedule | None]:
     if job.defect:
         raise ValidationError("job", job.defect)
     name = job.name.strip()
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise ValidationError(
             "name", f"{job.name!r} is not a valid name: 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"
         )
+    if len(job.timezone) > MAX_TIMEZONE_CHARS:
+        raise ValidationError("timezone", f"at most {MAX_TIMEZONE_CHARS} characters, got {len(job.timezone)}")
     timezone = validate_timezone(job.timezone)
+    # Bounded before parsing: parsing is the costly part, and the column holds 255.
+    check_spec_length(job.spec.strip())
     spec = " ".join(job.spec.split())
     cron = None
     if spec or not job.after:  # a job with upstreams may have no schedule of its own
@@ -72,32 +77,27 @@ def validate_job_schedule(job: Job) -> tuple[Job, CronSchedule | None]:
         raise ValidationError("type", f"expected one of {', '.join(TASK_TYPES)}, got {job.type!r}")
     command = job.command.strip()
     method = (job.http_method or "GET").strip().upper()
+    # The task's own fields follow common.task_rules, the rules the executor
+    # applies to every run: what is accepted here runs there.
     if task_type == SHELL:
-        if not command:
-            raise ValidationError("command", "must not be empty")
-        if "\x00" in command:
-            raise ValidationError("command", "must not contain NUL bytes")
+        task_rules.check_command(command)
     else:
         _validate_url(command)
         if method not in HTTP_METHODS:
             raise ValidationError("method", f"expected one of {', '.join(HTTP_METHODS)}, got {job.http_method!r}")
-    for header in job.http_headers:
-        if not HEADER_RE.match(header):
-            raise ValidationError("headers", f"{header!r} is not a valid HTTP header name")
-    for status in job.expected_statuses:
-        if not 100 <= status <= 599:
-            raise ValidationError("expected_statuses", f"{status} is not an HTTP status (100-599)")
+    task_rules.check_headers(job.http_headers)
+    task_rules.check_body(job.http_body)
+    task_rules.check_expected_statuses(job.expected_statuses)
     _finite_range("timeout", job.timeout_seconds, 0, MAX_TIMEOUT_SECONDS)
     if not 0 <= job.retries <= MAX_RETRIES:
         raise ValidationError("retries", f"must be between 0 and {MAX_RETRIES}, got {job.retries}")
     _finite_range("retry_interval", job.retry_interval_seconds, 0, MAX_RETRY_INTERVAL_SECONDS)
-    if job.workdir and not job.workdir.startswith("/"):
-        raise ValidationError("workdir", f"must be an absolute path, got {job.workdir!r}")
-    for key in job.env:
-        if not ENV_RE.match(key):
-            raise ValidationError("env", f"{key!r} is not a valid environment variable name")
+    task_rules.check_workdir(job.workdir)
+    task_rules.check_env(job.env)
     if job.target != job.target.strip() or any(c.isspace() for c in job.target):
         raise ValidationError("target", f"must not contain spaces, got {job.target!r}")
+    if len(job.target) > MAX_TARGET_CHARS:
+        raise ValidationError("target", f"at most {MAX_TARGET_CHARS} characters, got {len(job.target)}")
     _one_of("overlap", job.overlap_policy, OVERLAP_POLICIES)
     _one_of("misfire", job.misfire_policy, MISFIRE_POLICIES)
     _finite_range("catch_up_window", job.catch_up_window_seconds, 0, MAX_CATCH_UP_SECONDS)
@@ -105,17 +105,14 @@ def validate_job_schedule(job: Job) -> tuple[Job, CronSchedule | None]:
     _finite_range("retry_max_interval", job.retry_max_interval_seconds, 0, MAX_RETRY_INTERVAL_SECONDS)
     _finite_range("retry_jitter", job.retry_jitter, 0, 1, unit="(fraction of the delay)")
     _one_of("route", job.route_strategy, ROUTE_STRATEGIES)
-    if job.run_as_user and not USER_RE.match(job.run_as_user):
-        raise ValidationError("user", f"{job.run_as_user!r} is not a valid user name")
+    task_rules.check_user(job.run_as_user)
     if job.run_as_user and task_type != SHELL:
         raise ValidationError("user", "only shell jobs run as a user")
-    for keyword in job.keywords:
-        if not keyword or len(keyword) > 256:
-            raise ValidationError("keywords", f"each keyword must be 1-256 characters, got {keyword!r}")
+    task_rules.check_keywords(job.keywords)
     _one_of("keyword_action", job.keyword_action, KEYWORD_ACTIONS)
     seen: set[str] = set()
     for dep in job.after:
-        if not NAME_RE.match(dep.job):
+        if not NAME_RE.fullmatch(dep.job):
             raise ValidationError("after", f"{dep.job!r} is not a job name")
         if dep.job == name:
             raise ValidationError("after", "a job cannot run after itself")
@@ -130,8 +127,17 @@ def validate_job_schedule(job: Job) -> tuple[Job, CronSchedule | None]:
         if not address or any(c.isspace() for c in address):
             raise ValidationError("notify_emails", f"{address!r} is neither an address nor an [alarm_mail_list] name")
     for phone in job.notify_phones:
-        if not PHONE_RE.match(phone):
+        if not PHONE_RE.fullmatch(phone):
             raise ValidationError("notify_phones", f"{phone!r} is not a phone number (digits, optional leading +)")
+    # The other lists are stored as JSON in TEXT columns too.
+    for field, values in (
+        ("notify_channels", job.notify_channels),
+        ("notify_emails", job.notify_emails),
+        ("notify_phones", job.notify_phones),
+    ):
+        task_rules.check_stored_json(field, list(values), sum(len(v) for v in values))
+    stored_after = [{"job": d.job, "when": d.when} for d in job.after]  # as the store writes it
+    task_rules.check_stored_json("after", stored_after, sum(len(d.job) + 32 for d in job.after))
     if (name, spec, timezone, task_type, command, method) == (
         job.name,
         job.spec,
@@ -184,6 +190,7 @@ def check_dependencies(job: Job, others: list[Job]) -> None:
 def _validate_url(url: str) -> None:
     if not url:
         raise ValidationError("command", "an http job needs a URL as its command")
+    task_rules.check_url_text(url)
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, ValueError) as exc:

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from common.config import Config, load_config
 from common.errors import ConfigError
+from common.text import EscapeControlsFilter
 
 T = TypeVar("T")
 
@@ -64,6 +65,7 @@ def setup_logging(service: str, cfg: Config, level_override: str | None = None) 
         handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     handler.addFilter(_ComponentFilter(component))
+    handler.addFilter(EscapeControlsFilter())  # user-supplied names and ids never forge a log line
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel((level_override or cfg.log.level).upper())

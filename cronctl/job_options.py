@@ -7,6 +7,7 @@ whole list; give it once with an empty value to clear it).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,10 @@ def _number(field: str, whole: bool = False) -> Callable[[str], float | int]:
             value = float(text)
         except ValueError:
             raise ValidationError(field, f"expected a number, got {text!r}") from None
+        # float() takes "inf" and "nan": int() of them raised a traceback,
+        # and neither is a meaningful count or duration.
+        if not math.isfinite(value):
+            raise ValidationError(field, f"expected a finite number, got {text!r}")
         if whole:
             if value != int(value):
                 raise ValidationError(field, f"expected a whole number, got {text!r}")

@@ -26,13 +26,16 @@ from common.cron import CronSchedule, validate_timezone
 from common.errors import ValidationError
 from common.jobs import validate_job
 from common.model import Job
-from cronctl import observe, token_cmd
+from common.status import ALL as STATUSES
+from common.text import OutputEscaper, printable
+from cronctl import import_cmd, observe, token_cmd
 from cronctl.client import AdminClient, NoServerError
 from cronctl.job_options import OPTIONS, changes_from, job_options
 from cronctl.timefmt import duration, iso_utc, parse_instant
 from protos import crontrio_pb2 as pb
 
 EXIT_FAILED, EXIT_INVALID, EXIT_NO_SERVER = 1, 2, 3
+PAGE_SIZE = 1000  # the servers' maximum page of jobs and of runs
 DEFAULT_SERVER = "127.0.0.1:5920"
 COMMAND_WIDTH = 48
 
@@ -44,8 +47,15 @@ class Ctx:
 
 
 def fail(message: str, code: int) -> None:
-    click.echo(f"error: {message}", err=True)
+    click.echo(f"error: {printable(message)}", err=True)
     sys.exit(code)
+
+
+def table(rows: list[list[Any]], **options: Any) -> str:
+    """tabulate() with control characters in every cell escaped: names,
+    commands and errors come from users, and an escape sequence in one must
+    not reach the operator's terminal (--json output stays exact)."""
+    return tabulate([[printable(c) if isinstance(c, str) else c for c in row] for row in rows], **options)
 
 
 @contextmanager
@@ -180,7 +190,7 @@ def job_add(ctx: click.Context, name: str, paused: bool, json_output: bool, **gi
         emit_json(_job_dict(stored))
     else:
         next_fire = iso_utc(stored.next_fire_ms) or ("after its upstreams" if stored.after else "never")
-        click.echo(f"job {stored.name} added (id {stored.id}); next run {next_fire}")
+        click.echo(f"job {printable(stored.name)} added (id {stored.id}); next run {next_fire}")
 
 
 @job.command("edit")
@@ -218,7 +228,7 @@ def job_edit(ctx: click.Context, job_name: str, rename: str | None, json_output:
     if wants_json(ctx, json_output):
         emit_json(_job_dict(stored))
     else:
-        click.echo(f"job {stored.name} updated; next run {iso_utc(stored.next_fire_ms) or 'none scheduled'}")
+        click.echo(f"job {printable(stored.name)} updated; next run {iso_utc(stored.next_fire_ms) or 'none scheduled'}")
 
 
 def _job_state_command(action: str, method: str, doc: str) -> None:
@@ -232,7 +242,8 @@ def _job_state_command(action: str, method: str, doc: str) -> None:
         if wants_json(ctx, json_output):
             emit_json(_job_dict(stored))
         else:
-            click.echo(f"job {stored.name} {action}d" if action.endswith("e") else f"job {stored.name} {action}ed")
+            name = printable(stored.name)
+            click.echo(f"job {name} {action}d" if action.endswith("e") else f"job {name} {action}ed")
 
 
 _job_state_command("pause", "PauseJob", "Pause a job: it keeps its definition and history but does not fire.")
@@ -289,6 +300,7 @@ def _job_dict(msg: pb.Job) -> dict[str, Any]:
         "created": iso_utc(job.created_ms),
         "updated": iso_utc(job.updated_ms),
         "next_fire": iso_utc(msg.next_fire_ms) or None,
+        "invalid_reason": msg.invalid_reason or None,
     }
 
 
@@ -297,15 +309,30 @@ def _short(text: str, width: int = COMMAND_WIDTH) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _paged(ctx: click.Context, method: str, request: Any, items: str, limit: int = 0) -> list[Any]:
+    """Follow next_page_token until `limit` items (0 = all of them) are had."""
+    out: list[Any] = []
+    with server_errors():
+        while True:
+            if limit:
+                request.limit = min(PAGE_SIZE, limit - len(out))
+            reply = ctx.obj.client.call(lambda s: getattr(s, method), request)
+            out.extend(getattr(reply, items))
+            if not reply.next_page_token or (limit and len(out) >= limit):
+                return out
+            request.page_token = reply.next_page_token
+
+
 @job.command("list")
+@click.option("--prefix", default="", metavar="TEXT", help="Only jobs whose name starts with this.")
+@click.option("--limit", default=0, type=click.IntRange(min=0), help="At most this many jobs, by id.  [default: 0 = all]")
 @json_option
 @click.pass_context
-def job_list(ctx: click.Context, json_output: bool) -> None:
-    """List all jobs with their next fire time (UTC)."""
-    with server_errors():
-        reply = ctx.obj.client.call(lambda s: s.ListJobs, pb.ListJobsRequest())
+def job_list(ctx: click.Context, prefix: str, limit: int, json_output: bool) -> None:
+    """List jobs with their next fire time (UTC), fetched page by page."""
+    jobs = _paged(ctx, "ListJobs", pb.ListJobsRequest(name_prefix=prefix), "jobs", limit)
     if wants_json(ctx, json_output):
-        emit_json([_job_dict(j) for j in reply.jobs])
+        emit_json([_job_dict(j) for j in jobs])
         return
     rows = [
         [
@@ -314,35 +341,58 @@ def job_list(ctx: click.Context, json_output: bool) -> None:
             j.spec,
             j.timezone,
             j.type,
-            "paused" if j.paused else ("active" if j.next_fire_ms else "not scheduled"),
+            _state(j),
             iso_utc(j.next_fire_ms),
             _short(j.command),
         ]
-        for j in reply.jobs
+        for j in jobs
     ]
+    if not rows and prefix:
+        click.echo(f"no jobs named {prefix}*")
+        return
     if not rows:
         click.echo("no jobs yet: add one with `cronctl job add --name NAME --spec SPEC --command CMD`")
         return
-    click.echo(tabulate(rows, headers=["ID", "NAME", "SPEC", "TZ", "TYPE", "STATE", "NEXT (UTC)", "COMMAND"]))
+    click.echo(table(rows, headers=["ID", "NAME", "SPEC", "TZ", "TYPE", "STATE", "NEXT (UTC)", "COMMAND"]))
+    invalid = [j for j in jobs if j.invalid_reason]
+    for j in invalid:  # why, in full (the table has no room for it)
+        click.echo(f"invalid: {printable(j.name)} (id {j.id}): {printable(j.invalid_reason)}", err=True)
+
+
+def _state(j: pb.Job) -> str:
+    if j.invalid_reason:
+        return "invalid"
+    return "paused" if j.paused else ("active" if j.next_fire_ms else "not scheduled")
+
+
+def _is_job_id(text: str) -> bool:
+    """An id, as opposed to a name: ASCII digits (str.isdigit() also takes
+    "²", which int() refuses) within int64, which the message can carry."""
+    return text.isascii() and text.isdigit() and int(text) < 2**63
 
 
 def _job_ref(name_or_id: str) -> pb.JobRef:
-    return pb.JobRef(id=int(name_or_id)) if name_or_id.isdigit() else pb.JobRef(name=name_or_id)
+    return pb.JobRef(id=int(name_or_id)) if _is_job_id(name_or_id) else pb.JobRef(name=name_or_id)
 
 
 @job.command("show")
 @click.argument("job_name", metavar="NAME")
+@click.option("--reveal", is_flag=True, help="Show env and header values in clear (admin tokens only; audited).")
 @json_option
 @click.pass_context
-def job_show(ctx: click.Context, job_name: str, json_output: bool) -> None:
-    """Show every field of one job (by name or id)."""
+def job_show(ctx: click.Context, job_name: str, reveal: bool, json_output: bool) -> None:
+    """Show every field of one job (by name or id); secret values as <redacted> unless --reveal."""
+    ref = _job_ref(job_name)
+    ref.reveal = reveal
     with server_errors():
-        msg = ctx.obj.client.call(lambda s: s.GetJob, _job_ref(job_name))
+        msg = ctx.obj.client.call(lambda s: s.GetJob, ref)
     data = _job_dict(msg)
     if wants_json(ctx, json_output):
         emit_json(data)
         return
-    click.echo(tabulate([[k, _show_value(v)] for k, v in data.items()], tablefmt="plain"))
+    click.echo(table([[k, _show_value(v)] for k, v in data.items()], tablefmt="plain"))
+    if msg.secrets_redacted:
+        click.echo("(env and header values are redacted; an admin sees them with --reveal)", err=True)
 
 
 def _show_value(value: Any) -> str:
@@ -364,7 +414,7 @@ def job_delete(ctx: click.Context, job_name: str, json_output: bool) -> None:
     if wants_json(ctx, json_output):
         emit_json({"deleted": reply.deleted, "job": job_name})
     else:
-        click.echo(f"job {job_name} deleted; its runs are kept")
+        click.echo(f"job {printable(job_name)} deleted; its runs are kept")
 
 
 # ----------------------------------------------------------------------- runs
@@ -403,23 +453,48 @@ def _run_dict(r: pb.Run, with_output: bool) -> dict[str, Any]:
 
 @run.command("list")
 @click.option("--job", "job_name", default="", metavar="NAME", help="Only this job's runs.")
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000), help="How many, newest first.")
+@click.option(
+    "--status", "statuses", multiple=True, type=click.Choice(sorted(STATUSES)), help="Only runs with this status (repeatable)."
+)
+@click.option(
+    "--since", default="", metavar="TIME", help="Only runs scheduled at or after this ISO 8601 time (UTC without an offset)."
+)
+@click.option(
+    "--until", default="", metavar="TIME", help="Only runs scheduled before this ISO 8601 time (UTC without an offset)."
+)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="How many, newest first.")
+@click.option("--all", "everything", is_flag=True, help="Every matching run (pages through them all); overrides --limit.")
 @json_option
 @click.pass_context
-def run_list(ctx: click.Context, job_name: str, limit: int, json_output: bool) -> None:
-    """List recent runs, newest first."""
-    request = pb.ListRunsRequest(limit=limit)
-    if job_name.isdigit():
+def run_list(
+    ctx: click.Context,
+    job_name: str,
+    statuses: tuple[str, ...],
+    since: str,
+    until: str,
+    limit: int,
+    everything: bool,
+    json_output: bool,
+) -> None:
+    """List runs, newest first (summaries: `run show` has the output)."""
+    request = pb.ListRunsRequest(statuses=statuses)
+    try:
+        request.since_ms = parse_instant(since, "UTC", "since") if since else 0
+        request.until_ms = parse_instant(until, "UTC", "until") if until else 0
+    except ValidationError as exc:
+        fail(str(exc), EXIT_INVALID)
+    if request.since_ms and request.until_ms and request.until_ms <= request.since_ms:
+        fail("until: must be after --since", EXIT_INVALID)
+    if _is_job_id(job_name):
         request.job_id = int(job_name)
     else:
         request.job_name = job_name
-    with server_errors():
-        reply = ctx.obj.client.call(lambda s: s.ListRuns, request)
+    runs = _paged(ctx, "ListRuns", request, "runs", 0 if everything else limit)
     if wants_json(ctx, json_output):
-        emit_json([_run_dict(r, with_output=False) for r in reply.runs])
+        emit_json([_run_dict(r, with_output=False) for r in runs])
         return
-    if not reply.runs:
-        click.echo("no runs yet")
+    if not runs:
+        click.echo("no runs yet" if not (statuses or since or until) else "no runs match")
         return
     rows = [
         [
@@ -433,9 +508,9 @@ def run_list(ctx: click.Context, job_name: str, limit: int, json_output: bool) -
             r.executor,
             _short(r.error, 40),
         ]
-        for r in reply.runs
+        for r in runs
     ]
-    click.echo(tabulate(rows, headers=["RUN", "JOB", "TRY", "STATUS", "EXIT", "SCHEDULED (UTC)", "TOOK", "EXECUTOR", "ERROR"]))
+    click.echo(table(rows, headers=["RUN", "JOB", "TRY", "STATUS", "EXIT", "SCHEDULED (UTC)", "TOOK", "EXECUTOR", "ERROR"]))
 
 
 @run.command("show")
@@ -450,11 +525,12 @@ def run_show(ctx: click.Context, run_id: str, json_output: bool) -> None:
     if wants_json(ctx, json_output):
         emit_json(data)
         return
-    output = data.pop("output")
+    data.pop("output")  # shown below, escaped, from the raw bytes
     truncated = data.pop("output_truncated")
-    click.echo(tabulate([[k, "" if v is None else v] for k, v in data.items()], tablefmt="plain"))
+    click.echo(table([[k, "" if v is None else v] for k, v in data.items()], tablefmt="plain"))
     click.echo(f"--- output{' (last part only)' if truncated else ''} ---")
-    click.echo(output, nl=not output.endswith("\n"))
+    shown = OutputEscaper().feed(r.output, final=True)  # lines and tabs kept, other controls escaped
+    click.echo(shown, nl=not shown.endswith("\n"))
 
 
 @run.command("kill")
@@ -468,7 +544,7 @@ def run_kill(ctx: click.Context, run_id: str, json_output: bool) -> None:
     if wants_json(ctx, json_output):
         emit_json({"run_id": run_id, "killed": reply.killed, "reason": reply.reason})
     elif reply.killed:
-        click.echo(f"run {run_id} killed")
+        click.echo(f"run {printable(run_id)} killed")
     else:
         fail(f"run {run_id} not killed: {reply.reason}", EXIT_FAILED)
 
@@ -501,9 +577,13 @@ def cron_next(ctx: click.Context, spec: str, timezone: str, after: str, count: i
         zone = validate_timezone(timezone)
         schedule = CronSchedule.parse(spec, zone, hash_key="preview")
         after_ms = parse_instant(after, zone) if after else time.time_ns() // 1_000_000
+        try:
+            fire_ms = schedule.next_n(after_ms, count)
+        except (ValueError, OverflowError) as exc:  # e.g. before 1900: the cron math does not reach it
+            raise ValidationError("after", str(exc)) from None
     except ValidationError as exc:
         fail(str(exc), EXIT_INVALID)
-    instants = [iso_utc(ms) for ms in schedule.next_n(after_ms, count)]
+    instants = [iso_utc(ms) for ms in fire_ms]
     if wants_json(ctx, json_output):
         click.echo(json.dumps(instants))
     else:
@@ -513,6 +593,7 @@ def cron_next(ctx: click.Context, spec: str, timezone: str, after: str, count: i
 
 cli.add_command(token_cmd.token)
 observe.register(cli, run, sys.modules[__name__])
+import_cmd.register(cli, sys.modules[__name__])
 
 
 def main() -> None:

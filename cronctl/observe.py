@@ -7,14 +7,14 @@ import sys
 from typing import Any
 
 import click
-from tabulate import tabulate
 
+from common.text import OutputEscaper, printable
 from cronctl.timefmt import iso_utc
 from protos import crontrio_pb2 as pb
 
 
 def register(cli: click.Group, run: click.Group, helpers: Any) -> None:
-    """Add the commands to cronctl's groups (helpers: fail, server_errors, json_option, wants_json, emit_json)."""
+    """Add the commands to cronctl's groups (helpers: fail, server_errors, json_option, wants_json, emit_json, table)."""
 
     @run.command("tail")
     @click.argument("run_id")
@@ -23,14 +23,22 @@ def register(cli: click.Group, run: click.Group, helpers: Any) -> None:
     def run_tail(ctx: click.Context, run_id: str, follow: bool) -> None:
         """Print a run's output: what is recorded, or with -f the output so far and then live output."""
         final = ""
+        # A task's output is untrusted: lines and tabs are kept, every other
+        # control character (ESC of a CSI or OSC sequence, CR, C1) is shown
+        # escaped (\x1b) instead of driving the terminal.
+        escaper = OutputEscaper()
         with helpers.server_errors():
             for chunk in ctx.obj.client.stream(lambda s: s.TailRun, pb.TailRunRequest(run_id=run_id, follow=follow)):
                 if chunk.data:
-                    sys.stdout.buffer.write(chunk.data)
+                    sys.stdout.buffer.write(escaper.feed(chunk.data).encode())
                     sys.stdout.buffer.flush()
                 final = chunk.status or final
+        rest = escaper.feed(b"", final=True)
+        if rest:
+            sys.stdout.buffer.write(rest.encode())
+            sys.stdout.buffer.flush()
         if final:
-            click.echo(f"--- run {run_id} {final}", err=True)
+            click.echo(f"--- run {printable(run_id)} {printable(final)}", err=True)
 
     @cli.group()
     def executor() -> None:
@@ -60,7 +68,7 @@ def register(cli: click.Group, run: click.Group, helpers: Any) -> None:
             click.echo("no executors known")
         else:
             table = [[r["address"], r["group"], r["host"], "yes" if r["healthy"] else "NO", r["running"]] for r in rows]
-            click.echo(tabulate(table, headers=["ADDRESS", "GROUP", "HOST", "HEALTHY", "RUNNING"]))
+            click.echo(helpers.table(table, headers=["ADDRESS", "GROUP", "HOST", "HEALTHY", "RUNNING"]))
 
     @cli.group()
     def dispatcher() -> None:
@@ -79,7 +87,7 @@ def register(cli: click.Group, run: click.Group, helpers: Any) -> None:
         if helpers.wants_json(ctx, json_output):
             helpers.emit_json(rows)
         else:
-            click.echo(tabulate([list(r.values()) for r in rows], headers=["ID", "ADDRESS", "VERSION", "STARTED (UTC)"]))
+            click.echo(helpers.table([list(r.values()) for r in rows], headers=["ID", "ADDRESS", "VERSION", "STARTED (UTC)"]))
 
     @cli.group()
     def audit() -> None:
@@ -88,7 +96,7 @@ def register(cli: click.Group, run: click.Group, helpers: Any) -> None:
     @audit.command("list")
     @click.option("--target", default="", metavar="NAME|RUN_ID", help="Only entries about this job or run.")
     @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
-    @click.option("--before-id", default=0, type=int, help="Older entries than this id (paging).")
+    @click.option("--before-id", default=0, type=click.IntRange(0, 2**63 - 1), help="Older entries than this id (paging).")
     @helpers.json_option
     @click.pass_context
     def audit_list(ctx: click.Context, target: str, limit: int, before_id: int, json_output: bool) -> None:
@@ -115,7 +123,7 @@ def register(cli: click.Group, run: click.Group, helpers: Any) -> None:
             click.echo("no audit entries")
         else:
             click.echo(
-                tabulate(
+                helpers.table(
                     [[r["id"], r["at"], r["actor"], r["action"], r["target"]] for r in rows],
                     headers=["ID", "AT (UTC)", "ACTOR", "ACTION", "TARGET"],
                 )

@@ -11,7 +11,10 @@ from common.errors import ValidationError
 def iso_utc(ms: int) -> str:
     if not ms:
         return ""
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    try:
+        moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    except (ValueError, OverflowError, OSError):  # beyond the years datetime can show
+        return f"{ms} ms"
     text = moment.strftime("%Y-%m-%dT%H:%M:%S")
     if ms % 1000:
         text += f".{ms % 1000:03d}"
@@ -26,7 +29,10 @@ def parse_instant(text: str, timezone: str, field: str = "after") -> int:
         raise ValidationError(field, f"{text!r} is not an ISO 8601 time (e.g. 2026-03-29T01:00:00Z)") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=ZoneInfo(timezone))
-    return int(moment.timestamp() * 1000)
+    try:
+        return int(moment.timestamp() * 1000)
+    except (ValueError, OverflowError, OSError) as exc:  # e.g. year 1 in a zone west of UTC
+        raise ValidationError(field, f"{text!r} is out of range: {exc}") from None
 
 
 def duration(start_ms: int, end_ms: int) -> str:

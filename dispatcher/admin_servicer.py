@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 
 from common import status
+from common.auth import caller_is_admin, current_actor, current_role
 from common.convert import job_from_pb, job_to_pb, run_to_pb
 from common.cron import CronSchedule
 from common.errors import ValidationError
@@ -19,21 +22,30 @@ from common.jobs import check_dependencies, schedule_of, validate_job
 from common.model import TRIGGER_MANUAL, Job, iso_ms, make_run_id
 from common.registry.base import Registry
 from common.schedule import Schedule
+from common.secrets import has_secrets, keep_stored, redact
 from common.store.async_store import DbThreads
 from common.store.sql_store import JobExistsError, SqlStore
-from dispatcher.audit import AuditLog, job_json
+from common.task_rules import MAX_TIMEZONE_CHARS, check_spec_length
+from dispatcher import paging
+from dispatcher.audit import AuditLog, job_change_json
 from dispatcher.executor_client import ExecutorClients
 from dispatcher.firing import FiringRunner
 from dispatcher.job_sync import JobSync
 from dispatcher.scheduler import SpawnFn
+from dispatcher.tail_hub import TailEndedError, TailHub, TailLimitError
 from protos import crontrio_pb2 as pb
 from protos import crontrio_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 DEFAULT_RUN_LIMIT = 20
 MAX_RUN_LIMIT = 1000
+DEFAULT_JOB_PAGE = 500
+MAX_JOB_PAGE = 1000
 MAX_PREVIEW = 1000
-TAIL_POLL_SECONDS = 0.2
+# PreviewSpec's `after_ms` range: the cron math works from 1900 on, and the
+# instants it returns stay within four-digit years.
+PREVIEW_MIN_MS = -2_208_988_800_000  # 1900-01-01T00:00:00Z
+PREVIEW_MAX_MS = 253_402_300_799_000  # 9999-12-31T23:59:59Z
 
 
 class AdminServicer(pb_grpc.AdminServicer):
@@ -48,6 +60,7 @@ class AdminServicer(pb_grpc.AdminServicer):
         clients: ExecutorClients,
         registry: Registry | None = None,
         dispatchers: Callable[[], list[pb.DispatcherInfo]] | None = None,
+        tail: TailHub | None = None,
     ) -> None:
         self._store = store
         self._db = db
@@ -59,19 +72,58 @@ class AdminServicer(pb_grpc.AdminServicer):
         self._registry = registry
         self._dispatchers = dispatchers or (lambda: [])
         self._audit = AuditLog(store, db)
+        self._tail = tail or TailHub(store, db, clients)
+        # PreviewSpec's work, off the event loop; two threads, so a flood of
+        # previews queues here instead of taking every core from firing.
+        self._preview_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="preview")
 
-    async def _validated(self, request: pb.Job, context: grpc.aio.ServicerContext, job_id: int = 0) -> Job:
-        """Every field checked, then the dependency graph with all stored jobs."""
+    async def _validated(
+        self, request: pb.Job, context: grpc.aio.ServicerContext, job_id: int = 0, current: Job | None = None
+    ) -> Job:
+        """Every field checked, then the dependency graph with all stored jobs.
+
+        A "<redacted>" secret value (a job read back and sent again) keeps
+        `current`'s value of that key; without one it is refused.
+        """
         try:
-            job = validate_job(dataclasses.replace(job_from_pb(request), id=job_id))
+            job = validate_job(keep_stored(dataclasses.replace(job_from_pb(request), id=job_id), current))
             if job.after:
                 check_dependencies(job, await self._db.run(self._store.list_jobs))
         except ValidationError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         return job
 
-    def _to_pb(self, job: Job) -> pb.Job:
-        return job_to_pb(job, self._schedule.next_fire_ms(job.id) or 0)
+    def _to_pb(self, job: Job, reveal: bool = False) -> pb.Job:
+        """The job for a reply: env and header values redacted unless
+        revealed; a stored job that cannot be scheduled says why."""
+        reason = self._invalid_reason(job)
+        hide = not reveal and has_secrets(job)
+        try:
+            msg = job_to_pb(redact(job) if hide else job, 0 if reason else self._schedule.next_fire_ms(job.id) or 0)
+            msg.secrets_redacted = hide
+        except (ValueError, TypeError) as exc:
+            # A hand-written row whose values do not even fit the message
+            # (e.g. retries beyond int32): list what identifies it, and why.
+            msg = pb.Job(id=job.id, name=job.name, spec=job.spec, timezone=job.timezone, command=job.command)
+            msg.secrets_redacted = bool(job.env or job.http_headers)  # none of them is in the message
+            reason = reason or f"job: stored values do not fit the API: {exc}"
+        msg.invalid_reason = reason
+        return msg
+
+    def _invalid_reason(self, job: Job) -> str:
+        """Why a stored job is not scheduled ("" when it is valid), as job sync
+        found it; paused jobs and jobs sync has not seen yet are checked here."""
+        if job.enabled and job.id in self._sync.jobs:
+            return ""
+        if job.enabled and job.id in self._sync.invalid:
+            return self._sync.invalid[job.id]
+        try:
+            validate_job(job)
+        except ValidationError as exc:
+            return str(exc)
+        except Exception as exc:  # noqa: BLE001 - a bad row is reported, never an UNKNOWN for the whole list
+            return f"job: cannot be checked: {exc!r}"
+        return ""
 
     async def _find(self, ref: pb.JobRef, context: grpc.aio.ServicerContext) -> Job:
         if not ref.id and not ref.name:
@@ -90,24 +142,42 @@ class AdminServicer(pb_grpc.AdminServicer):
             await context.abort(grpc.StatusCode.ALREADY_EXISTS, f"name: a job named {job.name!r} already exists")
         self._sync.apply(stored)
         log.info("job %s created (id %d): %s %s", stored.name, stored.id, stored.spec, stored.command)
-        await self._audit.record("job.create", stored.name, after=job_json(stored))
+        await self._audit.record("job.create", stored.name, after=job_change_json(None, stored)[1])
         return self._to_pb(stored)
 
     async def GetJob(self, request: pb.JobRef, context: grpc.aio.ServicerContext) -> pb.Job:
-        return self._to_pb(await self._find(request, context))
+        if request.reveal and not caller_is_admin():
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"reveal: showing secret values requires role admin; token {current_actor()!r} has role {current_role()}",
+            )
+        job = await self._find(request, context)
+        if request.reveal and has_secrets(job):
+            log.info("job %s: secret values revealed to %s", job.name, current_actor())
+            await self._audit.record("job.reveal", job.name)
+        return self._to_pb(job, reveal=request.reveal)
 
     async def ListJobs(self, request: pb.ListJobsRequest, context: grpc.aio.ServicerContext) -> pb.ListJobsReply:
-        if request.limit < 0:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"limit: must not be negative, got {request.limit}")
-        jobs = await self._db.run(
-            self._store.list_jobs, name_prefix=request.name_prefix, after_id=request.after_id, limit=request.limit
-        )
-        next_after = jobs[-1].id if request.limit and len(jobs) == request.limit else 0
-        return pb.ListJobsReply(jobs=[self._to_pb(j) for j in jobs], next_after_id=next_after)
+        limit = request.limit or DEFAULT_JOB_PAGE
+        if not 0 < limit <= MAX_JOB_PAGE:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"limit: must be between 1 and {MAX_JOB_PAGE} (0 = {DEFAULT_JOB_PAGE}), got {request.limit}",
+            )
+        filters = ["jobs", request.name_prefix]
+        after_id = request.after_id
+        if request.page_token:
+            try:
+                after_id = paging.decode(request.page_token, filters, (int,))[0]
+            except ValidationError as exc:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        jobs = await self._db.run(self._store.list_jobs, name_prefix=request.name_prefix, after_id=after_id, limit=limit + 1)
+        page, token = paging.page([self._to_pb(j) for j in jobs], limit, lambda j: [j.id], filters)
+        return pb.ListJobsReply(jobs=page, next_page_token=token, next_after_id=page[-1].id if token else 0)
 
     async def UpdateJob(self, request: pb.Job, context: grpc.aio.ServicerContext) -> pb.Job:
         current = await self._find(pb.JobRef(id=request.id, name=request.name), context)
-        job = await self._validated(request, context, job_id=current.id)
+        job = await self._validated(request, context, job_id=current.id, current=current)
         try:
             stored = await self._db.run(self._store.update_job, job)
         except JobExistsError:
@@ -117,7 +187,7 @@ class AdminServicer(pb_grpc.AdminServicer):
         assert stored is not None
         self._sync.apply(stored)
         log.info("job %s updated (id %d)", stored.name, stored.id)
-        await self._audit.record("job.update", stored.name, before=job_json(current), after=job_json(stored))
+        await self._audit.record("job.update", stored.name, *job_change_json(current, stored))
         return self._to_pb(stored)
 
     async def _set_enabled(self, request: pb.JobRef, context: grpc.aio.ServicerContext, enabled: bool) -> pb.Job:
@@ -128,7 +198,7 @@ class AdminServicer(pb_grpc.AdminServicer):
         assert stored is not None
         self._sync.apply(stored)
         log.info("job %s %s", stored.name, "resumed" if enabled else "paused")
-        await self._audit.record("job.resume" if enabled else "job.pause", stored.name, job_json(job), job_json(stored))
+        await self._audit.record("job.resume" if enabled else "job.pause", stored.name, *job_change_json(job, stored))
         return self._to_pb(stored)
 
     async def PauseJob(self, request: pb.JobRef, context: grpc.aio.ServicerContext) -> pb.Job:
@@ -195,7 +265,7 @@ class AdminServicer(pb_grpc.AdminServicer):
         deleted = await self._db.run(self._store.delete_job, job.id)
         self._sync.forget(job.id)
         log.info("job %s deleted (id %d); its run history is kept", job.name, job.id)
-        await self._audit.record("job.delete", job.name, before=job_json(job))
+        await self._audit.record("job.delete", job.name, before=job_change_json(job, None)[0])
         return pb.DeleteJobReply(deleted=deleted)
 
     async def ListRuns(self, request: pb.ListRunsRequest, context: grpc.aio.ServicerContext) -> pb.ListRunsReply:
@@ -207,20 +277,40 @@ class AdminServicer(pb_grpc.AdminServicer):
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, f"statuses: unknown {sorted(unknown)}; known: {', '.join(sorted(status.ALL))}"
             )
+        until_ms = request.until_ms or request.before_ms
+        for name, value in (("since_ms", request.since_ms), ("until_ms", request.until_ms), ("before_ms", request.before_ms)):
+            if value < 0:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{name}: must not be negative, got {value}")
+        if request.since_ms and until_ms and until_ms <= request.since_ms:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"until_ms: must be after since_ms ({request.since_ms}), got {until_ms}"
+            )
+        filters = ["runs", request.job_id, request.job_name, sorted(request.statuses), request.since_ms, until_ms]
+        older_than = None
+        if request.page_token:
+            try:
+                at, attempt, run_id = paging.decode(request.page_token, filters, (int, int, str))
+            except ValidationError as exc:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            older_than = (at, attempt, run_id)
         runs = await self._db.run(
             self._store.list_runs,
             job_id=request.job_id,
             job_name=request.job_name,
-            limit=limit,
+            limit=limit + 1,
             statuses=list(request.statuses),
-            before_ms=request.before_ms,
+            since_ms=request.since_ms,
+            until_ms=until_ms,
+            older_than=older_than,
+            with_output=False,
         )
-        if not runs and (request.job_id or request.job_name):
+        if not runs and not older_than and (request.job_id or request.job_name):
             # No runs: tell an unknown job (a typo) from a job that has not run yet.
             job = await self._db.run(self._store.get_job, job_id=request.job_id, name=request.job_name)
             if job is None:
                 await context.abort(grpc.StatusCode.NOT_FOUND, f"no job {request.job_name or request.job_id!r} and no runs of it")
-        return pb.ListRunsReply(runs=[run_to_pb(r) for r in runs])
+        page, token = paging.page([run_to_pb(r) for r in runs], limit, lambda r: [r.scheduled_ms, r.attempt, r.run_id], filters)
+        return pb.ListRunsReply(runs=page, next_page_token=token)
 
     async def GetRun(self, request: pb.RunRef, context: grpc.aio.ServicerContext) -> pb.Run:
         run = await self._db.run(self._store.get_run, request.run_id)
@@ -230,15 +320,29 @@ class AdminServicer(pb_grpc.AdminServicer):
         return run_to_pb(run)
 
     async def PreviewSpec(self, request: pb.PreviewSpecRequest, context: grpc.aio.ServicerContext) -> pb.PreviewSpecReply:
+        # Open to viewers: every input is bounded before any work, and the
+        # work (up to ~0.1 s for a sparse spec and the largest count) runs
+        # off the event loop, so firings and other calls go on meanwhile.
         count = request.count or 5
         if not 0 < count <= MAX_PREVIEW:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"count: must be between 1 and {MAX_PREVIEW}, got {count}")
+        after = request.after_ms or time.time_ns() // 1_000_000
+        if not PREVIEW_MIN_MS <= after <= PREVIEW_MAX_MS:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"after_ms: must be between {iso_ms(PREVIEW_MIN_MS)} and {iso_ms(PREVIEW_MAX_MS)}, got {after}",
+            )
         try:
-            cron = CronSchedule.parse(request.spec, request.timezone or "UTC", hash_key="preview")
+            check_spec_length(request.spec)
+            if len(request.timezone) > MAX_TIMEZONE_CHARS:
+                raise ValidationError("timezone", f"at most {MAX_TIMEZONE_CHARS} characters, got {len(request.timezone)}")
+            loop = asyncio.get_running_loop()
+            fire_ms = await loop.run_in_executor(
+                self._preview_pool, _preview, request.spec, request.timezone or "UTC", after, count
+            )
         except ValidationError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        after = request.after_ms or time.time_ns() // 1_000_000
-        return pb.PreviewSpecReply(fire_ms=cron.next_n(after, count))
+        return pb.PreviewSpecReply(fire_ms=fire_ms)
 
     async def _validate_only(self, request: pb.Job, context: grpc.aio.ServicerContext) -> pb.Job:
         job = await self._validated(request, context)
@@ -250,31 +354,25 @@ class AdminServicer(pb_grpc.AdminServicer):
         return await self._validate_only(request, context)
 
     async def TailRun(self, request: pb.TailRunRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.TailChunk]:
-        run = await self._db.run(self._store.get_run, request.run_id)
-        if run is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no run {request.run_id!r}")
-        assert run is not None
-        # A run not yet on an executor: wait for it to get there (or end).
-        while request.follow and run.status in (status.PENDING, status.QUEUED) and not run.executor:
-            await asyncio.sleep(TAIL_POLL_SECONDS)
-            run = await self._db.run(self._store.get_run, request.run_id) or run
-        if run.status not in status.ACTIVE or not request.follow or not run.executor:
+        if not request.follow:
+            run = await self._db.run(self._store.get_run, request.run_id)
+            if run is None:
+                await context.abort(grpc.StatusCode.NOT_FOUND, f"no run {request.run_id!r}")
+            assert run is not None
             yield pb.TailChunk(data=run.output, status=run.status if run.status not in status.ACTIVE else "")
             return
+        # Followers share one feed per run (one Attach upstream, no store poll each).
         try:
-            async for event in self._clients.stub(run.executor).Attach(pb.AttachRequest(run_id=run.run_id)):
-                kind = event.WhichOneof("event")
-                if kind == "output":
-                    yield pb.TailChunk(data=event.output.data)
-                elif kind == "finished":
-                    yield pb.TailChunk(status=event.finished.status)
-                    return
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() != grpc.StatusCode.NOT_FOUND:
-                await context.abort(grpc.StatusCode.UNAVAILABLE, f"executor {run.executor}: {exc.details()}")
-        # The executor no longer has it (finished and acknowledged): the store does.
-        final = await self._db.run(self._store.get_run, request.run_id) or run
-        yield pb.TailChunk(data=final.output, status=final.status)
+            # aclosing: a follower that disconnects leaves the feed at once,
+            # not whenever its generator is garbage-collected.
+            async with contextlib.aclosing(self._tail.follow(request.run_id)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+        except TailLimitError as exc:
+            log.warning("TailRun of %s by %s refused: %s", request.run_id, current_actor(), exc)
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+        except TailEndedError as exc:
+            await context.abort(exc.code, exc.details)
 
     async def ListExecutors(self, request: pb.ListExecutorsRequest, context: grpc.aio.ServicerContext) -> pb.ListExecutorsReply:
         live = self._registry.live() if self._registry else []
@@ -310,6 +408,17 @@ class AdminServicer(pb_grpc.AdminServicer):
                 for e in entries
             ]
         )
+
+
+def _preview(spec: str, timezone: str, after_ms: int, count: int) -> list[int]:
+    """PreviewSpec's work, on a worker thread."""
+    cron = CronSchedule.parse(spec, timezone, hash_key="preview")
+    try:
+        return cron.next_n(after_ms, count)
+    except (ValueError, OverflowError) as exc:  # an instant the calendar math cannot reach
+        if isinstance(exc, ValidationError):
+            raise
+        raise ValidationError("after_ms", str(exc)) from None
 
 
 class ControlServicer(pb_grpc.ControlServicer):

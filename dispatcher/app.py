@@ -32,6 +32,7 @@ from dispatcher.overlap import OverlapGate
 from dispatcher.peers import PeerLiveness
 from dispatcher.recorder import RunRecorder
 from dispatcher.scheduler import Scheduler, wall_ms
+from dispatcher.tail_hub import TailHub
 from dispatcher.takeover import TakeoverWatch
 from protos import crontrio_pb2 as pb
 from protos import crontrio_pb2_grpc as pb_grpc
@@ -116,7 +117,14 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     )
     runner.on_claimed_elsewhere = takeover.watch
 
-    admin = AdminServicer(store, db, schedule, job_sync, runner, scheduler.spawn, clients, registry, dispatchers)
+    tail = TailHub(
+        store,
+        db,
+        clients,
+        per_run=cfg.dispatcher.tail_followers_per_run,
+        total=cfg.dispatcher.tail_followers_total,
+    )
+    admin = AdminServicer(store, db, schedule, job_sync, runner, scheduler.spawn, clients, registry, dispatchers, tail)
     pb_grpc.add_AdminServicer_to_server(admin, server.server)
     control = ControlServicer(job_sync, dispatcher_id, runner, store, db, scheduler.spawn)
     pb_grpc.add_ControlServicer_to_server(control, server.server)
@@ -173,6 +181,7 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     with contextlib.suppress(asyncio.CancelledError):
         await loop_task
     await server.stop(grace=2)
+    await tail.close()
     await recorder.close()
     await alerts.close(5.0)
     if watcher is not None:

@@ -11,6 +11,7 @@ from google.protobuf.json_format import MessageToDict
 from common.auth import current_actor
 from common.convert import job_to_pb
 from common.model import AuditEntry, Job
+from common.secrets import redact, redact_for_audit
 from common.store.async_store import DbThreads
 from common.store.sql_store import SqlStore
 
@@ -18,9 +19,20 @@ log = logging.getLogger(__name__)
 
 
 def job_json(job: Job | None) -> str:
-    """A job as the API shows it, for before/after snapshots."""
+    """A job as the API shows it, secrets redacted, for before/after snapshots."""
     if job is None:
         return ""
+    return _snapshot(redact(job))
+
+
+def job_change_json(before: Job | None, after: Job | None) -> tuple[str, str]:
+    """Before and after snapshots of a change: secret values never appear,
+    only whether each one changed ("<redacted:changed>") or not ("<redacted>")."""
+    b, a = redact_for_audit(before, after)
+    return (_snapshot(b) if b is not None else "", _snapshot(a) if a is not None else "")
+
+
+def _snapshot(job: Job) -> str:
     data = MessageToDict(job_to_pb(job), preserving_proto_field_name=True)
     for volatile in ("next_fire_ms", "updated_ms"):
         data.pop(volatile, None)

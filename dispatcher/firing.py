@@ -48,6 +48,11 @@ log = logging.getLogger(__name__)
 # (a network blip must not turn a healthy run into a lost one).
 REATTACH_BEFORE_START_SECONDS = 3.0
 REATTACH_AFTER_START_SECONDS = 15.0
+# What _executor_knows says when a live executor answered with an error: it
+# may have the run, so it must not be taken for "unknown there".
+UNSURE = "unsure"
+# Codes meaning the executor gave no answer (down, or too slow to tell).
+NO_ANSWER = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 # Outcomes that start `on_failure` dependents (skipped/queued firings start nothing).
 FAILED_OUTCOMES = frozenset({status.FAILED, status.TIMEOUT, status.KILLED, status.LOST})
 
@@ -206,10 +211,17 @@ class FiringRunner:
 
     async def holder_of(self, run_id: str) -> str:
         """The address of a live executor that knows `run_id` (running, held,
-        or with its result journaled), or ""."""
+        or with its result journaled), or "". One that answered with an
+        error may have it: with none that knows it, the run goes there, where
+        Run (idempotent by run id) follows it if it has it, rather than to
+        another executor, where it could run a second time."""
         addresses = sorted({e.address for e in self._registry.live()})
         answers = await asyncio.gather(*(self._executor_knows(self._clients.stub(a), run_id) for a in addresses))
-        return next((a for a, known in zip(addresses, answers, strict=True) if known is not None), "")
+        known = [a for a, answer in zip(addresses, answers, strict=True) if answer is not None and answer != UNSURE]
+        unsure = [a for a, answer in zip(addresses, answers, strict=True) if answer == UNSURE]
+        if not known and unsure:
+            log.warning("run %s: executor %s could not say whether it has the run; sending it there", run_id, unsure[0])
+        return (known or unsure or [""])[0]
 
     async def run_firing(
         self, job: Job, scheduled_ms: int, trigger: str, first_attempt: int = 1, recorded: bool = False, pin: str = ""
@@ -427,6 +439,12 @@ class FiringRunner:
                     reason = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
                     if isinstance(exc, grpc.aio.AioRpcError) and exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
                         return self._give_up(job, record, executor, started, reason or "", invalid=True)
+                    if isinstance(exc, grpc.aio.AioRpcError) and exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and not started:
+                        # The executor refused to start it (it could not journal
+                        # its start: a full disk): it never ran there.
+                        if not record_unreachable:
+                            return Outcome(status.FAILED, record.run_id, executor.address, unreachable=True)
+                        return self._give_up(job, record, executor, False, reason or "", refused=True)
                     now = time.monotonic()
                     failing_since = now if failing_since is None else failing_since
                     window = REATTACH_AFTER_START_SECONDS if started else REATTACH_BEFORE_START_SECONDS
@@ -436,6 +454,11 @@ class FiringRunner:
                             # have taken the run after all, and failing (then retrying) a run
                             # that is going would run it twice.
                             known = await self._executor_knows(stub, record.run_id)
+                            if known == UNSURE:
+                                # Alive but cannot say: the run may have started there.
+                                return self._give_up(
+                                    job, record, executor, True, f"{reason}; it could not say whether it has the run"
+                                )
                             if known == "running":
                                 failing_since, delay = None, 0.2
                                 continue
@@ -505,11 +528,15 @@ class FiringRunner:
         )
 
     async def _executor_knows(self, stub: Any, run_id: str) -> str | pb.RunFinished | None:
-        """ "running", its result, or None (unknown to it, or it cannot be asked)."""
+        """ "running", its result, None (unknown to it, or no answer), or
+        UNSURE when it answered with an error (it may have the run)."""
         try:
             reply = await stub.ListResults(pb.ListResultsRequest(run_ids=[run_id]), timeout=3)
-        except grpc.aio.AioRpcError:
-            return None
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in NO_ANSWER:
+                return None
+            log.warning("run %s: executor could not say whether it has it: %s %s", run_id, exc.code().name, exc.details())
+            return UNSURE
         if run_id in reply.running_run_ids:
             return "running"
         for result in reply.results:
@@ -524,10 +551,21 @@ class FiringRunner:
         return all(e.address != executor.address for e in self._registry.live())
 
     def _give_up(
-        self, job: Job, record: RunRecord, executor: ExecutorRef, started: bool, reason: str, invalid: bool = False
+        self,
+        job: Job,
+        record: RunRecord,
+        executor: ExecutorRef,
+        started: bool,
+        reason: str,
+        invalid: bool = False,
+        refused: bool = False,
     ) -> Outcome:
+        """Record the run as failed or lost; `refused`: the executor would not
+        start it (not for the request's sake: another executor may take it)."""
         if invalid:
             run_status, error = status.FAILED, f"executor {executor.address} refused the run: {reason}"
+        elif refused:
+            run_status, error = status.FAILED, f"executor {executor.address} refused the run, which did not start there: {reason}"
         elif started:
             run_status, error = status.LOST, f"executor lost: no contact with {executor.address}: {reason}"
         else:

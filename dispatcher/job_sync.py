@@ -60,15 +60,14 @@ class JobSync:
                 log.info("job %s paused: no longer scheduled", job.name)
             self.on_unscheduled(job.id, f"job {job.name} was paused before this firing's scheduled time")
             return
+        is_new = False
         try:
             valid, cron = validate_job_schedule(job)
-        except ValidationError as exc:
-            if self.invalid.get(job.id) != str(exc):
-                log.error("job %s (id %d) is not scheduled: %s", job.name, job.id, exc)
-            self.invalid[job.id] = str(exc)
-            self._drop(job.id)
-            self._schedule.remove(job.id)
-            self.on_unscheduled(job.id, f"job {job.name} became invalid before this firing's scheduled time: {exc}")
+            if cron is not None:
+                is_new = self._schedule.job(job.id) is None
+                self._schedule.upsert(valid, cron, self._clock() if now_ms is None else now_ms)
+        except Exception as exc:  # noqa: BLE001 - one bad job must not stop the others (any error, not only ValidationError)
+            self._invalid(job, str(exc) if isinstance(exc, ValidationError) else f"job: cannot be scheduled: {exc!r}")
             return
         self.invalid.pop(job.id, None)
         self._keep(valid)
@@ -76,8 +75,6 @@ class JobSync:
             if self._schedule.remove(job.id):
                 self.on_unscheduled(job.id, f"job {job.name} no longer has a schedule of its own")
             return
-        is_new = self._schedule.job(job.id) is None
-        self._schedule.upsert(valid, cron, self._clock() if now_ms is None else now_ms)
         self._on_change()  # the new fire time may be earlier than the one the loop sleeps towards
         if is_new and self._announce:
             log.info(
@@ -87,6 +84,15 @@ class JobSync:
                 job.timezone,
                 iso_ms(self._schedule.next_fire_ms(job.id)),
             )
+
+    def _invalid(self, job: Job, reason: str) -> None:
+        # Logged when the reason changes, not at every sync of an unchanged row.
+        if self.invalid.get(job.id) != reason:
+            log.error("job %s (id %d) is not scheduled: %s", job.name, job.id, reason)
+        self.invalid[job.id] = reason
+        self._drop(job.id)
+        self._schedule.remove(job.id)
+        self.on_unscheduled(job.id, f"job {job.name} became invalid before this firing's scheduled time: {reason}")
 
     def _keep(self, job: Job) -> None:
         self._drop(job.id)

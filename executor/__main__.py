@@ -17,6 +17,7 @@ os.environ["GRPC_ENABLE_FORK_SUPPORT"] = "false"
 
 import gc  # noqa: E402
 import logging  # noqa: E402
+import signal  # noqa: E402
 
 from common.runtime import build_arg_parser, load_config_or_exit, run_loop, setup_logging  # noqa: E402
 from executor.app import serve  # noqa: E402
@@ -34,6 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     # Objects from imports and setup never become garbage: freeze them.
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
+    # A journal write past the file size limit (ulimit -f) must fail with
+    # EFBIG, which the journal reports and survives (like ENOSPC), rather than
+    # kill the executor. CPython ignores SIGXFSZ at start-up already; this
+    # says it where it matters. Tasks get the default back (Popen's
+    # restore_signals).
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         run_loop(serve(cfg, TASK_ENVIRONMENT))
     except OSError as exc:

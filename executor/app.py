@@ -123,6 +123,12 @@ class ExecutorApp:
             log.warning("killed %d run(s) still going after %.1fs", killed, grace)
             await self.runs.wait_idle(self.cfg.kill_grace_seconds + OUTPUT_DRAIN_SECONDS + 1.0)
         await self.server.stop(_SERVER_STOP_GRACE_SECONDS)
+        if self.runs.unjournaled_count:
+            # Their start records stay in the journal: after a restart they
+            # are reported lost (never run again), not with their real result.
+            log.error(
+                "%d unacknowledged result(s) could not be journaled and are lost with this process", self.runs.unjournaled_count
+            )
         await self.close()
         log.info("executor stopped")
 

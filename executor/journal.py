@@ -26,10 +26,11 @@ import functools
 import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from executor.journal_health import JournalHealth
 from executor.workers import Workers
 from protos import crontrio_pb2
 
@@ -70,6 +71,9 @@ CREATE TABLE IF NOT EXISTS acked (
     acked_ms INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS acked_by_time ON acked (acked_ms);
+-- ListResults pages through results in this order (added later: IF NOT EXISTS
+-- also creates it in an older journal).
+CREATE INDEX IF NOT EXISTS results_by_finish ON results (finished_ms, run_id);
 """
 
 # The columns of `started` in StartedRun's field order.
@@ -101,6 +105,15 @@ class Lookup:
     started: StartedRun | None = None  # journaled as started, never finished
 
 
+@dataclass(frozen=True, order=True)
+class ResultKey:
+    """Where a result sits in ListResults order, and its size in bytes."""
+
+    finished_ms: int
+    run_id: str
+    size: int = field(default=0, compare=False)
+
+
 class Journal:
     """Runs and their unacknowledged RunFinished results in a SQLite file.
 
@@ -111,7 +124,10 @@ class Journal:
     Group commit: calls made while a transaction is being written wait and go
     together into the next one, so N runs starting at once cost one fsync,
     not N (at 1,000 runs a second, one fsync per write would be the limit).
-    Nothing waits on a timer: a lone call is written at once.
+    Nothing waits on a timer: a lone call is written at once. When the
+    shared transaction fails (a full disk fails at COMMIT), each call is
+    retried alone and gets its own outcome: success only if committed.
+    Failures are logged with their cause at most once a minute (``health``).
     """
 
     def __init__(self, path: str) -> None:
@@ -121,6 +137,7 @@ class Journal:
         self._pending: list[tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future[Any]]] = []
         self._writer: asyncio.Task[None] | None = None
         self.batches = 0  # transactions written (for tests and diagnostics)
+        self.health = JournalHealth(path)
 
     async def open(self) -> None:
         await self._call(self._open)
@@ -174,11 +191,23 @@ class Journal:
         """All stored results, or only those of ``run_ids``, oldest first."""
         return await self._submit(self._select, list(run_ids) or None)
 
+    async def result_keys(self, run_ids: Sequence[str], after: ResultKey | None, limit: int) -> list[ResultKey]:
+        """Keys of the stored results (all, or of ``run_ids``) after ``after``
+        in (finished_ms, run_id) order, at most ``limit`` of them: what a page
+        of ListResults picks from without reading the results themselves."""
+        return await self._submit(self._result_keys, list(run_ids) or None, after, limit)
+
     async def ack(self, run_ids: Iterable[str], acked_ms: int) -> int:
         """Drop these results, remembering their run ids as acknowledged;
         returns how many were stored. Forgets acknowledgements older than
         ``ACKED_MEMORY_MS``."""
         return await self._submit(self._ack, list(dict.fromkeys(run_ids)), acked_ms)
+
+    async def ack_unfinished(self, run_ids: Iterable[str], acked_ms: int) -> None:
+        """Remember these runs, journaled as started, as acknowledged: their
+        result was delivered and acknowledged without having been journaled
+        (the journal could not be written then)."""
+        await self._submit(self._ack_unfinished, list(dict.fromkeys(run_ids)), acked_ms)
 
     async def count(self) -> int:
         return await self._submit(self._count)
@@ -205,7 +234,10 @@ class Journal:
     async def _drain(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, []
-            outcomes = await self._call(self._run_batch, [(fn, args) for fn, args, _ in batch])
+            try:
+                outcomes = await self._call(self._run_batch, [(fn, args) for fn, args, _ in batch])
+            except Exception as exc:  # noqa: BLE001 - e.g. the thread is gone: fail the batch, not the writer
+                outcomes = [(False, exc)] * len(batch)
             for (_, _, future), (ok, value) in zip(batch, outcomes, strict=True):
                 if future.done():
                     continue
@@ -216,20 +248,28 @@ class Journal:
 
     def _run_batch(self, calls: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> list[tuple[bool, Any]]:
         """All calls in one transaction; if it fails, each call in its own,
-        so one bad write fails alone instead of taking its batch with it."""
+        so one bad write fails alone instead of taking its batch with it.
+        Exactly one outcome per call, in order, and (True, ...) only for a
+        call whose transaction was committed: a caller told its write
+        succeeded may rely on it being on disk."""
         self.batches += 1
         try:
             with self._transaction():
-                return [(True, fn(*args)) for fn, args in calls]
-        except Exception:  # noqa: BLE001 - isolate the failing call below
-            pass
+                values = [fn(*args) for fn, args in calls]
+        except Exception as exc:  # noqa: BLE001 - isolate the failing call below
+            if len(calls) == 1:
+                return [(False, exc)]
+        else:
+            return [(True, value) for value in values]
         outcomes: list[tuple[bool, Any]] = []
         for fn, args in calls:
             try:
                 with self._transaction():
-                    outcomes.append((True, fn(*args)))
+                    value = fn(*args)
             except Exception as exc:  # noqa: BLE001 - handed to that call's caller
                 outcomes.append((False, exc))
+            else:
+                outcomes.append((True, value))
         return outcomes
 
     def _conn(self) -> sqlite3.Connection:
@@ -239,14 +279,24 @@ class Journal:
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One transaction; it raises unless it was committed. A failed
+        COMMIT (a full disk fails there, when the WAL is written) is rolled
+        back if SQLite has not done so itself, so the next one starts clean."""
         db = self._conn()
-        db.execute("BEGIN IMMEDIATE")
+        changes = db.total_changes
         try:
+            db.execute("BEGIN IMMEDIATE")
             yield db
-        except BaseException:
-            db.execute("ROLLBACK")
+            db.execute("COMMIT")
+        except BaseException as exc:
+            if db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+            if isinstance(exc, Exception):
+                self.health.failed(exc)
             raise
-        db.execute("COMMIT")
+        if db.total_changes != changes:
+            self.health.succeeded()
 
     def _open(self) -> None:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -331,6 +381,39 @@ class Journal:
                 rows += db.execute(f"SELECT finished_ms, result FROM results WHERE run_id IN ({marks})", batch).fetchall()
         rows.sort(key=lambda row: row[0])
         return [crontrio_pb2.RunFinished.FromString(data) for _, data in rows]
+
+    def _result_keys(self, run_ids: list[str] | None, after: ResultKey | None, limit: int) -> list[ResultKey]:
+        db = self._conn()
+        where, params = "", []
+        if after is not None:
+            # A row value: SQLite (3.15+) seeks the index to it.
+            where = " AND (finished_ms, run_id) > (?, ?)"
+            params = [after.finished_ms, after.run_id]
+        # length() of a BLOB comes from the record header: the results
+        # themselves are not read here.
+        select = "SELECT finished_ms, run_id, length(result) FROM results WHERE 1"
+        order = " ORDER BY finished_ms, run_id LIMIT ?"
+        if run_ids is None:
+            rows = db.execute(select + where + order, [*params, limit]).fetchall()
+        else:
+            rows = []
+            for i in range(0, len(run_ids), _IN_BATCH):
+                batch = run_ids[i : i + _IN_BATCH]
+                marks = ",".join("?" * len(batch))
+                rows += db.execute(f"{select} AND run_id IN ({marks}){where}{order}", [*batch, *params, limit]).fetchall()
+        keys = sorted(ResultKey(int(ms), run_id, int(size)) for ms, run_id, size in rows)
+        return keys[:limit]
+
+    def _ack_unfinished(self, run_ids: list[str], acked_ms: int) -> None:
+        db = self._conn()
+        for i in range(0, len(run_ids), _IN_BATCH):
+            batch = run_ids[i : i + _IN_BATCH]
+            marks = ",".join("?" * len(batch))
+            db.execute(
+                f"INSERT OR REPLACE INTO acked (run_id, acked_ms) SELECT run_id, ? FROM started WHERE run_id IN ({marks})",
+                [acked_ms, *batch],
+            )
+            db.execute(f"DELETE FROM started WHERE run_id IN ({marks})", batch)
 
     def _ack(self, run_ids: list[str], acked_ms: int) -> int:
         deleted = 0

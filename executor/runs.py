@@ -45,12 +45,13 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from common import status
+from common import status, task_rules
 from common.config import MAX_DISPATCH_AHEAD_MS, ExecutorConfig
 from common.errors import ValidationError
 from executor import VERSION
 from executor.http_task import DEFAULT_TIMEOUT_SECONDS, METHODS, HttpClients, run_http
-from executor.journal import Journal, Lookup, StartedRun
+from executor.journal import Journal, Lookup, ResultKey, StartedRun
+from executor.journal_health import describe_failure
 from executor.keywords import KeywordScanner
 from executor.output_tail import OutputTail
 from executor.shell_task import RunAs, ShellProcess, TaskStartError, check_workdir, resolve_user, task_environment
@@ -61,10 +62,6 @@ log = logging.getLogger(__name__)
 
 # Above this a tail would not fit a gRPC message comfortably (16 MiB limit).
 MAX_OUTPUT_LIMIT_BYTES = 8 * 1024 * 1024
-# Bounds on RunRequest.keywords: the scanner keeps the longest keyword's
-# length of output between chunks and searches each chunk once per keyword.
-MAX_KEYWORDS = 100
-MAX_KEYWORD_BYTES = 4096
 # Live output queued for one slow caller before its chunks are dropped; the
 # tail in RunFinished stays exact whatever a caller misses.
 SUBSCRIBER_BUFFER_BYTES = 1024 * 1024
@@ -75,6 +72,13 @@ OUTPUT_DRAIN_SECONDS = 1.0
 LOST_ERROR = "executor restarted during the run (previous process died); the task may have been interrupted"
 # How often an orphaned process group being killed is checked for survivors.
 _ORPHAN_POLL_SECONDS = 0.05
+# Bytes of results in one ListResults reply (gRPC refuses messages over 16 MiB,
+# and a reply that fails for its size makes a live executor look dead). A
+# single result is at most MAX_OUTPUT_LIMIT_BYTES of tail, so it always fits.
+LIST_RESULTS_PAGE_BYTES = 4 * 1024 * 1024
+# Journal keys read to fill one page: bounds the work of a page when the
+# results are many and small.
+_PAGE_SCAN_ROWS = 10_000
 # A run sent further ahead than a dispatcher ever sends one means the two
 # clocks disagree: start it now rather than hold it for long.
 MAX_HOLD_MS = MAX_DISPATCH_AHEAD_MS + 5_000
@@ -109,6 +113,16 @@ class AlreadyAcknowledgedError(Exception):
         self.acked_ms = acked_ms
 
 
+class NotJournaledError(Exception):
+    """The start of the run could not be journaled, so it was not started:
+    without a durable start record, a crash would let a later Run start it a
+    second time. The caller may send it elsewhere or later."""
+
+    def __init__(self, run_id: str, cause: str) -> None:
+        super().__init__(f"run {run_id} not started: this executor cannot journal it ({cause})")
+        self.run_id = run_id
+
+
 class RunNotFoundError(Exception):
     """Attach: this executor is not running the run and holds no result of it."""
 
@@ -121,8 +135,27 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def parse_page_token(token: str) -> ResultKey | None:
+    """The position a ListResults page_token stands for (None: the start);
+    ValidationError naming page_token when it is not one we gave out."""
+    if not token:
+        return None
+    ms, sep, run_id = token.partition("/")
+    if not sep or not ms.isdigit() or not run_id:
+        raise ValidationError("page_token", f"not a token from a previous ListResults reply: {token[:80]!r}")
+    return ResultKey(int(ms), run_id)
+
+
+def page_token(key: ResultKey) -> str:
+    return f"{key.finished_ms}/{key.run_id}"
+
+
 def validate_request(req: crontrio_pb2.RunRequest) -> None:
-    """Raise ValidationError naming the first bad field of a RunRequest."""
+    """Raise ValidationError naming the first bad field of a RunRequest.
+
+    The task's fields follow common.task_rules, the same rules the admin API
+    applies to jobs: a run refused here was refused there too.
+    """
     if not req.run_id:
         raise ValidationError("run_id", "required")
     if req.timeout_seconds < 0:
@@ -131,22 +164,27 @@ def validate_request(req: crontrio_pb2.RunRequest) -> None:
         raise ValidationError(
             "output_limit_bytes", f"must be between 0 and {MAX_OUTPUT_LIMIT_BYTES}, got {req.output_limit_bytes}"
         )
-    if len(req.keywords) > MAX_KEYWORDS:
-        raise ValidationError("keywords", f"at most {MAX_KEYWORDS}, got {len(req.keywords)}")
-    for keyword in req.keywords:
-        if len(keyword.encode()) > MAX_KEYWORD_BYTES:
-            raise ValidationError("keywords", f"each keyword must be at most {MAX_KEYWORD_BYTES} bytes, got {keyword[:40]!r}...")
+    if req.keywords:
+        task_rules.check_keywords(req.keywords)
     task = req.WhichOneof("task")
     if task is None:
         raise ValidationError("task", "a shell or http task is required")
     if task == "shell":
-        if not req.shell.command.strip():
-            raise ValidationError("shell.command", "must not be empty")
+        shell = req.shell
+        task_rules.check_command(shell.command, "shell.command")
+        if shell.env:
+            task_rules.check_env(shell.env, "shell.env")
+        task_rules.check_user(shell.user, "shell.user")
+        task_rules.check_workdir(shell.workdir, "shell.workdir")
         return
-    if not req.http.url.startswith(("http://", "https://")):
-        raise ValidationError("http.url", f"expected an http:// or https:// URL, got {req.http.url!r}")
-    if (req.http.method or "GET").upper() not in METHODS:
-        raise ValidationError("http.method", f"expected GET or POST, got {req.http.method!r}")
+    http = req.http
+    task_rules.check_url_text(http.url, "http.url")
+    if (http.method or "GET").upper() not in METHODS:
+        raise ValidationError("http.method", f"expected GET or POST, got {http.method!r}")
+    if http.headers:
+        task_rules.check_headers(http.headers, "http.headers")
+    task_rules.check_body(http.body, "http.body")
+    task_rules.check_expected_statuses(http.expected_statuses, "http.expected_statuses")
 
 
 class _Subscriber:
@@ -333,6 +371,13 @@ class RunRegistry:
         # A clean baseline, never the executor's own environment (its secrets).
         self._base_env = baseline_environment(os.environ if base_env is None else base_env, cfg.inherit_env)
         self._running: dict[str, RunHandle] = {}
+        # Results the journal could not store (a full disk), kept until
+        # acknowledged: with _running, they make sure a run this process
+        # started is never started again while the journal does not know it.
+        self._unjournaled: dict[str, crontrio_pb2.RunFinished] = {}
+        # Of those, the acknowledged ones whose acknowledgement could not be
+        # journaled either: a late duplicate Run for them is refused.
+        self._acked_in_memory: dict[str, int] = {}  # run_id -> acked_ms
         self._accepting = True
         # run_id -> (lock, users): one Run or Attach decision at a time per
         # run_id, so two identical requests never both start it.
@@ -344,8 +389,9 @@ class RunRegistry:
         """Replay, attach to or start ``request``'s run; returns its events.
 
         Raises ValidationError for a bad request, AlreadyAcknowledgedError
-        for a run whose result was already acknowledged, and DrainingError
-        when a new run would have to start during shutdown.
+        for a run whose result was already acknowledged, DrainingError
+        when a new run would have to start during shutdown, and
+        NotJournaledError when its start cannot be journaled.
         """
         validate_request(request)
         async with self._deciding_on(request.run_id):
@@ -402,6 +448,12 @@ class RunRegistry:
         if handle is not None:
             log.info("run %s: attaching a caller to the running run", run_id)
             return handle.events()
+        kept = self._unjournaled.get(run_id)
+        if kept is not None:
+            log.info("run %s: replaying its result kept in memory (%s)", run_id, kept.status)
+            return _single(crontrio_pb2.RunEvent(finished=kept))
+        if run_id in self._acked_in_memory:
+            raise AlreadyAcknowledgedError(run_id, self._acked_in_memory[run_id])
         # A finished run leaves _running only after its journal write, so a
         # run not running now is either journaled or can only be started by a
         # Run for this id, which waits for our lock.
@@ -410,7 +462,7 @@ class RunRegistry:
     async def _existing_or_start(self, request: crontrio_pb2.RunRequest) -> AsyncIterator[crontrio_pb2.RunEvent]:
         """``_existing``, else start the run. Call holding ``_deciding_on``."""
         run_id = request.run_id
-        if run_id in self._running or not self._accepting:
+        if run_id in self._running or run_id in self._unjournaled or run_id in self._acked_in_memory or not self._accepting:
             # Attaches and replays go on while draining; nothing new starts.
             events = await self._existing(run_id)
             if events is None:
@@ -420,7 +472,6 @@ class RunRegistry:
         hold = hold_ms(request, now)
         # A held run's start record says when it will start.
         started_ms = now + hold
-        begin_error: Exception | None = None
         try:
             # Done on arrival, also for a run that is then held: the journal
             # write of a burst sent ahead is off the scheduled instant, and a
@@ -429,16 +480,30 @@ class RunRegistry:
             # one journal call (see _existing on why nothing else can start it).
             known = await self.journal.claim(self._started_record(request, started_ms))
         except Exception as exc:  # noqa: BLE001 - decided on below
-            # Whether the run is known is not known now: look again (a failure
-            # fails this call, as any failed lookup); an unknown run then ends
-            # failed, since it must not run without a durable start.
-            begin_error = exc
-            known = await self.journal.lookup(run_id)
+            # Whether the run is known is not known now: look again. A run
+            # unknown here (or that cannot be looked up) must not start
+            # without a durable start record: a crash, then a Run for it,
+            # would start it a second time. Refused, it can go elsewhere.
+            cause = describe_failure(exc, self.journal.path)
+            try:
+                known = await self.journal.lookup(run_id)
+            except Exception:  # noqa: BLE001 - refused below, the cause is logged by the journal
+                known = Lookup()
+            events = await self._journaled(run_id, known)
+            if events is not None:
+                return events
+            log.info(
+                "run %s (%s attempt %d) refused: its start could not be journaled (journal error logged once)",
+                run_id,
+                request.job_name,
+                request.attempt,
+            )
+            raise NotJournaledError(run_id, cause) from None
         if known is not None:
             events = await self._journaled(run_id, known)
             if events is not None:
                 return events
-        return self._start(request, started_ms, hold, begin_error).events()
+        return self._start(request, started_ms, hold).events()
 
     async def _journaled(self, run_id: str, known: Lookup) -> AsyncIterator[crontrio_pb2.RunEvent] | None:
         """The replay of what the journal knows of a run that is not running,
@@ -457,12 +522,10 @@ class RunRegistry:
             return _single(crontrio_pb2.RunEvent(finished=result))
         return None
 
-    def _start(
-        self, request: crontrio_pb2.RunRequest, started_ms: int, hold: int, begin_error: Exception | None
-    ) -> RunHandle:
+    def _start(self, request: crontrio_pb2.RunRequest, started_ms: int, hold: int) -> RunHandle:
         handle = RunHandle(request, request.output_limit_bytes or self.cfg.output_limit_bytes)
         self._running[request.run_id] = handle
-        work = self._execute(handle, started_ms, hold, begin_error)
+        work = self._execute(handle, started_ms, hold)
         handle.task = asyncio.create_task(work, name=f"run {request.run_id}")
         return handle
 
@@ -485,30 +548,23 @@ class RunRegistry:
             handle.clear_stopper()
         return not handle.stop_status
 
-    async def _execute(self, handle: RunHandle, started_ms: int, hold: int, begin_error: Exception | None) -> None:
+    async def _execute(self, handle: RunHandle, started_ms: int, hold: int) -> None:
         req = handle.request
-        if hold and begin_error is None:
+        if hold:
             if not await self._hold(handle, hold):
                 await self._end_unstarted(handle)
                 return
             started_ms = now_ms()  # the real start; the journal has the planned one
         clock = time.monotonic()
-        if begin_error is not None:
-            # Without a durable start record a crash would let the run start
-            # again on reattach: better not run it at all.
-            log.error("run %s: could not journal its start; not running it", req.run_id, exc_info=begin_error)
-            handle.stopped_running()
-            outcome = _Outcome(status.FAILED, 0, f"not started: could not journal the start of the run: {begin_error}")
-        else:
-            try:
-                if req.WhichOneof("task") == "shell":
-                    outcome = await self._run_shell(handle, started_ms)
-                else:
-                    outcome = await self._run_http(handle, started_ms)
-            except Exception as exc:
-                # A bug here must still end the run with a result, not a hang.
-                log.exception("run %s: executor error", req.run_id)
-                outcome = _Outcome(status.FAILED, 0, f"executor error: {exc}")
+        try:
+            if req.WhichOneof("task") == "shell":
+                outcome = await self._run_shell(handle, started_ms)
+            else:
+                outcome = await self._run_http(handle, started_ms)
+        except Exception as exc:
+            # A bug here must still end the run with a result, not a hang.
+            log.exception("run %s: executor error", req.run_id)
+            outcome = _Outcome(status.FAILED, 0, f"executor error: {exc}")
         if handle.started is None:
             handle.publish_started(self._started(req, 0, started_ms))
         finished = crontrio_pb2.RunFinished(
@@ -557,11 +613,18 @@ class RunRegistry:
         log.info("run %s %s before its scheduled start: %s", req.run_id, finished.status, handle.stop_error)
 
     async def _journal_result(self, finished: crontrio_pb2.RunFinished) -> None:
+        """Journal a result; when the journal cannot take it, keep it in
+        memory until acknowledged (replayed, listed and guarded from a second
+        start as if journaled, but lost if this process dies)."""
         try:
             await self.journal.put(finished)
-        except Exception:
-            # Still tell whoever is listening; only a later replay is lost.
-            log.exception("run %s: could not journal its result", finished.run_id)
+        except Exception:  # noqa: BLE001 - the journal logs the cause once
+            self._unjournaled[finished.run_id] = finished
+            log.warning(
+                "run %s: its result (%s) could not be journaled (journal error logged once); kept in memory until acknowledged",
+                finished.run_id,
+                finished.status,
+            )
 
     def _started(self, req: crontrio_pb2.RunRequest, pid: int, started_ms: int) -> crontrio_pb2.RunStarted:
         return crontrio_pb2.RunStarted(run_id=req.run_id, pid=pid, host=self.host, executor=self.address, started_ms=started_ms)
@@ -606,8 +669,8 @@ class RunRegistry:
                 # RunStarted waits for it: a pid a caller has seen is one a
                 # restarted executor can find.
                 await self.journal.set_pid(req.run_id, proc.pid)
-            except Exception:
-                log.exception("run %s: could not journal its pid %d", req.run_id, proc.pid)
+            except Exception:  # noqa: BLE001 - the journal logs the cause once
+                log.warning("run %s: could not journal its pid %d (journal error logged once)", req.run_id, proc.pid)
             handle.publish_started(self._started(req, proc.pid, started_ms))
             log.info("run %s (%s attempt %d) started pid %d", req.run_id, req.job_name, req.attempt, proc.pid)
             timeout = req.timeout_seconds if req.timeout_seconds > 0 else None
@@ -689,14 +752,57 @@ class RunRegistry:
     async def ack(self, run_ids: Iterable[str]) -> int:
         """The dispatcher recorded these results; forget them (remembering
         only that they were acknowledged)."""
-        return await self.journal.ack(run_ids, now_ms())
+        ids = list(dict.fromkeys(run_ids))
+        acked_ms = now_ms()
+        in_memory = [run_id for run_id in ids if self._unjournaled.pop(run_id, None) is not None]
+        if in_memory:
+            try:
+                await self.journal.ack_unfinished(in_memory, acked_ms)
+            except Exception:  # noqa: BLE001 - the journal logs the cause once
+                # Their start records stay: a Run for one after a restart
+                # replays it as lost, never runs it again.
+                self._acked_in_memory.update(dict.fromkeys(in_memory, acked_ms))
+        return len(in_memory) + await self.journal.ack(ids, acked_ms)
 
-    async def list_results(self, run_ids: Sequence[str] = ()) -> tuple[list[crontrio_pb2.RunFinished], list[str]]:
-        """Unacknowledged results (all, or of ``run_ids``) and the ids still running."""
-        results = await self.journal.results(run_ids)
+    async def list_results(
+        self, run_ids: Sequence[str] = (), token: str = "", max_bytes: int = 0
+    ) -> tuple[list[crontrio_pb2.RunFinished], list[str], str]:
+        """One page of unacknowledged results (all, or of ``run_ids``) in
+        (finished_ms, run_id) order from ``token`` on, at most ``max_bytes``
+        (LIST_RESULTS_PAGE_BYTES at most) but at least one result; the ids
+        still running; the token of the next page, "" after the last.
+
+        A run that finishes while a caller pages is listed as running on the
+        pages before and as a result on a later one (it sorts after every
+        result already there), so a caller that reads every page misses none.
+        """
+        after = parse_page_token(token)
+        budget = min(max_bytes, LIST_RESULTS_PAGE_BYTES) if max_bytes > 0 else LIST_RESULTS_PAGE_BYTES
         wanted = set(run_ids)
         running = [run_id for run_id in self._running if not wanted or run_id in wanted]
-        return results, running
+        keys = await self.journal.result_keys(run_ids, after, _PAGE_SCAN_ROWS)
+        scanned_all = len(keys) < _PAGE_SCAN_ROWS
+        candidates = {key.run_id: key for key in keys}
+        for result in list(self._unjournaled.values()):
+            key = ResultKey(result.finished_ms, result.run_id, result.ByteSize())
+            if (wanted and key.run_id not in wanted) or (after is not None and key <= after):
+                continue
+            if scanned_all or key <= keys[-1]:  # beyond the scan, it belongs to a later page
+                candidates.setdefault(key.run_id, key)
+        chosen: list[ResultKey] = []
+        size = 0
+        for key in sorted(candidates.values()):
+            if chosen and size + key.size > budget:
+                break
+            chosen.append(key)
+            size += key.size
+        more = len(chosen) < len(candidates) or not scanned_all
+        in_memory = {key.run_id: self._unjournaled.get(key.run_id) for key in chosen if key.run_id in self._unjournaled}
+        journaled = [key.run_id for key in chosen if key.run_id not in in_memory]
+        results = await self.journal.results(journaled) if journaled else []
+        results += [result for result in in_memory.values() if result is not None]
+        results.sort(key=lambda r: (r.finished_ms, r.run_id))
+        return results, running, page_token(chosen[-1]) if more and chosen else ""
 
     async def status(self) -> crontrio_pb2.ExecutorStatus:
         return crontrio_pb2.ExecutorStatus(
@@ -704,7 +810,7 @@ class RunRegistry:
             host=self.host,
             group=self.cfg.group,
             running=len(self._running),
-            unacknowledged=await self.journal.count(),
+            unacknowledged=await self.journal.count() + len(self._unjournaled),
             version=VERSION,
             started_ms=self.started_ms,
         )
@@ -747,7 +853,7 @@ class RunRegistry:
                 host=run.host or self.host,
                 executor=run.executor or self.address,
             )
-            await self.journal.put(result)
+            await self._journal_result(result)
             results.append(result)
             log.warning(
                 "run %s (%s attempt %d, started %d by executor %s) died with the previous executor process: recorded as lost%s",
@@ -765,6 +871,11 @@ class RunRegistry:
     @property
     def running_count(self) -> int:
         return len(self._running)
+
+    @property
+    def unjournaled_count(self) -> int:
+        """Unacknowledged results kept only in memory (the journal could not take them)."""
+        return len(self._unjournaled)
 
     def stop_accepting(self) -> None:
         """Refuse new runs from now on (replays and attaches still work)."""

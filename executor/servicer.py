@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 import grpc
 
 from common.errors import ValidationError
-from executor.runs import AlreadyAcknowledgedError, DrainingError, RunNotFoundError, RunRegistry
+from executor.runs import AlreadyAcknowledgedError, DrainingError, NotJournaledError, RunNotFoundError, RunRegistry
 from protos import crontrio_pb2, crontrio_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -20,6 +21,7 @@ _REFUSALS: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
     (ValidationError, grpc.StatusCode.INVALID_ARGUMENT),
     (DrainingError, grpc.StatusCode.UNAVAILABLE),
     (AlreadyAcknowledgedError, grpc.StatusCode.FAILED_PRECONDITION),
+    (NotJournaledError, grpc.StatusCode.RESOURCE_EXHAUSTED),
 )
 
 
@@ -41,6 +43,9 @@ class ExecutorServicer(crontrio_pb2_grpc.ExecutorServicer):
         except AlreadyAcknowledgedError as exc:
             # Never rerun a finished run, even for a late duplicate request.
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        except NotJournaledError as exc:
+            # Not started (a full disk, say): the dispatcher may send it elsewhere.
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
         # A caller going away cancels only this loop; the run goes on.
         async for event in events:
             yield event
@@ -86,13 +91,24 @@ class ExecutorServicer(crontrio_pb2_grpc.ExecutorServicer):
     async def Ack(
         self, request: crontrio_pb2.AckRequest, context: grpc.aio.ServicerContext
     ) -> crontrio_pb2.AckReply:
-        return crontrio_pb2.AckReply(acknowledged=await self.runs.ack(request.run_ids))
+        try:
+            acknowledged = await self.runs.ack(request.run_ids)
+        except sqlite3.Error as exc:
+            # The journal cannot record it (a full disk: logged once, by the
+            # journal). The results stay and are acknowledged again later.
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"could not journal the acknowledgement: {exc}")
+        return crontrio_pb2.AckReply(acknowledged=acknowledged)
 
     async def ListResults(
         self, request: crontrio_pb2.ListResultsRequest, context: grpc.aio.ServicerContext
     ) -> crontrio_pb2.ListResultsReply:
-        results, running = await self.runs.list_results(list(request.run_ids))
-        return crontrio_pb2.ListResultsReply(results=results, running_run_ids=running)
+        try:
+            results, running, token = await self.runs.list_results(
+                list(request.run_ids), request.page_token, request.max_page_bytes
+            )
+        except ValidationError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return crontrio_pb2.ListResultsReply(results=results, running_run_ids=running, next_page_token=token)
 
     async def Status(
         self, request: crontrio_pb2.ExecutorStatusRequest, context: grpc.aio.ServicerContext
@@ -163,6 +179,8 @@ class _Session:
     async def _ack(self, run_ids: list[str]) -> None:
         try:
             await self._runs.ack(run_ids)
+        except sqlite3.Error:
+            log.warning("session: acknowledging %d run(s) could not be journaled (journal error logged once)", len(run_ids))
         except Exception:
             # Harmless, as a failed Ack call: the results stay journaled and
             # are collected (and acknowledged) again later.

@@ -49,14 +49,15 @@ class MissedDetector:
         try:
             valid = validate_job(job)
             cron = schedule_of(valid)
-        except ValidationError:
+            if cron is None:  # runs only after other jobs: no fire times to expect
+                self._expected.remove(job.id)
+                return
+            # Nothing is expected of a job before it existed.
+            self._expected.upsert(valid, cron, max(from_ms, job.created_ms))
+        except Exception as exc:  # noqa: BLE001 - any bad job: skip it, keep checking the others
             self._expected.remove(job.id)  # the dispatchers do not schedule it either
-            return
-        if cron is None:  # runs only after other jobs: no fire times to expect
-            self._expected.remove(job.id)
-            return
-        # Nothing is expected of a job before it existed.
-        self._expected.upsert(valid, cron, max(from_ms, job.created_ms))
+            if not isinstance(exc, ValidationError):
+                log.warning("job id %d cannot be checked for missed firings: %r", job.id, exc)
 
     async def load(self) -> None:
         self._revision = await self._db.run(self._store.revision)
@@ -142,9 +143,12 @@ class MissedDetector:
                 )
 
     async def run(self, interval_seconds: float) -> None:
-        await self.load()
+        loaded = False
         while True:
             try:
+                if not loaded:  # a failed first load is retried, not the end of the check
+                    await self.load()
+                    loaded = True
                 await self.pass_once()
             except Exception as exc:  # noqa: BLE001 - keep watching after a DB hiccup
                 log.warning("missed-firing check failed (will retry): %s", exc)

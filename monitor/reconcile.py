@@ -5,6 +5,12 @@ acknowledges it, so a dispatcher killed mid-run loses nothing: we ask the
 executors about its runs and record the real outcome. A run no executor
 knows about, after a grace period, is marked lost and retried per its job's
 policy by a live dispatcher.
+
+`lost` is only for a run no live executor knows: results are read page by
+page (one reply for hundreds of large output tails would exceed the gRPC
+message limit, and such a failed reply must not make a live executor look
+dead), and while an executor answers with an error other than UNAVAILABLE
+it may still hold the run, so no run is settled as lost meanwhile.
 """
 
 from __future__ import annotations
@@ -42,6 +48,8 @@ class _ExecutorAnswers:
     holder: dict[str, str] = field(default_factory=dict)
     running: set[str] = field(default_factory=set)
     unreachable: set[str] = field(default_factory=set)
+    # Answered, but with an error: alive, and may hold any of the runs.
+    unsure: set[str] = field(default_factory=set)
 
 
 class Reconciler:
@@ -64,6 +72,7 @@ class Reconciler:
         self._registry = registry
         self._lost_after_ms = int(lost_after_seconds * 1000)
         self._stubs: dict[str, pb_grpc.ExecutorStub] = {}
+        self._unsure_logged: set[str] = set()  # said once per episode, not every pass
         self.settled = 0
 
     def _stub(self, address: str) -> pb_grpc.ExecutorStub:
@@ -97,8 +106,12 @@ class Reconciler:
         addresses = {e.address for e in self._registry.live()} | {r.executor for r in orphans if r.executor}
         answers = await self._ask(sorted(addresses), [r.run_id for r in orphans])
         settled = 0
+        acks: dict[str, list[str]] = {}
         for run in orphans:
-            settled += await self._settle(run, answers)
+            settled += await self._settle(run, answers, acks)
+        # One Ack per executor, after the results are recorded.
+        for address, run_ids in acks.items():
+            await self._ack(address, run_ids)
         self.settled += settled
         return settled
 
@@ -106,21 +119,41 @@ class Reconciler:
         answers = _ExecutorAnswers()
 
         async def ask(address: str) -> None:
+            token = ""
             try:
-                reply = await self._stub(address).ListResults(pb.ListResultsRequest(run_ids=run_ids), timeout=5)
+                while True:
+                    request = pb.ListResultsRequest(run_ids=run_ids, page_token=token)
+                    reply = await self._stub(address).ListResults(request, timeout=5)
+                    for result in reply.results:
+                        answers.results[result.run_id] = result
+                        answers.holder[result.run_id] = address
+                    answers.running.update(reply.running_run_ids)
+                    if not reply.next_page_token:
+                        break
+                    token = reply.next_page_token
             except grpc.aio.AioRpcError as exc:
-                answers.unreachable.add(address)
-                log.debug("executor %s did not answer ListResults: %s", address, exc.details())
+                if exc.code() == grpc.StatusCode.UNAVAILABLE:
+                    answers.unreachable.add(address)
+                    log.debug("executor %s did not answer ListResults: %s", address, exc.details())
+                    return
+                answers.unsure.add(address)
+                if address not in self._unsure_logged:
+                    self._unsure_logged.add(address)
+                    log.warning(
+                        "executor %s answered ListResults with %s: %s; no orphaned run is marked lost until it answers",
+                        address,
+                        exc.code().name,
+                        exc.details(),
+                    )
                 return
-            for result in reply.results:
-                answers.results[result.run_id] = result
-                answers.holder[result.run_id] = address
-            answers.running.update(reply.running_run_ids)
+            if address in self._unsure_logged:
+                self._unsure_logged.discard(address)
+                log.info("executor %s answers ListResults again", address)
 
         await asyncio.gather(*(ask(a) for a in addresses))
         return answers
 
-    async def _settle(self, run: RunRecord, answers: _ExecutorAnswers) -> int:
+    async def _settle(self, run: RunRecord, answers: _ExecutorAnswers, acks: dict[str, list[str]]) -> int:
         result = answers.results.get(run.run_id)
         if result is not None:
             fields = {
@@ -144,12 +177,14 @@ class Reconciler:
                     answers.holder[run.run_id],
                     result.status,
                 )
-            await self._ack(answers.holder[run.run_id], run.run_id)
+            acks.setdefault(answers.holder[run.run_id], []).append(run.run_id)
             if result.status in status.RETRYABLE:
                 await self._retry(run.run_id)
             return 1
         if run.run_id in answers.running:
             return 0  # still going on its executor; collected once it finishes
+        if answers.unsure:
+            return 0  # a live executor could not say whether it has it: never lost on a maybe
         waited_ms = now_ms() - max(run.updated_ms, run.created_ms)
         # Every executor answered and none has it: the dispatcher died before
         # handing it over (a short grace covers a request still in flight).
@@ -170,11 +205,17 @@ class Reconciler:
             await self._retry(run.run_id, never_started)
         return 1
 
-    async def _ack(self, address: str, run_id: str) -> None:
+    async def _ack(self, address: str, run_ids: list[str]) -> None:
         try:
-            await self._stub(address).Ack(pb.AckRequest(run_ids=[run_id]), timeout=5)
+            await self._stub(address).Ack(pb.AckRequest(run_ids=run_ids), timeout=5)
         except grpc.aio.AioRpcError as exc:
-            log.warning("ack of run %s to executor %s failed (it will be collected again): %s", run_id, address, exc.details())
+            log.warning(
+                "ack of %d run(s) (%s...) to executor %s failed (they will be collected again): %s",
+                len(run_ids),
+                run_ids[0],
+                address,
+                exc.details(),
+            )
 
     async def _retry(self, run_id: str, never_started: bool = False) -> None:
         request = pb.RetryRunRequest(run_id=run_id, never_started=never_started)

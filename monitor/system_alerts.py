@@ -56,7 +56,7 @@ class SystemAlerts:
         self._dispatchers = live
 
     async def check_stuck_runs(self) -> None:
-        running = await self._db.run(self._store.list_runs, statuses=[status.RUNNING], limit=5000)
+        running = await self._db.run(self._store.list_runs, statuses=[status.RUNNING], limit=5000, with_output=False)
         now = now_ms()
         long_ones = [r for r in running if r.started_ms and r.run_id not in self._stuck_reported]
         if not long_ones:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages the integration tests start private servers
-# from (mariadb-server, redis-server, etcd-server) when they are missing and
+# from (mariadb-server, redis-server, etcd-server), and the tools that check
+# deploy/ (promtool from prometheus, systemd-analyze from systemd), when they are missing and
 # we are root. Without root, say what is missing; the tests that need a
 # missing server then fail with a message naming it.
 set -euo pipefail
@@ -8,6 +9,10 @@ need=()
 command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v etcd >/dev/null 2>&1 || [ -x /usr/bin/etcd ] || need+=(etcd-server)
+# promtool (checks deploy/prometheus/alerts.yml) ships with Debian's prometheus.
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# systemd-analyze verify checks deploy/systemd/*.service.
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing test servers: ${need[*]}" >&2

@@ -87,6 +87,42 @@ def cluster_channel(address: str, secret: str, **kwargs: Any) -> grpc.aio.Channe
     return grpc.aio.insecure_channel(address, interceptors=cluster_secret_interceptors(secret), **kwargs)
 
 
+class _SyncClusterHeader(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
+    """Adds the cluster secret to every call of a blocking channel (the
+    blocking API, unlike grpc.aio, takes one object for every call type)."""
+
+    def __init__(self, secret: str) -> None:
+        self._secret = secret
+
+    def _details(self, details: Any) -> Any:
+        from common.cluster import CLUSTER_HEADER
+
+        metadata = [*(details.metadata or ()), (CLUSTER_HEADER, self._secret)]
+        return details._replace(metadata=metadata)
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._details(details), requests)
+
+    def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._details(details), requests)
+
+
+def cluster_sync_channel(address: str, secret: str, **kwargs: Any) -> grpc.Channel:
+    """A blocking channel to an executor (or Control) presenting the cluster secret."""
+    return grpc.intercept_channel(grpc.insecure_channel(address, **kwargs), _SyncClusterHeader(secret))
+
+
 def is_serving(address: str) -> bool:
     with grpc.insecure_channel(address) as channel:
         reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
@@ -97,7 +133,13 @@ class ServiceProcess:
     """One `python -m <service>` child with its log in a file."""
 
     def __init__(
-        self, service: str, conf: Path, log_path: Path, env: dict[str, str] | None = None, args: list[str] | None = None
+        self,
+        service: str,
+        conf: Path,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        args: list[str] | None = None,
+        preexec_fn: Callable[[], None] | None = None,  # e.g. a resource limit for the child
     ) -> None:
         self.service = service
         self.log_path = log_path
@@ -110,6 +152,7 @@ class ServiceProcess:
             env=full_env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            preexec_fn=preexec_fn,  # e.g. a resource limit; nothing that takes locks
         )
 
     @property

@@ -6,15 +6,16 @@ which runs them on worker threads so the event loop never waits on disk.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
+from sqlalchemy import Engine, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import mysql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from common import status
 from common.model import ON_SUCCESS, AuditEntry, Dependency, Job, RunRecord
@@ -90,7 +91,19 @@ def _shared(value: Any) -> Any:
     """One string object for a value many jobs have (zone, type, policy,
     spec): the driver makes a new one per row, which at 100,000 jobs kept
     tens of MB of identical strings alive."""
-    return sys.intern(value) if type(value) is str else value
+    return sys.intern(value) if type(value) is str else _text(value)
+
+
+def _text(value: Any, column: str = "a text column") -> str:
+    # SQLite stores whatever a plain-SQL write gives it: X'..' literals come
+    # back as bytes, numbers as numbers.
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    if isinstance(value, bytes | bytearray | memoryview):
+        raise ValueError(f"{column}: binary data where text was expected: {bytes(value)[:40]!r}")
+    return str(value)
 
 
 # Numeric settings (timeouts, retry tuning) take few distinct values; the
@@ -100,14 +113,29 @@ _NUMBERS: dict[float, float] = {}
 _NUMBERS_MAX = 4096
 
 
-def _number(value: Any) -> float:
-    number = float(value or 0)
+def _number(value: Any, column: str) -> float:
+    try:
+        number = float(value or 0)
+    except (TypeError, ValueError):
+        raise ValueError(f"{column}: expected a number, got {value!r}") from None
     shared = _NUMBERS.get(number)
     if shared is not None:
         return shared
     if len(_NUMBERS) < _NUMBERS_MAX:
         _NUMBERS[number] = number
     return number
+
+
+def _integer(value: Any, column: str) -> int:
+    # SQLite keeps whatever text a plain-SQL write puts in an INTEGER column;
+    # int("three") raises, int(2.5) would silently truncate.
+    if type(value) is int:
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if value is None or value == "":
+        return 0
+    raise ValueError(f"{column}: expected an integer, got {value!r}")
 
 
 def _strings(value: str, column: str) -> tuple[str, ...]:
@@ -131,9 +159,75 @@ def _dependencies(value: str) -> tuple[Dependency, ...]:
 def row_to_job(row: Mapping[Any, Any]) -> Job:
     """A stored row as a Job; a row that cannot be read gets `defect` set.
 
-    Runs for every job when a dispatcher starts, so common values skip the
-    JSON parser and are shared between jobs (see _shared and _number).
+    Never raises for a bad value: one row written by hand with plain SQL
+    (`retries = 'three'`, text that is not UTF-8, JSON nested too deep) must
+    not stop every other job from loading, listing or firing. Such a row
+    becomes a Job with what could be read and the reason in `defect`, so it
+    is listed (as invalid) and never scheduled.
     """
+    try:
+        job = _row_to_job(row)
+    except Exception as exc:  # noqa: BLE001 - any bad value: report this row, keep the others
+        return _unreadable_job(row, f"unreadable stored value: {_describe(exc)}")
+    return job
+
+
+class UndecodableText(str):
+    """Text read from a column whose bytes are not UTF-8, with the bad bytes
+    shown as U+FFFD (only ever made by _lenient_text, see SqlStore._read_jobs)."""
+
+
+def _lenient_text(raw: bytes) -> str:
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return UndecodableText(raw.decode(errors="replace"))
+
+
+def _text_defect(job: Job, row: Mapping[Any, Any]) -> Job:
+    if job.defect:
+        return job
+    columns = sorted(str(k) for k, v in row.items() if isinstance(v, UndecodableText))
+    if not columns:
+        return job
+    return dataclasses.replace(job, defect=f"{', '.join(columns)}: stored text is not valid UTF-8")
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _unreadable_job(row: Mapping[Any, Any], defect: str) -> Job:
+    """What can be shown of a row that does not convert: its id and name
+    (best effort), the reason, and defaults for the rest."""
+
+    def text(column: str) -> str:
+        try:
+            value = row[column]
+            return value if isinstance(value, str) else str(value or "")
+        except Exception:  # noqa: BLE001 - best effort: this row is already known bad
+            return ""
+
+    try:
+        enabled = bool(int(row["enabled"]))
+    except Exception:  # noqa: BLE001 - best effort, as above
+        enabled = True
+    return Job(
+        id=int(row["id"]),
+        name=text("name"),
+        spec=text("spec"),
+        command=text("command"),
+        timezone=text("timezone") or "UTC",
+        type=text("type") or "shell",
+        enabled=enabled,
+        defect=defect,
+    )
+
+
+def _row_to_job(row: Mapping[Any, Any]) -> Job:
+    # Runs for every job when a dispatcher starts, so common values skip the
+    # JSON parser and are shared between jobs (see _shared and _number).
     defect = ""
     headers: dict[str, str] = {}
     env: dict[str, str] = {}
@@ -143,41 +237,51 @@ def row_to_job(row: Mapping[Any, Any]) -> Job:
     channels: tuple[str, ...] = ()
     emails: tuple[str, ...] = ()
     phones: tuple[str, ...] = ()
+    column = ""  # the one being read, to name it when it is bad
     try:
-        headers = _json_map(row["http_headers"], "http_headers")
-        env = _json_map(row["env"], "env")
-        statuses = _statuses(row["expected_statuses"])
-        keywords = _strings(row["keywords"], "keywords")
-        after = _dependencies(row["after_jobs"])
-        channels = _strings(row["notify_channels"], "notify_channels")
-        emails = _strings(row["notify_emails"], "notify_emails")
-        phones = _strings(row["notify_phones"], "notify_phones")
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        defect = f"unreadable stored value: {exc}"
+        column = "http_headers"
+        headers = _json_map(row[column], column)
+        column = "env"
+        env = _json_map(row[column], column)
+        column = "expected_statuses"
+        statuses = _statuses(row[column])
+        column = "keywords"
+        keywords = _strings(row[column], column)
+        column = "after_jobs"
+        after = _dependencies(row[column])
+        column = "notify_channels"
+        channels = _strings(row[column], column)
+        column = "notify_emails"
+        emails = _strings(row[column], column)
+        column = "notify_phones"
+        phones = _strings(row[column], column)
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+        text = _describe(exc)
+        defect = f"unreadable stored value: {text if text.startswith(column) else f'{column}: {text}'}"
     return Job(
         id=int(row["id"]),
-        name=row["name"],
+        name=_text(row["name"], "name"),
         spec=_shared(row["spec"]),
         timezone=_shared(row["timezone"] or "UTC"),
         type=_shared(row["type"]),
-        command=row["command"],
+        command=_text(row["command"], "command"),
         http_method=_shared(row["http_method"]),
         http_headers=headers,
-        http_body=row["http_body"] or "",
+        http_body=_text(row["http_body"], "http_body"),
         expected_statuses=statuses,
-        timeout_seconds=_number(row["timeout_seconds"]),
-        retries=int(row["retries"] or 0),
-        retry_interval_seconds=_number(row["retry_interval_seconds"]),
+        timeout_seconds=_number(row["timeout_seconds"], "timeout_seconds"),
+        retries=_integer(row["retries"], "retries"),
+        retry_interval_seconds=_number(row["retry_interval_seconds"], "retry_interval_seconds"),
         enabled=bool(row["enabled"]),
         target=_shared(row["target"] or ""),
         workdir=_shared(row["workdir"] or ""),
         env=env,
         overlap_policy=_shared(row["overlap_policy"]),
         misfire_policy=_shared(row["misfire_policy"]),
-        catch_up_window_seconds=_number(row["catch_up_window_seconds"]),
-        retry_backoff=_number(row["retry_backoff"]),
-        retry_max_interval_seconds=_number(row["retry_max_interval_seconds"]),
-        retry_jitter=_number(row["retry_jitter"]),
+        catch_up_window_seconds=_number(row["catch_up_window_seconds"], "catch_up_window_seconds"),
+        retry_backoff=_number(row["retry_backoff"], "retry_backoff"),
+        retry_max_interval_seconds=_number(row["retry_max_interval_seconds"], "retry_max_interval_seconds"),
+        retry_jitter=_number(row["retry_jitter"], "retry_jitter"),
         route_strategy=_shared(row["route_strategy"]),
         run_as_user=_shared(row["run_as_user"] or ""),
         follow_redirects=bool(row["follow_redirects"]),
@@ -210,7 +314,7 @@ def _row_to_run(row: Mapping[Any, Any]) -> RunRecord:
         exit_code=int(row["exit_code"]),
         started_ms=int(row["started_ms"]),
         finished_ms=int(row["finished_ms"]),
-        output=bytes(row["output"] or b""),
+        output=bytes(row.get("output") or b""),
         output_truncated=bool(row["output_truncated"]),
         error=row["error"] or "",
         created_ms=int(row["created_ms"]),
@@ -266,9 +370,41 @@ class SqlStore:
 
     def get_job(self, *, job_id: int = 0, name: str = "") -> Job | None:
         query = select(jobs).where(jobs.c.id == job_id) if job_id else select(jobs).where(jobs.c.name == name)
+        found = self._read_jobs(query)
+        return found[0] if found else None
+
+    def _read_jobs(self, query: Any) -> list[Job]:
+        """The jobs a query selects, each row converted on its own.
+
+        SQLite hands back whatever bytes a plain-SQL write stored, and its
+        driver refuses the whole result when one text value is not UTF-8; the
+        query is then read again decoding leniently, and the rows concerned
+        are marked defective rather than hiding every job. (MariaDB refuses
+        such text when it is written.)
+        """
+        try:
+            return self._fetch_jobs(query, lenient=False)
+        except OperationalError as exc:
+            if self._dialect != "sqlite" or "decode" not in str(exc):
+                raise
+            return self._fetch_jobs(query, lenient=True)
+
+    def _fetch_jobs(self, query: Any, *, lenient: bool) -> list[Job]:
         with self.engine.connect() as conn:
-            row = conn.execute(query).mappings().first()
-        return row_to_job(row) if row is not None else None
+            driver = conn.connection.driver_connection
+            if lenient:
+                driver.text_factory = _lenient_text  # type: ignore[union-attr]
+            try:
+                # Rows in batches, each turned into a Job at once: holding every
+                # row and every Job together raised a dispatcher's peak memory by
+                # tens of MB at start-up with 100,000 jobs.
+                rows = conn.execution_options(yield_per=1000).execute(query).mappings()
+                if lenient:
+                    return [_text_defect(row_to_job(r), r) for r in rows]
+                return [row_to_job(r) for r in rows]
+            finally:
+                if lenient:
+                    driver.text_factory = str  # type: ignore[union-attr]
 
     def list_jobs(self, *, name_prefix: str = "", after_id: int = 0, limit: int = 0) -> list[Job]:
         """Jobs by id; a page of them with after_id/limit, those named name_prefix* with a prefix."""
@@ -278,21 +414,14 @@ class SqlStore:
             query = query.where(jobs.c.name.like(escaped + "%", escape="\\"))
         if limit:
             query = query.limit(limit)
-        with self.engine.connect() as conn:
-            # Rows in batches, each turned into a Job at once: holding every
-            # row and every Job together raised a dispatcher's peak memory by
-            # tens of MB at start-up with 100,000 jobs.
-            rows = conn.execution_options(yield_per=1000).execute(query).mappings()
-            return [row_to_job(r) for r in rows]
+        return self._read_jobs(query)
 
     def jobs_by_ids(self, ids: Iterable[int]) -> list[Job]:
         wanted = sorted(set(ids))
         out: list[Job] = []
-        with self.engine.connect() as conn:
-            for start in range(0, len(wanted), 500):  # stay under bind-parameter limits
-                chunk = wanted[start : start + 500]
-                rows = conn.execute(select(jobs).where(jobs.c.id.in_(chunk))).mappings().all()
-                out.extend(row_to_job(r) for r in rows)
+        for start in range(0, len(wanted), 500):  # stay under bind-parameter limits
+            chunk = wanted[start : start + 500]
+            out.extend(self._read_jobs(select(jobs).where(jobs.c.id.in_(chunk))))
         return out
 
     def delete_job(self, job_id: int) -> bool:
@@ -449,8 +578,9 @@ class SqlStore:
             result = conn.execute(update(jobs).where(jobs.c.id == job_id).values(enabled=enabled, updated_ms=now_ms()))
             if result.rowcount == 0:
                 return None
-            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).mappings().one()
-        return row_to_job(row)
+        # Read back on its own: a row with text that is not UTF-8 can still be paused.
+        found = self._read_jobs(select(jobs).where(jobs.c.id == job_id))
+        return found[0] if found else None
 
     def active_runs_of(self, job_id: int) -> list[RunRecord]:
         """Runs of the job still pending or running (for its overlap policy)."""
@@ -491,18 +621,53 @@ class SqlStore:
         return _row_to_run(row) if row is not None else None
 
     def list_runs(
-        self, *, job_id: int = 0, job_name: str = "", statuses: Sequence[str] = (), limit: int = 20, before_ms: int = 0
+        self,
+        *,
+        job_id: int = 0,
+        job_name: str = "",
+        statuses: Sequence[str] = (),
+        limit: int = 20,
+        before_ms: int = 0,
+        since_ms: int = 0,
+        until_ms: int = 0,
+        older_than: tuple[int, int, str] | None = None,
+        with_output: bool = True,
     ) -> list[RunRecord]:
-        query = select(runs)
-        if before_ms:
-            query = query.where(runs.c.scheduled_ms < before_ms)
+        """Runs newest first, by (scheduled_ms, attempt, run_id) descending: a
+        total order, so a page boundary never falls between runs sharing a
+        millisecond (every job on "0 * * * *" fires in the same one).
+
+        `older_than` is the (scheduled_ms, attempt, run_id) of the last run
+        of the previous page: only runs after it in that order. `since_ms` is
+        inclusive, `until_ms` and `before_ms` (its older name) exclusive.
+        Without `with_output` the output column is not even read (list
+        pages are summaries; a page of 64 KiB tails exceeded gRPC's cap).
+        """
+        columns = [c for c in runs.columns if with_output or c.name != "output"]
+        query = select(*columns)
+        upper = until_ms or before_ms
+        if upper:
+            query = query.where(runs.c.scheduled_ms < upper)
+        if since_ms:
+            query = query.where(runs.c.scheduled_ms >= since_ms)
+        if older_than is not None:
+            at, attempt, run_id = older_than
+            # The redundant `<= at` gives the database an index range to scan.
+            query = query.where(
+                runs.c.scheduled_ms <= at,
+                or_(
+                    runs.c.scheduled_ms < at,
+                    runs.c.attempt < attempt,
+                    and_(runs.c.attempt == attempt, runs.c.run_id < run_id),
+                ),
+            )
         if job_id:
             query = query.where(runs.c.job_id == job_id)
         elif job_name:
             query = query.where(runs.c.job_name == job_name)
         if statuses:
             query = query.where(runs.c.status.in_(list(statuses)))
-        query = query.order_by(runs.c.scheduled_ms.desc(), runs.c.attempt.desc()).limit(limit)
+        query = query.order_by(runs.c.scheduled_ms.desc(), runs.c.attempt.desc(), runs.c.run_id.desc()).limit(limit)
         with self.engine.connect() as conn:
             return [_row_to_run(r) for r in conn.execute(query).mappings().all()]
 

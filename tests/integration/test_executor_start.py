@@ -23,7 +23,7 @@ from common.config import ExecutorConfig
 from executor import shell_task
 from executor.http_task import HttpClients
 from executor.journal import Journal, StartedRun
-from executor.runs import LOST_ERROR, AlreadyAcknowledgedError, RunRegistry
+from executor.runs import LOST_ERROR, AlreadyAcknowledgedError, NotJournaledError, RunRegistry
 from executor.shell_task import ShellProcess
 from protos import crontrio_pb2 as pb
 from tests.services import pid_alive, wait_until
@@ -168,23 +168,24 @@ async def test_a_started_run_left_by_a_crash_becomes_lost_not_rerun(
         orphan.wait()
 
 
-async def test_a_start_that_cannot_be_journaled_does_not_run(
+async def test_a_start_that_cannot_be_journaled_is_refused_not_run(
     registry: RunRegistry, journal: Journal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Refused (not a failed result): the dispatcher can send it elsewhere,
+    # and nothing here claims a run that has no durable record.
     async def broken_claim(run: StartedRun) -> Any:
         raise sqlite3.OperationalError("disk I/O error")
 
     monkeypatch.setattr(journal, "claim", broken_claim)
     marker = tmp_path / "ran"
-    events = await asyncio.wait_for(events_of(await registry.run(shell(f"echo ran >> {marker}"))), 20)
-    assert [e.WhichOneof("event") for e in events] == ["started", "finished"]
-    result = events[-1].finished
-    assert result.status == status.FAILED and result.pid == 0
-    assert result.error == "not started: could not journal the start of the run: disk I/O error"
-    assert not marker.exists()
+    request = shell(f"echo ran >> {marker}")
+    with pytest.raises(NotJournaledError, match=r"not started: this executor cannot journal it \(disk I/O error\)"):
+        await registry.run(request)
+    assert registry.running_count == 0 and not marker.exists()
+    assert (await registry.list_results([request.run_id]))[:2] == ([], [])
 
 
-async def test_a_start_whose_run_cannot_even_be_looked_up_fails_the_call(
+async def test_a_start_whose_run_cannot_even_be_looked_up_is_refused(
     registry: RunRegistry, journal: Journal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def broken(*args: Any) -> Any:
@@ -193,7 +194,7 @@ async def test_a_start_whose_run_cannot_even_be_looked_up_fails_the_call(
     monkeypatch.setattr(journal, "claim", broken)
     monkeypatch.setattr(journal, "lookup", broken)
     request = shell("echo never")
-    with pytest.raises(sqlite3.OperationalError):
+    with pytest.raises(NotJournaledError):
         await registry.run(request)
     assert registry.running_count == 0
 

@@ -121,6 +121,25 @@ def fires(spec: str, after: str, count: int, tz: str = "UTC", **kw: str) -> list
     ("0 0 1 * 1", "2026-01-01T00:00:00Z",
      ["2026-01-05T00:00:00Z", "2026-01-12T00:00:00Z", "2026-01-19T00:00:00Z",
       "2026-01-26T00:00:00Z", "2026-02-01T00:00:00Z", "2026-02-02T00:00:00Z"]),
+    # ... for every form: days 1-7 or the 2nd Friday (9 Jan, 13 Feb) ...
+    ("0 9 1-7 * 5#2", "2026-01-07T12:00:00Z",
+     ["2026-01-09T09:00:00Z", "2026-02-01T09:00:00Z", "2026-02-02T09:00:00Z", "2026-02-03T09:00:00Z",
+      "2026-02-04T09:00:00Z", "2026-02-05T09:00:00Z", "2026-02-06T09:00:00Z", "2026-02-07T09:00:00Z",
+      "2026-02-13T09:00:00Z"]),
+    # ... the last day or the last Saturday (28 Mar, 25 Apr) ...
+    ("0 9 L * 6L", "2026-03-01T00:00:00Z",
+     ["2026-03-28T09:00:00Z", "2026-03-31T09:00:00Z", "2026-04-25T09:00:00Z", "2026-04-30T09:00:00Z"]),
+    # ... the 10th, 15th and 20th or the 2nd Friday.
+    ("0 9 10-20/5 * 5#2", "2026-01-01T00:00:00Z",
+     ["2026-01-09T09:00:00Z", "2026-01-10T09:00:00Z", "2026-01-15T09:00:00Z", "2026-01-20T09:00:00Z",
+      "2026-02-10T09:00:00Z", "2026-02-13T09:00:00Z", "2026-02-15T09:00:00Z"]),
+    # A day field beginning with '*' (a step too) is not a restriction:
+    # both fields must match. Odd days that are Mondays ...
+    ("0 9 */2 * 1", "2026-01-01T00:00:00Z",
+     ["2026-01-05T09:00:00Z", "2026-01-19T09:00:00Z", "2026-02-09T09:00:00Z", "2026-02-23T09:00:00Z"]),
+    # ... and the 1st when a Sunday, Tuesday, Thursday or Saturday.
+    ("0 9 1 * */2", "2026-01-01T00:00:00Z",
+     ["2026-01-01T09:00:00Z", "2026-02-01T09:00:00Z", "2026-03-01T09:00:00Z", "2026-08-01T09:00:00Z"]),
     # Only one restricted: that one alone.
     ("0 0 13 * *", "2026-01-01T00:00:00Z",
      ["2026-01-13T00:00:00Z", "2026-02-13T00:00:00Z"]),
@@ -327,6 +346,40 @@ def test_bad_spec(spec: str, message: str) -> None:
     assert message in err.value.message
 
 
+def test_cron_tz_prefix_sets_the_zone() -> None:
+    # 09:00 in Tokyo is 00:00Z; in New York (EDT) 13:00Z.
+    assert fires("CRON_TZ=Asia/Tokyo 0 9 * * *", "2026-06-01T12:00:00Z", 2) == [
+        "2026-06-02T00:00:00Z", "2026-06-03T00:00:00Z"]
+    sched = CronSchedule.parse("  CRON_TZ=america/new_york   0 9 * * MON ", "")
+    assert (sched.spec, sched.timezone) == ("0 9 * * MON", "America/New_York")
+    assert sched.next_after(ms("2026-06-01T12:00:00Z")) == ms("2026-06-01T13:00:00Z")  # a Monday
+    # The same zone in the job's field too, the TZ= spelling, macros, H, @every.
+    assert CronSchedule.parse("TZ=Asia/Tokyo @daily", "Asia/Tokyo").next_after(
+        ms("2026-06-01T12:00:00Z")) == ms("2026-06-01T15:00:00Z")
+    hashed = CronSchedule.parse("CRON_TZ=Asia/Tokyo H H * * *", hash_key="job-a")
+    assert hashed.timezone == "Asia/Tokyo"
+    assert hashed.next_n(ms("2026-06-01T00:00:00Z"), 3) == CronSchedule.parse(
+        "H H * * *", "Asia/Tokyo", hash_key="job-a").next_n(ms("2026-06-01T00:00:00Z"), 3)
+    assert CronSchedule.parse("CRON_TZ=Asia/Tokyo @every 5m").timezone == "Asia/Tokyo"
+
+
+@pytest.mark.parametrize(("spec", "tz", "message"), [
+    ("CRON_TZ=Asia/Tokyo 0 9 * * *", "Europe/Berlin",
+     "CRON_TZ=Asia/Tokyo contradicts the job's time zone Europe/Berlin"),
+    ("CRON_TZ=Mars/Base 0 9 * * *", "UTC", "CRON_TZ: unknown time zone 'Mars/Base'"),
+    ("CRON_TZ= 0 9 * * *", "UTC", "CRON_TZ= needs a time zone"),
+    ("CRON_TZ=Asia/Tokyo", "UTC", "needs a schedule after CRON_TZ=Asia/Tokyo"),
+    ("CRON_TZ=Asia/Tokyo   ", "UTC", "needs a schedule after CRON_TZ=Asia/Tokyo"),
+    ("0 9 * * * CRON_TZ=Asia/Tokyo", "UTC", "CRON_TZ=Zone must come first"),
+    ("CRON_TZ=Asia/Tokyo 61 9 * * *", "UTC", "field 'minute' value 61 out of range"),
+])
+def test_cron_tz_prefix_errors_name_the_spec(spec: str, tz: str, message: str) -> None:
+    with pytest.raises(ValidationError) as err:
+        CronSchedule.parse(spec, tz)
+    assert err.value.field == "spec"
+    assert message in err.value.message
+
+
 @pytest.mark.parametrize("tz", ["Mars/Base", "EST5EDT/x", "../etc/passwd", "America/"])
 def test_bad_timezone(tz: str) -> None:
     with pytest.raises(ValidationError) as err:
@@ -427,6 +480,13 @@ class TestNewYork:
         assert fires("*/30 1 * * *", "2026-11-01T04:30:00Z", 5, self.TZ) == [
             "2026-11-01T05:00:00Z", "2026-11-01T05:30:00Z", "2026-11-01T06:00:00Z",
             "2026-11-01T06:30:00Z", "2026-11-02T06:00:00Z"]
+
+    def test_day_fields_or_on_the_transition_day(self) -> None:
+        # Days 1-7 or the 2nd Sunday: 8 March is the 2nd Sunday, and its
+        # 02:30 is skipped, so the job fires at the transition.
+        assert fires("30 2 1-7 * 0#2", "2026-03-06T00:00:00Z", 4, self.TZ) == [
+            "2026-03-06T07:30:00Z", "2026-03-07T07:30:00Z", "2026-03-08T07:00:00Z",
+            "2026-04-01T06:30:00Z"]
 
     def test_wildcard_skips_gap(self) -> None:
         assert fires("0 * * * *", "2026-03-08T05:30:00Z", 3, self.TZ) == [
