@@ -10,9 +10,9 @@ The rules ([store] in conf.ini):
 * 0 days = keep forever.
 
 Every delete is its own short transaction of at most ``batch_rows`` rows,
-found through indexes (runs by (job_id, scheduled_ms), ix_runs_job_scheduled;
-audit entries by at_ms, ix_audit_at), so a prune never holds a lock the
-dispatchers' run writes would wait on for long. ``prune_steps`` yields after
+found through indexes (runs by (job_id, scheduled_ms), the leading columns
+of ix_runs_job_scheduled_id; audit entries by at_ms, ix_audit_at), so a
+prune never holds a lock the dispatchers' run writes would wait on for long. ``prune_steps`` yields after
 each transaction so the caller can pause between them (the monitor does, on
 its event loop; see monitor/retention.py).
 
