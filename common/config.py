@@ -134,10 +134,31 @@ class ExecutorConfig:
     # executor/task_env.py). CRONTRIO_* names are refused: they are service
     # configuration and secrets.
     inherit_env: list[str] = field(default_factory=list)
+    # Finished results no dispatcher acknowledged for this long are logged
+    # (WARNING, with their run ids) and dropped, so a journal whose
+    # dispatchers are gone for good cannot grow forever. 0 = keep forever.
+    keep_unacked_days: float = 7.0
 
     @property
     def advertised(self) -> str:
         return self.advertise or self.listen
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """Retention of run history and the audit log; the monitor prunes."""
+
+    # Finished runs scheduled longer ago than this are deleted; 0 = keep forever.
+    keep_runs_days: float = 30.0
+    # ...except the newest N runs of each job, whatever their age (at least
+    # 1: a dispatcher's misfire catch-up reads a job's newest run).
+    keep_runs_per_job: int = 100
+    keep_audit_days: float = 180.0  # 0 = keep forever
+    prune_interval_seconds: float = 3600.0
+    # Rows deleted per transaction, and the pause between two, so the
+    # dispatchers' writes never wait long behind a prune.
+    prune_batch_rows: int = 500
+    prune_pause_seconds: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -233,6 +254,7 @@ class Config:
     dispatcher: DispatcherConfig = field(default_factory=DispatcherConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
     log: LogConfig = field(default_factory=LogConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
@@ -266,6 +288,7 @@ _TYPED_SECTIONS: dict[str, type] = {
     "dispatcher": DispatcherConfig,
     "executor": ExecutorConfig,
     "monitor": MonitorConfig,
+    "store": StoreConfig,
     "log": LogConfig,
     "tls": TlsConfig,
     "cluster": ClusterConfig,
@@ -452,6 +475,9 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(
                 f"executor.inherit_env: {name!r}: CRONTRIO_* variables are service settings and secrets, never passed to jobs"
             )
+    if cfg.executor.keep_unacked_days < 0:
+        raise ConfigError("executor.keep_unacked_days: must not be negative (0 = keep forever)")
+    _validate_store(cfg.store)
     secret_problem = cluster_secret_problem(cfg.cluster.secret)
     if cfg.cluster.secret and secret_problem:
         raise ConfigError(f"cluster.secret: {secret_problem}")
@@ -493,3 +519,20 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("alert.throttle_seconds and alert.retries must not be negative")
     if cfg.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         raise ConfigError(f"log.level: expected DEBUG, INFO, WARNING, ERROR or CRITICAL, got {cfg.log.level!r}")
+
+
+def _validate_store(store: StoreConfig) -> None:
+    for key in ("keep_runs_days", "keep_audit_days"):
+        if getattr(store, key) < 0:
+            raise ConfigError(f"store.{key}: must not be negative (0 = keep forever)")
+    if store.keep_runs_per_job < 1:
+        raise ConfigError(
+            "store.keep_runs_per_job: must be at least 1 (misfire catch-up reads a job's newest run), "
+            f"got {store.keep_runs_per_job}"
+        )
+    if store.prune_interval_seconds <= 0:
+        raise ConfigError("store.prune_interval_seconds: must be positive")
+    if store.prune_batch_rows < 1:
+        raise ConfigError(f"store.prune_batch_rows: must be at least 1, got {store.prune_batch_rows}")
+    if store.prune_pause_seconds < 0:
+        raise ConfigError("store.prune_pause_seconds: must not be negative")

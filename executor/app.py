@@ -26,7 +26,7 @@ from common.registry.keys import executor_key
 from common.registry.registration import EtcdRegistration
 from common.runtime import install_stop_signals
 from common.tls import internal_tls, server_credentials
-from executor import VERSION
+from executor import VERSION, journal_retention
 from executor.http_task import HttpClients
 from executor.journal import Journal
 from executor.runs import OUTPUT_DRAIN_SECONDS, RunRegistry
@@ -67,6 +67,7 @@ class ExecutorApp:
         self.registration: EtcdRegistration | None = None
         self.host = socket.gethostname()
         self.journal = Journal(cfg.journal)
+        self._journal_retention: asyncio.Task[None] | None = None
         # One connection pool shared by all HTTP tasks (its aiohttp session is
         # made on first use, inside the running loop).
         self.http = HttpClients()
@@ -79,6 +80,9 @@ class ExecutorApp:
         lost = await self.runs.recover()
         if lost:
             log.warning("%d run(s) died with the previous executor process; recorded as lost", lost)
+        if self.cfg.keep_unacked_days > 0:  # 0 = keep forever
+            retention = journal_retention.run(self.journal, self.cfg.keep_unacked_days)
+            self._journal_retention = asyncio.create_task(retention, name="journal-retention")
         await self.server.start()
         log.info(
             "executor listening on %s%s (advertised %s, group %s)",
@@ -130,6 +134,9 @@ class ExecutorApp:
 
     async def close(self) -> None:
         """Release the HTTP clients and the journal (also after a failed start)."""
+        if self._journal_retention is not None:
+            self._journal_retention.cancel()
+            await asyncio.gather(self._journal_retention, return_exceptions=True)
         await self.http.aclose()
         await self.journal.close()
 

@@ -212,6 +212,12 @@ class Journal:
     async def count(self) -> int:
         return await self._submit(self._count)
 
+    async def drop_unacked_older_than(self, cutoff_ms: int) -> list[str]:
+        """Drop the results that finished before ``cutoff_ms`` and were never
+        acknowledged; returns their run ids, oldest first, for the caller to
+        report (executor/journal_retention.py)."""
+        return await self._submit(self._drop_unacked_older_than, cutoff_ms)
+
     # -- on the journal thread --------------------------------------------
 
     async def _call(self, fn: Callable[..., T], *args: object) -> T:
@@ -428,3 +434,9 @@ class Journal:
     def _count(self) -> int:
         (n,) = self._conn().execute("SELECT COUNT(*) FROM results").fetchone()
         return int(n)
+
+    def _drop_unacked_older_than(self, cutoff_ms: int) -> list[str]:
+        db = self._conn()  # inside the batch's transaction: what is listed is what goes
+        rows = db.execute("SELECT run_id FROM results WHERE finished_ms < ? ORDER BY finished_ms", (cutoff_ms,)).fetchall()
+        db.execute("DELETE FROM results WHERE finished_ms < ?", (cutoff_ms,))
+        return [str(row[0]) for row in rows]

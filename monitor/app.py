@@ -24,6 +24,7 @@ from monitor.http_status import StatusHttpServer
 from monitor.job_watch import JobWatch
 from monitor.missed import MissedDetector
 from monitor.reconcile import Reconciler
+from monitor.retention import RetentionLoop
 from monitor.system_alerts import SystemAlerts
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     health_watch.alerts = alerts
     missed.alerts = alerts
     system = SystemAlerts(alerts, store, db, links)
+    retention = RetentionLoop(engine, db, cfg.store)
     started_ms = time.time_ns() // 1_000_000
 
     def status() -> dict[str, Any]:
@@ -81,6 +83,7 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
             "runs_reconciled": reconciler.settled,
             "firings_missed": missed.recorded,
             "alerts": alerts.stats(),
+            "pruned": {"runs": retention.runs_pruned, "audit": retention.audit_pruned},
         }
 
     server = ServiceServer(cfg.monitor.listen, [])
@@ -101,6 +104,7 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
         asyncio.create_task(health_watch.run(), name="health-watch"),
         asyncio.create_task(reconciler.run(cfg.monitor.reconcile_interval_seconds), name="reconcile"),
         asyncio.create_task(missed.run(cfg.monitor.reconcile_interval_seconds), name="missed"),
+        asyncio.create_task(retention.run(), name="retention"),
     ]
     await stop.wait()
     log.info("stopping")
