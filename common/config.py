@@ -98,6 +98,11 @@ class DispatcherConfig:
     # delete in that time cancels the held firing (it ends `skipped`); an
     # edit reaches the firings sent after it. 0 = send each at its time.
     dispatch_ahead_ms: int = 1000
+    # How long a console login (Admin.Login session) lasts.
+    session_ttl_seconds: int = 43200
+    # On a store with no users, the first dispatcher creates "admin" with a
+    # random password, logs it once and writes it here (mode 0600).
+    initial_password_file: str = "var/initial-admin-password"
 
     @property
     def advertised(self) -> str:
@@ -144,6 +149,22 @@ class MonitorConfig:
     # Bearer token (an admin one from [tokens]) the monitor sends to dispatchers
     # when they require tokens; better given as env CRONTRIO_MONITOR_TOKEN.
     token: str = ""
+
+
+@dataclass(frozen=True)
+class ConsoleConfig:
+    """The web console and JSON API (console/): a client of the admin API."""
+
+    # Served by the monitor on [monitor] http_listen beside /healthz and /status.
+    enabled: bool = True
+    # Where `python -m console` listens; default = [monitor] http_listen.
+    listen: str = ""
+    # Dispatchers' admin API (the first live one is used); default = [dispatcher] listen.
+    dispatchers: list[str] = field(default_factory=list)
+    # Key that signs session cookies; created (random, mode 0600) when missing.
+    secret_file: str = "var/console-secret"
+    # true = every write (run, pause, resume, create, edit, delete, kill) is refused.
+    read_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -208,6 +229,7 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
     alert: AlertConfig = field(default_factory=AlertConfig)
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
     # Admin API tokens: name = role:sha256-hex of the token (roles admin,
     # operator, viewer). None configured = the admin API stays on loopback.
     tokens: dict[str, str] = field(default_factory=dict)
@@ -226,6 +248,14 @@ class Config:
         return self.monitor.dispatchers or [self.dispatcher.advertised]
 
     @property
+    def console_dispatchers(self) -> list[str]:
+        return self.console.dispatchers or [self.dispatcher.advertised]
+
+    @property
+    def console_listen(self) -> str:
+        return self.console.listen or self.monitor.http_listen
+
+    @property
     def executor_id(self) -> str:
         return self.executor.id or f"{socket.gethostname()}-{port_of(self.executor.listen)}"
 
@@ -240,6 +270,7 @@ _TYPED_SECTIONS: dict[str, type] = {
     "log": LogConfig,
     "tls": TlsConfig,
     "alert": AlertConfig,
+    "console": ConsoleConfig,
 }
 _FREE_SECTIONS = ("machine", "alarm_mail_list", "tokens")
 
@@ -401,6 +432,11 @@ def _validate(cfg: Config) -> None:
     _check_address("monitor.http_listen", cfg.monitor.http_listen, allow_empty=True)
     for i, address in enumerate(cfg.monitor.dispatchers):
         _check_address(f"monitor.dispatchers[{i}]", address)
+    if cfg.dispatcher.session_ttl_seconds < 60:
+        raise ConfigError(f"dispatcher.session_ttl_seconds: must be at least 60, got {cfg.dispatcher.session_ttl_seconds}")
+    _check_address("console.listen", cfg.console.listen, allow_empty=True)
+    for i, address in enumerate(cfg.console.dispatchers):
+        _check_address(f"console.dispatchers[{i}]", address)
     if cfg.monitor.poll_interval_seconds <= 0:
         raise ConfigError("monitor.poll_interval_seconds: must be positive")
     if cfg.monitor.health_interval_seconds <= 0:

@@ -26,7 +26,7 @@ from common.cron import CronSchedule, validate_timezone
 from common.errors import ValidationError
 from common.jobs import validate_job
 from common.model import Job
-from cronctl import observe, token_cmd
+from cronctl import observe, token_cmd, user_cmd
 from cronctl.client import AdminClient, NoServerError
 from cronctl.job_options import OPTIONS, changes_from, job_options
 from cronctl.timefmt import duration, iso_utc, parse_instant
@@ -513,6 +513,7 @@ def cron_next(ctx: click.Context, spec: str, timezone: str, after: str, count: i
 
 cli.add_command(token_cmd.token)
 observe.register(cli, run, sys.modules[__name__])
+user_cmd.register(cli, sys.modules[__name__])
 
 
 def main() -> None:

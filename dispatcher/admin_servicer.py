@@ -21,11 +21,13 @@ from common.registry.base import Registry
 from common.schedule import Schedule
 from common.store.async_store import DbThreads
 from common.store.sql_store import JobExistsError, SqlStore
+from common.store.users import UserStore
 from dispatcher.audit import AuditLog, job_json
 from dispatcher.executor_client import ExecutorClients
 from dispatcher.firing import FiringRunner
 from dispatcher.job_sync import JobSync
 from dispatcher.scheduler import SpawnFn
+from dispatcher.users import UserAdmin
 from protos import crontrio_pb2 as pb
 from protos import crontrio_pb2_grpc as pb_grpc
 
@@ -36,7 +38,7 @@ MAX_PREVIEW = 1000
 TAIL_POLL_SECONDS = 0.2
 
 
-class AdminServicer(pb_grpc.AdminServicer):
+class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
     def __init__(
         self,
         store: SqlStore,
@@ -48,6 +50,7 @@ class AdminServicer(pb_grpc.AdminServicer):
         clients: ExecutorClients,
         registry: Registry | None = None,
         dispatchers: Callable[[], list[pb.DispatcherInfo]] | None = None,
+        session_ttl_seconds: int = 43200,
     ) -> None:
         self._store = store
         self._db = db
@@ -59,6 +62,7 @@ class AdminServicer(pb_grpc.AdminServicer):
         self._registry = registry
         self._dispatchers = dispatchers or (lambda: [])
         self._audit = AuditLog(store, db)
+        self._init_users(UserStore(store.engine), session_ttl_seconds)
 
     async def _validated(self, request: pb.Job, context: grpc.aio.ServicerContext, job_id: int = 0) -> Job:
         """Every field checked, then the dependency graph with all stored jobs."""
