@@ -9,7 +9,16 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import Trio
-from tests.e2e.console_helpers import admin_password, api_token, bearer, browser_login, console_trio, console_url, csrf_of
+from tests.e2e.console_helpers import (
+    add_user,
+    admin_password,
+    api_token,
+    bearer,
+    browser_login,
+    console_trio,
+    console_url,
+    csrf_of,
+)
 from tests.services import wait_for
 
 __all__ = ["console_trio"]  # the module-scoped fixture
@@ -55,7 +64,8 @@ def test_login_sets_a_strict_httponly_cookie_and_logout_ends_the_session(console
     client = httpx.Client(base_url=url, follow_redirects=False, timeout=30)
     form = client.get("/login")
     response = client.post(
-        "/login", data={"user": "admin", "password": admin_password(console_trio), "csrf": csrf_of(form.text), "next": "//evil.example"}
+        "/login",
+        data={"user": "admin", "password": admin_password(console_trio), "csrf": csrf_of(form.text), "next": "//evil.example"},
     )
     assert response.status_code == 302 and response.headers["Location"] == "/"  # no open redirect
     cookie = next(v for k, v in response.headers.multi_items() if k == "set-cookie" and v.startswith("crontrio_session="))
@@ -69,3 +79,86 @@ def test_login_sets_a_strict_httponly_cookie_and_logout_ends_the_session(console
     assert replay.status_code == 302 and "expired=1" in replay.headers["Location"]
     forged = httpx.get(url + "/jobs", cookies={"crontrio_session": "eyJ0IjoiY3RzX3gifQ.AAAA"})
     assert forged.status_code == 302 and forged.headers["Location"].startswith("/login")
+
+
+@pytest.fixture(scope="module")
+def viewer(console_trio: Trio, url: str) -> httpx.Client:
+    add_user(console_trio, "vicky", "viewer", "vicky-password-1")
+    return browser_login(url, "vicky", "vicky-password-1")
+
+
+def _add_job(url: str, token: str, **fields: object) -> None:
+    created = httpx.post(url + "/api/v1/jobs", json=fields, headers=bearer(token), timeout=30)
+    assert created.status_code == 201, created.text
+
+
+def test_actions_need_the_csrf_token(console_trio: Trio, url: str, admin: httpx.Client) -> None:
+    token = api_token(url, "admin", admin_password(console_trio))
+    _add_job(url, token, name="csrf-target", spec="@yearly", command="echo hi")
+    refused = admin.post("/jobs/csrf-target/pause", data={})
+    assert refused.status_code == 403
+    forged = admin.post("/jobs/csrf-target/pause", data={"csrf": "forged"})
+    assert forged.status_code == 403
+    assert "paused" not in httpx.get(url + "/api/v1/jobs/csrf-target", headers=bearer(token)).json()  # false: omitted
+    page = admin.get("/jobs/csrf-target")
+    done = admin.post("/jobs/csrf-target/pause", data={"csrf": csrf_of(page.text)})
+    assert done.status_code == 302 and done.headers["Location"] == "/jobs/csrf-target?msg=pause"
+    assert (
+        "enabled" not in httpx.get(url + "/api/v1/jobs/csrf-target", headers=bearer(token)).json()
+    )  # false: omitted in proto3 JSON
+    audit = httpx.get(url + "/api/v1/audit", params={"target": "csrf-target"}, headers=bearer(token)).json()["entries"]
+    assert [(e["action"], e["actor"]) for e in audit] == [("job.pause", "admin"), ("job.create", "admin")]
+
+
+def test_a_viewer_sees_no_write_controls_and_cannot_post(
+    console_trio: Trio, url: str, viewer: httpx.Client, admin: httpx.Client
+) -> None:
+    token = api_token(url, "admin", admin_password(console_trio))
+    _add_job(url, token, name="look-only", spec="@yearly", command="true")
+    page = viewer.get("/jobs/look-only")
+    assert page.status_code == 200 and "look-only" in page.text
+    assert "/look-only/run" not in page.text and "/pause" not in page.text and "Run now" not in page.text
+    assert "Run now" in admin.get("/jobs/look-only").text  # the same page for an admin has them
+    refused = viewer.post("/jobs/look-only/run", data={"csrf": csrf_of(page.text)})
+    assert refused.status_code == 403  # the dispatcher said PERMISSION_DENIED
+    assert not console_trio.sql("SELECT 1 FROM runs WHERE job_name = 'look-only'")
+
+
+def test_html_in_commands_output_and_queries_stays_text(console_trio: Trio, url: str, admin: httpx.Client) -> None:
+    token = api_token(url, "admin", admin_password(console_trio))
+    refused = httpx.post(
+        url + "/api/v1/jobs",
+        json={"name": "<script>alert(1)</script>", "spec": "@yearly", "command": "true"},
+        headers=bearer(token),
+    )
+    assert refused.status_code == 400 and refused.json()["error"]["field"] == "name"
+    command = "printf '<img src=x onerror=alert(1)>\\033[31mred\\033[0m\\n'; echo '<script>alert(2)</script>'"
+    _add_job(url, token, name="xss", spec="@yearly", command=command)
+    job_page = admin.get("/jobs/xss").text
+    assert "<img src=x" not in job_page and "&lt;img src=x onerror=alert(1)&gt;" in job_page
+    run_id = httpx.post(url + "/api/v1/jobs/xss/run", headers=bearer(token)).json()["firstRunId"]
+    wait_for(
+        lambda: httpx.get(f"{url}/api/v1/runs/{run_id}", headers=bearer(token)).json().get("status") == "succeeded",
+        20,
+        "the run to succeed",
+    )
+    run_page = admin.get(f"/runs/{run_id}").text
+    assert "&lt;img src=x onerror=alert(1)&gt;red" in run_page  # ANSI colour codes stripped
+    assert "&lt;script&gt;alert(2)&lt;/script&gt;" in run_page
+    assert "<script>alert" not in run_page and "\x1b" not in run_page and "[31m" not in run_page
+    search = admin.get("/jobs", params={"q": '"><script>alert(3)</script>'}).text
+    assert "<script>alert(3)" not in search and "&lt;script&gt;alert(3)" in search
+
+
+def test_dashboard_lists_and_the_chinese_interface(console_trio: Trio, url: str, admin: httpx.Client) -> None:
+    dashboard = admin.get("/")
+    assert dashboard.status_code == 200 and console_trio.executor in dashboard.text
+    chinese = admin.get("/jobs", headers={"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"})
+    assert '<html lang="zh-CN">' in chinese.text and "任务" in chinese.text and "按名称搜索" in chinese.text
+    assert "Jobs" not in chinese.text.split("<main>")[0]
+    switched = admin.get("/lang", params={"to": "zh-CN", "next": "/runs"})
+    assert switched.status_code == 302 and switched.headers["Location"] == "/runs"
+    assert "运行记录" in admin.get("/runs", headers={"Accept-Language": "en"}).text  # the switch wins over the browser
+    admin.get("/lang", params={"to": "en", "next": "/"})
+    assert "Runs in progress" in admin.get("/").text
+    assert admin.get("/jobs/no-such-job").status_code == 404
