@@ -86,3 +86,39 @@ def test_signed_cookies_and_the_secret_file(tmp_path: Path) -> None:
     assert signer.unsign("session", body[:-2] + "xx." + mac) is None
     assert signer.csrf_ok("cts_abc", signer.csrf_for("cts_abc")) and not signer.csrf_ok("cts_abd", signer.csrf_for("cts_abc"))
     assert not signer.csrf_ok("cts_abc", "")
+
+
+def test_every_interface_text_has_a_chinese_translation() -> None:
+    import re
+
+    from console import pages
+    from console.i18n import zh_cn
+
+    texts: set[str] = set()
+    for template in (Path(pages.__file__).parent / "templates").glob("*.html"):
+        texts |= set(re.findall(r"""_\(\s*["']([^"']+)["']\s*\)""", template.read_text()))
+    source = Path(pages.__file__).read_text()
+    texts |= set(pages.FLASH.values())
+    texts |= set(re.findall(r'message="([^"]+)"', source))
+    texts |= set(re.findall(r'login_form\(request, "([^"]+)"', source))
+    texts |= {"pending", "running", "succeeded", "failed", "timeout", "killed", "lost", "missed", "skipped", "queued"}
+    assert len(texts) > 60
+    missing = sorted(t for t in texts if t not in zh_cn.MESSAGES)
+    assert not missing, f"no Chinese for: {missing}"
+
+
+def test_console_settings_are_parsed_and_checked(tmp_path: Path) -> None:
+    import pytest
+
+    from common.errors import ConfigError
+
+    cfg = load_config(
+        None, env={"CRONTRIO_CONSOLE_READ_ONLY": "yes", "CRONTRIO_CONSOLE_DISPATCHERS": "10.0.0.1:5920, 10.0.0.2:5920"}
+    )
+    assert cfg.console.read_only and cfg.console_dispatchers == ["10.0.0.1:5920", "10.0.0.2:5920"]
+    assert cfg.console_listen == cfg.monitor.http_listen == "127.0.0.1:5923"
+    assert load_config(None, env={}).console_dispatchers == ["127.0.0.1:5920"]
+    with pytest.raises(ConfigError, match=r"console\.listen"):
+        load_config(None, env={"CRONTRIO_CONSOLE_LISTEN": "nowhere"})
+    with pytest.raises(ConfigError, match=r"dispatcher\.session_ttl_seconds"):
+        load_config(None, env={"CRONTRIO_DISPATCHER_SESSION_TTL_SECONDS": "5"})
