@@ -73,7 +73,8 @@ def test_run_trio_seeds_examples_runs_them_and_stops_on_ctrl_c(tmp_path: Path) -
         assert f"web console: http://127.0.0.1:{ports['h']}/" in launcher_text, launcher_text
         password = (tmp_path / "initial-admin-password").read_text().strip()
         assert f"created user 'admin' with password {password}" in launcher_text
-        login = httpx.post(f"http://127.0.0.1:{ports['h']}/api/v1/login", json={"user": "admin", "password": password}, timeout=30)
+        console = f"http://127.0.0.1:{ports['h']}"
+        login = httpx.post(console + "/api/v1/login", json={"user": "admin", "password": password}, timeout=30)
         assert login.status_code == 200 and login.json()["role"] == "admin"
 
         services = child_pids(launcher.pid)
