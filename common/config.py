@@ -159,7 +159,8 @@ class ConsoleConfig:
     enabled: bool = True
     # Where `python -m console` listens; default = [monitor] http_listen.
     listen: str = ""
-    # Dispatchers' admin API (the first live one is used); default = [dispatcher] listen.
+    # Dispatchers' admin API (the first live one is used); default = the live
+    # ones registered in etcd when [etcd] endpoints is set, else [dispatcher] listen.
     dispatchers: list[str] = field(default_factory=list)
     # Key that signs session cookies; created (random, mode 0600) when missing.
     secret_file: str = "var/console-secret"

@@ -50,8 +50,22 @@ def _templates() -> jinja2.Environment:
 
 
 def build_app(cfg: Config, gateway: Gateway | None = None) -> web.Application:
-    """The console as an aiohttp app (its gateway is closed on app cleanup)."""
-    gw = gateway or Gateway(cfg.console_dispatchers, admin_tls(cfg.tls))
+    """The console as an aiohttp app (its gateway is closed on app cleanup).
+
+    Dispatchers: [console] dispatchers when given; else, with etcd, the live
+    ones registered there (so it keeps working when one dies); else
+    [dispatcher] listen."""
+    watcher = None
+    if gateway is not None:
+        gw = gateway
+    elif cfg.etcd.endpoints and not cfg.console.dispatchers:
+        from common.registry.etcd_registry import DispatcherWatcher
+
+        watcher = DispatcherWatcher(cfg.etcd.endpoints, cfg.etcd.prefix)
+        found = watcher
+        gw = Gateway(lambda: [d.address for d in found.live()], admin_tls(cfg.tls))
+    else:
+        gw = Gateway(cfg.console_dispatchers, admin_tls(cfg.tls))
     state = ConsoleState(
         gateway=gw,
         signer=Signer(load_or_create_secret(cfg.console.secret_file)),
@@ -66,6 +80,15 @@ def build_app(cfg: Config, gateway: Gateway | None = None) -> web.Application:
 
     async def close_gateway(_: web.Application) -> None:
         await gw.close()
+        if watcher is not None:
+            await watcher.close()
 
+    if watcher is not None:
+        discovery = watcher
+
+        async def start_watcher(_: web.Application) -> None:
+            await discovery.start()
+
+        app.on_startup.append(start_watcher)
     app.on_cleanup.append(close_gateway)
     return app

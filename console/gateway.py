@@ -9,7 +9,7 @@ decides what is allowed and audits it under their name.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -31,12 +31,19 @@ class NoDispatcherError(Exception):
 
 
 class Gateway:
-    def __init__(self, dispatchers: list[str], tls: TlsConfig | None = None) -> None:
-        self._addresses = list(dispatchers)
+    """`dispatchers`: a fixed list of addresses, or a function returning the
+    live ones right now (found in etcd in distributed mode)."""
+
+    def __init__(self, dispatchers: list[str] | Callable[[], list[str]], tls: TlsConfig | None = None) -> None:
+        if callable(dispatchers):
+            self._addresses = dispatchers
+        else:
+            fixed = list(dispatchers)
+            self._addresses = lambda: fixed
         self._tls = tls
         self._stubs: dict[str, pb_grpc.AdminStub] = {}
         self._channels: list[grpc.aio.Channel] = []
-        self._preferred = 0  # the last one that answered is tried first
+        self._preferred = ""  # the last one that answered is tried first
 
     def _stub(self, address: str) -> pb_grpc.AdminStub:
         stub = self._stubs.get(address)
@@ -51,8 +58,10 @@ class Gateway:
         return stub
 
     def _order(self) -> list[str]:
-        n = len(self._addresses)
-        return [self._addresses[(self._preferred + i) % n] for i in range(n)]
+        addresses = self._addresses()
+        if self._preferred in addresses:
+            addresses = [self._preferred] + [a for a in addresses if a != self._preferred]
+        return addresses
 
     @staticmethod
     def metadata(token: str) -> tuple[tuple[str, str], ...]:
@@ -72,10 +81,10 @@ class Gateway:
                     failures.append(f"{address}: {exc.details()}")
                     continue
                 raise
-            self._preferred = self._addresses.index(address)
+            self._preferred = address
             return reply
-        log.warning("no dispatcher answered %s: %s", method, "; ".join(failures))
-        raise NoDispatcherError("; ".join(failures))
+        log.warning("no dispatcher answered %s: %s", method, "; ".join(failures) or "none known")
+        raise NoDispatcherError("; ".join(failures) or "no dispatcher known")
 
     async def stream(self, method: str, request: Any, token: str) -> AsyncIterator[Any]:
         """A server-streaming call; fails over only before anything was received."""
@@ -92,7 +101,7 @@ class Gateway:
                     failures.append(f"{address}: {exc.details()}")
                     continue
                 raise
-        raise NoDispatcherError("; ".join(failures))
+        raise NoDispatcherError("; ".join(failures) or "no dispatcher known")
 
     async def close(self) -> None:
         for channel in self._channels:
