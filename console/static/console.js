@@ -2,6 +2,31 @@
 // without this file; it adds confirmations and refreshes running runs.
 "use strict";
 
+// Calls of the JSON API from the pages: the session cookie goes along and
+// the CSRF token (from the page's meta tag) in the X-CSRF-Token header.
+window.crontrio = {
+  api: function (method, path, body) {
+    var meta = document.querySelector("meta[name=csrf-token]");
+    var headers = { "X-CSRF-Token": meta ? meta.getAttribute("content") : "" };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+    }
+    return fetch("/api/v1" + path, {
+      method: method,
+      headers: headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "same-origin"
+    }).then(function (response) {
+      return response.json().then(function (data) {
+        if (!response.ok) {
+          throw new Error((data.error && data.error.message) || response.statusText);
+        }
+        return data;
+      });
+    });
+  }
+};
+
 document.addEventListener("DOMContentLoaded", function () {
   // Ask before destructive or costly actions (buttons with data-confirm).
   document.querySelectorAll("button[data-confirm]").forEach(function (button) {

@@ -128,6 +128,14 @@ def test_log_in_see_the_jobs_open_one_and_run_it(browser: Any, seeded: Trio, sho
         assert "<b>report</b>" in page.locator("pre.command").inner_text()  # shown as text, not bold
         assert page.locator("pre.command b").count() == 0
         page.screenshot(path=str(shots / "job.png"), full_page=True)
+        # The page's JS helper calls the JSON API with the CSRF header (allowed by the CSP).
+        paused = page.evaluate("() => crontrio.api('POST', '/jobs/report-mail/pause').then(job => job.paused)")
+        assert paused is True
+        refused = page.evaluate(
+            "() => fetch('/api/v1/jobs/report-mail/resume', {method: 'POST', credentials: 'same-origin'}).then(r => r.status)"
+        )
+        assert refused == 403  # the same call without the header
+        assert page.evaluate("() => crontrio.api('POST', '/jobs/report-mail/resume').then(job => job.paused || false)") is False
     finally:
         context.close()
 
