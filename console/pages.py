@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 
 import grpc
 from aiohttp import web
@@ -74,8 +75,6 @@ def _login_redirect(request: web.Request, expired: bool = False) -> web.HTTPFoun
 
 
 def _quote(text: str) -> str:
-    from urllib.parse import quote
-
     return quote(text, safe="")
 
 

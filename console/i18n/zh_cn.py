@@ -14,6 +14,8 @@ MESSAGES: dict[str, str] = {
     "Signed in as": "当前用户",
     "read-only": "只读",
     "Executors": "执行节点",
+    "Dispatchers": "调度节点",
+    "since": "启动于",
     "Runs in progress": "正在运行",
     "Jobs failing": "失败的任务",
     "Recent failures": "最近失败",
