@@ -122,3 +122,17 @@ def test_console_settings_are_parsed_and_checked(tmp_path: Path) -> None:
         load_config(None, env={"CRONTRIO_CONSOLE_LISTEN": "nowhere"})
     with pytest.raises(ConfigError, match=r"dispatcher\.session_ttl_seconds"):
         load_config(None, env={"CRONTRIO_DISPATCHER_SESSION_TTL_SECONDS": "5"})
+
+
+def test_cookies_are_secure_under_tls_and_strict_everywhere() -> None:
+    import ssl
+
+    from aiohttp.test_utils import make_mocked_request
+
+    from console.session import set_cookie
+
+    for sslcontext, secure in ((None, False), (ssl.create_default_context(), True)):
+        response = web.Response()
+        set_cookie(response, make_mocked_request("GET", "/", sslcontext=sslcontext), "crontrio_session", "v", 60)
+        cookie = response.cookies["crontrio_session"]
+        assert bool(cookie["secure"]) is secure and cookie["httponly"] is True and cookie["samesite"] == "Strict"
