@@ -279,6 +279,7 @@ async def spec_preview(request: web.Request) -> web.Response:
         timezone=request.query.get("tz", ""),
         count=_int(request, "count"),
         after_ms=_int(request, "after", _int(request, "afterMs")),
+        job_name=request.query.get("job", ""),
     )
     return reply(await call(request, "PreviewSpec", message))
 
@@ -353,8 +354,8 @@ ROUTES: tuple[Route, ...] = (
         "GET",
         "/spec/preview",
         spec_preview,
-        "Next fire times of a spec",
-        ("spec", "tz", "count", "after"),
+        "Next fire times of a spec (job: spread H fields as for that job name)",
+        ("spec", "tz", "count", "after", "job"),
         response="PreviewSpecReply",
     ),
     Route(

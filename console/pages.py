@@ -239,9 +239,9 @@ async def job_detail(request: web.Request, session: Session) -> web.StreamRespon
     preview_error = ""
     if job.spec:
         try:
-            preview = await gw.call(
-                "PreviewSpec", pb.PreviewSpecRequest(spec=job.spec, timezone=job.timezone, count=10), session.token
-            )
+            # job_name: H fields spread as for this job, so these are its real times.
+            wanted = pb.PreviewSpecRequest(spec=job.spec, timezone=job.timezone, count=10, job_name=job.name)
+            preview = await gw.call("PreviewSpec", wanted, session.token)
             fire_times = list(preview.fire_ms)
         except grpc.aio.AioRpcError as exc:
             if exc.code() != grpc.StatusCode.INVALID_ARGUMENT:

@@ -238,7 +238,7 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
         if not 0 < count <= MAX_PREVIEW:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"count: must be between 1 and {MAX_PREVIEW}, got {count}")
         try:
-            cron = CronSchedule.parse(request.spec, request.timezone or "UTC", hash_key="preview")
+            cron = CronSchedule.parse(request.spec, request.timezone or "UTC", hash_key=request.job_name or "preview")
         except ValidationError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         after = request.after_ms or time.time_ns() // 1_000_000

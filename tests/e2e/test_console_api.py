@@ -126,6 +126,10 @@ def test_spec_preview_executors_dispatchers(root: httpx.Client, console_trio: Tr
     assert preview.status_code == 200 and [int(ms) for ms in preview.json()["fireMs"]] == [14400000, 100800000, 187200000]
     assert error(root.get("/spec/preview", params={"spec": "0 12 * * *", "count": "many"}))["field"] == "count"
     assert error(root.get("/spec/preview", params={"spec": "bad"}))["field"] == "spec"
+    # H is spread per job name: the preview for a job shows that job's real next time.
+    hashed = root.post("/jobs", json={"name": "hashed-job", "spec": "H H * * *", "command": "true"}).json()
+    first = root.get("/spec/preview", params={"spec": "H H * * *", "job": "hashed-job", "count": "1"}).json()["fireMs"][0]
+    assert first == hashed["nextFireMs"]
     assert [e["address"] for e in root.get("/executors").json()["executors"]] == [console_trio.executor]
     assert root.get("/dispatchers").json()["dispatchers"][0]["address"] == console_trio.dispatcher
     assert root.get("/whoami").json() == {

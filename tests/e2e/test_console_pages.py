@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from console.text import at
 from tests.e2e.conftest import Trio
 from tests.e2e.console_helpers import (
     add_user,
@@ -162,3 +163,12 @@ def test_dashboard_lists_and_the_chinese_interface(console_trio: Trio, url: str,
     admin.get("/lang", params={"to": "en", "next": "/"})
     assert "Runs in progress" in admin.get("/").text
     assert admin.get("/jobs/no-such-job").status_code == 404
+
+
+def test_a_job_page_shows_its_real_fire_times_even_with_h(console_trio: Trio, url: str, admin: httpx.Client) -> None:
+    token = api_token(url, "admin", admin_password(console_trio))
+    _add_job(url, token, name="spread-out", spec="H H * * *", command="true")
+    next_ms = int(httpx.get(url + "/api/v1/jobs/spread-out", headers=bearer(token)).json()["nextFireMs"])
+    page = admin.get("/jobs/spread-out").text
+    first = page.split('<ol class="times">')[1].split("</li>")[0]
+    assert at(next_ms, "UTC") in first
