@@ -301,6 +301,35 @@ async def run_kill(request: web.Request, session: Session) -> web.StreamResponse
     raise web.HTTPFound(f"/runs/{_quote(run_id)}?msg=kill")
 
 
+@page
+async def account(request: web.Request, session: Session) -> web.StreamResponse:
+    me = await state_of(request).gateway.call("WhoAmI", pb.WhoAmIRequest(), session.token)  # as the dispatcher sees it
+    return render(request, "account.html", session=session, me=me, error="", changed=request.query.get("changed") == "1")
+
+
+def _account_error(request: web.Request, session: Session, error: str) -> web.Response:
+    me = pb.WhoAmIReply(name=session.user, role=session.role, kind="session", expires_ms=session.expires_ms)
+    return render(request, "account.html", status=400, session=session, me=me, error=error, changed=False)
+
+
+@page
+async def account_password(request: web.Request, session: Session) -> web.StreamResponse:
+    form = await request.post()
+    new, again = str(form.get("password", "")), str(form.get("password_again", ""))
+    if new != again:
+        return _account_error(request, session, "The new passwords do not match.")
+    change = pb.SetUserPasswordRequest(name=session.user, password=new, current_password=str(form.get("current_password", "")))
+    try:
+        await state_of(request).gateway.call("SetUserPassword", change, session.token)
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() != grpc.StatusCode.INVALID_ARGUMENT:
+            raise
+        details = exc.details() or ""
+        error = "The current password is wrong." if details.startswith("current_password:") else details
+        return _account_error(request, session, error)
+    raise web.HTTPFound("/account?changed=1")
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/login", login_get)
     app.router.add_post("/login", login_post)
@@ -313,3 +342,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/runs", runs_list)
     app.router.add_get("/runs/{run_id}", run_detail)
     app.router.add_post("/runs/{run_id}/kill", run_kill)
+    app.router.add_get("/account", account)
+    app.router.add_post("/account/password", account_password)

@@ -81,7 +81,7 @@ def register(cli: click.Group, helpers: Any) -> None:
 
     @user.command("passwd")
     @click.argument("name")
-    @click.option("--current", is_flag=True, help="Prompt for the current password (needed to change your own without admin).")
+    @click.option("--current", is_flag=True, help="Prompt for the current password (needed for your own with a session token).")
     @stdin_option
     @click.pass_context
     def user_passwd(ctx: click.Context, name: str, current: bool, password_stdin: bool) -> None:

@@ -191,9 +191,11 @@ class UserAdmin:
         if not request.name:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "name: required")
         own = current_kind() == KIND_SESSION and request.name == current_actor()
-        if current_role() != "admin":
-            if not own:
-                await context.abort(grpc.StatusCode.PERMISSION_DENIED, "SetUserPassword for another user requires role admin")
+        if not own and current_role() != "admin":
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "SetUserPassword for another user requires role admin")
+        if own:
+            # Also for admins: a session left open (or a stolen cookie) must
+            # not be enough to take over the account.
             user = await self._db.run(self._users.get_user, request.name)
             if user is None or not await self._db.run(verify_password, request.current_password, user.password_hash):
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "current_password: wrong password")

@@ -172,3 +172,40 @@ def test_a_job_page_shows_its_real_fire_times_even_with_h(console_trio: Trio, ur
     page = admin.get("/jobs/spread-out").text
     first = page.split('<ol class="times">')[1].split("</li>")[0]
     assert at(next_ms, "UTC") in first
+
+
+def test_a_user_changes_their_own_password_in_the_console(console_trio: Trio, url: str) -> None:
+    add_user(console_trio, "paula", "viewer", "paula-password-1")
+    client = browser_login(url, "paula", "paula-password-1")
+    other = browser_login(url, "paula", "paula-password-1")
+    page = client.get("/account")
+    assert page.status_code == 200 and "paula" in page.text
+    csrf = csrf_of(page.text)
+    mismatch = client.post(
+        "/account/password",
+        data={"csrf": csrf, "current_password": "paula-password-1", "password": "paula-password-2", "password_again": "other"},
+    )
+    assert mismatch.status_code == 400 and "do not match" in mismatch.text
+    wrong = client.post(
+        "/account/password",
+        data={"csrf": csrf, "current_password": "nope", "password": "paula-password-2", "password_again": "paula-password-2"},
+    )
+    assert wrong.status_code == 400 and "current password is wrong" in wrong.text
+    short = client.post(
+        "/account/password",
+        data={"csrf": csrf, "current_password": "paula-password-1", "password": "short", "password_again": "short"},
+    )
+    assert short.status_code == 400 and "at least 10 characters" in short.text
+    done = client.post(
+        "/account/password",
+        data={
+            "csrf": csrf,
+            "current_password": "paula-password-1",
+            "password": "paula-password-2",
+            "password_again": "paula-password-2",
+        },
+    )
+    assert done.status_code == 302 and done.headers["Location"] == "/account?changed=1"
+    assert client.get("/account").status_code == 200  # this session stays
+    assert other.get("/account").status_code == 302  # the other one ended
+    assert api_token(url, "paula", "paula-password-2")

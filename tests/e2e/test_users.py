@@ -143,6 +143,9 @@ def test_own_password_change_needs_the_current_one_and_disable_ends_sessions(adm
     admin.WhoAmI(pb.WhoAmIRequest(), metadata=bearer(pia))  # this session stays ...
     assert code_of(lambda: admin.WhoAmI(pb.WhoAmIRequest(), metadata=bearer(other))) == grpc.StatusCode.UNAUTHENTICATED
     login(admin, "pia", "pia-password-2")
+    # An admin changing their own password in a session needs the current one too.
+    own = pb.SetUserPasswordRequest(name="admin", password="admin-password-2")
+    assert code_of(lambda: admin.SetUserPassword(own, metadata=bearer(root))) == grpc.StatusCode.INVALID_ARGUMENT
     admin.DisableUser(pb.UserRef(name="pia"), metadata=bearer(root))
     assert code_of(lambda: admin.WhoAmI(pb.WhoAmIRequest(), metadata=bearer(pia))) == grpc.StatusCode.UNAUTHENTICATED
     assert code_of(lambda: login(admin, "pia", "pia-password-2")) == grpc.StatusCode.UNAUTHENTICATED

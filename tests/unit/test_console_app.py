@@ -101,6 +101,7 @@ def test_every_interface_text_has_a_chinese_translation() -> None:
     texts |= set(pages.FLASH.values())
     texts |= set(re.findall(r'message="([^"]+)"', source))
     texts |= set(re.findall(r'login_form\(request, "([^"]+)"', source))
+    texts |= set(re.findall(r'_account_error\(request, session, "([^"]+)"', source))
     texts |= {"pending", "running", "succeeded", "failed", "timeout", "killed", "lost", "missed", "skipped", "queued"}
     assert len(texts) > 60
     missing = sorted(t for t in texts if t not in zh_cn.MESSAGES)
