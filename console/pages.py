@@ -67,7 +67,9 @@ def render(request: web.Request, template: str, status: int = 200, **values: Any
 
 
 def _login_redirect(request: web.Request, expired: bool = False) -> web.HTTPFound:
-    target = "/login?next=" + _quote(request.path_qs) + ("&expired=1" if expired else "")
+    # Back to the page after login; an action (POST) is not repeated: its page is.
+    back = request.path_qs if request.method == "GET" else request.path.rsplit("/", 1)[0] or "/"
+    target = "/login?next=" + _quote(back) + ("&expired=1" if expired else "")
     response = web.HTTPFound(target)
     if expired:
         response.del_cookie(SESSION_COOKIE, path="/")

@@ -78,6 +78,9 @@ def test_login_sets_a_strict_httponly_cookie_and_logout_ends_the_session(console
     # The old cookie is worthless now: the dispatcher ended the session.
     replay = httpx.get(url + "/jobs", cookies={"crontrio_session": stolen or ""})
     assert replay.status_code == 302 and "expired=1" in replay.headers["Location"]
+    # An action with the dead session leads to the login, then back to the page (not the action).
+    action = httpx.post(url + "/jobs/some-job/run", cookies={"crontrio_session": stolen or ""}, data={"csrf": csrf_of(page.text)})
+    assert action.status_code == 302 and parse_qs(urlsplit(action.headers["Location"]).query)["next"] == ["/jobs/some-job"]
     forged = httpx.get(url + "/jobs", cookies={"crontrio_session": "eyJ0IjoiY3RzX3gifQ.AAAA"})
     assert forged.status_code == 302 and forged.headers["Location"].startswith("/login")
 
