@@ -212,6 +212,8 @@ async def job_patch(request: web.Request) -> web.Response:
     patch = parse(data, pb.Job())
     token = _token(request, True)
     current = await state_of(request).gateway.call("GetJob", pb.JobRef(name=request.match_info["name"]), token)
+    if patch.id and patch.id != current.id:  # the path names the job; the body must not point at another
+        raise ApiError(400, "INVALID_ARGUMENT", f"id: cannot be changed (job {current.name!r} has id {current.id})", "id")
     for key in data:
         descriptor = next(f for f in pb.Job.DESCRIPTOR.fields if key in (f.name, f.json_name))
         name = descriptor.name

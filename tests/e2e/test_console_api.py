@@ -119,6 +119,11 @@ def test_bad_input_is_400_naming_the_field_and_stores_nothing(root: httpx.Client
     bad_patch = root.patch("/jobs/patch-me", json={"spec": "not a spec"})
     assert bad_patch.status_code == 400 and error(bad_patch)["field"] == "spec"
     assert root.get("/jobs/patch-me").json()["spec"] == "@daily"
+    other = root.post("/jobs", json={"name": "patch-other", "spec": "@daily", "command": "true"}).json()
+    hijack = root.patch("/jobs/patch-me", json={"id": other["id"], "name": "renamed"})
+    assert hijack.status_code == 400 and error(hijack)["field"] == "id"
+    assert root.get("/jobs/patch-other").status_code == 200 and root.get("/jobs/renamed").status_code == 404
+    assert root.patch("/jobs/patch-me", json={"name": "patched-name"}).json()["name"] == "patched-name"  # a rename
 
 
 def test_spec_preview_executors_dispatchers(root: httpx.Client, console_trio: Trio) -> None:
