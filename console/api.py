@@ -13,7 +13,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from aiohttp import web
@@ -29,6 +29,7 @@ from console.state import state_of
 from protos import crontrio_pb2 as pb
 
 log = logging.getLogger(__name__)
+M = TypeVar("M", bound=Message)
 PREFIX = "/api/v1"
 HTTP_OF = {
     grpc.StatusCode.INVALID_ARGUMENT: 400,
@@ -138,7 +139,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
 _PARSE_FIELD = re.compile(r'(?:field named "|Failed to parse |for field )([A-Za-z0-9_]+)')
 
 
-def parse(data: dict[str, Any], message: Message) -> Message:
+def parse(data: dict[str, Any], message: M) -> M:
     """JSON (proto3 mapping: camelCase or field names) into `message`; 400 naming the field."""
     try:
         json_format.ParseDict(data, message)
