@@ -266,13 +266,41 @@ async def job_action(request: web.Request, session: Session) -> web.StreamRespon
 @page
 async def runs_list(request: web.Request, session: Session) -> web.StreamResponse:
     job = request.query.get("job", "").strip()
+    wanted = request.query.get("status", "")
+    statuses = [wanted] if wanted in run_status.ALL else []
     try:
         found = await readpaths.list_runs(
-            state_of(request).gateway, session.token, job_name=job, page_token=request.query.get("page", "")
+            state_of(request).gateway,
+            session.token,
+            job_name=job,
+            statuses=statuses,
+            page_token=request.query.get("page", ""),
         )
     except readpaths.BadPageTokenError:
         raise web.HTTPFound("/runs") from None
-    return render(request, "runs.html", session=session, runs=found.items, next_page=found.next_page_token, job=job)
+    return render(
+        request,
+        "runs.html",
+        session=session,
+        runs=found.items,
+        next_page=found.next_page_token,
+        job=job,
+        status_filter=statuses[0] if statuses else "",
+        all_statuses=sorted(run_status.ALL),
+    )
+
+
+AUDIT_PAGE = 50
+
+
+@page
+async def audit_list(request: web.Request, session: Session) -> web.StreamResponse:
+    target = request.query.get("target", "").strip()
+    before = request.query.get("before", "")
+    message = pb.ListAuditRequest(target=target, limit=AUDIT_PAGE, before_id=int(before) if before.isdigit() else 0)
+    entries = list((await state_of(request).gateway.call("ListAudit", message, session.token)).entries)
+    next_before = str(entries[-1].id) if len(entries) == AUDIT_PAGE else ""
+    return render(request, "audit.html", session=session, entries=entries, target=target, next_before=next_before)
 
 
 @page
@@ -344,5 +372,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/runs", runs_list)
     app.router.add_get("/runs/{run_id}", run_detail)
     app.router.add_post("/runs/{run_id}/kill", run_kill)
+    app.router.add_get("/audit", audit_list)
     app.router.add_get("/account", account)
     app.router.add_post("/account/password", account_password)

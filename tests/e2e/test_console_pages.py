@@ -212,3 +212,21 @@ def test_a_user_changes_their_own_password_in_the_console(console_trio: Trio, ur
     assert client.get("/account").status_code == 200  # this session stays
     assert other.get("/account").status_code == 302  # the other one ended
     assert api_token(url, "paula", "paula-password-2")
+
+
+def test_audit_page_and_runs_filtered_by_status(console_trio: Trio, url: str, admin: httpx.Client) -> None:
+    token = api_token(url, "admin", admin_password(console_trio))
+    _add_job(url, token, name="audited-page", spec="@yearly", command="exit 3")
+    run_id = httpx.post(url + "/api/v1/jobs/audited-page/run", headers=bearer(token)).json()["firstRunId"]
+    wait_for(
+        lambda: httpx.get(f"{url}/api/v1/runs/{run_id}", headers=bearer(token)).json().get("status") == "failed",
+        20,
+        "the failure",
+    )
+    audit = admin.get("/audit", params={"target": "audited-page"})
+    assert audit.status_code == 200
+    rows = audit.text.split("<tbody>")[1]
+    assert rows.index("job.run") < rows.index("job.create") and "<td>admin</td>" in rows
+    failed = admin.get("/runs", params={"job": "audited-page", "status": "failed"}).text
+    succeeded = admin.get("/runs", params={"job": "audited-page", "status": "succeeded"}).text
+    assert run_id in failed and run_id not in succeeded
