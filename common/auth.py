@@ -60,8 +60,8 @@ METHOD_ROLES: dict[str, str] = {
             "ListExecutors",
             "ListDispatchers",
             "ListAudit",
-            # a user's own session and password (SetUserPassword checks that
-            # a non-admin changes only their own, with the current password)
+            # a user's own session and password (SetUserPassword lets only an
+            # admin change another's; one's own needs the current password)
             "Logout",
             "WhoAmI",
             "SetUserPassword",
@@ -271,7 +271,11 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             )
         if token.startswith(SESSION_TOKEN_PREFIX):
             kind = KIND_SESSION
-            found = await self._sessions(token) if self._sessions is not None else None
+            try:
+                found = await self._sessions(token) if self._sessions is not None else None
+            except Exception as exc:  # noqa: BLE001 - the store is down: say so, do not crash the call
+                log.warning("refused %s: cannot check the session: %s", method, exc)
+                return _denying(handler, grpc.StatusCode.UNAVAILABLE, f"cannot check the session now: {exc}")
         else:
             kind = KIND_TOKEN
             found = self._tokens.authenticate(token)
