@@ -40,6 +40,9 @@ AUTH_HEADER = "authorization"
 # Session tokens (Admin.Login) start with this, so an API token never costs a
 # database lookup and a session token never matches a [tokens] entry.
 SESSION_TOKEN_PREFIX = "cts_"
+# Login metadata from a proxy (the console): the address of the person behind
+# it. Recorded in the audit log only, never trusted for anything else.
+CLIENT_HEADER = "x-crontrio-client"
 OPEN = "open"  # METHOD_ROLES value: anyone may call, token or not
 KIND_LOCAL, KIND_TOKEN, KIND_SESSION = "local", "token", "session"
 

@@ -21,7 +21,7 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from common.auth import bearer_token
+from common.auth import CLIENT_HEADER, bearer_token
 from console import readpaths
 from console.gateway import NoDispatcherError
 from console.session import CSRF_HEADER
@@ -289,7 +289,8 @@ async def spec_preview(request: web.Request) -> web.Response:
 
 async def login(request: web.Request) -> web.Response:
     message = parse(await _body(request), pb.LoginRequest())
-    return reply(await state_of(request).gateway.call("Login", message, ""))
+    client = ((CLIENT_HEADER, request.remote or ""),)  # for the audit log
+    return reply(await state_of(request).gateway.call("Login", message, "", client))
 
 
 async def logout(request: web.Request) -> web.Response:

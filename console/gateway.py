@@ -67,14 +67,15 @@ class Gateway:
     def metadata(token: str) -> tuple[tuple[str, str], ...]:
         return ((AUTH_HEADER, f"Bearer {token}"),) if token else ()
 
-    async def call(self, method: str, request: Any, token: str) -> Any:
-        """Admin.<method>(request) with the caller's token; grpc.aio.AioRpcError
-        for a refusal, NoDispatcherError when no dispatcher answers."""
+    async def call(self, method: str, request: Any, token: str, extra: tuple[tuple[str, str], ...] = ()) -> Any:
+        """Admin.<method>(request) with the caller's token (and `extra`
+        metadata); grpc.aio.AioRpcError for a refusal, NoDispatcherError when
+        no dispatcher answers."""
         failures = []
         for address in self._order():
             try:
                 reply = await getattr(self._stub(address), method)(
-                    request, metadata=self.metadata(token), timeout=CALL_TIMEOUT_SECONDS
+                    request, metadata=self.metadata(token) + extra, timeout=CALL_TIMEOUT_SECONDS
                 )
             except grpc.aio.AioRpcError as exc:
                 if exc.code() in _FAILOVER_CODES:

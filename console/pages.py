@@ -18,6 +18,7 @@ import grpc
 from aiohttp import web
 
 from common import status as run_status
+from common.auth import CLIENT_HEADER
 from console import readpaths
 from console.gateway import NoDispatcherError
 from console.i18n import LANG_COOKIE, LANGUAGES, choose, translator
@@ -154,7 +155,9 @@ async def login_post(request: web.Request) -> web.StreamResponse:
         return await login_form(request, "The form expired; please try again.", 403)
     user, password = str(form.get("user", "")), str(form.get("password", ""))
     try:
-        reply = await state.gateway.call("Login", pb.LoginRequest(user=user, password=password), "")
+        # The browser's address, for the audit log (the dispatcher sees only the console).
+        client = ((CLIENT_HEADER, request.remote or ""),)
+        reply = await state.gateway.call("Login", pb.LoginRequest(user=user, password=password), "", client)
     except grpc.aio.AioRpcError as exc:
         if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
             return await login_form(request, "Too many failed logins; try again later.", 429)

@@ -18,6 +18,7 @@ import time
 import grpc
 
 from common.auth import (
+    CLIENT_HEADER,
     KIND_SESSION,
     ROLES,
     SESSION_TOKEN_PREFIX,
@@ -55,6 +56,15 @@ def _peer_host(context: grpc.aio.ServicerContext) -> str:
     """The caller's address without its port ("ipv4:127.0.0.1:5555" -> "ipv4:127.0.0.1")."""
     peer = context.peer() or "unknown"
     return peer.rpartition(":")[0] if peer.count(":") > 1 else peer
+
+
+def _where(peer: str, context: grpc.aio.ServicerContext) -> str:
+    """Audit detail of a login: the peer, and the client a proxy (the console) names."""
+    found = {"peer": peer}
+    for key, value in context.invocation_metadata() or ():
+        if key == CLIENT_HEADER and isinstance(value, str):
+            found["client"] = value[:100]
+    return json.dumps(found)
 
 
 def ensure_initial_admin(users: UserStore, password_file: str) -> str | None:
@@ -118,10 +128,11 @@ class UserAdmin:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "password: required")
         peer = _peer_host(context)
         keys = ("user:" + request.user.lower(), PEER_PREFIX + peer)
+        where = _where(peer, context)
         wait = self._throttle.wait_seconds(keys)
         if wait > 0:
             log.warning("login as %r from %s refused: too many failed attempts (%.0f s left)", request.user, peer, wait)
-            await self._audit.record("user.login_throttled", request.user[:255], actor=f"anonymous@{peer}"[:128])
+            await self._audit.record("user.login_throttled", request.user[:255], after=where, actor=f"anonymous@{peer}"[:128])
             await context.abort(
                 grpc.StatusCode.RESOURCE_EXHAUSTED, f"too many failed logins; try again in {max(1, round(wait))} s"
             )
@@ -132,7 +143,7 @@ class UserAdmin:
             self._throttle.failed(keys)
             reason = "no such user" if user is None else "user disabled" if user.disabled else "wrong password"
             log.warning("failed login as %r from %s (%s)", request.user, peer, reason)
-            await self._audit.record("user.login_failed", request.user[:255], actor=f"anonymous@{peer}"[:128])
+            await self._audit.record("user.login_failed", request.user[:255], after=where, actor=f"anonymous@{peer}"[:128])
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, BAD_LOGIN)
         assert user is not None
         self._throttle.succeeded(keys)
@@ -141,7 +152,7 @@ class UserAdmin:
         await self._db.run(self._users.add_session, token_hash(token), user.id, expires)
         await self._db.run(self._users.prune_sessions, now_ms())
         log.info("user %s logged in from %s (role %s)", user.name, peer, user.role)
-        await self._audit.record("user.login", user.name, after=json.dumps({"peer": peer}), actor=user.name)
+        await self._audit.record("user.login", user.name, after=where, actor=user.name)
         return pb.LoginReply(token=token, role=user.role, expires_ms=expires, user=user.name)
 
     async def Logout(self, request: pb.LogoutRequest, context: grpc.aio.ServicerContext) -> pb.LogoutReply:

@@ -3,6 +3,7 @@ login and logout, cookies, CSRF, security headers, roles, XSS, languages."""
 
 from __future__ import annotations
 
+import json
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -112,6 +113,9 @@ def test_actions_need_the_csrf_token(console_trio: Trio, url: str, admin: httpx.
     )  # false: omitted in proto3 JSON
     audit = httpx.get(url + "/api/v1/audit", params={"target": "csrf-target"}, headers=bearer(token)).json()["entries"]
     assert [(e["action"], e["actor"]) for e in audit] == [("job.pause", "admin"), ("job.create", "admin")]
+    logins = httpx.get(url + "/api/v1/audit", params={"target": "admin"}, headers=bearer(token)).json()["entries"]
+    login = next(e for e in logins if e["action"] == "user.login")
+    assert json.loads(login["after"]) == {"peer": "ipv4:127.0.0.1", "client": "127.0.0.1"}  # the browser, via the console
 
 
 def test_a_viewer_sees_no_write_controls_and_cannot_post(
