@@ -8,6 +8,11 @@ grpc.health.v1 and reflection stay open (load balancers and grpcurl need them).
 The minimum role of every method lives in METHOD_ROLES below, and nowhere
 else; a method missing from it needs ``admin`` (a new RPC is closed until
 someone decides otherwise).
+
+Console users log in with Admin.Login and get a session token (prefixed
+``cts_``); it is sent the same way and checked against the store's sessions
+table, with the user's role, and the user's name as the actor of every
+audited change.
 """
 
 from __future__ import annotations
@@ -33,6 +38,14 @@ log = logging.getLogger(__name__)
 ROLES = ("viewer", "operator", "admin")
 ACTOR_LOCAL = "local"  # the actor when auth is off (loopback only)
 AUTH_HEADER = "authorization"
+# Session tokens (Admin.Login) start with this, so an API token never costs a
+# database lookup and a session token never matches a [tokens] entry.
+SESSION_TOKEN_PREFIX = "cts_"
+# Login metadata from a proxy (the console): the address of the person behind
+# it. Recorded in the audit log only, never trusted for anything else.
+CLIENT_HEADER = "x-crontrio-client"
+OPEN = "open"  # METHOD_ROLES value: anyone may call, token or not
+KIND_LOCAL, KIND_TOKEN, KIND_SESSION = "local", "token", "session"
 
 _ADMIN = "/crontrio.v1.Admin/"
 _CONTROL = "/crontrio.v1.Control/"
@@ -51,8 +64,17 @@ METHOD_ROLES: dict[str, str] = {
             "ListExecutors",
             "ListDispatchers",
             "ListAudit",
+            # a user's own session and password (SetUserPassword lets only an
+            # admin change another's; one's own needs the current password)
+            "Logout",
+            "WhoAmI",
+            "SetUserPassword",
         )
     },
+    # the way in: refused attempts are slowed down and audited by the servicer
+    _ADMIN + "Login": OPEN,
+    # manage users
+    **{_ADMIN + m: "admin" for m in ("CreateUser", "ListUsers", "DisableUser")},
     # operate existing jobs and runs
     **{_ADMIN + m: "operator" for m in ("RunJob", "KillRun", "PauseJob", "ResumeJob")},
     # change the job set
@@ -69,18 +91,27 @@ OPEN_SERVICE_PREFIXES = (
 )
 
 _actor: contextvars.ContextVar[str] = contextvars.ContextVar("crontrio_actor", default=ACTOR_LOCAL)
-# Without tokens the API is loopback-only and anyone there may change jobs: admin.
-_role: contextvars.ContextVar[str] = contextvars.ContextVar("crontrio_role", default="admin")
+# (role, kind) of the current call; "local" callers (no tokens configured) are admins.
+_identity: contextvars.ContextVar[tuple[str, str]] = contextvars.ContextVar("crontrio_identity", default=("admin", KIND_LOCAL))
+
+# An async lookup of a session token: (user name, role), or None when unknown,
+# expired or the user is disabled.
+SessionLookup = Callable[[str], Awaitable[tuple[str, str] | None]]
 
 
 def current_actor() -> str:
-    """Name of the token the current call was made with ("local" when auth is off)."""
+    """Name of the token or user the current call was made with ("local" when auth is off)."""
     return _actor.get()
 
 
 def current_role() -> str:
-    """Role of the token the current call was made with ("admin" when auth is off)."""
-    return _role.get()
+    """Role of the current call ("admin" for local callers when auth is off)."""
+    return _identity.get()[0]
+
+
+def current_kind() -> str:
+    """How the current call authenticated: "local", "token" or "session"."""
+    return _identity.get()[1]
 
 
 def caller_is_admin() -> bool:
@@ -96,7 +127,8 @@ def required_role(method: str) -> str | None:
     """Minimum role for a full method name ("/pkg.Service/Method"); None = open."""
     if method.startswith(OPEN_SERVICE_PREFIXES):
         return None
-    return METHOD_ROLES.get(method, DEFAULT_ROLE)
+    role = METHOD_ROLES.get(method, DEFAULT_ROLE)
+    return None if role == OPEN else role
 
 
 def role_allows(role: str, needed: str) -> bool:
@@ -182,18 +214,18 @@ def _denying(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, details: str
     return _wrap_handler(handler, lambda _: deny, lambda _: deny)
 
 
-def _as_actor(handler: grpc.RpcMethodHandler, name: str, role: str = "admin") -> grpc.RpcMethodHandler:
-    """Run the servicer with current_actor() == name and current_role() == role."""
+def _as_actor(handler: grpc.RpcMethodHandler, name: str, role: str, kind: str) -> grpc.RpcMethodHandler:
+    """Run the servicer with current_actor() == name, current_role() == role."""
 
     def unary(behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
             reset = _actor.set(name)
-            reset_role = _role.set(role)
+            reset_identity = _identity.set((role, kind))
             try:
                 return await behavior(request, context)
             finally:
                 _actor.reset(reset)
-                _role.reset(reset_role)
+                _identity.reset(reset_identity)
 
         return call
 
@@ -204,7 +236,7 @@ def _as_actor(handler: grpc.RpcMethodHandler, name: str, role: str = "admin") ->
                 # Each RPC runs in its own task (own context copy), so the
                 # value cannot leak into another call; no reset needed.
                 _actor.set(name)
-                _role.set(role)
+                _identity.set((role, kind))
                 async for item in behavior(request, context):
                     yield item
 
@@ -215,10 +247,18 @@ def _as_actor(handler: grpc.RpcMethodHandler, name: str, role: str = "admin") ->
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):
-    """Checks the bearer token and role of every call before the servicer runs."""
+    """Checks the bearer token and role of every call before the servicer runs.
 
-    def __init__(self, tokens: TokenTable) -> None:
+    `sessions` looks up console session tokens (none: only API tokens work).
+    With `allow_local` (no [tokens] configured, so the API is loopback-only)
+    a call without a token acts as the "local" admin, as before users
+    existed; a token that is sent must still be valid.
+    """
+
+    def __init__(self, tokens: TokenTable, sessions: SessionLookup | None = None, allow_local: bool = False) -> None:
         self._tokens = tokens
+        self._sessions = sessions
+        self._allow_local = allow_local
 
     async def intercept_service(
         self,
@@ -232,13 +272,26 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             return handler  # unknown method (UNIMPLEMENTED) or an open service
         token = bearer_token(handler_call_details.invocation_metadata)
         if token is None:
+            if self._allow_local:
+                return handler  # current_actor() "local", role admin (the defaults)
             return _denying(
                 handler, grpc.StatusCode.UNAUTHENTICATED, "missing bearer token (send 'authorization: Bearer <token>')"
             )
-        found = self._tokens.authenticate(token)
+        if token.startswith(SESSION_TOKEN_PREFIX):
+            kind = KIND_SESSION
+            try:
+                found = await self._sessions(token) if self._sessions is not None else None
+            except Exception as exc:  # noqa: BLE001 - the store is down: say so, do not crash the call
+                log.warning("refused %s: cannot check the session: %s", method, exc)
+                return _denying(handler, grpc.StatusCode.UNAVAILABLE, f"cannot check the session now: {exc}")
+        else:
+            kind = KIND_TOKEN
+            found = self._tokens.authenticate(token)
         if found is None:
-            log.warning("refused %s: unknown token", method)
-            return _denying(handler, grpc.StatusCode.UNAUTHENTICATED, "unknown token")
+            log.warning("refused %s: unknown %s", method, "or expired session" if kind == KIND_SESSION else "token")
+            return _denying(
+                handler, grpc.StatusCode.UNAUTHENTICATED, "session expired or ended" if kind == KIND_SESSION else "unknown token"
+            )
         name, role = found
         if not role_allows(role, needed):
             short = method.rsplit("/", 1)[-1]
@@ -246,14 +299,20 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             return _denying(
                 handler,
                 grpc.StatusCode.PERMISSION_DENIED,
-                f"{short} requires role {needed}; token {name!r} has role {role}",
+                f"{short} requires role {needed}; {'user' if kind == KIND_SESSION else 'token'} {name!r} has role {role}",
             )
-        return _as_actor(handler, name, role)
+        return _as_actor(handler, name, role, kind)
 
 
-def server_interceptors(tokens: Mapping[str, str]) -> list[grpc.aio.ServerInterceptor]:
-    """The auth interceptor when tokens are configured; none otherwise."""
-    return [AuthInterceptor(TokenTable(tokens))] if tokens else []
+def server_interceptors(tokens: Mapping[str, str], sessions: SessionLookup | None = None) -> list[grpc.aio.ServerInterceptor]:
+    """The auth interceptor when tokens or sessions are in use; none otherwise.
+
+    Without tokens, callers without one act as the local admin (the API is
+    loopback-only then), but session tokens still carry their user's role.
+    """
+    if not tokens and sessions is None:
+        return []
+    return [AuthInterceptor(TokenTable(tokens), sessions, allow_local=not tokens)]
 
 
 class BearerTokenInterceptor(

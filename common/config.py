@@ -109,6 +109,11 @@ class DispatcherConfig:
     # followers of a run share one stream from its executor.
     tail_followers_per_run: int = 100
     tail_followers_total: int = 1000
+    # How long a console login (Admin.Login session) lasts.
+    session_ttl_seconds: int = 43200
+    # On a store with no users, the first dispatcher creates "admin" with a
+    # random password, logs it once and writes it here (mode 0600).
+    initial_password_file: str = "var/initial-admin-password"
 
     @property
     def advertised(self) -> str:
@@ -181,6 +186,23 @@ class MonitorConfig:
     # Bearer token (an admin one from [tokens]) the monitor sends to dispatchers
     # when they require tokens; better given as env CRONTRIO_MONITOR_TOKEN.
     token: str = ""
+
+
+@dataclass(frozen=True)
+class ConsoleConfig:
+    """The web console and JSON API (console/): a client of the admin API."""
+
+    # Served by the monitor on [monitor] http_listen beside /healthz and /status.
+    enabled: bool = True
+    # Where `python -m console` listens; default = [monitor] http_listen.
+    listen: str = ""
+    # Dispatchers' admin API (the first live one is used); default = the live
+    # ones registered in etcd when [etcd] endpoints is set, else [dispatcher] listen.
+    dispatchers: list[str] = field(default_factory=list)
+    # Key that signs session cookies; created (random, mode 0600) when missing.
+    secret_file: str = "var/console-secret"
+    # true = every write (run, pause, resume, create, edit, delete, kill) is refused.
+    read_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -259,6 +281,7 @@ class Config:
     tls: TlsConfig = field(default_factory=TlsConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     alert: AlertConfig = field(default_factory=AlertConfig)
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
     # Admin API tokens: name = role:sha256-hex of the token (roles admin,
     # operator, viewer). None configured = the admin API stays on loopback.
     tokens: dict[str, str] = field(default_factory=dict)
@@ -277,6 +300,14 @@ class Config:
         return self.monitor.dispatchers or [self.dispatcher.advertised]
 
     @property
+    def console_dispatchers(self) -> list[str]:
+        return self.console.dispatchers or [self.dispatcher.advertised]
+
+    @property
+    def console_listen(self) -> str:
+        return self.console.listen or self.monitor.http_listen
+
+    @property
     def executor_id(self) -> str:
         return self.executor.id or f"{socket.gethostname()}-{port_of(self.executor.listen)}"
 
@@ -293,6 +324,7 @@ _TYPED_SECTIONS: dict[str, type] = {
     "tls": TlsConfig,
     "cluster": ClusterConfig,
     "alert": AlertConfig,
+    "console": ConsoleConfig,
 }
 _FREE_SECTIONS = ("machine", "alarm_mail_list", "tokens")
 
@@ -485,6 +517,11 @@ def _validate(cfg: Config) -> None:
     _check_address("monitor.http_listen", cfg.monitor.http_listen, allow_empty=True)
     for i, address in enumerate(cfg.monitor.dispatchers):
         _check_address(f"monitor.dispatchers[{i}]", address)
+    if cfg.dispatcher.session_ttl_seconds < 60:
+        raise ConfigError(f"dispatcher.session_ttl_seconds: must be at least 60, got {cfg.dispatcher.session_ttl_seconds}")
+    _check_address("console.listen", cfg.console.listen, allow_empty=True)
+    for i, address in enumerate(cfg.console.dispatchers):
+        _check_address(f"console.dispatchers[{i}]", address)
     if cfg.monitor.poll_interval_seconds <= 0:
         raise ConfigError("monitor.poll_interval_seconds: must be positive")
     if cfg.monitor.health_interval_seconds <= 0:

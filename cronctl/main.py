@@ -28,7 +28,7 @@ from common.jobs import validate_job
 from common.model import Job
 from common.status import ALL as STATUSES
 from common.text import OutputEscaper, printable
-from cronctl import import_cmd, observe, token_cmd
+from cronctl import import_cmd, observe, token_cmd, user_cmd
 from cronctl.client import AdminClient, NoServerError
 from cronctl.job_options import OPTIONS, changes_from, job_options
 from cronctl.timefmt import duration, iso_utc, parse_instant
@@ -594,6 +594,7 @@ def cron_next(ctx: click.Context, spec: str, timezone: str, after: str, count: i
 cli.add_command(token_cmd.token)
 observe.register(cli, run, sys.modules[__name__])
 import_cmd.register(cli, sys.modules[__name__])
+user_cmd.register(cli, sys.modules[__name__])
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ from common.schedule import Schedule
 from common.secrets import has_secrets, keep_stored, redact
 from common.store.async_store import DbThreads
 from common.store.sql_store import JobExistsError, SqlStore
+from common.store.users import UserStore
 from common.task_rules import MAX_TIMEZONE_CHARS, check_spec_length
 from dispatcher import paging
 from dispatcher.audit import AuditLog, job_change_json
@@ -33,6 +34,7 @@ from dispatcher.firing import FiringRunner
 from dispatcher.job_sync import JobSync
 from dispatcher.scheduler import SpawnFn
 from dispatcher.tail_hub import TailEndedError, TailHub, TailLimitError
+from dispatcher.users import UserAdmin
 from protos import crontrio_pb2 as pb
 from protos import crontrio_pb2_grpc as pb_grpc
 
@@ -48,7 +50,7 @@ PREVIEW_MIN_MS = -2_208_988_800_000  # 1900-01-01T00:00:00Z
 PREVIEW_MAX_MS = 253_402_300_799_000  # 9999-12-31T23:59:59Z
 
 
-class AdminServicer(pb_grpc.AdminServicer):
+class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
     def __init__(
         self,
         store: SqlStore,
@@ -61,6 +63,7 @@ class AdminServicer(pb_grpc.AdminServicer):
         registry: Registry | None = None,
         dispatchers: Callable[[], list[pb.DispatcherInfo]] | None = None,
         tail: TailHub | None = None,
+        session_ttl_seconds: int = 43200,
     ) -> None:
         self._store = store
         self._db = db
@@ -76,6 +79,7 @@ class AdminServicer(pb_grpc.AdminServicer):
         # PreviewSpec's work, off the event loop; two threads, so a flood of
         # previews queues here instead of taking every core from firing.
         self._preview_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="preview")
+        self._init_users(UserStore(store.engine), session_ttl_seconds)
 
     async def _validated(
         self, request: pb.Job, context: grpc.aio.ServicerContext, job_id: int = 0, current: Job | None = None
@@ -338,7 +342,7 @@ class AdminServicer(pb_grpc.AdminServicer):
                 raise ValidationError("timezone", f"at most {MAX_TIMEZONE_CHARS} characters, got {len(request.timezone)}")
             loop = asyncio.get_running_loop()
             fire_ms = await loop.run_in_executor(
-                self._preview_pool, _preview, request.spec, request.timezone or "UTC", after, count
+                self._preview_pool, _preview, request.spec, request.timezone or "UTC", after, count, request.job_name
             )
         except ValidationError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
@@ -410,9 +414,9 @@ class AdminServicer(pb_grpc.AdminServicer):
         )
 
 
-def _preview(spec: str, timezone: str, after_ms: int, count: int) -> list[int]:
-    """PreviewSpec's work, on a worker thread."""
-    cron = CronSchedule.parse(spec, timezone, hash_key="preview")
+def _preview(spec: str, timezone: str, after_ms: int, count: int, job_name: str = "") -> list[int]:
+    """PreviewSpec's work, on a worker thread (`job_name`: whose H values to use)."""
+    cron = CronSchedule.parse(spec, timezone, hash_key=job_name or "preview")
     try:
         return cron.next_n(after_ms, count)
     except (ValueError, OverflowError) as exc:  # an instant the calendar math cannot reach

@@ -21,6 +21,7 @@ from common.store.async_store import DbThreads
 from common.store.engine import make_engine
 from common.store.migrate import ensure_schema
 from common.store.sql_store import SqlStore
+from common.store.users import UserStore
 from common.tls import internal_tls, server_credentials
 from dispatcher.admin_servicer import AdminServicer, ControlServicer
 from dispatcher.catch_up import catch_up
@@ -34,6 +35,7 @@ from dispatcher.recorder import RunRecorder
 from dispatcher.scheduler import Scheduler, wall_ms
 from dispatcher.tail_hub import TailHub
 from dispatcher.takeover import TakeoverWatch
+from dispatcher.users import SessionAuth, ensure_initial_admin
 from protos import crontrio_pb2 as pb
 from protos import crontrio_pb2_grpc as pb_grpc
 
@@ -58,6 +60,8 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     db = DbThreads()
     await db.run(ensure_schema, engine, cfg.database)
     store = SqlStore(engine)
+    users = UserStore(engine)
+    await db.run(ensure_initial_admin, users, cfg.dispatcher.initial_password_file)
 
     claims = make_claims(cfg.redis)
     registry = make_registry(cfg.etcd, cfg.dispatcher.executors)
@@ -87,7 +91,10 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
         listen,
         ["crontrio.v1.Admin", "crontrio.v1.Control"],
         credentials=server_credentials(cfg.tls, require_client_auth=False) if cfg.tls.admin else None,
-        interceptors=[ClusterAuthInterceptor(cluster_secret, control_protects), *server_interceptors(cfg.tokens)],
+        interceptors=[
+            ClusterAuthInterceptor(cluster_secret, control_protects),
+            *server_interceptors(cfg.tokens, SessionAuth(users, db)),
+        ],
     )
     started_ms = wall_ms()
     watcher = DispatcherWatcher(cfg.etcd.endpoints, cfg.etcd.prefix) if cfg.etcd.endpoints else None
@@ -124,7 +131,19 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
         per_run=cfg.dispatcher.tail_followers_per_run,
         total=cfg.dispatcher.tail_followers_total,
     )
-    admin = AdminServicer(store, db, schedule, job_sync, runner, scheduler.spawn, clients, registry, dispatchers, tail)
+    admin = AdminServicer(
+        store,
+        db,
+        schedule,
+        job_sync,
+        runner,
+        scheduler.spawn,
+        clients,
+        registry,
+        dispatchers,
+        tail,
+        session_ttl_seconds=cfg.dispatcher.session_ttl_seconds,
+    )
     pb_grpc.add_AdminServicer_to_server(admin, server.server)
     control = ControlServicer(job_sync, dispatcher_id, runner, store, db, scheduler.spawn)
     pb_grpc.add_ControlServicer_to_server(control, server.server)

@@ -44,9 +44,15 @@ class AuditLog:
         self._store = store
         self._db = db
 
-    async def record(self, action: str, target: str, before: str = "", after: str = "") -> None:
+    async def record(self, action: str, target: str, before: str = "", after: str = "", actor: str = "") -> None:
+        """Store one entry; `actor` defaults to the caller (current_actor())."""
         entry = AuditEntry(
-            at_ms=time.time_ns() // 1_000_000, actor=current_actor(), action=action, target=target, before=before, after=after
+            at_ms=time.time_ns() // 1_000_000,
+            actor=actor or current_actor(),
+            action=action,
+            target=target,
+            before=before,
+            after=after,
         )
         try:
             await self._db.run(self._store.add_audit, entry)

@@ -88,9 +88,9 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
 
     server = ServiceServer(cfg.monitor.listen, [])
     await server.start()
-    http = StatusHttpServer(cfg.monitor.http_listen, status) if cfg.monitor.http_listen else None
+    http = StatusHttpServer(cfg, status) if cfg.monitor.http_listen else None
     if http:
-        http.start()
+        await http.start()
     log.info(
         "monitor listening on %s%s; dispatchers from %s, executors from %s",
         cfg.monitor.listen,
@@ -98,6 +98,8 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
         "etcd" if watcher else ", ".join(cfg.monitor_dispatchers),
         "etcd" if cfg.etcd.endpoints else ", ".join(cfg.dispatcher.executors),
     )
+    if http and cfg.console.enabled:
+        log.info("web console on http://%s/ (first login: admin, password in the dispatcher's log)", cfg.monitor.http_listen)
     tasks = [
         asyncio.create_task(system.run(cfg.monitor.reconcile_interval_seconds), name="system-alerts"),
         asyncio.create_task(job_watch.run(), name="job-watch"),
@@ -114,7 +116,7 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
     await alerts.close(5.0)
     if http:
-        http.stop()
+        await http.stop()
     await server.stop(grace=1)
     if watcher is not None:
         await watcher.close()

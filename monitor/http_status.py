@@ -1,50 +1,55 @@
-"""A small HTTP status endpoint: /healthz for probes, /status as JSON.
+"""The monitor's HTTP port: /healthz for probes, /status as JSON, and the web
+console (console/) mounted beside them when [console] enabled.
 
-It is also what the example HTTP job calls, so a fresh `make run` shows an
-HTTP task doing real work against a local URL.
+/healthz is also what the example HTTP job calls, so a fresh `make run`
+shows an HTTP task doing real work against a local URL.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from aiohttp import web
+
+from common.config import Config
 
 
 class StatusHttpServer:
-    def __init__(self, listen: str, status: Callable[[], dict[str, Any]]) -> None:
-        host, _, port = listen.rpartition(":")
+    def __init__(self, cfg: Config, status: Callable[[], dict[str, Any]]) -> None:
+        self._listen = cfg.monitor.http_listen
         snapshot = status
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path == "/healthz":
-                    self._send(200, {"status": "ok"})
-                elif self.path == "/status":
-                    self._send(200, snapshot())
-                else:
-                    self._send(404, {"error": f"no such path {self.path}; try /healthz or /status"})
+        async def healthz(_: web.Request) -> web.Response:
+            return _json(200, {"status": "ok"})
 
-            def _send(self, code: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body, indent=2).encode() + b"\n"
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+        async def status_page(_: web.Request) -> web.Response:
+            return _json(200, snapshot())
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence per-request stderr lines
-                return
+        if cfg.console.enabled:
+            from console.app import build_app  # the console is mounted, nothing more
 
-        self._server = ThreadingHTTPServer((host.strip("[]"), int(port)), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="status-http", daemon=True)
+            self._app = build_app(cfg)
+        else:
+            self._app = web.Application()
 
-    def start(self) -> None:
-        self._thread.start()
+            async def not_found(request: web.Request) -> web.Response:
+                return _json(404, {"error": f"no such path {request.path}; try /healthz or /status"})
 
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+            self._app.router.add_get("/", not_found)
+        self._app.router.add_get("/healthz", healthz)
+        self._app.router.add_get("/status", status_page)
+        self._runner = web.AppRunner(self._app, access_log=None)
+
+    async def start(self) -> None:
+        host, _, port = self._listen.rpartition(":")
+        await self._runner.setup()
+        await web.TCPSite(self._runner, host.strip("[]"), int(port)).start()
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
+
+
+def _json(code: int, body: dict[str, Any]) -> web.Response:
+    return web.Response(status=code, text=json.dumps(body, indent=2) + "\n", content_type="application/json")

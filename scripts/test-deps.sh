@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages the integration tests start private servers
-# from (mariadb-server, redis-server, etcd-server), and the tools that check
-# deploy/ (promtool from prometheus, systemd-analyze from systemd), when they are missing and
+# from (mariadb-server, redis-server, etcd-server), the tools that check
+# deploy/ (promtool from prometheus, systemd-analyze from systemd), and chromium
+# with a CJK font for the console's browser tests, when they are missing and
 # we are root. Without root, say what is missing; the tests that need a
 # missing server then fail with a message naming it.
 set -euo pipefail
@@ -13,6 +14,13 @@ command -v etcd >/dev/null 2>&1 || [ -x /usr/bin/etcd ] || need+=(etcd-server)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 # systemd-analyze verify checks deploy/systemd/*.service.
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+# Browser tests of the console: Debian's chromium driven by Playwright (never
+# a browser download), and a CJK font so the Chinese interface is not boxes.
+if [ ! -x /usr/bin/chromium ]; then
+    need+=(chromium fonts-wqy-microhei)
+elif ! fc-list 2>/dev/null | grep -qi "wqy"; then
+    need+=(fonts-wqy-microhei)
+fi
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing test servers: ${need[*]}" >&2

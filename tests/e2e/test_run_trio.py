@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+
 from tests.services import REPO, free_port, pid_alive, wait_for, write_conf
 
 
@@ -26,9 +28,14 @@ def test_run_trio_seeds_examples_runs_them_and_stops_on_ctrl_c(tmp_path: Path) -
         tmp_path,
         {
             "database": {"path": str(tmp_path / "crontrio.db")},
-            "dispatcher": {"listen": f"127.0.0.1:{ports['d']}", "executors": f"127.0.0.1:{ports['e']}"},
+            "dispatcher": {
+                "listen": f"127.0.0.1:{ports['d']}",
+                "executors": f"127.0.0.1:{ports['e']}",
+                "initial_password_file": str(tmp_path / "initial-admin-password"),
+            },
             "executor": {"listen": f"127.0.0.1:{ports['e']}", "journal": str(tmp_path / "journal.db")},
             "monitor": {"listen": f"127.0.0.1:{ports['m']}", "http_listen": f"127.0.0.1:{ports['h']}"},
+            "console": {"secret_file": str(tmp_path / "console-secret")},
         },
     )
     log_path = tmp_path / "trio.log"
@@ -60,6 +67,15 @@ def test_run_trio_seeds_examples_runs_them_and_stops_on_ctrl_c(tmp_path: Path) -
         wait_for(lambda: any(s == "succeeded" for s, _ in runs("monitor-healthz")), 15, "the HTTP example to succeed")
         _, body = next(r for r in runs("monitor-healthz") if r[0] == "succeeded")
         assert body.startswith(b"HTTP 200") and b'"status": "ok"' in body
+
+        # It says where the console is and how to log in, and the login works.
+        launcher_text = log_path.read_text()
+        assert f"web console: http://127.0.0.1:{ports['h']}/" in launcher_text, launcher_text
+        password = (tmp_path / "initial-admin-password").read_text().strip()
+        assert f"created user 'admin' with password {password}" in launcher_text
+        console = f"http://127.0.0.1:{ports['h']}"
+        login = httpx.post(console + "/api/v1/login", json={"user": "admin", "password": password}, timeout=30)
+        assert login.status_code == 200 and login.json()["role"] == "admin"
 
         services = child_pids(launcher.pid)
         assert len(services) == 3, services

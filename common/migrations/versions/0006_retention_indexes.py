@@ -5,7 +5,7 @@ scheduled_ms), the leading columns of ix_runs_job_scheduled_id (0005) and of
 uq_runs_firing_attempt (0001). The audit log had no index on at_ms, so
 finding its old rows scanned the whole table on every prune pass.
 
-Revision ID: 0005_retention_indexes
+Revision ID: 0006_retention_indexes
 Revises: 0005_runs_list_cursor
 Create Date: 2026-12-06
 """
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0005_retention_indexes"
-down_revision = "0005_runs_list_cursor"  # chained after the merge of main
+revision = "0006_retention_indexes"
+down_revision = "0005_runs_list_cursor"
 branch_labels = None
 depends_on = None
 
