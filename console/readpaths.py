@@ -1,16 +1,18 @@
 """Lists of jobs and runs, as the console pages and the JSON API see them.
 
-The one place that knows how ListJobs/ListRuns page: today by job id
-(after_id) and by scheduled time (before_ms); the admin API is moving to
-summaries with opaque cursors (page_token / next_page_token), and only this
-module changes then. Callers get a Page with the items and an opaque
-next_page_token ("" = no more).
+The one place that knows how ListJobs/ListRuns page: summaries with the
+admin API's opaque cursors (page_token / next_page_token, a (time, id)
+cursor, so no row is lost at a page boundary). Callers get a Page with the
+items and the next_page_token ("" = no more); a token the dispatcher did not
+hand out is a BadPageTokenError.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+import grpc
 
 from console.gateway import Gateway
 from protos import crontrio_pb2 as pb
@@ -20,7 +22,7 @@ MAX_PAGE_SIZE = 500
 
 
 class BadPageTokenError(ValueError):
-    """A page token this console did not hand out."""
+    """A page token the dispatcher did not hand out (or for other filters)."""
 
 
 @dataclass
@@ -29,20 +31,21 @@ class Page:
     next_page_token: str = ""
 
 
-def _int_token(token: str) -> int:
-    if not token:
-        return 0
-    if not token.isdigit():
-        raise BadPageTokenError(f"page_token: not a token this API returned: {token!r}")
-    return int(token)
+async def _call(gw: Gateway, method: str, request: Any, token: str) -> Any:
+    try:
+        return await gw.call(method, request, token)
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() == grpc.StatusCode.INVALID_ARGUMENT and (exc.details() or "").startswith("page_token"):
+            raise BadPageTokenError(exc.details()) from None
+        raise
 
 
 async def list_jobs(gw: Gateway, token: str, *, name_prefix: str = "", page_token: str = "", page_size: int = 0) -> Page:
-    """Jobs in a stable order, name_prefix* only when given."""
+    """Jobs by id, name_prefix* only when given."""
     size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-    request = pb.ListJobsRequest(name_prefix=name_prefix, after_id=_int_token(page_token), limit=size)
-    reply = await gw.call("ListJobs", request, token)
-    return Page(list(reply.jobs), str(reply.next_after_id) if reply.next_after_id else "")
+    request = pb.ListJobsRequest(name_prefix=name_prefix, page_token=page_token, limit=size)
+    reply = await _call(gw, "ListJobs", request, token)
+    return Page(list(reply.jobs), reply.next_page_token)
 
 
 async def list_runs(
@@ -54,10 +57,8 @@ async def list_runs(
     page_token: str = "",
     page_size: int = 0,
 ) -> Page:
-    """Runs, newest first."""
+    """Run summaries, newest first."""
     size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-    request = pb.ListRunsRequest(job_name=job_name, statuses=statuses or [], limit=size, before_ms=_int_token(page_token))
-    reply = await gw.call("ListRuns", request, token)
-    runs = list(reply.runs)
-    # before_ms is exclusive on scheduled time: good enough until cursors land.
-    return Page(runs, str(runs[-1].scheduled_ms) if len(runs) == size and runs[-1].scheduled_ms else "")
+    request = pb.ListRunsRequest(job_name=job_name, statuses=statuses or [], limit=size, page_token=page_token)
+    reply = await _call(gw, "ListRuns", request, token)
+    return Page(list(reply.runs), reply.next_page_token)
