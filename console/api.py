@@ -204,7 +204,10 @@ async def jobs_validate(request: web.Request) -> web.Response:
 
 
 async def job_get(request: web.Request) -> web.Response:
-    return reply(await call(request, "GetJob", pb.JobRef(name=request.match_info["name"])))
+    """Env and header values come back "<redacted>" unless an admin asks
+    with ?reveal=true (audited by the dispatcher; others get 403)."""
+    reveal = request.query.get("reveal", "").lower() in ("1", "true", "yes")
+    return reply(await call(request, "GetJob", pb.JobRef(name=request.match_info["name"], reveal=reveal)))
 
 
 async def job_patch(request: web.Request) -> web.Response:
@@ -335,7 +338,9 @@ ROUTES: tuple[Route, ...] = (
         roles="admin",
     ),
     Route("POST", "/jobs:validate", jobs_validate, "Validate a job without storing it", body="Job", response="Job"),
-    Route("GET", "/jobs/{name}", job_get, "One job", response="Job"),
+    Route(
+        "GET", "/jobs/{name}", job_get, "One job (secret values redacted unless ?reveal=true, admin)", ("reveal",), response="Job"
+    ),
     Route("PATCH", "/jobs/{name}", job_patch, "Change the given fields of a job", body="Job", response="Job", roles="admin"),
     Route("DELETE", "/jobs/{name}", job_delete, "Delete a job (its runs stay)", response="DeleteJobReply", roles="admin"),
     Route("POST", "/jobs/{name}/run", _job_action("RunJob"), "Run a job now", response="RunJobReply", roles="operator"),

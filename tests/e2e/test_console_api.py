@@ -75,8 +75,15 @@ def test_job_lifecycle_in_proto3_json(root: httpx.Client, console_trio: Trio) ->
     patched = root.patch("/jobs/api-job", json={"command": "echo two", "env": {"A": "1"}})
     assert patched.status_code == 200, patched.text
     assert (
-        patched.json()["command"] == "echo two" and patched.json()["spec"] == "0 3 * * *" and patched.json()["env"] == {"A": "1"}
+        patched.json()["command"] == "echo two"
+        and patched.json()["spec"] == "0 3 * * *"
+        and patched.json()["env"] == {"A": "<redacted>"}  # secrets: redacted in every reply
+        and patched.json()["secretsRedacted"] is True
     )
+    assert root.get("/jobs/api-job", params={"reveal": "true"}).json()["env"] == {"A": "1"}
+    # A PATCH that round-trips the placeholder keeps the stored value.
+    assert root.patch("/jobs/api-job", json={"command": "echo two"}).status_code == 200
+    assert root.get("/jobs/api-job", params={"reveal": "true"}).json()["env"] == {"A": "1"}
     assert root.post("/jobs/api-job/pause").json()["paused"] is True
     assert "paused" not in root.post("/jobs/api-job/resume").json()
     run = root.post("/jobs/api-job/run").json()
