@@ -264,6 +264,18 @@ OPTIONS: list[JobOption] = [
         multiple=True,
         metavar="JOB[:WHEN]",
     ),
+    JobOption(
+        ("--description",), "description", "What the job is for (shown by job show; at most 1,024 characters).", metavar="TEXT"
+    ),
+    JobOption(("--owner",), "owner", "Who answers for the job: a person or team, one word.", metavar="WHO"),
+    JobOption(
+        ("--tag",),
+        "tags",
+        "Label to find the job by (`job list --tag`): a lower-case slug; repeatable.",
+        _non_empty,
+        multiple=True,
+        metavar="TAG",
+    ),
 ]
 
 

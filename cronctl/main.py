@@ -297,10 +297,18 @@ def _job_dict(msg: pb.Job) -> dict[str, Any]:
         "keywords": list(job.keywords),
         "keyword_action": job.keyword_action,
         "after": [f"{d.job}:{d.when}" for d in job.after],
+        "notify_policy": job.notify_policy,
+        "notify_channels": list(job.notify_channels),
+        "notify_emails": list(job.notify_emails),
+        "notify_phones": list(job.notify_phones),
+        "description": job.description,
+        "owner": job.owner,
+        "tags": list(job.tags),
         "created": iso_utc(job.created_ms),
         "updated": iso_utc(job.updated_ms),
         "next_fire": iso_utc(msg.next_fire_ms) or None,
         "invalid_reason": msg.invalid_reason or None,
+        "secrets_redacted": msg.secrets_redacted,
     }
 
 
@@ -325,12 +333,14 @@ def _paged(ctx: click.Context, method: str, request: Any, items: str, limit: int
 
 @job.command("list")
 @click.option("--prefix", default="", metavar="TEXT", help="Only jobs whose name starts with this.")
+@click.option("--tag", default="", metavar="TAG", help="Only jobs carrying this tag.")
+@click.option("--owner", default="", metavar="WHO", help="Only jobs owned by exactly this owner.")
 @click.option("--limit", default=0, type=click.IntRange(min=0), help="At most this many jobs, by id.  [default: 0 = all]")
 @json_option
 @click.pass_context
-def job_list(ctx: click.Context, prefix: str, limit: int, json_output: bool) -> None:
+def job_list(ctx: click.Context, prefix: str, tag: str, owner: str, limit: int, json_output: bool) -> None:
     """List jobs with their next fire time (UTC), fetched page by page."""
-    jobs = _paged(ctx, "ListJobs", pb.ListJobsRequest(name_prefix=prefix), "jobs", limit)
+    jobs = _paged(ctx, "ListJobs", pb.ListJobsRequest(name_prefix=prefix, tag=tag, owner=owner), "jobs", limit)
     if wants_json(ctx, json_output):
         emit_json([_job_dict(j) for j in jobs])
         return
@@ -343,17 +353,18 @@ def job_list(ctx: click.Context, prefix: str, limit: int, json_output: bool) -> 
             j.type,
             _state(j),
             iso_utc(j.next_fire_ms),
+            ",".join(j.tags),
             _short(j.command),
         ]
         for j in jobs
     ]
-    if not rows and prefix:
-        click.echo(f"no jobs named {prefix}*")
+    if not rows and (prefix or tag or owner):
+        click.echo("no jobs match")
         return
     if not rows:
         click.echo("no jobs yet: add one with `cronctl job add --name NAME --spec SPEC --command CMD`")
         return
-    click.echo(table(rows, headers=["ID", "NAME", "SPEC", "TZ", "TYPE", "STATE", "NEXT (UTC)", "COMMAND"]))
+    click.echo(table(rows, headers=["ID", "NAME", "SPEC", "TZ", "TYPE", "STATE", "NEXT (UTC)", "TAGS", "COMMAND"]))
     invalid = [j for j in jobs if j.invalid_reason]
     for j in invalid:  # why, in full (the table has no room for it)
         click.echo(f"invalid: {printable(j.name)} (id {j.id}): {printable(j.invalid_reason)}", err=True)
@@ -432,7 +443,8 @@ def _run_dict(r: pb.Run, with_output: bool) -> dict[str, Any]:
         "job": r.job_name,
         "attempt": r.attempt,
         "status": r.status,
-        "exit_code": r.exit_code,
+        # None for a run that never ran (skipped, missed, pending...): its 0 is no exit code.
+        "exit_code": r.exit_code if _ran(r) else None,
         "executor": r.executor,
         "host": r.host,
         "dispatcher": r.dispatcher,
@@ -449,6 +461,12 @@ def _run_dict(r: pb.Run, with_output: bool) -> dict[str, Any]:
         data["output"] = r.output.decode("utf-8", errors="replace")
         data["output_truncated"] = r.output_truncated
     return data
+
+
+def _ran(r: pb.Run) -> bool:
+    """The run's process ran to a known end, so its exit code means something
+    (a skipped, missed, pending or lost run has none: its 0 is no exit code)."""
+    return bool(r.started_ms and r.finished_ms) and r.status != "lost"
 
 
 @run.command("list")
@@ -502,7 +520,7 @@ def run_list(
             r.job_name,
             r.attempt,
             r.status,
-            r.exit_code if r.finished_ms else "",
+            r.exit_code if _ran(r) else "",
             iso_utc(r.scheduled_ms),
             duration(r.started_ms, r.finished_ms),
             r.executor,
