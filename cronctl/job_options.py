@@ -179,7 +179,8 @@ OPTIONS: list[JobOption] = [
     JobOption(
         ("--env",),
         "env",
-        "Environment variable for shell jobs; repeatable.",
+        "Environment variable for shell jobs; repeatable. In job edit it replaces the whole environment "
+        "(--env-add / --env-remove change single variables).",
         _pairs("=", "env"),
         multiple=True,
         metavar="KEY=VALUE",

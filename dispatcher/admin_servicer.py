@@ -32,6 +32,7 @@ from dispatcher.audit import AuditLog, job_change_json
 from dispatcher.executor_client import ExecutorClients
 from dispatcher.firing import FiringRunner
 from dispatcher.job_sync import JobSync
+from dispatcher.routing import matching_executors
 from dispatcher.scheduler import SpawnFn
 from dispatcher.tail_hub import TailEndedError, TailHub, TailLimitError
 from dispatcher.users import UserAdmin
@@ -393,6 +394,10 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
 
     async def ListExecutors(self, request: pb.ListExecutorsRequest, context: grpc.aio.ServicerContext) -> pb.ListExecutorsReply:
         live = self._registry.live() if self._registry else []
+        if request.target:
+            # Routing's own matching; health is left out (a transient state).
+            groups = getattr(self._runner, "_machine_groups", {})
+            live = matching_executors(Job(name="", spec="", command="", target=request.target), live, groups)
         return pb.ListExecutorsReply(
             executors=[
                 pb.ExecutorInfo(
