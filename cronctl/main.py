@@ -34,7 +34,7 @@ from common.model import Job
 from common.status import ACTIVE, QUEUED, SKIPPED
 from common.status import ALL as STATUSES
 from common.text import OutputEscaper, printable
-from cronctl import import_cmd, observe, token_cmd, user_cmd
+from cronctl import import_cmd, observe, token_cmd, transfer_cmd, user_cmd
 from cronctl.client import AdminClient, NoServerError, with_default_port
 from cronctl.job_edit import active_run_of, env_change_summary, env_edit_options, first_record, merge_env
 from cronctl.job_options import OPTIONS, changes_from, job_options
@@ -726,6 +726,7 @@ cli.add_command(token_cmd.token)
 observe.register(cli, run, sys.modules[__name__])
 import_cmd.register(cli, sys.modules[__name__])
 user_cmd.register(cli, sys.modules[__name__])
+transfer_cmd.register(job, sys.modules[__name__])
 
 
 def main() -> None:
