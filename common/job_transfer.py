@@ -214,11 +214,12 @@ async def plan_import(call: Call, jobs: list[Job], update: bool) -> ImportPlan:
             item.job = dataclasses.replace(job, id=item.stored.id)
             same = same_definition(item.stored, job)
             item.action = UNCHANGED if same else (UPDATE if update else CONFLICT)
-        if item.action in (CREATE, UPDATE):
+        # The dispatcher is the authority, but checks upstreams against the
+        # stored jobs: a job whose upstream is only in this document was
+        # checked by the same rules in jobs_of(), and the graph is below.
+        if item.action in (CREATE, UPDATE) and all(d.job in stored_jobs for d in job.after):
             try:
-                # Upstreams may be in this document, not stored yet: the
-                # graph is checked below, with the document's jobs in it.
-                await call("ValidateJob", job_to_pb(dataclasses.replace(job, after=())))
+                await call("ValidateJob", job_to_pb(job))
             except grpc.RpcError as exc:
                 if exc.code() != grpc.StatusCode.INVALID_ARGUMENT:
                     raise
