@@ -335,25 +335,20 @@ def job_run(ctx: click.Context, job_name: str, json_output: bool) -> None:
         if first is not None and first.status in (SKIPPED, QUEUED):
             active = active_run_of(ctx.obj.client, first.job_id)
     state = first.status if first is not None else "started"
+    follow = f"cronctl run tail -f {active}" if active else "cronctl run list --running"
+    if state == SKIPPED:  # an error: with --json, as JSON on stderr like every error
+        assert first is not None
+        fail(f"job {job_name} did not run: {first.error} (overlap policy skip); follow that run with `{follow}`", EXIT_FAILED)
     if wants_json(ctx, json_output):
-        reason = first.error if first is not None and first.status in (SKIPPED, QUEUED) else None
         emit_json(
             {
                 "run_id": reply.first_run_id,
                 "scheduled": iso_utc(reply.scheduled_ms),
-                "status": state,
-                "reason": reason,
+                "status": state,  # pending, running, queued; "started" when not recorded within 5 s
                 "running_run_id": active or None,
             }
         )
-        if state == SKIPPED:
-            sys.exit(EXIT_FAILED)
-        return
-    follow = f"cronctl run tail -f {active}" if active else "cronctl run list --running"
-    if state == SKIPPED:
-        assert first is not None
-        fail(f"job {job_name} did not run: {first.error} (overlap policy skip); follow that run with `{follow}`", EXIT_FAILED)
-    if state == QUEUED:
+    elif state == QUEUED:
         click.echo(f"queued: run {reply.first_run_id} waits for the running one (follow that with `{follow}`)")
     else:
         click.echo(f"started: run {reply.first_run_id} (follow it with `cronctl run tail -f {reply.first_run_id}`)")

@@ -209,9 +209,9 @@ def test_job_run_skipped_by_overlap_says_so_and_exit_codes_only_for_runs_that_ra
     assert skipped.returncode == 1, (skipped.stdout, skipped.stderr)
     assert "did not run" in skipped.stderr and f"cronctl run tail -f {first['run_id']}" in skipped.stderr
     as_json = t.cronctl("job", "run", "overlapper", "--json")
-    assert as_json.returncode == 1
-    body = json.loads(as_json.stdout)
-    assert (body["status"], body["running_run_id"]) == ("skipped", first["run_id"])
+    assert as_json.returncode == 1 and as_json.stdout == ""
+    error = json.loads(as_json.stderr)["error"]
+    assert error["exit_code"] == 1 and f"run tail -f {first['run_id']}" in error["message"]
 
     going = ok_json(t, "run", "list", "--job", "overlapper", "--running")
     assert [r["run_id"] for r in going] == [first["run_id"]]
