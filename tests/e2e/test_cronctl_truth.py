@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from cronctl.client import AdminClient, with_default_port
 from protos import crontrio_pb2 as pb
@@ -331,6 +332,17 @@ def test_errors_with_json_are_json_on_stderr(busy_trio: Trio) -> None:
     invalid = busy_trio.cronctl("job", "add", "--name", "j-bad", "--spec", "61 * * * *", "--command", "true", "--json")
     assert invalid.returncode == 2 and invalid.stdout == ""
     assert json.loads(invalid.stderr)["error"]["field"] == "spec"
+
+
+def test_a_server_without_port_gets_the_default_port(busy_trio: Trio, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The dispatcher's port stands in for 5920 (a fixed port is not ours to take).
+    import cronctl.client
+    from cronctl.main import cli
+
+    monkeypatch.setattr(cronctl.client, "DEFAULT_PORT", int(busy_trio.dispatcher.rsplit(":", 1)[1]))
+    result = CliRunner().invoke(cli, ["--server", "127.0.0.1", "job", "list", "--json"])
+    assert result.exit_code == 0, result.output
+    assert isinstance(json.loads(result.output), list)
 
 
 def test_a_server_without_port_means_5920() -> None:
