@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 from click.testing import CliRunner
 
@@ -75,6 +76,16 @@ def test_description_owner_tags_add_list_show_edit_and_audit(busy_trio: Trio) ->
     assert [j["name"] for j in ok_json(t, "job", "list", "--tag", "backup")] == ["meta-a"]
     assert [j["name"] for j in ok_json(t, "job", "list", "--owner", "team-web")] == ["meta-b"]
     assert "backup,nightly" in ok(t, "job", "list", "--tag", "backup")
+    client = AdminClient([t.dispatcher])
+    first = client.call(lambda s: s.ListJobs, pb.ListJobsRequest(tag="nightly", name_prefix="meta-", limit=1))
+    assert [j.name for j in first.jobs] == ["meta-a"] and first.next_page_token
+    rest = client.call(
+        lambda s: s.ListJobs, pb.ListJobsRequest(tag="nightly", name_prefix="meta-", page_token=first.next_page_token)
+    )
+    assert [j.name for j in rest.jobs] == ["meta-b"]
+    with pytest.raises(grpc.RpcError) as other_filters:  # a token is bound to its filters
+        client.call(lambda s: s.ListJobs, pb.ListJobsRequest(name_prefix="meta-", page_token=first.next_page_token))
+    assert other_filters.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     bad = t.cronctl("job", "list", "--tag", "Not a slug")
     assert bad.returncode == 2 and "tag:" in bad.stderr
     refused = t.cronctl("job", "add", "--name", "meta-c", "--spec", "@daily", "--command", "true", "--tag", "UPPER")
