@@ -35,6 +35,7 @@ from common.model import (
 from common.registry.base import ExecutorRef, Registry
 from dispatcher.executor_client import ExecutorClients
 from dispatcher.executor_session import SessionBrokenError
+from dispatcher.metrics import CLAIMED_ELSEWHERE, FIRED, DispatcherMetrics
 from dispatcher.overlap import OverlapGate
 from dispatcher.recorder import RunRecorder
 from dispatcher.routing import Router, fans_out, matching_executors
@@ -175,6 +176,7 @@ class FiringRunner:
         # deleted meanwhile has them cancelled on their executors.
         self._sent_ahead: dict[int, dict[str, str]] = {}
         self._cancels: set[asyncio.Task[None]] = set()
+        self.metrics = DispatcherMetrics()  # replaced by the app's (dispatcher/metrics.py)
 
     # ------------------------------------------------------------ firings
 
@@ -182,6 +184,7 @@ class FiringRunner:
         """Fire `job` for `scheduled_ms`, unless another dispatcher claimed it."""
         if not await self._claims.claim(firing_id(job.id, scheduled_ms), self.dispatcher_id, CLAIM_TTL_MS):
             log.debug("firing %s already claimed elsewhere", firing_id(job.id, scheduled_ms))
+            self.metrics.firing(CLAIMED_ELSEWHERE)
             if self.on_claimed_elsewhere is not None:
                 self.on_claimed_elsewhere(job, scheduled_ms)
             return
@@ -228,6 +231,8 @@ class FiringRunner:
     ) -> None:
         """Attempts from `first_attempt`, then what follows a firing's end
         (`pin`: the first attempt goes to that executor, see `adopt`)."""
+        if first_attempt == 1:  # a firing (its retries are not new firings)
+            self.metrics.firing(FIRED)
         final = await self.run_attempts(job, scheduled_ms, first_attempt, trigger, recorded, pin)
         if final is None:
             return
@@ -518,6 +523,7 @@ class FiringRunner:
         return cached[1]
 
     def _record_started(self, record: RunRecord, executor: ExecutorRef, ev: pb.RunStarted) -> None:
+        self.metrics.started(record, ev.started_ms)
         self._recorder.update(
             record.run_id,
             status=status.RUNNING,

@@ -129,6 +129,14 @@ def is_serving(address: str) -> bool:
         return reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
+def _metrics_off(conf: Path) -> dict[str, str]:
+    """/metrics off unless the test's conf asks for it: the defaults
+    (fixed ports 5924, 5925) would clash between tests running at once."""
+    if "metrics_listen" in conf.read_text():
+        return {}
+    return {"CRONTRIO_DISPATCHER_METRICS_LISTEN": "", "CRONTRIO_EXECUTOR_METRICS_LISTEN": ""}
+
+
 class ServiceProcess:
     """One `python -m <service>` child with its log in a file."""
 
@@ -144,7 +152,7 @@ class ServiceProcess:
         self.service = service
         self.log_path = log_path
         self._log = open(log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
-        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **_metrics_off(conf), **(env or {})}
         full_env["PYTHONPATH"] = str(REPO) + os.pathsep + full_env.get("PYTHONPATH", "")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", service, "-c", str(conf), *(args or [])],

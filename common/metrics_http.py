@@ -1,0 +1,58 @@
+"""/metrics in the Prometheus text format, served by a small aiohttp app.
+
+Each service keeps its metrics in its own CollectorRegistry (never the
+process-wide default), so several services can run in one process (the
+embedded trio, tests) without their series mixing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+
+log = logging.getLogger(__name__)
+
+RefreshFn = Callable[[], Awaitable[None]]
+
+
+def metrics_handler(
+    registry: CollectorRegistry, refresh: RefreshFn | None = None
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """An aiohttp handler for /metrics; `refresh` (optional) updates the
+    values that must be fetched asynchronously (e.g. from a journal) first."""
+
+    async def handle(_: web.Request) -> web.Response:
+        if refresh is not None:
+            try:
+                await refresh()
+            except Exception as exc:  # noqa: BLE001 - a failed refresh serves the last values, never a 500
+                log.warning("metrics refresh failed, serving the previous values: %r", exc)
+        body = generate_latest(registry)
+        # The classic text format: what generate_latest writes, and what
+        # every Prometheus (Debian 12 ships 2.42) reads.
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
+
+    return handle
+
+
+class MetricsServer:
+    """Serves `registry` at http://`listen`/metrics until stop()."""
+
+    def __init__(self, listen: str, registry: CollectorRegistry, refresh: RefreshFn | None = None) -> None:
+        self.listen = listen
+        app = web.Application()
+        app.router.add_get("/metrics", metrics_handler(registry, refresh))
+        self._runner = web.AppRunner(app, access_log=None)
+
+    async def start(self) -> None:
+        host, _, port = self.listen.rpartition(":")
+        await self._runner.setup()
+        await web.TCPSite(self._runner, host.strip("[]"), int(port)).start()
+        log.info("metrics on http://%s/metrics", self.listen)
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()

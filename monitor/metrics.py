@@ -1,0 +1,207 @@
+"""The monitor's Prometheus metrics (README "Metrics"), served on its
+http_listen at /metrics.
+
+Cluster-wide values come from what the monitor already watches (executor
+health, dispatcher liveness, missed firings). Per-job values come from the
+store, at most every `refresh_seconds` whatever the scrape rate, with a
+fixed number of queries however many jobs there are (no query per job):
+one for the jobs' names and change times, one for the latest success per
+job and one for the latest finished run per job. A job's next fire time is
+computed again only when it has passed or the job changed. The series are
+built from that snapshot at each scrape (a custom collector), so a deleted
+job's series disappear with it.
+
+`job` carries the crontrio job name: scrape the monitor with
+`honor_labels: true` (deploy/prometheus/alerts.yml).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import and_, func, select
+
+from common import status
+from common.cron import CronSchedule
+from common.jobs import schedule_of
+from common.store.async_store import DbThreads
+from common.store.schema import jobs, runs
+from common.store.sql_store import SqlStore
+
+log = logging.getLogger(__name__)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class _JobState:
+    name: str
+    updated_ms: int
+    enabled: bool
+    cron: CronSchedule | None = None
+    next_ms: int = 0  # 0: paused, runs only after other jobs, or nothing ahead
+
+
+@dataclass
+class JobSnapshot:
+    """Per-job values as of one refresh."""
+
+    jobs: dict[int, _JobState] = field(default_factory=dict)
+    last_success_ms: dict[int, int] = field(default_factory=dict)
+    last_status: dict[int, str] = field(default_factory=dict)
+
+
+class JobStats:
+    """Reads the per-job values from the store (call `read` off the event loop)."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self._store = store
+        self.snapshot = JobSnapshot()
+
+    def read(self, at_ms: int) -> JobSnapshot:
+        previous = self.snapshot.jobs
+        current: dict[int, _JobState] = {}
+        changed: list[int] = []
+        with self._store.engine.connect() as conn:
+            for job_id, name, updated_ms, enabled in conn.execute(
+                select(jobs.c.id, jobs.c.name, jobs.c.updated_ms, jobs.c.enabled)
+            ):
+                known = previous.get(job_id)
+                if known is not None and known.updated_ms == updated_ms:
+                    current[job_id] = known
+                else:
+                    current[job_id] = _JobState(str(name), int(updated_ms), bool(enabled))
+                    changed.append(job_id)
+            succeeded = conn.execute(
+                select(runs.c.job_id, func.max(runs.c.finished_ms))
+                .where(runs.c.status == status.SUCCEEDED)
+                .group_by(runs.c.job_id)
+            ).all()
+            # The latest finished run of each job: its newest firing, newest attempt.
+            newest = (
+                select(runs.c.job_id, func.max(runs.c.scheduled_ms).label("at"))
+                .where(runs.c.status.in_(status.FINISHED))
+                .group_by(runs.c.job_id)
+                .subquery()
+            )
+            latest = conn.execute(
+                select(runs.c.job_id, runs.c.attempt, runs.c.status)
+                .join(newest, and_(runs.c.job_id == newest.c.job_id, runs.c.scheduled_ms == newest.c.at))
+                .where(runs.c.status.in_(status.FINISHED))
+            ).all()
+        if changed:
+            for job in self._store.jobs_by_ids(changed):
+                state = current.get(job.id)
+                if state is not None and state.enabled:
+                    try:
+                        state.cron = schedule_of(job)
+                    except Exception as exc:  # noqa: BLE001 - an invalid job is not scheduled: no next fire time
+                        log.debug("job %s has no schedule for metrics: %r", job.name, exc)
+        for state in current.values():
+            if state.cron is not None and state.next_ms <= at_ms:
+                state.next_ms = state.cron.next_after(at_ms) or 0
+        attempts: dict[int, int] = {}
+        last_status: dict[int, str] = {}
+        for job_id, attempt, run_status in latest:
+            # Highest attempt wins; among shards of it, a failure over a success.
+            if attempt > attempts.get(job_id, 0) or (attempt == attempts[job_id] and run_status != status.SUCCEEDED):
+                attempts[job_id], last_status[job_id] = attempt, run_status
+        self.snapshot = JobSnapshot(
+            current,
+            {int(job_id): int(ms) for job_id, ms in succeeded if job_id in current},
+            {job_id: s for job_id, s in last_status.items() if job_id in current},
+        )
+        return self.snapshot
+
+
+class MonitorMetrics(Collector):
+    """Everything the monitor exports, computed at scrape time."""
+
+    def __init__(
+        self,
+        *,
+        executors_up: Callable[[], int],
+        dispatchers_up: Callable[[], int],
+        firings_missed: Callable[[], int],
+        stats: JobStats | None,
+        db: DbThreads | None = None,
+        refresh_seconds: float = 15.0,
+    ) -> None:
+        """`stats` None: no per-job series ([monitor] per_job_metrics = false)."""
+        self._executors_up = executors_up
+        self._dispatchers_up = dispatchers_up
+        self._firings_missed = firings_missed
+        self._stats = stats
+        self._db = db
+        self._refresh_seconds = refresh_seconds
+        self._refreshed_at = -float("inf")
+        self._lock = asyncio.Lock()
+        self.registry = CollectorRegistry()
+        self.registry.register(self)
+
+    async def refresh(self) -> None:
+        """Before a scrape: read the per-job values again if they are older than the refresh interval."""
+        if self._stats is None or self._db is None:
+            return
+        async with self._lock:  # concurrent scrapes share one read
+            if time.monotonic() - self._refreshed_at < self._refresh_seconds:
+                return
+            await self._db.run(self._stats.read, now_ms())
+            self._refreshed_at = time.monotonic()
+
+    def collect(self) -> Iterable[Metric]:
+        yield _gauge(
+            "crontrio_executors_up", "Executors the monitor finds healthy (answering their health checks).", self._executors_up()
+        )
+        yield _gauge(
+            "crontrio_dispatchers_up", "Dispatchers alive (registered in etcd, or answering the monitor).", self._dispatchers_up()
+        )
+        missed = CounterMetricFamily(
+            "crontrio_firings",
+            "Firings the monitor recorded as missed (no dispatcher ran them); the dispatchers export the other outcomes.",
+            labels=["outcome"],
+        )
+        missed.add_metric(["missed"], self._firings_missed())
+        yield missed
+        if self._stats is not None:
+            yield from _per_job(self._stats.snapshot)
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=value)
+
+
+def _per_job(snapshot: JobSnapshot) -> Iterator[Metric]:
+    success = GaugeMetricFamily(
+        "crontrio_job_last_success_timestamp_seconds",
+        "End of the job's last succeeded run (Unix time; 0: never).",
+        labels=["job"],
+    )
+    next_fire = GaugeMetricFamily(
+        "crontrio_job_next_fire_timestamp_seconds",
+        "The job's next scheduled firing (Unix time; 0: paused, or runs only after other jobs).",
+        labels=["job"],
+    )
+    last = GaugeMetricFamily(
+        "crontrio_job_last_status",
+        "1 for the status of the job's latest finished run (one series per job).",
+        labels=["job", "status"],
+    )
+    for job_id, state in snapshot.jobs.items():
+        success.add_metric([state.name], snapshot.last_success_ms.get(job_id, 0) / 1000)
+        next_fire.add_metric([state.name], state.next_ms / 1000 if state.enabled else 0)
+        run_status = snapshot.last_status.get(job_id)
+        if run_status is not None:
+            last.add_metric([state.name, run_status], 1)
+    yield success
+    yield next_fire
+    yield last
