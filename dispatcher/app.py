@@ -82,7 +82,7 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     runner.still_scheduled = job_sync.jobs.__contains__
     job_sync.on_unscheduled = runner.job_unscheduled
     metrics = DispatcherMetrics()
-    runner.metrics = scheduler.metrics = recorder.metrics = metrics
+    runner.metrics = recorder.metrics = metrics
     metrics.count_scheduled(schedule.__len__)
     metrics_server = MetricsServer(cfg.dispatcher.metrics_listen, metrics.registry) if cfg.dispatcher.metrics_listen else None
     if metrics_server is not None:

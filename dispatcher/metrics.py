@@ -1,8 +1,15 @@
 """The dispatcher's Prometheus metrics (README "Metrics").
 
 The hooks are one call each at the places that decide an outcome
-(firing.py, scheduler.py, recorder.py); everything else is read at scrape
-time. Labels are bounded: outcomes and run statuses only, never a job.
+(firing.py: fired, claimed elsewhere, started; recorder.py: every status
+written, so skipped, queued, missed and finished runs are counted once, by
+the dispatcher that recorded them); everything else is read at scrape time.
+Labels are bounded: outcomes and run statuses only, never a job.
+
+A missed firing is counted by whoever records it as missed: a dispatcher's
+misfire catch-up here, the monitor's missed-firing check there (firings a
+frozen dispatcher dropped as too late, or that no dispatcher ran). Sum
+crontrio_firings_total{outcome="missed"} over both.
 """
 
 from __future__ import annotations

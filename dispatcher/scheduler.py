@@ -11,7 +11,6 @@ from typing import Any
 
 from common.model import OVERLAP_ALLOW, Job
 from common.schedule import Schedule
-from dispatcher.metrics import MISSED, DispatcherMetrics
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +50,6 @@ class Scheduler:
         self._wakeup = asyncio.Event()
         self._stopping = False
         self.in_flight: set[asyncio.Task[None]] = set()
-        self.metrics = DispatcherMetrics()  # replaced by the app's (dispatcher/metrics.py)
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -68,7 +66,6 @@ class Scheduler:
             now = self._clock()
             due, dropped = self.schedule.pop_due(now + self.dispatch_ahead_ms, MAX_CATCH_UP_MS)
             if dropped:
-                self.metrics.firing(MISSED, dropped)
                 log.warning("dropped %d firings more than %d s late (was the process stopped?)", dropped, MAX_CATCH_UP_MS // 1000)
             for job, fire_ms in due:
                 self._start(job, fire_ms)

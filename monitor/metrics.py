@@ -5,9 +5,9 @@ Cluster-wide values come from what the monitor already watches (executor
 health, dispatcher liveness, missed firings). Per-job values come from the
 store, at most every `refresh_seconds` whatever the scrape rate, with a
 fixed number of queries however many jobs there are (no query per job):
-one for the jobs' names and change times, one for the latest success per
+one for the jobs' names and schedules, one for the latest success per
 job and one for the latest finished run per job. A job's next fire time is
-computed again only when it has passed or the job changed. The series are
+computed again only when it has passed or the job's schedule changed. The series are
 built from that snapshot at each scrape (a custom collector), so a deleted
 job's series disappear with it.
 
@@ -31,6 +31,7 @@ from sqlalchemy import and_, func, select
 from common import status
 from common.cron import CronSchedule
 from common.jobs import schedule_of
+from common.model import Job
 from common.store.async_store import DbThreads
 from common.store.schema import jobs, runs
 from common.store.sql_store import SqlStore
@@ -45,7 +46,8 @@ def now_ms() -> int:
 @dataclass
 class _JobState:
     name: str
-    updated_ms: int
+    # What the next fire time depends on: a plain-SQL edit may leave updated_ms alone.
+    version: tuple[int, bool, str, str]
     enabled: bool
     cron: CronSchedule | None = None
     next_ms: int = 0  # 0: paused, runs only after other jobs, or nothing ahead
@@ -70,17 +72,15 @@ class JobStats:
     def read(self, at_ms: int) -> JobSnapshot:
         previous = self.snapshot.jobs
         current: dict[int, _JobState] = {}
-        changed: list[int] = []
         with self._store.engine.connect() as conn:
-            for job_id, name, updated_ms, enabled in conn.execute(
-                select(jobs.c.id, jobs.c.name, jobs.c.updated_ms, jobs.c.enabled)
-            ):
+            listed = select(jobs.c.id, jobs.c.name, jobs.c.updated_ms, jobs.c.enabled, jobs.c.spec, jobs.c.timezone)
+            for job_id, name, updated_ms, enabled, spec, timezone in conn.execute(listed):
+                version = (int(updated_ms), bool(enabled), str(spec), str(timezone))
                 known = previous.get(job_id)
-                if known is not None and known.updated_ms == updated_ms:
+                if known is not None and known.version == version and known.name == name:
                     current[job_id] = known
                 else:
-                    current[job_id] = _JobState(str(name), int(updated_ms), bool(enabled))
-                    changed.append(job_id)
+                    current[job_id] = _new_state(int(job_id), str(name), version)
             succeeded = conn.execute(
                 select(runs.c.job_id, func.max(runs.c.finished_ms))
                 .where(runs.c.status == status.SUCCEEDED)
@@ -98,14 +98,6 @@ class JobStats:
                 .join(newest, and_(runs.c.job_id == newest.c.job_id, runs.c.scheduled_ms == newest.c.at))
                 .where(runs.c.status.in_(status.FINISHED))
             ).all()
-        if changed:
-            for job in self._store.jobs_by_ids(changed):
-                state = current.get(job.id)
-                if state is not None and state.enabled:
-                    try:
-                        state.cron = schedule_of(job)
-                    except Exception as exc:  # noqa: BLE001 - an invalid job is not scheduled: no next fire time
-                        log.debug("job %s has no schedule for metrics: %r", job.name, exc)
         for state in current.values():
             if state.cron is not None and state.next_ms <= at_ms:
                 state.next_ms = state.cron.next_after(at_ms) or 0
@@ -121,6 +113,17 @@ class JobStats:
             {job_id: s for job_id, s in last_status.items() if job_id in current},
         )
         return self.snapshot
+
+
+def _new_state(job_id: int, name: str, version: tuple[int, bool, str, str]) -> _JobState:
+    _, enabled, spec, timezone = version
+    state = _JobState(name, version, enabled)
+    if enabled:
+        try:
+            state.cron = schedule_of(Job(id=job_id, name=name, spec=spec, command="", timezone=timezone))
+        except Exception as exc:  # noqa: BLE001 - an invalid job is not scheduled: no next fire time
+            log.debug("job %s has no schedule for metrics: %r", name, exc)
+    return state
 
 
 class MonitorMetrics(Collector):
