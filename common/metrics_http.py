@@ -19,24 +19,32 @@ log = logging.getLogger(__name__)
 RefreshFn = Callable[[], Awaitable[None]]
 
 
+def body_handler(body: Callable[[], Awaitable[bytes]]) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """An aiohttp handler for /metrics serving what `body` renders."""
+
+    async def handle(_: web.Request) -> web.Response:
+        # The classic text format: what generate_latest writes, and what
+        # every Prometheus (Debian 12 ships 2.42) reads.
+        return web.Response(body=await body(), headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
+
+    return handle
+
+
 def metrics_handler(
     registry: CollectorRegistry, refresh: RefreshFn | None = None
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     """An aiohttp handler for /metrics; `refresh` (optional) updates the
     values that must be fetched asynchronously (e.g. from a journal) first."""
 
-    async def handle(_: web.Request) -> web.Response:
+    async def render() -> bytes:
         if refresh is not None:
             try:
                 await refresh()
             except Exception as exc:  # noqa: BLE001 - a failed refresh serves the last values, never a 500
                 log.warning("metrics refresh failed, serving the previous values: %r", exc)
-        body = generate_latest(registry)
-        # The classic text format: what generate_latest writes, and what
-        # every Prometheus (Debian 12 ships 2.42) reads.
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
+        return generate_latest(registry)
 
-    return handle
+    return body_handler(render)
 
 
 class MetricsServer:

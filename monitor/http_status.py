@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from common.config import Config
-from common.metrics_http import metrics_handler
+from common.metrics_http import body_handler
 from monitor.metrics import MonitorMetrics
 
 
@@ -43,7 +43,7 @@ class StatusHttpServer:
         self._app.router.add_get("/healthz", healthz)
         self._app.router.add_get("/status", status_page)
         if metrics is not None:
-            self._app.router.add_get("/metrics", metrics_handler(metrics.registry, metrics.refresh))
+            self._app.router.add_get("/metrics", body_handler(metrics.exposition))
         self._runner = web.AppRunner(self._app, access_log=None)
 
     async def start(self) -> None:

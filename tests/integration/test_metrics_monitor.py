@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import event
 
 from common import status
@@ -20,7 +20,7 @@ from common.store.async_store import DbThreads
 from common.store.engine import make_engine
 from common.store.migrate import ensure_schema
 from common.store.sql_store import SqlStore
-from monitor.metrics import JobStats, MonitorMetrics
+from monitor.metrics import JobSnapshot, JobStats, MonitorMetrics, _JobState, render_per_job
 
 
 @pytest.fixture(params=["sqlite", "mariadb"])
@@ -74,8 +74,23 @@ def metrics_of(store: SqlStore | None, db: DbThreads | None, refresh_seconds: fl
     )
 
 
-def value(metrics: MonitorMetrics, name: str, **labels: str) -> float | None:
-    return metrics.registry.get_sample_value(name, labels)
+class Scrape:
+    """One /metrics body, parsed as Prometheus would."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.samples = {
+            (sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+
+    def value(self, name: str, **labels: str) -> float | None:
+        return self.samples.get((name, frozenset(labels.items())))
+
+
+async def scrape(metrics: MonitorMetrics) -> Scrape:
+    return Scrape((await metrics.exposition()).decode())
 
 
 async def test_per_job_values_follow_runs_pauses_and_deletes(store: SqlStore, db: DbThreads) -> None:
@@ -97,29 +112,27 @@ async def test_per_job_values_follow_runs_pauses_and_deletes(store: SqlStore, db
     )
     store.set_enabled(paused.id, False)
     metrics = metrics_of(store, db)
-    await metrics.refresh()
+    got = await scrape(metrics)
 
-    assert value(metrics, "crontrio_job_last_success_timestamp_seconds", job="steady") == (t + 60_900) / 1000
-    assert value(metrics, "crontrio_job_last_success_timestamp_seconds", job="flaky") == (t + 100) / 1000
-    assert value(metrics, "crontrio_job_last_success_timestamp_seconds", job="fresh") == 0  # never
-    assert value(metrics, "crontrio_job_last_status", job="steady", status="succeeded") == 1
-    assert value(metrics, "crontrio_job_last_status", job="flaky", status="timeout") == 1
-    assert value(metrics, "crontrio_job_last_status", job="flaky", status="failed") is None  # one series a job
-    assert value(metrics, "crontrio_job_last_status", job="paused", status="lost") == 1
-    text = generate_latest(metrics.registry).decode()
-    assert 'crontrio_job_last_status{job="fresh"' not in text  # no finished run yet
+    assert got.value("crontrio_job_last_success_timestamp_seconds", job="steady") == (t + 60_900) / 1000
+    assert got.value("crontrio_job_last_success_timestamp_seconds", job="flaky") == (t + 100) / 1000
+    assert got.value("crontrio_job_last_success_timestamp_seconds", job="fresh") == 0  # never
+    assert got.value("crontrio_job_last_status", job="steady", status="succeeded") == 1
+    assert got.value("crontrio_job_last_status", job="flaky", status="timeout") == 1
+    assert got.value("crontrio_job_last_status", job="flaky", status="failed") is None  # one series a job
+    assert got.value("crontrio_job_last_status", job="paused", status="lost") == 1
+    assert 'crontrio_job_last_status{job="fresh"' not in got.text  # no finished run yet
     # "0 * * * * *": the next whole minute; a paused job has none.
-    next_fire = value(metrics, "crontrio_job_next_fire_timestamp_seconds", job="steady")
+    next_fire = got.value("crontrio_job_next_fire_timestamp_seconds", job="steady")
     assert next_fire is not None and next_fire % 60 == 0 and 0 < next_fire - time.time() <= 60
-    assert value(metrics, "crontrio_job_next_fire_timestamp_seconds", job="paused") == 0
+    assert got.value("crontrio_job_next_fire_timestamp_seconds", job="paused") == 0
 
     # A deleted job's series go with it; a resumed one gets its next fire time.
     store.delete_job(flaky.id)
     store.set_enabled(paused.id, True)
-    await metrics.refresh()
-    text = generate_latest(metrics.registry).decode()
-    assert 'job="flaky"' not in text
-    resumed = value(metrics, "crontrio_job_next_fire_timestamp_seconds", job="paused")
+    got = await scrape(metrics)
+    assert 'job="flaky"' not in got.text
+    resumed = got.value("crontrio_job_next_fire_timestamp_seconds", job="paused")
     assert resumed is not None and resumed > time.time()
 
 
@@ -137,11 +150,11 @@ async def test_a_refresh_costs_the_same_queries_for_3_jobs_or_300(store: SqlStor
                 j = job(store, f"j{n}-{i}")
                 store.write_runs([run(j, now_ms() - 60_000, status.SUCCEEDED)], [])
             metrics = metrics_of(store, db)
-            await metrics.refresh()  # the first read also loads each job's schedule once
+            await metrics.exposition()  # the first read also parses each job's schedule once
             statements.clear()
-            await metrics.refresh()  # a scrape later: nothing changed
+            got = await scrape(metrics)  # a scrape later: nothing changed
             per_size.append(len(statements))
-            assert len([s for s in generate_latest(metrics.registry).decode().splitlines() if "last_success" in s]) == n + 2
+            assert len([k for k in got.samples if k[0] == "crontrio_job_last_success_timestamp_seconds"]) == n
     finally:
         event.remove(store.engine, "before_cursor_execute", count)
     assert per_size[0] == per_size[1] <= 4, per_size
@@ -150,20 +163,30 @@ async def test_a_refresh_costs_the_same_queries_for_3_jobs_or_300(store: SqlStor
 async def test_scrapes_within_the_refresh_interval_do_not_query(store: SqlStore, db: DbThreads) -> None:
     j = job(store, "cached")
     metrics = metrics_of(store, db, refresh_seconds=3600)
-    await metrics.refresh()
+    await metrics.exposition()
     store.write_runs([run(j, now_ms() - 1000, status.SUCCEEDED)], [])
-    await metrics.refresh()
-    assert value(metrics, "crontrio_job_last_success_timestamp_seconds", job="cached") == 0  # the cached read
+    got = await scrape(metrics)
+    assert got.value("crontrio_job_last_success_timestamp_seconds", job="cached") == 0  # the cached read
 
 
 async def test_cluster_values_and_no_per_job_series_when_turned_off(store: SqlStore, db: DbThreads) -> None:
     job(store, "some-job")
     up = {"executors": 2}
     metrics = metrics_of(None, db, executors_up=lambda: up["executors"], dispatchers_up=lambda: 1, firings_missed=lambda: 4)
-    await metrics.refresh()
-    assert value(metrics, "crontrio_executors_up") == 2
-    assert value(metrics, "crontrio_dispatchers_up") == 1
-    assert value(metrics, "crontrio_firings_total", outcome="missed") == 4
+    got = await scrape(metrics)
+    assert got.value("crontrio_executors_up") == 2
+    assert got.value("crontrio_dispatchers_up") == 1
+    assert got.value("crontrio_firings_total", outcome="missed") == 4
+    assert "crontrio_job_" not in got.text
     up["executors"] = 1
-    assert value(metrics, "crontrio_executors_up") == 1  # read at each scrape
-    assert "crontrio_job_" not in generate_latest(metrics.registry).decode()
+    assert (await scrape(metrics)).value("crontrio_executors_up") == 1  # read at each scrape
+
+
+def test_job_names_are_escaped_in_the_text_format() -> None:
+    # Plain-SQL rows are not validated: a name may hold anything.
+    name = 'odd "name" \\ with\nnewline'
+    snapshot = JobSnapshot({1: _JobState(name, (1, False, "", "UTC"), False)}, {1: 1_500}, {1: status.FAILED})
+    got = Scrape(render_per_job(snapshot).decode())
+    assert got.value("crontrio_job_last_success_timestamp_seconds", job=name) == 1.5
+    assert got.value("crontrio_job_next_fire_timestamp_seconds", job=name) == 0
+    assert got.value("crontrio_job_last_status", job=name, status="failed") == 1

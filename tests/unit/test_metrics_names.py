@@ -6,21 +6,21 @@ from __future__ import annotations
 import re
 from typing import Any, cast
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import generate_latest
 
 from common.cron import CronSchedule
 from dispatcher.metrics import DispatcherMetrics
 from executor.metrics import ExecutorMetrics
-from monitor.metrics import JobSnapshot, JobStats, MonitorMetrics, _JobState
+from monitor.metrics import JobSnapshot, JobStats, MonitorMetrics, _JobState, render_per_job
 from tests.services import REPO
 
 RULES = REPO / "deploy" / "prometheus" / "alerts.yml"
 
 
-def exported(registry: CollectorRegistry) -> dict[str, set[str]]:
-    """Series name -> its label names, from a scrape of `registry`."""
+def exported(text: str) -> dict[str, set[str]]:
+    """Series name -> its label names, from a scrape."""
     out: dict[str, set[str]] = {}
-    for line in generate_latest(registry).decode().splitlines():
+    for line in text.splitlines():
         if line.startswith("#") or not line:
             continue
         name, _, rest = line.partition("{")
@@ -38,8 +38,9 @@ def all_exported() -> dict[str, set[str]]:
     stats.snapshot = JobSnapshot({1: _JobState("j", (1, True, "* * * * * *", "UTC"), True, cron, 2000)}, {1: 1000}, {1: "failed"})
     monitor = MonitorMetrics(executors_up=lambda: 1, dispatchers_up=lambda: 1, firings_missed=lambda: 0, stats=stats)
     names: dict[str, set[str]] = {}
-    for registry in (dispatcher.registry, executor.registry, monitor.registry):
-        for name, labels in exported(registry).items():
+    texts = [generate_latest(r).decode() for r in (dispatcher.registry, executor.registry, monitor.registry)]
+    for text in [*texts, render_per_job(stats.snapshot).decode()]:
+        for name, labels in exported(text).items():
             names.setdefault(name, set()).update(labels)
     return names
 
