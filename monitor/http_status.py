@@ -37,7 +37,7 @@ class StatusHttpServer:
             self._app = web.Application()
 
             async def not_found(request: web.Request) -> web.Response:
-                return _json(404, {"error": f"no such path {request.path}; try /healthz or /status"})
+                return _json(404, {"error": f"no such path {request.path}; try /healthz, /status or /metrics"})
 
             self._app.router.add_get("/", not_found)
         self._app.router.add_get("/healthz", healthz)
