@@ -37,11 +37,10 @@ document.addEventListener("DOMContentLoaded", function () {
     });
   });
 
-  // A running run's page reloads itself until the run ends.
-  var refresh = document.querySelector("[data-refresh]");
-  if (refresh) {
-    var seconds = parseInt(refresh.getAttribute("data-refresh"), 10) || 3;
-    window.setTimeout(function () { window.location.reload(); }, seconds * 1000);
+  // A running run's output, live (Server-Sent Events); see liveOutput.
+  var live = document.querySelector("pre[data-live]");
+  if (live && window.EventSource) {
+    liveOutput(live);
   }
 
   // Keep the newest output in view.
@@ -50,3 +49,62 @@ document.addEventListener("DOMContentLoaded", function () {
     output.scrollTop = output.scrollHeight;
   }
 });
+
+
+// Follows a running run's output. What was shown is kept in sessionStorage
+// with its byte offset, so a reload asks only for what came after it
+// (?offset=); a dropped connection resumes by itself (EventSource sends
+// Last-Event-ID, the offset of the last event). Text goes in with
+// textContent only: output never becomes markup.
+function liveOutput(pre) {
+  var key = "crontrio.output." + pre.getAttribute("data-run");
+  var note = document.getElementById("live-note");
+  var offset = 0;
+  var saved = null;
+  try {
+    saved = JSON.parse(window.sessionStorage.getItem(key) || "null");
+  } catch (error) {
+    saved = null;
+  }
+  if (saved && typeof saved.offset === "number" && typeof saved.text === "string") {
+    pre.textContent = saved.text;
+    offset = saved.offset;
+  }
+  var source = new EventSource(pre.getAttribute("data-live") + "?offset=" + offset);
+  source.addEventListener("output", function (event) {
+    var data = JSON.parse(event.data);
+    var following = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 8;
+    pre.appendChild(document.createTextNode(data.text));
+    offset = parseInt(event.lastEventId, 10) || offset;
+    try {
+      window.sessionStorage.setItem(key, JSON.stringify({ offset: offset, text: pre.textContent }));
+    } catch (error) {
+      // Storage full or refused: a reload then starts from the beginning.
+    }
+    if (following) {
+      pre.scrollTop = pre.scrollHeight;
+    }
+  });
+  source.addEventListener("end", function (event) {
+    var data = JSON.parse(event.data);
+    source.close();
+    window.sessionStorage.removeItem(key);
+    var cell = document.getElementById("run-status");
+    if (cell) {
+      var badge = document.createElement("span");
+      badge.className = "status status-" + data.status.replace(/[^a-z_]/g, "");
+      badge.textContent = data.status;
+      cell.replaceChildren(badge);
+    }
+    if (note) {
+      note.textContent = note.getAttribute("data-ended") + ": " + data.status;
+      note.setAttribute("data-status", data.status);
+    }
+  });
+  source.addEventListener("failure", function (event) {
+    source.close();
+    if (note) {
+      note.textContent = JSON.parse(event.data).message;
+    }
+  });
+}

@@ -137,3 +137,17 @@ def test_cookies_are_secure_under_tls_and_strict_everywhere() -> None:
         set_cookie(response, make_mocked_request("GET", "/", sslcontext=sslcontext), "crontrio_session", "v", 60)
         cookie = response.cookies["crontrio_session"]
         assert bool(cookie["secure"]) is secure and cookie["httponly"] is True and cookie["samesite"] == "Strict"
+
+
+def test_live_output_is_cut_only_between_characters_and_escapes() -> None:
+    from console.live import Splitter
+    from console.text import output_text
+
+    raw = "é \x1b[31mred\x1b[0m 中\n".encode()
+    for size in range(1, len(raw) + 1):  # every way of cutting it into chunks
+        splitter, text = Splitter(), ""
+        for start in range(0, len(raw), size):
+            piece = splitter.feed(raw[start : start + size])
+            text += output_text(piece)
+        text += output_text(splitter.feed(b"", final=True))
+        assert text == "é red 中\n" and splitter.offset == len(raw), size
