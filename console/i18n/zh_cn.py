@@ -130,4 +130,7 @@ MESSAGES: dict[str, str] = {
     "Your password was changed.": "密码已修改。",
     "The new passwords do not match.": "两次输入的新密码不一致。",
     "The current password is wrong.": "当前密码错误。",
+    "Live output": "实时输出",
+    "Reload": "刷新",
+    "The run ended": "运行已结束",
 }
