@@ -36,6 +36,9 @@ FLASH = {
     "pause": "The job was paused.",
     "resume": "The job was resumed.",
     "kill": "Kill requested.",
+    "created": "The job was created.",
+    "saved": "The job was saved.",
+    "delete": "The job was deleted.",
 }
 
 
@@ -58,6 +61,7 @@ def render(request: web.Request, template: str, status: int = 200, **values: Any
         csrf=csrf,
         csrf_field=CSRF_FIELD,
         can_write=can_write,
+        can_admin=can_write and session is not None and session.role == "admin",
         read_only=state.read_only,
         flash=FLASH.get(request.query.get("msg", ""), ""),
         at=at,
@@ -253,8 +257,16 @@ async def job_detail(request: web.Request, session: Session) -> web.StreamRespon
                 raise
             preview_error = exc.details() or ""
     runs = await readpaths.list_runs(gw, session.token, job_name=name, page_size=20)
+    downstream = (await gw.call("ListJobs", pb.ListJobsRequest(downstream_of=name, limit=100), session.token)).jobs
     return render(
-        request, "job.html", session=session, job=job, fire_times=fire_times, preview_error=preview_error, runs=runs.items
+        request,
+        "job.html",
+        session=session,
+        job=job,
+        fire_times=fire_times,
+        preview_error=preview_error,
+        runs=runs.items,
+        downstream=downstream,
     )
 
 

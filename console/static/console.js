@@ -43,6 +43,11 @@ document.addEventListener("DOMContentLoaded", function () {
     liveOutput(live);
   }
 
+  var preview = document.getElementById("spec-preview");
+  if (preview) {
+    specPreview(preview);
+  }
+
   // Keep the newest output in view.
   var output = document.getElementById("output");
   if (output) {
@@ -105,6 +110,87 @@ function liveOutput(pre) {
     source.close();
     if (note) {
       note.textContent = JSON.parse(event.data).message;
+    }
+  });
+}
+
+// "2026-12-06 02:30:00 Europe/Berlin": an instant in a zone, always labelled.
+function inZone(ms, zone) {
+  var parts = {};
+  new Intl.DateTimeFormat("en-CA", {
+    timeZone: zone, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", second: "2-digit"
+  }).formatToParts(new Date(ms)).forEach(function (part) { parts[part.type] = part.value; });
+  return parts.year + "-" + parts.month + "-" + parts.day + " " + parts.hour + ":" + parts.minute + ":" +
+    parts.second + " " + zone;
+}
+
+// The job form's spec preview: the next fire times as you type (PreviewSpec
+// through the JSON API, at most one call per pause in typing). Without this
+// script the form shows them after a submit.
+function specPreview(box) {
+  var spec = document.getElementById("in-spec");
+  var zone = document.getElementById("in-timezone");
+  var name = document.getElementById("in-name");
+  var timer = null;
+  var asked = 0;
+  function show(items, error) {
+    var list = document.createElement("ol");
+    list.className = "times";
+    items.forEach(function (text) {
+      var item = document.createElement("li");
+      item.textContent = text[0];
+      if (text[1]) {
+        var utc = document.createElement("span");
+        utc.className = "muted";
+        utc.textContent = " " + text[1];
+        item.appendChild(utc);
+      }
+      list.appendChild(item);
+    });
+    box.replaceChildren(list);
+    if (error) {
+      var message = document.createElement("p");
+      message.className = "error preview-error";
+      message.setAttribute("role", "alert");
+      message.textContent = error;
+      box.appendChild(message);
+    }
+  }
+  function ask() {
+    var tz = zone && zone.value.trim() ? zone.value.trim() : "UTC";
+    if (!spec.value.trim()) {
+      show([], "");
+      return;
+    }
+    var mine = ++asked;
+    var query = "?count=" + (box.getAttribute("data-count") || "5") + "&spec=" + encodeURIComponent(spec.value) +
+      "&tz=" + encodeURIComponent(tz) + "&job=" + encodeURIComponent(name ? name.value : "");
+    window.crontrio.api("GET", "/spec/preview" + query).then(function (data) {
+      if (mine !== asked) {
+        return; // an answer to an older question
+      }
+      show((data.fireMs || []).map(function (ms) {
+        var at = Number(ms);
+        try {
+          return [inZone(at, tz), tz === "UTC" ? "" : inZone(at, "UTC")];
+        } catch (error) {
+          return [inZone(at, "UTC"), ""];
+        }
+      }), "");
+    }).catch(function (error) {
+      if (mine === asked) {
+        show([], error.message);
+      }
+    });
+  }
+  function later() {
+    window.clearTimeout(timer);
+    timer = window.setTimeout(ask, 300);
+  }
+  [spec, zone, name].forEach(function (input) {
+    if (input) {
+      input.addEventListener("input", later);
     }
   });
 }

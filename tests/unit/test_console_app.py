@@ -151,3 +151,11 @@ def test_live_output_is_cut_only_between_characters_and_escapes() -> None:
             text += output_text(piece)
         text += output_text(splitter.feed(b"", final=True))
         assert text == "é red 中\n" and splitter.offset == len(raw), size
+
+
+def test_every_job_form_label_has_a_chinese_translation() -> None:
+    from console.jobform import GROUPS
+
+    catalog = LANGUAGES["zh-CN"][1]
+    texts = {g.title for g in GROUPS if g.title} | {t for g in GROUPS for f in g.fields for t in (f.label, f.hint) if t}
+    assert not sorted(texts - set(catalog)), "no Chinese for these job form texts"

@@ -1,0 +1,153 @@
+"""The console's job form (add, edit, clone) and delete on a real trio:
+every cronctl field, errors shown at the field the admin API names with
+nothing stored, secrets kept on edit, a delete that warns about the jobs
+running after it."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import httpx
+import pytest
+
+from console.jobform import FIELDS
+from tests.e2e.conftest import Trio
+from tests.e2e.console_helpers import (
+    add_user,
+    admin_password,
+    api_token,
+    bearer,
+    browser_login,
+    console_trio,
+    console_url,
+    csrf_of,
+)
+
+__all__ = ["console_trio"]
+pytestmark = pytest.mark.xdist_group("console")
+
+
+@pytest.fixture(scope="module")
+def url(console_trio: Trio) -> str:
+    return console_url(console_trio)
+
+
+@pytest.fixture(scope="module")
+def admin(console_trio: Trio, url: str) -> httpx.Client:
+    return browser_login(url, "admin", admin_password(console_trio))
+
+
+@pytest.fixture(scope="module")
+def api(console_trio: Trio, url: str) -> httpx.Client:
+    token = api_token(url, "admin", admin_password(console_trio))
+    return httpx.Client(base_url=url + "/api/v1", headers=bearer(token), timeout=30)
+
+
+def field_error(page: str, name: str) -> str:
+    match = re.search(rf'id="err-{name}"[^>]*>([^<]*)<', page)
+    return html.unescape(match.group(1)) if match else ""
+
+
+def textarea(page: str, name: str) -> str:
+    match = re.search(rf'<textarea[^>]*name="{name}"[^>]*>([^<]*)</textarea>', page)
+    assert match, name
+    return html.unescape(match.group(1))
+
+
+def post_form(client: httpx.Client, path: str, csrf_page: str, **values: str) -> httpx.Response:
+    return client.post(path, data={"csrf": csrf_of(csrf_page), **values})
+
+
+def test_the_form_has_every_cronctl_field(admin: httpx.Client) -> None:
+    page = admin.get("/jobs:new")
+    assert page.status_code == 200
+    for name in FIELDS:
+        assert f'name="{name}"' in page.text, name
+    # The common case is short: only the first group is unfolded.
+    assert page.text.count("<details") >= 7 and " open>" not in page.text
+
+
+def test_a_bad_spec_is_shown_at_its_field_and_nothing_is_stored(admin: httpx.Client, api: httpx.Client) -> None:
+    form = admin.get("/jobs:new").text
+    refused = post_form(admin, "/jobs:new", form, name="form-job", spec="61 * * * *", command="echo hi", type="shell")
+    assert refused.status_code == 400
+    assert "spec" in field_error(refused.text, "spec") or field_error(refused.text, "spec")
+    assert api.get("/jobs/form-job").status_code == 404
+    # Two bad fields at once: the one the form cannot read and the one the API refuses.
+    both = post_form(admin, "/jobs:new", form, name="form-job", spec="61 * * * *", command="x", retries="many")
+    assert both.status_code == 400 and field_error(both.text, "retries") and field_error(both.text, "spec")
+    assert 'id="group-retries" open' in both.text  # the group with the error unfolds
+    assert api.get("/jobs/form-job").status_code == 404
+    # A field the admin API names under its option name (timeout) lands at timeout_seconds.
+    slow = post_form(admin, "/jobs:new", form, name="form-job", spec="@daily", command="x", timeout_seconds="-5")
+    assert slow.status_code == 400 and "timeout" in field_error(slow.text, "timeout_seconds")
+    fixed = post_form(
+        admin,
+        "/jobs:new",
+        form,
+        name="form-job",
+        spec="30 2 * * *",
+        timezone="Europe/Berlin",
+        command="echo hi",
+        type="shell",
+        retries="2",
+        env="TOKEN=s3cret\nMODE=fast",
+        keywords="ERROR",
+        overlap_policy="skip",
+    )
+    assert fixed.status_code == 302 and fixed.headers["location"] == "/jobs/form-job?msg=created"
+    stored = api.get("/jobs/form-job", params={"reveal": "true"}).json()
+    assert stored["timezone"] == "Europe/Berlin" and stored["retries"] == 2 and stored["overlapPolicy"] == "skip"
+    assert stored["env"] == {"TOKEN": "s3cret", "MODE": "fast"} and stored["keywords"] == ["ERROR"]
+
+
+def test_the_preview_is_shown_with_the_form(admin: httpx.Client) -> None:
+    form = admin.get("/jobs:new").text
+    page = post_form(admin, "/jobs:new", form, name="", spec="0 9 * * *", timezone="Asia/Shanghai", command="x")
+    times = re.findall(r"<li>([^<]*Asia/Shanghai)", page.text)
+    assert len(times) == 5 and all("09:00:00 Asia/Shanghai" in t for t in times)
+
+
+def test_edit_keeps_redacted_secrets_and_clone_does_not_copy_them(admin: httpx.Client, api: httpx.Client) -> None:
+    body = {"name": "secretive", "spec": "@daily", "command": "true", "env": {"PASSWORD": "hunter2", "PLAIN": "x"}}
+    assert api.post("/jobs", json=body).status_code == 201
+    form = admin.get("/jobs/secretive/edit")
+    shown = textarea(form.text, "env")
+    assert "hunter2" not in form.text and "PASSWORD=<redacted>" in shown
+    saved = post_form(admin, "/jobs/secretive/edit", form.text, name="secretive", spec="@hourly", command="true", env=shown)
+    assert saved.status_code == 302, saved.text
+    stored = api.get("/jobs/secretive", params={"reveal": "true"}).json()
+    assert stored["spec"] == "@hourly" and stored["env"] == {"PASSWORD": "hunter2", "PLAIN": "x"}
+    clone = admin.get("/jobs:new", params={"clone": "secretive"})
+    assert 'value="secretive-copy"' in clone.text and "PASSWORD=\n" in textarea(clone.text, "env") + "\n"
+    assert "hunter2" not in clone.text and "&lt;redacted&gt;" not in textarea(clone.text, "env")
+
+
+def test_delete_warns_about_downstream_jobs(admin: httpx.Client, api: httpx.Client) -> None:
+    assert api.post("/jobs", json={"name": "extract", "spec": "@daily", "command": "true"}).status_code == 201
+    after = {"spec": "", "command": "true", "after": [{"job": "extract"}]}
+    assert api.post("/jobs", json={"name": "load", **after}).status_code == 201
+    assert api.post("/jobs", json={"name": "load-paused", "paused": True, **after}).status_code == 201
+    job_page = admin.get("/jobs/extract").text
+    assert re.search(r'id="downstream">.*load.*load-paused', job_page)
+    assert re.search(r'id="upstream">.*extract', admin.get("/jobs/load").text)
+    confirm = admin.get("/jobs/extract/delete")
+    assert 'id="dependents"' in confirm.text and "/jobs/load-paused" in confirm.text
+    assert 'id="dependents"' not in admin.get("/jobs/load/delete").text
+    assert api.get("/jobs/extract").status_code == 200  # asking is not deleting
+    gone = post_form(admin, "/jobs/extract/delete", confirm.text)
+    assert gone.status_code == 302 and api.get("/jobs/extract").status_code == 404
+
+
+def test_a_viewer_gets_no_form_controls_and_cannot_post(console_trio: Trio, url: str, api: httpx.Client) -> None:
+    add_user(console_trio, "vic", "viewer", "vic-password-1")
+    viewer = browser_login(url, "vic", "vic-password-1")
+    assert api.post("/jobs", json={"name": "viewed", "spec": "@daily", "command": "true"}).status_code == 201
+    page = viewer.get("/jobs/viewed").text
+    assert "/jobs/viewed/edit" not in page and "/jobs/viewed/delete" not in page
+    assert "/jobs:new" not in viewer.get("/jobs").text
+    refused = post_form(viewer, "/jobs:new", page, name="by-viewer", spec="@daily", command="true")
+    assert refused.status_code == 403 and api.get("/jobs/by-viewer").status_code == 404
+    assert post_form(viewer, "/jobs/viewed/delete", page).status_code == 403
+    assert api.get("/jobs/viewed").status_code == 200
