@@ -192,5 +192,10 @@ MESSAGES: dict[str, str] = {
     "e.g. 200 204; empty = any 2xx.": "如 200 204；留空 = 任意 2xx。",
     "One a line: a run whose output contains one is flagged.": "每行一个：输出中包含它的运行会被标记。",
     "One a line; empty = every channel.": "每行一个；留空 = 所有渠道。",
-    "5 fields (min hour day month weekday), 6 with seconds, @daily, @every 30s, H for a hashed value.": "5 个字段（分 时 日 月 周），6 个字段含秒，@daily、@every 30s，H 表示散列值。",
+    "5 fields (min hour day month weekday), 6 with seconds, @daily, @every 30s, H for a hashed value.": (
+        "5 个字段（分 时 日 月 周），6 个字段含秒，@daily、@every 30s，H 表示散列值。"
+    ),
+    "One upstream job a line: NAME or NAME:on_success|on_failure|always.": (
+        "每行一个上游任务：名称 或 名称:on_success|on_failure|always。"
+    ),
 }
