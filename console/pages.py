@@ -230,13 +230,26 @@ async def dashboard(request: web.Request, session: Session) -> web.StreamRespons
 @page
 async def jobs_list(request: web.Request, session: Session) -> web.StreamResponse:
     query = request.query.get("q", "").strip()
+    state = request.query.get("state", "")
+    gw, token, page_token = state_of(request).gateway, session.token, request.query.get("page", "")
     try:
-        found = await readpaths.list_jobs(
-            state_of(request).gateway, session.token, name_prefix=query, page_token=request.query.get("page", "")
-        )
+        if state in readpaths.JOB_STATES:
+            found = await readpaths.jobs_in_state(gw, token, state, name_prefix=query, page_token=page_token)
+        else:
+            state = ""
+            found = await readpaths.list_jobs(gw, token, name_prefix=query, page_token=page_token)
     except readpaths.BadPageTokenError:
         raise web.HTTPFound("/jobs") from None
-    return render(request, "jobs.html", session=session, jobs=found.items, next_page=found.next_page_token, q=query)
+    return render(
+        request,
+        "jobs.html",
+        session=session,
+        jobs=found.items,
+        next_page=found.next_page_token,
+        q=query,
+        state=state,
+        states=readpaths.JOB_STATES,
+    )
 
 
 @page

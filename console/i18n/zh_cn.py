@@ -198,4 +198,18 @@ MESSAGES: dict[str, str] = {
     "One upstream job a line: NAME or NAME:on_success|on_failure|always.": (
         "每行一个上游任务：名称 或 名称:on_success|on_failure|always。"
     ),
+    "Confirm": "确认",
+    "Every state": "所有状态",
+    "Other jobs run after these": "有其他任务在这些任务之后运行",
+    "With the checked jobs": "对选中的任务",
+    "delete": "删除",
+    "done": "完成",
+    "invalid": "无效",
+    "jobs": "个任务",
+    "pause": "暂停",
+    "resume": "恢复",
+    "run": "运行",
+    "failing": "失败中",
+    "Choose jobs and an action.": "请选择任务和操作。",
+    "Too many jobs at once.": "一次选择的任务太多。",
 }

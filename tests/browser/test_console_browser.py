@@ -108,7 +108,7 @@ def test_log_in_see_the_jobs_open_one_and_run_it(browser: Any, seeded: Trio, sho
         page.screenshot(path=str(shots / "dashboard.png"), full_page=True)
         page.click("nav >> text=Jobs")
         page.wait_for_url(url + "/jobs")
-        names = page.locator("table.list tbody tr td:first-child").all_inner_texts()
+        names = page.locator("table.list tbody tr td.job-name").all_inner_texts()
         assert names == ["nightly-backup", "report-mail", "health-ping"]
         page.screenshot(path=str(shots / "jobs.png"), full_page=True)
         page.click("text=nightly-backup")

@@ -23,6 +23,7 @@ from tests.e2e.console_helpers import (
     console_url,
     csrf_of,
 )
+from tests.services import wait_for
 
 __all__ = ["console_trio"]
 pytestmark = pytest.mark.xdist_group("console")
@@ -151,3 +152,45 @@ def test_a_viewer_gets_no_form_controls_and_cannot_post(console_trio: Trio, url:
     assert refused.status_code == 403 and api.get("/jobs/by-viewer").status_code == 404
     assert post_form(viewer, "/jobs/viewed/delete", page).status_code == 403
     assert api.get("/jobs/viewed").status_code == 200
+
+
+def names_listed(page: str) -> list[str]:
+    return re.findall(r'<td class="job-name"><a href="[^"]*">([^<]*)</a>', page)
+
+
+def test_jobs_filtered_by_state(admin: httpx.Client, api: httpx.Client) -> None:
+    for name, extra in (("st-ok", {}), ("st-paused", {"paused": True}), ("st-failing", {}), ("st-recovered", {})):
+        command = "false" if name in ("st-failing", "st-recovered") else "true"
+        assert api.post("/jobs", json={"name": name, "spec": "@yearly", "command": command, **extra}).status_code == 201
+    failed = [api.post(f"/jobs/{name}/run").json()["firstRunId"] for name in ("st-failing", "st-recovered")]
+    wait_for(lambda: all(api.get(f"/runs/{r}").json().get("status") == "failed" for r in failed), 30, "the runs to fail")
+    assert api.patch("/jobs/st-recovered", json={"command": "true"}).status_code == 200
+    ok = api.post("/jobs/st-recovered/run").json()["firstRunId"]
+    wait_for(lambda: api.get(f"/runs/{ok}").json().get("status") == "succeeded", 30, "the run to succeed")
+    assert names_listed(admin.get("/jobs", params={"q": "st-", "state": "paused"}).text) == ["st-paused"]
+    assert names_listed(admin.get("/jobs", params={"q": "st-", "state": "failing"}).text) == ["st-failing"]
+    assert names_listed(admin.get("/jobs", params={"q": "st-", "state": "invalid"}).text) == []
+    assert len(names_listed(admin.get("/jobs", params={"q": "st-"}).text)) == 4
+
+
+def test_bulk_actions_ask_first_then_act_on_each_job(admin: httpx.Client, api: httpx.Client) -> None:
+    for name in ("bulk-a", "bulk-b", "bulk-c"):
+        assert api.post("/jobs", json={"name": name, "spec": "@yearly", "command": "true"}).status_code == 201
+    after = {"spec": "", "command": "true", "after": [{"job": "bulk-a"}]}
+    assert api.post("/jobs", json={"name": "bulk-after", **after}).status_code == 201
+    page = admin.get("/jobs", params={"q": "bulk-"}).text
+    chosen = {"action": "pause", "job": ["bulk-a", "bulk-b"]}
+    assert admin.post("/jobs:bulk", data={**chosen, "confirmed": "yes"}).status_code == 403  # no CSRF token
+    confirm = admin.post("/jobs:bulk", data={"csrf": csrf_of(page), **chosen})
+    assert confirm.status_code == 200 and 'name="confirmed" value="yes"' in confirm.text
+    assert not api.get("/jobs/bulk-a").json().get("paused")  # asking is not doing
+    done = admin.post("/jobs:bulk", data={"csrf": csrf_of(page), **chosen, "confirmed": "yes"})
+    assert done.status_code == 200 and done.text.count('class="ok"') == 2
+    assert api.get("/jobs/bulk-a").json()["paused"] and api.get("/jobs/bulk-b").json()["paused"]
+    assert not api.get("/jobs/bulk-c").json().get("paused")
+    doomed = {"action": "delete", "job": ["bulk-a", "bulk-c"]}
+    warned = admin.post("/jobs:bulk", data={"csrf": csrf_of(page), **doomed})
+    assert 'id="dependents"' in warned.text and "bulk-after" in warned.text
+    admin.post("/jobs:bulk", data={"csrf": csrf_of(page), **doomed, "confirmed": "yes"})
+    assert api.get("/jobs/bulk-a").status_code == 404 and api.get("/jobs/bulk-c").status_code == 404
+    assert api.get("/jobs/bulk-b").status_code == 200
