@@ -56,10 +56,19 @@ async def list_runs(
     statuses: list[str] | None = None,
     page_token: str = "",
     page_size: int = 0,
+    since_ms: int = 0,
+    until_ms: int = 0,
 ) -> Page:
-    """Run summaries, newest first."""
+    """Run summaries, newest first (scheduled in [since_ms, until_ms) when given)."""
     size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-    request = pb.ListRunsRequest(job_name=job_name, statuses=statuses or [], limit=size, page_token=page_token)
+    request = pb.ListRunsRequest(
+        job_name=job_name,
+        statuses=statuses or [],
+        limit=size,
+        page_token=page_token,
+        since_ms=since_ms,
+        until_ms=until_ms,
+    )
     reply = await _call(gw, "ListRuns", request, token)
     return Page(list(reply.runs), reply.next_page_token)
 

@@ -168,6 +168,8 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"limit: must be between 1 and {MAX_JOB_PAGE} (0 = {DEFAULT_JOB_PAGE}), got {request.limit}",
             )
+        if request.next_firings:
+            return pb.ListJobsReply(jobs=[self._to_pb(job) for _, job in self._schedule.soonest(limit)])
         if request.downstream_of:
             ids = self._sync.dependents_of(request.downstream_of)[:limit]
             found = await self._db.run(self._store.jobs_by_ids, ids) if ids else []

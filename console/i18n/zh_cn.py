@@ -212,4 +212,23 @@ MESSAGES: dict[str, str] = {
     "failing": "失败中",
     "Choose jobs and an action.": "请选择任务和操作。",
     "Too many jobs at once.": "一次选择的任务太多。",
+    "(the newest 10,000 runs)": "（最新的 10,000 次运行）",
+    "Duration and outcome of the recent runs": "最近运行的耗时与结果",
+    "Missed firings": "错过的触发",
+    "Next firings": "即将触发",
+    "Runs in the last 24 hours": "最近 24 小时的运行",
+    "Times in": "时间显示",
+    "local": "本地",
+    "the job's zone": "任务时区",
+    "Runs in the last 24 hours by outcome": "最近 24 小时按结果统计的运行",
+    "Executors and dispatchers": "执行节点与调度节点",
+    "Executors listed are registered now; one that stops answering drops off the list.": (
+        "列出的是当前已注册的执行节点；不再响应的节点会从列表中消失。"
+    ),
+    "Host": "主机",
+    "Identity": "标识",
+    "Labels": "标签",
+    "Scheduled from": "计划时间从",
+    "Version": "版本",
+    "until": "至",
 }

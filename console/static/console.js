@@ -27,6 +27,16 @@ window.crontrio = {
   }
 };
 
+// The browser's time zone, for "times in: local" (read by the server).
+try {
+  var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  if (zone && document.cookie.indexOf("crontrio_localtz=" + encodeURIComponent(zone)) < 0) {
+    document.cookie = "crontrio_localtz=" + encodeURIComponent(zone) + "; path=/; max-age=31536000; SameSite=Strict";
+  }
+} catch (error) {
+  // No Intl time zone: "local" stays UTC.
+}
+
 document.addEventListener("DOMContentLoaded", function () {
   // Ask before destructive or costly actions (buttons with data-confirm).
   document.querySelectorAll("button[data-confirm]").forEach(function (button) {
