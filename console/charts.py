@@ -36,7 +36,7 @@ def runs_chart(runs: Sequence[Any], tz: str, label: str) -> Markup:
         return Markup("")
     spans = [max(0, r.finished_ms - r.started_ms) if r.started_ms and r.finished_ms else 0 for r in runs]
     longest = max(spans) or 1
-    step = (WIDTH - 2 * PAD) / len(runs)
+    step = min((WIDTH - 2 * PAD) / len(runs), 24.0)  # a few runs: narrow bars, not a wall
     body = [f'<line class="axis" x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" y2="{HEIGHT - PAD}"/>']
     for i, (run, span) in enumerate(zip(runs, spans, strict=True)):
         height = max(3.0, (HEIGHT - 2 * PAD) * span / longest)
@@ -46,7 +46,7 @@ def runs_chart(runs: Sequence[Any], tz: str, label: str) -> Markup:
             f'<rect class="c-{escape(run.status)}" x="{x:.1f}" y="{HEIGHT - PAD - height:.1f}" '
             f'width="{step * 0.7:.1f}" height="{height:.1f}"><title>{escape(title)}</title></rect>'
         )
-    body.append(f'<text x="{PAD}" y="12">{escape(duration(0, longest) or "0 s")}</text>')
+    body.append(f'<text x="{PAD}" y="12">{escape(duration(1, 1 + longest) if max(spans) else "0 s")}</text>')
     body.append(f'<text x="{PAD}" y="{HEIGHT - 4}">{escape(at(runs[0].scheduled_ms, tz))}</text>')
     body.append(f'<text x="{WIDTH - PAD}" y="{HEIGHT - 4}" text-anchor="end">{escape(at(runs[-1].scheduled_ms, tz))}</text>')
     return _svg(body, label)

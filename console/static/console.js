@@ -86,8 +86,19 @@ function liveOutput(pre) {
     offset = saved.offset;
   }
   var source = new EventSource(pre.getAttribute("data-live") + "?offset=" + offset);
+  function showStatus(value) {
+    document.querySelectorAll(".run-status").forEach(function (cell) {
+      var badge = document.createElement("span");
+      badge.className = "status status-" + value.replace(/[^a-z_]/g, "");
+      badge.textContent = value;
+      cell.replaceChildren(badge);
+    });
+  }
   source.addEventListener("output", function (event) {
     var data = JSON.parse(event.data);
+    if (!pre.textContent) {
+      showStatus("running"); // it printed: it is no longer waiting
+    }
     var following = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 8;
     pre.appendChild(document.createTextNode(data.text));
     offset = parseInt(event.lastEventId, 10) || offset;
@@ -104,13 +115,7 @@ function liveOutput(pre) {
     var data = JSON.parse(event.data);
     source.close();
     window.sessionStorage.removeItem(key);
-    var cell = document.getElementById("run-status");
-    if (cell) {
-      var badge = document.createElement("span");
-      badge.className = "status status-" + data.status.replace(/[^a-z_]/g, "");
-      badge.textContent = data.status;
-      cell.replaceChildren(badge);
-    }
+    showStatus(data.status);
     if (note) {
       note.textContent = note.getAttribute("data-ended") + ": " + data.status;
       note.setAttribute("data-status", data.status);
@@ -159,6 +164,16 @@ function specPreview(box) {
       list.appendChild(item);
     });
     box.replaceChildren(list);
+    if (items.length) {
+      // The spec reads now: the server's earlier complaint about it is stale.
+      ["spec", "timezone"].forEach(function (name) {
+        var stale = document.getElementById("err-" + name);
+        if (stale) {
+          stale.remove();
+          document.getElementById("field-" + name).classList.remove("invalid");
+        }
+      });
+    }
     if (error) {
       var message = document.createElement("p");
       message.className = "error preview-error";

@@ -80,6 +80,7 @@ def test_add_a_job_with_a_bad_spec_fix_it_and_watch_it_fire(page: Any, trio: Tri
     page.fill("#in-spec", "@every 2s")
     page.fill("#in-timezone", "Asia/Shanghai")
     page.wait_for_function("() => document.querySelectorAll('#spec-preview li').length === 5")
+    assert page.locator("#err-spec").count() == 0  # the preview took back the stale complaint
     assert all(t.endswith("UTC") and "Asia/Shanghai" in t for t in page.locator("#spec-preview li").all_inner_texts())
     page.screenshot(path=str(shots / "job-form.png"), full_page=True)
     page.click("form.job-form button[type=submit]")
