@@ -206,7 +206,7 @@ async def set_language(request: web.Request) -> web.StreamResponse:
 # ------------------------------------------------------------------ pages
 
 
-CHART_PAGES = 20  # the 24-hour chart reads at most this many pages of 500 runs
+CHART_PAGES = 4  # the 24-hour chart reads at most this many pages of 500 runs (a bounded page time)
 
 
 @page

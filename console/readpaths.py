@@ -75,7 +75,7 @@ async def list_runs(
 
 # Jobs read per request at most when filtering by state, so a filter that
 # matches few of 100,000 jobs costs a bounded amount per page.
-STATE_SCAN_LIMIT = 5000
+STATE_SCAN_LIMIT = 2000
 FAILED_STATUSES = ("failed", "timeout", "lost", "killed", "missed")
 JOB_STATES = ("paused", "invalid", "failing")
 

@@ -212,7 +212,7 @@ MESSAGES: dict[str, str] = {
     "failing": "失败中",
     "Choose jobs and an action.": "请选择任务和操作。",
     "Too many jobs at once.": "一次选择的任务太多。",
-    "(the newest 10,000 runs)": "（最新的 10,000 次运行）",
+    "(the newest 2,000 runs)": "（最新的 2,000 次运行）",
     "Duration and outcome of the recent runs": "最近运行的耗时与结果",
     "Missed firings": "错过的触发",
     "Next firings": "即将触发",
