@@ -247,7 +247,9 @@ async def dashboard(request: web.Request, session: Session) -> web.StreamRespons
         failing=list(failing.values()),
         missed=missed.items,
         upcoming=upcoming,
-        day_chart=charts.outcomes_chart(buckets, now_ms, chart_zone, "Runs in the last 24 hours by outcome"),
+        day_chart=charts.outcomes_chart(
+            buckets, now_ms, chart_zone, translator(language(request))("Runs in the last 24 hours by outcome")
+        ),
         day_totals={name: sum(b[name] for b in buckets) for name, _ in charts.OUTCOMES},
         day_capped=capped,
     )
@@ -305,7 +307,9 @@ async def job_detail(request: web.Request, session: Session) -> web.StreamRespon
         fire_times=fire_times,
         preview_error=preview_error,
         runs=runs.items[:20],
-        runs_chart=charts.runs_chart(runs.items, job.timezone or "UTC", "Duration and outcome of the recent runs"),
+        runs_chart=charts.runs_chart(
+            runs.items, job.timezone or "UTC", translator(language(request))("Duration and outcome of the recent runs")
+        ),
         downstream=downstream,
     )
 

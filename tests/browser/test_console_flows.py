@@ -106,16 +106,22 @@ def test_follow_live_output_reload_midway_and_see_it_resume(page: Any, trio: Tri
     command = f"for i in $(seq 1 {lines}); do printf 'tick %s {XSS} \\033[32mgreen\\033[0m\\n' $i; sleep 0.5; done"
     assert api.post("/jobs", json={"name": "ticker", "spec": "@yearly", "command": command}).status_code == 201
     run_id = api.post("/jobs/ticker/run").json()["firstRunId"]
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url) if "/output" in request.url else None)
     page.goto(console_url(trio) + f"/runs/{run_id}")
     output = page.locator("#output")
     page.wait_for_function("() => document.getElementById('output').textContent.includes('tick 3 ')", timeout=20_000)
     assert page.locator("#live-note").get_attribute("data-status") is None  # still running
     page.screenshot(path=str(shots / "run-live.png"), full_page=True)
+    shown = output.inner_text()
     page.reload()  # mid-way: the page resumes at the offset it had
     page.wait_for_function("() => document.getElementById('output').textContent.includes('tick 6 ')", timeout=20_000)
     page.wait_for_selector("#live-note[data-status=succeeded]", timeout=30_000)
     expected = "".join(f"tick {i} {XSS} green\n" for i in range(1, lines + 1))
     assert output.inner_text() == expected  # every line once, escapes stripped
+    # The stream after the reload was asked only for what came after the shown part.
+    offsets = [int(u.rsplit("offset=", 1)[1]) for u in asked]
+    assert offsets[0] == 0 and offsets[1] >= len(shown.replace(" green", " \x1b[32mgreen\x1b[0m").encode())
     assert page.locator("#output img").count() == 0 and page.dialogs == []
     assert page.locator("#run-status .status-succeeded").count() == 1
 
@@ -178,3 +184,16 @@ def test_every_page_renders_and_is_captured(page: Any, trio: Trio, api: httpx.Cl
     page.locator("#runs-chart svg rect").first.wait_for()
     page.screenshot(path=str(shots / "job.png"), full_page=True)
     assert page.dialogs == []
+
+
+def test_the_job_form_in_chinese(browser: Any, trio: Trio, shots: Path) -> None:
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
+    tab = context.new_page()
+    try:
+        login(tab, console_url(trio), "admin", printed_password(trio))
+        tab.goto(console_url(trio) + "/jobs:new")
+        assert tab.locator("h1").inner_text() == "新建任务"
+        assert "超时与重试" in tab.locator("details summary").all_inner_texts()
+        tab.screenshot(path=str(shots / "job-form-zh.png"), full_page=True)
+    finally:
+        context.close()
