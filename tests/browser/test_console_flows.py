@@ -197,3 +197,24 @@ def test_the_job_form_in_chinese(browser: Any, trio: Trio, shots: Path) -> None:
         tab.screenshot(path=str(shots / "job-form-zh.png"), full_page=True)
     finally:
         context.close()
+
+
+def test_times_in_the_browsers_zone_after_the_switch(browser: Any, trio: Trio, api: httpx.Client) -> None:
+    body = {"name": "berlin-backup", "spec": "30 2 * * *", "timezone": "Europe/Berlin", "command": "true"}
+    assert api.post("/jobs", json=body).status_code == 201
+    context = browser.new_context(locale="en-US", timezone_id="Asia/Tokyo")
+    tab = context.new_page()
+    try:
+        url = console_url(trio)
+        login(tab, url, "admin", printed_password(trio))
+        tab.goto(url + "/jobs/berlin-backup")
+        first = tab.locator("ol.times li").first
+        assert "02:30:00 Europe/Berlin" in first.inner_text()
+        tab.click("#tz-switch >> text=local (Asia/Tokyo)")  # console.js told the server the browser's zone
+        tab.wait_for_url(url + "/jobs/berlin-backup")
+        assert re.match(r"\d{4}-\d\d-\d\d (09|10):30:00 Asia/Tokyo", first.inner_text())
+        assert "Europe/Berlin" in first.inner_text()  # and still in the job's zone beside it
+        tab.click("#tz-switch >> text=UTC")
+        assert re.match(r"\d{4}-\d\d-\d\d (00|01):30:00 UTC", first.inner_text())
+    finally:
+        context.close()
