@@ -121,6 +121,13 @@ function liveOutput(pre) {
       note.setAttribute("data-status", data.status);
     }
   });
+  source.addEventListener("error", function () {
+    // A refusal (e.g. too many followers) closes the stream for good; a
+    // dropped connection is retried by EventSource itself.
+    if (source.readyState === EventSource.CLOSED && note) {
+      note.textContent = note.getAttribute("data-unavailable");
+    }
+  });
   source.addEventListener("failure", function (event) {
     source.close();
     if (note) {

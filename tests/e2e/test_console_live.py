@@ -18,7 +18,7 @@ from tests.services import wait_for
 __all__ = ["console_trio"]
 pytestmark = pytest.mark.xdist_group("console")
 
-LINES = 8
+LINES = 12
 # Each line: a number, an ANSI colour, HTML, and a multi-byte character.
 COMMAND = f"for i in $(seq 1 {LINES}); do printf 'line %s \\033[31mred\\033[0m <b>x</b> é\\n' $i; sleep 0.4; done"
 EXPECTED = "".join(f"line {i} red <b>x</b> é\n" for i in range(1, LINES + 1))
@@ -65,6 +65,9 @@ def test_live_output_resumes_at_the_offset_and_ends_with_the_outcome(root: httpx
     assert root.post("/jobs", json={"name": "printer", "spec": "@yearly", "command": COMMAND}).status_code == 201
     run_id = root.post("/jobs/printer/run").json()["firstRunId"]
     wait_for(lambda: root.get(f"/runs/{run_id}").json().get("status") == "running", 20, "the run to start")
+    wait_for(lambda: "line 1 " in root.get(f"/runs/{run_id}/output").json()["text"], 20, "the first line")
+    so_far = root.get(f"/runs/{run_id}/output").json()
+    assert so_far["status"] == "" and EXPECTED.startswith(so_far["text"]) and so_far["text"] != EXPECTED  # still going
     first = list(events(root, f"/runs/{run_id}/output", {}, stop_after_outputs=2))
     assert [e["event"] for e in first] == ["output", "output"]
     text = "".join(json.loads(e["data"])["text"] for e in first)
