@@ -395,6 +395,7 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
                     labels=e.labels,
                     healthy=e.address not in self._runner.unhealthy,
                     running=self._runner.in_flight[e.address],
+                    last_seen_ms=self._runner.last_seen.get(e.address, 0),
                 )
                 for e in sorted(live, key=lambda e: e.address)
             ]
@@ -459,6 +460,7 @@ class ControlServicer(pb_grpc.ControlServicer):
         if unhealthy != self._runner.unhealthy:
             log.info("executors out of routing (failing health checks): %s", ", ".join(sorted(unhealthy)) or "none")
         self._runner.unhealthy = unhealthy
+        self._runner.last_seen = dict(request.last_seen_ms)
         return pb.ExecutorHealthAck(dispatcher=self._id)
 
     async def RetryRun(self, request: pb.RetryRunRequest, context: grpc.aio.ServicerContext) -> pb.RetryRunReply:

@@ -232,4 +232,5 @@ MESSAGES: dict[str, str] = {
     "Version": "版本",
     "until": "至",
     "Live output is not available now; reload the page to try again.": "实时输出暂不可用；请刷新页面重试。",
+    "Last seen": "最后在线",
 }

@@ -5,6 +5,7 @@ executors page and the time zone switch."""
 from __future__ import annotations
 
 import re
+import time
 
 import httpx
 import pytest
@@ -107,9 +108,16 @@ def test_audit_filtered_by_actor_and_action(admin: httpx.Client, history: dict[s
     assert re.findall(r"<td><code>([^<]+)</code></td>", admin.get("/audit", params={"actor": "nobody"}).text) == []
 
 
-def test_the_executors_page(console_trio: Trio, admin: httpx.Client) -> None:
+def test_the_executors_page_with_when_each_was_last_seen(console_trio: Trio, admin: httpx.Client, api: httpx.Client) -> None:
+    def last_seen() -> int:
+        executors = api.get("/executors").json().get("executors", [])
+        return int(executors[0].get("lastSeenMs", 0)) if executors else 0
+
+    wait_for(lambda: last_seen() > 0, 30, "the monitor to report the executor's health")
+    assert abs(last_seen() / 1000 - time.time()) < 120
     page = admin.get("/cluster").text
     assert console_trio.executor in page and 'class="ok"' in page and console_trio.dispatcher in page
+    assert re.search(r'<td class="last-seen">\d{4}-\d\d-\d\d [\d:]+ UTC</td>', page)
 
 
 def test_times_switch_between_the_job_zone_local_and_utc(console_trio: Trio, url: str, history: dict[str, str]) -> None:
