@@ -62,6 +62,7 @@ GROUPS: tuple[Group, ...] = (
             Field("timezone", "Time zone", hint="IANA zone, e.g. Europe/Berlin; empty = UTC."),
             Field("type", "Type", "select", TASK_TYPES),
             Field("command", "Command", "textarea", hint="Shell command line, or the URL of an http job."),
+            Field("paused", "Paused (does not fire until resumed)", "check"),
         ),
     ),
     Group(

@@ -233,4 +233,5 @@ MESSAGES: dict[str, str] = {
     "until": "至",
     "Live output is not available now; reload the page to try again.": "实时输出暂不可用；请刷新页面重试。",
     "Last seen": "最后在线",
+    "Paused (does not fire until resumed)": "暂停（恢复前不会触发）",
 }

@@ -96,10 +96,12 @@ def test_a_bad_spec_is_shown_at_its_field_and_nothing_is_stored(admin: httpx.Cli
         env="TOKEN=s3cret\nMODE=fast",
         keywords="ERROR",
         overlap_policy="skip",
+        paused="on",
     )
     assert fixed.status_code == 302 and fixed.headers["location"] == "/jobs/form-job?msg=created"
     stored = api.get("/jobs/form-job", params={"reveal": "true"}).json()
     assert stored["timezone"] == "Europe/Berlin" and stored["retries"] == 2 and stored["overlapPolicy"] == "skip"
+    assert stored["paused"] is True
     assert stored["env"] == {"TOKEN": "s3cret", "MODE": "fast"} and stored["keywords"] == ["ERROR"]
 
 
