@@ -184,6 +184,13 @@ async def call(request: web.Request, method: str, message: Message, write: bool 
 
 
 async def jobs_list(request: web.Request) -> web.Response:
+    downstream_of = _query(request, "downstreamOf", "downstream_of")
+    next_firings = _query(request, "nextFirings", "next_firings").lower() in ("1", "true", "yes")
+    if downstream_of or next_firings:  # one page, answered from the dispatcher's memory
+        size = _int(request, "pageSize", _int(request, "page_size"))
+        message = pb.ListJobsRequest(downstream_of=downstream_of, next_firings=next_firings, limit=size)
+        found = await call(request, "ListJobs", message)
+        return web.json_response({"jobs": [to_json(j) for j in found.jobs], "nextPageToken": ""})
     page = await readpaths.list_jobs(
         state_of(request).gateway,
         _token(request, False),
@@ -341,7 +348,15 @@ class Route:
 
 
 ROUTES: tuple[Route, ...] = (
-    Route("GET", "/jobs", jobs_list, "Jobs, a page at a time", ("q", "pageToken", "pageSize"), response="ListJobsPage"),
+    Route(
+        "GET",
+        "/jobs",
+        jobs_list,
+        "Jobs, a page at a time; or (one page) the jobs that run after downstreamOf, or with nextFirings=true "
+        "the jobs that fire next, soonest first",
+        ("q", "pageToken", "pageSize", "downstreamOf", "nextFirings"),
+        response="ListJobsPage",
+    ),
     Route(
         "POST",
         "/jobs",
