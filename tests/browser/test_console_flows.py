@@ -176,7 +176,8 @@ def test_a_job_name_with_html_is_refused_as_text(page: Any, trio: Trio, api: htt
 
 def test_every_page_renders_and_is_captured(page: Any, trio: Trio, api: httpx.Client, shots: Path) -> None:
     url = console_url(trio)
-    for path, name in (("/", "dashboard"), ("/runs", "runs"), ("/cluster", "cluster"), ("/audit", "audit")):
+    pages = (("/", "dashboard"), ("/runs", "runs"), ("/cluster", "cluster"), ("/audit", "audit"), ("/account", "account"))
+    for path, name in pages:
         page.goto(url + path)
         assert page.locator("h1").count() == 1 and re.search(r"\S", page.locator("h1").inner_text())
         page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
