@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
@@ -26,6 +27,8 @@ from dispatcher.recorder import RunRecorder
 
 log = logging.getLogger(__name__)
 MAX_CATCH_UP_FIRINGS = 1000  # per job: a run_all job with a tiny interval must not flood the executors
+# The first look back for missed firings; grows fourfold until it holds enough.
+_FIRST_SPAN_MS = 60_000
 
 
 def now_ms() -> int:
@@ -33,17 +36,30 @@ def now_ms() -> int:
 
 
 def missed_firings(job: Job, last_ms: int, now: int) -> list[int]:
-    """Fire times after the last recorded one, within the job's window, before now."""
+    """Fire times after the last recorded one, within the job's window, before
+    now: the latest MAX_CATCH_UP_FIRINGS of them when there are more (run_once
+    runs the last one, which must be the latest firing, not the 1,000th after
+    the last run)."""
     cron = schedule_of(job)
     if cron is None:
         return []
     start = max(last_ms, job.created_ms, now - int(job.catch_up_window_seconds * 1000))
-    out: list[int] = []
-    t = cron.next_after(start)
-    while t is not None and t < now and len(out) < MAX_CATCH_UP_FIRINGS:
-        out.append(t)
-        t = cron.next_after(t)
-    return out
+    # Walking a whole window (a week of an every-second job: 600,000 steps)
+    # would stall the dispatcher's start, and fire times can only be found
+    # forwards: look back over a growing span until it holds enough firings.
+    span = _FIRST_SPAN_MS
+    while True:
+        low = max(start, now - span)
+        latest: deque[int] = deque(maxlen=MAX_CATCH_UP_FIRINGS)
+        found = 0
+        t = cron.next_after(low)
+        while t is not None and t < now:
+            latest.append(t)
+            found += 1
+            t = cron.next_after(t)
+        if low == start or found >= MAX_CATCH_UP_FIRINGS:
+            return list(latest)
+        span *= 4
 
 
 async def catch_up(
@@ -70,8 +86,9 @@ async def catch_up(
             continue
         to_run = missed if job.misfire_policy == MISFIRE_RUN_ALL else missed[-1:]
         log.warning(
-            "job %s missed %d firings while no dispatcher ran (since %s); misfire policy %s: running %d",
+            "job %s missed %s%d firings while no dispatcher ran (since %s); misfire policy %s: running %d",
             job.name,
+            "the latest " if len(missed) == MAX_CATCH_UP_FIRINGS else "",
             len(missed),
             iso_ms(missed[0]),
             job.misfire_policy,
