@@ -115,10 +115,22 @@ class OverlapGate:
         log.warning("job %s: replaced runs did not end within %.0fs; starting anyway", job.name, REPLACE_WAIT_SECONDS)
 
     async def next_queued(self, job: Job) -> RunRecord | None:
-        """The waiting firing of a `queue` job, now ours to start (None if none)."""
+        """The waiting firing of a `queue` job, now ours to start (None if none).
+
+        A firing queued before its job was paused or deleted is not started:
+        it is recorded skipped with the reason. The store is asked, not this
+        dispatcher's copy of the job, which another dispatcher's pause may not
+        have reached yet."""
         if job.overlap_policy != OVERLAP_QUEUE:
             return None
         for queued in await self._db.run(self._store.queued_runs_of, job.id):
             if await self._db.run(self._store.promote_queued, queued.run_id):
+                current = await self._db.run(self._store.get_job, job_id=job.id)
+                if current is None or not current.enabled:
+                    why = "deleted" if current is None else "paused"
+                    reason = f"skipped: job {job.name} was {why} while this firing was queued"
+                    log.info("job %s firing %s %s", job.name, iso_ms(queued.scheduled_ms), reason)
+                    await self._recorder.update(queued.run_id, status=status.SKIPPED, error=reason, finished_ms=now_ms())
+                    return None
                 return queued
         return None
