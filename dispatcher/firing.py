@@ -33,6 +33,7 @@ from common.model import (
     make_run_id,
 )
 from common.registry.base import ExecutorRef, Registry
+from dispatcher.connect_errors import never_connected, refused_connection, refused_unstarted
 from dispatcher.executor_client import ExecutorClients
 from dispatcher.executor_session import SessionBrokenError
 from dispatcher.overlap import OverlapGate
@@ -48,6 +49,10 @@ log = logging.getLogger(__name__)
 # (a network blip must not turn a healthy run into a lost one).
 REATTACH_BEFORE_START_SECONDS = 3.0
 REATTACH_AFTER_START_SECONDS = 15.0
+# A run sent ahead whose executor refuses connections this long before the
+# run's time (on this dispatcher's clock) died before starting it: the
+# executor's clock may be ahead of ours by up to this much.
+REROUTE_CLOCK_MARGIN_MS = 250
 # Outcomes that start `on_failure` dependents (skipped/queued firings start nothing).
 FAILED_OUTCOMES = frozenset({status.FAILED, status.TIMEOUT, status.KILLED, status.LOST})
 
@@ -65,6 +70,11 @@ class Outcome:
     run_id: str
     executor: str = ""
     unreachable: bool = False
+    # Provably never started on `executor` (refused or handed back unstarted,
+    # never delivered, or its executor died before the run's time): safe to
+    # send elsewhere. Such an outcome is not recorded; `error` says why.
+    not_started: bool = False
+    error: str = ""
 
 
 def retry_delay(job: Job, attempt_done: int, rng: random.Random) -> float:
@@ -319,21 +329,68 @@ class FiringRunner:
             attempt,
             plan[0].address,
         )
-        # failover plans list every candidate: try the next one while they are unreachable.
-        outcome = Outcome(status.FAILED, record.run_id)
-        for i, executor in enumerate(plan):
-            last = i == len(plan) - 1
-            outcome = await self._invoke(job, record, executor, record_unreachable=last)
-            if not outcome.unreachable or last:
-                break
-            log.warning(
-                "job %s run %s: executor %s unreachable, failing over to %s",
-                job.name,
-                record.run_id,
-                executor.address,
-                plan[i + 1].address,
-            )
-        return outcome
+        return await self._run_on(job, record, plan)
+
+    async def _run_on(self, job: Job, record: RunRecord, plan: list[ExecutorRef]) -> Outcome:
+        """Run `record` on plan[0]. failover plans list every candidate: the
+        next one is tried while they are unreachable. Whatever the strategy, a
+        run that provably never started goes to another live executor matching
+        the job's target; a broadcast run, meant for that very executor, is
+        recorded skipped instead (see README, rolling restarts)."""
+        rest = list(plan[1:])
+        executor = plan[0]
+        tried = {executor.address}
+        broadcast = job.route_strategy == "broadcast"
+        chosen: list[ExecutorRef] = []
+
+        def elsewhere() -> bool:
+            """Is there another executor to send it to? (Remembered in `chosen`.)"""
+            chosen[:] = [] if broadcast else self._next_executor(job, rest, tried)
+            return bool(chosen) or broadcast
+
+        while True:
+            last = not rest
+            chosen.clear()
+            outcome = await self._invoke(job, record, executor, record_unreachable=last, elsewhere=elsewhere)
+            if outcome.not_started:
+                if not chosen:
+                    if broadcast:
+                        reason = f"not run on {executor.address}: {outcome.error} (broadcast runs on the executors that are up)"
+                        log.warning("job %s run %s skipped: %s", job.name, record.run_id, reason)
+                        self._recorder.update(record.run_id, status=status.SKIPPED, error=reason, finished_ms=now_ms())
+                        return Outcome(status.SKIPPED, record.run_id, executor.address)
+                    return self._give_up(job, record, executor, False, outcome.error)
+                log.warning(
+                    "job %s run %s never started there (%s): sending it to %s",
+                    job.name,
+                    record.run_id,
+                    outcome.error,
+                    chosen[0].address,
+                )
+            elif outcome.unreachable and not last:
+                chosen[:] = [rest[0]]
+                log.warning(
+                    "job %s run %s: executor %s unreachable, failing over to %s",
+                    job.name,
+                    record.run_id,
+                    executor.address,
+                    chosen[0].address,
+                )
+            else:
+                return outcome
+            executor = chosen[0]
+            tried.add(executor.address)
+            rest = [e for e in rest if e.address not in tried]
+
+    def _next_executor(self, job: Job, rest: list[ExecutorRef], tried: set[str]) -> list[ExecutorRef]:
+        """[the executor to send a run to next] ([] if none): the rest of a
+        failover plan first, else one the job's strategy picks among the live
+        matching executors not tried yet."""
+        untried = [e for e in rest if e.address not in tried]
+        if untried:
+            return untried[:1]
+        candidates = matching_executors(job, self._registry.live(), self._machine_groups, self.unhealthy)
+        return self._router.plan(job, [e for e in candidates if e.address not in tried])[:1]
 
     async def _fan_out(
         self, job: Job, scheduled_ms: int, attempt: int, trigger: str, plan: list[ExecutorRef], recorded: bool = False
@@ -356,10 +413,12 @@ class FiringRunner:
             total,
             attempt,
         )
+        # A shard that never started on its executor: sharded moves it to
+        # another (each shard must run once somewhere), broadcast skips it.
         outcomes = await asyncio.gather(
-            *(self._invoke(job, r, e, record_unreachable=True) for r, e in zip(records, plan, strict=True) if created[r.shard])
+            *(self._run_on(job, r, [e]) for r, e in zip(records, plan, strict=True) if created[r.shard])
         )
-        failed = [o for o in outcomes if o.status != status.SUCCEEDED]
+        failed = [o for o in outcomes if o.status not in (status.SUCCEEDED, status.SKIPPED)]
         if failed:
             return Outcome(failed[0].status, records[0].run_id, failed[0].executor, failed[0].unreachable)
         return Outcome(status.SUCCEEDED, records[0].run_id)
@@ -384,10 +443,24 @@ class FiringRunner:
 
     # ------------------------------------------------------------ one run
 
-    async def _invoke(self, job: Job, record: RunRecord, executor: ExecutorRef, record_unreachable: bool = True) -> Outcome:
+    async def _invoke(
+        self,
+        job: Job,
+        record: RunRecord,
+        executor: ExecutorRef,
+        record_unreachable: bool = True,
+        elsewhere: Callable[[], bool] = lambda: False,
+    ) -> Outcome:
+        """Run `record` on `executor` until it finishes. When the run provably
+        never started there and `elsewhere()` says it can go to another
+        executor, a `not_started` outcome is returned instead (unrecorded);
+        without one, the executor is retried as for any broken connection."""
         request = build_run_request(job, record, self._template(job))
         stub = self._clients.stub(executor.address)
         started = False
+        # Whether the request may have reached the executor: until then a
+        # failed call proves it never started there.
+        maybe_delivered = False
         failing_since: float | None = None
         delay = 0.2
         self.in_flight[executor.address] += 1
@@ -400,33 +473,55 @@ class FiringRunner:
                 try:
                     async for ev in session.run(request):
                         kind = ev.WhichOneof("event")
-                        if kind == "started" and not started:
+                        # started_ms 0: a run ended before its start (killed or handed
+                        # back while held), not a start.
+                        if kind == "started" and not started and ev.started.started_ms:
                             started = True
                             self._no_longer_ahead(job.id, record.run_id)
                             self._record_started(record, executor, ev.started)
                         elif kind == "finished":
+                            if ev.finished.status == status.NOT_STARTED:
+                                if elsewhere():
+                                    return await self._handed_back(record, executor, ev.finished)
+                                break  # nowhere else to go: Run below retries this executor
                             return await self._finish(job, record, executor, ev.finished)
                         elif kind == "refused" and ev.refused.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]:
                             return self._give_up(job, record, executor, started, ev.refused.message, invalid=True)
+                        elif kind == "refused" and ev.refused.code == grpc.StatusCode.UNAVAILABLE.value[0] and elsewhere():
+                            # Draining: the executor did not accept it.
+                            return _not_started(record, executor, f"executor {executor.address} refused it: {ev.refused.message}")
                         # Any other refusal: Run below meets it too and handles it as ever.
+                    maybe_delivered = True
                 except SessionBrokenError as exc:
+                    maybe_delivered = not exc.never_connected
                     log.debug("run %s: %s; going on with Run", record.run_id, exc)
             while True:
                 try:
                     async for event in stub.Run(request):
                         failing_since = None
                         kind = event.WhichOneof("event")
-                        if kind == "started" and not started:
+                        if kind == "started" and not started and event.started.started_ms:
                             started = True
                             self._no_longer_ahead(job.id, record.run_id)
                             self._record_started(record, executor, event.started)
                         elif kind == "finished":
+                            if event.finished.status == status.NOT_STARTED:
+                                if elsewhere():
+                                    return await self._handed_back(record, executor, event.finished)
+                                raise _StreamEndedError(f"the executor handed the run back unstarted: {event.finished.error}")
                             return await self._finish(job, record, executor, event.finished)
                     raise _StreamEndedError("the executor closed the stream before the run finished")
                 except (grpc.aio.AioRpcError, _StreamEndedError) as exc:
                     reason = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
                     if isinstance(exc, grpc.aio.AioRpcError) and exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
                         return self._give_up(job, record, executor, started, reason or "", invalid=True)
+                    if isinstance(exc, grpc.aio.AioRpcError) and not started:
+                        why = _unstarted_proof(exc, maybe_delivered, record.scheduled_ms)
+                        if why and elsewhere():
+                            return _not_started(record, executor, f"executor {executor.address} {why}: {reason}")
+                        maybe_delivered = maybe_delivered or not never_connected(exc)
+                    else:
+                        maybe_delivered = True
                     now = time.monotonic()
                     failing_since = now if failing_since is None else failing_since
                     window = REATTACH_AFTER_START_SECONDS if started else REATTACH_BEFORE_START_SECONDS
@@ -453,6 +548,13 @@ class FiringRunner:
             self.in_flight[executor.address] -= 1
             if ahead is not None:
                 self._no_longer_ahead(job.id, record.run_id)
+
+    async def _handed_back(self, record: RunRecord, executor: ExecutorRef, fin: pb.RunFinished) -> Outcome:
+        """The executor handed the run back unstarted (it is shutting down)
+        and it goes elsewhere: acknowledged there, so that executor forgets
+        it (and would refuse it if it ever came back)."""
+        await self._ack(executor, record.run_id)
+        return _not_started(record, executor, f"executor {executor.address} handed it back unstarted: {fin.error}")
 
     def _no_longer_ahead(self, job_id: int, run_id: str) -> None:
         runs = self._sent_ahead.get(job_id)
@@ -513,7 +615,8 @@ class FiringRunner:
         if run_id in reply.running_run_ids:
             return "running"
         for result in reply.results:
-            if result.run_id == run_id:
+            # A run it handed back unstarted is not its: it may run elsewhere.
+            if result.run_id == run_id and result.status != status.NOT_STARTED:
                 return result
         return None
 
@@ -569,17 +672,41 @@ class FiringRunner:
             fin.executor or executor.address,
             f": {error}" if error else "",
         )
+        await self._ack(executor, record.run_id)
+        return Outcome(run_status, record.run_id, executor.address)
+
+    async def _ack(self, executor: ExecutorRef, run_id: str) -> None:
         session = self._clients.session(executor.address)
-        if session is not None and session.ack(record.run_id):
-            return Outcome(run_status, record.run_id, executor.address)
+        if session is not None and session.ack(run_id):
+            return
         try:
-            await self._clients.stub(executor.address).Ack(pb.AckRequest(run_ids=[record.run_id]), timeout=5)
+            await self._clients.stub(executor.address).Ack(pb.AckRequest(run_ids=[run_id]), timeout=5)
         except grpc.aio.AioRpcError as exc:
             # Harmless: the result stays in the executor's journal and a later
             # Run or the monitor's reconciliation collects it again.
-            log.warning("ack of run %s to %s failed: %s", record.run_id, executor.address, exc.details())
-        return Outcome(run_status, record.run_id, executor.address)
+            log.warning("ack of run %s to %s failed: %s", run_id, executor.address, exc.details())
 
 
 class _StreamEndedError(Exception):
     pass
+
+
+def _not_started(record: RunRecord, executor: ExecutorRef, error: str) -> Outcome:
+    return Outcome(status.FAILED, record.run_id, executor.address, unreachable=True, not_started=True, error=error)
+
+
+def _unstarted_proof(exc: grpc.aio.AioRpcError, maybe_delivered: bool, scheduled_ms: int) -> str:
+    """Why a failed Run proves the run never started on that executor, or "".
+
+    Refused unstarted (draining); or the call never reached it and no earlier
+    one may have; or nothing listens there before the run's time, so the
+    executor died before starting it (a restarted one turns what it held
+    into a `lost` result, never runs it)."""
+    why = refused_unstarted(exc)
+    if why:
+        return f"refused it unstarted ({why})"
+    if never_connected(exc) and not maybe_delivered:
+        return "was not reached"
+    if refused_connection(exc) and now_ms() < scheduled_ms - REROUTE_CLOCK_MARGIN_MS:
+        return "went away before the run's time"
+    return ""

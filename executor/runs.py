@@ -460,6 +460,9 @@ class RunRegistry:
     ) -> RunHandle:
         handle = RunHandle(request, request.output_limit_bytes or self.cfg.output_limit_bytes)
         self._running[request.run_id] = handle
+        # Held from now, not from when its task first runs: a cancel or a
+        # hand-back in between must find it held.
+        handle.held = bool(hold) and begin_error is None
         work = self._execute(handle, started_ms, hold, begin_error)
         handle.task = asyncio.create_task(work, name=f"run {request.run_id}")
         return handle
@@ -683,6 +686,18 @@ class RunRegistry:
             return False
         log.info("run %s: cancelled before its scheduled start (%s)", run_id, reason)
         return True
+
+    def hand_back_held(self, reason: str) -> int:
+        """Shutting down: end every run held for its scheduled time with
+        ``not_started`` (nothing ran), so that its dispatcher sends it to
+        another executor rather than this one starting it while it drains.
+        Returns how many were handed back."""
+        handed = 0
+        for run_id, handle in list(self._running.items()):
+            if handle.held and handle.request_stop(status.NOT_STARTED, reason):
+                log.info("run %s: handed back before its scheduled start (%s)", run_id, reason)
+                handed += 1
+        return handed
 
     async def ack(self, run_ids: Iterable[str]) -> int:
         """The dispatcher recorded these results; forget them (remembering

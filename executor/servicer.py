@@ -9,6 +9,7 @@ from typing import Any
 
 import grpc
 
+from common import status
 from common.errors import ValidationError
 from executor.runs import AlreadyAcknowledgedError, DrainingError, RunNotFoundError, RunRegistry
 from protos import crontrio_pb2, crontrio_pb2_grpc
@@ -37,7 +38,11 @@ class ExecutorServicer(crontrio_pb2_grpc.ExecutorServicer):
         except ValidationError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except DrainingError as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            # The metadata tells the dispatcher that this run was not accepted
+            # (unlike a broken connection): it may send it elsewhere.
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE, str(exc), trailing_metadata=((status.NOT_STARTED_METADATA, "draining"),)
+            )
         except AlreadyAcknowledgedError as exc:
             # Never rerun a finished run, even for a late duplicate request.
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
@@ -73,9 +78,7 @@ class ExecutorServicer(crontrio_pb2_grpc.ExecutorServicer):
         async for event in events:
             yield event
 
-    async def Kill(
-        self, request: crontrio_pb2.KillRequest, context: grpc.aio.ServicerContext
-    ) -> crontrio_pb2.KillReply:
+    async def Kill(self, request: crontrio_pb2.KillRequest, context: grpc.aio.ServicerContext) -> crontrio_pb2.KillReply:
         if request.before_start_only:
             reason = request.reason or "cancelled before its scheduled start"
             return crontrio_pb2.KillReply(killed=self.runs.cancel_held(request.run_id, reason))
@@ -83,9 +86,7 @@ class ExecutorServicer(crontrio_pb2_grpc.ExecutorServicer):
             return crontrio_pb2.KillReply(killed=self.runs.kill(request.run_id, request.reason))
         return crontrio_pb2.KillReply(killed=self.runs.kill(request.run_id))
 
-    async def Ack(
-        self, request: crontrio_pb2.AckRequest, context: grpc.aio.ServicerContext
-    ) -> crontrio_pb2.AckReply:
+    async def Ack(self, request: crontrio_pb2.AckRequest, context: grpc.aio.ServicerContext) -> crontrio_pb2.AckReply:
         return crontrio_pb2.AckReply(acknowledged=await self.runs.ack(request.run_ids))
 
     async def ListResults(
