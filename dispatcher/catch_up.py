@@ -19,6 +19,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 from common import status
+from common.cron import CronSchedule
 from common.jobs import schedule_of
 from common.model import MISFIRE_RUN_ALL, MISFIRE_RUN_ONCE, TRIGGER_CATCH_UP, Job, RunRecord, iso_ms, make_run_id
 from common.store.async_store import DbThreads
@@ -44,20 +45,26 @@ def missed_firings(job: Job, last_ms: int, now: int) -> list[int]:
     if cron is None:
         return []
     start = max(last_ms, job.created_ms, now - int(job.catch_up_window_seconds * 1000))
-    # Walking a whole window (a week of an every-second job: 600,000 steps)
-    # would stall the dispatcher's start, and fire times can only be found
-    # forwards: look back over a growing span until it holds enough firings.
+    return latest_firings(cron, start, now)
+
+
+def latest_firings(cron: CronSchedule, after_ms: int, before_ms: int, limit: int = MAX_CATCH_UP_FIRINGS) -> list[int]:
+    """The latest `limit` fire times strictly between the two instants, in order.
+
+    Walking a whole span (a week of an every-second job: 600,000 steps) would
+    stall the dispatcher, and fire times can only be found forwards: look back
+    over a growing span until it holds enough firings."""
     span = _FIRST_SPAN_MS
     while True:
-        low = max(start, now - span)
-        latest: deque[int] = deque(maxlen=MAX_CATCH_UP_FIRINGS)
+        low = max(after_ms, before_ms - span)
+        latest: deque[int] = deque(maxlen=limit)
         found = 0
         t = cron.next_after(low)
-        while t is not None and t < now:
+        while t is not None and t < before_ms:
             latest.append(t)
             found += 1
             t = cron.next_after(t)
-        if low == start or found >= MAX_CATCH_UP_FIRINGS:
+        if low == after_ms or found >= limit:
             return list(latest)
         span *= 4
 

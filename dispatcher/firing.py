@@ -36,8 +36,9 @@ from common.registry.base import ExecutorRef, Registry
 from dispatcher.connect_errors import never_connected, refused_connection, refused_unstarted
 from dispatcher.executor_client import ExecutorClients
 from dispatcher.executor_session import SessionBrokenError
+from dispatcher.misfire import MisfireTracker
 from dispatcher.overlap import OverlapGate
-from dispatcher.recorder import RunRecorder
+from dispatcher.recorder import RecordDroppedError, RunRecorder
 from dispatcher.routing import Router, fans_out, matching_executors
 from protos import crontrio_pb2 as pb
 
@@ -180,6 +181,8 @@ class FiringRunner:
         # deleted meanwhile has them cancelled on their executors.
         self._sent_ahead: dict[int, dict[str, str]] = {}
         self._cancels: set[asyncio.Task[None]] = set()
+        # Set by the app: scheduled firings not recorded in time go there, not late to an executor.
+        self.misfires: MisfireTracker | None = None
 
     # ------------------------------------------------------------ firings
 
@@ -300,15 +303,30 @@ class FiringRunner:
             if avoid and len(candidates) > 1:
                 candidates = [e for e in candidates if e.address != avoid]
             plan = self._router.plan(job, candidates)
+        # A scheduled firing must be recorded within the misfire grace, or it
+        # does not run now (dispatcher/misfire.py); retries, catch-up and
+        # dependents are late by design.
+        misfires = self.misfires if trigger == TRIGGER_SCHEDULE and attempt == 1 and not recorded else None
         if fans_out(job.route_strategy) and plan and not pin:
-            return await self._fan_out(job, scheduled_ms, attempt, trigger, plan, recorded)
+            return await self._fan_out(job, scheduled_ms, attempt, trigger, plan, recorded, misfires)
         record = self._new_record(job, scheduled_ms, attempt, trigger)
         if recorded:
             self._recorder.update(record.run_id, dispatcher=self.dispatcher_id)
-        elif not await self._recorder.insert(record):
-            # The unique key caught a firing another dispatcher already recorded.
-            log.info("run %s already recorded by another dispatcher; not running it again", record.run_id)
-            return None
+        else:
+            try:
+                deadline = misfires.deadline_ms(scheduled_ms) if misfires is not None else 0
+                created = await self._recorder.insert(record, deadline_ms=deadline)
+            except RecordDroppedError as exc:
+                assert misfires is not None  # only bounded inserts are dropped
+                misfires.note(job, scheduled_ms, str(exc))
+                return None
+            if not created:
+                # The unique key caught a firing another dispatcher already recorded.
+                log.info("run %s already recorded by another dispatcher; not running it again", record.run_id)
+                return None
+            if misfires is not None and misfires.is_late(scheduled_ms):
+                await misfires.recorded_late(job, record)
+                return None
         if record.scheduled_ms > now_ms() and not self.still_scheduled(job.id):
             # Paused or deleted between the claim ahead of time and now.
             reason = f"job {job.name} was paused or deleted before this firing's scheduled time"
@@ -393,12 +411,31 @@ class FiringRunner:
         return self._router.plan(job, [e for e in candidates if e.address not in tried])[:1]
 
     async def _fan_out(
-        self, job: Job, scheduled_ms: int, attempt: int, trigger: str, plan: list[ExecutorRef], recorded: bool = False
+        self,
+        job: Job,
+        scheduled_ms: int,
+        attempt: int,
+        trigger: str,
+        plan: list[ExecutorRef],
+        recorded: bool = False,
+        misfires: MisfireTracker | None = None,
     ) -> Outcome | None:
         """broadcast/sharded: one run per executor; the attempt succeeds only if all do."""
         total = len(plan)
         records = [self._new_record(job, scheduled_ms, attempt, trigger, shard=i, shard_total=total) for i in range(total)]
-        created = list(await asyncio.gather(*(self._recorder.insert(r) for r in records)))
+        deadline = misfires.deadline_ms(scheduled_ms) if misfires is not None else 0
+        answers = await asyncio.gather(*(self._recorder.insert(r, deadline_ms=deadline) for r in records), return_exceptions=True)
+        if misfires is not None and (misfires.is_late(scheduled_ms) or any(isinstance(a, BaseException) for a in answers)):
+            # Not all of it recorded in time: none of it runs now.
+            for r, answer in zip(records, answers, strict=True):
+                if answer is True:
+                    await misfires.recorded_late(job, r)
+            misfires.note(job, scheduled_ms, "not every shard was recorded in time")
+            return None
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                raise answer
+        created = [bool(a) for a in answers]
         if recorded:  # shard 0 is the queued row this dispatcher just promoted
             created[0] = True
             self._recorder.update(records[0].run_id, shard_total=total, dispatcher=self.dispatcher_id)
