@@ -135,9 +135,15 @@ class MisfireTracker:
             await asyncio.sleep(CHECK_SECONDS)
             if not self._spans or not self._keeping_up():
                 continue
-            spans, self._spans = self._spans, {}
-            self._wake.clear()
-            for span in spans.values():
+            # Only once the last misfired firing's deadline has passed: until
+            # then a firing in its span may still be recorded (and run) in time
+            # by another dispatcher, and must not be taken for missed.
+            now = now_ms()
+            ready = [job_id for job_id, span in self._spans.items() if self.deadline_ms(span.last_ms) < now]
+            spans = [self._spans.pop(job_id) for job_id in ready]
+            if not self._spans:
+                self._wake.clear()
+            for span in spans:
                 try:
                     await self._settle(span)
                 except Exception as exc:  # noqa: BLE001 - the next misfire tries again; the monitor records the rest
