@@ -432,6 +432,17 @@ class RunRegistry:
             # failed, since it must not run without a durable start.
             begin_error = exc
             known = await self.journal.lookup(run_id)
+        if known is not None and known.result is not None and known.result.status == status.NOT_STARTED:
+            # Handed back unstarted by a drain (of this process or an earlier
+            # one) and sent here again by a dispatcher with nowhere else to
+            # send it: it never ran here, so it may start now.
+            log.info("run %s: handed back earlier without running; starting it now", run_id)
+            known = None
+            if begin_error is None:
+                try:
+                    await self.journal.begin(self._started_record(request, started_ms))
+                except Exception as exc:  # noqa: BLE001 - as for a failed claim: it must not run
+                    begin_error = exc
         if known is not None:
             events = await self._journaled(run_id, known)
             if events is not None:
