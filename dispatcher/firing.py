@@ -197,8 +197,17 @@ class FiringRunner:
 
     async def fire_claimed(self, job: Job, scheduled_ms: int, trigger: str = TRIGGER_SCHEDULE) -> None:
         """A firing that is ours (claimed, or taken over): overlap policy, then run it."""
-        if self._overlap is not None and not await self._overlap.admit(job, scheduled_ms, trigger, self._new_record):
-            return
+        if self._overlap is not None:
+            # Its skipped/queued record is a firing's insert too: bounded alike (dispatcher/misfire.py).
+            misfires = self.misfires if trigger == TRIGGER_SCHEDULE else None
+            deadline = misfires.deadline_ms(scheduled_ms) if misfires is not None else 0
+            try:
+                if not await self._overlap.admit(job, scheduled_ms, trigger, self._new_record, deadline_ms=deadline):
+                    return
+            except RecordDroppedError as exc:
+                assert misfires is not None  # only bounded inserts are dropped
+                misfires.note(job, scheduled_ms, str(exc))
+                return
         await self.run_firing(job, scheduled_ms, trigger)
 
     async def adopt(self, job: Job, run: RunRecord) -> None:
