@@ -12,6 +12,11 @@ import grpc
 
 from common import status
 
+# A run sent ahead whose executor refuses connections this long before the
+# run's time (on the dispatcher's clock) died before starting it: the
+# executor's clock may be ahead of the dispatcher's by up to this much.
+REROUTE_CLOCK_MARGIN_MS = 250
+
 
 def never_connected(exc: grpc.aio.AioRpcError) -> bool:
     """The channel had no connection to send the call on: nothing reached the
@@ -33,4 +38,21 @@ def refused_unstarted(exc: grpc.aio.AioRpcError) -> str:
     for key, value in exc.trailing_metadata() or ():
         if key == status.NOT_STARTED_METADATA:
             return str(value) or "refused"
+    return ""
+
+
+def unstarted_proof(exc: grpc.aio.AioRpcError, maybe_delivered: bool, scheduled_ms: int, now_ms: int) -> str:
+    """Why a failed Run proves the run never started on that executor, or "".
+
+    Refused unstarted (draining); or the call never reached it and no earlier
+    one may have; or nothing listens there before the run's time, so the
+    executor died before starting it (a restarted one turns what it held
+    into a `lost` result, never runs it)."""
+    why = refused_unstarted(exc)
+    if why:
+        return f"refused it unstarted ({why})"
+    if never_connected(exc) and not maybe_delivered:
+        return "was not reached"
+    if refused_connection(exc) and now_ms < scheduled_ms - REROUTE_CLOCK_MARGIN_MS:
+        return "went away before the run's time"
     return ""

@@ -33,7 +33,7 @@ from common.model import (
     make_run_id,
 )
 from common.registry.base import ExecutorRef, Registry
-from dispatcher.connect_errors import never_connected, refused_connection, refused_unstarted
+from dispatcher.connect_errors import never_connected, unstarted_proof
 from dispatcher.executor_client import ExecutorClients
 from dispatcher.executor_session import SessionBrokenError
 from dispatcher.misfire import MisfireTracker
@@ -50,10 +50,6 @@ log = logging.getLogger(__name__)
 # (a network blip must not turn a healthy run into a lost one).
 REATTACH_BEFORE_START_SECONDS = 3.0
 REATTACH_AFTER_START_SECONDS = 15.0
-# A run sent ahead whose executor refuses connections this long before the
-# run's time (on this dispatcher's clock) died before starting it: the
-# executor's clock may be ahead of ours by up to this much.
-REROUTE_CLOCK_MARGIN_MS = 250
 # Outcomes that start `on_failure` dependents (skipped/queued firings start nothing).
 FAILED_OUTCOMES = frozenset({status.FAILED, status.TIMEOUT, status.KILLED, status.LOST})
 
@@ -562,7 +558,7 @@ class FiringRunner:
                     if isinstance(exc, grpc.aio.AioRpcError) and exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
                         return self._give_up(job, record, executor, started, reason or "", invalid=True)
                     if isinstance(exc, grpc.aio.AioRpcError) and not started:
-                        why = _unstarted_proof(exc, maybe_delivered, record.scheduled_ms)
+                        why = unstarted_proof(exc, maybe_delivered, record.scheduled_ms, now_ms())
                         if why and elsewhere():
                             return _not_started(record, executor, f"executor {executor.address} {why}: {reason}")
                         maybe_delivered = maybe_delivered or not never_connected(exc)
@@ -740,19 +736,3 @@ class _StreamEndedError(Exception):
 def _not_started(record: RunRecord, executor: ExecutorRef, error: str) -> Outcome:
     return Outcome(status.FAILED, record.run_id, executor.address, unreachable=True, not_started=True, error=error)
 
-
-def _unstarted_proof(exc: grpc.aio.AioRpcError, maybe_delivered: bool, scheduled_ms: int) -> str:
-    """Why a failed Run proves the run never started on that executor, or "".
-
-    Refused unstarted (draining); or the call never reached it and no earlier
-    one may have; or nothing listens there before the run's time, so the
-    executor died before starting it (a restarted one turns what it held
-    into a `lost` result, never runs it)."""
-    why = refused_unstarted(exc)
-    if why:
-        return f"refused it unstarted ({why})"
-    if never_connected(exc) and not maybe_delivered:
-        return "was not reached"
-    if refused_connection(exc) and now_ms() < scheduled_ms - REROUTE_CLOCK_MARGIN_MS:
-        return "went away before the run's time"
-    return ""
