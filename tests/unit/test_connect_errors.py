@@ -9,7 +9,10 @@ from grpc.aio import AioRpcError, Metadata
 from common import status
 from dispatcher.connect_errors import REROUTE_CLOCK_MARGIN_MS, unstarted_proof
 
-REFUSED = "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:5921: Failed to connect to remote host: Connection refused"
+REFUSED = (
+    "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:5921: "
+    "Failed to connect to remote host: Connection refused"
+)
 TIMED_OUT = "failed to connect to all addresses; last error: UNKNOWN: ipv4:10.0.0.9:5921: Connection timed out"
 SCHEDULED = 1_800_000_000_000
 
@@ -20,7 +23,7 @@ def error(details: str, code: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE, tra
 
 def test_a_draining_refusal_proves_it() -> None:
     drained = error("executor is shutting down", trailing=Metadata((status.NOT_STARTED_METADATA, "draining")))
-    assert "refused it unstarted (draining)" == unstarted_proof(drained, True, SCHEDULED, SCHEDULED + 5000)
+    assert unstarted_proof(drained, True, SCHEDULED, SCHEDULED + 5000) == "refused it unstarted (draining)"
     # The same status without the executor's marker is only a broken connection.
     assert unstarted_proof(error("executor is shutting down"), True, SCHEDULED, SCHEDULED + 5000) == ""
 
