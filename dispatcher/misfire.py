@@ -146,9 +146,10 @@ class MisfireTracker:
             for span in spans:
                 try:
                     await self._settle(span)
-                except Exception as exc:  # noqa: BLE001 - the next misfire tries again; the monitor records the rest
-                    log.warning("job %s: applying its misfire policy failed: %s", span.job.name, exc)
+                except Exception as exc:  # noqa: BLE001 - nothing was started yet: tried again on the next pass
+                    log.warning("job %s: recording its misfired firings failed (will retry): %s", span.job.name, exc)
                     self.note(span.job, span.first_ms, span.reason)
+                    self.note(span.job, span.last_ms, span.reason)
 
     async def _settle(self, span: _Span) -> None:
         job = self.current_job(span.job.id)
@@ -182,10 +183,13 @@ class MisfireTracker:
         ]
         # Existing rows (run, or recorded late and marked) stay as they are.
         created = await self._db.run(self._store.write_runs, records, []) if records else []
+        # Past this point nothing is retried: a firing started twice would run twice.
         started = 0
         for ms in to_run:
-            if await self._start(span.job if job is None else job, ms):
-                started += 1
+            try:
+                started += await self._start(span.job if job is None else job, ms)
+            except Exception as exc:  # noqa: BLE001 - the others still run; the monitor records this one missed
+                log.warning("job %s firing %s: could not run it per its misfire policy: %s", span.job.name, iso_ms(ms), exc)
         log.warning(
             "job %s: %d firings from %s to %s misfired while run history writes lagged; "
             "misfire policy %s: %d recorded missed, %d run now",
