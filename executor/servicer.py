@@ -78,7 +78,9 @@ class ExecutorServicer(crontrio_pb2_grpc.ExecutorServicer):
         async for event in events:
             yield event
 
-    async def Kill(self, request: crontrio_pb2.KillRequest, context: grpc.aio.ServicerContext) -> crontrio_pb2.KillReply:
+    async def Kill(
+        self, request: crontrio_pb2.KillRequest, context: grpc.aio.ServicerContext
+    ) -> crontrio_pb2.KillReply:
         if request.before_start_only:
             reason = request.reason or "cancelled before its scheduled start"
             return crontrio_pb2.KillReply(killed=self.runs.cancel_held(request.run_id, reason))
@@ -86,7 +88,9 @@ class ExecutorServicer(crontrio_pb2_grpc.ExecutorServicer):
             return crontrio_pb2.KillReply(killed=self.runs.kill(request.run_id, request.reason))
         return crontrio_pb2.KillReply(killed=self.runs.kill(request.run_id))
 
-    async def Ack(self, request: crontrio_pb2.AckRequest, context: grpc.aio.ServicerContext) -> crontrio_pb2.AckReply:
+    async def Ack(
+        self, request: crontrio_pb2.AckRequest, context: grpc.aio.ServicerContext
+    ) -> crontrio_pb2.AckReply:
         return crontrio_pb2.AckReply(acknowledged=await self.runs.ack(request.run_ids))
 
     async def ListResults(
