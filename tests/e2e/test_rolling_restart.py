@@ -8,6 +8,7 @@ not what the database says.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -132,5 +133,43 @@ def test_kill_9_of_an_executor_moves_its_runs_sent_ahead_to_the_other(tmp_path: 
         # own journal: that must change nothing of what the other one ran.
         trio.start("executor")
         assert [r for r in _rows(trio) if r[2] > kill_ms] == later
+    finally:
+        stop_trio(trio)
+
+
+def test_a_draining_executor_moves_sharded_runs_and_skips_its_broadcast_ones(tmp_path: Path) -> None:
+    trio = make_trio(tmp_path, executors=2, extra={"monitor": {"health_interval_seconds": "2"}})
+    for service in ("executor", "executor2", "dispatcher", "monitor"):
+        trio.start(service)
+    try:
+        for name, route in (("fan-shard", "sharded"), ("fan-all", "broadcast")):
+            added = trio.cronctl("job", "add", "--name", name, "--spec", "* * * * * *", "--route", route, "--command", "true")
+            assert added.returncode == 0, added.stderr
+        wait_for(lambda: len(trio.sql("SELECT 1 FROM runs WHERE status = 'succeeded'")) >= 8, 30, "runs to flow")
+        wait_for(lambda: 0.85 < time.time() % 1 < 0.95, 5, "the end of a second", interval=0.005)
+        stopped_ms = time.time_ns() // 1_000_000
+        assert trio.procs["executor"].stop() == 0
+        # Firings while it drains and until the monitor takes it out of routing.
+        wait_for(lambda: _succeeded_on(trio, trio.executor2, stopped_ms + 4000) >= 2, 30, "firings after the stop")
+        for name in ("fan-shard", "fan-all"):
+            assert trio.cronctl("job", "pause", name).returncode == 0
+
+        def settled() -> list[tuple[object, ...]] | None:
+            rows = trio.sql(
+                "SELECT job_name, run_id, status, executor, error FROM runs WHERE scheduled_ms > ? AND status != 'skipped' "
+                "OR scheduled_ms > ? AND job_name = 'fan-all'",
+                (stopped_ms, stopped_ms),
+            )
+            return None if any(r[2] in ("pending", "running") for r in rows) else rows
+
+        rows = wait_for(settled, 30, "the firings after the stop to end")
+        sharded = [r for r in rows if r[0] == "fan-shard"]
+        assert sharded and all(r[2] == "succeeded" for r in sharded), sharded  # every shard ran, somewhere
+        broadcast = [r for r in rows if r[0] == "fan-all"]
+        assert all(r[2] in ("succeeded", "skipped") for r in broadcast), broadcast  # never failed
+        skipped = [r for r in broadcast if r[2] == "skipped" and "broadcast runs on the executors that are up" in str(r[4])]
+        # The firings held on it when it stopped were handed back: sharded moved, broadcast skipped.
+        assert skipped, broadcast
+        assert re.search(r"job fan-shard run \S+ never started there", trio.procs["dispatcher"].log_text())
     finally:
         stop_trio(trio)
