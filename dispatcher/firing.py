@@ -33,7 +33,7 @@ from common.model import (
     make_run_id,
 )
 from common.registry.base import ExecutorRef, Registry
-from dispatcher.connect_errors import never_connected, unstarted_proof
+from dispatcher.connect_errors import never_connected, refused_unstarted, unstarted_proof
 from dispatcher.executor_client import ExecutorClients
 from dispatcher.executor_session import SessionBrokenError
 from dispatcher.misfire import MisfireTracker
@@ -500,8 +500,9 @@ class FiringRunner:
         request = build_run_request(job, record, self._template(job))
         stub = self._clients.stub(executor.address)
         started = False
-        # Whether the request may have reached the executor: until then a
-        # failed call proves it never started there.
+        # Whether the request may have reached the executor and started there:
+        # until a call may have delivered it, or again once the executor said
+        # it did not start it, a failed call proves it never started there.
         maybe_delivered = False
         failing_since: float | None = None
         delay = 0.2
@@ -512,6 +513,7 @@ class FiringRunner:
         try:
             session = self._clients.session(executor.address)
             if session is not None:
+                sent_back = False  # handed back or refused unstarted, with nowhere else to go
                 try:
                     async for ev in session.run(request):
                         kind = ev.WhichOneof("event")
@@ -525,15 +527,19 @@ class FiringRunner:
                             if ev.finished.status == status.NOT_STARTED:
                                 if elsewhere():
                                     return await self._handed_back(record, executor, ev.finished)
+                                sent_back = True
                                 break  # nowhere else to go: Run below retries this executor
                             return await self._finish(job, record, executor, ev.finished)
                         elif kind == "refused" and ev.refused.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]:
                             return self._give_up(job, record, executor, started, ev.refused.message, invalid=True)
-                        elif kind == "refused" and ev.refused.code == grpc.StatusCode.UNAVAILABLE.value[0] and elsewhere():
+                        elif kind == "refused" and ev.refused.code == grpc.StatusCode.UNAVAILABLE.value[0]:
                             # Draining: the executor did not accept it.
-                            return _not_started(record, executor, f"executor {executor.address} refused it: {ev.refused.message}")
+                            if elsewhere():
+                                why = f"executor {executor.address} refused it: {ev.refused.message}"
+                                return _not_started(record, executor, why)
+                            sent_back = True
                         # Any other refusal: Run below meets it too and handles it as ever.
-                    maybe_delivered = True
+                    maybe_delivered = not sent_back
                 except SessionBrokenError as exc:
                     maybe_delivered = not exc.never_connected
                     log.debug("run %s: %s; going on with Run", record.run_id, exc)
@@ -550,24 +556,34 @@ class FiringRunner:
                             if event.finished.status == status.NOT_STARTED:
                                 if elsewhere():
                                     return await self._handed_back(record, executor, event.finished)
-                                raise _StreamEndedError(f"the executor handed the run back unstarted: {event.finished.error}")
+                                raise _HandedBackError(f"the executor handed the run back unstarted: {event.finished.error}")
                             return await self._finish(job, record, executor, event.finished)
                     raise _StreamEndedError("the executor closed the stream before the run finished")
                 except (grpc.aio.AioRpcError, _StreamEndedError) as exc:
                     reason = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
                     if isinstance(exc, grpc.aio.AioRpcError) and exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
                         return self._give_up(job, record, executor, started, reason or "", invalid=True)
-                    if isinstance(exc, grpc.aio.AioRpcError) and not started:
+                    if isinstance(exc, _HandedBackError):
+                        maybe_delivered = False  # it said so: never started there
+                    elif isinstance(exc, grpc.aio.AioRpcError) and not started:
                         why = unstarted_proof(exc, maybe_delivered, record.scheduled_ms, now_ms())
                         if why and elsewhere():
                             return _not_started(record, executor, f"executor {executor.address} {why}: {reason}")
-                        maybe_delivered = maybe_delivered or not never_connected(exc)
+                        if refused_unstarted(exc):
+                            maybe_delivered = False
+                        elif not never_connected(exc):
+                            maybe_delivered = True
                     else:
                         maybe_delivered = True
                     now = time.monotonic()
                     failing_since = now if failing_since is None else failing_since
                     window = REATTACH_AFTER_START_SECONDS if started else REATTACH_BEFORE_START_SECONDS
-                    if now - failing_since >= window or self._gone(executor):
+                    give_up = now - failing_since >= window or self._gone(executor)
+                    if give_up and not started and not maybe_delivered and self._may_still_start(record):
+                        # Provably not started there and nowhere else to go: wait for this
+                        # executor (e.g. restarting) as long as it may start in time.
+                        give_up = False
+                    if give_up:
                         if not started:
                             # Before calling it unreachable, ask: an overloaded executor may
                             # have taken the run after all, and failing (then retrying) a run
@@ -590,6 +606,10 @@ class FiringRunner:
             self.in_flight[executor.address] -= 1
             if ahead is not None:
                 self._no_longer_ahead(job.id, record.run_id)
+
+    def _may_still_start(self, record: RunRecord) -> bool:
+        """Whether a run that never started is still within its misfire grace."""
+        return self.misfires is not None and now_ms() < self.misfires.deadline_ms(record.scheduled_ms)
 
     async def _handed_back(self, record: RunRecord, executor: ExecutorRef, fin: pb.RunFinished) -> Outcome:
         """The executor handed the run back unstarted (it is shutting down)
@@ -731,6 +751,10 @@ class FiringRunner:
 
 class _StreamEndedError(Exception):
     pass
+
+
+class _HandedBackError(_StreamEndedError):
+    """The executor handed the run back unstarted, and there is nowhere else to send it."""
 
 
 def _not_started(record: RunRecord, executor: ExecutorRef, error: str) -> Outcome:

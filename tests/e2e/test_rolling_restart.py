@@ -173,3 +173,43 @@ def test_a_draining_executor_moves_sharded_runs_and_skips_its_broadcast_ones(tmp
         assert re.search(r"job fan-shard run \S+ never started there", trio.procs["dispatcher"].log_text())
     finally:
         stop_trio(trio)
+
+
+def test_a_lone_executor_restarted_runs_what_it_handed_back_late_but_not_failed(tmp_path: Path) -> None:
+    # One executor, no monitor: nothing takes it out of routing while it restarts.
+    trio = make_trio(tmp_path)
+    for service in ("executor", "dispatcher"):
+        trio.start(service)
+    ran = tmp_path / "ran.txt"
+    try:
+        for name in JOBS[:2]:
+            added = trio.cronctl(
+                "job", "add", "--name", name, "--spec", "* * * * * *", "--command", f'echo "$CRONTRIO_RUN_ID" >> {ran}'
+            )
+            assert added.returncode == 0, added.stderr
+        wait_for(lambda: _succeeded_on(trio, trio.executor, 0) >= 4, 30, "runs to flow")
+        begin_ms = time.time_ns() // 1_000_000
+        assert trio.procs["executor"].stop() == 0
+        restarted_ms = time.time_ns() // 1_000_000
+        trio.start("executor")
+        wait_for(lambda: _succeeded_on(trio, trio.executor, restarted_ms + 3000) >= 2, 30, "runs after the restart")
+        end_ms = time.time_ns() // 1_000_000
+        for name in JOBS[:2]:
+            assert trio.cronctl("job", "pause", name).returncode == 0
+
+        def settled() -> list[tuple[object, ...]] | None:
+            rows = trio.sql(
+                "SELECT run_id, job_name, scheduled_ms, status, error FROM runs WHERE scheduled_ms BETWEEN ? AND ?",
+                (begin_ms, end_ms),
+            )
+            return None if any(r[3] in ("pending", "running") for r in rows) else rows
+
+        rows = wait_for(settled, 30, "the firings of the restart to end")
+        bad = [r for r in rows if r[3] != "succeeded"]
+        assert not bad, f"firings that did not run across the restart: {bad}"
+        assert "handed back" in trio.procs["executor"].log_text()  # it stopped holding firings sent ahead
+        executed = Counter(ran.read_text().split())
+        assert not {k: n for k, n in executed.items() if n > 1}, "a run executed twice"
+        assert {str(r[0]) for r in rows} <= set(executed)
+    finally:
+        stop_trio(trio)
