@@ -55,6 +55,9 @@ class _Batch:
     insert_futures: list[asyncio.Future[bool]] = field(default_factory=list)
     # Per insert: the wall-clock ms after which it is dropped unwritten (0: never).
     insert_deadlines: list[int] = field(default_factory=list)
+    # How many inserts have a deadline (firings, as opposed to history): kept
+    # as a count, since every firing's insert asks for it.
+    bounded: int = 0
     updates: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     update_futures: list[asyncio.Future[None]] = field(default_factory=list)
     # When its first write was queued (monotonic; 0: empty).
@@ -67,10 +70,6 @@ class _Batch:
     def __bool__(self) -> bool:
         return bool(self.inserts or self.updates)
 
-    def bounded(self) -> int:
-        """How many inserts have a deadline (firings, as opposed to history)."""
-        return sum(1 for d in self.insert_deadlines if d)
-
     def drop_expired(self, now_ms: int) -> int:
         """Take out the inserts whose deadline has passed; returns how many."""
         keep = [i for i, d in enumerate(self.insert_deadlines) if not d or d > now_ms]
@@ -82,6 +81,7 @@ class _Batch:
             self.inserts = [self.inserts[i] for i in keep]
             self.insert_futures = [self.insert_futures[i] for i in keep]
             self.insert_deadlines = [self.insert_deadlines[i] for i in keep]
+            self.bounded -= dropped
         return dropped
 
 
@@ -116,7 +116,7 @@ class RunRecorder:
     @property
     def backlog(self) -> int:
         """Firing inserts waiting to be written (bounded by max_backlog)."""
-        return self._pending.bounded() + self._committing.bounded()
+        return self._pending.bounded + self._committing.bounded
 
     async def insert(self, record: RunRecord, *, deadline_ms: int = 0) -> bool:
         """Record a new run; False if that firing attempt is already recorded (by anyone).
@@ -140,6 +140,8 @@ class RunRecorder:
         self._pending.inserts.append(record)
         self._pending.insert_futures.append(future)
         self._pending.insert_deadlines.append(deadline_ms)
+        if deadline_ms:
+            self._pending.bounded += 1
         self._pending.queued()
         self._has_work.set()
         return await future
@@ -160,7 +162,7 @@ class RunRecorder:
                 await asyncio.sleep(self._batch_seconds)  # let the batch fill
             self._has_work.clear()
             batch, self._pending = self._pending, _Batch()
-            if batch.bounded():
+            if batch.bounded:
                 batch.drop_expired(wall_ms())
             if batch:
                 self._committing = batch
@@ -195,7 +197,7 @@ class RunRecorder:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 # Firings that missed their deadline meanwhile are not written late.
-                if batch.bounded():
+                if batch.bounded:
                     batch.drop_expired(wall_ms())
         self._note_delay(batch, len(self._pending.inserts) + len(self._pending.updates))
         for future, was_created in zip(batch.insert_futures, created, strict=True):
