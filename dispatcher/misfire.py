@@ -88,7 +88,6 @@ class MisfireTracker:
         self.run_firing: RunFiringFn | None = None
         self.spawn: SpawnFn | None = None
         self.current_job: Callable[[int], Job | None] = lambda _job_id: None
-        self.noted = 0
 
     def deadline_ms(self, scheduled_ms: int) -> int:
         """When a firing's record is too late for it to run."""
@@ -99,7 +98,6 @@ class MisfireTracker:
 
     def note(self, job: Job, scheduled_ms: int, reason: str) -> None:
         """A firing of `job` was not run because it could not be recorded in time."""
-        self.noted += 1
         span = self._spans.get(job.id)
         if span is None:
             log.warning(
