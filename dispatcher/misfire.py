@@ -160,7 +160,8 @@ class MisfireTracker:
         window_start = now - int((job.catch_up_window_seconds if job is not None else 0) * 1000)
         in_window = [ms for ms in fired if ms >= window_start]
         to_run = in_window[-1:] if policy == MISFIRE_RUN_ONCE else in_window if policy == MISFIRE_RUN_ALL else []
-        missed = [ms for ms in fired if ms not in to_run]
+        running = set(to_run)
+        missed = [ms for ms in fired if ms not in running]
         why = "paused or deleted since" if job is None else f"misfire policy {job.misfire_policy}"
         reason = f"missed: not recorded within {self.grace_ms / 1000:g}s of its time (run history writes lagged); {why}"
         records = [
@@ -210,8 +211,9 @@ class MisfireTracker:
             return True
         mine = existing.dispatcher == self._dispatcher_id and existing.error.startswith(LATE_PREFIX)
         if existing.status == status.MISSED and mine:
-            # Recorded late by us and marked: this very row runs now.
-            self._recorder.update(run_id, trigger=TRIGGER_CATCH_UP)
+            # Recorded late by us and marked: this very row runs now. Pending
+            # again (durably) first, so that a later pass never starts it twice.
+            await self._recorder.update(run_id, status=status.PENDING, trigger=TRIGGER_CATCH_UP)
             self.spawn(self.run_firing(job, ms, TRIGGER_CATCH_UP, 1, recorded=True), f"misfire-{run_id}")
             return True
         return False
