@@ -22,7 +22,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from common.auth import CLIENT_HEADER, bearer_token
-from console import live, readpaths
+from console import live, readpaths, transfer_api
 from console.gateway import NoDispatcherError
 from console.session import CSRF_HEADER
 from console.state import state_of
@@ -367,6 +367,8 @@ ROUTES: tuple[Route, ...] = (
         roles="admin",
     ),
     Route("POST", "/jobs:validate", jobs_validate, "Validate a job without storing it", body="Job", response="Job"),
+    Route("GET", "/jobs:export", transfer_api.jobs_export, "Jobs as a document, secrets in clear", ("name",), roles="admin"),
+    Route("POST", "/jobs:import", transfer_api.jobs_import, "Import a jobs document", ("update", "dryRun"), roles="admin"),
     Route(
         "GET", "/jobs/{name}", job_get, "One job (secret values redacted unless ?reveal=true, admin)", ("reveal",), response="Job"
     ),

@@ -66,6 +66,15 @@ GROUPS: tuple[Group, ...] = (
         ),
     ),
     Group(
+        "about",
+        "Description, owner and tags",
+        (
+            Field("description", "Description", "textarea", hint="What the job is for (at most 1,024 characters)."),
+            Field("owner", "Owner", hint="Who answers for the job: a person or team, one word."),
+            Field("tags", "Tags", "lines", hint="One a line: lower-case labels to find the job by."),
+        ),
+    ),
+    Group(
         "retries",
         "Timeout and retries",
         (

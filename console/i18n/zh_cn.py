@@ -234,4 +234,11 @@ MESSAGES: dict[str, str] = {
     "Live output is not available now; reload the page to try again.": "实时输出暂不可用；请刷新页面重试。",
     "Last seen": "最后在线",
     "Paused (does not fire until resumed)": "暂停（恢复前不会触发）",
+    "Description, owner and tags": "描述、负责人与标签",
+    "Description": "描述",
+    "Owner": "负责人",
+    "Tags": "标签",
+    "What the job is for (at most 1,024 characters).": "任务的用途（最多 1,024 个字符）。",
+    "Who answers for the job: a person or team, one word.": "任务的负责人：个人或团队，一个词。",
+    "One a line: lower-case labels to find the job by.": "每行一个：用于查找任务的小写标签。",
 }

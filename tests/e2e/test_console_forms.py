@@ -56,6 +56,21 @@ def textarea(page: str, name: str) -> str:
     return html.unescape(match.group(1))
 
 
+def form_values(page: str) -> dict[str, str]:
+    """What a browser would send from the job form as shown (inputs, textareas, selects, checkboxes)."""
+    values: dict[str, str] = {}
+    for tag in re.findall(r"<input [^>]*>", page):
+        name, value = re.search(r'name="([^"]+)"', tag), re.search(r'value="([^"]*)"', tag)
+        if name and ('type="checkbox"' not in tag or " checked" in tag):
+            values[name.group(1)] = html.unescape(value.group(1)) if value else "on"
+    for name, text in re.findall(r'<textarea[^>]*name="([^"]+)"[^>]*>([^<]*)</textarea>', page):
+        values[name] = html.unescape(text)
+    for name, options in re.findall(r'<select[^>]*name="([^"]+)">(.*?)</select>', page, re.S):
+        chosen = re.search(r'<option value="([^"]*)" selected', options) or re.search(r'<option value="([^"]*)"', options)
+        values[name] = html.unescape(chosen.group(1)) if chosen else ""
+    return values
+
+
 def post_form(client: httpx.Client, path: str, csrf_page: str, **values: str) -> httpx.Response:
     return client.post(path, data={"csrf": csrf_of(csrf_page), **values})
 
@@ -113,15 +128,32 @@ def test_the_preview_is_shown_with_the_form(admin: httpx.Client) -> None:
 
 
 def test_edit_keeps_redacted_secrets_and_clone_does_not_copy_them(admin: httpx.Client, api: httpx.Client) -> None:
-    body = {"name": "secretive", "spec": "@daily", "command": "true", "env": {"PASSWORD": "hunter2", "PLAIN": "x"}}
+    body = {
+        "name": "secretive",
+        "spec": "@daily",
+        "command": "true",
+        "env": {"PASSWORD": "hunter2", "PLAIN": "x"},
+        "description": "Copies\nthe books",
+        "owner": "team-books",
+        "tags": ["books", "nightly"],
+        "retries": 2,
+    }
     assert api.post("/jobs", json=body).status_code == 201
     form = admin.get("/jobs/secretive/edit")
     shown = textarea(form.text, "env")
     assert "hunter2" not in form.text and "PASSWORD=<redacted>" in shown
-    saved = post_form(admin, "/jobs/secretive/edit", form.text, name="secretive", spec="@hourly", command="true", env=shown)
+    values = {**form_values(form.text), "spec": "@hourly"}  # what the browser sends after one change
+    saved = admin.post("/jobs/secretive/edit", data=values)
     assert saved.status_code == 302, saved.text
     stored = api.get("/jobs/secretive", params={"reveal": "true"}).json()
     assert stored["spec"] == "@hourly" and stored["env"] == {"PASSWORD": "hunter2", "PLAIN": "x"}
+    # Every other field is as it was.
+    assert (stored["description"], stored["owner"], stored["tags"], stored["retries"]) == (
+        "Copies\nthe books",
+        "team-books",
+        ["books", "nightly"],
+        2,
+    )
     clone = admin.get("/jobs:new", params={"clone": "secretive"})
     assert 'value="secretive-copy"' in clone.text and "PASSWORD=\n" in textarea(clone.text, "env") + "\n"
     assert "hunter2" not in clone.text and "&lt;redacted&gt;" not in textarea(clone.text, "env")

@@ -166,7 +166,8 @@ def test_the_job_form_reads_back_what_it_shows_for_every_field() -> None:
     from protos import crontrio_pb2 as pb
 
     job = pb.Job(
-        name="full", paused=True, spec="30 2 * * *", timezone="Europe/Berlin", type="http", command="https://example.com/x",
+        name="full", paused=True, description="Nightly\ncopy", owner="team-ops", tags=["backup", "nightly"],
+        spec="30 2 * * *", timezone="Europe/Berlin", type="http", command="https://example.com/x",
         http_method="POST", http_headers={"X-A": "1", "X-B": "two words"}, http_body="{}", expected_statuses=[200, 204],
         timeout_seconds=2.5, retries=3, retry_interval_seconds=10, retry_backoff=2, retry_max_interval_seconds=60,
         retry_jitter=0.1, target="group:gpu", workdir="/tmp", env={"A": "x=y", "B": ""}, overlap_policy="skip",
