@@ -168,6 +168,8 @@ class FiringRunner:
         self._templates: dict[int, tuple[Job, bytes | None]] = {}
         # Executors the monitor reports as failing health checks: not routed to.
         self.unhealthy: frozenset[str] = frozenset()
+        # Executor -> when it last passed a health check (the monitor's report; display only).
+        self.last_seen: dict[str, int] = {}
         # Called for firings another dispatcher claimed (see takeover.py).
         self.on_claimed_elsewhere: Callable[[Job, int], None] | None = None
         # Set by the app: jobs to start after a job ends, and a task spawner.
