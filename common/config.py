@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import configparser
 import dataclasses
+import math
 import os
 import re
 import socket
@@ -114,6 +115,13 @@ class DispatcherConfig:
     # On a store with no users, the first dispatcher creates "admin" with a
     # random password, logs it once and writes it here (mode 0600).
     initial_password_file: str = "var/initial-admin-password"
+    # A scheduled firing not recorded within this many seconds of its time
+    # (the database locked, down or too slow) does not run then: its job's
+    # misfire policy applies once writes keep up (README, "Misfires").
+    misfire_grace_seconds: float = 10.0
+    # At most this many firings wait in memory to be recorded; beyond it a
+    # firing is a misfire at once, so a stuck database cannot grow memory.
+    record_backlog: int = 10_000
     # Prometheus /metrics (README "Metrics"); empty = off.
     metrics_listen: str = "127.0.0.1:5924"
 
@@ -491,6 +499,11 @@ def _validate(cfg: Config) -> None:
         _check_address(f"dispatcher.executors[{i}]", address)
     if cfg.dispatcher.record_batch_ms < 0:
         raise ConfigError("dispatcher.record_batch_ms: must not be negative")
+    grace = cfg.dispatcher.misfire_grace_seconds
+    if not 0 < grace < math.inf:
+        raise ConfigError(f"dispatcher.misfire_grace_seconds: must be a positive number, got {grace}")
+    if cfg.dispatcher.record_backlog < 1:
+        raise ConfigError(f"dispatcher.record_backlog: must be at least 1, got {cfg.dispatcher.record_backlog}")
     if not 0 <= cfg.dispatcher.dispatch_ahead_ms <= MAX_DISPATCH_AHEAD_MS:
         ahead = cfg.dispatcher.dispatch_ahead_ms
         raise ConfigError(f"dispatcher.dispatch_ahead_ms: expected 0 to {MAX_DISPATCH_AHEAD_MS}, got {ahead}")

@@ -169,6 +169,12 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"limit: must be between 1 and {MAX_JOB_PAGE} (0 = {DEFAULT_JOB_PAGE}), got {request.limit}",
             )
+        if request.next_firings:
+            return pb.ListJobsReply(jobs=[self._to_pb(job) for _, job in self._schedule.soonest(limit)])
+        if request.downstream_of:
+            ids = self._sync.dependents_of(request.downstream_of)[:limit]
+            found = await self._db.run(self._store.jobs_by_ids, ids) if ids else []
+            return pb.ListJobsReply(jobs=[self._to_pb(j) for j in sorted(found, key=lambda j: j.name)])
         # Without tag/owner the digest is the one older tokens were made with.
         filters: list[str] = ["jobs", request.name_prefix]
         if request.tag or request.owner:
@@ -407,6 +413,7 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
                     labels=e.labels,
                     healthy=e.address not in self._runner.unhealthy,
                     running=self._runner.in_flight[e.address],
+                    last_seen_ms=self._runner.last_seen.get(e.address, 0),
                 )
                 for e in sorted(live, key=lambda e: e.address)
             ]
@@ -471,6 +478,7 @@ class ControlServicer(pb_grpc.ControlServicer):
         if unhealthy != self._runner.unhealthy:
             log.info("executors out of routing (failing health checks): %s", ", ".join(sorted(unhealthy)) or "none")
         self._runner.unhealthy = unhealthy
+        self._runner.last_seen = dict(request.last_seen_ms)
         return pb.ExecutorHealthAck(dispatcher=self._id)
 
     async def RetryRun(self, request: pb.RetryRunRequest, context: grpc.aio.ServicerContext) -> pb.RetryRunReply:

@@ -30,6 +30,7 @@ from dispatcher.executor_client import ExecutorClients
 from dispatcher.firing import FiringRunner
 from dispatcher.job_sync import JobSync
 from dispatcher.metrics import DispatcherMetrics
+from dispatcher.misfire import MisfireTracker
 from dispatcher.notify import RunNotifier
 from dispatcher.overlap import OverlapGate
 from dispatcher.peers import PeerLiveness
@@ -69,7 +70,7 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     registry = make_registry(cfg.etcd, cfg.dispatcher.executors)
     await registry.start()
     clients = ExecutorClients(internal_tls(cfg.tls), cluster_secret=cluster_secret)
-    recorder = RunRecorder(store, db, cfg.dispatcher.record_batch_ms)
+    recorder = RunRecorder(store, db, cfg.dispatcher.record_batch_ms, cfg.dispatcher.record_backlog)
     recorder.start()
 
     schedule = Schedule()
@@ -81,6 +82,9 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     runner.downstream_of = job_sync.downstream_of
     runner.still_scheduled = job_sync.jobs.__contains__
     job_sync.on_unscheduled = runner.job_unscheduled
+    misfires = MisfireTracker(store, db, recorder, dispatcher_id, cfg.dispatcher.misfire_grace_seconds)
+    misfires.run_firing, misfires.spawn, misfires.current_job = runner.run_firing, scheduler.spawn, job_sync.jobs.get
+    runner.misfires = misfires
     metrics = DispatcherMetrics()
     runner.metrics = recorder.metrics = metrics
     metrics.count_scheduled(schedule.__len__)
@@ -180,6 +184,7 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     loop_task = asyncio.create_task(scheduler.run(), name="scheduler")
     sync_task = asyncio.create_task(job_sync.fallback_loop(JOB_SYNC_FALLBACK_SECONDS), name="job-sync")
     takeover_task = asyncio.create_task(takeover.run(), name="takeover")
+    misfire_task = asyncio.create_task(misfires.run(), name="misfires")
     stop_wait = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait({loop_task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
     if loop_task in done and loop_task.exception() is not None:
@@ -193,6 +198,7 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
         await registration.close()  # the monitor and cronctl stop choosing us at once
     sync_task.cancel()
     takeover_task.cancel()
+    misfire_task.cancel()
     stop_wait.cancel()
     if scheduler.in_flight:
         _, pending = await asyncio.wait(scheduler.in_flight, timeout=cfg.dispatcher.shutdown_grace_seconds)

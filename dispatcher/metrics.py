@@ -91,6 +91,9 @@ class DispatcherMetrics:
             if record.status in self._finished:
                 self._finished[record.status].inc()
         for _run_id, fields in updates:
-            counter = self._finished.get(fields.get("status", ""))
+            run_status = fields.get("status", "")
+            counter = self._finished.get(run_status)
             if counter is not None:
                 counter.inc()
+                if run_status == status.MISSED:  # recorded too late to run (dispatcher/misfire.py)
+                    self._firing[MISSED].inc()

@@ -121,6 +121,11 @@ class ExecutorApp:
             await self.registration.close()  # dispatchers stop routing to us at once
         await self.server.set_serving(False)
         self.runs.stop_accepting()
+        # Runs sent ahead and not started go back to their dispatchers, which
+        # send them to another executor: a restart costs no run.
+        handed = self.runs.hand_back_held("executor shutting down")
+        if handed:
+            log.info("handed back %d run(s) held for their scheduled time", handed)
         if self.runs.running_count:
             log.info("waiting up to %.1fs for %d running run(s)", grace, self.runs.running_count)
         if not await self.runs.wait_idle(grace):

@@ -27,11 +27,13 @@ class ExecutorMetrics:
         )
         self.runs = Counter(
             "crontrio_executor_runs_total",
-            "Results this executor produced, by status (lost: runs that died with a previous executor process).",
+            "Results this executor produced, by status (lost: runs that died with a previous executor process; "
+            "not_started: held runs handed back at shutdown).",
             ["status"],
             registry=self.registry,
         )
-        self._runs = {s: self.runs.labels(s) for s in sorted(status.FINISHED)}
+        # not_started: held runs handed back unstarted at shutdown (another executor runs them).
+        self._runs = {s: self.runs.labels(s) for s in sorted(status.FINISHED | {status.NOT_STARTED})}
         self.duration = Histogram(
             "crontrio_executor_run_duration_seconds",
             "How long the runs this executor started took, from start to end.",

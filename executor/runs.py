@@ -502,6 +502,20 @@ class RunRegistry:
                 request.attempt,
             )
             raise NotJournaledError(run_id, cause) from None
+        if known is not None and known.result is not None and known.result.status == status.NOT_STARTED:
+            # Handed back unstarted by a drain (of this process or an earlier
+            # one) and sent here again by a dispatcher with nowhere else to
+            # send it: it never ran here, so it may start now, once its start
+            # is durable (as for any run).
+            log.info("run %s: handed back earlier without running; starting it now", run_id)
+            known = None
+            try:
+                await self.journal.begin(self._started_record(request, started_ms))
+            except Exception as exc:  # noqa: BLE001 - as for a failed claim: it must not run
+                log.info(
+                    "run %s (%s attempt %d) refused: its start could not be journaled", run_id, request.job_name, request.attempt
+                )
+                raise NotJournaledError(run_id, describe_failure(exc, self.journal.path)) from None
         if known is not None:
             events = await self._journaled(run_id, known)
             if events is not None:
@@ -528,6 +542,9 @@ class RunRegistry:
     def _start(self, request: crontrio_pb2.RunRequest, started_ms: int, hold: int) -> RunHandle:
         handle = RunHandle(request, request.output_limit_bytes or self.cfg.output_limit_bytes)
         self._running[request.run_id] = handle
+        # Held from now, not from when its task first runs: a cancel or a
+        # hand-back in between must find it held.
+        handle.held = bool(hold)
         work = self._execute(handle, started_ms, hold)
         handle.task = asyncio.create_task(work, name=f"run {request.run_id}")
         return handle
@@ -752,6 +769,18 @@ class RunRegistry:
             return False
         log.info("run %s: cancelled before its scheduled start (%s)", run_id, reason)
         return True
+
+    def hand_back_held(self, reason: str) -> int:
+        """Shutting down: end every run held for its scheduled time with
+        ``not_started`` (nothing ran), so that its dispatcher sends it to
+        another executor rather than this one starting it while it drains.
+        Returns how many were handed back."""
+        handed = 0
+        for run_id, handle in list(self._running.items()):
+            if handle.held and handle.request_stop(status.NOT_STARTED, reason):
+                log.info("run %s: handed back before its scheduled start (%s)", run_id, reason)
+                handed += 1
+        return handed
 
     async def ack(self, run_ids: Iterable[str]) -> int:
         """The dispatcher recorded these results; forget them (remembering

@@ -50,14 +50,16 @@ def test_committed_batches_count_firing_outcomes_and_finished_runs() -> None:
         ("b", {"status": status.FAILED}),
         ("c", {"dispatcher": "d"}),
         ("d", {"status": status.LOST}),
+        # A firing recorded after its misfire grace: not run, missed (dispatcher/misfire.py).
+        ("e", {"status": status.MISSED, "error": "misfired"}),
     ]
     metrics.committed(inserts, created, updates)
     assert value(metrics, "crontrio_firings_total", outcome="skipped") == 1
-    assert value(metrics, "crontrio_firings_total", outcome="missed") == 1
+    assert value(metrics, "crontrio_firings_total", outcome="missed") == 2
     assert value(metrics, "crontrio_firings_total", outcome="queued") == 1
     assert value(metrics, "crontrio_firings_total", outcome="fired") == 0  # counted where a firing runs
     finished = {s: value(metrics, "crontrio_runs_finished_total", status=s) for s in sorted(status.FINISHED)}
-    assert finished == {"failed": 1, "killed": 0, "lost": 1, "missed": 1, "skipped": 1, "succeeded": 1, "timeout": 0}
+    assert finished == {"failed": 1, "killed": 0, "lost": 1, "missed": 2, "skipped": 1, "succeeded": 1, "timeout": 0}
 
 
 def test_fire_lag_is_observed_for_first_scheduled_attempts_only() -> None:
