@@ -48,10 +48,12 @@ def metrics_handler(
 
 
 class MetricsServer:
-    """Serves `registry` at http://`listen`/metrics until stop()."""
+    """Serves `registry` at http://`listen`/metrics until stop(); `setting`
+    names the conf key `listen` came from, for the error when it is taken."""
 
-    def __init__(self, listen: str, registry: CollectorRegistry, refresh: RefreshFn | None = None) -> None:
+    def __init__(self, listen: str, registry: CollectorRegistry, refresh: RefreshFn | None = None, *, setting: str) -> None:
         self.listen = listen
+        self.setting = setting
         app = web.Application()
         app.router.add_get("/metrics", metrics_handler(registry, refresh))
         self._runner = web.AppRunner(app, access_log=None)
@@ -59,7 +61,12 @@ class MetricsServer:
     async def start(self) -> None:
         host, _, port = self.listen.rpartition(":")
         await self._runner.setup()
-        await web.TCPSite(self._runner, host.strip("[]"), int(port)).start()
+        try:
+            await web.TCPSite(self._runner, host.strip("[]"), int(port)).start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            # The services' __main__ turn an OSError into one "cannot start" line.
+            raise OSError(f"{self.setting}: cannot listen on {self.listen} (address in use?): {exc.strerror or exc}") from exc
         log.info("metrics on http://%s/metrics", self.listen)
 
     async def stop(self) -> None:

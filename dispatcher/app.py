@@ -88,7 +88,9 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     metrics = DispatcherMetrics()
     runner.metrics = recorder.metrics = metrics
     metrics.count_scheduled(schedule.__len__)
-    metrics_server = MetricsServer(cfg.dispatcher.metrics_listen, metrics.registry) if cfg.dispatcher.metrics_listen else None
+    metrics_server = None
+    if cfg.dispatcher.metrics_listen:
+        metrics_server = MetricsServer(cfg.dispatcher.metrics_listen, metrics.registry, setting="dispatcher.metrics_listen")
     if metrics_server is not None:
         await metrics_server.start()  # before catch-up, so its firings are counted and seen
     alerts = AlertSender(cfg.alert, cfg.alarm_mail_list)

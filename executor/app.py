@@ -76,7 +76,9 @@ class ExecutorApp:
         self.server = ServiceServer(cfg.listen, [SERVICE_NAME], credentials=credentials, interceptors=interceptors)
         crontrio_pb2_grpc.add_ExecutorServicer_to_server(ExecutorServicer(self.runs), self.server.server)
         metrics = self.runs.metrics
-        self.metrics = MetricsServer(cfg.metrics_listen, metrics.registry, metrics.refresh) if cfg.metrics_listen else None
+        self.metrics = None
+        if cfg.metrics_listen:
+            self.metrics = MetricsServer(cfg.metrics_listen, metrics.registry, metrics.refresh, setting="executor.metrics_listen")
 
     async def start(self) -> None:
         await self.journal.open()

@@ -3,11 +3,14 @@ per-job switch, in both shipped conf files."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from common.config import load_config
+from common.metrics_http import MetricsServer
 from common.errors import ConfigError
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -48,3 +51,13 @@ def test_empty_turns_metrics_off_and_per_job_series_can_be_turned_off(tmp_path: 
 def test_bad_metrics_settings_name_the_key(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(write(tmp_path, text), env={})
+
+
+async def test_a_taken_metrics_port_is_an_error_naming_the_setting() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        server = MetricsServer(address, CollectorRegistry(), setting="executor.metrics_listen")
+        with pytest.raises(OSError, match=f"executor.metrics_listen: cannot listen on {address}"):
+            await server.start()
