@@ -10,8 +10,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from common.config import load_config
-from common.metrics_http import MetricsServer
 from common.errors import ConfigError
+from common.metrics_http import MetricsServer
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 
