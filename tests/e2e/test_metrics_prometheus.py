@@ -94,6 +94,9 @@ def test_prometheus_scrapes_the_trio_and_answers_queries(metered: tuple[Trio, di
         next_fire = wait_for(lambda: value('crontrio_job_next_fire_timestamp_seconds{job="tick"}'), 30, "tick's next fire")
         assert abs(next_fire - time.time()) < 5, next_fire
         assert value("crontrio_scheduled_jobs") == 1
+        # What deploy/prometheus/alerts.yml's rules compute from these series, with honor_labels.
+        assert value('max by (job) (crontrio_job_next_fire_timestamp_seconds{job="tick"}) > bool 0') == 1  # job_scheduled
+        assert prometheus.query('max by (job) (crontrio_job_last_status{status=~"failed|timeout|killed|lost"}) == 1') == []
     except AssertionError:
         print(prometheus.log())
         raise
