@@ -122,6 +122,8 @@ class DispatcherConfig:
     # At most this many firings wait in memory to be recorded; beyond it a
     # firing is a misfire at once, so a stuck database cannot grow memory.
     record_backlog: int = 10_000
+    # Prometheus /metrics (README "Metrics"); empty = off.
+    metrics_listen: str = "127.0.0.1:5924"
 
     @property
     def advertised(self) -> str:
@@ -151,6 +153,8 @@ class ExecutorConfig:
     # (WARNING, with their run ids) and dropped, so a journal whose
     # dispatchers are gone for good cannot grow forever. 0 = keep forever.
     keep_unacked_days: float = 7.0
+    # Prometheus /metrics (README "Metrics"); empty = off.
+    metrics_listen: str = "127.0.0.1:5925"
 
     @property
     def advertised(self) -> str:
@@ -194,6 +198,13 @@ class MonitorConfig:
     # Bearer token (an admin one from [tokens]) the monitor sends to dispatchers
     # when they require tokens; better given as env CRONTRIO_MONITOR_TOKEN.
     token: str = ""
+    # /metrics on http_listen exports per-job series (last success, next
+    # fire, last status: 3+ series a job); false for very large fleets.
+    per_job_metrics: bool = True
+    # How often those per-job values are read from the store (two grouped
+    # queries over the run table, whatever the number of jobs); scrapes in
+    # between serve the cached values.
+    metrics_refresh_seconds: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -499,7 +510,9 @@ def _validate(cfg: Config) -> None:
     for key in ("tail_followers_per_run", "tail_followers_total"):
         if getattr(cfg.dispatcher, key) < 1:
             raise ConfigError(f"dispatcher.{key}: must be at least 1, got {getattr(cfg.dispatcher, key)}")
+    _check_address("dispatcher.metrics_listen", cfg.dispatcher.metrics_listen, allow_empty=True)
     _check_address("executor.listen", cfg.executor.listen)
+    _check_address("executor.metrics_listen", cfg.executor.metrics_listen, allow_empty=True)
     _check_address("executor.advertise", cfg.executor.advertise, allow_empty=True)
     _check_address("dispatcher.advertise", cfg.dispatcher.advertise, allow_empty=True)
     for where, ident in (("dispatcher.id", cfg.dispatcher.id), ("executor.id", cfg.executor.id)):
@@ -541,6 +554,8 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("monitor.health_interval_seconds: must be positive")
     if cfg.monitor.reconcile_interval_seconds <= 0:
         raise ConfigError("monitor.reconcile_interval_seconds: must be positive")
+    if cfg.monitor.metrics_refresh_seconds <= 0:
+        raise ConfigError("monitor.metrics_refresh_seconds: must be positive")
     if cfg.monitor.missed_after_seconds < 1:
         raise ConfigError("monitor.missed_after_seconds: must be at least 1")
     for name, entry in cfg.tokens.items():

@@ -12,6 +12,7 @@ from common.claims.factory import make_claims
 from common.cluster import ClusterAuthInterceptor, control_protects, resolve_secret
 from common.config import Config
 from common.grpc_server import ServiceServer
+from common.metrics_http import MetricsServer
 from common.registry.etcd_registry import DispatcherWatcher
 from common.registry.factory import make_registry
 from common.registry.keys import dispatcher_key
@@ -28,6 +29,7 @@ from dispatcher.catch_up import catch_up
 from dispatcher.executor_client import ExecutorClients
 from dispatcher.firing import FiringRunner
 from dispatcher.job_sync import JobSync
+from dispatcher.metrics import DispatcherMetrics
 from dispatcher.misfire import MisfireTracker
 from dispatcher.notify import RunNotifier
 from dispatcher.overlap import OverlapGate
@@ -83,6 +85,14 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     misfires = MisfireTracker(store, db, recorder, dispatcher_id, cfg.dispatcher.misfire_grace_seconds)
     misfires.run_firing, misfires.spawn, misfires.current_job = runner.run_firing, scheduler.spawn, job_sync.jobs.get
     runner.misfires = misfires
+    metrics = DispatcherMetrics()
+    runner.metrics = recorder.metrics = metrics
+    metrics.count_scheduled(schedule.__len__)
+    metrics_server = None
+    if cfg.dispatcher.metrics_listen:
+        metrics_server = MetricsServer(cfg.dispatcher.metrics_listen, metrics.registry, setting="dispatcher.metrics_listen")
+    if metrics_server is not None:
+        await metrics_server.start()  # before catch-up, so its firings are counted and seen
     alerts = AlertSender(cfg.alert, cfg.alarm_mail_list)
     await alerts.start()
     runner.after_firing = RunNotifier(alerts, store, db).after_firing
@@ -206,6 +216,8 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     with contextlib.suppress(asyncio.CancelledError):
         await loop_task
     await server.stop(grace=2)
+    if metrics_server is not None:
+        await metrics_server.stop()
     await tail.close()
     await recorder.close()
     await alerts.close(5.0)

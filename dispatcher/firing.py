@@ -36,6 +36,7 @@ from common.registry.base import ExecutorRef, Registry
 from dispatcher.connect_errors import never_connected, refused_unstarted, unstarted_proof
 from dispatcher.executor_client import ExecutorClients
 from dispatcher.executor_session import SessionBrokenError
+from dispatcher.metrics import CLAIMED_ELSEWHERE, FIRED, DispatcherMetrics
 from dispatcher.misfire import MisfireTracker
 from dispatcher.overlap import OverlapGate
 from dispatcher.recorder import RecordDroppedError, RunRecorder
@@ -186,6 +187,7 @@ class FiringRunner:
         self._cancels: set[asyncio.Task[None]] = set()
         # Set by the app: scheduled firings not recorded in time go there, not late to an executor.
         self.misfires: MisfireTracker | None = None
+        self.metrics = DispatcherMetrics()  # replaced by the app's (dispatcher/metrics.py)
 
     # ------------------------------------------------------------ firings
 
@@ -193,6 +195,7 @@ class FiringRunner:
         """Fire `job` for `scheduled_ms`, unless another dispatcher claimed it."""
         if not await self._claims.claim(firing_id(job.id, scheduled_ms), self.dispatcher_id, CLAIM_TTL_MS):
             log.debug("firing %s already claimed elsewhere", firing_id(job.id, scheduled_ms))
+            self.metrics.firing(CLAIMED_ELSEWHERE)
             if self.on_claimed_elsewhere is not None:
                 self.on_claimed_elsewhere(job, scheduled_ms)
             return
@@ -248,6 +251,8 @@ class FiringRunner:
     ) -> None:
         """Attempts from `first_attempt`, then what follows a firing's end
         (`pin`: the first attempt goes to that executor, see `adopt`)."""
+        if first_attempt == 1:  # a firing (its retries are not new firings)
+            self.metrics.firing(FIRED)
         final = await self.run_attempts(job, scheduled_ms, first_attempt, trigger, recorded, pin)
         if final is None:
             return
@@ -686,6 +691,7 @@ class FiringRunner:
         return cached[1]
 
     def _record_started(self, record: RunRecord, executor: ExecutorRef, ev: pb.RunStarted) -> None:
+        self.metrics.started(record, ev.started_ms)
         self._recorder.update(
             record.run_id,
             status=status.RUNNING,

@@ -29,6 +29,7 @@ from typing import Any
 from common.model import RunRecord
 from common.store.async_store import DbThreads
 from common.store.sql_store import SqlStore
+from dispatcher.metrics import DispatcherMetrics
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,7 @@ class RunRecorder:
         self._warned_at = -BEHIND_WARN_EVERY_SECONDS
         # How long the last committed batch's oldest write waited (seconds).
         self.behind_seconds = 0.0
+        self.metrics = DispatcherMetrics()  # replaced by the app's (dispatcher/metrics.py)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="run-recorder")
@@ -200,6 +202,7 @@ class RunRecorder:
                 if batch.bounded:
                     batch.drop_expired(wall_ms())
         self._note_delay(batch, len(self._pending.inserts) + len(self._pending.updates))
+        self.metrics.committed(batch.inserts, created, batch.updates)
         for future, was_created in zip(batch.insert_futures, created, strict=True):
             if not future.done():
                 future.set_result(was_created)

@@ -53,6 +53,7 @@ from executor.http_task import DEFAULT_TIMEOUT_SECONDS, METHODS, HttpClients, ru
 from executor.journal import Journal, Lookup, ResultKey, StartedRun
 from executor.journal_health import describe_failure
 from executor.keywords import KeywordScanner
+from executor.metrics import ExecutorMetrics
 from executor.output_tail import OutputTail
 from executor.shell_task import RunAs, ShellProcess, TaskStartError, check_workdir, resolve_user, task_environment
 from executor.task_env import baseline_environment
@@ -382,6 +383,8 @@ class RunRegistry:
         # run_id -> (lock, users): one Run or Attach decision at a time per
         # run_id, so two identical requests never both start it.
         self._deciding: dict[str, tuple[asyncio.Lock, int]] = {}
+        self.metrics = ExecutorMetrics()  # see executor/metrics.py
+        self.metrics.watch(lambda: len(self._running), self.unacked_count)
 
     # -- Run ---------------------------------------------------------------------
 
@@ -633,6 +636,7 @@ class RunRegistry:
         """Journal a result; when the journal cannot take it, keep it in
         memory until acknowledged (replayed, listed and guarded from a second
         start as if journaled, but lost if this process dies)."""
+        self.metrics.finished(finished)
         try:
             await self.journal.put(finished)
         except Exception:  # noqa: BLE001 - the journal logs the cause once
@@ -833,13 +837,17 @@ class RunRegistry:
         results.sort(key=lambda r: (r.finished_ms, r.run_id))
         return results, running, page_token(chosen[-1]) if more and chosen else ""
 
+    async def unacked_count(self) -> int:
+        """Finished results not acknowledged yet, journaled or kept in memory."""
+        return await self.journal.count() + len(self._unjournaled)
+
     async def status(self) -> crontrio_pb2.ExecutorStatus:
         return crontrio_pb2.ExecutorStatus(
             address=self.address,
             host=self.host,
             group=self.cfg.group,
             running=len(self._running),
-            unacknowledged=await self.journal.count() + len(self._unjournaled),
+            unacknowledged=await self.unacked_count(),
             version=VERSION,
             started_ms=self.started_ms,
         )
