@@ -40,10 +40,38 @@ async def _call(gw: Gateway, method: str, request: Any, token: str) -> Any:
         raise
 
 
-async def list_jobs(gw: Gateway, token: str, *, name_prefix: str = "", page_token: str = "", page_size: int = 0) -> Page:
-    """Jobs by id, name_prefix* only when given."""
+@dataclass(frozen=True)
+class JobFilter:
+    """What a jobs list is narrowed to and how it is ordered (ListJobsRequest's)."""
+
+    name_prefix: str = ""
+    tag: str = ""
+    owner: str = ""
+    order_by: str = ""  # "" (id) or "name"
+    with_run_stats: bool = False
+
+
+async def list_jobs(
+    gw: Gateway,
+    token: str,
+    *,
+    name_prefix: str = "",
+    page_token: str = "",
+    page_size: int = 0,
+    where: JobFilter | None = None,
+) -> Page:
+    """Jobs by id (or as `where` says), name_prefix* only when given."""
     size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-    request = pb.ListJobsRequest(name_prefix=name_prefix, page_token=page_token, limit=size)
+    w = where or JobFilter(name_prefix=name_prefix)
+    request = pb.ListJobsRequest(
+        name_prefix=w.name_prefix,
+        tag=w.tag,
+        owner=w.owner,
+        order_by=w.order_by,
+        with_run_stats=w.with_run_stats,
+        page_token=page_token,
+        limit=size,
+    )
     reply = await _call(gw, "ListJobs", request, token)
     return Page(list(reply.jobs), reply.next_page_token)
 
@@ -84,16 +112,19 @@ def _in_state(job: Any, state: str) -> bool:
     return bool(job.paused) if state == "paused" else bool(job.invalid_reason)
 
 
-async def jobs_in_state(gw: Gateway, token: str, state: str, *, name_prefix: str = "", page_token: str = "") -> Page:
+async def jobs_in_state(
+    gw: Gateway, token: str, state: str, *, name_prefix: str = "", page_token: str = "", where: JobFilter | None = None
+) -> Page:
     """Paused or invalid jobs, reading pages of jobs until some match or
     STATE_SCAN_LIMIT were read; the token goes on from there. Failing jobs
     (their latest run failed) come from the recent failures instead."""
+    w = where or JobFilter(name_prefix=name_prefix)
     if state == "failing":
-        return Page(await failing_jobs(gw, token, name_prefix=name_prefix))
+        return Page(await failing_jobs(gw, token, name_prefix=w.name_prefix))
     found: list[Any] = []
     scanned = 0
     while True:
-        page = await list_jobs(gw, token, name_prefix=name_prefix, page_token=page_token, page_size=MAX_PAGE_SIZE)
+        page = await list_jobs(gw, token, page_token=page_token, page_size=MAX_PAGE_SIZE, where=w)
         scanned += len(page.items)
         found += [j for j in page.items if _in_state(j, state)]
         page_token = page.next_page_token
