@@ -46,6 +46,8 @@ def translated(details: str, _: Callable[[str], str]) -> str:
         return details
     name, index, message = match.groups()
     label = label_of(name)
-    if not label:
+    if not label or _(label) == label:
+        # English (or a language without this label): as the dispatcher said,
+        # so the field name matches the API, cronctl and the docs.
         return details
     return f"{_(label)}{index}: {_(message)}"

@@ -61,4 +61,4 @@ def test_errors_name_the_field_in_the_readers_language_and_keep_the_message() ->
         errors.translated("No dispatcher is reachable.", zh) == zh("No dispatcher is reachable.") != "No dispatcher is reachable."
     )
     assert errors.translated("frobnicate: what", zh) == "frobnicate: what"
-    assert errors.translated("spec: bad", translator("en")) == "Spec: bad"
+    assert errors.translated("spec: bad", translator("en")) == "spec: bad"  # English: as the API says
