@@ -252,4 +252,8 @@ MESSAGES: dict[str, str] = {
     "Shard": "分片",
     "Page": "页码",
     "Page size": "每页数量",
+    # How a firing came about (Run.trigger); "after:<job>" and others stay as they are.
+    "schedule": "定时",
+    "manual": "手动",
+    "catch_up": "补跑",
 }

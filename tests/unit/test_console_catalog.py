@@ -9,6 +9,7 @@ from pathlib import Path
 
 import console
 from common import status
+from common.model import TRIGGER_CATCH_UP, TRIGGER_MANUAL, TRIGGER_SCHEDULE
 from console import charts, errors, jobslist, pages, readpaths
 from console.i18n import LANGUAGES, translator
 
@@ -34,7 +35,7 @@ def console_texts() -> set[str]:
         for pattern in _PY_TEXTS:
             texts |= set(re.findall(pattern, source))
     texts |= set(pages.FLASH.values())
-    texts |= status.ALL | set(readpaths.JOB_STATES) | {"active"}
+    texts |= status.ALL | set(readpaths.JOB_STATES) | {"active"} | {TRIGGER_SCHEDULE, TRIGGER_MANUAL, TRIGGER_CATCH_UP}
     texts |= {label for _, label in jobslist._SORT_LABELS}
     texts |= set(errors.LABELS.values())
     texts |= {name for name, _ in charts.OUTCOMES}
