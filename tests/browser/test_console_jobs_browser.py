@@ -74,7 +74,7 @@ def test_the_jobs_list_in_chinese_search_and_sort(page: Any, trio: Trio, retried
     flaky = page.locator("tr", has=page.locator("a", has_text="flaky"))
     assert flaky.locator(".success-rate").inner_text() == "0%"
     assert flaky.locator(".last-outcome").inner_text().startswith("失败")  # "failed" in Chinese
-    page.screenshot(path=str(shots / "jobs-zh.png"), full_page=True)
+    page.screenshot(path=str(shots / "jobs-columns-zh.png"), full_page=True)
     page.fill("input[name=tag]", "backup")
     page.click("form.search button[type=submit]")
     page.wait_for_url(re.compile(r".*tag=backup.*"))
