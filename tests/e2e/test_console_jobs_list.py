@@ -163,3 +163,35 @@ def test_form_errors_name_the_field_in_the_page_language(admin_zh: httpx.Client,
         and body["localizedMessage"].startswith("时间表达式: ")
     )
     assert "localizedMessage" not in api.get("/spec/preview", params={"spec": "61 * * * *"}).json()["error"]
+
+
+def test_the_job_page_shows_description_owner_and_tags_each_leading_to_the_search(
+    admin: httpx.Client, jobs: dict[str, str]
+) -> None:
+    page = admin.get("/jobs/nightly-backup").text
+    assert '<dd class="description">&lt;b&gt;dump&lt;/b&gt; the DB</dd>' in page  # text, never markup
+    assert '<a href="/jobs?owner=ops" class="owner">ops</a>' in page
+    assert '<a class="badge tag" href="/jobs?tag=backup">backup</a>' in page and 'href="/jobs?tag=db"' in page
+
+
+def test_the_json_api_lists_jobs_by_tag_owner_and_name_with_run_stats(api: httpx.Client, jobs: dict[str, str]) -> None:
+    tagged = api.get("/jobs", params={"tag": "backup"}).json()["jobs"]
+    assert [j["name"] for j in tagged] == ["nightly-backup"] and "runStats" not in tagged[0]
+    assert [j["name"] for j in api.get("/jobs", params={"owner": "dev"}).json()["jobs"]] == ["weekday-hourly"]
+    names: list[str] = []
+    token = ""
+    while True:
+        page = api.get("/jobs", params={"orderBy": "name", "pageSize": "2", "pageToken": token, "withRunStats": "true"}).json()
+        names += [j["name"] for j in page["jobs"]]
+        stats = {j["name"]: j.get("runStats", {}) for j in page["jobs"]}
+        if "flaky" in stats:
+            # Its three failed attempts (and the missed run another test may have written).
+            ended = [r for r in api.get("/runs", params={"job": "flaky"}).json()["runs"] if r["status"] in ("failed", "missed")]
+            assert stats["flaky"]["lastStatus"] == "failed" and stats["flaky"]["recentFinished"] == len(ended) >= 3
+            assert stats["flaky"].get("recentSucceeded", 0) == 0 and stats["flaky"]["lastRunId"] == jobs["flaky"]
+        token = page["nextPageToken"]
+        if not token:
+            break
+    assert names == sorted(names) and {"flaky", "steady", "nightly-backup", "weekday-hourly"} <= set(names)
+    bad = api.get("/jobs", params={"orderBy": "size"})
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "order_by"
