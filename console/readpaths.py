@@ -133,19 +133,17 @@ async def jobs_in_state(
 
 
 async def failing_jobs(gw: Gateway, token: str, *, name_prefix: str = "", limit: int = 50) -> list[Any]:
-    """Jobs whose latest run failed, among those with a recent failure (newest first)."""
+    """Jobs whose latest run failed, among those with a recent failure (the
+    most recently failed first). Two calls whatever the count: the recent
+    failures, then those jobs with their run stats (ListJobs names)."""
     recent = await list_runs(gw, token, statuses=list(FAILED_STATUSES), page_size=200)
     candidates: list[str] = []
     for run in recent.items:
         if run.job_name.startswith(name_prefix) and run.job_name not in candidates:
             candidates.append(run.job_name)
-    failing = []
-    for name in candidates[:limit]:
-        latest = await list_runs(gw, token, job_name=name, page_size=1)
-        if latest.items and latest.items[0].status in FAILED_STATUSES:
-            try:
-                failing.append(await gw.call("GetJob", pb.JobRef(name=name), token))
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() != grpc.StatusCode.NOT_FOUND:  # deleted since: not failing any more
-                    raise
-    return failing
+    if not candidates:
+        return []
+    wanted = pb.ListJobsRequest(names=candidates[:limit], with_run_stats=True, limit=max(limit, 1))
+    found = {job.name: job for job in (await gw.call("ListJobs", wanted, token)).jobs}
+    # Deleted since, or its latest run went well: not failing any more.
+    return [found[n] for n in candidates[:limit] if n in found and found[n].run_stats.last_status in FAILED_STATUSES]

@@ -175,6 +175,13 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"order_by: must be id or name, got {request.order_by!r}")
         if request.next_firings:
             reply = pb.ListJobsReply(jobs=[self._to_pb(job) for _, job in self._schedule.soonest(limit)])
+        elif request.names:
+            if len(request.names) > limit:
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT, f"names: at most {limit} (the limit) at once, got {len(request.names)}"
+                )
+            found = await self._db.run(self._store.jobs_by_names, list(request.names))
+            reply = pb.ListJobsReply(jobs=[self._to_pb(j) for j in found])
         elif request.downstream_of:
             ids = self._sync.dependents_of(request.downstream_of)[:limit]
             found = await self._db.run(self._store.jobs_by_ids, ids) if ids else []

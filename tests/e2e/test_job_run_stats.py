@@ -114,3 +114,11 @@ def test_order_by_name_pages_through_every_job(stats_trio: Trio) -> None:
     with pytest.raises(grpc.RpcError) as err:
         _list(stats_trio, order_by="size")
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and (err.value.details() or "").startswith("order_by:")
+
+
+def test_jobs_by_names_in_one_call(stats_trio: Trio) -> None:
+    reply = _list(stats_trio, names=["zeta", "nobody", "alpha"], with_run_stats=True)
+    assert [j.name for j in reply.jobs] == ["alpha", "zeta"] and not reply.next_page_token
+    with pytest.raises(grpc.RpcError) as err:
+        _list(stats_trio, names=["a", "b", "c"], limit=2)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and (err.value.details() or "").startswith("names:")
