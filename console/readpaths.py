@@ -9,6 +9,7 @@ hand out is a BadPageTokenError.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,13 +124,23 @@ async def jobs_in_state(
         return Page(await failing_jobs(gw, token, name_prefix=w.name_prefix))
     found: list[Any] = []
     scanned = 0
+    # The scan reads no run stats (they would be read for every scanned job);
+    # the matches get theirs from one more call.
+    scan = dataclasses.replace(w, with_run_stats=False)
     while True:
-        page = await list_jobs(gw, token, page_token=page_token, page_size=MAX_PAGE_SIZE, where=w)
+        page = await list_jobs(gw, token, page_token=page_token, page_size=MAX_PAGE_SIZE, where=scan)
         scanned += len(page.items)
         found += [j for j in page.items if _in_state(j, state)]
         page_token = page.next_page_token
         if not page_token or found or scanned >= STATE_SCAN_LIMIT:
-            return Page(found, page_token)
+            break
+    if w.with_run_stats and found:
+        wanted = pb.ListJobsRequest(names=[j.name for j in found], with_run_stats=True, limit=MAX_PAGE_SIZE)
+        stats = {j.name: j.run_stats for j in (await _call(gw, "ListJobs", wanted, token)).jobs}
+        for job in found:
+            if job.name in stats:
+                job.run_stats.CopyFrom(stats[job.name])
+    return Page(found, page_token)
 
 
 async def failing_jobs(gw: Gateway, token: str, *, name_prefix: str = "", limit: int = 50) -> list[Any]:

@@ -100,6 +100,10 @@ def test_search_by_tag_and_owner_and_a_bad_tag_is_said_in_the_page_language(
     assert list(_rows(admin.get("/jobs", params={"owner": "dev"}).text)) == ["weekday-hourly"]
     assert list(_rows(admin.get("/jobs", params={"owner": "ops", "tag": "db", "q": "night"}).text)) == ["nightly-backup"]
     assert _rows(admin.get("/jobs", params={"owner": "ops", "tag": "nope"}).text) == {}
+    paused = _rows(admin.get("/jobs", params={"state": "paused", "q": "f"}).text)  # a state scan keeps the run columns
+    assert list(paused) == ["flaky"] and re.search(r'class="success-rate">0%<', paused["flaky"])
+    failing = _rows(admin.get("/jobs", params={"state": "failing"}).text)
+    assert "flaky" in failing and "steady" not in failing and "status-failed" in failing["flaky"]
     refused = admin_zh.get("/jobs", params={"tag": "Not A Slug!"})
     assert refused.status_code == 200
     error = re.search(r'<p class="error" role="alert">([^<]*)</p>', refused.text)
