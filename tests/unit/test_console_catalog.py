@@ -63,3 +63,20 @@ def test_errors_name_the_field_in_the_readers_language_and_keep_the_message() ->
     )
     assert errors.translated("frobnicate: what", zh) == "frobnicate: what"
     assert errors.translated("spec: bad", translator("en")) == "spec: bad"  # English: as the API says
+
+
+def test_templates_hold_no_text_outside_the_catalog() -> None:
+    """Text a page shows goes through _(): no bare words between tags, and
+    no literal title/placeholder/aria-label/alt (a missed string would show
+    in English on a Chinese page, and the catalog test could not see it)."""
+    for template in (HERE / "templates").glob("*.html"):
+        source = template.read_text()
+        text = re.sub(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", "", source, flags=re.S)
+        text = re.sub(r"<[^>]*>", " ", text, flags=re.S)
+        words = set(re.findall(r"[A-Za-z]{3,}", text)) - {"crontrio", "UTC"}
+        assert not words, f"{template.name}: bare text {sorted(words)}"
+        literal = set(re.findall(r'\b(?:title|placeholder|aria-label|alt)="([^"{]*[A-Za-z][^"{]*)"', source)) - {
+            "host:port",
+            "job.update",
+        }  # examples of values
+        assert not literal, f"{template.name}: literal attribute text {literal}"
