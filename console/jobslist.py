@@ -18,13 +18,12 @@ from typing import Any
 import grpc
 from aiohttp import web
 
-from common import cron_text
 from console import errors, readpaths
 from console.i18n import translator
 from console.pages import language, page, render
 from console.session import Session
 from console.state import state_of
-from console.text import duration
+from console.text import duration, spec_reading
 from protos import crontrio_pb2 as pb
 
 SORTS = ("", "name", "next", "outcome")
@@ -48,11 +47,10 @@ class JobRow:
 
 def row_of(job: Any, lang: str) -> JobRow:
     stats = job.run_stats
-    reading = cron_text.describe(job.spec, lang) if job.spec else ""
     rate = f"{100 * stats.recent_succeeded // stats.recent_finished}%" if stats.recent_finished else ""
     return JobRow(
         job=job,
-        reading="" if reading == job.spec else reading,
+        reading=spec_reading(job.spec, lang),
         last_status=stats.last_status,
         last_duration=duration(stats.last_started_ms, stats.last_finished_ms),
         last_run_id=stats.last_run_id,

@@ -24,7 +24,7 @@ from console.gateway import NoDispatcherError
 from console.i18n import LANG_COOKIE, LANGUAGES, choose, translator
 from console.session import CSRF_FIELD, PRE_COOKIE, SESSION_COOKIE, Session, new_pre_session, set_cookie
 from console.state import state_of
-from console.text import duration, output_text
+from console.text import duration, output_text, spec_reading
 from protos import crontrio_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -282,6 +282,7 @@ async def job_detail(request: web.Request, session: Session) -> web.StreamRespon
         "job.html",
         session=session,
         job=job,
+        spec_reading=spec_reading(job.spec, language(request)),
         fire_times=fire_times,
         preview_error=preview_error,
         runs=runs.items[:20],

@@ -176,6 +176,7 @@ def test_the_job_page_shows_description_owner_and_tags_each_leading_to_the_searc
     assert '<dd class="description">&lt;b&gt;dump&lt;/b&gt; the DB</dd>' in page  # text, never markup
     assert '<a href="/jobs?owner=ops" class="owner">ops</a>' in page
     assert '<a class="badge tag" href="/jobs?tag=backup">backup</a>' in page and 'href="/jobs?tag=db"' in page
+    assert '<span class="muted reading">at 02:30 every day</span>' in page  # the spec in words here too
 
 
 def test_the_json_api_lists_jobs_by_tag_owner_and_name_with_run_stats(api: httpx.Client, jobs: dict[str, str]) -> None:
