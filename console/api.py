@@ -22,8 +22,9 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from common.auth import CLIENT_HEADER, bearer_token
-from console import live, readpaths, transfer_api
+from console import errors, live, readpaths, transfer_api
 from console.gateway import NoDispatcherError
+from console.i18n import LANG_COOKIE, choose, translator
 from console.session import CSRF_HEADER
 from console.state import state_of
 from console.text import output_text
@@ -56,29 +57,35 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.field = status, code, message, field_name
 
 
-def error_response(status: int, code: str, message: str, field_name: str = "") -> web.Response:
+def error_response(status: int, code: str, message: str, field_name: str = "", lang: str = "en") -> web.Response:
     body: dict[str, Any] = {"code": code, "message": message}
     if field_name:
         body["field"] = field_name
+    if lang != "en":
+        # For the console's own pages (the preview as you type): the message in
+        # the reader's language as far as it can be mapped; scripts read "message".
+        body["localizedMessage"] = errors.translated(message, translator(lang))
     return web.json_response({"error": body}, status=status)
 
 
-def _from_rpc(exc: grpc.aio.AioRpcError) -> web.Response:
+def _from_rpc(exc: grpc.aio.AioRpcError, lang: str) -> web.Response:
     details = exc.details() or exc.code().name
     match = _FIELD.match(details)
-    return error_response(HTTP_OF.get(exc.code(), 500), exc.code().name, details, match.group(1) if match else "")
+    return error_response(HTTP_OF.get(exc.code(), 500), exc.code().name, details, match.group(1) if match else "", lang)
 
 
 @web.middleware
 async def api_errors(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
     if not request.path.startswith(PREFIX + "/") and request.path != PREFIX:
         return await handler(request)
+    # Only a browser that chose a language (cookie or Accept-Language) gets localizedMessage.
+    lang = choose(request.headers.get("Accept-Language", ""), request.cookies.get(LANG_COOKIE, ""))
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.code, exc.message, exc.field)
+        return error_response(exc.status, exc.code, exc.message, exc.field, lang)
     except grpc.aio.AioRpcError as exc:
-        return _from_rpc(exc)
+        return _from_rpc(exc, lang)
     except NoDispatcherError as exc:
         return error_response(503, "UNAVAILABLE", f"no dispatcher reachable: {exc}")
     except readpaths.BadPageTokenError as exc:
@@ -188,15 +195,23 @@ async def jobs_list(request: web.Request) -> web.Response:
     next_firings = _query(request, "nextFirings", "next_firings").lower() in ("1", "true", "yes")
     if downstream_of or next_firings:  # one page, answered from the dispatcher's memory
         size = _int(request, "pageSize", _int(request, "page_size"))
-        message = pb.ListJobsRequest(downstream_of=downstream_of, next_firings=next_firings, limit=size)
+        stats = _query(request, "withRunStats", "with_run_stats").lower() in ("1", "true", "yes")
+        message = pb.ListJobsRequest(downstream_of=downstream_of, next_firings=next_firings, limit=size, with_run_stats=stats)
         found = await call(request, "ListJobs", message)
         return web.json_response({"jobs": [to_json(j) for j in found.jobs], "nextPageToken": ""})
+    where = readpaths.JobFilter(
+        name_prefix=request.query.get("q", ""),
+        tag=request.query.get("tag", ""),
+        owner=request.query.get("owner", ""),
+        order_by=_query(request, "orderBy", "order_by"),
+        with_run_stats=_query(request, "withRunStats", "with_run_stats").lower() in ("1", "true", "yes"),
+    )
     page = await readpaths.list_jobs(
         state_of(request).gateway,
         _token(request, False),
-        name_prefix=request.query.get("q", ""),
         page_token=_query(request, "pageToken", "page_token"),
         page_size=_int(request, "pageSize", _int(request, "page_size")),
+        where=where,
     )
     return web.json_response({"jobs": [to_json(j) for j in page.items], "nextPageToken": page.next_page_token})
 
@@ -352,9 +367,10 @@ ROUTES: tuple[Route, ...] = (
         "GET",
         "/jobs",
         jobs_list,
-        "Jobs, a page at a time; or (one page) the jobs that run after downstreamOf, or with nextFirings=true "
+        "Jobs, a page at a time (q = name prefix, tag, owner; orderBy=name; withRunStats=true adds runStats: latest "
+        "run and success rate); or (one page) the jobs that run after downstreamOf, or with nextFirings=true "
         "the jobs that fire next, soonest first",
-        ("q", "pageToken", "pageSize", "downstreamOf", "nextFirings"),
+        ("q", "tag", "owner", "orderBy", "withRunStats", "pageToken", "pageSize", "downstreamOf", "nextFirings"),
         response="ListJobsPage",
     ),
     Route(

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from common.config import Config
 from common.tls import admin_tls
-from console import api, bulk, jobpages, listpages, pages
+from console import api, bulk, jobpages, jobslist, listpages, pages
 from console.gateway import Gateway
 from console.secrets_file import load_or_create_secret
 from console.security import security_headers
@@ -85,6 +85,7 @@ def build_app(cfg: Config, gateway: Gateway | None = None) -> web.Application:
     app[STATE] = state
     jobpages.add_routes(app)  # before pages: /jobs/{name}/edit etc.
     bulk.add_routes(app)
+    jobslist.add_routes(app)
     listpages.add_routes(app)
     pages.add_routes(app)
     api.add_routes(app)

@@ -146,7 +146,7 @@ GROUPS: tuple[Group, ...] = (
 )
 FIELDS = {f.name: f for g in GROUPS for f in g.fields}
 # The admin API's names for some fields (as cronctl's options) -> the Job field.
-_ALIASES = {
+ALIASES = {
     "timeout": "timeout_seconds",
     "retry_interval": "retry_interval_seconds",
     "retry_max_interval": "retry_max_interval_seconds",
@@ -170,7 +170,7 @@ def field_of(details: str) -> str:
     match = _FIELD_OF_MESSAGE.match(head) if found else None
     if not match:
         return ""
-    name = _ALIASES.get(match.group(1), match.group(1))
+    name = ALIASES.get(match.group(1), match.group(1))
     return name if name in FIELDS else ""
 
 

@@ -19,12 +19,12 @@ from aiohttp import web
 
 from common import status as run_status
 from common.auth import CLIENT_HEADER
-from console import charts, readpaths, zones
+from console import charts, errors, readpaths, zones
 from console.gateway import NoDispatcherError
 from console.i18n import LANG_COOKIE, LANGUAGES, choose, translator
 from console.session import CSRF_FIELD, PRE_COOKIE, SESSION_COOKIE, Session, new_pre_session, set_cookie
 from console.state import state_of
-from console.text import duration, output_text
+from console.text import duration, output_text, spec_reading
 from protos import crontrio_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,10 @@ def render(request: web.Request, template: str, status: int = 200, **values: Any
     lang = language(request)
     csrf = state.signer.csrf_for(session.token) if session else ""
     can_write = bool(session and session.role in WRITE_ROLES and not state.read_only)
+    tr = translator(lang)
     html = state.templates.get_template(template).render(
-        _=translator(lang),
+        _=tr,
+        api_error=lambda details: errors.translated(details, tr),
         lang=lang,
         languages=[(code, name) for code, (name, _) in LANGUAGES.items()],
         path=request.path_qs,
@@ -206,6 +208,7 @@ async def set_language(request: web.Request) -> web.StreamResponse:
 # ------------------------------------------------------------------ pages
 
 
+ATTEMPTS_SHOWN = 200  # retries are at most 100 per firing (x shards: the first 200 are shown)
 CHART_PAGES = 4  # the 24-hour chart reads at most this many pages of 500 runs (a bounded page time)
 
 
@@ -256,31 +259,6 @@ async def dashboard(request: web.Request, session: Session) -> web.StreamRespons
 
 
 @page
-async def jobs_list(request: web.Request, session: Session) -> web.StreamResponse:
-    query = request.query.get("q", "").strip()
-    state = request.query.get("state", "")
-    gw, token, page_token = state_of(request).gateway, session.token, request.query.get("page", "")
-    try:
-        if state in readpaths.JOB_STATES:
-            found = await readpaths.jobs_in_state(gw, token, state, name_prefix=query, page_token=page_token)
-        else:
-            state = ""
-            found = await readpaths.list_jobs(gw, token, name_prefix=query, page_token=page_token)
-    except readpaths.BadPageTokenError:
-        raise web.HTTPFound("/jobs") from None
-    return render(
-        request,
-        "jobs.html",
-        session=session,
-        jobs=found.items,
-        next_page=found.next_page_token,
-        q=query,
-        state=state,
-        states=readpaths.JOB_STATES,
-    )
-
-
-@page
 async def job_detail(request: web.Request, session: Session) -> web.StreamResponse:
     gw = state_of(request).gateway
     name = request.match_info["name"]
@@ -304,6 +282,7 @@ async def job_detail(request: web.Request, session: Session) -> web.StreamRespon
         "job.html",
         session=session,
         job=job,
+        spec_reading=spec_reading(job.spec, language(request)),
         fire_times=fire_times,
         preview_error=preview_error,
         runs=runs.items[:20],
@@ -332,11 +311,16 @@ async def run_detail(request: web.Request, session: Session) -> web.StreamRespon
     except grpc.aio.AioRpcError as exc:
         if exc.code() != grpc.StatusCode.NOT_FOUND:  # a deleted job: its runs stay, shown in UTC
             raise
+    # Every attempt (and shard) of the same firing: same job, same scheduled
+    # instant; one ListRuns on the (job_id, scheduled_ms) index.
+    firing = pb.ListRunsRequest(job_id=run.job_id, since_ms=run.scheduled_ms, until_ms=run.scheduled_ms + 1, limit=ATTEMPTS_SHOWN)
+    chain = sorted((await gw.call("ListRuns", firing, session.token)).runs, key=lambda r: (r.shard, r.attempt, r.run_id))
     return render(
         request,
         "run.html",
         session=session,
         run=run,
+        chain=chain if len(chain) > 1 else [],
         tz=tz,
         output=output_text(run.output),
         active=run.status in run_status.ACTIVE,
@@ -386,7 +370,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/lang", set_language)
     app.router.add_get("/tz", zones.set_mode)
     app.router.add_get("/", dashboard)
-    app.router.add_get("/jobs", jobs_list)
     app.router.add_get("/jobs/{name}", job_detail)
     app.router.add_post("/jobs/{name}/{action:run|pause|resume}", job_action)
     app.router.add_get("/runs/{run_id}", run_detail)

@@ -9,6 +9,7 @@ hand out is a BadPageTokenError.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,10 +41,38 @@ async def _call(gw: Gateway, method: str, request: Any, token: str) -> Any:
         raise
 
 
-async def list_jobs(gw: Gateway, token: str, *, name_prefix: str = "", page_token: str = "", page_size: int = 0) -> Page:
-    """Jobs by id, name_prefix* only when given."""
+@dataclass(frozen=True)
+class JobFilter:
+    """What a jobs list is narrowed to and how it is ordered (ListJobsRequest's)."""
+
+    name_prefix: str = ""
+    tag: str = ""
+    owner: str = ""
+    order_by: str = ""  # "" (id) or "name"
+    with_run_stats: bool = False
+
+
+async def list_jobs(
+    gw: Gateway,
+    token: str,
+    *,
+    name_prefix: str = "",
+    page_token: str = "",
+    page_size: int = 0,
+    where: JobFilter | None = None,
+) -> Page:
+    """Jobs by id (or as `where` says), name_prefix* only when given."""
     size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-    request = pb.ListJobsRequest(name_prefix=name_prefix, page_token=page_token, limit=size)
+    w = where or JobFilter(name_prefix=name_prefix)
+    request = pb.ListJobsRequest(
+        name_prefix=w.name_prefix,
+        tag=w.tag,
+        owner=w.owner,
+        order_by=w.order_by,
+        with_run_stats=w.with_run_stats,
+        page_token=page_token,
+        limit=size,
+    )
     reply = await _call(gw, "ListJobs", request, token)
     return Page(list(reply.jobs), reply.next_page_token)
 
@@ -84,37 +113,48 @@ def _in_state(job: Any, state: str) -> bool:
     return bool(job.paused) if state == "paused" else bool(job.invalid_reason)
 
 
-async def jobs_in_state(gw: Gateway, token: str, state: str, *, name_prefix: str = "", page_token: str = "") -> Page:
+async def jobs_in_state(
+    gw: Gateway, token: str, state: str, *, name_prefix: str = "", page_token: str = "", where: JobFilter | None = None
+) -> Page:
     """Paused or invalid jobs, reading pages of jobs until some match or
     STATE_SCAN_LIMIT were read; the token goes on from there. Failing jobs
     (their latest run failed) come from the recent failures instead."""
+    w = where or JobFilter(name_prefix=name_prefix)
     if state == "failing":
-        return Page(await failing_jobs(gw, token, name_prefix=name_prefix))
+        return Page(await failing_jobs(gw, token, name_prefix=w.name_prefix))
     found: list[Any] = []
     scanned = 0
+    # The scan reads no run stats (they would be read for every scanned job);
+    # the matches get theirs from one more call.
+    scan = dataclasses.replace(w, with_run_stats=False)
     while True:
-        page = await list_jobs(gw, token, name_prefix=name_prefix, page_token=page_token, page_size=MAX_PAGE_SIZE)
+        page = await list_jobs(gw, token, page_token=page_token, page_size=MAX_PAGE_SIZE, where=scan)
         scanned += len(page.items)
         found += [j for j in page.items if _in_state(j, state)]
         page_token = page.next_page_token
         if not page_token or found or scanned >= STATE_SCAN_LIMIT:
-            return Page(found, page_token)
+            break
+    if w.with_run_stats and found:
+        wanted = pb.ListJobsRequest(names=[j.name for j in found], with_run_stats=True, limit=MAX_PAGE_SIZE)
+        stats = {j.name: j.run_stats for j in (await _call(gw, "ListJobs", wanted, token)).jobs}
+        for job in found:
+            if job.name in stats:
+                job.run_stats.CopyFrom(stats[job.name])
+    return Page(found, page_token)
 
 
 async def failing_jobs(gw: Gateway, token: str, *, name_prefix: str = "", limit: int = 50) -> list[Any]:
-    """Jobs whose latest run failed, among those with a recent failure (newest first)."""
+    """Jobs whose latest run failed, among those with a recent failure (the
+    most recently failed first). Two calls whatever the count: the recent
+    failures, then those jobs with their run stats (ListJobs names)."""
     recent = await list_runs(gw, token, statuses=list(FAILED_STATUSES), page_size=200)
     candidates: list[str] = []
     for run in recent.items:
         if run.job_name.startswith(name_prefix) and run.job_name not in candidates:
             candidates.append(run.job_name)
-    failing = []
-    for name in candidates[:limit]:
-        latest = await list_runs(gw, token, job_name=name, page_size=1)
-        if latest.items and latest.items[0].status in FAILED_STATUSES:
-            try:
-                failing.append(await gw.call("GetJob", pb.JobRef(name=name), token))
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() != grpc.StatusCode.NOT_FOUND:  # deleted since: not failing any more
-                    raise
-    return failing
+    if not candidates:
+        return []
+    wanted = pb.ListJobsRequest(names=candidates[:limit], with_run_stats=True, limit=max(limit, 1))
+    found = {job.name: job for job in (await gw.call("ListJobs", wanted, token)).jobs}
+    # Deleted since, or its latest run went well: not failing any more.
+    return [found[n] for n in candidates[:limit] if n in found and found[n].run_stats.last_status in FAILED_STATUSES]

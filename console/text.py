@@ -6,6 +6,8 @@ import re
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from common import cron_text
+
 # CSI sequences (colours, cursor moves), OSC sequences (titles, hyperlinks)
 # and other two-byte escapes: stripped, never passed to the page.
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
@@ -44,3 +46,9 @@ def duration(start_ms: int, end_ms: int) -> str:
     minutes, sec = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h {minutes:02d}m {sec:02d}s" if hours else f"{minutes}m {sec:02d}s"
+
+
+def spec_reading(spec: str, lang: str) -> str:
+    """The spec in words ("at 02:30 every day"); "" when there are none beyond the spec."""
+    reading = cron_text.describe(spec, lang) if spec else ""
+    return "" if reading == spec else reading

@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import grpc
 
@@ -23,6 +24,7 @@ from common.model import TRIGGER_MANUAL, Job, iso_ms, make_run_id
 from common.registry.base import Registry
 from common.schedule import Schedule
 from common.secrets import has_secrets, keep_stored, redact
+from common.store import run_stats
 from common.store.async_store import DbThreads
 from common.store.sql_store import JobExistsError, SqlStore
 from common.store.users import UserStore
@@ -169,22 +171,45 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"limit: must be between 1 and {MAX_JOB_PAGE} (0 = {DEFAULT_JOB_PAGE}), got {request.limit}",
             )
+        if request.order_by not in ("", "id", "name"):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"order_by: must be id or name, got {request.order_by!r}")
         if request.next_firings:
-            return pb.ListJobsReply(jobs=[self._to_pb(job) for _, job in self._schedule.soonest(limit)])
-        if request.downstream_of:
+            reply = pb.ListJobsReply(jobs=[self._to_pb(job) for _, job in self._schedule.soonest(limit)])
+        elif request.names:
+            if len(request.names) > limit:
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT, f"names: at most {limit} (the limit) at once, got {len(request.names)}"
+                )
+            found = await self._db.run(self._store.jobs_by_names, list(request.names))
+            reply = pb.ListJobsReply(jobs=[self._to_pb(j) for j in found])
+        elif request.downstream_of:
             ids = self._sync.dependents_of(request.downstream_of)[:limit]
             found = await self._db.run(self._store.jobs_by_ids, ids) if ids else []
-            return pb.ListJobsReply(jobs=[self._to_pb(j) for j in sorted(found, key=lambda j: j.name)])
-        # Without tag/owner the digest is the one older tokens were made with.
+            reply = pb.ListJobsReply(jobs=[self._to_pb(j) for j in sorted(found, key=lambda j: j.name)])
+        else:
+            reply = await self._list_jobs_page(request, limit, context)
+        if request.with_run_stats and reply.jobs:
+            await self._fill_run_stats(reply.jobs)
+        return reply
+
+    async def _list_jobs_page(
+        self, request: pb.ListJobsRequest, limit: int, context: grpc.aio.ServicerContext
+    ) -> pb.ListJobsReply:
+        by_name = request.order_by == "name"
+        # Without tag/owner/order the digest is the one older tokens were made with.
         filters: list[str] = ["jobs", request.name_prefix]
         if request.tag or request.owner:
             filters += [request.tag, request.owner]
-        after_id = request.after_id
+        if by_name:
+            filters.append("by-name")
+        after_id, after_name = request.after_id, "" if by_name else None
         try:
             if request.tag:
                 task_rules.check_tags([request.tag], field="tag")
             task_rules.check_owner(request.owner)
-            if request.page_token:
+            if request.page_token and by_name:
+                after_name = paging.decode(request.page_token, filters, (str,))[0]
+            elif request.page_token:
                 after_id = paging.decode(request.page_token, filters, (int,))[0]
         except ValidationError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
@@ -195,9 +220,19 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
             limit=limit + 1,
             tag=request.tag,
             owner=request.owner,
+            after_name=after_name,
         )
-        page, token = paging.page([self._to_pb(j) for j in jobs], limit, lambda j: [j.id], filters)
-        return pb.ListJobsReply(jobs=page, next_page_token=token, next_after_id=page[-1].id if token else 0)
+        cursor: Callable[[pb.Job], list[Any]] = (lambda j: [j.name]) if by_name else (lambda j: [j.id])
+        page, token = paging.page([self._to_pb(j) for j in jobs], limit, cursor, filters)
+        return pb.ListJobsReply(jobs=page, next_page_token=token, next_after_id=page[-1].id if token and not by_name else 0)
+
+    async def _fill_run_stats(self, listed: Any) -> None:
+        """Job.run_stats for a page, from one store query (common/store/run_stats.py)."""
+        found = await self._db.run(run_stats.job_run_stats, self._store.engine, [j.id for j in listed])
+        for job in listed:
+            stats = found.get(job.id)
+            if stats is not None:
+                job.run_stats.CopyFrom(pb.JobRunStats(**dataclasses.asdict(stats)))
 
     async def UpdateJob(self, request: pb.Job, context: grpc.aio.ServicerContext) -> pb.Job:
         current = await self._find(pb.JobRef(id=request.id, name=request.name), context)

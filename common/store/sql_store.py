@@ -420,10 +420,24 @@ class SqlStore:
                 if lenient:
                     driver.text_factory = str  # type: ignore[union-attr]
 
-    def list_jobs(self, *, name_prefix: str = "", after_id: int = 0, limit: int = 0, tag: str = "", owner: str = "") -> list[Job]:
+    def list_jobs(
+        self,
+        *,
+        name_prefix: str = "",
+        after_id: int = 0,
+        limit: int = 0,
+        tag: str = "",
+        owner: str = "",
+        after_name: str | None = None,
+    ) -> list[Job]:
         """Jobs by id; a page of them with after_id/limit, those named
-        name_prefix* with a prefix, carrying `tag`, owned by `owner`."""
-        query = select(jobs).where(jobs.c.id > after_id).order_by(jobs.c.id)
+        name_prefix* with a prefix, carrying `tag`, owned by `owner`. With
+        `after_name` (even "") by name instead, those named after it (the
+        unique name index gives the order, as the database collates)."""
+        if after_name is None:
+            query = select(jobs).where(jobs.c.id > after_id).order_by(jobs.c.id)
+        else:
+            query = select(jobs).where(jobs.c.name > after_name).order_by(jobs.c.name)
         if name_prefix:
             query = query.where(jobs.c.name.like(_like_escape(name_prefix) + "%", escape="\\"))
         if tag:
@@ -443,6 +457,15 @@ class SqlStore:
             chunk = wanted[start : start + 500]
             out.extend(self._read_jobs(select(jobs).where(jobs.c.id.in_(chunk))))
         return out
+
+    def jobs_by_names(self, names: Iterable[str]) -> list[Job]:
+        """The jobs with these names (unique index), by name; unknown names left out."""
+        wanted = sorted(set(names))
+        out: list[Job] = []
+        for start in range(0, len(wanted), 500):  # stay under bind-parameter limits
+            chunk = wanted[start : start + 500]
+            out.extend(self._read_jobs(select(jobs).where(jobs.c.name.in_(chunk))))
+        return sorted(out, key=lambda j: j.name)
 
     def delete_job(self, job_id: int) -> bool:
         """Delete the job; its runs stay as history."""

@@ -241,4 +241,19 @@ MESSAGES: dict[str, str] = {
     "What the job is for (at most 1,024 characters).": "任务的用途（最多 1,024 个字符）。",
     "Who answers for the job: a person or team, one word.": "任务的负责人：个人或团队，一个词。",
     "One a line: lower-case labels to find the job by.": "每行一个：用于查找任务的小写标签。",
+    # The jobs list's search and sort, the run's attempt chain.
+    "Tag": "标签",
+    "Sort by": "排序",
+    "Oldest first": "最早添加",
+    "Success rate": "成功率",
+    "Sorted within this page.": "仅在本页内排序。",
+    "The jobs that fire next, soonest first (one page).": "即将运行的任务，最近的在前（一页）。",
+    "Attempts of this firing": "本次触发的各次尝试",
+    "Shard": "分片",
+    "Page": "页码",
+    "Page size": "每页数量",
+    # How a firing came about (Run.trigger); "after:<job>" and others stay as they are.
+    "schedule": "定时",
+    "manual": "手动",
+    "catch_up": "补跑",
 }

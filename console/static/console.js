@@ -19,7 +19,8 @@ window.crontrio = {
     }).then(function (response) {
       return response.json().then(function (data) {
         if (!response.ok) {
-          throw new Error((data.error && data.error.message) || response.statusText);
+          // localizedMessage: the field named in the page's language (console/errors.py).
+          throw new Error((data.error && (data.error.localizedMessage || data.error.message)) || response.statusText);
         }
         return data;
       });

@@ -148,7 +148,11 @@ def test_edit_keeps_redacted_secrets_and_clone_does_not_copy_them(admin: httpx.C
     stored = api.get("/jobs/secretive", params={"reveal": "true"}).json()
     assert stored["spec"] == "@hourly" and stored["env"] == {"PASSWORD": "hunter2", "PLAIN": "x"}
     job_page = admin.get("/jobs/secretive").text
-    assert "Copies\nthe books" in job_page and "team-books" in job_page and '<span class="badge">nightly</span>' in job_page
+    assert (
+        "Copies\nthe books" in job_page
+        and "team-books" in job_page
+        and '<a class="badge tag" href="/jobs?tag=nightly">nightly</a>' in job_page
+    )
     # Every other field is as it was.
     assert (stored["description"], stored["owner"], stored["tags"], stored["retries"]) == (
         "Copies\nthe books",
