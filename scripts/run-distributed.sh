@@ -155,7 +155,7 @@ service d2 dispatcher "127.0.0.1:$d2_port" CRONTRIO_DISPATCHER_METRICS_LISTEN="1
 service monitor monitor "127.0.0.1:$monitor_port"
 for port in "$e1_port" "$e2_port" "$d1_port" "$d2_port" "$monitor_port"; do wait_port 127.0.0.1 "$port" "a crontrio service"; done
 say "up: dispatchers 127.0.0.1:$d1_port and :$d2_port, executors :$e1_port and :$e2_port, monitor :$monitor_port (console http://127.0.0.1:$http_port/)"
-echo "Try: .venv/bin/cronctl --server 127.0.0.1:$d1_port --server 127.0.0.1:$d2_port run list    Stop: Ctrl-C" >&2
+echo "Try: .venv/bin/cronctl --etcd 127.0.0.1:$etcd_port run list    Stop: Ctrl-C" >&2
 
 # Supervise until Ctrl-C / SIGTERM: a service that ends is reported, the rest go on.
 while true; do
