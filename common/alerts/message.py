@@ -169,8 +169,7 @@ def overrun_alert(job: Job, run: RunRecord) -> Alert:
     body += [
         "",
         f"The run passed its {job.timeout_seconds:g}s timeout. The job's timeout action is 'alert', so it was",
-        "not killed: it is still running, and its real end will be recorded (cronctl run show "
-        f"{run.run_id}).",
+        f"not killed: it is still running, and its real end will be recorded (cronctl run show {run.run_id}).",
     ]
     # Keyed by run: another run overrunning is news, this one again is not.
     return Alert(key=f"overrun:{run.run_id}", subject=subject, text="\n".join(body) + "\n", fields=fields, severity=WARNING)
