@@ -108,6 +108,8 @@ def test_alert_reports_the_overrun_once_and_records_the_real_end(alerting: tuple
     assert run_id in mail.get_payload(decode=True).decode()  # type: ignore[union-attr]
     shown_run = trio.cronctl("run", "show", run_id, "--json")
     assert '"overran": "' in shown_run.stdout, shown_run.stdout
+    listed = trio.cronctl("run", "list", "--job", "slow")
+    assert "succeeded (overran)" in listed.stdout, listed.stdout
     assert len(mailbox.about("overran")) == 1
     assert not mailbox.about("job slow succeeded") and not mailbox.about("job slow failed")
 
