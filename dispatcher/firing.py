@@ -711,12 +711,17 @@ class FiringRunner:
         on_overrun = self.on_overrun
         delay = max(0.0, (started_ms + job.timeout_seconds * 1000 - now_ms()) / 1000)
 
-        async def timer() -> None:
-            await asyncio.sleep(delay)
+        async def report() -> None:
             try:
                 await on_overrun(job, run_id)
             except Exception as exc:  # noqa: BLE001 - an alerting problem must never break the run
                 log.error("job %s run %s: overrun report failed: %s", job.name, run_id, exc)
+
+        async def timer() -> None:
+            await asyncio.sleep(delay)
+            # Shielded: the run ending now cancels the timer, but a report
+            # under way (the run already marked) must still send its alert.
+            await asyncio.shield(report())
 
         self._overrun_timers[run_id] = asyncio.create_task(timer(), name=f"overrun-{run_id}")
 
