@@ -145,4 +145,8 @@ def test_monitor_reports_the_overrun_when_its_dispatcher_died(alerting: tuple[Tr
     assert "overran" in trio.procs["monitor"].log_text()
     (row,) = trio.sql("SELECT status, overrun_ms FROM runs WHERE run_id = ?", (run_id,))
     assert row[0] == "running" and row[1] > 0
+    # Its real end is collected by the monitor from the executor, the overrun noted.
+    status, exit_code, started_ms, finished_ms, _overrun_ms, error, output = finished(trio, run_id)
+    assert (status, exit_code, b"done" in output) == ("succeeded", 0, True)
+    assert finished_ms - started_ms >= 15000 and "overran its timeout" in error
     assert len(mailbox.about("overran")) == 1
