@@ -27,6 +27,7 @@ from common.model import (
     ROUTE_STRATEGIES,
     SHELL,
     TASK_TYPES,
+    TIMEOUT_ACTIONS,
     Job,
 )
 from common.task_rules import MAX_TARGET_CHARS, MAX_TIMEZONE_CHARS, check_spec_length
@@ -89,6 +90,7 @@ def validate_job_schedule(job: Job) -> tuple[Job, CronSchedule | None]:
     task_rules.check_body(job.http_body)
     task_rules.check_expected_statuses(job.expected_statuses)
     _finite_range("timeout", job.timeout_seconds, 0, MAX_TIMEOUT_SECONDS)
+    _one_of("timeout_action", job.timeout_action, TIMEOUT_ACTIONS)
     if not 0 <= job.retries <= MAX_RETRIES:
         raise ValidationError("retries", f"must be between 0 and {MAX_RETRIES}, got {job.retries}")
     _finite_range("retry_interval", job.retry_interval_seconds, 0, MAX_RETRY_INTERVAL_SECONDS)

@@ -16,6 +16,10 @@ OVERLAP_POLICIES = (OVERLAP_ALLOW, OVERLAP_SKIP, OVERLAP_QUEUE, OVERLAP_REPLACE)
 # Firings missed while every dispatcher was down.
 MISFIRE_SKIP, MISFIRE_RUN_ONCE, MISFIRE_RUN_ALL = "skip", "run_once", "run_all"
 MISFIRE_POLICIES = (MISFIRE_SKIP, MISFIRE_RUN_ONCE, MISFIRE_RUN_ALL)
+# What a run's timeout does (gocron's treatments): kill the task, or record
+# it as overrunning, alert once, and follow it to its real end.
+TIMEOUT_KILL, TIMEOUT_ALERT = "kill", "alert"
+TIMEOUT_ACTIONS = (TIMEOUT_KILL, TIMEOUT_ALERT)
 KEYWORD_FAIL, KEYWORD_NOTIFY = "fail", "notify"
 KEYWORD_ACTIONS = (KEYWORD_FAIL, KEYWORD_NOTIFY)
 ON_SUCCESS, ON_FAILURE, ALWAYS = "on_success", "on_failure", "always"
@@ -69,6 +73,7 @@ class Job:
     http_body: str = ""
     expected_statuses: tuple[int, ...] = ()
     timeout_seconds: float = 0.0
+    timeout_action: str = TIMEOUT_KILL
     retries: int = 0
     retry_interval_seconds: float = 0.0
     enabled: bool = True
@@ -133,6 +138,10 @@ class RunRecord:
     shard: int = 0
     shard_total: int = 0
     trigger: str = TRIGGER_SCHEDULE
+    # When the run was found past its job's timeout under timeout_action
+    # "alert" (it was not killed; its status stays running until it ends);
+    # 0 = never overran. Set once, by a conditional update (store.mark_overrun).
+    overrun_ms: int = 0
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from common.model import (
     OVERLAP_POLICIES,
     ROUTE_STRATEGIES,
     TASK_TYPES,
+    TIMEOUT_ACTIONS,
     Dependency,
     Job,
 )
@@ -110,9 +111,15 @@ OPTIONS: list[JobOption] = [
     JobOption(
         ("--timeout",),
         "timeout_seconds",
-        "Seconds before the run is killed (TERM, grace, KILL); 0 = no limit.",
+        "Seconds before the run is killed (TERM, grace, KILL), or reported (--timeout-action alert); 0 = no limit.",
         _number("timeout"),
         metavar="S",
+    ),
+    JobOption(
+        ("--timeout-action",),
+        "timeout_action",
+        "At the timeout: kill the run, or alert once and let it run on to its real end (recorded as overrun).",
+        choice=TIMEOUT_ACTIONS,
     ),
     JobOption(
         ("--retries",),

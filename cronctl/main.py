@@ -368,6 +368,7 @@ def _job_dict(msg: pb.Job) -> dict[str, Any]:
         "http_body": job.http_body,
         "expected_statuses": list(job.expected_statuses),
         "timeout_seconds": job.timeout_seconds,
+        "timeout_action": job.timeout_action,
         "retries": job.retries,
         "retry_interval_seconds": job.retry_interval_seconds,
         "enabled": job.enabled,
@@ -559,6 +560,8 @@ def _run_dict(r: pb.Run, with_output: bool) -> dict[str, Any]:
         "duration_seconds": round((r.finished_ms - r.started_ms) / 1000, 3) if r.started_ms and r.finished_ms else None,
         "error": r.error,
         "trigger": r.trigger,
+        # When it was reported past its timeout (timeout_action alert; not killed).
+        "overran": iso_utc(r.overrun_ms) or None,
         "shard": f"{r.shard + 1}/{r.shard_total}" if r.shard_total else None,
     }
     if with_output:
@@ -627,7 +630,7 @@ def run_list(
             r.run_id,
             r.job_name,
             r.attempt,
-            r.status,
+            f"{r.status} (overran)" if r.overrun_ms else r.status,
             r.exit_code if _ran(r) else "",
             iso_utc(r.scheduled_ms),
             duration(r.started_ms, r.finished_ms),

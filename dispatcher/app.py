@@ -95,7 +95,9 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
         await metrics_server.start()  # before catch-up, so its firings are counted and seen
     alerts = AlertSender(cfg.alert, cfg.alarm_mail_list)
     await alerts.start()
-    runner.after_firing = RunNotifier(alerts, store, db).after_firing
+    notifier = RunNotifier(alerts, store, db)
+    runner.after_firing = notifier.after_firing
+    runner.on_overrun = notifier.overran
     await job_sync.load_all()
     caught_up = await catch_up(job_sync.jobs.values(), store, db, recorder, runner.fire, scheduler.spawn, dispatcher_id)
     if caught_up:

@@ -25,6 +25,7 @@ from common.model import (
     KEYWORD_FAIL,
     ON_FAILURE,
     ON_SUCCESS,
+    TIMEOUT_ALERT,
     TRIGGER_SCHEDULE,
     Job,
     RunRecord,
@@ -107,7 +108,9 @@ def build_run_request(job: Job, record: RunRecord, template: bytes | None = None
         job_name=job.name,
         scheduled_ms=record.scheduled_ms,
         attempt=record.attempt,
-        timeout_seconds=job.timeout_seconds,
+        # timeout_action alert: the executor must not kill it (its timeout
+        # only ever kills); this dispatcher's overrun timer notices instead.
+        timeout_seconds=job.timeout_seconds if job.timeout_action != TIMEOUT_ALERT else 0.0,
         keywords=list(job.keywords),
     )
     if job.type == HTTP:
@@ -178,6 +181,11 @@ class FiringRunner:
         self.spawn: SpawnFn | None = None
         # Called with the job and the run id of a firing's last attempt (alerts).
         self.after_firing: Callable[[Job, str], Coroutine[Any, Any, None]] | None = None
+        # Called with the job and run id of a run past its timeout under
+        # timeout_action "alert" (it marks the run once and alerts once).
+        self.on_overrun: Callable[[Job, str], Coroutine[Any, Any, Any]] | None = None
+        # Overrun timers of the runs this dispatcher follows: run id -> timer.
+        self._overrun_timers: dict[str, asyncio.Task[None]] = {}
         # Set by the app: is this job (by id) still scheduled (not paused, deleted or invalid)?
         self.still_scheduled: Callable[[int], bool] = lambda _job_id: True
         # Runs sent ahead of their time (dispatch_ahead_ms) that have not
@@ -541,7 +549,7 @@ class FiringRunner:
                         if kind == "started" and not started and ev.started.started_ms:
                             started = True
                             self._no_longer_ahead(job.id, record.run_id)
-                            self._record_started(record, executor, ev.started)
+                            self._record_started(record, executor, ev.started, job)
                         elif kind == "finished":
                             if ev.finished.status == status.NOT_STARTED:
                                 if elsewhere():
@@ -570,7 +578,7 @@ class FiringRunner:
                         if kind == "started" and not started and event.started.started_ms:
                             started = True
                             self._no_longer_ahead(job.id, record.run_id)
-                            self._record_started(record, executor, event.started)
+                            self._record_started(record, executor, event.started, job)
                         elif kind == "finished":
                             if event.finished.status == status.NOT_STARTED:
                                 if elsewhere():
@@ -635,6 +643,9 @@ class FiringRunner:
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 2.0)
         finally:
+            timer = self._overrun_timers.pop(record.run_id, None)
+            if timer is not None:
+                timer.cancel()
             self.in_flight[executor.address] -= 1
             if ahead is not None:
                 self._no_longer_ahead(job.id, record.run_id)
@@ -690,7 +701,40 @@ class FiringRunner:
             cached = self._templates[job.id] = (job, request_template(job))
         return cached[1]
 
-    def _record_started(self, record: RunRecord, executor: ExecutorRef, ev: pb.RunStarted) -> None:
+    def _watch_overrun(self, job: Job, run_id: str, started_ms: int) -> None:
+        """timeout_action alert: report the run as overrunning once its
+        timeout has passed since it started (the timer dies with the run).
+
+        Why a dispatcher timer and not the executor: the run is followed here
+        anyway, and the report (a conditional update, then the alert) needs
+        the store. If this dispatcher dies, nobody follows the run; the
+        monitor's scan of running runs past their timeout then reports it
+        (monitor/system_alerts.py), and the store's conditional update keeps
+        the alert to one whoever gets there first."""
+        if job.timeout_action != TIMEOUT_ALERT or job.timeout_seconds <= 0 or self.on_overrun is None:
+            return
+        if run_id in self._overrun_timers:
+            return
+        on_overrun = self.on_overrun
+        delay = max(0.0, (started_ms + job.timeout_seconds * 1000 - now_ms()) / 1000)
+
+        async def report() -> None:
+            try:
+                await on_overrun(job, run_id)
+            except Exception as exc:  # noqa: BLE001 - an alerting problem must never break the run
+                log.error("job %s run %s: overrun report failed: %s", job.name, run_id, exc)
+
+        async def timer() -> None:
+            await asyncio.sleep(delay)
+            # Shielded: the run ending now cancels the timer, but a report
+            # under way (the run already marked) must still send its alert.
+            await asyncio.shield(report())
+
+        self._overrun_timers[run_id] = asyncio.create_task(timer(), name=f"overrun-{run_id}")
+
+    def _record_started(self, record: RunRecord, executor: ExecutorRef, ev: pb.RunStarted, job: Job | None = None) -> None:
+        if job is not None:
+            self._watch_overrun(job, record.run_id, ev.started_ms)
         self.metrics.started(record, ev.started_ms)
         self._recorder.update(
             record.run_id,
@@ -757,6 +801,11 @@ class FiringRunner:
                 error = f"output contains keyword {fin.matched_keyword!r}"
             else:
                 error = (error + "; " if error else "") + f"output contains keyword {fin.matched_keyword!r} (notify only)"
+        ran_ms = fin.finished_ms - fin.started_ms
+        if job.timeout_action == TIMEOUT_ALERT and 0 < job.timeout_seconds * 1000 < ran_ms and fin.started_ms:
+            # The overrun noted in the final record (overrun_ms says when it was reported).
+            note = f"overran its {job.timeout_seconds:g}s timeout: ran {ran_ms / 1000:.3f}s (timeout_action alert, not killed)"
+            error = (error + "; " if error else "") + note
         # Durable before the ack: once acknowledged, the executor forgets it.
         await self._recorder.update(
             record.run_id,
@@ -807,4 +856,3 @@ class _HandedBackError(_StreamEndedError):
 
 def _not_started(record: RunRecord, executor: ExecutorRef, error: str) -> Outcome:
     return Outcome(status.FAILED, record.run_id, executor.address, unreachable=True, not_started=True, error=error)
-

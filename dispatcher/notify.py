@@ -10,6 +10,7 @@ import logging
 
 from common import status
 from common.alerts.message import run_alert
+from common.alerts.overrun import report_overrun
 from common.alerts.sender import AlertSender
 from common.model import NOTIFY_ALWAYS, NOTIFY_ON_FAILURE, NOTIFY_ON_KEYWORD, Job, RunRecord
 from common.store.async_store import DbThreads
@@ -50,3 +51,8 @@ class RunNotifier:
             phones=list(job.notify_phones),
             channels=list(job.notify_channels) or None,
         )
+
+    async def overran(self, job: Job, run_id: str) -> bool:
+        """Run `run_id` passed its timeout under timeout_action alert: mark it
+        and send the job's alert, once (common/alerts/overrun.py)."""
+        return await report_overrun(job, run_id, self._store, self._db, self._sender)

@@ -25,7 +25,7 @@ import grpc
 from common import status
 from common.config import TlsConfig
 from common.grpc_server import make_channel
-from common.model import RunRecord
+from common.model import RunRecord, iso_ms
 from common.registry.base import Registry
 from common.store.async_store import DbThreads
 from common.store.sql_store import SqlStore
@@ -179,6 +179,9 @@ class Reconciler:
                 "host": result.host,
                 "executor": result.executor,
             }
+            if run.overrun_ms:  # timeout_action alert: noted in the end record, as its dispatcher would have
+                note = f"overran its timeout (reported {iso_ms(run.overrun_ms)}; timeout_action alert, not killed)"
+                fields["error"] = (result.error + "; " if result.error else "") + note
             if await self._db.run(self._store.finish_run_if_active, run.run_id, fields, run.dispatcher):
                 log.warning(
                     "run %s of job %s: its dispatcher %s is gone; collected the result from executor %s: %s",

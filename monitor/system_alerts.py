@@ -1,4 +1,5 @@
 """System alerts the monitor raises: dispatchers gone, runs stuck past their timeout.
+Also the backstop for overrunning runs (timeout_action alert) nobody follows.
 
 (Executor down/up and missed firings are raised where they are detected:
 health_watch.py and missed.py.)
@@ -12,8 +13,9 @@ import time
 
 from common import status
 from common.alerts.message import system_alert
+from common.alerts.overrun import report_overrun
 from common.alerts.sender import AlertSender
-from common.model import iso_ms
+from common.model import TIMEOUT_ALERT, iso_ms
 from common.store.async_store import DbThreads
 from common.store.sql_store import SqlStore
 from monitor.dispatcher_links import DispatcherLinks
@@ -22,6 +24,10 @@ log = logging.getLogger(__name__)
 # A run this long past its job's timeout was not killed: the executor or its
 # connection is wedged, and someone should look.
 STUCK_GRACE_MS = 60_000
+# A run of a timeout_action "alert" job this long past its timeout and not yet
+# reported as overrunning: its dispatcher (whose timer reports it) is gone, so
+# the monitor reports it. The store's conditional update keeps it to one alert.
+OVERRUN_BACKSTOP_GRACE_MS = 5_000
 
 
 def now_ms() -> int:
@@ -67,6 +73,12 @@ class SystemAlerts:
             if job is None or job.timeout_seconds <= 0:
                 continue
             overdue = now - run.started_ms - int(job.timeout_seconds * 1000)
+            if job.timeout_action == TIMEOUT_ALERT:
+                # Not stuck: left running on purpose. Report the overrun if its
+                # dispatcher did not (it died), then leave the run alone.
+                if overdue > OVERRUN_BACKSTOP_GRACE_MS and not run.overrun_ms:
+                    await report_overrun(job, run.run_id, self._store, self._db, self._sender)
+                continue
             if overdue > STUCK_GRACE_MS:
                 self._stuck_reported.add(run.run_id)
                 log.warning(

@@ -147,6 +147,34 @@ def run_alert(job: Job, run: RunRecord, retries_used: int) -> Alert:
     return Alert(key=f"run:{job.name}:{status}", subject=subject, text="\n".join(body) + "\n", fields=fields, severity=severity)
 
 
+def overrun_alert(job: Job, run: RunRecord) -> Alert:
+    """The alert for a run past its timeout that was left running (timeout_action alert)."""
+    fields: dict[str, str] = {
+        "job": job.name,
+        "run_id": run.run_id,
+        "status": "overrunning",
+        "executor": run.executor or "-",
+        "host": run.host or "-",
+        "scheduled": _when(run.scheduled_ms),
+        "started": _when(run.started_ms),
+        "timeout": f"{job.timeout_seconds:g}s",
+        "overran": _when(run.overrun_ms),
+    }
+    subject = one_line(
+        f"[crontrio] job {job.name} overran its {job.timeout_seconds:g}s timeout and is still running (run {run.run_id})"
+    )
+    labels = [("Job", "job"), ("Run", "run_id"), ("Executor", "executor"), ("Host", "host")]
+    labels += [("Scheduled", "scheduled"), ("Started", "started"), ("Timeout", "timeout"), ("Overran", "overran")]
+    body = [f"{label + ':':<11} {fields[name]}" for label, name in labels]
+    body += [
+        "",
+        f"The run passed its {job.timeout_seconds:g}s timeout. The job's timeout action is 'alert', so it was",
+        f"not killed: it is still running, and its real end will be recorded (cronctl run show {run.run_id}).",
+    ]
+    # Keyed by run: another run overrunning is news, this one again is not.
+    return Alert(key=f"overrun:{run.run_id}", subject=subject, text="\n".join(body) + "\n", fields=fields, severity=WARNING)
+
+
 def system_alert(key: str, subject: str, text: str, severity: str = WARNING) -> Alert:
     """An alert about crontrio itself (an executor down, missed firings, ...)."""
     if severity not in SEVERITIES:

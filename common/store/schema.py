@@ -36,6 +36,7 @@ jobs = Table(
     Column("http_body", Text, nullable=False),
     Column("expected_statuses", String(255), nullable=False),
     Column("timeout_seconds", Float, nullable=False),
+    Column("timeout_action", String(16), nullable=False),
     Column("retries", Integer, nullable=False),
     Column("retry_interval_seconds", Float, nullable=False),
     Column("enabled", Boolean, nullable=False),
@@ -90,6 +91,7 @@ runs = Table(
     Column("shard", Integer, nullable=False),
     Column("shard_total", Integer, nullable=False),
     Column("trigger", String(64), nullable=False),
+    Column("overrun_ms", BigInteger, nullable=False),
 )
 
 # Written by triggers on `jobs`, so changes made with plain SQL are seen too.

@@ -18,7 +18,7 @@ from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from common import status
-from common.model import ON_SUCCESS, AuditEntry, Dependency, Job, RunRecord
+from common.model import ON_SUCCESS, TIMEOUT_KILL, AuditEntry, Dependency, Job, RunRecord
 from common.store import schema
 from common.store.schema import audit_log, job_changelog, jobs, meta, runs
 
@@ -43,6 +43,7 @@ def _job_values(job: Job) -> dict[str, Any]:
         "http_body": job.http_body,
         "expected_statuses": ",".join(str(s) for s in job.expected_statuses),
         "timeout_seconds": job.timeout_seconds,
+        "timeout_action": job.timeout_action,
         "retries": job.retries,
         "retry_interval_seconds": job.retry_interval_seconds,
         "enabled": job.enabled,
@@ -276,6 +277,7 @@ def _row_to_job(row: Mapping[Any, Any]) -> Job:
         http_body=_text(row["http_body"], "http_body"),
         expected_statuses=statuses,
         timeout_seconds=_number(row["timeout_seconds"], "timeout_seconds"),
+        timeout_action=_shared(row["timeout_action"] or TIMEOUT_KILL),
         retries=_integer(row["retries"], "retries"),
         retry_interval_seconds=_number(row["retry_interval_seconds"], "retry_interval_seconds"),
         enabled=bool(row["enabled"]),
@@ -331,6 +333,7 @@ def _row_to_run(row: Mapping[Any, Any]) -> RunRecord:
         shard=int(row["shard"]),
         shard_total=int(row["shard_total"]),
         trigger=row["trigger"],
+        overrun_ms=int(row.get("overrun_ms") or 0),
     )
 
 
@@ -574,6 +577,17 @@ class SqlStore:
             where.append(runs.c.dispatcher == dispatcher)
         with self.engine.begin() as conn:
             result = conn.execute(update(runs).where(*where).values(**fields, updated_ms=now_ms()))
+            return bool(result.rowcount == 1)
+
+    def mark_overrun(self, run_id: str, at_ms: int) -> bool:
+        """Record that an active run passed its timeout (timeout_action
+        "alert"), once: True only for the call that set it. The dispatcher
+        following the run and the monitor's scan (for a run whose dispatcher
+        died) may both try; this conditional update is what makes the job's
+        overrun alert go out exactly once."""
+        where = [runs.c.run_id == run_id, runs.c.status.in_(sorted(status.ACTIVE)), runs.c.overrun_ms == 0]
+        with self.engine.begin() as conn:
+            result = conn.execute(update(runs).where(*where).values(overrun_ms=at_ms, updated_ms=now_ms()))
             return bool(result.rowcount == 1)
 
     def unstarted_runs_between(self, start_ms: int, end_ms: int, not_dispatcher: str) -> list[RunRecord]:

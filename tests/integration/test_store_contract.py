@@ -211,3 +211,19 @@ def test_notify_fields_round_trip(store: SqlStore) -> None:
         ("ops",),
         ("+15550100",),
     )
+
+
+def test_timeout_action_round_trips_and_an_overrun_is_marked_once(store: SqlStore) -> None:
+    stored = store.create_job(job("slow", timeout_seconds=1.0, timeout_action="alert"))
+    assert store.get_job(job_id=stored.id).timeout_action == "alert"  # type: ignore[union-attr]
+    store.write_runs([run(stored.id, 1000)], [(f"{stored.id}-1000-1", {"status": "running", "started_ms": 1000})])
+    run_id = f"{stored.id}-1000-1"
+    # The dispatcher's timer and the monitor's scan may both try: one wins.
+    assert store.mark_overrun(run_id, 2500) is True
+    assert store.mark_overrun(run_id, 2600) is False
+    store.write_runs([], [(run_id, {"status": "succeeded", "finished_ms": 4000})])
+    got = store.get_run(run_id)
+    assert got is not None and (got.status, got.overrun_ms) == ("succeeded", 2500)  # the end keeps the overrun
+    # A run that already ended is never marked.
+    store.write_runs([run(stored.id, 5000, status="failed")], [])
+    assert store.mark_overrun(f"{stored.id}-5000-1", 6000) is False

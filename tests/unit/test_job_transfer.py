@@ -22,6 +22,7 @@ FULL = Job(
     http_body='{"a": 1}',
     expected_statuses=(200, 204),
     timeout_seconds=30.5,
+    timeout_action="alert",
     retries=3,
     retry_interval_seconds=10,
     enabled=False,

@@ -50,6 +50,8 @@ def test_valid_job_is_normalised() -> None:
         ({"timeout_seconds": -1.0}, "timeout"),
         ({"timeout_seconds": float("nan")}, "timeout"),
         ({"timeout_seconds": 8 * 24 * 3600.0}, "timeout"),
+        ({"timeout_action": "ignore"}, "timeout_action"),
+        ({"timeout_action": ""}, "timeout_action"),
         ({"retries": -1}, "retries"),
         ({"retries": 101}, "retries"),
         ({"retry_interval_seconds": -0.5}, "retry_interval"),
