@@ -98,8 +98,14 @@ def _conf(sc: Scenario, db: DatabaseConfig, log_level: str) -> tuple[Path, dict[
     database = (
         {"driver": "sqlite", "path": db.path}
         if db.driver == "sqlite"
-        else {"driver": "mysql", "host": db.host, "port": str(db.port), "username": db.username,
-              "password": db.password, "database": db.database}  # fmt: skip
+        else {
+            "driver": "mysql",
+            "host": db.host,
+            "port": str(db.port),
+            "username": db.username,
+            "password": db.password,
+            "database": db.database,
+        }
     )
     conf = write_conf(
         sc.root,
