@@ -7,6 +7,8 @@ which runs them on worker threads so the event loop never waits on disk.
 from __future__ import annotations
 
 import dataclasses
+import heapq
+import itertools
 import json
 import sys
 import time
@@ -644,8 +646,32 @@ class SqlStore:
         pages are summaries; a page of 64 KiB tails exceeded gRPC's cap).
         """
         columns = [c for c in runs.columns if with_output or c.name != "output"]
+        wanted = sorted(set(statuses))
+        if len(wanted) > 1:
+            # One index range scan per status (ix_runs_status_scheduled_id),
+            # merged here: `status IN (...)` ordered by time made both
+            # databases read and sort every run with those statuses.
+            pages = [
+                self._runs_page(columns, job_id, job_name, one, limit, until_ms or before_ms, since_ms, older_than)
+                for one in wanted
+            ]
+            merged = heapq.merge(*pages, key=lambda r: (r.scheduled_ms, r.attempt, r.run_id), reverse=True)
+            return list(itertools.islice(merged, limit))
+        one = wanted[0] if wanted else ""
+        return self._runs_page(columns, job_id, job_name, one, limit, until_ms or before_ms, since_ms, older_than)
+
+    def _runs_page(
+        self,
+        columns: list[Any],
+        job_id: int,
+        job_name: str,
+        run_status: str,
+        limit: int,
+        upper: int,
+        since_ms: int,
+        older_than: tuple[int, int, str] | None,
+    ) -> list[RunRecord]:
         query = select(*columns)
-        upper = until_ms or before_ms
         if upper:
             query = query.where(runs.c.scheduled_ms < upper)
         if since_ms:
@@ -665,8 +691,8 @@ class SqlStore:
             query = query.where(runs.c.job_id == job_id)
         elif job_name:
             query = query.where(runs.c.job_name == job_name)
-        if statuses:
-            query = query.where(runs.c.status.in_(list(statuses)))
+        if run_status:
+            query = query.where(runs.c.status == run_status)
         query = query.order_by(runs.c.scheduled_ms.desc(), runs.c.attempt.desc(), runs.c.run_id.desc()).limit(limit)
         with self.engine.connect() as conn:
             return [_row_to_run(r) for r in conn.execute(query).mappings().all()]
