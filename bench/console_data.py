@@ -223,7 +223,10 @@ def load(engine: Engine, jobs: int, runs: int, seed: int = 13) -> Loaded:
             f"{mark} ORDER BY scheduled_ms DESC, attempt DESC, run_id DESC LIMIT 1",
             (middle,),
         )
-        at, attempt, run_id = cur.fetchone()
+        row = cur.fetchone()
+        if row is None:
+            raise RuntimeError("no run loaded: nothing to page through")
+        at, attempt, run_id = row
         loaded.middle_run = (int(at), int(attempt), str(run_id))
         cur.close()
         raw.commit()

@@ -44,6 +44,7 @@ from common.store.engine import make_engine
 from dispatcher import paging
 
 TARGET_P95_MS = 300.0
+GIVE_UP = 2
 Page = tuple[str, Callable[[int], str]]
 
 
@@ -177,18 +178,29 @@ def pages(loaded: console_data.Loaded, search: str) -> tuple[list[Page], list[Pa
     return html, api
 
 
-def measure(client: httpx.Client, path_of: Callable[[int], str], requests: int, warmup: int) -> list[float]:
-    times = []
+def measure(client: httpx.Client, path_of: Callable[[int], str], requests: int, warmup: int) -> tuple[list[float], list[str]]:
+    """Times of the requests after the warm-up, and the failures (status and
+    time). A page that fails GIVE_UP times is not asked again: at a full scan
+    each try waits for the console's 15 s deadline."""
+    times: list[float] = []
+    failures: list[str] = []
     for i in range(warmup + requests):
         path = path_of(i)
         started = time.perf_counter()
-        response = client.get(path)
+        try:
+            response = client.get(path)
+            code = str(response.status_code)
+        except httpx.HTTPError as exc:
+            code = type(exc).__name__
         elapsed = (time.perf_counter() - started) * 1000
-        if response.status_code != 200:
-            raise RuntimeError(f"GET {path}: {response.status_code} {response.text[:500]}")
+        if code != "200":
+            failures.append(f"{code} after {elapsed:.0f} ms: GET {path}")
+            if len(failures) >= GIVE_UP:
+                break
+            continue
         if i >= warmup:
             times.append(elapsed)
-    return times
+    return times, failures
 
 
 def run(
@@ -229,23 +241,28 @@ def run(
 
         html_pages, api_pages = pages(loaded, search="payments.sync")
         timings: dict[str, list[float]] = {}
+        failures: dict[str, list[str]] = {}
         for name, path_of in [*html_pages, *api_pages]:
             client = api if name.startswith("api ") else browser
-            timings[name] = measure(client, path_of, requests, warmup)
+            timings[name], failed = measure(client, path_of, requests, warmup)
+            if failed:
+                failures[name] = failed
+                print(f"  {name:28s} FAILED: {'; '.join(failed)}", flush=True)
+                continue
             p = percentiles(timings[name])
             print(f"  {name:28s} p50 {p['p50']:7.1f}  p95 {p['p95']:7.1f}  max {p['max']:7.1f} ms", flush=True)
         browser.close()
         api.close()
 
         every = [t for ts in timings.values() for t in ts]
-        per_page = {name: {k: round(v or 0.0, 1) for k, v in percentiles(ts).items()} for name, ts in timings.items()}
-        slow = sorted(name for name, p in per_page.items() if p["p95"] > TARGET_P95_MS)
+        per_page = {name: {k: round(v or 0.0, 1) for k, v in percentiles(ts).items()} for name, ts in timings.items() if ts}
+        slow = sorted({name for name, p in per_page.items() if p["p95"] > TARGET_P95_MS} | set(failures))
         result = make_result(
             "console_pages",
             database,
             {"jobs": jobs, "runs": runs, "requests": requests, "warmup": warmup},
             sc.started_at,
-            expected=len(every),
+            expected=len(every) + sum(len(f) for f in failures.values()),
             run=len(every),
             duplicates=0,
             window_seconds=sum(every) / 1000,
@@ -255,6 +272,7 @@ def run(
                 "pages": per_page,
                 "target_p95_ms": TARGET_P95_MS,
                 "over_target": slow,
+                "failures": failures,
                 "load_seconds": round(loaded.seconds, 1),
                 "ready_seconds": round(ready_s, 1),
                 "loaded": console_data.describe(loaded),
@@ -275,14 +293,18 @@ def _healthy(url: str) -> bool:
 
 def markdown(results: list[dict[str, Any]]) -> str:
     """The RESULTS.md table: one row per page, p50/p95/max per database."""
-    names = list(results[0]["extra"]["pages"])
+    names = list(dict.fromkeys(n for r in results for n in [*r["extra"]["pages"], *r["extra"].get("failures", {})]))
     head = "| page | " + " | ".join(f"{r['variant']} p50 / p95 / max (ms)" for r in results) + " |"
     lines = [head, "|---" * (len(results) + 1) + "|"]
     for name in names:
         cells = []
         for r in results:
             p = r["extra"]["pages"].get(name)
-            cells.append("-" if p is None else f"{p['p50']:g} / **{p['p95']:g}** / {p['max']:g}")
+            failed = r["extra"].get("failures", {}).get(name)
+            if failed:
+                cells.append(f"fails: {failed[0].split(': GET')[0]}")
+            else:
+                cells.append("-" if p is None else f"{p['p50']:g} / **{p['p95']:g}** / {p['max']:g}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -316,6 +316,21 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
         page, token = paging.page([run_to_pb(r) for r in runs], limit, lambda r: [r.scheduled_ms, r.attempt, r.run_id], filters)
         return pb.ListRunsReply(runs=page, next_page_token=token)
 
+    async def CountRuns(self, request: pb.CountRunsRequest, context: grpc.aio.ServicerContext) -> pb.CountRunsReply:
+        if request.since_ms <= 0:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"since_ms: required (epoch ms UTC, > 0), got {request.since_ms}"
+            )
+        if request.until_ms < 0 or (request.until_ms and request.until_ms <= request.since_ms):
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"until_ms: must be 0 or after since_ms ({request.since_ms}), got {request.until_ms}",
+            )
+        counts = await self._db.run(
+            self._store.count_runs, since_ms=request.since_ms, until_ms=request.until_ms, job_name=request.job_name
+        )
+        return pb.CountRunsReply(counts=counts, total=sum(counts.values()))
+
     async def GetRun(self, request: pb.RunRef, context: grpc.aio.ServicerContext) -> pb.Run:
         run = await self._db.run(self._store.get_run, request.run_id)
         if run is None:

@@ -697,6 +697,29 @@ class SqlStore:
         with self.engine.connect() as conn:
             return [_row_to_run(r) for r in conn.execute(query).mappings().all()]
 
+    def count_runs(self, *, since_ms: int, until_ms: int = 0, job_name: str = "") -> dict[str, int]:
+        """Runs scheduled in [since_ms, until_ms) by status (0 = no upper bound);
+        statuses with none are left out.
+
+        All jobs: one count per status, each over its own range of
+        ix_runs_status_scheduled_id, read from the index alone (a GROUP BY
+        status over the time range would visit every run's row). One job:
+        its range of ix_runs_name_scheduled_id, grouped.
+        """
+        window = [runs.c.scheduled_ms >= since_ms]
+        if until_ms:
+            window.append(runs.c.scheduled_ms < until_ms)
+        counts: dict[str, int] = {}
+        with self.engine.connect() as conn:
+            if job_name:
+                query = select(runs.c.status, func.count()).where(runs.c.job_name == job_name, *window).group_by(runs.c.status)
+                counts = {str(state): int(n) for state, n in conn.execute(query).all()}
+            else:
+                for state in sorted(status.ALL):
+                    query = select(func.count()).select_from(runs).where(runs.c.status == state, *window)
+                    counts[state] = int(conn.execute(query).scalar_one())
+        return {state: n for state, n in counts.items() if n}
+
     # ------------------------------------------------------------- audit
 
     def add_audit(self, entry: AuditEntry) -> int:

@@ -176,3 +176,30 @@ def test_list_pages_are_index_range_scans(store: SqlStore) -> None:
         assert "ix_jobs_name_nocase" in plan and "SCAN jobs" not in plan, plan
     else:
         assert "type=range" in plan and "key=uq_jobs_name" in plan, plan
+
+
+def test_run_counts_by_status_are_read_from_the_index(store: SqlStore) -> None:
+    runs = _runs(jobs=200, per_job=25)
+    store.write_runs(runs, [])
+    _analyze(store)
+    since, until = 1_000_000 + 5 * 60_000, 1_000_000 + 20 * 60_000
+
+    def expected(job: str = "") -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for r in runs:
+            if since <= r.scheduled_ms < until and job in ("", r.job_name):
+                counts[r.status] = counts.get(r.status, 0) + 1
+        return counts
+
+    assert store.count_runs(since_ms=since, until_ms=until) == expected()
+    assert store.count_runs(since_ms=since, until_ms=until, job_name="job-8") == expected("job-8")
+    assert sum(store.count_runs(since_ms=since).values()) == sum(1 for r in runs if r.scheduled_ms >= since)
+
+    statements = _statements(store.engine, [lambda: store.count_runs(since_ms=since, until_ms=until)])
+    assert len(statements) >= 5  # one per status
+    for plan in _plans(store, statements):
+        if store.engine.dialect.name == "sqlite":
+            assert "COVERING INDEX ix_runs_status_scheduled_id" in plan, plan
+        else:
+            extra = [part.strip() for part in plan.split("extra=")[1].split(";")]
+            assert "key=ix_runs_status_scheduled_id" in plan and "type=range" in plan and "Using index" in extra, plan
