@@ -251,6 +251,11 @@ def run(
                 continue
             p = percentiles(timings[name])
             print(f"  {name:28s} p50 {p['p50']:7.1f}  p95 {p['p95']:7.1f}  max {p['max']:7.1f} ms", flush=True)
+        counts = _time_count_runs(ports["dispatcher"], str(api.headers["Authorization"]), requests, warmup)
+        if counts:
+            timings["rpc CountRuns 24 h"] = counts
+            p = percentiles(counts)
+            print(f"  {'rpc CountRuns 24 h':28s} p50 {p['p50']:7.1f}  p95 {p['p95']:7.1f}  max {p['max']:7.1f} ms", flush=True)
         browser.close()
         api.close()
 
@@ -282,6 +287,28 @@ def run(
         path = write_result(out_dir, result)
         print(f"console_pages/{database}: {len(timings)} pages, over {TARGET_P95_MS:g} ms p95: {slow or 'none'} -> {path}")
         return result
+
+
+def _time_count_runs(dispatcher: str, authorization: str, requests: int, warmup: int) -> list[float]:
+    """Admin.CountRuns over the last 24 h (the dashboard's outcome chart), straight
+    over gRPC; [] where the admin API has no such call (older versions)."""
+    import grpc
+
+    from protos import crontrio_pb2 as pb
+    from protos import crontrio_pb2_grpc as pb_grpc
+
+    if not hasattr(pb, "CountRunsRequest"):
+        return []
+    times = []
+    with grpc.insecure_channel(dispatcher) as channel:
+        stub = pb_grpc.AdminStub(channel)
+        for i in range(warmup + requests):
+            since = int(time.time() * 1000) - 86_400_000
+            started = time.perf_counter()
+            stub.CountRuns(pb.CountRunsRequest(since_ms=since), metadata=(("authorization", authorization),), timeout=60)
+            if i >= warmup:
+                times.append((time.perf_counter() - started) * 1000)
+    return times
 
 
 def _healthy(url: str) -> bool:
