@@ -20,7 +20,7 @@ from common.config import DatabaseConfig
 from common.model import Job, RunRecord
 from common.store.engine import make_engine
 from common.store.migrate import ensure_schema
-from common.store.sql_store import SqlStore
+from common.store.sql_store import SqlStore, _job_values
 
 STATUSES = ("succeeded", "failed", "timeout", "killed", "lost", "skipped", "running", "pending")
 
@@ -170,8 +170,8 @@ def test_list_pages_are_index_range_scans(store: SqlStore) -> None:
         else:
             assert "filesort" not in plan and "type=ALL" not in plan and "type=index " not in plan, plan
 
-    [(statement, parameters)] = _statements(store.engine, [lambda: store.list_jobs(name_prefix="team3.", limit=51)])
-    [plan] = _plans(store, [(statement, parameters)])
+    *_, page = _statements(store.engine, [lambda: store.list_jobs(name_prefix="team3.", limit=51)])  # after SQLite's count
+    [plan] = _plans(store, [page])
     if sqlite:
         assert "ix_jobs_name_nocase" in plan and "SCAN jobs" not in plan, plan
     else:
@@ -203,3 +203,41 @@ def test_run_counts_by_status_are_read_from_the_index(store: SqlStore) -> None:
         else:
             extra = [part.strip() for part in plan.split("extra=")[1].split(";")]
             assert "key=ix_runs_status_scheduled_id" in plan and "type=range" in plan and "Using index" in extra, plan
+
+
+def test_sqlite_name_search_reads_the_name_index_at_100000_jobs(tmp_path: Path) -> None:
+    """With 100,000 jobs and fresh statistics, SQLite's planner walked every
+    job by id to find that no name matched; a search for few names reads
+    them from ix_jobs_name_nocase instead, one for many still walks by id."""
+    cfg = DatabaseConfig(driver="sqlite", path=str(tmp_path / "jobs.db"))
+    engine = make_engine(cfg)
+    ensure_schema(engine, cfg)
+    template = {**_job_values(Job(name="x", spec="0 3 * * *", command="true")), "created_ms": 1, "updated_ms": 1}
+    columns = [c for c in template if c != "name"]
+    raw = engine.raw_connection()
+    try:
+        raw.execute(
+            f"INSERT INTO jobs (name, {', '.join(columns)}) "
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000) "
+            f"SELECT printf('team%d.job-%06d', i % 20, i), {', '.join('?' for _ in columns)} FROM n",
+            [template[c] for c in columns],
+        )
+        raw.execute("ANALYZE")
+        raw.commit()
+    finally:
+        raw.close()
+    store = SqlStore(engine)
+    calls = [
+        lambda: store.list_jobs(name_prefix="zz", limit=51),
+        lambda: store.list_jobs(name_prefix="TEAM3.job-0012", limit=51, after_id=1250),
+        lambda: store.list_jobs(name_prefix="team3.", limit=51, after_id=500),
+    ]
+    assert calls[0]() == []
+    assert [j.id for j in calls[1]()] == [1263, 1283]  # case ignored, after_id honoured, by id
+    assert [j.id for j in calls[2]()] == list(range(503, 503 + 51 * 20, 20))
+    statements = [s for s in _statements(engine, calls) if "FROM jobs" in s[0] and "count" not in s[0].lower()]
+    few, few_again, many = _plans(store, statements)
+    assert "ix_jobs_name_nocase" in few and "SCAN" not in few, few
+    assert "ix_jobs_name_nocase" in few_again, few_again
+    assert "PRIMARY KEY" in many and "TEMP B-TREE" not in many, many  # 5,000 match: by id, no sort
+    store.close()
