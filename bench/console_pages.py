@@ -18,6 +18,7 @@ lag_ms is over every timed request; extra.pages has p50/p95/max per page).
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import time
 from collections.abc import Callable
@@ -240,6 +241,7 @@ def run(
         browser, api = _login(url, password_file.read_text().strip())
 
         html_pages, api_pages = pages(loaded, search="payments.sync")
+        load_at_start = [round(x, 2) for x in os.getloadavg()]
         timings: dict[str, list[float]] = {}
         failures: dict[str, list[str]] = {}
         for name, path_of in [*html_pages, *api_pages]:
@@ -282,6 +284,9 @@ def run(
                 "ready_seconds": round(ready_s, 1),
                 "loaded": console_data.describe(loaded),
                 "log_problems": sc.log_problems(),
+                # The machine is shared: its load says how much of a time was waiting for a core.
+                "load_average_at_start": load_at_start,
+                "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
             },
         )
         path = write_result(out_dir, result)
