@@ -71,3 +71,15 @@ async def count_runs(gw: Gateway, token: str, *, since_ms: int, until_ms: int = 
     request = pb.CountRunsRequest(since_ms=since_ms, until_ms=until_ms, job_name=job_name)
     reply = await gw.call("CountRuns", request, token)
     return dict(reply.counts)
+
+
+async def count_runs_by_bucket(
+    gw: Gateway, token: str, *, since_ms: int, until_ms: int, bucket_ms: int, job_name: str = ""
+) -> dict[int, dict[str, int]]:
+    """{bucket start ms: {status: runs}} for the buckets of bucket_ms in
+    [since_ms, until_ms) holding runs (Admin.CountRuns with bucket_ms): the
+    24 h chart by outcome is count_runs_by_bucket(since_ms=now - 24 h,
+    until_ms=now, bucket_ms=3600000), whatever the day holds, in one call."""
+    request = pb.CountRunsRequest(since_ms=since_ms, until_ms=until_ms, bucket_ms=bucket_ms, job_name=job_name)
+    reply = await gw.call("CountRuns", request, token)
+    return {b.start_ms: dict(b.counts) for b in reply.buckets}

@@ -41,6 +41,7 @@ from protos import crontrio_pb2_grpc as pb_grpc
 log = logging.getLogger(__name__)
 DEFAULT_RUN_LIMIT = 20
 MAX_RUN_LIMIT = 1000
+MAX_COUNT_BUCKETS = 1000  # CountRuns: buckets in one window (a chart, not an export)
 DEFAULT_JOB_PAGE = 500
 MAX_JOB_PAGE = 1000
 MAX_PREVIEW = 1000
@@ -326,6 +327,29 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"until_ms: must be 0 or after since_ms ({request.since_ms}), got {request.until_ms}",
             )
+        if request.bucket_ms:
+            if request.bucket_ms < 0 or not request.until_ms:
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT, f"bucket_ms: needs until_ms and must be > 0, got {request.bucket_ms}"
+                )
+            if (request.until_ms - request.since_ms) / request.bucket_ms > MAX_COUNT_BUCKETS:
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"bucket_ms: at most {MAX_COUNT_BUCKETS} buckets in the window, got {request.bucket_ms} ms buckets",
+                )
+            per_bucket = await self._db.run(
+                self._store.count_runs_by_bucket,
+                since_ms=request.since_ms,
+                until_ms=request.until_ms,
+                bucket_ms=request.bucket_ms,
+                job_name=request.job_name,
+            )
+            counts: dict[str, int] = {}
+            for in_bucket in per_bucket.values():
+                for state, n in in_bucket.items():
+                    counts[state] = counts.get(state, 0) + n
+            buckets = [pb.CountRunsBucket(start_ms=start, counts=c) for start, c in per_bucket.items()]
+            return pb.CountRunsReply(counts=counts, total=sum(counts.values()), buckets=buckets)
         counts = await self._db.run(
             self._store.count_runs, since_ms=request.since_ms, until_ms=request.until_ms, job_name=request.job_name
         )

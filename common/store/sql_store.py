@@ -720,6 +720,32 @@ class SqlStore:
         with self.engine.connect() as conn:
             return [_row_to_run(r) for r in conn.execute(query).mappings().all()]
 
+    def count_runs_by_bucket(
+        self, *, since_ms: int, until_ms: int, bucket_ms: int, job_name: str = ""
+    ) -> dict[int, dict[str, int]]:
+        """As count_runs, per bucket of bucket_ms from since_ms: {bucket start: {status: runs}},
+        buckets with runs only. Read the same way (the index alone, per status)."""
+        offset = runs.c.scheduled_ms - since_ms
+        bucket = (offset - offset % bucket_ms).label("bucket")  # whole ms on both databases, no division
+        where = [runs.c.scheduled_ms >= since_ms, runs.c.scheduled_ms < until_ms]
+        out: dict[int, dict[str, int]] = {}
+        with self.engine.connect() as conn:
+            if job_name:
+                query = (
+                    select(bucket, runs.c.status, func.count())
+                    .where(runs.c.job_name == job_name, *where)
+                    .group_by(bucket, runs.c.status)
+                )
+                rows = [(int(b), str(state), int(n)) for b, state, n in conn.execute(query).all()]
+            else:
+                rows = []
+                for state in sorted(status.ALL):
+                    query = select(bucket, func.count()).where(runs.c.status == state, *where).group_by(bucket)
+                    rows += [(int(b), state, int(n)) for b, n in conn.execute(query).all()]
+        for b, state, n in rows:
+            out.setdefault(since_ms + b, {})[state] = n
+        return dict(sorted(out.items()))
+
     def count_runs(self, *, since_ms: int, until_ms: int = 0, job_name: str = "") -> dict[str, int]:
         """Runs scheduled in [since_ms, until_ms) by status (0 = no upper bound);
         statuses with none are left out.

@@ -241,3 +241,28 @@ def test_sqlite_name_search_reads_the_name_index_at_100000_jobs(tmp_path: Path) 
     assert "ix_jobs_name_nocase" in few_again, few_again
     assert "PRIMARY KEY" in many and "TEMP B-TREE" not in many, many  # 5,000 match: by id, no sort
     store.close()
+
+
+def test_run_counts_per_bucket_on_both_databases(store: SqlStore) -> None:
+    runs = _runs(jobs=60, per_job=25)
+    store.write_runs(runs, [])
+    since, until, bucket = 1_000_000 + 3 * 60_000 + 5, 1_000_000 + 20 * 60_000, 5 * 60_000
+
+    def expected(job: str = "") -> dict[int, dict[str, int]]:
+        out: dict[int, dict[str, int]] = {}
+        for r in runs:
+            if since <= r.scheduled_ms < until and job in ("", r.job_name):
+                start = since + (r.scheduled_ms - since) // bucket * bucket
+                out.setdefault(start, {})[r.status] = out.get(start, {}).get(r.status, 0) + 1
+        return out
+
+    got = store.count_runs_by_bucket(since_ms=since, until_ms=until, bucket_ms=bucket)
+    assert got == expected() and list(got) == sorted(got) and len(got) == 4
+    assert store.count_runs_by_bucket(since_ms=since, until_ms=until, bucket_ms=bucket, job_name="job-8") == expected("job-8")
+    statements = _statements(store.engine, [lambda: store.count_runs_by_bucket(since_ms=since, until_ms=until, bucket_ms=bucket)])
+    for plan in _plans(store, statements):
+        if store.engine.dialect.name == "sqlite":
+            assert "COVERING INDEX ix_runs_status_scheduled_id" in plan, plan
+        else:
+            extra = [part.strip() for part in plan.split("extra=")[1].split(";")]
+            assert "key=ix_runs_status_scheduled_id" in plan and "type=range" in plan and "Using index" in extra, plan
