@@ -142,6 +142,7 @@ def run(
             env = {f"CRONTRIO_{service.upper()}_LISTEN": address}
             if service in ("dispatcher", "executor"):
                 env[f"CRONTRIO_{service.upper()}_ID"] = name
+                env[f"CRONTRIO_{service.upper()}_METRICS_LISTEN"] = f"127.0.0.1:{free_port()}"  # on, as deployed
             if service == "executor":
                 env["CRONTRIO_EXECUTOR_JOURNAL"] = str(sc.root / f"{name}-journal.db")
             return sc.start(Service.crontrio(service, conf, name=name, env=env)), address

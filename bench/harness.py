@@ -346,8 +346,19 @@ def embedded_conf(
         root,
         {
             "database": {"driver": "sqlite", "path": str(root / "crontrio.db")},
-            "dispatcher": {"listen": dispatcher, "executors": executor, "shutdown_grace_seconds": "5"},
-            "executor": {"listen": executor, "journal": str(root / "journal.db"), "shutdown_grace_seconds": "5"},
+            # /metrics on, as deployed (its cost is part of what is measured), on free ports.
+            "dispatcher": {
+                "listen": dispatcher,
+                "executors": executor,
+                "shutdown_grace_seconds": "5",
+                "metrics_listen": f"127.0.0.1:{free_port()}",
+            },
+            "executor": {
+                "listen": executor,
+                "journal": str(root / "journal.db"),
+                "shutdown_grace_seconds": "5",
+                "metrics_listen": f"127.0.0.1:{free_port()}",
+            },
             "monitor": {"http_listen": ""},
             "log": {"level": log_level},
         },

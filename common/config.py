@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import configparser
 import dataclasses
+import math
 import os
 import re
 import socket
@@ -114,6 +115,15 @@ class DispatcherConfig:
     # On a store with no users, the first dispatcher creates "admin" with a
     # random password, logs it once and writes it here (mode 0600).
     initial_password_file: str = "var/initial-admin-password"
+    # A scheduled firing not recorded within this many seconds of its time
+    # (the database locked, down or too slow) does not run then: its job's
+    # misfire policy applies once writes keep up (README, "Misfires").
+    misfire_grace_seconds: float = 10.0
+    # At most this many firings wait in memory to be recorded; beyond it a
+    # firing is a misfire at once, so a stuck database cannot grow memory.
+    record_backlog: int = 10_000
+    # Prometheus /metrics (README "Metrics"); empty = off.
+    metrics_listen: str = "127.0.0.1:5924"
 
     @property
     def advertised(self) -> str:
@@ -143,6 +153,8 @@ class ExecutorConfig:
     # (WARNING, with their run ids) and dropped, so a journal whose
     # dispatchers are gone for good cannot grow forever. 0 = keep forever.
     keep_unacked_days: float = 7.0
+    # Prometheus /metrics (README "Metrics"); empty = off.
+    metrics_listen: str = "127.0.0.1:5925"
 
     @property
     def advertised(self) -> str:
@@ -186,6 +198,13 @@ class MonitorConfig:
     # Bearer token (an admin one from [tokens]) the monitor sends to dispatchers
     # when they require tokens; better given as env CRONTRIO_MONITOR_TOKEN.
     token: str = ""
+    # /metrics on http_listen exports per-job series (last success, next
+    # fire, last status: 3+ series a job); false for very large fleets.
+    per_job_metrics: bool = True
+    # How often those per-job values are read from the store (two grouped
+    # queries over the run table, whatever the number of jobs); scrapes in
+    # between serve the cached values.
+    metrics_refresh_seconds: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -480,13 +499,20 @@ def _validate(cfg: Config) -> None:
         _check_address(f"dispatcher.executors[{i}]", address)
     if cfg.dispatcher.record_batch_ms < 0:
         raise ConfigError("dispatcher.record_batch_ms: must not be negative")
+    grace = cfg.dispatcher.misfire_grace_seconds
+    if not 0 < grace < math.inf:
+        raise ConfigError(f"dispatcher.misfire_grace_seconds: must be a positive number, got {grace}")
+    if cfg.dispatcher.record_backlog < 1:
+        raise ConfigError(f"dispatcher.record_backlog: must be at least 1, got {cfg.dispatcher.record_backlog}")
     if not 0 <= cfg.dispatcher.dispatch_ahead_ms <= MAX_DISPATCH_AHEAD_MS:
         ahead = cfg.dispatcher.dispatch_ahead_ms
         raise ConfigError(f"dispatcher.dispatch_ahead_ms: expected 0 to {MAX_DISPATCH_AHEAD_MS}, got {ahead}")
     for key in ("tail_followers_per_run", "tail_followers_total"):
         if getattr(cfg.dispatcher, key) < 1:
             raise ConfigError(f"dispatcher.{key}: must be at least 1, got {getattr(cfg.dispatcher, key)}")
+    _check_address("dispatcher.metrics_listen", cfg.dispatcher.metrics_listen, allow_empty=True)
     _check_address("executor.listen", cfg.executor.listen)
+    _check_address("executor.metrics_listen", cfg.executor.metrics_listen, allow_empty=True)
     _check_address("executor.advertise", cfg.executor.advertise, allow_empty=True)
     _check_address("dispatcher.advertise", cfg.dispatcher.advertise, allow_empty=True)
     for where, ident in (("dispatcher.id", cfg.dispatcher.id), ("executor.id", cfg.executor.id)):
@@ -528,6 +554,8 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("monitor.health_interval_seconds: must be positive")
     if cfg.monitor.reconcile_interval_seconds <= 0:
         raise ConfigError("monitor.reconcile_interval_seconds: must be positive")
+    if cfg.monitor.metrics_refresh_seconds <= 0:
+        raise ConfigError("monitor.metrics_refresh_seconds: must be positive")
     if cfg.monitor.missed_after_seconds < 1:
         raise ConfigError("monitor.missed_after_seconds: must be at least 1")
     for name, entry in cfg.tokens.items():

@@ -55,6 +55,9 @@ def job_to_pb(job: Job, next_fire_ms: int = 0) -> pb.Job:
         notify_channels=list(job.notify_channels),
         notify_emails=list(job.notify_emails),
         notify_phones=list(job.notify_phones),
+        description=job.description,
+        owner=job.owner,
+        tags=list(job.tags),
     )
 
 
@@ -95,6 +98,9 @@ def job_from_pb(msg: pb.Job) -> Job:
         notify_channels=tuple(msg.notify_channels),
         notify_emails=tuple(msg.notify_emails),
         notify_phones=tuple(msg.notify_phones),
+        description=msg.description,
+        owner=msg.owner,
+        tags=tuple(msg.tags),
         created_ms=msg.created_ms,
         updated_ms=msg.updated_ms,
     )

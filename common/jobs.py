@@ -136,6 +136,9 @@ def validate_job_schedule(job: Job) -> tuple[Job, CronSchedule | None]:
         ("notify_phones", job.notify_phones),
     ):
         task_rules.check_stored_json(field, list(values), sum(len(v) for v in values))
+    task_rules.check_description(job.description)
+    task_rules.check_owner(job.owner)
+    task_rules.check_tags(job.tags)
     stored_after = [{"job": d.job, "when": d.when} for d in job.after]  # as the store writes it
     task_rules.check_stored_json("after", stored_after, sum(len(d.job) + 32 for d in job.after))
     if (name, spec, timezone, task_type, command, method) == (

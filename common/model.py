@@ -92,6 +92,11 @@ class Job:
     notify_channels: tuple[str, ...] = ()  # empty = every configured channel
     notify_emails: tuple[str, ...] = ()  # addresses or [alarm_mail_list] names
     notify_phones: tuple[str, ...] = ()
+    # Descriptive only (never change when or how the job runs): what it is
+    # for, who answers for it, and labels to find it by (`job list --tag`).
+    description: str = ""
+    owner: str = ""
+    tags: tuple[str, ...] = ()
     created_ms: int = 0
     updated_ms: int = 0
     # Set by the store for a row it cannot read (e.g. broken JSON written by

@@ -110,6 +110,29 @@ class Schedule:
                 heapq.heapreplace(heap, (entry.next_ms, job_id, generation))
         return None
 
+    def soonest(self, n: int) -> list[tuple[int, Job]]:
+        """The next `n` firings (exact time, job), soonest first, for display.
+
+        Looks at the heap's smallest items only (more while lower bounds
+        hide the order), so it costs far less than sorting every job; it
+        changes no fire time (resolving a bound is what _top does too)."""
+        found: dict[int, int] = {}
+        k = max(n, 1)
+        while True:
+            candidates = heapq.nsmallest(k, self._heap)
+            for fire_ms, job_id, generation in candidates:
+                entry = self._entries.get(job_id)
+                if entry is None or entry.generation != generation or entry.next_ms != fire_ms:
+                    continue  # stale item
+                exact = self.next_fire_ms(job_id)
+                if exact is not None:
+                    found[job_id] = exact
+            ordered = sorted((ms, job_id) for job_id, ms in found.items())[:n]
+            # Every job not looked at fires at or after the last candidate's bound.
+            if len(candidates) < k or (len(ordered) == n and ordered[-1][0] <= candidates[-1][0]):
+                return [(ms, self._entries[job_id].job) for ms, job_id in ordered]
+            k *= 2
+
     def next_due_ms(self) -> int | None:
         top = self._top()
         return top[0] if top else None

@@ -12,6 +12,12 @@ LOST = "lost"  # the executor or the connection to it went away mid-run
 MISSED = "missed"  # a firing nobody ran (e.g. every dispatcher was down)
 SKIPPED = "skipped"  # deliberately not run (overlap policy)
 QUEUED = "queued"  # waiting for the job's running run to end (overlap policy "queue")
+# An executor's answer, never a run's recorded status: it handed the run back
+# without starting it (it was shutting down), so the dispatcher sends it elsewhere.
+NOT_STARTED = "not_started"
+# The same answer to a Run the executor refused without accepting it: this
+# trailing metadata key (value: why, e.g. "draining") on its UNAVAILABLE status.
+NOT_STARTED_METADATA = "crontrio-not-started"
 
 ACTIVE = frozenset({PENDING, RUNNING})
 FINISHED = frozenset({SUCCEEDED, FAILED, TIMEOUT, KILLED, LOST, MISSED, SKIPPED})

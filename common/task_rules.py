@@ -38,6 +38,15 @@ MAX_HEADER_VALUE_BYTES = 8192
 MAX_ENV_NAME_CHARS = 256
 MAX_KEYWORDS = 100
 MAX_KEYWORD_CHARS = 256
+# Job metadata (description, owner, tags): descriptive, so kept small; the
+# owner is a VARCHAR(128), tags a JSON list in a TEXT column.
+MAX_DESCRIPTION_CHARS = 1024
+MAX_OWNER_CHARS = 128
+MAX_TAGS = 20
+MAX_TAG_CHARS = 32
+# Lower-case slugs: no quotes or commas, so a tag is found in the stored JSON
+# text by a plain LIKE (see SqlStore.list_jobs).
+TAG_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,31}")
 # "200,201,...": four characters a status in a VARCHAR(255).
 MAX_EXPECTED_STATUSES = 50
 
@@ -159,3 +168,37 @@ def check_expected_statuses(statuses: Iterable[int], field: str = "expected_stat
     for status in listed:
         if not 100 <= status <= 599:
             raise ValidationError(field, f"{status} is not an HTTP status (100-599)")
+
+
+def check_description(description: str, field: str = "description") -> None:
+    """Free text shown to people: newlines and tabs allowed, other controls not
+    (they would drive the terminal of whoever lists it)."""
+    if len(description) > MAX_DESCRIPTION_CHARS:
+        raise ValidationError(field, f"at most {MAX_DESCRIPTION_CHARS} characters, got {len(description)}")
+    if _HEADER_VALUE_BAD.search(description.replace("\n", " ")) is not None:
+        raise ValidationError(field, "must not contain control characters other than newline and tab")
+
+
+def check_owner(owner: str, field: str = "owner") -> None:
+    """A person or team (e.g. "team-payments", "alice@example.com"): one word."""
+    if len(owner) > MAX_OWNER_CHARS:
+        raise ValidationError(field, f"at most {MAX_OWNER_CHARS} characters, got {len(owner)}")
+    if any(c.isspace() or not c.isprintable() for c in owner):
+        raise ValidationError(field, f"must not contain spaces or control characters, got {owner[:100]!r}")
+
+
+def check_tags(tags: Iterable[str], field: str = "tags") -> None:
+    listed = list(tags)
+    if len(listed) > MAX_TAGS:
+        raise ValidationError(field, f"at most {MAX_TAGS}, got {len(listed)}")
+    seen: set[str] = set()
+    for tag in listed:
+        if not TAG_RE.fullmatch(tag):
+            raise ValidationError(
+                field,
+                f"{tag[:40]!r} is not a tag: 1-{MAX_TAG_CHARS} lower-case letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit",
+            )
+        if tag in seen:
+            raise ValidationError(field, f"{tag!r} is listed twice")
+        seen.add(tag)

@@ -22,10 +22,11 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from common.auth import CLIENT_HEADER, bearer_token
-from console import readpaths
+from console import live, readpaths, transfer_api
 from console.gateway import NoDispatcherError
 from console.session import CSRF_HEADER
 from console.state import state_of
+from console.text import output_text
 from protos import crontrio_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -183,6 +184,13 @@ async def call(request: web.Request, method: str, message: Message, write: bool 
 
 
 async def jobs_list(request: web.Request) -> web.Response:
+    downstream_of = _query(request, "downstreamOf", "downstream_of")
+    next_firings = _query(request, "nextFirings", "next_firings").lower() in ("1", "true", "yes")
+    if downstream_of or next_firings:  # one page, answered from the dispatcher's memory
+        size = _int(request, "pageSize", _int(request, "page_size"))
+        message = pb.ListJobsRequest(downstream_of=downstream_of, next_firings=next_firings, limit=size)
+        found = await call(request, "ListJobs", message)
+        return web.json_response({"jobs": [to_json(j) for j in found.jobs], "nextPageToken": ""})
     page = await readpaths.list_jobs(
         state_of(request).gateway,
         _token(request, False),
@@ -258,6 +266,19 @@ async def run_get(request: web.Request) -> web.Response:
     return reply(await call(request, "GetRun", pb.RunRef(run_id=request.match_info["run_id"])))
 
 
+async def run_output(request: web.Request) -> web.StreamResponse:
+    """SSE (Accept: text/event-stream) from Last-Event-ID / ?offset=; else
+    the output so far, as text (Accept: text/plain) or JSON."""
+    gw, token, run_id = state_of(request).gateway, _token(request, False), request.match_info["run_id"]
+    if "text/event-stream" in request.headers.get("Accept", ""):
+        return await live.stream(request, gw, token, run_id)
+    data, status = await live.so_far(gw, token, run_id)
+    text = output_text(data)
+    if "text/plain" in request.headers.get("Accept", ""):
+        return web.Response(text=text, content_type="text/plain", charset="utf-8")
+    return web.json_response({"runId": run_id, "status": status, "offset": str(len(data)), "text": text})
+
+
 async def run_kill(request: web.Request) -> web.Response:
     return reply(await call(request, "KillRun", pb.RunRef(run_id=request.match_info["run_id"]), write=True))
 
@@ -317,7 +338,7 @@ async def openapi(request: web.Request) -> web.Response:
 class Route:
     method: str
     path: str
-    handler: Callable[[web.Request], Awaitable[web.Response]]
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     summary: str
     query: tuple[str, ...] = ()
     body: str = ""  # request message name, for the OpenAPI document
@@ -327,7 +348,15 @@ class Route:
 
 
 ROUTES: tuple[Route, ...] = (
-    Route("GET", "/jobs", jobs_list, "Jobs, a page at a time", ("q", "pageToken", "pageSize"), response="ListJobsPage"),
+    Route(
+        "GET",
+        "/jobs",
+        jobs_list,
+        "Jobs, a page at a time; or (one page) the jobs that run after downstreamOf, or with nextFirings=true "
+        "the jobs that fire next, soonest first",
+        ("q", "pageToken", "pageSize", "downstreamOf", "nextFirings"),
+        response="ListJobsPage",
+    ),
     Route(
         "POST",
         "/jobs",
@@ -338,6 +367,8 @@ ROUTES: tuple[Route, ...] = (
         roles="admin",
     ),
     Route("POST", "/jobs:validate", jobs_validate, "Validate a job without storing it", body="Job", response="Job"),
+    Route("GET", "/jobs:export", transfer_api.jobs_export, "Jobs as a document, secrets in clear", ("name",), roles="admin"),
+    Route("POST", "/jobs:import", transfer_api.jobs_import, "Import a jobs document", ("update", "dryRun"), roles="admin"),
     Route(
         "GET", "/jobs/{name}", job_get, "One job (secret values redacted unless ?reveal=true, admin)", ("reveal",), response="Job"
     ),
@@ -355,6 +386,15 @@ ROUTES: tuple[Route, ...] = (
         response="ListRunsPage",
     ),
     Route("GET", "/runs/{run_id}", run_get, "One run (output base64, as proto3 JSON maps bytes)", response="Run"),
+    Route(
+        "GET",
+        "/runs/{run_id}/output",
+        run_output,
+        "A run's output as text (ANSI stripped): JSON {runId, status, offset, text}, text/plain, or with "
+        "Accept: text/event-stream live events (output, id = byte offset; end with the status); "
+        "resume with Last-Event-ID or ?offset=",
+        ("offset",),
+    ),
     Route("POST", "/runs/{run_id}/kill", run_kill, "Kill a running run", response="KillRunReply", roles="operator"),
     Route("GET", "/executors", executors, "Executors with health and load", response="ListExecutorsReply"),
     Route("GET", "/dispatchers", dispatchers, "Dispatchers", response="ListDispatchersReply"),

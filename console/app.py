@@ -6,8 +6,10 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
+import zoneinfo
 from pathlib import Path
 from urllib.parse import quote
 
@@ -16,7 +18,7 @@ from aiohttp import web
 
 from common.config import Config
 from common.tls import admin_tls
-from console import api, pages
+from console import api, bulk, jobpages, listpages, pages
 from console.gateway import Gateway
 from console.secrets_file import load_or_create_secret
 from console.security import security_headers
@@ -35,6 +37,12 @@ def _static_version() -> str:
     return digest.hexdigest()[:12]
 
 
+@functools.cache
+def _zones() -> list[str]:
+    """IANA zone names, for the job form's suggestions."""
+    return sorted(z for z in zoneinfo.available_timezones() if "/" in z or z == "UTC")
+
+
 def _templates() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
@@ -46,6 +54,7 @@ def _templates() -> jinja2.Environment:
     env.filters["urlq"] = lambda value: quote(str(value), safe="")
     version = _static_version()
     env.globals["static"] = lambda name: f"/static/{name}?v={version}"
+    env.globals["zones"] = _zones
     return env
 
 
@@ -74,6 +83,9 @@ def build_app(cfg: Config, gateway: Gateway | None = None) -> web.Application:
     )
     app = web.Application(middlewares=[security_headers, api.api_errors])
     app[STATE] = state
+    jobpages.add_routes(app)  # before pages: /jobs/{name}/edit etc.
+    bulk.add_routes(app)
+    listpages.add_routes(app)
     pages.add_routes(app)
     api.add_routes(app)
     app.router.add_static("/static/", HERE / "static")

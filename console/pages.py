@@ -19,12 +19,12 @@ from aiohttp import web
 
 from common import status as run_status
 from common.auth import CLIENT_HEADER
-from console import readpaths
+from console import charts, readpaths, zones
 from console.gateway import NoDispatcherError
 from console.i18n import LANG_COOKIE, LANGUAGES, choose, translator
 from console.session import CSRF_FIELD, PRE_COOKIE, SESSION_COOKIE, Session, new_pre_session, set_cookie
 from console.state import state_of
-from console.text import at, duration, output_text
+from console.text import duration, output_text
 from protos import crontrio_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,9 @@ FLASH = {
     "pause": "The job was paused.",
     "resume": "The job was resumed.",
     "kill": "Kill requested.",
+    "created": "The job was created.",
+    "saved": "The job was saved.",
+    "delete": "The job was deleted.",
 }
 
 
@@ -58,10 +61,11 @@ def render(request: web.Request, template: str, status: int = 200, **values: Any
         csrf=csrf,
         csrf_field=CSRF_FIELD,
         can_write=can_write,
+        can_admin=can_write and session is not None and session.role == "admin",
         read_only=state.read_only,
         flash=FLASH.get(request.query.get("msg", ""), ""),
-        at=at,
         duration=duration,
+        **zones.formatters(request),
         **values,
     )
     return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
@@ -81,7 +85,7 @@ def _quote(text: str) -> str:
     return quote(text, safe="")
 
 
-def _safe_next(target: str) -> str:
+def safe_next(target: str) -> str:
     """Only a path on this site (no //host, no scheme): no open redirect after login."""
     return target if target.startswith("/") and not target.startswith("//") and "\\" not in target else "/"
 
@@ -129,7 +133,7 @@ def _rpc_error_page(request: web.Request, session: Session, exc: grpc.aio.AioRpc
 async def login_form(request: web.Request, error: str = "", status: int = 200) -> web.Response:
     state = state_of(request)
     if error == "" and state.signer.session_from(request) is not None:
-        raise web.HTTPFound(_safe_next(request.query.get("next", "/")))
+        raise web.HTTPFound(safe_next(request.query.get("next", "/")))
     pre = request.cookies.get(PRE_COOKIE) or new_pre_session()
     response = render(
         request,
@@ -137,7 +141,7 @@ async def login_form(request: web.Request, error: str = "", status: int = 200) -
         status=status,
         error=error or ("Your session has ended; please log in again." if request.query.get("expired") else ""),
         login_csrf=state.signer.csrf_for("pre:" + pre),
-        next=_safe_next(request.query.get("next", "/")),
+        next=safe_next(request.query.get("next", "/")),
     )
     set_cookie(response, request, PRE_COOKIE, pre, max_age=3600)
     return response
@@ -168,7 +172,7 @@ async def login_post(request: web.Request) -> web.StreamResponse:
     except NoDispatcherError:
         return await login_form(request, "No dispatcher is reachable.", 503)
     session = Session(reply.token, reply.user, reply.role, reply.expires_ms)
-    response = web.HTTPFound(_safe_next(str(form.get("next", "/"))))
+    response = web.HTTPFound(safe_next(str(form.get("next", "/"))))
     max_age = max(60, (reply.expires_ms - int(time.time() * 1000)) // 1000)
     set_cookie(response, request, SESSION_COOKIE, state.signer.session_cookie(session), max_age=max_age)
     response.del_cookie(PRE_COOKIE, path="/")
@@ -193,13 +197,16 @@ async def logout_post(request: web.Request) -> web.StreamResponse:
 
 async def set_language(request: web.Request) -> web.StreamResponse:
     lang = request.query.get("to", "")
-    response = web.HTTPFound(_safe_next(request.query.get("next", "/")))
+    response = web.HTTPFound(safe_next(request.query.get("next", "/")))
     if lang in LANGUAGES:
         response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, path="/", samesite="Strict", httponly=True)
     raise response
 
 
 # ------------------------------------------------------------------ pages
+
+
+CHART_PAGES = 4  # the 24-hour chart reads at most this many pages of 500 runs (a bounded page time)
 
 
 @page
@@ -209,9 +216,27 @@ async def dashboard(request: web.Request, session: Session) -> web.StreamRespons
     dispatchers = (await gw.call("ListDispatchers", pb.ListDispatchersRequest(), session.token)).dispatchers
     active = await readpaths.list_runs(gw, session.token, statuses=sorted(run_status.ACTIVE), page_size=20)
     failed = await readpaths.list_runs(gw, session.token, statuses=["failed", "timeout", "lost", "killed"], page_size=50)
+    missed = await readpaths.list_runs(gw, session.token, statuses=["missed"], page_size=10)
+    upcoming = (await gw.call("ListJobs", pb.ListJobsRequest(next_firings=True, limit=10), session.token)).jobs
     failing: dict[str, Any] = {}
     for run in failed.items:  # newest first: the first one per job is its latest failure
         failing.setdefault(run.job_name, run)
+    now_ms = int(time.time() * 1000)
+    day: list[Any] = []
+    token, capped = "", False
+    for _ in range(CHART_PAGES):
+        page_of = await readpaths.list_runs(
+            gw, session.token, since_ms=now_ms - 24 * charts.HOUR_MS, page_token=token, page_size=readpaths.MAX_PAGE_SIZE
+        )
+        day += page_of.items
+        token = page_of.next_page_token
+        if not token:
+            break
+    else:
+        capped = True
+    fmt = zones.formatters(request)
+    chart_zone = str(fmt["viewer_zone"]) if fmt["tz_mode"] == "local" else "UTC"
+    buckets = charts.hourly_outcomes(day, now_ms)
     return render(
         request,
         "dashboard.html",
@@ -220,19 +245,39 @@ async def dashboard(request: web.Request, session: Session) -> web.StreamRespons
         dispatchers=dispatchers,
         active=active.items,
         failing=list(failing.values()),
+        missed=missed.items,
+        upcoming=upcoming,
+        day_chart=charts.outcomes_chart(
+            buckets, now_ms, chart_zone, translator(language(request))("Runs in the last 24 hours by outcome")
+        ),
+        day_totals={name: sum(b[name] for b in buckets) for name, _ in charts.OUTCOMES},
+        day_capped=capped,
     )
 
 
 @page
 async def jobs_list(request: web.Request, session: Session) -> web.StreamResponse:
     query = request.query.get("q", "").strip()
+    state = request.query.get("state", "")
+    gw, token, page_token = state_of(request).gateway, session.token, request.query.get("page", "")
     try:
-        found = await readpaths.list_jobs(
-            state_of(request).gateway, session.token, name_prefix=query, page_token=request.query.get("page", "")
-        )
+        if state in readpaths.JOB_STATES:
+            found = await readpaths.jobs_in_state(gw, token, state, name_prefix=query, page_token=page_token)
+        else:
+            state = ""
+            found = await readpaths.list_jobs(gw, token, name_prefix=query, page_token=page_token)
     except readpaths.BadPageTokenError:
         raise web.HTTPFound("/jobs") from None
-    return render(request, "jobs.html", session=session, jobs=found.items, next_page=found.next_page_token, q=query)
+    return render(
+        request,
+        "jobs.html",
+        session=session,
+        jobs=found.items,
+        next_page=found.next_page_token,
+        q=query,
+        state=state,
+        states=readpaths.JOB_STATES,
+    )
 
 
 @page
@@ -252,9 +297,20 @@ async def job_detail(request: web.Request, session: Session) -> web.StreamRespon
             if exc.code() != grpc.StatusCode.INVALID_ARGUMENT:
                 raise
             preview_error = exc.details() or ""
-    runs = await readpaths.list_runs(gw, session.token, job_name=name, page_size=20)
+    runs = await readpaths.list_runs(gw, session.token, job_name=name, page_size=50)
+    downstream = (await gw.call("ListJobs", pb.ListJobsRequest(downstream_of=name, limit=100), session.token)).jobs
     return render(
-        request, "job.html", session=session, job=job, fire_times=fire_times, preview_error=preview_error, runs=runs.items
+        request,
+        "job.html",
+        session=session,
+        job=job,
+        fire_times=fire_times,
+        preview_error=preview_error,
+        runs=runs.items[:20],
+        runs_chart=charts.runs_chart(
+            runs.items, job.timezone or "UTC", translator(language(request))("Duration and outcome of the recent runs")
+        ),
+        downstream=downstream,
     )
 
 
@@ -264,46 +320,6 @@ async def job_action(request: web.Request, session: Session) -> web.StreamRespon
     method = {"run": "RunJob", "pause": "PauseJob", "resume": "ResumeJob"}[action]
     await state_of(request).gateway.call(method, pb.JobRef(name=name), session.token)
     raise web.HTTPFound(f"/jobs/{_quote(name)}?msg={action}")
-
-
-@page
-async def runs_list(request: web.Request, session: Session) -> web.StreamResponse:
-    job = request.query.get("job", "").strip()
-    wanted = request.query.get("status", "")
-    statuses = [wanted] if wanted in run_status.ALL else []
-    try:
-        found = await readpaths.list_runs(
-            state_of(request).gateway,
-            session.token,
-            job_name=job,
-            statuses=statuses,
-            page_token=request.query.get("page", ""),
-        )
-    except readpaths.BadPageTokenError:
-        raise web.HTTPFound("/runs") from None
-    return render(
-        request,
-        "runs.html",
-        session=session,
-        runs=found.items,
-        next_page=found.next_page_token,
-        job=job,
-        status_filter=statuses[0] if statuses else "",
-        all_statuses=sorted(run_status.ALL),
-    )
-
-
-AUDIT_PAGE = 50
-
-
-@page
-async def audit_list(request: web.Request, session: Session) -> web.StreamResponse:
-    target = request.query.get("target", "").strip()
-    before = request.query.get("before", "")
-    message = pb.ListAuditRequest(target=target, limit=AUDIT_PAGE, before_id=int(before) if before.isdigit() else 0)
-    entries = list((await state_of(request).gateway.call("ListAudit", message, session.token)).entries)
-    next_before = str(entries[-1].id) if len(entries) == AUDIT_PAGE else ""
-    return render(request, "audit.html", session=session, entries=entries, target=target, next_before=next_before)
 
 
 @page
@@ -368,13 +384,12 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/login", login_post)
     app.router.add_post("/logout", logout_post)
     app.router.add_get("/lang", set_language)
+    app.router.add_get("/tz", zones.set_mode)
     app.router.add_get("/", dashboard)
     app.router.add_get("/jobs", jobs_list)
     app.router.add_get("/jobs/{name}", job_detail)
     app.router.add_post("/jobs/{name}/{action:run|pause|resume}", job_action)
-    app.router.add_get("/runs", runs_list)
     app.router.add_get("/runs/{run_id}", run_detail)
     app.router.add_post("/runs/{run_id}/kill", run_kill)
-    app.router.add_get("/audit", audit_list)
     app.router.add_get("/account", account)
     app.router.add_post("/account/password", account_password)

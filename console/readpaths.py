@@ -56,12 +56,68 @@ async def list_runs(
     statuses: list[str] | None = None,
     page_token: str = "",
     page_size: int = 0,
+    since_ms: int = 0,
+    until_ms: int = 0,
 ) -> Page:
-    """Run summaries, newest first."""
+    """Run summaries, newest first (scheduled in [since_ms, until_ms) when given)."""
     size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-    request = pb.ListRunsRequest(job_name=job_name, statuses=statuses or [], limit=size, page_token=page_token)
+    request = pb.ListRunsRequest(
+        job_name=job_name,
+        statuses=statuses or [],
+        limit=size,
+        page_token=page_token,
+        since_ms=since_ms,
+        until_ms=until_ms,
+    )
     reply = await _call(gw, "ListRuns", request, token)
     return Page(list(reply.runs), reply.next_page_token)
+
+
+# Jobs read per request at most when filtering by state, so a filter that
+# matches few of 100,000 jobs costs a bounded amount per page.
+STATE_SCAN_LIMIT = 2000
+FAILED_STATUSES = ("failed", "timeout", "lost", "killed", "missed")
+JOB_STATES = ("paused", "invalid", "failing")
+
+
+def _in_state(job: Any, state: str) -> bool:
+    return bool(job.paused) if state == "paused" else bool(job.invalid_reason)
+
+
+async def jobs_in_state(gw: Gateway, token: str, state: str, *, name_prefix: str = "", page_token: str = "") -> Page:
+    """Paused or invalid jobs, reading pages of jobs until some match or
+    STATE_SCAN_LIMIT were read; the token goes on from there. Failing jobs
+    (their latest run failed) come from the recent failures instead."""
+    if state == "failing":
+        return Page(await failing_jobs(gw, token, name_prefix=name_prefix))
+    found: list[Any] = []
+    scanned = 0
+    while True:
+        page = await list_jobs(gw, token, name_prefix=name_prefix, page_token=page_token, page_size=MAX_PAGE_SIZE)
+        scanned += len(page.items)
+        found += [j for j in page.items if _in_state(j, state)]
+        page_token = page.next_page_token
+        if not page_token or found or scanned >= STATE_SCAN_LIMIT:
+            return Page(found, page_token)
+
+
+async def failing_jobs(gw: Gateway, token: str, *, name_prefix: str = "", limit: int = 50) -> list[Any]:
+    """Jobs whose latest run failed, among those with a recent failure (newest first)."""
+    recent = await list_runs(gw, token, statuses=list(FAILED_STATUSES), page_size=200)
+    candidates: list[str] = []
+    for run in recent.items:
+        if run.job_name.startswith(name_prefix) and run.job_name not in candidates:
+            candidates.append(run.job_name)
+    failing = []
+    for name in candidates[:limit]:
+        latest = await list_runs(gw, token, job_name=name, page_size=1)
+        if latest.items and latest.items[0].status in FAILED_STATUSES:
+            try:
+                failing.append(await gw.call("GetJob", pb.JobRef(name=name), token))
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.NOT_FOUND:  # deleted since: not failing any more
+                    raise
+    return failing
 
 
 async def count_runs(gw: Gateway, token: str, *, since_ms: int, until_ms: int = 0, job_name: str = "") -> dict[str, int]:

@@ -179,7 +179,8 @@ OPTIONS: list[JobOption] = [
     JobOption(
         ("--env",),
         "env",
-        "Environment variable for shell jobs; repeatable.",
+        "Environment variable for shell jobs; repeatable. In job edit it replaces the whole environment "
+        "(--env-add / --env-remove change single variables).",
         _pairs("=", "env"),
         multiple=True,
         metavar="KEY=VALUE",
@@ -263,6 +264,18 @@ OPTIONS: list[JobOption] = [
         _dependencies,
         multiple=True,
         metavar="JOB[:WHEN]",
+    ),
+    JobOption(
+        ("--description",), "description", "What the job is for (shown by job show; at most 1,024 characters).", metavar="TEXT"
+    ),
+    JobOption(("--owner",), "owner", "Who answers for the job: a person or team, one word.", metavar="WHO"),
+    JobOption(
+        ("--tag",),
+        "tags",
+        "Label to find the job by (`job list --tag`): a lower-case slug; repeatable.",
+        _non_empty,
+        multiple=True,
+        metavar="TAG",
     ),
 ]
 

@@ -3,6 +3,10 @@
 Exit codes: 0 ok; 1 not found or refused by the server; 2 invalid input (the
 message names the field); 3 no dispatcher reachable; 4 not authenticated or
 not allowed (token).
+
+With --json, an error is one JSON object on stderr,
+{"error": {"message": ..., "field": ... or null, "exit_code": N}}, and
+nothing is printed on stdout: stdout holds JSON only when the command worked.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import asyncio
 import dataclasses
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -26,10 +31,12 @@ from common.cron import CronSchedule, validate_timezone
 from common.errors import ValidationError
 from common.jobs import validate_job
 from common.model import Job
+from common.status import ACTIVE, QUEUED, SKIPPED
 from common.status import ALL as STATUSES
 from common.text import OutputEscaper, printable
-from cronctl import import_cmd, observe, token_cmd, user_cmd
-from cronctl.client import AdminClient, NoServerError
+from cronctl import import_cmd, observe, token_cmd, transfer_cmd, user_cmd
+from cronctl.client import AdminClient, NoServerError, with_default_port
+from cronctl.job_edit import active_run_of, env_change_summary, env_edit_options, first_record, merge_env
 from cronctl.job_options import OPTIONS, changes_from, job_options
 from cronctl.timefmt import duration, iso_utc, parse_instant
 from protos import crontrio_pb2 as pb
@@ -46,8 +53,26 @@ class Ctx:
         self.json = json_output
 
 
+# "field: message", as ValidationError and the servers' INVALID_ARGUMENT spell it.
+_FIELD_RE = re.compile(r"([a-z_][a-z0-9_.]*): ")
+
+
+def _json_mode() -> bool:
+    """Whether --json was given, globally or to the running command."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return False
+    obj = ctx.find_object(Ctx)
+    return bool((obj is not None and obj.json) or ctx.params.get("json_output"))
+
+
 def fail(message: str, code: int) -> None:
-    click.echo(f"error: {printable(message)}", err=True)
+    if _json_mode():
+        field = _FIELD_RE.match(message)
+        error = {"message": message, "field": field.group(1) if field else None, "exit_code": code}
+        click.echo(json.dumps({"error": error}, sort_keys=True), err=True)
+    else:
+        click.echo(f"error: {printable(message)}", err=True)
     sys.exit(code)
 
 
@@ -65,6 +90,8 @@ def server_errors() -> Iterator[None]:
         yield
     except NoServerError as exc:
         fail(f"no dispatcher reachable ({exc}); is it running? (--server / CRONTRIO_SERVER)", EXIT_NO_SERVER)
+    except click.ClickException as exc:  # refused token (exit 4), unreadable --ca (exit 2)
+        fail(exc.format_message(), exc.exit_code)
     except grpc.RpcError as exc:
         code = exc.code()
         if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.ALREADY_EXISTS):
@@ -90,7 +117,8 @@ def emit_json(value: Any) -> None:
     "servers",
     multiple=True,
     metavar="HOST:PORT",
-    help=f"Dispatcher to talk to; repeat for failover. Default: $CRONTRIO_SERVER (comma-separated) or {DEFAULT_SERVER}.",
+    help=f"Dispatcher to talk to (port 5920 if none given); repeat for failover (a server that does not connect within "
+    f"2 s is passed over). Default: $CRONTRIO_SERVER (comma-separated) or {DEFAULT_SERVER}.",
 )
 @click.option(
     "--etcd",
@@ -116,7 +144,7 @@ def emit_json(value: Any) -> None:
     metavar="FILE",
     help="CA certificate (PEM): talk TLS to the dispatcher and verify it ([tls] admin = true).",
 )
-@click.option("--json", "json_output", is_flag=True, help="JSON output for every command.")
+@click.option("--json", "json_output", is_flag=True, help="JSON output for every command (errors: JSON on stderr).")
 @click.pass_context
 def cli(
     ctx: click.Context, servers: tuple[str, ...], etcd_endpoints: str, etcd_prefix: str, token: str, ca: str, json_output: bool
@@ -132,8 +160,10 @@ def cli(
 
     Exit codes: 0 ok, 1 not found / refused, 2 invalid input (names the field), 3 no dispatcher reachable,
     4 not authenticated or not permitted (token missing, unknown, or its role too low).
+    With --json an error is {"error": {"message", "field", "exit_code"}} on stderr and stdout stays empty.
     """
     chosen = list(servers) or [s.strip() for s in os.environ.get("CRONTRIO_SERVER", "").split(",") if s.strip()]
+    chosen = [with_default_port(s) for s in chosen]  # a bare host means the dispatcher's port, 5920
     if not chosen and etcd_endpoints and ctx.invoked_subcommand not in ("cron", "token"):
         endpoints = [e.strip() for e in etcd_endpoints.split(",") if e.strip()]
         chosen = discover_dispatchers(endpoints, etcd_prefix)
@@ -186,6 +216,7 @@ def job_add(ctx: click.Context, name: str, paused: bool, json_output: bool, **gi
         fail(str(exc), EXIT_INVALID)
     with server_errors():
         stored = ctx.obj.client.call(lambda s: s.CreateJob, job_to_pb(job))
+        _warn_if_no_executor(ctx, stored.target)
     if wants_json(ctx, json_output):
         emit_json(_job_dict(stored))
     else:
@@ -197,13 +228,25 @@ def job_add(ctx: click.Context, name: str, paused: bool, json_output: bool, **gi
 @click.argument("job_name", metavar="NAME")
 @click.option("--rename", default=None, metavar="NEW_NAME", help="Give the job a new name.")
 @job_options(for_add=False)
+@env_edit_options
 @json_option
 @click.pass_context
-def job_edit(ctx: click.Context, job_name: str, rename: str | None, json_output: bool, **given: Any) -> None:
+def job_edit(
+    ctx: click.Context,
+    job_name: str,
+    rename: str | None,
+    env_add: tuple[str, ...],
+    env_remove: tuple[str, ...],
+    json_output: bool,
+    **given: Any,
+) -> None:
     """Change some fields of a job; the others keep their values.
 
-    A repeatable option (--env, --header, --keyword, --after, --expect-status)
-    replaces the whole list; give it once with '' to clear it.
+    --env replaces the job's whole environment (give it once with '' to
+    clear it). A repeatable option (--env, --header, --keyword, --after, --expect-status,
+    --tag) replaces the whole list; give it once with '' to clear it.
+    --env-add and --env-remove change single variables and keep the others
+    (secret values included, unseen).
     """
     try:
         changes = changes_from(given)
@@ -215,20 +258,45 @@ def job_edit(ctx: click.Context, job_name: str, rename: str | None, json_output:
         fail(str(exc), EXIT_INVALID)
     if rename:
         changes["name"] = rename
-    if not changes:
+    if "env" in changes and (env_add or env_remove):
+        fail("env: --env replaces the whole environment; use it or --env-add/--env-remove, not both", EXIT_INVALID)
+    if not changes and not env_add and not env_remove:
         fail("nothing to change: give at least one option (see cronctl job edit --help)", EXIT_INVALID)
     with server_errors():
         current = job_from_pb(ctx.obj.client.call(lambda s: s.GetJob, _job_ref(job_name)))
     try:
+        if env_add or env_remove:
+            # Values of the other keys come back "<redacted>": sent as they
+            # are, the dispatcher keeps the stored values.
+            changes["env"] = merge_env(current.env, env_add, env_remove)
         job = validate_job(dataclasses.replace(current, **changes))
     except ValidationError as exc:
         fail(str(exc), EXIT_INVALID)
     with server_errors():
         stored = ctx.obj.client.call(lambda s: s.UpdateJob, job_to_pb(job))
+        if "target" in changes and changes["target"] != current.target:
+            _warn_if_no_executor(ctx, stored.target)
     if wants_json(ctx, json_output):
         emit_json(_job_dict(stored))
     else:
+        if "env" in changes:
+            click.echo(env_change_summary(current.env, changes["env"], merged=bool(env_add or env_remove)))
         click.echo(f"job {printable(stored.name)} updated; next run {iso_utc(stored.next_fire_ms) or 'none scheduled'}")
+
+
+def _warn_if_no_executor(ctx: click.Context, target: str) -> None:
+    """Warn (stderr) when no live executor matches the job's target: it would
+    fail at every firing until one registers. The dispatcher matches, with
+    its [machine] groups; an older one ignores the filter and lists all."""
+    if not target:
+        return
+    reply = ctx.obj.client.call(lambda s: s.ListExecutors, pb.ListExecutorsRequest(target=target))
+    if not reply.executors:
+        click.echo(
+            f"warning: target {printable(target)!r} matches no live executor now; its runs fail until one does"
+            " (see `cronctl executor list`)",
+            err=True,
+        )
 
 
 def _job_state_command(action: str, method: str, doc: str) -> None:
@@ -255,13 +323,35 @@ _job_state_command("resume", "ResumeJob", "Resume a paused job.")
 @json_option
 @click.pass_context
 def job_run(ctx: click.Context, job_name: str, json_output: bool) -> None:
-    """Run a job now, outside its schedule (its overlap policy applies)."""
+    """Run a job now, outside its schedule (its overlap policy applies).
+
+    Exits 1 when the overlap policy skipped the run (the previous run still
+    goes), naming the run to follow instead.
+    """
     with server_errors():
         reply = ctx.obj.client.call(lambda s: s.RunJob, _job_ref(job_name))
+        first = first_record(ctx.obj.client, reply.first_run_id)
+        active = ""
+        if first is not None and first.status in (SKIPPED, QUEUED):
+            active = active_run_of(ctx.obj.client, first.job_id)
+    state = first.status if first is not None else "started"
+    follow = f"cronctl run tail -f {active}" if active else "cronctl run list --running"
+    if state == SKIPPED:  # an error: with --json, as JSON on stderr like every error
+        assert first is not None
+        fail(f"job {job_name} did not run: {first.error} (overlap policy skip); follow that run with `{follow}`", EXIT_FAILED)
     if wants_json(ctx, json_output):
-        emit_json({"run_id": reply.first_run_id, "scheduled": iso_utc(reply.scheduled_ms)})
+        emit_json(
+            {
+                "run_id": reply.first_run_id,
+                "scheduled": iso_utc(reply.scheduled_ms),
+                "status": state,  # pending, running, queued; "started" when not recorded within 5 s
+                "running_run_id": active or None,
+            }
+        )
+    elif state == QUEUED:
+        click.echo(f"queued: run {reply.first_run_id} waits for the running one (follow that with `{follow}`)")
     else:
-        click.echo(f"started: run {reply.first_run_id} (follow it with `cronctl run show {reply.first_run_id}`)")
+        click.echo(f"started: run {reply.first_run_id} (follow it with `cronctl run tail -f {reply.first_run_id}`)")
 
 
 def _job_dict(msg: pb.Job) -> dict[str, Any]:
@@ -297,10 +387,18 @@ def _job_dict(msg: pb.Job) -> dict[str, Any]:
         "keywords": list(job.keywords),
         "keyword_action": job.keyword_action,
         "after": [f"{d.job}:{d.when}" for d in job.after],
+        "notify_policy": job.notify_policy,
+        "notify_channels": list(job.notify_channels),
+        "notify_emails": list(job.notify_emails),
+        "notify_phones": list(job.notify_phones),
+        "description": job.description,
+        "owner": job.owner,
+        "tags": list(job.tags),
         "created": iso_utc(job.created_ms),
         "updated": iso_utc(job.updated_ms),
         "next_fire": iso_utc(msg.next_fire_ms) or None,
         "invalid_reason": msg.invalid_reason or None,
+        "secrets_redacted": msg.secrets_redacted,
     }
 
 
@@ -325,12 +423,14 @@ def _paged(ctx: click.Context, method: str, request: Any, items: str, limit: int
 
 @job.command("list")
 @click.option("--prefix", default="", metavar="TEXT", help="Only jobs whose name starts with this.")
+@click.option("--tag", default="", metavar="TAG", help="Only jobs carrying this tag.")
+@click.option("--owner", default="", metavar="WHO", help="Only jobs owned by exactly this owner.")
 @click.option("--limit", default=0, type=click.IntRange(min=0), help="At most this many jobs, by id.  [default: 0 = all]")
 @json_option
 @click.pass_context
-def job_list(ctx: click.Context, prefix: str, limit: int, json_output: bool) -> None:
+def job_list(ctx: click.Context, prefix: str, tag: str, owner: str, limit: int, json_output: bool) -> None:
     """List jobs with their next fire time (UTC), fetched page by page."""
-    jobs = _paged(ctx, "ListJobs", pb.ListJobsRequest(name_prefix=prefix), "jobs", limit)
+    jobs = _paged(ctx, "ListJobs", pb.ListJobsRequest(name_prefix=prefix, tag=tag, owner=owner), "jobs", limit)
     if wants_json(ctx, json_output):
         emit_json([_job_dict(j) for j in jobs])
         return
@@ -343,17 +443,18 @@ def job_list(ctx: click.Context, prefix: str, limit: int, json_output: bool) -> 
             j.type,
             _state(j),
             iso_utc(j.next_fire_ms),
+            ",".join(j.tags),
             _short(j.command),
         ]
         for j in jobs
     ]
-    if not rows and prefix:
-        click.echo(f"no jobs named {prefix}*")
+    if not rows and (prefix or tag or owner):
+        click.echo("no jobs match")
         return
     if not rows:
         click.echo("no jobs yet: add one with `cronctl job add --name NAME --spec SPEC --command CMD`")
         return
-    click.echo(table(rows, headers=["ID", "NAME", "SPEC", "TZ", "TYPE", "STATE", "NEXT (UTC)", "COMMAND"]))
+    click.echo(table(rows, headers=["ID", "NAME", "SPEC", "TZ", "TYPE", "STATE", "NEXT (UTC)", "TAGS", "COMMAND"]))
     invalid = [j for j in jobs if j.invalid_reason]
     for j in invalid:  # why, in full (the table has no room for it)
         click.echo(f"invalid: {printable(j.name)} (id {j.id}): {printable(j.invalid_reason)}", err=True)
@@ -405,12 +506,26 @@ def _show_value(value: Any) -> str:
 
 @job.command("delete")
 @click.argument("job_name", metavar="NAME")
+@click.option("--force", is_flag=True, help="Delete it even if other jobs run after it (they then never run that way).")
 @json_option
 @click.pass_context
-def job_delete(ctx: click.Context, job_name: str, json_output: bool) -> None:
-    """Delete a job (by name or id). Its run history is kept."""
+def job_delete(ctx: click.Context, job_name: str, force: bool, json_output: bool) -> None:
+    """Delete a job (by name or id). Its run history is kept.
+
+    A job other jobs depend on (their --after) is kept unless --force.
+    """
     with server_errors():
-        reply = ctx.obj.client.call(lambda s: s.DeleteJob, _job_ref(job_name))
+        target = ctx.obj.client.call(lambda s: s.GetJob, _job_ref(job_name))
+        dependents = [
+            j.name for j in _paged(ctx, "ListJobs", pb.ListJobsRequest(), "jobs") if any(d.job == target.name for d in j.after)
+        ]
+    if dependents:
+        names = ", ".join(dependents)
+        if not force:
+            fail(f"job {target.name} is an upstream of {names} (--after); give --force to delete it anyway", EXIT_FAILED)
+        click.echo(f"warning: {names} ran after {printable(target.name)}; those dependencies now name no job", err=True)
+    with server_errors():
+        reply = ctx.obj.client.call(lambda s: s.DeleteJob, pb.JobRef(id=target.id))
     if wants_json(ctx, json_output):
         emit_json({"deleted": reply.deleted, "job": job_name})
     else:
@@ -432,7 +547,8 @@ def _run_dict(r: pb.Run, with_output: bool) -> dict[str, Any]:
         "job": r.job_name,
         "attempt": r.attempt,
         "status": r.status,
-        "exit_code": r.exit_code,
+        # None for a run that never ran (skipped, missed, pending...): its 0 is no exit code.
+        "exit_code": r.exit_code if _ran(r) else None,
         "executor": r.executor,
         "host": r.host,
         "dispatcher": r.dispatcher,
@@ -451,6 +567,12 @@ def _run_dict(r: pb.Run, with_output: bool) -> dict[str, Any]:
     return data
 
 
+def _ran(r: pb.Run) -> bool:
+    """The run's process ran to a known end, so its exit code means something
+    (a skipped, missed, pending or lost run has none: its 0 is no exit code)."""
+    return bool(r.started_ms and r.finished_ms) and r.status != "lost"
+
+
 @run.command("list")
 @click.option("--job", "job_name", default="", metavar="NAME", help="Only this job's runs.")
 @click.option(
@@ -464,12 +586,14 @@ def _run_dict(r: pb.Run, with_output: bool) -> dict[str, Any]:
 )
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="How many, newest first.")
 @click.option("--all", "everything", is_flag=True, help="Every matching run (pages through them all); overrides --limit.")
+@click.option("--running", is_flag=True, help="Only runs going on now (pending or running); same as --status for both.")
 @json_option
 @click.pass_context
 def run_list(
     ctx: click.Context,
     job_name: str,
     statuses: tuple[str, ...],
+    running: bool,
     since: str,
     until: str,
     limit: int,
@@ -477,6 +601,8 @@ def run_list(
     json_output: bool,
 ) -> None:
     """List runs, newest first (summaries: `run show` has the output)."""
+    if running:
+        statuses = tuple(sorted({*statuses, *ACTIVE}))
     request = pb.ListRunsRequest(statuses=statuses)
     try:
         request.since_ms = parse_instant(since, "UTC", "since") if since else 0
@@ -494,7 +620,7 @@ def run_list(
         emit_json([_run_dict(r, with_output=False) for r in runs])
         return
     if not runs:
-        click.echo("no runs yet" if not (statuses or since or until) else "no runs match")
+        click.echo("no runs going on" if running else ("no runs yet" if not (statuses or since or until) else "no runs match"))
         return
     rows = [
         [
@@ -502,7 +628,7 @@ def run_list(
             r.job_name,
             r.attempt,
             r.status,
-            r.exit_code if r.finished_ms else "",
+            r.exit_code if _ran(r) else "",
             iso_utc(r.scheduled_ms),
             duration(r.started_ms, r.finished_ms),
             r.executor,
@@ -595,6 +721,7 @@ cli.add_command(token_cmd.token)
 observe.register(cli, run, sys.modules[__name__])
 import_cmd.register(cli, sys.modules[__name__])
 user_cmd.register(cli, sys.modules[__name__])
+transfer_cmd.register(job, sys.modules[__name__])
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 
-from common import status
+from common import status, task_rules
 from common.auth import caller_is_admin, current_actor, current_role
 from common.convert import job_from_pb, job_to_pb, run_to_pb
 from common.cron import CronSchedule
@@ -32,6 +32,7 @@ from dispatcher.audit import AuditLog, job_change_json
 from dispatcher.executor_client import ExecutorClients
 from dispatcher.firing import FiringRunner
 from dispatcher.job_sync import JobSync
+from dispatcher.routing import matching_executors
 from dispatcher.scheduler import SpawnFn
 from dispatcher.tail_hub import TailEndedError, TailHub, TailLimitError
 from dispatcher.users import UserAdmin
@@ -169,14 +170,33 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"limit: must be between 1 and {MAX_JOB_PAGE} (0 = {DEFAULT_JOB_PAGE}), got {request.limit}",
             )
-        filters = ["jobs", request.name_prefix]
+        if request.next_firings:
+            return pb.ListJobsReply(jobs=[self._to_pb(job) for _, job in self._schedule.soonest(limit)])
+        if request.downstream_of:
+            ids = self._sync.dependents_of(request.downstream_of)[:limit]
+            found = await self._db.run(self._store.jobs_by_ids, ids) if ids else []
+            return pb.ListJobsReply(jobs=[self._to_pb(j) for j in sorted(found, key=lambda j: j.name)])
+        # Without tag/owner the digest is the one older tokens were made with.
+        filters: list[str] = ["jobs", request.name_prefix]
+        if request.tag or request.owner:
+            filters += [request.tag, request.owner]
         after_id = request.after_id
-        if request.page_token:
-            try:
+        try:
+            if request.tag:
+                task_rules.check_tags([request.tag], field="tag")
+            task_rules.check_owner(request.owner)
+            if request.page_token:
                 after_id = paging.decode(request.page_token, filters, (int,))[0]
-            except ValidationError as exc:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        jobs = await self._db.run(self._store.list_jobs, name_prefix=request.name_prefix, after_id=after_id, limit=limit + 1)
+        except ValidationError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        jobs = await self._db.run(
+            self._store.list_jobs,
+            name_prefix=request.name_prefix,
+            after_id=after_id,
+            limit=limit + 1,
+            tag=request.tag,
+            owner=request.owner,
+        )
         page, token = paging.page([self._to_pb(j) for j in jobs], limit, lambda j: [j.id], filters)
         return pb.ListJobsReply(jobs=page, next_page_token=token, next_after_id=page[-1].id if token else 0)
 
@@ -419,6 +439,10 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
 
     async def ListExecutors(self, request: pb.ListExecutorsRequest, context: grpc.aio.ServicerContext) -> pb.ListExecutorsReply:
         live = self._registry.live() if self._registry else []
+        if request.target:
+            # Routing's own matching; health is left out (a transient state).
+            groups = getattr(self._runner, "_machine_groups", {})
+            live = matching_executors(Job(name="", spec="", command="", target=request.target), live, groups)
         return pb.ListExecutorsReply(
             executors=[
                 pb.ExecutorInfo(
@@ -428,6 +452,7 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
                     labels=e.labels,
                     healthy=e.address not in self._runner.unhealthy,
                     running=self._runner.in_flight[e.address],
+                    last_seen_ms=self._runner.last_seen.get(e.address, 0),
                 )
                 for e in sorted(live, key=lambda e: e.address)
             ]
@@ -492,6 +517,7 @@ class ControlServicer(pb_grpc.ControlServicer):
         if unhealthy != self._runner.unhealthy:
             log.info("executors out of routing (failing health checks): %s", ", ".join(sorted(unhealthy)) or "none")
         self._runner.unhealthy = unhealthy
+        self._runner.last_seen = dict(request.last_seen_ms)
         return pb.ExecutorHealthAck(dispatcher=self._id)
 
     async def RetryRun(self, request: pb.RetryRunRequest, context: grpc.aio.ServicerContext) -> pb.RetryRunReply:

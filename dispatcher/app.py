@@ -12,6 +12,7 @@ from common.claims.factory import make_claims
 from common.cluster import ClusterAuthInterceptor, control_protects, resolve_secret
 from common.config import Config
 from common.grpc_server import ServiceServer
+from common.metrics_http import MetricsServer
 from common.registry.etcd_registry import DispatcherWatcher
 from common.registry.factory import make_registry
 from common.registry.keys import dispatcher_key
@@ -28,6 +29,8 @@ from dispatcher.catch_up import catch_up
 from dispatcher.executor_client import ExecutorClients
 from dispatcher.firing import FiringRunner
 from dispatcher.job_sync import JobSync
+from dispatcher.metrics import DispatcherMetrics
+from dispatcher.misfire import MisfireTracker
 from dispatcher.notify import RunNotifier
 from dispatcher.overlap import OverlapGate
 from dispatcher.peers import PeerLiveness
@@ -67,7 +70,7 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     registry = make_registry(cfg.etcd, cfg.dispatcher.executors)
     await registry.start()
     clients = ExecutorClients(internal_tls(cfg.tls), cluster_secret=cluster_secret)
-    recorder = RunRecorder(store, db, cfg.dispatcher.record_batch_ms)
+    recorder = RunRecorder(store, db, cfg.dispatcher.record_batch_ms, cfg.dispatcher.record_backlog)
     recorder.start()
 
     schedule = Schedule()
@@ -79,6 +82,17 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     runner.downstream_of = job_sync.downstream_of
     runner.still_scheduled = job_sync.jobs.__contains__
     job_sync.on_unscheduled = runner.job_unscheduled
+    misfires = MisfireTracker(store, db, recorder, dispatcher_id, cfg.dispatcher.misfire_grace_seconds)
+    misfires.run_firing, misfires.spawn, misfires.current_job = runner.run_firing, scheduler.spawn, job_sync.jobs.get
+    runner.misfires = misfires
+    metrics = DispatcherMetrics()
+    runner.metrics = recorder.metrics = metrics
+    metrics.count_scheduled(schedule.__len__)
+    metrics_server = None
+    if cfg.dispatcher.metrics_listen:
+        metrics_server = MetricsServer(cfg.dispatcher.metrics_listen, metrics.registry, setting="dispatcher.metrics_listen")
+    if metrics_server is not None:
+        await metrics_server.start()  # before catch-up, so its firings are counted and seen
     alerts = AlertSender(cfg.alert, cfg.alarm_mail_list)
     await alerts.start()
     runner.after_firing = RunNotifier(alerts, store, db).after_firing
@@ -172,6 +186,7 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     loop_task = asyncio.create_task(scheduler.run(), name="scheduler")
     sync_task = asyncio.create_task(job_sync.fallback_loop(JOB_SYNC_FALLBACK_SECONDS), name="job-sync")
     takeover_task = asyncio.create_task(takeover.run(), name="takeover")
+    misfire_task = asyncio.create_task(misfires.run(), name="misfires")
     stop_wait = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait({loop_task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
     if loop_task in done and loop_task.exception() is not None:
@@ -185,6 +200,7 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
         await registration.close()  # the monitor and cronctl stop choosing us at once
     sync_task.cancel()
     takeover_task.cancel()
+    misfire_task.cancel()
     stop_wait.cancel()
     if scheduler.in_flight:
         _, pending = await asyncio.wait(scheduler.in_flight, timeout=cfg.dispatcher.shutdown_grace_seconds)
@@ -200,6 +216,8 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     with contextlib.suppress(asyncio.CancelledError):
         await loop_task
     await server.stop(grace=2)
+    if metrics_server is not None:
+        await metrics_server.stop()
     await tail.close()
     await recorder.close()
     await alerts.close(5.0)

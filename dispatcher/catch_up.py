@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 from common import status
+from common.cron import CronSchedule
 from common.jobs import schedule_of
 from common.model import MISFIRE_RUN_ALL, MISFIRE_RUN_ONCE, TRIGGER_CATCH_UP, Job, RunRecord, iso_ms, make_run_id
 from common.store.async_store import DbThreads
@@ -26,6 +28,8 @@ from dispatcher.recorder import RunRecorder
 
 log = logging.getLogger(__name__)
 MAX_CATCH_UP_FIRINGS = 1000  # per job: a run_all job with a tiny interval must not flood the executors
+# The first look back for missed firings; grows fourfold until it holds enough.
+_FIRST_SPAN_MS = 60_000
 
 
 def now_ms() -> int:
@@ -33,17 +37,36 @@ def now_ms() -> int:
 
 
 def missed_firings(job: Job, last_ms: int, now: int) -> list[int]:
-    """Fire times after the last recorded one, within the job's window, before now."""
+    """Fire times after the last recorded one, within the job's window, before
+    now: the latest MAX_CATCH_UP_FIRINGS of them when there are more (run_once
+    runs the last one, which must be the latest firing, not the 1,000th after
+    the last run)."""
     cron = schedule_of(job)
     if cron is None:
         return []
     start = max(last_ms, job.created_ms, now - int(job.catch_up_window_seconds * 1000))
-    out: list[int] = []
-    t = cron.next_after(start)
-    while t is not None and t < now and len(out) < MAX_CATCH_UP_FIRINGS:
-        out.append(t)
-        t = cron.next_after(t)
-    return out
+    return latest_firings(cron, start, now)
+
+
+def latest_firings(cron: CronSchedule, after_ms: int, before_ms: int, limit: int = MAX_CATCH_UP_FIRINGS) -> list[int]:
+    """The latest `limit` fire times strictly between the two instants, in order.
+
+    Walking a whole span (a week of an every-second job: 600,000 steps) would
+    stall the dispatcher, and fire times can only be found forwards: look back
+    over a growing span until it holds enough firings."""
+    span = _FIRST_SPAN_MS
+    while True:
+        low = max(after_ms, before_ms - span)
+        latest: deque[int] = deque(maxlen=limit)
+        found = 0
+        t = cron.next_after(low)
+        while t is not None and t < before_ms:
+            latest.append(t)
+            found += 1
+            t = cron.next_after(t)
+        if low == after_ms or found >= limit:
+            return list(latest)
+        span *= 4
 
 
 async def catch_up(
@@ -70,8 +93,9 @@ async def catch_up(
             continue
         to_run = missed if job.misfire_policy == MISFIRE_RUN_ALL else missed[-1:]
         log.warning(
-            "job %s missed %d firings while no dispatcher ran (since %s); misfire policy %s: running %d",
+            "job %s missed %s%d firings while no dispatcher ran (since %s); misfire policy %s: running %d",
             job.name,
+            "the latest " if len(missed) == MAX_CATCH_UP_FIRINGS else "",
             len(missed),
             iso_ms(missed[0]),
             job.misfire_policy,

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
+from dispatcher.connect_errors import never_connected
 from protos import crontrio_pb2 as pb
 from protos import crontrio_pb2_grpc as pb_grpc
 
@@ -26,7 +27,13 @@ log = logging.getLogger(__name__)
 
 
 class SessionBrokenError(Exception):
-    """The session a run was sent on ended before the run finished."""
+    """The session a run was sent on ended before the run finished.
+    ``never_connected``: the stream never reached the executor, so no run
+    sent on it was delivered."""
+
+    def __init__(self, message: str, never_connected: bool = False) -> None:
+        super().__init__(message)
+        self.never_connected = never_connected
 
 
 class _Stream:
@@ -60,7 +67,9 @@ class _Stream:
                     waiter.put_nowait(event)
         except grpc.aio.AioRpcError as exc:
             self.unimplemented = exc.code() == grpc.StatusCode.UNIMPLEMENTED
-            error = SessionBrokenError(f"session with executor {self.address} broke: {exc.code().name} {exc.details()}")
+            error = SessionBrokenError(
+                f"session with executor {self.address} broke: {exc.code().name} {exc.details()}", never_connected(exc)
+            )
         except asyncio.CancelledError:
             error = SessionBrokenError(f"session with executor {self.address} closed")
             raise

@@ -33,10 +33,13 @@ from common.model import (
     make_run_id,
 )
 from common.registry.base import ExecutorRef, Registry
+from dispatcher.connect_errors import never_connected, refused_unstarted, unstarted_proof
 from dispatcher.executor_client import ExecutorClients
 from dispatcher.executor_session import SessionBrokenError
+from dispatcher.metrics import CLAIMED_ELSEWHERE, FIRED, DispatcherMetrics
+from dispatcher.misfire import MisfireTracker
 from dispatcher.overlap import OverlapGate
-from dispatcher.recorder import RunRecorder
+from dispatcher.recorder import RecordDroppedError, RunRecorder
 from dispatcher.routing import Router, fans_out, matching_executors
 from protos import crontrio_pb2 as pb
 
@@ -70,6 +73,11 @@ class Outcome:
     run_id: str
     executor: str = ""
     unreachable: bool = False
+    # Provably never started on `executor` (refused or handed back unstarted,
+    # never delivered, or its executor died before the run's time): safe to
+    # send elsewhere. Such an outcome is not recorded; `error` says why.
+    not_started: bool = False
+    error: str = ""
 
 
 def retry_delay(job: Job, attempt_done: int, rng: random.Random) -> float:
@@ -161,6 +169,8 @@ class FiringRunner:
         self._templates: dict[int, tuple[Job, bytes | None]] = {}
         # Executors the monitor reports as failing health checks: not routed to.
         self.unhealthy: frozenset[str] = frozenset()
+        # Executor -> when it last passed a health check (the monitor's report; display only).
+        self.last_seen: dict[str, int] = {}
         # Called for firings another dispatcher claimed (see takeover.py).
         self.on_claimed_elsewhere: Callable[[Job, int], None] | None = None
         # Set by the app: jobs to start after a job ends, and a task spawner.
@@ -175,6 +185,9 @@ class FiringRunner:
         # deleted meanwhile has them cancelled on their executors.
         self._sent_ahead: dict[int, dict[str, str]] = {}
         self._cancels: set[asyncio.Task[None]] = set()
+        # Set by the app: scheduled firings not recorded in time go there, not late to an executor.
+        self.misfires: MisfireTracker | None = None
+        self.metrics = DispatcherMetrics()  # replaced by the app's (dispatcher/metrics.py)
 
     # ------------------------------------------------------------ firings
 
@@ -182,6 +195,7 @@ class FiringRunner:
         """Fire `job` for `scheduled_ms`, unless another dispatcher claimed it."""
         if not await self._claims.claim(firing_id(job.id, scheduled_ms), self.dispatcher_id, CLAIM_TTL_MS):
             log.debug("firing %s already claimed elsewhere", firing_id(job.id, scheduled_ms))
+            self.metrics.firing(CLAIMED_ELSEWHERE)
             if self.on_claimed_elsewhere is not None:
                 self.on_claimed_elsewhere(job, scheduled_ms)
             return
@@ -189,8 +203,17 @@ class FiringRunner:
 
     async def fire_claimed(self, job: Job, scheduled_ms: int, trigger: str = TRIGGER_SCHEDULE) -> None:
         """A firing that is ours (claimed, or taken over): overlap policy, then run it."""
-        if self._overlap is not None and not await self._overlap.admit(job, scheduled_ms, trigger, self._new_record):
-            return
+        if self._overlap is not None:
+            # Its skipped/queued record is a firing's insert too: bounded alike (dispatcher/misfire.py).
+            misfires = self.misfires if trigger == TRIGGER_SCHEDULE else None
+            deadline = misfires.deadline_ms(scheduled_ms) if misfires is not None else 0
+            try:
+                if not await self._overlap.admit(job, scheduled_ms, trigger, self._new_record, deadline_ms=deadline):
+                    return
+            except RecordDroppedError as exc:
+                assert misfires is not None  # only bounded inserts are dropped
+                misfires.note(job, scheduled_ms, str(exc))
+                return
         await self.run_firing(job, scheduled_ms, trigger)
 
     async def adopt(self, job: Job, run: RunRecord) -> None:
@@ -228,6 +251,8 @@ class FiringRunner:
     ) -> None:
         """Attempts from `first_attempt`, then what follows a firing's end
         (`pin`: the first attempt goes to that executor, see `adopt`)."""
+        if first_attempt == 1:  # a firing (its retries are not new firings)
+            self.metrics.firing(FIRED)
         final = await self.run_attempts(job, scheduled_ms, first_attempt, trigger, recorded, pin)
         if final is None:
             return
@@ -302,15 +327,30 @@ class FiringRunner:
             if avoid and len(candidates) > 1:
                 candidates = [e for e in candidates if e.address != avoid]
             plan = self._router.plan(job, candidates)
+        # A scheduled firing must be recorded within the misfire grace, or it
+        # does not run now (dispatcher/misfire.py); retries, catch-up and
+        # dependents are late by design.
+        misfires = self.misfires if trigger == TRIGGER_SCHEDULE and attempt == 1 and not recorded else None
         if fans_out(job.route_strategy) and plan and not pin:
-            return await self._fan_out(job, scheduled_ms, attempt, trigger, plan, recorded)
+            return await self._fan_out(job, scheduled_ms, attempt, trigger, plan, recorded, misfires)
         record = self._new_record(job, scheduled_ms, attempt, trigger)
         if recorded:
             self._recorder.update(record.run_id, dispatcher=self.dispatcher_id)
-        elif not await self._recorder.insert(record):
-            # The unique key caught a firing another dispatcher already recorded.
-            log.info("run %s already recorded by another dispatcher; not running it again", record.run_id)
-            return None
+        else:
+            try:
+                deadline = misfires.deadline_ms(scheduled_ms) if misfires is not None else 0
+                created = await self._recorder.insert(record, deadline_ms=deadline)
+            except RecordDroppedError as exc:
+                assert misfires is not None  # only bounded inserts are dropped
+                misfires.note(job, scheduled_ms, str(exc))
+                return None
+            if not created:
+                # The unique key caught a firing another dispatcher already recorded.
+                log.info("run %s already recorded by another dispatcher; not running it again", record.run_id)
+                return None
+            if misfires is not None and misfires.is_late(scheduled_ms):
+                await misfires.recorded_late(job, record)
+                return None
         if record.scheduled_ms > now_ms() and not self.still_scheduled(job.id):
             # Paused or deleted between the claim ahead of time and now.
             reason = f"job {job.name} was paused or deleted before this firing's scheduled time"
@@ -331,29 +371,95 @@ class FiringRunner:
             attempt,
             plan[0].address,
         )
-        # failover plans list every candidate: try the next one while they are unreachable.
-        outcome = Outcome(status.FAILED, record.run_id)
-        for i, executor in enumerate(plan):
-            last = i == len(plan) - 1
-            outcome = await self._invoke(job, record, executor, record_unreachable=last)
-            if not outcome.unreachable or last:
-                break
-            log.warning(
-                "job %s run %s: executor %s unreachable, failing over to %s",
-                job.name,
-                record.run_id,
-                executor.address,
-                plan[i + 1].address,
-            )
-        return outcome
+        return await self._run_on(job, record, plan)
+
+    async def _run_on(self, job: Job, record: RunRecord, plan: list[ExecutorRef]) -> Outcome:
+        """Run `record` on plan[0]. failover plans list every candidate: the
+        next one is tried while they are unreachable. Whatever the strategy, a
+        run that provably never started goes to another live executor matching
+        the job's target; a broadcast run, meant for that very executor, is
+        recorded skipped instead (see README, rolling restarts)."""
+        rest = list(plan[1:])
+        executor = plan[0]
+        tried = {executor.address}
+        broadcast = job.route_strategy == "broadcast"
+        chosen: list[ExecutorRef] = []
+
+        def elsewhere() -> bool:
+            """Is there another executor to send it to? (Remembered in `chosen`.)"""
+            chosen[:] = [] if broadcast else self._next_executor(job, rest, tried)
+            return bool(chosen) or broadcast
+
+        while True:
+            last = not rest
+            chosen.clear()
+            outcome = await self._invoke(job, record, executor, record_unreachable=last, elsewhere=elsewhere)
+            if outcome.not_started:
+                if not chosen:
+                    if broadcast:
+                        reason = f"not run on {executor.address}: {outcome.error} (broadcast runs on the executors that are up)"
+                        log.warning("job %s run %s skipped: %s", job.name, record.run_id, reason)
+                        self._recorder.update(record.run_id, status=status.SKIPPED, error=reason, finished_ms=now_ms())
+                        return Outcome(status.SKIPPED, record.run_id, executor.address)
+                    return self._give_up(job, record, executor, False, outcome.error)
+                log.warning(
+                    "job %s run %s never started there (%s): sending it to %s",
+                    job.name,
+                    record.run_id,
+                    outcome.error,
+                    chosen[0].address,
+                )
+            elif outcome.unreachable and not last:
+                chosen[:] = [rest[0]]
+                log.warning(
+                    "job %s run %s: executor %s unreachable, failing over to %s",
+                    job.name,
+                    record.run_id,
+                    executor.address,
+                    chosen[0].address,
+                )
+            else:
+                return outcome
+            executor = chosen[0]
+            tried.add(executor.address)
+            rest = [e for e in rest if e.address not in tried]
+
+    def _next_executor(self, job: Job, rest: list[ExecutorRef], tried: set[str]) -> list[ExecutorRef]:
+        """[the executor to send a run to next] ([] if none): the rest of a
+        failover plan first, else one the job's strategy picks among the live
+        matching executors not tried yet."""
+        untried = [e for e in rest if e.address not in tried]
+        if untried:
+            return untried[:1]
+        candidates = matching_executors(job, self._registry.live(), self._machine_groups, self.unhealthy)
+        return self._router.plan(job, [e for e in candidates if e.address not in tried])[:1]
 
     async def _fan_out(
-        self, job: Job, scheduled_ms: int, attempt: int, trigger: str, plan: list[ExecutorRef], recorded: bool = False
+        self,
+        job: Job,
+        scheduled_ms: int,
+        attempt: int,
+        trigger: str,
+        plan: list[ExecutorRef],
+        recorded: bool = False,
+        misfires: MisfireTracker | None = None,
     ) -> Outcome | None:
         """broadcast/sharded: one run per executor; the attempt succeeds only if all do."""
         total = len(plan)
         records = [self._new_record(job, scheduled_ms, attempt, trigger, shard=i, shard_total=total) for i in range(total)]
-        created = list(await asyncio.gather(*(self._recorder.insert(r) for r in records)))
+        deadline = misfires.deadline_ms(scheduled_ms) if misfires is not None else 0
+        answers = await asyncio.gather(*(self._recorder.insert(r, deadline_ms=deadline) for r in records), return_exceptions=True)
+        if misfires is not None and (misfires.is_late(scheduled_ms) or any(isinstance(a, BaseException) for a in answers)):
+            # Not all of it recorded in time: none of it runs now.
+            for r, answer in zip(records, answers, strict=True):
+                if answer is True:
+                    await misfires.recorded_late(job, r)
+            misfires.note(job, scheduled_ms, "not every shard was recorded in time")
+            return None
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                raise answer
+        created = [bool(a) for a in answers]
         if recorded:  # shard 0 is the queued row this dispatcher just promoted
             created[0] = True
             self._recorder.update(records[0].run_id, shard_total=total, dispatcher=self.dispatcher_id)
@@ -368,10 +474,12 @@ class FiringRunner:
             total,
             attempt,
         )
+        # A shard that never started on its executor: sharded moves it to
+        # another (each shard must run once somewhere), broadcast skips it.
         outcomes = await asyncio.gather(
-            *(self._invoke(job, r, e, record_unreachable=True) for r, e in zip(records, plan, strict=True) if created[r.shard])
+            *(self._run_on(job, r, [e]) for r, e in zip(records, plan, strict=True) if created[r.shard])
         )
-        failed = [o for o in outcomes if o.status != status.SUCCEEDED]
+        failed = [o for o in outcomes if o.status not in (status.SUCCEEDED, status.SKIPPED)]
         if failed:
             return Outcome(failed[0].status, records[0].run_id, failed[0].executor, failed[0].unreachable)
         return Outcome(status.SUCCEEDED, records[0].run_id)
@@ -396,10 +504,25 @@ class FiringRunner:
 
     # ------------------------------------------------------------ one run
 
-    async def _invoke(self, job: Job, record: RunRecord, executor: ExecutorRef, record_unreachable: bool = True) -> Outcome:
+    async def _invoke(
+        self,
+        job: Job,
+        record: RunRecord,
+        executor: ExecutorRef,
+        record_unreachable: bool = True,
+        elsewhere: Callable[[], bool] = lambda: False,
+    ) -> Outcome:
+        """Run `record` on `executor` until it finishes. When the run provably
+        never started there and `elsewhere()` says it can go to another
+        executor, a `not_started` outcome is returned instead (unrecorded);
+        without one, the executor is retried as for any broken connection."""
         request = build_run_request(job, record, self._template(job))
         stub = self._clients.stub(executor.address)
         started = False
+        # Whether the request may have reached the executor and started there:
+        # until a call may have delivered it, or again once the executor said
+        # it did not start it, a failed call proves it never started there.
+        maybe_delivered = False
         failing_since: float | None = None
         delay = 0.2
         self.in_flight[executor.address] += 1
@@ -409,30 +532,50 @@ class FiringRunner:
         try:
             session = self._clients.session(executor.address)
             if session is not None:
+                sent_back = False  # handed back or refused unstarted, with nowhere else to go
                 try:
                     async for ev in session.run(request):
                         kind = ev.WhichOneof("event")
-                        if kind == "started" and not started:
+                        # started_ms 0: a run ended before its start (killed or handed
+                        # back while held), not a start.
+                        if kind == "started" and not started and ev.started.started_ms:
                             started = True
                             self._no_longer_ahead(job.id, record.run_id)
                             self._record_started(record, executor, ev.started)
                         elif kind == "finished":
+                            if ev.finished.status == status.NOT_STARTED:
+                                if elsewhere():
+                                    return await self._handed_back(record, executor, ev.finished)
+                                sent_back = True
+                                break  # nowhere else to go: Run below retries this executor
                             return await self._finish(job, record, executor, ev.finished)
                         elif kind == "refused" and ev.refused.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]:
                             return self._give_up(job, record, executor, started, ev.refused.message, invalid=True)
+                        elif kind == "refused" and ev.refused.code == grpc.StatusCode.UNAVAILABLE.value[0]:
+                            # Draining: the executor did not accept it.
+                            if elsewhere():
+                                why = f"executor {executor.address} refused it: {ev.refused.message}"
+                                return _not_started(record, executor, why)
+                            sent_back = True
                         # Any other refusal: Run below meets it too and handles it as ever.
+                    maybe_delivered = not sent_back
                 except SessionBrokenError as exc:
+                    maybe_delivered = not exc.never_connected
                     log.debug("run %s: %s; going on with Run", record.run_id, exc)
             while True:
                 try:
                     async for event in stub.Run(request):
                         failing_since = None
                         kind = event.WhichOneof("event")
-                        if kind == "started" and not started:
+                        if kind == "started" and not started and event.started.started_ms:
                             started = True
                             self._no_longer_ahead(job.id, record.run_id)
                             self._record_started(record, executor, event.started)
                         elif kind == "finished":
+                            if event.finished.status == status.NOT_STARTED:
+                                if elsewhere():
+                                    return await self._handed_back(record, executor, event.finished)
+                                raise _HandedBackError(f"the executor handed the run back unstarted: {event.finished.error}")
                             return await self._finish(job, record, executor, event.finished)
                     raise _StreamEndedError("the executor closed the stream before the run finished")
                 except (grpc.aio.AioRpcError, _StreamEndedError) as exc:
@@ -442,13 +585,32 @@ class FiringRunner:
                     if isinstance(exc, grpc.aio.AioRpcError) and exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and not started:
                         # The executor refused to start it (it could not journal
                         # its start: a full disk): it never ran there.
+                        if elsewhere():
+                            return _not_started(record, executor, f"executor {executor.address} refused it: {reason}")
                         if not record_unreachable:
                             return Outcome(status.FAILED, record.run_id, executor.address, unreachable=True)
                         return self._give_up(job, record, executor, False, reason or "", refused=True)
+                    if isinstance(exc, _HandedBackError):
+                        maybe_delivered = False  # it said so: never started there
+                    elif isinstance(exc, grpc.aio.AioRpcError) and not started:
+                        why = unstarted_proof(exc, maybe_delivered, record.scheduled_ms, now_ms())
+                        if why and elsewhere():
+                            return _not_started(record, executor, f"executor {executor.address} {why}: {reason}")
+                        if refused_unstarted(exc):
+                            maybe_delivered = False
+                        elif not never_connected(exc):
+                            maybe_delivered = True
+                    else:
+                        maybe_delivered = True
                     now = time.monotonic()
                     failing_since = now if failing_since is None else failing_since
                     window = REATTACH_AFTER_START_SECONDS if started else REATTACH_BEFORE_START_SECONDS
-                    if now - failing_since >= window or self._gone(executor):
+                    give_up = now - failing_since >= window or self._gone(executor)
+                    if give_up and not started and not maybe_delivered and self._may_still_start(record):
+                        # Provably not started there and nowhere else to go: wait for this
+                        # executor (e.g. restarting) as long as it may start in time.
+                        give_up = False
+                    if give_up:
                         if not started:
                             # Before calling it unreachable, ask: an overloaded executor may
                             # have taken the run after all, and failing (then retrying) a run
@@ -476,6 +638,17 @@ class FiringRunner:
             self.in_flight[executor.address] -= 1
             if ahead is not None:
                 self._no_longer_ahead(job.id, record.run_id)
+
+    def _may_still_start(self, record: RunRecord) -> bool:
+        """Whether a run that never started is still within its misfire grace."""
+        return self.misfires is not None and now_ms() < self.misfires.deadline_ms(record.scheduled_ms)
+
+    async def _handed_back(self, record: RunRecord, executor: ExecutorRef, fin: pb.RunFinished) -> Outcome:
+        """The executor handed the run back unstarted (it is shutting down)
+        and it goes elsewhere: acknowledged there, so that executor forgets
+        it (and would refuse it if it ever came back)."""
+        await self._ack(executor, record.run_id)
+        return _not_started(record, executor, f"executor {executor.address} handed it back unstarted: {fin.error}")
 
     def _no_longer_ahead(self, job_id: int, run_id: str) -> None:
         runs = self._sent_ahead.get(job_id)
@@ -518,6 +691,7 @@ class FiringRunner:
         return cached[1]
 
     def _record_started(self, record: RunRecord, executor: ExecutorRef, ev: pb.RunStarted) -> None:
+        self.metrics.started(record, ev.started_ms)
         self._recorder.update(
             record.run_id,
             status=status.RUNNING,
@@ -540,7 +714,8 @@ class FiringRunner:
         if run_id in reply.running_run_ids:
             return "running"
         for result in reply.results:
-            if result.run_id == run_id:
+            # A run it handed back unstarted is not its: it may run elsewhere.
+            if result.run_id == run_id and result.status != status.NOT_STARTED:
                 return result
         return None
 
@@ -607,17 +782,29 @@ class FiringRunner:
             fin.executor or executor.address,
             f": {error}" if error else "",
         )
+        await self._ack(executor, record.run_id)
+        return Outcome(run_status, record.run_id, executor.address)
+
+    async def _ack(self, executor: ExecutorRef, run_id: str) -> None:
         session = self._clients.session(executor.address)
-        if session is not None and session.ack(record.run_id):
-            return Outcome(run_status, record.run_id, executor.address)
+        if session is not None and session.ack(run_id):
+            return
         try:
-            await self._clients.stub(executor.address).Ack(pb.AckRequest(run_ids=[record.run_id]), timeout=5)
+            await self._clients.stub(executor.address).Ack(pb.AckRequest(run_ids=[run_id]), timeout=5)
         except grpc.aio.AioRpcError as exc:
             # Harmless: the result stays in the executor's journal and a later
             # Run or the monitor's reconciliation collects it again.
-            log.warning("ack of run %s to %s failed: %s", record.run_id, executor.address, exc.details())
-        return Outcome(run_status, record.run_id, executor.address)
+            log.warning("ack of run %s to %s failed: %s", run_id, executor.address, exc.details())
 
 
 class _StreamEndedError(Exception):
     pass
+
+
+class _HandedBackError(_StreamEndedError):
+    """The executor handed the run back unstarted, and there is nowhere else to send it."""
+
+
+def _not_started(record: RunRecord, executor: ExecutorRef, error: str) -> Outcome:
+    return Outcome(status.FAILED, record.run_id, executor.address, unreachable=True, not_started=True, error=error)
+

@@ -44,6 +44,10 @@ class JobSync:
         self._announce = True  # log each newly scheduled job (not during a full load)
         self.jobs: dict[int, Job] = {}  # every valid, enabled job (scheduled or run only after others)
         self._downstream: dict[str, dict[int, str]] = {}  # upstream name -> {job id: condition}
+        # Every stored job's upstreams, paused and invalid ones too (for
+        # "who depends on this job?" before a delete, not for firing).
+        self._dependents: dict[str, set[int]] = {}  # upstream name -> job ids
+        self._upstreams: dict[int, tuple[str, ...]] = {}  # job id -> upstream names
         # Called with (job id, why) when a job stops being scheduled (paused,
         # made invalid, deleted): firings of it already sent ahead are cancelled.
         self.on_unscheduled: Callable[[int, str], object] = lambda _job_id, _why: None
@@ -53,6 +57,7 @@ class JobSync:
 
         `now_ms` is when its next firing is counted from (default: the clock).
         """
+        self._index_upstreams(job.id, tuple(dep.job for dep in job.after))
         if not job.enabled:
             self._drop(job.id)
             self.invalid.pop(job.id, None)
@@ -110,7 +115,24 @@ class JobSync:
         """Jobs to start after `job_name` ends, each with its condition."""
         return [(self.jobs[i], when) for i, when in self._downstream.get(job_name, {}).items() if i in self.jobs]
 
+    def _index_upstreams(self, job_id: int, upstreams: tuple[str, ...]) -> None:
+        for name in self._upstreams.pop(job_id, ()):
+            ids = self._dependents.get(name)
+            if ids is not None:
+                ids.discard(job_id)
+                if not ids:
+                    del self._dependents[name]
+        if upstreams:
+            self._upstreams[job_id] = upstreams
+            for name in upstreams:
+                self._dependents.setdefault(name, set()).add(job_id)
+
+    def dependents_of(self, job_name: str) -> list[int]:
+        """Ids of every stored job (enabled or not) whose `after` names `job_name`."""
+        return sorted(self._dependents.get(job_name, ()))
+
     def forget(self, job_id: int) -> None:
+        self._index_upstreams(job_id, ())
         self.invalid.pop(job_id, None)
         self._drop(job_id)
         if self._schedule.remove(job_id):
@@ -128,6 +150,8 @@ class JobSync:
                 present = {j.id for j in jobs}
                 for job_id in self._schedule.job_ids() - present:
                     self.forget(job_id)
+                for job_id in set(self._upstreams) - present:  # paused jobs deleted elsewhere
+                    self._index_upstreams(job_id, ())
                 # One reading of the clock: the load takes a few seconds at
                 # 100,000 jobs, and firings due meanwhile are still caught (the
                 # loop fires what is due since `now`, within its catch-up window).

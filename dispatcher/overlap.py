@@ -42,8 +42,9 @@ class OverlapGate:
         self._recorder = recorder
         self._clients = clients
 
-    async def admit(self, job: Job, scheduled_ms: int, trigger: str, new_record: NewRecordFn) -> bool:
-        """True when this firing may run now."""
+    async def admit(self, job: Job, scheduled_ms: int, trigger: str, new_record: NewRecordFn, deadline_ms: int = 0) -> bool:
+        """True when this firing may run now. A skipped or queued record is
+        written with `deadline_ms` (RunRecorder.insert: RecordDroppedError)."""
         if job.overlap_policy == OVERLAP_ALLOW:
             return True
         active = await self._db.run(self._store.active_runs_of, job.id)
@@ -58,6 +59,7 @@ class OverlapGate:
                 trigger,
                 status.SKIPPED,
                 f"skipped: previous run {previous.run_id} is still {previous.status}",
+                deadline_ms=deadline_ms,
             )
             return False
         if job.overlap_policy == OVERLAP_QUEUE:
@@ -70,10 +72,18 @@ class OverlapGate:
                     trigger,
                     status.SKIPPED,
                     f"skipped: queue full, firing {iso_ms(waiting[0].scheduled_ms)} is already waiting",
+                    deadline_ms=deadline_ms,
                 )
             else:
                 await self._record(
-                    new_record, job, scheduled_ms, trigger, status.QUEUED, f"queued behind run {previous.run_id}", finished=False
+                    new_record,
+                    job,
+                    scheduled_ms,
+                    trigger,
+                    status.QUEUED,
+                    f"queued behind run {previous.run_id}",
+                    finished=False,
+                    deadline_ms=deadline_ms,
                 )
             return False
         if job.overlap_policy == OVERLAP_REPLACE:
@@ -89,12 +99,13 @@ class OverlapGate:
         run_status: str,
         reason: str,
         finished: bool = True,
+        deadline_ms: int = 0,
     ) -> None:
         fields: dict[str, Any] = {"status": run_status, "error": reason}
         if finished:
             fields["finished_ms"] = now_ms()
         record = new_record(job, scheduled_ms, 1, trigger, **fields)
-        if await self._recorder.insert(record):
+        if await self._recorder.insert(record, deadline_ms=deadline_ms):
             log.info("job %s firing %s %s: %s", job.name, iso_ms(scheduled_ms), run_status, reason)
 
     async def _replace(self, job: Job, active: list[RunRecord]) -> None:
@@ -115,10 +126,22 @@ class OverlapGate:
         log.warning("job %s: replaced runs did not end within %.0fs; starting anyway", job.name, REPLACE_WAIT_SECONDS)
 
     async def next_queued(self, job: Job) -> RunRecord | None:
-        """The waiting firing of a `queue` job, now ours to start (None if none)."""
+        """The waiting firing of a `queue` job, now ours to start (None if none).
+
+        A firing queued before its job was paused or deleted is not started:
+        it is recorded skipped with the reason. The store is asked, not this
+        dispatcher's copy of the job, which another dispatcher's pause may not
+        have reached yet."""
         if job.overlap_policy != OVERLAP_QUEUE:
             return None
         for queued in await self._db.run(self._store.queued_runs_of, job.id):
             if await self._db.run(self._store.promote_queued, queued.run_id):
+                current = await self._db.run(self._store.get_job, job_id=job.id)
+                if current is None or not current.enabled:
+                    why = "deleted" if current is None else "paused"
+                    reason = f"skipped: job {job.name} was {why} while this firing was queued"
+                    log.info("job %s firing %s %s", job.name, iso_ms(queued.scheduled_ms), reason)
+                    await self._recorder.update(queued.run_id, status=status.SKIPPED, error=reason, finished_ms=now_ms())
+                    return None
                 return queued
         return None

@@ -8,6 +8,14 @@ durable before the executor is told it may forget a result). Batches form
 naturally: what is queued while a commit runs goes into the next one, so a
 lone firing is not delayed; `batch_ms` > 0 adds a fixed wait to make batches
 larger still (fewer, bigger transactions for a database across a network).
+
+A firing's insert is bounded twice over, so that a database that is locked
+or down cannot make the dispatcher pile up firings in memory and start them
+all at once, late, when it comes back: it is refused at once while
+`max_backlog` firing inserts wait already, and dropped if it is not written
+by its deadline (RecordDroppedError either way; the caller treats the firing
+as misfired, see dispatcher/misfire.py). Other writes (run outcomes, catch-up
+records) are never dropped: losing those would lose history.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from typing import Any
 from common.model import RunRecord
 from common.store.async_store import DbThreads
 from common.store.sql_store import SqlStore
+from dispatcher.metrics import DispatcherMetrics
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +38,27 @@ log = logging.getLogger(__name__)
 # bound, and so does the dispatcher's memory. Say so, at most once a minute.
 BEHIND_WARN_SECONDS = 5.0
 BEHIND_WARN_EVERY_SECONDS = 60.0
+DEFAULT_MAX_BACKLOG = 10_000
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class RecordDroppedError(Exception):
+    """A firing's insert was not written: the backlog was full, or its
+    deadline passed before a commit could take it."""
 
 
 @dataclass
 class _Batch:
     inserts: list[RunRecord] = field(default_factory=list)
     insert_futures: list[asyncio.Future[bool]] = field(default_factory=list)
+    # Per insert: the wall-clock ms after which it is dropped unwritten (0: never).
+    insert_deadlines: list[int] = field(default_factory=list)
+    # How many inserts have a deadline (firings, as opposed to history): kept
+    # as a count, since every firing's insert asks for it.
+    bounded: int = 0
     updates: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     update_futures: list[asyncio.Future[None]] = field(default_factory=list)
     # When its first write was queued (monotonic; 0: empty).
@@ -47,28 +71,79 @@ class _Batch:
     def __bool__(self) -> bool:
         return bool(self.inserts or self.updates)
 
+    def drop_expired(self, now_ms: int) -> int:
+        """Take out the inserts whose deadline has passed; returns how many."""
+        keep = [i for i, d in enumerate(self.insert_deadlines) if not d or d > now_ms]
+        dropped = len(self.inserts) - len(keep)
+        if dropped:
+            for i, (future, d) in enumerate(zip(self.insert_futures, self.insert_deadlines, strict=True)):
+                if d and d <= now_ms and not future.done():
+                    future.set_exception(RecordDroppedError(f"not written within its deadline ({self.inserts[i].run_id})"))
+            self.inserts = [self.inserts[i] for i in keep]
+            self.insert_futures = [self.insert_futures[i] for i in keep]
+            self.insert_deadlines = [self.insert_deadlines[i] for i in keep]
+            self.bounded -= dropped
+        return dropped
+
 
 class RunRecorder:
-    def __init__(self, store: SqlStore, db: DbThreads, batch_ms: int = 20) -> None:
+    def __init__(self, store: SqlStore, db: DbThreads, batch_ms: int = 20, max_backlog: int = DEFAULT_MAX_BACKLOG) -> None:
         self._store = store
         self._db = db
         self._batch_seconds = batch_ms / 1000
+        self._max_backlog = max_backlog
         self._pending = _Batch()
+        self._committing = _Batch()  # the batch being written (and retried)
+        self._commit_since = 0.0  # monotonic start of the commit under way (0: none)
+        self._full_warned = False
         self._has_work = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._warned_at = -BEHIND_WARN_EVERY_SECONDS
         # How long the last committed batch's oldest write waited (seconds).
         self.behind_seconds = 0.0
+        self.metrics = DispatcherMetrics()  # replaced by the app's (dispatcher/metrics.py)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="run-recorder")
 
-    async def insert(self, record: RunRecord) -> bool:
-        """Record a new run; False if that firing attempt is already recorded (by anyone)."""
+    @property
+    def max_backlog(self) -> int:
+        return self._max_backlog
+
+    def writing_seconds(self) -> float:
+        """How long the write under way has taken so far (0 when none is)."""
+        return time.monotonic() - self._commit_since if self._commit_since else 0.0
+
+    @property
+    def backlog(self) -> int:
+        """Firing inserts waiting to be written (bounded by max_backlog)."""
+        return self._pending.bounded + self._committing.bounded
+
+    async def insert(self, record: RunRecord, *, deadline_ms: int = 0) -> bool:
+        """Record a new run; False if that firing attempt is already recorded (by anyone).
+
+        With `deadline_ms` (a firing's insert) it is bounded: RecordDroppedError
+        at once when `max_backlog` such inserts wait already, or once the
+        deadline (wall-clock ms) passes before a commit takes it."""
+        if deadline_ms:
+            if self.backlog >= self._max_backlog:
+                if not self._full_warned:
+                    self._full_warned = True
+                    log.warning(
+                        "run history backlog is full (%d firings waiting to be written): firings are not queued "
+                        "but handled as misfires until the database keeps up again",
+                        self.backlog,
+                    )
+                raise RecordDroppedError(f"run history backlog full ({self._max_backlog} firings waiting)")
+            if deadline_ms <= wall_ms():
+                raise RecordDroppedError(f"past its deadline already ({record.run_id})")
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._pending.inserts.append(record)
         self._pending.insert_futures.append(future)
+        self._pending.insert_deadlines.append(deadline_ms)
+        if deadline_ms:
+            self._pending.bounded += 1
         self._pending.queued()
         self._has_work.set()
         return await future
@@ -89,8 +164,19 @@ class RunRecorder:
                 await asyncio.sleep(self._batch_seconds)  # let the batch fill
             self._has_work.clear()
             batch, self._pending = self._pending, _Batch()
+            if batch.bounded:
+                batch.drop_expired(wall_ms())
             if batch:
-                await self._commit(batch)
+                self._committing = batch
+                self._commit_since = time.monotonic()
+                try:
+                    await self._commit(batch)
+                finally:
+                    self._committing = _Batch()
+                    self._commit_since = 0.0
+                if self._full_warned and self.backlog < self._max_backlog // 2:
+                    self._full_warned = False
+                    log.warning("run history backlog is down to %d firings: queueing firings again", self.backlog)
             if self._closing and not self._pending:
                 return
 
@@ -112,7 +198,11 @@ class RunRecorder:
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+                # Firings that missed their deadline meanwhile are not written late.
+                if batch.bounded:
+                    batch.drop_expired(wall_ms())
         self._note_delay(batch, len(self._pending.inserts) + len(self._pending.updates))
+        self.metrics.committed(batch.inserts, created, batch.updates)
         for future, was_created in zip(batch.insert_futures, created, strict=True):
             if not future.done():
                 future.set_result(was_created)

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from common.cluster import ClusterAuthInterceptor, executor_protects, resolve_secret
 from common.config import Config, EtcdConfig, ExecutorConfig, TlsConfig
 from common.grpc_server import ServiceServer
+from common.metrics_http import MetricsServer
 from common.registry.keys import executor_key
 from common.registry.registration import EtcdRegistration
 from common.runtime import install_stop_signals
@@ -74,6 +75,10 @@ class ExecutorApp:
         self.runs = RunRegistry(cfg, self.journal, self.http, host=self.host, address=cfg.advertised, base_env=base_env)
         self.server = ServiceServer(cfg.listen, [SERVICE_NAME], credentials=credentials, interceptors=interceptors)
         crontrio_pb2_grpc.add_ExecutorServicer_to_server(ExecutorServicer(self.runs), self.server.server)
+        metrics = self.runs.metrics
+        self.metrics = None
+        if cfg.metrics_listen:
+            self.metrics = MetricsServer(cfg.metrics_listen, metrics.registry, metrics.refresh, setting="executor.metrics_listen")
 
     async def start(self) -> None:
         await self.journal.open()
@@ -84,6 +89,8 @@ class ExecutorApp:
             retention = journal_retention.run(self.journal, self.cfg.keep_unacked_days)
             self._journal_retention = asyncio.create_task(retention, name="journal-retention")
         await self.server.start()
+        if self.metrics is not None:
+            await self.metrics.start()
         log.info(
             "executor listening on %s%s (advertised %s, group %s)",
             self.cfg.listen,
@@ -116,6 +123,11 @@ class ExecutorApp:
             await self.registration.close()  # dispatchers stop routing to us at once
         await self.server.set_serving(False)
         self.runs.stop_accepting()
+        # Runs sent ahead and not started go back to their dispatchers, which
+        # send them to another executor: a restart costs no run.
+        handed = self.runs.hand_back_held("executor shutting down")
+        if handed:
+            log.info("handed back %d run(s) held for their scheduled time", handed)
         if self.runs.running_count:
             log.info("waiting up to %.1fs for %d running run(s)", grace, self.runs.running_count)
         if not await self.runs.wait_idle(grace):
@@ -123,6 +135,8 @@ class ExecutorApp:
             log.warning("killed %d run(s) still going after %.1fs", killed, grace)
             await self.runs.wait_idle(self.cfg.kill_grace_seconds + OUTPUT_DRAIN_SECONDS + 1.0)
         await self.server.stop(_SERVER_STOP_GRACE_SECONDS)
+        if self.metrics is not None:
+            await self.metrics.stop()
         if self.runs.unjournaled_count:
             # Their start records stay in the journal: after a restart they
             # are reported lost (never run again), not with their real result.

@@ -53,6 +53,7 @@ from executor.http_task import DEFAULT_TIMEOUT_SECONDS, METHODS, HttpClients, ru
 from executor.journal import Journal, Lookup, ResultKey, StartedRun
 from executor.journal_health import describe_failure
 from executor.keywords import KeywordScanner
+from executor.metrics import ExecutorMetrics
 from executor.output_tail import OutputTail
 from executor.shell_task import RunAs, ShellProcess, TaskStartError, check_workdir, resolve_user, task_environment
 from executor.task_env import baseline_environment
@@ -382,6 +383,8 @@ class RunRegistry:
         # run_id -> (lock, users): one Run or Attach decision at a time per
         # run_id, so two identical requests never both start it.
         self._deciding: dict[str, tuple[asyncio.Lock, int]] = {}
+        self.metrics = ExecutorMetrics()  # see executor/metrics.py
+        self.metrics.watch(lambda: len(self._running), self.unacked_count)
 
     # -- Run ---------------------------------------------------------------------
 
@@ -499,6 +502,20 @@ class RunRegistry:
                 request.attempt,
             )
             raise NotJournaledError(run_id, cause) from None
+        if known is not None and known.result is not None and known.result.status == status.NOT_STARTED:
+            # Handed back unstarted by a drain (of this process or an earlier
+            # one) and sent here again by a dispatcher with nowhere else to
+            # send it: it never ran here, so it may start now, once its start
+            # is durable (as for any run).
+            log.info("run %s: handed back earlier without running; starting it now", run_id)
+            known = None
+            try:
+                await self.journal.begin(self._started_record(request, started_ms))
+            except Exception as exc:  # noqa: BLE001 - as for a failed claim: it must not run
+                log.info(
+                    "run %s (%s attempt %d) refused: its start could not be journaled", run_id, request.job_name, request.attempt
+                )
+                raise NotJournaledError(run_id, describe_failure(exc, self.journal.path)) from None
         if known is not None:
             events = await self._journaled(run_id, known)
             if events is not None:
@@ -525,6 +542,9 @@ class RunRegistry:
     def _start(self, request: crontrio_pb2.RunRequest, started_ms: int, hold: int) -> RunHandle:
         handle = RunHandle(request, request.output_limit_bytes or self.cfg.output_limit_bytes)
         self._running[request.run_id] = handle
+        # Held from now, not from when its task first runs: a cancel or a
+        # hand-back in between must find it held.
+        handle.held = bool(hold)
         work = self._execute(handle, started_ms, hold)
         handle.task = asyncio.create_task(work, name=f"run {request.run_id}")
         return handle
@@ -616,6 +636,7 @@ class RunRegistry:
         """Journal a result; when the journal cannot take it, keep it in
         memory until acknowledged (replayed, listed and guarded from a second
         start as if journaled, but lost if this process dies)."""
+        self.metrics.finished(finished)
         try:
             await self.journal.put(finished)
         except Exception:  # noqa: BLE001 - the journal logs the cause once
@@ -749,6 +770,18 @@ class RunRegistry:
         log.info("run %s: cancelled before its scheduled start (%s)", run_id, reason)
         return True
 
+    def hand_back_held(self, reason: str) -> int:
+        """Shutting down: end every run held for its scheduled time with
+        ``not_started`` (nothing ran), so that its dispatcher sends it to
+        another executor rather than this one starting it while it drains.
+        Returns how many were handed back."""
+        handed = 0
+        for run_id, handle in list(self._running.items()):
+            if handle.held and handle.request_stop(status.NOT_STARTED, reason):
+                log.info("run %s: handed back before its scheduled start (%s)", run_id, reason)
+                handed += 1
+        return handed
+
     async def ack(self, run_ids: Iterable[str]) -> int:
         """The dispatcher recorded these results; forget them (remembering
         only that they were acknowledged)."""
@@ -804,13 +837,17 @@ class RunRegistry:
         results.sort(key=lambda r: (r.finished_ms, r.run_id))
         return results, running, page_token(chosen[-1]) if more and chosen else ""
 
+    async def unacked_count(self) -> int:
+        """Finished results not acknowledged yet, journaled or kept in memory."""
+        return await self.journal.count() + len(self._unjournaled)
+
     async def status(self) -> crontrio_pb2.ExecutorStatus:
         return crontrio_pb2.ExecutorStatus(
             address=self.address,
             host=self.host,
             group=self.cfg.group,
             running=len(self._running),
-            unacknowledged=await self.journal.count() + len(self._unjournaled),
+            unacknowledged=await self.unacked_count(),
             version=VERSION,
             started_ms=self.started_ms,
         )

@@ -10,6 +10,7 @@ from typing import Any
 
 import grpc
 
+from common import status
 from common.errors import ValidationError
 from executor.runs import AlreadyAcknowledgedError, DrainingError, NotJournaledError, RunNotFoundError, RunRegistry
 from protos import crontrio_pb2, crontrio_pb2_grpc
@@ -39,7 +40,11 @@ class ExecutorServicer(crontrio_pb2_grpc.ExecutorServicer):
         except ValidationError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except DrainingError as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            # The metadata tells the dispatcher that this run was not accepted
+            # (unlike a broken connection): it may send it elsewhere.
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE, str(exc), trailing_metadata=((status.NOT_STARTED_METADATA, "draining"),)
+            )
         except AlreadyAcknowledgedError as exc:
             # Never rerun a finished run, even for a late duplicate request.
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))

@@ -22,6 +22,7 @@ from monitor.dispatcher_links import DispatcherLinks
 from monitor.health_watch import HealthWatch
 from monitor.http_status import StatusHttpServer
 from monitor.job_watch import JobWatch
+from monitor.metrics import JobStats, MonitorMetrics
 from monitor.missed import MissedDetector
 from monitor.reconcile import Reconciler
 from monitor.retention import RetentionLoop
@@ -88,7 +89,15 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
 
     server = ServiceServer(cfg.monitor.listen, [])
     await server.start()
-    http = StatusHttpServer(cfg, status) if cfg.monitor.http_listen else None
+    metrics = MonitorMetrics(
+        executors_up=lambda: sum(1 for s in health_watch.states.values() if s.healthy),
+        dispatchers_up=lambda: len(links.live_addresses()),
+        firings_missed=lambda: missed.recorded,
+        stats=JobStats(store) if cfg.monitor.per_job_metrics else None,
+        db=db,
+        refresh_seconds=cfg.monitor.metrics_refresh_seconds,
+    )
+    http = StatusHttpServer(cfg, status, metrics) if cfg.monitor.http_listen else None
     if http:
         await http.start()
     log.info(

@@ -31,6 +31,7 @@ class HealthState:
     detail: str = ""
     since_ms: int = 0
     checked_ms: int = 0
+    last_ok_ms: int = 0  # when it last passed a check (0 = never)
 
 
 class HealthWatch:
@@ -91,10 +92,14 @@ class HealthWatch:
                 )
             state.since_ms = now
         state.healthy, state.detail, state.checked_ms = healthy, detail, now
+        if healthy:
+            state.last_ok_ms = now
 
     async def _report(self, address: str, unhealthy: list[str]) -> None:
+        seen = {a: s.last_ok_ms for a, s in self.states.items() if s.last_ok_ms}
+        report = pb.ExecutorHealthReport(unhealthy=unhealthy, last_seen_ms=seen)
         try:
-            ack = await self._links.stub(address).ReportExecutorHealth(pb.ExecutorHealthReport(unhealthy=unhealthy), timeout=3)
+            ack = await self._links.stub(address).ReportExecutorHealth(report, timeout=3)
         except grpc.aio.AioRpcError as exc:
             log.debug("health report to dispatcher %s failed: %s", address, exc.details())
             return

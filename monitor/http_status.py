@@ -1,5 +1,5 @@
-"""The monitor's HTTP port: /healthz for probes, /status as JSON, and the web
-console (console/) mounted beside them when [console] enabled.
+"""The monitor's HTTP port: /healthz for probes, /status as JSON, /metrics
+for Prometheus (monitor/metrics.py), and the web console (console/) mounted beside them when [console] enabled.
 
 /healthz is also what the example HTTP job calls, so a fresh `make run`
 shows an HTTP task doing real work against a local URL.
@@ -14,10 +14,12 @@ from typing import Any
 from aiohttp import web
 
 from common.config import Config
+from common.metrics_http import body_handler
+from monitor.metrics import MonitorMetrics
 
 
 class StatusHttpServer:
-    def __init__(self, cfg: Config, status: Callable[[], dict[str, Any]]) -> None:
+    def __init__(self, cfg: Config, status: Callable[[], dict[str, Any]], metrics: MonitorMetrics | None = None) -> None:
         self._listen = cfg.monitor.http_listen
         snapshot = status
 
@@ -35,11 +37,13 @@ class StatusHttpServer:
             self._app = web.Application()
 
             async def not_found(request: web.Request) -> web.Response:
-                return _json(404, {"error": f"no such path {request.path}; try /healthz or /status"})
+                return _json(404, {"error": f"no such path {request.path}; try /healthz, /status or /metrics"})
 
             self._app.router.add_get("/", not_found)
         self._app.router.add_get("/healthz", healthz)
         self._app.router.add_get("/status", status_page)
+        if metrics is not None:
+            self._app.router.add_get("/metrics", body_handler(metrics.exposition))
         self._runner = web.AppRunner(self._app, access_log=None)
 
     async def start(self) -> None:

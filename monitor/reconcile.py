@@ -125,6 +125,15 @@ class Reconciler:
                     request = pb.ListResultsRequest(run_ids=run_ids, page_token=token)
                     reply = await self._stub(address).ListResults(request, timeout=5)
                     for result in reply.results:
+                        # A run can be on two executors only when one never started it
+                        # and it went to the other (dispatcher/firing.py _run_on): the
+                        # first holds a `not_started` result, or a `lost` one if it died
+                        # holding it. Those never settle a run another one knows.
+                        if result.status == status.NOT_STARTED:
+                            continue
+                        known = answers.results.get(result.run_id)
+                        if known is not None and known.status != status.LOST:
+                            continue
                         answers.results[result.run_id] = result
                         answers.holder[result.run_id] = address
                     answers.running.update(reply.running_run_ids)
@@ -154,6 +163,8 @@ class Reconciler:
         return answers
 
     async def _settle(self, run: RunRecord, answers: _ExecutorAnswers, acks: dict[str, list[str]]) -> int:
+        if run.run_id in answers.running:
+            return 0  # still going on its executor; collected once it finishes
         result = answers.results.get(run.run_id)
         if result is not None:
             fields = {
@@ -181,8 +192,6 @@ class Reconciler:
             if result.status in status.RETRYABLE:
                 await self._retry(run.run_id)
             return 1
-        if run.run_id in answers.running:
-            return 0  # still going on its executor; collected once it finishes
         if answers.unsure:
             return 0  # a live executor could not say whether it has it: never lost on a maybe
         waited_ms = now_ms() - max(run.updated_ms, run.created_ms)

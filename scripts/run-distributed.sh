@@ -59,11 +59,13 @@ start() {  # name service listen [extra env...]
     env "CRONTRIO_${service^^}_LISTEN=$listen" "CRONTRIO_${service^^}_ID=$name" "$@" \
         "$py" -m "$service" -c $conf > >(sed -u "s/^/[$name] /" >&2) 2>&1 & pids=("$!" "${pids[@]}")
 }
-start e1 executor 127.0.0.1:5931 CRONTRIO_EXECUTOR_JOURNAL="$top/e1-journal.db"
-start e2 executor 127.0.0.1:5932 CRONTRIO_EXECUTOR_JOURNAL="$top/e2-journal.db"
-start d1 dispatcher 127.0.0.1:5920
-start d2 dispatcher 127.0.0.1:5930
+# Each its own /metrics port (the defaults would clash on one host).
+start e1 executor 127.0.0.1:5931 CRONTRIO_EXECUTOR_JOURNAL="$top/e1-journal.db" CRONTRIO_EXECUTOR_METRICS_LISTEN=127.0.0.1:5925
+start e2 executor 127.0.0.1:5932 CRONTRIO_EXECUTOR_JOURNAL="$top/e2-journal.db" CRONTRIO_EXECUTOR_METRICS_LISTEN=127.0.0.1:5935
+start d1 dispatcher 127.0.0.1:5920 CRONTRIO_DISPATCHER_METRICS_LISTEN=127.0.0.1:5924
+start d2 dispatcher 127.0.0.1:5930 CRONTRIO_DISPATCHER_METRICS_LISTEN=127.0.0.1:5934
 env CRONTRIO_MONITOR_LISTEN=127.0.0.1:5922 "$py" -m monitor -c $conf > >(sed -u "s/^/[monitor] /" >&2) 2>&1 & pids=("$!" "${pids[@]}")
 echo "crontrio distributed: dispatchers 127.0.0.1:5920 and :5930, executors :5931 and :5932." >&2
+echo "/metrics: dispatchers :5924 and :5934, executors :5925 and :5935, monitor :5923." >&2
 echo "Try: .venv/bin/cronctl --etcd 127.0.0.1:$etcd_port run list    Stop: Ctrl-C" >&2
 wait -n || true

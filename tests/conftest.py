@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,13 @@ import pytest
 
 from common.config import DatabaseConfig
 from tests.servers import EtcdServer, MariaDBServer, RedisServer
+from tests.services import METRICS_OFF
+
+# /metrics listens on fixed ports by default (5924, 5925): services that
+# tests start at the same time would fight over them. Off in every child
+# process, unless a test's conf sets metrics_listen (tests/services.py).
+for _name, _value in METRICS_OFF.items():
+    os.environ.setdefault(_name, _value)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Private MariaDB, Redis and etcd servers for tests: real processes from the
+"""Private MariaDB, Redis, etcd and Prometheus servers for tests: real processes from the
 Debian packages, on free ports, in temp dirs, always stopped.
 
 They never touch a server the machine may already run on the standard ports.
@@ -144,6 +144,71 @@ class EtcdServer(_Process):
             raise AssertionError(f"etcd exited:\n{self.log()}")
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=1) as reply:
             return b"true" in reply.read()
+
+
+class PrometheusServer(_Process):
+    """A Prometheus that scrapes `scrape_configs` every `interval` (a
+    generated prometheus.yml in its workdir) and answers queries over its
+    HTTP API (`query`)."""
+
+    def __init__(self, workdir: Path, scrape_configs: list[dict[str, object]], interval: str = "1s") -> None:
+        super().__init__(workdir, "prometheus")
+        self.port = free_port()
+        self.binary = _binary("prometheus", "prometheus")
+        self.scrape_configs = scrape_configs
+        self.interval = interval
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> PrometheusServer:
+        import json
+
+        # JSON is YAML: no YAML library needed to write the config.
+        config = {"global": {"scrape_interval": self.interval, "evaluation_interval": self.interval}}
+        config["scrape_configs"] = self.scrape_configs  # type: ignore[assignment]
+        (self.workdir / "prometheus.yml").write_text(json.dumps(config, indent=2))
+        self._spawn(
+            [
+                self.binary,
+                f"--config.file={self.workdir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={self.workdir / 'prometheus-data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--log.level=warn",
+            ]
+        )
+        wait_for(self._ready, 30, f"prometheus on port {self.port}")
+        return self
+
+    def _ready(self) -> bool:
+        import urllib.request
+
+        if not self.alive():
+            raise AssertionError(f"prometheus exited:\n{self.log()}")
+        with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as reply:
+            return reply.status == 200
+
+    def query(self, promql: str) -> list[dict[str, object]]:
+        """The instant vector `promql` evaluates to now: [{"metric": {...}, "value": [t, "v"]}, ...]."""
+        import json
+        import urllib.parse
+        import urllib.request
+
+        url = f"{self.url}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            body = json.loads(reply.read())
+        if body.get("status") != "success":
+            raise AssertionError(f"query {promql!r} failed: {body}")
+        return list(body["data"]["result"])
+
+    def targets(self) -> list[dict[str, object]]:
+        """The active scrape targets with their health and last error."""
+        import json
+        import urllib.request
+
+        with urllib.request.urlopen(f"{self.url}/api/v1/targets", timeout=5) as reply:
+            return list(json.loads(reply.read())["data"]["activeTargets"])
 
 
 class MariaDBServer(_Process):

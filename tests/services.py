@@ -129,6 +129,18 @@ def is_serving(address: str) -> bool:
         return reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
+# /metrics off: the defaults (fixed ports 5924, 5925) would clash between
+# services that tests run at the same time (set for every child in tests/conftest.py).
+METRICS_OFF = {"CRONTRIO_DISPATCHER_METRICS_LISTEN": "", "CRONTRIO_EXECUTOR_METRICS_LISTEN": ""}
+
+
+def _metrics_env(conf: Path) -> dict[str, str]:
+    """Our environment, with /metrics off unless the conf sets metrics_listen."""
+    if "metrics_listen" in conf.read_text():
+        return {k: v for k, v in os.environ.items() if k not in METRICS_OFF}
+    return {**os.environ, **METRICS_OFF}
+
+
 class ServiceProcess:
     """One `python -m <service>` child with its log in a file."""
 
@@ -144,7 +156,7 @@ class ServiceProcess:
         self.service = service
         self.log_path = log_path
         self._log = open(log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
-        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        full_env = {**_metrics_env(conf), "PYTHONUNBUFFERED": "1", **(env or {})}
         full_env["PYTHONPATH"] = str(REPO) + os.pathsep + full_env.get("PYTHONPATH", "")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", service, "-c", str(conf), *(args or [])],

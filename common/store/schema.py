@@ -59,6 +59,9 @@ jobs = Table(
     Column("notify_channels", Text, nullable=False),  # JSON lists
     Column("notify_emails", Text, nullable=False),
     Column("notify_phones", Text, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("owner", String(128), nullable=False),
+    Column("tags", Text, nullable=False),  # JSON list of slugs
     Column("created_ms", BigInteger, nullable=False),
     Column("updated_ms", BigInteger, nullable=False),
 )

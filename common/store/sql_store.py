@@ -74,6 +74,9 @@ def _job_values(job: Job) -> dict[str, Any]:
         "notify_channels": json.dumps(list(job.notify_channels)),
         "notify_emails": json.dumps(list(job.notify_emails)),
         "notify_phones": json.dumps(list(job.notify_phones)),
+        "description": job.description,
+        "owner": job.owner,
+        "tags": json.dumps(list(job.tags)),
     }
 
 
@@ -245,6 +248,7 @@ def _row_to_job(row: Mapping[Any, Any]) -> Job:
     channels: tuple[str, ...] = ()
     emails: tuple[str, ...] = ()
     phones: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
     column = ""  # the one being read, to name it when it is bad
     try:
         column = "http_headers"
@@ -263,6 +267,8 @@ def _row_to_job(row: Mapping[Any, Any]) -> Job:
         emails = _strings(row[column], column)
         column = "notify_phones"
         phones = _strings(row[column], column)
+        column = "tags"
+        tags = _strings(row[column], column)
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
         text = _describe(exc)
         defect = f"unreadable stored value: {text if text.startswith(column) else f'{column}: {text}'}"
@@ -301,6 +307,9 @@ def _row_to_job(row: Mapping[Any, Any]) -> Job:
         notify_channels=channels,
         notify_emails=emails,
         notify_phones=phones,
+        description=_text(row["description"], "description"),
+        owner=_shared(row["owner"] or ""),
+        tags=tuple(sys.intern(t) for t in tags),
         created_ms=int(row["created_ms"] or 0),
         updated_ms=int(row["updated_ms"] or 0),
         defect=defect,
@@ -334,6 +343,11 @@ def _row_to_run(row: Mapping[Any, Any]) -> RunRecord:
 
 
 _RUN_COLUMNS = frozenset(c.name for c in runs.columns)
+
+
+def _like_escape(text: str) -> str:
+    """`text` matched literally by LIKE ... ESCAPE '\\'."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 class SqlStore:
@@ -414,19 +428,25 @@ class SqlStore:
                 if lenient:
                     driver.text_factory = str  # type: ignore[union-attr]
 
-    def list_jobs(self, *, name_prefix: str = "", after_id: int = 0, limit: int = 0) -> list[Job]:
-        """Jobs by id; a page of them with after_id/limit, those named name_prefix* with a prefix."""
+    def list_jobs(self, *, name_prefix: str = "", after_id: int = 0, limit: int = 0, tag: str = "", owner: str = "") -> list[Job]:
+        """Jobs by id; a page of them with after_id/limit, those named
+        name_prefix* with a prefix, carrying `tag`, owned by `owner`."""
         query = select(jobs).where(jobs.c.id > after_id).order_by(jobs.c.id)
         if name_prefix:
-            escaped = name_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            matches = jobs.c.name.like(escaped + "%", escape="\\")
+            matches = jobs.c.name.like(_like_escape(name_prefix) + "%", escape="\\")
             query = query.where(matches)
             if self._few_match(matches):
-                # Walk ix_jobs_name_nocase (0008) and sort the few found by id:
+                # Walk ix_jobs_name_nocase (0009) and sort the few found by id:
                 # SQLite's planner, knowing nothing of how many names share a
                 # prefix, otherwise walks every job by id to find none (+ 0
                 # keeps it from ordering by walking the id).
                 query = select(jobs).where(jobs.c.id > after_id, matches).order_by(jobs.c.id + 0)
+        if tag:
+            # Tags are slugs (no quotes), stored as a JSON list: '"tag"' is
+            # in the text exactly when the tag is in the list.
+            query = query.where(jobs.c.tags.like('%"' + _like_escape(tag) + '"%', escape="\\"))
+        if owner:
+            query = query.where(jobs.c.owner == owner)
         if limit:
             query = query.limit(limit)
         return self._read_jobs(query)

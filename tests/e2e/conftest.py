@@ -29,7 +29,11 @@ class Trio:
     def start(self, service: str) -> ServiceProcess:
         env = None
         if service == "executor2":  # a second executor, same conf, own port and journal
-            env = {"CRONTRIO_EXECUTOR_LISTEN": self.executor2, "CRONTRIO_EXECUTOR_JOURNAL": str(self.root / "journal2.db")}
+            env = {
+                "CRONTRIO_EXECUTOR_LISTEN": self.executor2,
+                "CRONTRIO_EXECUTOR_JOURNAL": str(self.root / "journal2.db"),
+                "CRONTRIO_EXECUTOR_METRICS_LISTEN": "",  # the first one's port
+            }
         proc = ServiceProcess(service.rstrip("2"), self.conf, self.root / f"{service}.log", env=env)
         self.procs[service] = proc
         address = {

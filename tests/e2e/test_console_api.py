@@ -260,3 +260,19 @@ def test_python_m_console_alone_read_only(console_trio: Trio, read_only_console:
     assert client.post("/jobs/ro-job/run", data={"csrf": csrf_of(page.text)}).status_code == 403
     assert not console_trio.sql("SELECT 1 FROM runs WHERE job_name = 'ro-job'")
     assert httpx.get(url + "/healthz").status_code == 404  # only the monitor serves /healthz
+
+
+def test_downstream_jobs_and_the_next_firings(root: httpx.Client) -> None:
+    assert root.post("/jobs", json={"name": "up-1", "spec": "30 12 1 1 *", "command": "true"}).status_code == 201
+    after = {"spec": "", "command": "true", "after": [{"job": "up-1", "when": "always"}]}
+    for name in ("down-b", "down-a"):
+        assert root.post("/jobs", json={"name": name, **after}).status_code == 201
+    down = root.get("/jobs", params={"downstreamOf": "up-1"}).json()
+    assert [j["name"] for j in down["jobs"]] == ["down-a", "down-b"] and down["nextPageToken"] == ""
+    assert root.get("/jobs", params={"downstreamOf": "down-a"}).json()["jobs"] == []
+    assert root.post("/jobs", json={"name": "daily-soon", "spec": "@daily", "command": "true"}).status_code == 201
+    upcoming = root.get("/jobs", params={"nextFirings": "true", "pageSize": "100"}).json()["jobs"]
+    times = [int(j["nextFireMs"]) for j in upcoming]
+    assert times == sorted(times) and {"daily-soon", "up-1"} <= {j["name"] for j in upcoming}
+    names = [j["name"] for j in upcoming]
+    assert names.index("daily-soon") < names.index("up-1") and "down-a" not in names  # no schedule of its own

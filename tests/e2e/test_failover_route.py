@@ -22,7 +22,9 @@ def test_failover_moves_past_a_dead_executor(tmp_path: Path) -> None:
             return [str(r[0]) for r in rows] if len(rows) >= 4 else None
 
         assert set(wait_for(lambda: statuses("fo"), 30, "four failover runs")) == {"succeeded"}
-        # The same setup without failover sends some runs to the dead executor.
-        assert "failed" in wait_for(lambda: statuses("rr"), 30, "four round-robin runs")
+        # Without failover some runs are sent to the dead executor: they never
+        # reached it, so they move on as well (README, rolling restarts).
+        assert set(wait_for(lambda: statuses("rr"), 30, "four round-robin runs")) == {"succeeded"}
+        assert "was not reached" in trio.procs["dispatcher"].log_text()
     finally:
         stop_trio(trio)

@@ -1,6 +1,6 @@
 """An executor whose journal cannot be written (a full disk) refuses new runs;
 the dispatcher records such a refusal as a failed run with the reason, and
-retries it on another executor when the job allows: never a silent loss,
+sends it to another executor when there is one (the run never started): never a silent loss,
 never a run without a durable start record.
 
 The trio as real processes in embedded mode, two executors; the first runs
@@ -90,23 +90,18 @@ def test_a_run_refused_for_a_full_journal_is_failed_with_the_reason_or_retried_e
         assert run_id not in ran, "a run refused for want of a journal ran anyway"
         assert all(r[3] == "succeeded" for r in rows if r[0] != run_id), rows
 
-        # Any executor, one retry: a firing refused on the full one runs on the other.
-        admin.CreateJob(pb.Job(name="spread", spec="0 0 1 1 *", command=big, retries=1), timeout=10)
+        # Any executor, no retries: a firing refused on the full one never
+        # started there, so it moves to the other within the same attempt.
+        admin.CreateJob(pb.Job(name="spread", spec="0 0 1 1 *", command=big), timeout=10)
         for _ in range(4):
             admin.RunJob(pb.JobRef(name="spread"), timeout=10)
-        rows = wait_for(lambda: settled(t, "spread", 4, 1), 60, "the 4 firings of spread to end")
-    firings: dict[object, list[tuple[object, ...]]] = {}
-    for row in rows:
-        firings.setdefault(row[1], []).append(row)
-    assert len(firings) == 4
-    for attempts in firings.values():
-        assert attempts[-1][3] == "succeeded", attempts
-    rerouted = [a for a in firings.values() if len(a) == 2]
-    assert rerouted, f"no firing went to the full executor first: {rows}"
-    for first, second in rerouted:
-        assert first[3] == "failed" and "refused the run, which did not start there" in str(first[5]), first
-        assert first[4] == t.executor and second[4] == t.executor2, (first, second)
+        rows = wait_for(lambda: settled(t, "spread", 4, 0), 60, "the 4 firings of spread to end")
+    assert len(rows) == 4 and all(r[2] == 1 and r[3] == "succeeded" for r in rows), rows
+    # Round robin sends some to the full executor, which refuses them; each ran on the other.
+    assert all(r[4] == t.executor2 for r in rows), rows
+    moved = t.procs["dispatcher"].log_text().count(f"never started there (executor {t.executor} refused it")
+    assert moved >= 1, "no firing was refused by the full executor and moved"
     ran = (marks / "ran").read_text().split()
     for row in rows:
-        assert ran.count(str(row[0])) == (1 if row[3] == "succeeded" else 0), row
-    print(f"\npinned: refused after {fired} firings; spread: {len(rerouted)} of 4 firings rerouted after a refusal")
+        assert ran.count(str(row[0])) == 1, row
+    print(f"\npinned: refused after {fired} firings; spread: {moved} of 4 firings moved after a refusal")

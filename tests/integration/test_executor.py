@@ -49,6 +49,7 @@ class Executor:
     journal: Path
     proc: ServiceProcess
     conf: Path
+    given_secret: str = ""
 
     @property
     def pid(self) -> int:
@@ -56,8 +57,9 @@ class Executor:
 
     @property
     def secret(self) -> str:
-        """The cluster secret it created in its directory (embedded mode)."""
-        return cluster_secret(self.conf.parent)
+        """The cluster secret it was given, or else the one it created in
+        its directory (embedded mode)."""
+        return self.given_secret or cluster_secret(self.conf.parent)
 
     def channel(self, **kwargs: Any) -> grpc.aio.Channel:
         """An async channel presenting its cluster secret, as a dispatcher would."""
@@ -70,7 +72,9 @@ class Executor:
         return code, time.monotonic() - started
 
 
-def start_executor(directory: Path, *, journal: Path | None = None, **executor_keys: str) -> Executor:
+def start_executor(directory: Path, *, journal: Path | None = None, secret: str = "", **executor_keys: str) -> Executor:
+    """`secret`: the cluster secret (CRONTRIO_CLUSTER_SECRET), for several
+    executors one caller reaches with one secret; default: its own."""
     directory.mkdir(parents=True, exist_ok=True)
     address = f"127.0.0.1:{free_port()}"
     journal = journal or directory / "var" / "journal.db"
@@ -86,13 +90,14 @@ def start_executor(directory: Path, *, journal: Path | None = None, **executor_k
             "log": {"level": "DEBUG"},
         },
     )
-    proc = ServiceProcess("executor", conf, directory / f"executor-{address.rsplit(':', 1)[1]}.log", env=NO_PROXY_ENV)
+    env = {**NO_PROXY_ENV, "CRONTRIO_CLUSTER_SECRET": secret} if secret else NO_PROXY_ENV
+    proc = ServiceProcess("executor", conf, directory / f"executor-{address.rsplit(':', 1)[1]}.log", env=env)
     try:
         wait_for(lambda: proc.proc.poll() is None and is_serving(address), 20, f"executor on {address} to serve")
     except AssertionError:
         proc.kill()
         raise AssertionError(f"executor did not start; its log:\n{proc.log_text()}") from None
-    return Executor(address=address, journal=journal, proc=proc, conf=conf)
+    return Executor(address=address, journal=journal, proc=proc, conf=conf, given_secret=secret)
 
 
 def running_executor(directory: Path) -> Iterator[Executor]:
@@ -371,11 +376,7 @@ async def test_huge_output_keeps_a_bounded_tail(stub: crontrio_pb2_grpc.Executor
 async def test_timeout_kills_the_whole_process_tree(stub: crontrio_pb2_grpc.ExecutorStub) -> None:
     # A plain background child, and a nested shell ignoring TERM (so its
     # sleep ignores it too) that only SIGKILL after the grace period stops.
-    command = (
-        "sleep 300 & echo $!; "
-        "sh -c 'trap \"\" TERM; sleep 300 & echo $!; wait' & echo $!; "
-        "wait"
-    )
+    command = "sleep 300 & echo $!; sh -c 'trap \"\" TERM; sleep 300 & echo $!; wait' & echo $!; wait"
     started = time.monotonic()
     s = await run(stub, shell(command, timeout_seconds=1))
     took = time.monotonic() - started

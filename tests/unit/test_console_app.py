@@ -137,3 +137,50 @@ def test_cookies_are_secure_under_tls_and_strict_everywhere() -> None:
         set_cookie(response, make_mocked_request("GET", "/", sslcontext=sslcontext), "crontrio_session", "v", 60)
         cookie = response.cookies["crontrio_session"]
         assert bool(cookie["secure"]) is secure and cookie["httponly"] is True and cookie["samesite"] == "Strict"
+
+
+def test_live_output_is_cut_only_between_characters_and_escapes() -> None:
+    from console.live import Splitter
+    from console.text import output_text
+
+    raw = "é \x1b[31mred\x1b[0m 中\n".encode()
+    for size in range(1, len(raw) + 1):  # every way of cutting it into chunks
+        splitter, text = Splitter(), ""
+        for start in range(0, len(raw), size):
+            piece = splitter.feed(raw[start : start + size])
+            text += output_text(piece)
+        text += output_text(splitter.feed(b"", final=True))
+        assert text == "é red 中\n" and splitter.offset == len(raw), size
+
+
+def test_every_job_form_label_has_a_chinese_translation() -> None:
+    from console.jobform import GROUPS
+
+    catalog = LANGUAGES["zh-CN"][1]
+    texts = {g.title for g in GROUPS if g.title} | {t for g in GROUPS for f in g.fields for t in (f.label, f.hint) if t}
+    assert not sorted(texts - set(catalog)), "no Chinese for these job form texts"
+
+
+def test_the_job_form_reads_back_what_it_shows_for_every_field() -> None:
+    from console.jobform import FIELDS, field_of, form_from_job, job_from_form
+    from protos import crontrio_pb2 as pb
+
+    job = pb.Job(
+        name="full", paused=True, description="Nightly\ncopy", owner="team-ops", tags=["backup", "nightly"],
+        spec="30 2 * * *", timezone="Europe/Berlin", type="http", command="https://example.com/x",
+        http_method="POST", http_headers={"X-A": "1", "X-B": "two words"}, http_body="{}", expected_statuses=[200, 204],
+        timeout_seconds=2.5, retries=3, retry_interval_seconds=10, retry_backoff=2, retry_max_interval_seconds=60,
+        retry_jitter=0.1, target="group:gpu", workdir="/tmp", env={"A": "x=y", "B": ""}, overlap_policy="skip",
+        misfire_policy="run_once", catch_up_window_seconds=120, route_strategy="random", run_as_user="nobody",
+        follow_redirects=True, skip_tls_verify=True, keywords=["ERROR", "panic"], keyword_action="notify",
+        after=[pb.JobDependency(job="up", when="always"), pb.JobDependency(job="other")], notify_policy="always",
+        notify_channels=["email"], notify_emails=["ops@example.com"], notify_phones=["+123456"],
+    )  # fmt: skip
+    values = form_from_job(job)
+    assert set(values) == set(FIELDS)
+    again, errors = job_from_form(values)
+    assert errors == {} and again == job
+    assert job_from_form({**values, "retries": "1.5"})[1].keys() == {"retries"}
+    assert job_from_form({**values, "env": "no equals sign"})[1].keys() == {"env"}
+    assert field_of("timeout: must be between 0 and 604800 seconds, got -5") == "timeout_seconds"
+    assert field_of("env[0]: bad") == "env" and field_of("job: something") == "" and field_of("no field here") == ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from common.cron import CronSchedule
-from common.model import Job
+from common.model import Dependency, Job
 from common.schedule import Schedule
 from dispatcher.job_sync import JobSync
 
@@ -81,3 +81,15 @@ def test_pausing_invalidating_or_deleting_a_job_says_so_an_edit_does_not() -> No
     sync.forget(1)
     assert told[-1] == (1, "job id 1 was deleted before this firing's scheduled time")
     assert len(told) == 3
+
+
+def test_dependents_are_known_for_paused_and_invalid_jobs_too() -> None:
+    sync, _ = make_sync()
+    sync.apply(Job(id=1, name="load", spec="@daily", command="true"))
+    sync.apply(Job(id=2, name="report", spec="", command="true", after=(Dependency("load"),)))
+    sync.apply(Job(id=3, name="paused-report", spec="", command="true", after=(Dependency("load"),), enabled=False))
+    sync.apply(Job(id=4, name="broken", spec="0 0 30 2 *", command="true", after=(Dependency("load"),)))
+    assert sync.dependents_of("load") == [2, 3, 4]
+    sync.apply(Job(id=2, name="report", spec="@daily", command="true"))  # no longer after load
+    sync.forget(4)
+    assert sync.dependents_of("load") == [3] and sync.dependents_of("report") == []

@@ -122,3 +122,20 @@ def test_a_spec_edit_takes_the_new_schedule() -> None:
     assert s.next_fire_ms(1) == T0 + 3600_000
     due, _ = s.pop_due(T0 + 5 * 3600_000, WEEK)
     assert [ms - T0 for _, ms in due] == [3600_000]  # 12:00 is gone with the old spec
+
+
+def test_soonest_gives_the_next_firings_in_order_even_behind_lower_bounds() -> None:
+    s = Schedule()
+    specs = ["0 3 * * *", "30 2 * * *", "*/7 * * * *", "0 0 1 * *", "15 8 * * *", "0 12 * * MON", "45 23 31 12 *"]
+    for i, spec in enumerate(specs, 1):
+        s.upsert(*job(i, spec), T0)
+    s.remove(3)
+    expected = sorted(
+        (CronSchedule.parse(spec, "UTC").next_after(T0), i) for i, spec in enumerate(specs, 1) if i != 3
+    )
+    got = s.soonest(4)
+    assert [(ms, j.id) for ms, j in got] == expected[:4]
+    assert [(ms, j.id) for ms, j in s.soonest(100)] == expected
+    # Looking changes nothing that fires.
+    due, _ = s.pop_due(expected[0][0], WEEK)
+    assert [(j.id, ms) for j, ms in due] == [(expected[0][1], expected[0][0])]

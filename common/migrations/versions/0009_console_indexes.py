@@ -13,8 +13,8 @@ databases. MariaDB answers it from the unique index on name; SQLite uses an
 index for LIKE only when it is NOCASE, so SQLite gets one (an expression index
 would mean nothing to MariaDB, whose collation already ignores case).
 
-Revision ID: 0008_console_indexes
-Revises: 0007_users
+Revision ID: 0009_console_indexes
+Revises: 0008_job_meta
 Create Date: 2026-12-06
 """
 
@@ -23,8 +23,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008_console_indexes"
-down_revision = "0007_users"
+revision = "0009_console_indexes"
+down_revision = "0008_job_meta"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,219 @@
+"""Firings that could not be recorded in time: they never start late.
+
+A scheduled firing is recorded before it runs. When the database is locked,
+down or too slow, its insert waits in the recorder's bounded backlog; if it
+is not written within `[dispatcher] misfire_grace_seconds` of the firing's
+time (refused because the backlog is full, dropped at that deadline, or
+written later than that), the firing is a misfire: it is not run then, and
+once run-history writes are back within the grace its job's misfire policy
+applies, as after a dispatcher outage (catch_up.py): `skip` records each
+misfired firing `missed`, `run_once` runs the latest of them once (the
+others `missed`), `run_all` runs each, within the job's catch-up window.
+
+Memory stays bounded however long the database is away: per job only the
+first and the last misfired instant are kept; the firings between them are
+found again from the job's schedule when the database answers (at most the
+latest MAX_CATCH_UP_FIRINGS; older ones are left to the monitor's
+missed-firing check).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from common import status
+from common.jobs import schedule_of
+from common.model import (
+    MISFIRE_RUN_ALL,
+    MISFIRE_RUN_ONCE,
+    TRIGGER_CATCH_UP,
+    TRIGGER_SCHEDULE,
+    Job,
+    RunRecord,
+    iso_ms,
+    make_run_id,
+)
+from common.store.async_store import DbThreads
+from common.store.sql_store import SqlStore
+from dispatcher.catch_up import latest_firings
+from dispatcher.recorder import RunRecorder
+
+log = logging.getLogger(__name__)
+
+# The error of a run recorded after its grace: how a later pass knows it is
+# one it may still run (run_once/run_all), not a firing missed otherwise.
+LATE_PREFIX = "misfired: recorded"
+# How often to look whether the database keeps up again.
+CHECK_SECONDS = 0.5
+
+RunFiringFn = Callable[..., Coroutine[Any, Any, None]]
+SpawnFn = Callable[[Coroutine[Any, Any, None], str], None]
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class _Span:
+    job: Job
+    first_ms: int
+    last_ms: int
+    reason: str
+
+
+class MisfireTracker:
+    def __init__(
+        self,
+        store: SqlStore,
+        db: DbThreads,
+        recorder: RunRecorder,
+        dispatcher_id: str,
+        grace_seconds: float,
+    ) -> None:
+        self._store = store
+        self._db = db
+        self._recorder = recorder
+        self._dispatcher_id = dispatcher_id
+        self.grace_ms = int(grace_seconds * 1000)
+        self._spans: dict[int, _Span] = {}
+        self._wake = asyncio.Event()
+        # Set by the app: run a firing (FiringRunner.run_firing), spawn a task,
+        # and the job as it is now (None once paused, deleted or invalid).
+        self.run_firing: RunFiringFn | None = None
+        self.spawn: SpawnFn | None = None
+        self.current_job: Callable[[int], Job | None] = lambda _job_id: None
+
+    def deadline_ms(self, scheduled_ms: int) -> int:
+        """When a firing's record is too late for it to run."""
+        return scheduled_ms + self.grace_ms
+
+    def is_late(self, scheduled_ms: int) -> bool:
+        return now_ms() > self.deadline_ms(scheduled_ms)
+
+    def note(self, job: Job, scheduled_ms: int, reason: str) -> None:
+        """A firing of `job` was not run because it could not be recorded in time."""
+        span = self._spans.get(job.id)
+        if span is None:
+            log.warning(
+                "job %s firing %s misfired (%s); more may follow while the database lags: "
+                "misfire policy %s applies once it keeps up",
+                job.name,
+                iso_ms(scheduled_ms),
+                reason,
+                job.misfire_policy,
+            )
+            self._spans[job.id] = _Span(job, scheduled_ms, scheduled_ms, reason)
+        else:
+            span.job = job
+            span.first_ms = min(span.first_ms, scheduled_ms)
+            span.last_ms = max(span.last_ms, scheduled_ms)
+        self._wake.set()
+
+    async def recorded_late(self, job: Job, record: RunRecord) -> None:
+        """Its record was written, but after the grace: mark it so, do not run it now."""
+        late_s = (now_ms() - record.scheduled_ms) / 1000
+        error = f"{LATE_PREFIX} {late_s:.1f}s after its time (run history writes lagged; grace {self.grace_ms / 1000:g}s)"
+        await self._recorder.update(record.run_id, status=status.MISSED, error=error, finished_ms=now_ms())
+        self.note(job, record.scheduled_ms, error)
+
+    def _keeping_up(self) -> bool:
+        rec = self._recorder
+        return rec.writing_seconds() * 1000 < self.grace_ms and rec.backlog < rec.max_backlog // 2
+
+    async def run(self) -> None:
+        """Apply the misfire policies once run-history writes keep up again."""
+        while True:
+            await self._wake.wait()
+            await asyncio.sleep(CHECK_SECONDS)
+            if not self._spans or not self._keeping_up():
+                continue
+            # Only once the last misfired firing's deadline has passed: until
+            # then a firing in its span may still be recorded (and run) in time
+            # by another dispatcher, and must not be taken for missed.
+            now = now_ms()
+            ready = [job_id for job_id, span in self._spans.items() if self.deadline_ms(span.last_ms) < now]
+            spans = [self._spans.pop(job_id) for job_id in ready]
+            if not self._spans:
+                self._wake.clear()
+            for span in spans:
+                try:
+                    await self._settle(span)
+                except Exception as exc:  # noqa: BLE001 - nothing was started yet: tried again on the next pass
+                    log.warning("job %s: recording its misfired firings failed (will retry): %s", span.job.name, exc)
+                    self.note(span.job, span.first_ms, span.reason)
+                    self.note(span.job, span.last_ms, span.reason)
+
+    async def _settle(self, span: _Span) -> None:
+        job = self.current_job(span.job.id)
+        cron = schedule_of(span.job)
+        if cron is None:
+            return
+        fired = latest_firings(cron, span.first_ms - 1, span.last_ms + 1)
+        now = now_ms()
+        policy = job.misfire_policy if job is not None else ""
+        window_start = now - int((job.catch_up_window_seconds if job is not None else 0) * 1000)
+        in_window = [ms for ms in fired if ms >= window_start]
+        to_run = in_window[-1:] if policy == MISFIRE_RUN_ONCE else in_window if policy == MISFIRE_RUN_ALL else []
+        running = set(to_run)
+        missed = [ms for ms in fired if ms not in running]
+        why = "paused or deleted since" if job is None else f"misfire policy {job.misfire_policy}"
+        reason = f"missed: not recorded within {self.grace_ms / 1000:g}s of its time (run history writes lagged); {why}"
+        records = [
+            RunRecord(
+                run_id=make_run_id(span.job.id, ms, 1),
+                job_id=span.job.id,
+                job_name=span.job.name,
+                scheduled_ms=ms,
+                attempt=1,
+                status=status.MISSED,
+                dispatcher=self._dispatcher_id,
+                created_ms=now,
+                finished_ms=now,
+                error=reason,
+                trigger=TRIGGER_SCHEDULE,
+            )
+            for ms in missed
+        ]
+        # Existing rows (run, or recorded late and marked) stay as they are.
+        created = await self._db.run(self._store.write_runs, records, []) if records else []
+        # Past this point nothing is retried: a firing started twice would run twice.
+        started = 0
+        for ms in to_run:
+            try:
+                started += await self._start(span.job if job is None else job, ms)
+            except Exception as exc:  # noqa: BLE001 - the others still run; the monitor records this one missed
+                log.warning("job %s firing %s: could not run it per its misfire policy: %s", span.job.name, iso_ms(ms), exc)
+        log.warning(
+            "job %s: %d firings from %s to %s misfired while run history writes lagged; "
+            "misfire policy %s: %d recorded missed, %d run now",
+            span.job.name,
+            len(fired),
+            iso_ms(span.first_ms),
+            iso_ms(span.last_ms),
+            policy or "(job paused or deleted)",
+            sum(created),
+            started,
+        )
+
+    async def _start(self, job: Job, ms: int) -> bool:
+        """Run the misfired firing `ms` once now, unless something else has it."""
+        assert self.run_firing is not None and self.spawn is not None
+        run_id = make_run_id(job.id, ms, 1)
+        existing = await self._db.run(self._store.get_run, run_id)
+        if existing is None:
+            self.spawn(self.run_firing(job, ms, TRIGGER_CATCH_UP), f"misfire-{run_id}")
+            return True
+        mine = existing.dispatcher == self._dispatcher_id and existing.error.startswith(LATE_PREFIX)
+        if existing.status == status.MISSED and mine:
+            # Recorded late by us and marked: this very row runs now. Pending
+            # again (durably) first, so that a later pass never starts it twice.
+            await self._recorder.update(run_id, status=status.PENDING, trigger=TRIGGER_CATCH_UP)
+            self.spawn(self.run_firing(job, ms, TRIGGER_CATCH_UP, 1, recorded=True), f"misfire-{run_id}")
+            return True
+        return False

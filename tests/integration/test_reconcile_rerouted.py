@@ -1,0 +1,112 @@
+"""The monitor's reconciliation of a run that moved executors: a run sent
+ahead to executor A, which was killed before its time, went to executor B
+(dispatcher/firing.py). A, restarted, journals it `lost` (it died holding
+it). Its dispatcher then dies too: reconciling must follow B (running, then
+its real result), never settle the run from A's stale `lost` result, which
+would retry it and run it twice. Real executor processes, a real SQLite store."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from common import status
+from common.config import DatabaseConfig
+from common.model import RunRecord
+from common.registry.static import StaticRegistry
+from common.store.async_store import DbThreads
+from common.store.engine import make_engine
+from common.store.migrate import ensure_schema
+from common.store.sql_store import SqlStore
+from monitor.dispatcher_links import DispatcherLinks
+from monitor.reconcile import Reconciler
+from protos import crontrio_pb2 as pb
+from protos import crontrio_pb2_grpc
+from tests.integration.test_executor import eventually, read_until, shell, start_executor
+from tests.services import cluster_channel
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqlStore]:
+    cfg = DatabaseConfig(driver="sqlite", path=str(tmp_path / "store.db"))
+    engine = make_engine(cfg)
+    ensure_schema(engine, cfg)
+    s = SqlStore(engine)
+    yield s
+    s.close()
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+SECRET = "rerouted-test-cluster-secret-0123456789"
+
+
+async def held_on(address: str, run_id: str) -> bool:
+    async with cluster_channel(address, SECRET) as channel:
+        listed = await crontrio_pb2_grpc.ExecutorStub(channel).ListResults(pb.ListResultsRequest(run_ids=[run_id]))
+        return run_id in listed.running_run_ids
+
+
+@pytest.mark.asyncio
+async def test_a_stale_lost_result_on_the_first_executor_never_settles_a_rerouted_run(tmp_path: Path, store: SqlStore) -> None:
+    go = tmp_path / "go"
+    request = shell(f"while [ ! -e {go} ]; do sleep 0.05; done; echo done", scheduled_ms=now_ms() + 4000)
+    first = start_executor(tmp_path / "a", secret=SECRET)
+    try:
+        async with first.channel() as channel:
+            call = crontrio_pb2_grpc.ExecutorStub(channel).Run(request, timeout=60)
+            await eventually(lambda: held_on(first.address, request.run_id), "the run to be held on A")
+            first.proc.kill()  # dies holding it, before its time
+            call.cancel()
+    finally:
+        first.proc.kill()
+    again = start_executor(tmp_path / "a2", journal=first.journal, secret=SECRET)  # recovers it as lost
+    other = start_executor(tmp_path / "b", secret=SECRET)
+    db = DbThreads()
+    try:
+        async with other.channel() as channel:
+            request.scheduled_ms = now_ms()
+            moved = crontrio_pb2_grpc.ExecutorStub(channel).Run(request, timeout=60)
+            first_event = await moved.read()
+            assert first_event.HasField("started"), first_event
+            # Its dispatcher is gone (the monitor sees no live dispatcher at all).
+            store.write_runs(
+                [
+                    RunRecord(
+                        run_id=request.run_id,
+                        job_id=request.job_id,
+                        job_name=request.job_name,
+                        scheduled_ms=request.scheduled_ms,
+                        attempt=1,
+                        status=status.RUNNING,
+                        dispatcher="gone@1",
+                        created_ms=now_ms() - 60_000,
+                    )
+                ],
+                [],
+            )
+            reconciler = Reconciler(
+                store,
+                db,
+                DispatcherLinks([], discovered=dict),
+                StaticRegistry([again.address, other.address]),
+                0.1,
+                cluster_secret=SECRET,
+            )
+            assert await reconciler.pass_once() == 0  # still running on B: nothing to settle
+            run = store.get_run(request.run_id)
+            assert run is not None and run.status == status.RUNNING, run
+            go.touch()
+            await read_until(moved, lambda out: b"done" in out, [])
+        await eventually(lambda: reconciler.pass_once(), "the run's result to be collected")
+        run = store.get_run(request.run_id)
+        assert run is not None and run.status == status.SUCCEEDED and run.output == b"done\n", run
+    finally:
+        db.close()
+        again.stop()
+        other.stop()

@@ -1,0 +1,84 @@
+"""The recorder's backlog under a locked database (a real SQLite file whose
+write lock another connection holds with BEGIN IMMEDIATE): firing inserts are
+bounded in number and by their deadline; other writes are never dropped."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from common import status
+from common.config import DatabaseConfig
+from common.model import RunRecord, make_run_id
+from common.store.async_store import DbThreads
+from common.store.engine import make_engine
+from common.store.migrate import ensure_schema
+from common.store.sql_store import SqlStore
+from dispatcher.recorder import RecordDroppedError, RunRecorder
+from tests.services import wait_until
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Iterator[Path]:
+    cfg = DatabaseConfig(driver="sqlite", path=str(tmp_path / "store.db"))
+    engine = make_engine(cfg)
+    ensure_schema(engine, cfg)
+    engine.dispose()
+    yield tmp_path / "store.db"
+
+
+def record(n: int) -> RunRecord:
+    return RunRecord(
+        run_id=make_run_id(1, n * 1000, 1), job_id=1, job_name="j", scheduled_ms=n * 1000, attempt=1, status=status.PENDING
+    )
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+async def test_a_locked_database_keeps_the_backlog_bounded_and_drops_late_firings(db_path: Path) -> None:
+    store = SqlStore(make_engine(DatabaseConfig(driver="sqlite", path=str(db_path))))
+    db = DbThreads()
+    recorder = RunRecorder(store, db, batch_ms=0, max_backlog=5)
+    recorder.start()
+    lock = sqlite3.connect(db_path, isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")  # the write lock, held as another writer would
+    try:
+        far = now_ms() + 60_000
+        first = asyncio.ensure_future(recorder.insert(record(0), deadline_ms=far))
+        await wait_until(lambda: recorder.writing_seconds() > 0, 5, "the first commit to wait on the lock")
+        soon = now_ms() + 300
+        short = [asyncio.ensure_future(recorder.insert(record(n), deadline_ms=soon)) for n in (1, 2, 3)]
+        kept = asyncio.ensure_future(recorder.insert(record(4), deadline_ms=far))
+        history = recorder.update(record(0).run_id, status=status.RUNNING)  # not a firing: never dropped
+        await asyncio.sleep(0)
+        assert recorder.backlog == 5
+        refused = 0
+        for n in range(5, 25):  # every second's firings keep coming while the lock is held
+            with pytest.raises(RecordDroppedError):
+                await recorder.insert(record(n), deadline_ms=far)
+            refused += 1
+            assert recorder.backlog <= 5
+        assert refused == 20
+        await wait_until(lambda: now_ms() > soon + 100, 5, "the short deadlines to pass")
+    finally:
+        lock.rollback()
+        lock.close()
+    assert await asyncio.wait_for(first, 40) is True
+    for future in short:
+        with pytest.raises(RecordDroppedError):
+            await asyncio.wait_for(future, 10)
+    assert await asyncio.wait_for(kept, 10) is True
+    await asyncio.wait_for(history, 10)
+    await recorder.close()
+    db.close()
+    store.close()
+    with sqlite3.connect(db_path) as conn:
+        rows = {(int(ms) // 1000, str(st)) for ms, st in conn.execute("SELECT scheduled_ms, status FROM runs WHERE job_id = 1")}
+    assert rows == {(0, status.RUNNING), (4, status.PENDING)}  # nothing late, nothing refused was written
