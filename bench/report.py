@@ -24,12 +24,13 @@ from typing import Any
 from bench.harness import BENCH
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
-SCENARIO_ORDER = ("fire_lag", "schedule_scale", "concurrency", "failover")
+SCENARIO_ORDER = ("fire_lag", "schedule_scale", "concurrency", "failover", "console_pages")
 TITLES = {
     "fire_lag": "fire_lag — N every-second jobs, 1 scheduler + 1 worker",
     "schedule_scale": "schedule_scale — start-up on a large job table",
     "concurrency": "concurrency — thousands of `sleep` runs at once on one worker",
     "failover": "failover — one of two schedulers killed with SIGKILL mid-run",
+    "console_pages": "console_pages — web console pages and JSON API on a large history (ms per request)",
 }
 
 
@@ -140,6 +141,17 @@ COLUMNS: dict[str, list[Column]] = {
         ("lag after kill p50 ms", lambda d: dig(d, "extra.lag_after_kill_ms.p50", "lag_ms.p50")),
         ("p99", lambda d: dig(d, "extra.lag_after_kill_ms.p99", "lag_ms.p99")),
         ("longest after kill", lambda d: dig(d, "extra.longest_lag_after_kill_ms", "lag_ms.max")),
+        *RESOURCES,
+    ],
+    "console_pages": [
+        *COMMON_HEAD,
+        ("requests", lambda d: d.get("firings_run")),
+        ("failed", lambda d: d.get("misses")),
+        ("all pages p50 ms", lambda d: dig(d, "lag_ms.p50")),
+        ("p95", lambda d: dig(d, "lag_ms.p95")),
+        ("max", lambda d: dig(d, "lag_ms.max")),
+        ("worst page p95", lambda d: max((p["p95"] for p in (dig(d, "extra.pages") or {}).values()), default=None)),
+        ("over 300 ms p95", lambda d: ", ".join(dig(d, "extra.over_target") or []) or "none"),
         *RESOURCES,
     ],
 }

@@ -4,6 +4,7 @@
     python -m bench.run schedule_scale --jobs 100000
     python -m bench.run concurrency --runs 5000 --sleep 30
     python -m bench.run failover --jobs 200 --seconds 40
+    python -m bench.run console_pages --jobs 100000 --runs 1000000
     python -m bench.run quick --out DIR    # every scenario small (< 2 min), then the peers' quick mode
     python -m bench.run all --out DIR      # every scenario at its default size (tens of minutes)
 
@@ -25,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import concurrency, failover, fire_lag, schedule_scale
+from bench import concurrency, console_pages, failover, fire_lag, schedule_scale
 from bench.harness import BENCH, REPO, cli, default_out_dir
 
 SCENARIOS = {
@@ -33,6 +34,7 @@ SCENARIOS = {
     "schedule_scale": schedule_scale,
     "concurrency": concurrency,
     "failover": failover,
+    "console_pages": console_pages,
 }
 
 
@@ -44,6 +46,7 @@ def quick_plan(out: Path) -> list[tuple[str, Callable[[], Any]]]:
         ("schedule_scale", lambda: schedule_scale.run(jobs=5000, every_second=10, window=5, out_dir=out)),
         ("concurrency", lambda: concurrency.run(runs=300, sleep_seconds=5, out_dir=out)),
         ("failover", lambda: failover.run(jobs=30, seconds=12, warmup=2, seed=7, out_dir=out)),
+        ("console_pages", lambda: console_pages.run("sqlite", jobs=2000, runs=20_000, requests=5, warmup=1, out_dir=out)),
     ]
 
 
@@ -57,6 +60,8 @@ def full_plan(out: Path) -> list[tuple[str, Callable[[], Any]]]:
         ("schedule_scale", lambda: schedule_scale.run(out_dir=out)),
         ("concurrency", lambda: concurrency.run(out_dir=out)),
         ("failover", lambda: failover.run(out_dir=out)),
+        ("console_pages sqlite", lambda: console_pages.run("sqlite", out_dir=out)),
+        ("console_pages mariadb", lambda: console_pages.run("mariadb", out_dir=out)),
     ]
 
 

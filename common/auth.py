@@ -57,6 +57,7 @@ METHOD_ROLES: dict[str, str] = {
             "GetJob",
             "ListJobs",
             "ListRuns",
+            "CountRuns",
             "GetRun",
             "PreviewSpec",
             "ValidateJob",

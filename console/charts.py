@@ -64,6 +64,20 @@ def hourly_outcomes(runs: Sequence[Any], now_ms: int) -> list[dict[str, int]]:
     return buckets
 
 
+def hourly_outcomes_from_counts(counts: dict[int, dict[str, int]], now_ms: int) -> list[dict[str, int]]:
+    """As hourly_outcomes, from Admin.CountRuns' hourly buckets ({start ms: {status: runs}},
+    since now_ms - 24 h): every run of the day counted, none listed."""
+    start = now_ms - 24 * HOUR_MS
+    buckets = [{name: 0 for name, _ in OUTCOMES} for _ in range(24)]
+    group_of = {status: name for name, statuses in OUTCOMES for status in statuses}
+    for bucket_start, by_status in counts.items():
+        index = (bucket_start - start) // HOUR_MS
+        for status, count in by_status.items():
+            if 0 <= index < 24 and status in group_of:
+                buckets[index][group_of[status]] += count
+    return buckets
+
+
 def outcomes_chart(buckets: list[dict[str, int]], now_ms: int, tz: str, label: str) -> Markup:
     """Stacked bars, one per hour, of the runs scheduled in it by outcome."""
     most = max((sum(b.values()) for b in buckets), default=0) or 1

@@ -158,3 +158,24 @@ async def failing_jobs(gw: Gateway, token: str, *, name_prefix: str = "", limit:
     found = {job.name: job for job in (await gw.call("ListJobs", wanted, token)).jobs}
     # Deleted since, or its latest run went well: not failing any more.
     return [found[n] for n in candidates[:limit] if n in found and found[n].run_stats.last_status in FAILED_STATUSES]
+
+
+async def count_runs(gw: Gateway, token: str, *, since_ms: int, until_ms: int = 0, job_name: str = "") -> dict[str, int]:
+    """Runs scheduled in [since_ms, until_ms) by status, counted by the store
+    (Admin.CountRuns): the dashboard's "last 24 h by outcome" without listing
+    the tens of thousands of runs a busy day holds."""
+    request = pb.CountRunsRequest(since_ms=since_ms, until_ms=until_ms, job_name=job_name)
+    reply = await gw.call("CountRuns", request, token)
+    return dict(reply.counts)
+
+
+async def count_runs_by_bucket(
+    gw: Gateway, token: str, *, since_ms: int, until_ms: int, bucket_ms: int, job_name: str = ""
+) -> dict[int, dict[str, int]]:
+    """{bucket start ms: {status: runs}} for the buckets of bucket_ms in
+    [since_ms, until_ms) holding runs (Admin.CountRuns with bucket_ms): the
+    24 h chart by outcome is count_runs_by_bucket(since_ms=now - 24 h,
+    until_ms=now, bucket_ms=3600000), whatever the day holds, in one call."""
+    request = pb.CountRunsRequest(since_ms=since_ms, until_ms=until_ms, bucket_ms=bucket_ms, job_name=job_name)
+    reply = await gw.call("CountRuns", request, token)
+    return {b.start_ms: dict(b.counts) for b in reply.buckets}

@@ -44,6 +44,7 @@ from protos import crontrio_pb2_grpc as pb_grpc
 log = logging.getLogger(__name__)
 DEFAULT_RUN_LIMIT = 20
 MAX_RUN_LIMIT = 1000
+MAX_COUNT_BUCKETS = 1000  # CountRuns: buckets in one window (a chart, not an export)
 DEFAULT_JOB_PAGE = 500
 MAX_JOB_PAGE = 1000
 MAX_PREVIEW = 1000
@@ -370,6 +371,44 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
                 await context.abort(grpc.StatusCode.NOT_FOUND, f"no job {request.job_name or request.job_id!r} and no runs of it")
         page, token = paging.page([run_to_pb(r) for r in runs], limit, lambda r: [r.scheduled_ms, r.attempt, r.run_id], filters)
         return pb.ListRunsReply(runs=page, next_page_token=token)
+
+    async def CountRuns(self, request: pb.CountRunsRequest, context: grpc.aio.ServicerContext) -> pb.CountRunsReply:
+        if request.since_ms <= 0:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"since_ms: required (epoch ms UTC, > 0), got {request.since_ms}"
+            )
+        if request.until_ms < 0 or (request.until_ms and request.until_ms <= request.since_ms):
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"until_ms: must be 0 or after since_ms ({request.since_ms}), got {request.until_ms}",
+            )
+        if request.bucket_ms:
+            if request.bucket_ms < 0 or not request.until_ms:
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT, f"bucket_ms: needs until_ms and must be > 0, got {request.bucket_ms}"
+                )
+            if (request.until_ms - request.since_ms) / request.bucket_ms > MAX_COUNT_BUCKETS:
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"bucket_ms: at most {MAX_COUNT_BUCKETS} buckets in the window, got {request.bucket_ms} ms buckets",
+                )
+            per_bucket = await self._db.run(
+                self._store.count_runs_by_bucket,
+                since_ms=request.since_ms,
+                until_ms=request.until_ms,
+                bucket_ms=request.bucket_ms,
+                job_name=request.job_name,
+            )
+            counts: dict[str, int] = {}
+            for in_bucket in per_bucket.values():
+                for state, n in in_bucket.items():
+                    counts[state] = counts.get(state, 0) + n
+            buckets = [pb.CountRunsBucket(start_ms=start, counts=c) for start, c in per_bucket.items()]
+            return pb.CountRunsReply(counts=counts, total=sum(counts.values()), buckets=buckets)
+        counts = await self._db.run(
+            self._store.count_runs, since_ms=request.since_ms, until_ms=request.until_ms, job_name=request.job_name
+        )
+        return pb.CountRunsReply(counts=counts, total=sum(counts.values()))
 
     async def GetRun(self, request: pb.RunRef, context: grpc.aio.ServicerContext) -> pb.Run:
         run = await self._db.run(self._store.get_run, request.run_id)

@@ -7,6 +7,8 @@ which runs them on worker threads so the event loop never waits on disk.
 from __future__ import annotations
 
 import dataclasses
+import heapq
+import itertools
 import json
 import sys
 import time
@@ -25,6 +27,12 @@ from common.store.schema import audit_log, job_changelog, jobs, meta, runs
 
 class JobExistsError(Exception):
     """A job with that name already exists."""
+
+
+# A job name search matching fewer jobs than this reads them by the name index
+# and sorts them by id; one matching more walks the jobs by id (matches are
+# then dense enough to fill a page soon).
+FEW_NAMES = 2000
 
 
 def now_ms() -> int:
@@ -442,7 +450,14 @@ class SqlStore:
         else:
             query = select(jobs).where(jobs.c.name > after_name).order_by(jobs.c.name)
         if name_prefix:
-            query = query.where(jobs.c.name.like(_like_escape(name_prefix) + "%", escape="\\"))
+            matches = jobs.c.name.like(_like_escape(name_prefix) + "%", escape="\\")
+            query = query.where(matches)
+            if self._few_match(matches):
+                # Walk ix_jobs_name_nocase (0009) and sort the few found by id:
+                # SQLite's planner, knowing nothing of how many names share a
+                # prefix, otherwise walks every job by id to find none (+ 0
+                # keeps it from ordering by walking the id).
+                query = select(jobs).where(jobs.c.id > after_id, matches).order_by(jobs.c.id + 0)
         if tag:
             # Tags are slugs (no quotes), stored as a JSON list: '"tag"' is
             # in the text exactly when the tag is in the list.
@@ -452,6 +467,16 @@ class SqlStore:
         if limit:
             query = query.limit(limit)
         return self._read_jobs(query)
+
+    def _few_match(self, matches: Any) -> bool:
+        """SQLite only: do fewer than FEW_NAMES job names match? Counted on the
+        name index alone, never more than FEW_NAMES entries. (MariaDB picks
+        the name index by itself when it pays.)"""
+        if self.engine.dialect.name != "sqlite":
+            return False
+        found = select(jobs.c.name).where(matches).limit(FEW_NAMES).subquery()
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(found)).scalar_one()) < FEW_NAMES
 
     def jobs_by_ids(self, ids: Iterable[int]) -> list[Job]:
         wanted = sorted(set(ids))
@@ -701,8 +726,32 @@ class SqlStore:
         pages are summaries; a page of 64 KiB tails exceeded gRPC's cap).
         """
         columns = [c for c in runs.columns if with_output or c.name != "output"]
+        wanted = sorted(set(statuses))
+        if len(wanted) > 1:
+            # One index range scan per status (ix_runs_status_scheduled_id),
+            # merged here: `status IN (...)` ordered by time made both
+            # databases read and sort every run with those statuses.
+            pages = [
+                self._runs_page(columns, job_id, job_name, one, limit, until_ms or before_ms, since_ms, older_than)
+                for one in wanted
+            ]
+            merged = heapq.merge(*pages, key=lambda r: (r.scheduled_ms, r.attempt, r.run_id), reverse=True)
+            return list(itertools.islice(merged, limit))
+        one = wanted[0] if wanted else ""
+        return self._runs_page(columns, job_id, job_name, one, limit, until_ms or before_ms, since_ms, older_than)
+
+    def _runs_page(
+        self,
+        columns: list[Any],
+        job_id: int,
+        job_name: str,
+        run_status: str,
+        limit: int,
+        upper: int,
+        since_ms: int,
+        older_than: tuple[int, int, str] | None,
+    ) -> list[RunRecord]:
         query = select(*columns)
-        upper = until_ms or before_ms
         if upper:
             query = query.where(runs.c.scheduled_ms < upper)
         if since_ms:
@@ -722,11 +771,60 @@ class SqlStore:
             query = query.where(runs.c.job_id == job_id)
         elif job_name:
             query = query.where(runs.c.job_name == job_name)
-        if statuses:
-            query = query.where(runs.c.status.in_(list(statuses)))
+        if run_status:
+            query = query.where(runs.c.status == run_status)
         query = query.order_by(runs.c.scheduled_ms.desc(), runs.c.attempt.desc(), runs.c.run_id.desc()).limit(limit)
         with self.engine.connect() as conn:
             return [_row_to_run(r) for r in conn.execute(query).mappings().all()]
+
+    def count_runs_by_bucket(
+        self, *, since_ms: int, until_ms: int, bucket_ms: int, job_name: str = ""
+    ) -> dict[int, dict[str, int]]:
+        """As count_runs, per bucket of bucket_ms from since_ms: {bucket start: {status: runs}},
+        buckets with runs only. Read the same way (the index alone, per status)."""
+        offset = runs.c.scheduled_ms - since_ms
+        bucket = (offset - offset % bucket_ms).label("bucket")  # whole ms on both databases, no division
+        where = [runs.c.scheduled_ms >= since_ms, runs.c.scheduled_ms < until_ms]
+        out: dict[int, dict[str, int]] = {}
+        with self.engine.connect() as conn:
+            if job_name:
+                query = (
+                    select(bucket, runs.c.status, func.count())
+                    .where(runs.c.job_name == job_name, *where)
+                    .group_by(bucket, runs.c.status)
+                )
+                rows = [(int(b), str(state), int(n)) for b, state, n in conn.execute(query).all()]
+            else:
+                rows = []
+                for state in sorted(status.ALL):
+                    query = select(bucket, func.count()).where(runs.c.status == state, *where).group_by(bucket)
+                    rows += [(int(b), state, int(n)) for b, n in conn.execute(query).all()]
+        for b, state, n in rows:
+            out.setdefault(since_ms + b, {})[state] = n
+        return dict(sorted(out.items()))
+
+    def count_runs(self, *, since_ms: int, until_ms: int = 0, job_name: str = "") -> dict[str, int]:
+        """Runs scheduled in [since_ms, until_ms) by status (0 = no upper bound);
+        statuses with none are left out.
+
+        All jobs: one count per status, each over its own range of
+        ix_runs_status_scheduled_id, read from the index alone (a GROUP BY
+        status over the time range would visit every run's row). One job:
+        its range of ix_runs_name_scheduled_id, grouped.
+        """
+        window = [runs.c.scheduled_ms >= since_ms]
+        if until_ms:
+            window.append(runs.c.scheduled_ms < until_ms)
+        counts: dict[str, int] = {}
+        with self.engine.connect() as conn:
+            if job_name:
+                query = select(runs.c.status, func.count()).where(runs.c.job_name == job_name, *window).group_by(runs.c.status)
+                counts = {str(state): int(n) for state, n in conn.execute(query).all()}
+            else:
+                for state in sorted(status.ALL):
+                    query = select(func.count()).select_from(runs).where(runs.c.status == state, *window)
+                    counts[state] = int(conn.execute(query).scalar_one())
+        return {state: n for state, n in counts.items() if n}
 
     # ------------------------------------------------------------- audit
 

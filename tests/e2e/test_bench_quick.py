@@ -27,6 +27,7 @@ RESULT_FILES = {
     ("schedule_scale", ""): "schedule_scale-crontrio.json",
     ("concurrency", ""): "concurrency-crontrio.json",
     ("failover", ""): "failover-crontrio.json",
+    ("console_pages", "sqlite"): "console_pages-crontrio-sqlite.json",
 }
 SCHEMA_KEYS = {
     "scenario",
@@ -140,6 +141,20 @@ def test_failover_loses_and_doubles_nothing(results: tuple[Path, dict[str, dict[
     assert set(extra["runs_after_kill_by_dispatcher"]) <= {survivor, extra["killed"]}
 
 
+def test_console_pages_times_every_page_without_a_failure(results: tuple[Path, dict[str, dict[str, Any]]]) -> None:
+    _, found = results
+    r = found["console_pages-crontrio-sqlite.json"]
+    extra = r["extra"]
+    assert not extra["failures"] and r["misses"] == 0, extra["failures"]
+    assert {"dashboard", "jobs", "jobs deep page", "runs of a job", "runs failed", "job detail", "run detail"} <= set(
+        extra["pages"]
+    )
+    assert r["firings_run"] == len(extra["pages"]) * r["params"]["requests"]
+    for name, p in extra["pages"].items():
+        assert 0 < p["p50"] <= p["p95"] <= p["max"], (name, p)
+    assert extra["loaded"]["runs"] == r["params"]["runs"] and extra["loaded"]["jobs"] == r["params"]["jobs"]
+
+
 def test_report_writes_the_tables_between_its_markers(results: tuple[Path, dict[str, dict[str, Any]]], tmp_path: Path) -> None:
     out, _ = results
     output = tmp_path / "RESULTS.md"
@@ -148,13 +163,13 @@ def test_report_writes_the_tables_between_its_markers(results: tuple[Path, dict[
     text = output.read_text()
     assert text.startswith("# Results\n\nanalysis before\n") and text.rstrip().endswith("analysis after")
     assert "old" not in text.split("<!-- results:begin -->")[1]
-    for scenario in ("fire_lag", "schedule_scale", "concurrency", "failover"):
+    for scenario in ("fire_lag", "schedule_scale", "concurrency", "failover", "console_pages"):
         assert f"### {scenario}" in text
     for name in RESULT_FILES.values():
         assert f"]({out / name})" in text or f"{name})" in text
 
 
-@pytest.mark.parametrize("command", ["fire_lag", "schedule_scale", "concurrency", "failover", "quick", "all"])
+@pytest.mark.parametrize("command", ["fire_lag", "schedule_scale", "concurrency", "failover", "console_pages", "quick", "all"])
 def test_every_bench_command_has_help(command: str) -> None:
     argv = [sys.executable, "-m", "bench.run", command, "--help"]
     proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=60)

@@ -153,3 +153,53 @@ def test_job_list_default_and_maximum_page(lists_trio: Trio, tmp_path: Path) -> 
     assert listed.returncode == 0 and len(json.loads(listed.stdout)) == 1201, listed.stderr
     limited = t.cronctl("job", "list", "--prefix", "bulk-1", "--limit", "5", "--json")
     assert [j["name"] for j in json.loads(limited.stdout)] == [f"bulk-{i}" for i in range(1000, 1005)]
+
+
+def test_count_runs_counts_a_window_by_status_in_the_store(lists_trio: Trio) -> None:
+    t = lists_trio
+    since, until = BASE_MS + 20_000, BASE_MS + 150_000
+    with grpc.insecure_channel(t.dispatcher) as channel:
+        api = pb_grpc.AdminStub(channel)
+        reply = api.CountRuns(pb.CountRunsRequest(since_ms=since, until_ms=until))
+        expected = t.sql(
+            f"SELECT status, count(*) FROM runs WHERE scheduled_ms >= {since} AND scheduled_ms < {until} GROUP BY status"
+        )
+        assert dict(reply.counts) == {str(s): int(n) for s, n in expected} and set(reply.counts) == {"failed", "succeeded"}
+        assert reply.total == sum(int(n) for _, n in expected) > 0
+        one_job = api.CountRuns(pb.CountRunsRequest(since_ms=since, job_name="job-3"))
+        [(n,)] = t.sql(f"SELECT count(*) FROM runs WHERE job_name = 'job-3' AND scheduled_ms >= {since}")
+        assert one_job.total == n > 0
+        assert api.CountRuns(pb.CountRunsRequest(since_ms=BASE_MS + 10**9)).total == 0  # nothing yet: no counts
+        for bad, field in (
+            (pb.CountRunsRequest(), "since_ms"),
+            (pb.CountRunsRequest(since_ms=since, until_ms=since), "until_ms"),
+        ):
+            with pytest.raises(grpc.RpcError) as err:
+                api.CountRuns(bad)
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and err.value.details().startswith(field)
+
+
+def test_count_runs_per_bucket_adds_up_to_the_window(lists_trio: Trio) -> None:
+    t = lists_trio
+    since, until, bucket = BASE_MS + 20_000, BASE_MS + 150_000, 30_000
+    with grpc.insecure_channel(t.dispatcher) as channel:
+        api = pb_grpc.AdminStub(channel)
+        reply = api.CountRuns(pb.CountRunsRequest(since_ms=since, until_ms=until, bucket_ms=bucket))
+        rows = t.sql(
+            f"SELECT ({since} + (scheduled_ms - {since}) / {bucket} * {bucket}), status, count(*) FROM runs "
+            f"WHERE scheduled_ms >= {since} AND scheduled_ms < {until} GROUP BY 1, 2"
+        )
+        expected: dict[int, dict[str, int]] = {}
+        for start, state, n in rows:
+            expected.setdefault(int(start), {})[str(state)] = int(n)  # type: ignore[call-overload]
+        assert {b.start_ms: dict(b.counts) for b in reply.buckets} == expected and len(expected) == 5
+        assert [b.start_ms for b in reply.buckets] == sorted(expected)
+        whole = api.CountRuns(pb.CountRunsRequest(since_ms=since, until_ms=until))
+        assert dict(reply.counts) == dict(whole.counts) and reply.total == whole.total
+        for bad in (
+            pb.CountRunsRequest(since_ms=since, bucket_ms=bucket),  # no until_ms
+            pb.CountRunsRequest(since_ms=since, until_ms=since + 1001, bucket_ms=1),  # 1001 buckets
+        ):
+            with pytest.raises(grpc.RpcError) as err:
+                api.CountRuns(bad)
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and err.value.details().startswith("bucket_ms")
