@@ -327,9 +327,9 @@ class Service:
 
 
 def migrate(conf: Path) -> None:
-    """Create the schema, as an operator would (`python -m monitor migrate`)."""
+    """Create the schema, as an operator would (`python -m crontrio.monitor migrate`)."""
     subprocess.run(
-        [sys.executable, "-m", "monitor", "-c", str(conf), "migrate"],
+        [sys.executable, "-m", "crontrio.monitor", "-c", str(conf), "migrate"],
         cwd=conf.parent,
         check=True,
         timeout=120,

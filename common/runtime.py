@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from common.config import Config, load_config
-from common.errors import ConfigError
-from common.text import EscapeControlsFilter
+from crontrio.common.config import Config, load_config
+from crontrio.common.errors import ConfigError
+from crontrio.common.text import EscapeControlsFilter
 
 T = TypeVar("T")
 

@@ -21,12 +21,12 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from common.auth import CLIENT_HEADER, bearer_token
-from console import readpaths, transfer_api
-from console.gateway import NoDispatcherError
-from console.session import CSRF_HEADER
-from console.state import state_of
-from protos import crontrio_pb2 as pb
+from crontrio.common.auth import CLIENT_HEADER, bearer_token
+from crontrio.console import readpaths, transfer_api
+from crontrio.console.gateway import NoDispatcherError
+from crontrio.console.session import CSRF_HEADER
+from crontrio.console.state import state_of
+from crontrio.protos import crontrio_pb2 as pb
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=Message)
@@ -305,7 +305,7 @@ async def whoami(request: web.Request) -> web.Response:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    from console.openapi import document
+    from crontrio.console.openapi import document
 
     return web.json_response(document())
 

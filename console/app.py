@@ -1,7 +1,7 @@
 """The console's aiohttp application: pages, the JSON API, static files.
 
 ``build_app`` is what the monitor mounts on its HTTP port and what
-``python -m console`` serves alone.
+``python -m crontrio.console`` serves alone.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ from urllib.parse import quote
 import jinja2
 from aiohttp import web
 
-from common.config import Config
-from common.tls import admin_tls
-from console import api, pages
-from console.gateway import Gateway
-from console.secrets_file import load_or_create_secret
-from console.security import security_headers
-from console.session import Signer
-from console.state import STATE, ConsoleState
+from crontrio.common.config import Config
+from crontrio.common.tls import admin_tls
+from crontrio.console import api, pages
+from crontrio.console.gateway import Gateway
+from crontrio.console.secrets_file import load_or_create_secret
+from crontrio.console.security import security_headers
+from crontrio.console.session import Signer
+from crontrio.console.state import STATE, ConsoleState
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
@@ -59,7 +59,7 @@ def build_app(cfg: Config, gateway: Gateway | None = None) -> web.Application:
     if gateway is not None:
         gw = gateway
     elif cfg.etcd.endpoints and not cfg.console.dispatchers:
-        from common.registry.etcd_registry import DispatcherWatcher
+        from crontrio.common.registry.etcd_registry import DispatcherWatcher
 
         watcher = DispatcherWatcher(cfg.etcd.endpoints, cfg.etcd.prefix)
         found = watcher

@@ -17,9 +17,9 @@ from typing import Any
 
 import grpc
 
-from common import status
-from common.claims.base import CLAIM_TTL_MS, Claims
-from common.model import (
+from crontrio.common import status
+from crontrio.common.claims.base import CLAIM_TTL_MS, Claims
+from crontrio.common.model import (
     ALWAYS,
     HTTP,
     KEYWORD_FAIL,
@@ -32,13 +32,13 @@ from common.model import (
     iso_ms,
     make_run_id,
 )
-from common.registry.base import ExecutorRef, Registry
-from dispatcher.executor_client import ExecutorClients
-from dispatcher.executor_session import SessionBrokenError
-from dispatcher.overlap import OverlapGate
-from dispatcher.recorder import RunRecorder
-from dispatcher.routing import Router, fans_out, matching_executors
-from protos import crontrio_pb2 as pb
+from crontrio.common.registry.base import ExecutorRef, Registry
+from crontrio.dispatcher.executor_client import ExecutorClients
+from crontrio.dispatcher.executor_session import SessionBrokenError
+from crontrio.dispatcher.overlap import OverlapGate
+from crontrio.dispatcher.recorder import RunRecorder
+from crontrio.dispatcher.routing import Router, fans_out, matching_executors
+from crontrio.protos import crontrio_pb2 as pb
 
 log = logging.getLogger(__name__)
 

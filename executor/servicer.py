@@ -10,9 +10,9 @@ from typing import Any
 
 import grpc
 
-from common.errors import ValidationError
-from executor.runs import AlreadyAcknowledgedError, DrainingError, NotJournaledError, RunNotFoundError, RunRegistry
-from protos import crontrio_pb2, crontrio_pb2_grpc
+from crontrio.common.errors import ValidationError
+from crontrio.executor.runs import AlreadyAcknowledgedError, DrainingError, NotJournaledError, RunNotFoundError, RunRegistry
+from crontrio.protos import crontrio_pb2, crontrio_pb2_grpc
 
 log = logging.getLogger(__name__)
 

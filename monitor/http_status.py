@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from common.config import Config
+from crontrio.common.config import Config
 
 
 class StatusHttpServer:
@@ -28,7 +28,7 @@ class StatusHttpServer:
             return _json(200, snapshot())
 
         if cfg.console.enabled:
-            from console.app import build_app  # the console is mounted, nothing more
+            from crontrio.console.app import build_app  # the console is mounted, nothing more
 
             self._app = build_app(cfg)
         else:

@@ -52,7 +52,7 @@ mariadb --no-defaults -h 127.0.0.1 -P $db_port -u root -e "
 
 export CRONTRIO_DATABASE_PORT=$db_port CRONTRIO_DATABASE_PASSWORD=crontrio
 export CRONTRIO_REDIS_PORT=$redis_port CRONTRIO_ETCD_ENDPOINTS=127.0.0.1:$etcd_port
-"$py" -m monitor -c $conf migrate --examples
+"$py" -m crontrio.monitor -c $conf migrate --examples
 
 start() {  # name service listen [extra env...]
     local name=$1 service=$2 listen=$3; shift 3
@@ -63,7 +63,7 @@ start e1 executor 127.0.0.1:5931 CRONTRIO_EXECUTOR_JOURNAL="$top/e1-journal.db"
 start e2 executor 127.0.0.1:5932 CRONTRIO_EXECUTOR_JOURNAL="$top/e2-journal.db"
 start d1 dispatcher 127.0.0.1:5920
 start d2 dispatcher 127.0.0.1:5930
-env CRONTRIO_MONITOR_LISTEN=127.0.0.1:5922 "$py" -m monitor -c $conf > >(sed -u "s/^/[monitor] /" >&2) 2>&1 & pids=("$!" "${pids[@]}")
+env CRONTRIO_MONITOR_LISTEN=127.0.0.1:5922 "$py" -m crontrio.monitor -c $conf > >(sed -u "s/^/[monitor] /" >&2) 2>&1 & pids=("$!" "${pids[@]}")
 echo "crontrio distributed: dispatchers 127.0.0.1:5920 and :5930, executors :5931 and :5932." >&2
 echo "Try: .venv/bin/cronctl --etcd 127.0.0.1:$etcd_port run list    Stop: Ctrl-C" >&2
 wait -n || true

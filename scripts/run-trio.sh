@@ -16,10 +16,10 @@ stop_all() {
 }
 trap stop_all INT TERM EXIT
 
-"$py" -m monitor -c "$conf" migrate --examples
-"$py" -m executor -c "$conf" & pids+=($!)
-"$py" -m dispatcher -c "$conf" & pids+=($!)
-"$py" -m monitor -c "$conf" & pids+=($!)
+"$py" -m crontrio.monitor -c "$conf" migrate --examples
+"$py" -m crontrio.executor -c "$conf" & pids+=($!)
+"$py" -m crontrio.dispatcher -c "$conf" & pids+=($!)
+"$py" -m crontrio.monitor -c "$conf" & pids+=($!)
 echo "crontrio running (executor, dispatcher, monitor; config $conf). Try: .venv/bin/cronctl run list   Stop: Ctrl-C" >&2
 console_url=$("$py" -c 'import sys; from common.config import load_config; c = load_config(sys.argv[1]); print(f"http://{c.monitor.http_listen}/" if c.console.enabled and c.monitor.http_listen else "")' "$conf")
 if [ -n "$console_url" ]; then

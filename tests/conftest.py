@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from common.config import DatabaseConfig
+from crontrio.common.config import DatabaseConfig
 from tests.servers import EtcdServer, MariaDBServer, RedisServer
 
 
