@@ -88,7 +88,9 @@ def rewrite_python(text: str, path: Path, report: list[str]) -> str:
         if "." not in mod:
             return f"{indent}from {NS} import {top}{comment}"
         # `import a.b` binds `a`; keep that name bound to the package under crontrio.
-        return f"{indent}import {NS}.{mod}{comment}\n{indent}from {NS} import {top}"
+        return (
+            f"{indent}import {NS}.{mod}  # noqa: F401 - loads {mod} for the name below{comment}\n{indent}from {NS} import {top}"
+        )
 
     text = IMPORT_RE.sub(imp, text)
 
@@ -131,12 +133,32 @@ def candidates(paths: list[Path]) -> list[Path]:
     return found
 
 
-def run_ruff(files: list[Path]) -> None:
-    ruff = shutil.which("ruff") or str(ROOT / ".venv" / "bin" / "ruff")
-    if not Path(ruff).exists() and not shutil.which("ruff"):
-        print("ruff not found: run `ruff check --select I --fix .` yourself", file=sys.stderr)
-        return
+def find_ruff() -> str | None:
+    local = ROOT / ".venv" / "bin" / "ruff"
+    return str(local) if local.exists() else shutil.which("ruff")
+
+
+def formatted(ruff: str, files: list[Path]) -> list[Path]:
+    """The files `ruff format` would leave as they are (before the rewrite)."""
+    result = subprocess.run([ruff, "format", "--check", *map(str, files)], cwd=ROOT, capture_output=True, text=True, check=False)
+    unformatted = {line.split(":", 1)[1].strip() for line in result.stdout.splitlines() if line.startswith("Would reformat:")}
+    return [f for f in files if str(f.relative_to(ROOT)) not in unformatted and str(f) not in unformatted]
+
+
+def run_ruff(ruff: str, files: list[Path], clean: list[Path]) -> None:
+    """Re-sort the imports; re-wrap lines the longer names made too long, but only
+    in files that were ruff-formatted before (so nothing else is reformatted)."""
     subprocess.run([ruff, "check", "--quiet", "--select", "I", "--fix", *map(str, files)], cwd=ROOT, check=False)
+    if clean:
+        subprocess.run([ruff, "format", "--quiet", *map(str, clean)], cwd=ROOT, check=False)
+    left = subprocess.run(
+        [ruff, "check", "--select", "E501", "--output-format", "concise", *map(str, files)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if left.returncode:
+        print("lines to wrap by hand:\n" + left.stdout, file=sys.stderr)
 
 
 def main() -> int:
@@ -148,6 +170,7 @@ def main() -> int:
     starts = [p.resolve() for p in args.paths] or [ROOT]
     changed: list[Path] = []
     report: list[str] = []
+    updates: dict[Path, str] = {}
     for path in candidates(starts):
         try:
             old = path.read_text(encoding="utf-8")
@@ -156,16 +179,22 @@ def main() -> int:
         new = rewrite(old, path, report)
         if new != old:
             changed.append(path)
-            if not args.check:
-                path.write_text(new, encoding="utf-8")
+            updates[path] = new
+    py = [p for p in changed if p.suffix == ".py"]
+    ruff = None if (args.check or args.no_ruff or not py) else find_ruff()
+    clean = formatted(ruff, py) if ruff else []
+    if not args.check:
+        for path, new in updates.items():
+            path.write_text(new, encoding="utf-8")
     for path in changed:
         print(("would change " if args.check else "changed ") + str(path.relative_to(ROOT)))
     if report:
         print("string literals naming our modules:")
         print("\n".join(report))
-    py = [p for p in changed if p.suffix == ".py"]
-    if py and not args.check and not args.no_ruff:
-        run_ruff(py)
+    if ruff:
+        run_ruff(ruff, py, clean)
+    elif py and not args.check and not args.no_ruff:
+        print("ruff not found: run `ruff check --select I --fix` on the changed files yourself", file=sys.stderr)
     print(f"{len(changed)} file(s) {'to change' if args.check else 'changed'}", file=sys.stderr)
     return 1 if (args.check and changed) else 0
 
