@@ -26,6 +26,7 @@ import click
 import grpc
 from tabulate import tabulate
 
+from crontrio import __version__
 from crontrio.common.convert import job_from_pb, job_to_pb
 from crontrio.common.cron import CronSchedule, validate_timezone
 from crontrio.common.errors import ValidationError
@@ -112,6 +113,7 @@ def emit_json(value: Any) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="cronctl", message="%(prog)s %(version)s")
 @click.option(
     "--server",
     "servers",

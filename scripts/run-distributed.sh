@@ -57,7 +57,7 @@ export CRONTRIO_REDIS_PORT=$redis_port CRONTRIO_ETCD_ENDPOINTS=127.0.0.1:$etcd_p
 start() {  # name service listen [extra env...]
     local name=$1 service=$2 listen=$3; shift 3
     env "CRONTRIO_${service^^}_LISTEN=$listen" "CRONTRIO_${service^^}_ID=$name" "$@" \
-        "$py" -m "$service" -c $conf > >(sed -u "s/^/[$name] /" >&2) 2>&1 & pids=("$!" "${pids[@]}")
+        "$py" -m "crontrio.$service" -c $conf > >(sed -u "s/^/[$name] /" >&2) 2>&1 & pids=("$!" "${pids[@]}")
 }
 start e1 executor 127.0.0.1:5931 CRONTRIO_EXECUTOR_JOURNAL="$top/e1-journal.db"
 start e2 executor 127.0.0.1:5932 CRONTRIO_EXECUTOR_JOURNAL="$top/e2-journal.db"

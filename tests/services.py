@@ -147,7 +147,7 @@ class ServiceProcess:
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         full_env["PYTHONPATH"] = str(REPO) + os.pathsep + full_env.get("PYTHONPATH", "")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", service, "-c", str(conf), *(args or [])],
+            [sys.executable, "-m", f"crontrio.{service}", "-c", str(conf), *(args or [])],
             cwd=conf.parent,
             env=full_env,
             stdout=self._log,

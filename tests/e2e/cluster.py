@@ -60,7 +60,9 @@ class Cluster:
                 "log": {"level": "INFO"},
             },
         )
-        subprocess.run([sys.executable, "-m", "crontrio.monitor", "-c", str(self.conf), "migrate"], cwd=REPO, check=True, timeout=60)
+        subprocess.run(
+            [sys.executable, "-m", "crontrio.monitor", "-c", str(self.conf), "migrate"], cwd=REPO, check=True, timeout=60
+        )
 
     def add(self, service: str, name: str) -> Member:
         port = free_port()

@@ -46,7 +46,9 @@ class Trio:
 
     def migrate(self) -> None:
         """Create the schema, as `python -m crontrio.monitor migrate` does for an operator."""
-        subprocess.run([sys.executable, "-m", "crontrio.monitor", "-c", str(self.conf), "migrate"], cwd=self.root, check=True, timeout=60)
+        subprocess.run(
+            [sys.executable, "-m", "crontrio.monitor", "-c", str(self.conf), "migrate"], cwd=self.root, check=True, timeout=60
+        )
 
     def sql(self, statement: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
         """Plain SQL on the store, as an operator would type it."""

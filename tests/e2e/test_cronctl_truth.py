@@ -347,7 +347,7 @@ def test_errors_with_json_are_json_on_stderr(busy_trio: Trio) -> None:
 
 def test_a_server_without_port_gets_the_default_port(busy_trio: Trio, monkeypatch: pytest.MonkeyPatch) -> None:
     # The dispatcher's port stands in for 5920 (a fixed port is not ours to take).
-    import crontrio.cronctl.client
+    import crontrio.cronctl.client  # noqa: F401 - loads cronctl.client for the name below
     from crontrio import cronctl
     from crontrio.cronctl.main import cli
 
