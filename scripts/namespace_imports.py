@@ -45,7 +45,7 @@ PKG = "|".join(PACKAGES)
 
 SKIP_DIRS = {".git", ".venv", "build", "dist", NS, "node_modules", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
 SKIP_PATHS = ("bench/results", "bench/.venv-peers")
-SKIP_FILES = {"namespace_imports.py", "crontrio_pb2.py", "crontrio_pb2_grpc.py", "crontrio_pb2.pyi"}
+SKIP_FILES = {"namespace_imports.py", "test_namespace.py", "crontrio_pb2.py", "crontrio_pb2_grpc.py", "crontrio_pb2.pyi"}
 TEXT_SUFFIXES = {".py", ".sh", ".md", ".ini", ".service", ".cfg", ".toml", ".txt", ".yml", ".yaml", ".mako", ".html", ".js"}
 TEXT_NAMES = {"Makefile"}
 
