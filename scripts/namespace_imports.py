@@ -8,7 +8,7 @@ executor, monitor, console, cronctl and protos (in the checkout `crontrio/<pkg>`
 is a symlink to the top-level directory). This script rewrites the old
 top-level names, and only those not already under `crontrio.`:
 
-- Python imports: `from common.x import y` -> `from crontrio.common.x import y`;
+- Python imports (in .py files and in Markdown code blocks): `from common.x import y` -> `from crontrio.common.x import y`;
   `import common.x as c` -> `import crontrio.common.x as c`; a bare
   `import cronctl.client` (used as `cronctl.client.X`) becomes
   `import crontrio.cronctl.client` plus `from crontrio import cronctl`, so
@@ -76,7 +76,7 @@ def is_module_path(dotted: str) -> bool:
     return True
 
 
-def rewrite_python(text: str, path: Path, report: list[str]) -> str:
+def rewrite_imports(text: str) -> str:
     text = FROM_RE.sub(lambda m: f"{m['indent']}from {NS}.{m['mod']} import ", text)
 
     def imp(m: re.Match[str]) -> str:
@@ -92,7 +92,11 @@ def rewrite_python(text: str, path: Path, report: list[str]) -> str:
             f"{indent}import {NS}.{mod}  # noqa: F401 - loads {mod} for the name below{comment}\n{indent}from {NS} import {top}"
         )
 
-    text = IMPORT_RE.sub(imp, text)
+    return IMPORT_RE.sub(imp, text)
+
+
+def rewrite_python(text: str, path: Path, report: list[str]) -> str:
+    text = rewrite_imports(text)
 
     def string(m: re.Match[str]) -> str:
         if not is_module_path(m["path"]):
@@ -107,6 +111,8 @@ def rewrite_python(text: str, path: Path, report: list[str]) -> str:
 def rewrite(text: str, path: Path, report: list[str]) -> str:
     if path.suffix == ".py":
         text = rewrite_python(text, path, report)
+    elif path.suffix == ".md":  # Python examples in the docs (README's client example is run by a test)
+        text = rewrite_imports(text)
     return DASH_M_RE.sub(lambda m: f"{m['lead']}{NS}.{m['pkg']}", text)
 
 
