@@ -13,6 +13,7 @@ top-level names, and only those not already under `crontrio.`:
   `import cronctl.client` (used as `cronctl.client.X`) becomes
   `import crontrio.cronctl.client` plus `from crontrio import cronctl`, so
   the name it binds still works.
+- inline code after a quote or `;` (`python -c 'import sys; from common.config import ...'`).
 - `-m <pkg>` commands anywhere (Python lists `"-m", "executor"`, shell lines,
   Makefile, README, docs, conf comments, unit files).
 - Python string literals naming a real module of ours, possibly followed by
@@ -57,6 +58,8 @@ IMPORT_RE = re.compile(
 )
 # `-m executor`, `"-m", "cronctl.main"`, `'-m' 'x'`; the package name must end there or go on with a dot.
 DASH_M_RE = re.compile(rf"""(?P<lead>(?<![\w-])-m(?:\s+|["'],\s*["']))(?P<pkg>{PKG})(?=[.\s"'`|)\]]|$)""", re.M)
+# Inline code (`python -c 'import sys; from common.config import ...'`): after a quote or a semicolon.
+INLINE_FROM_RE = re.compile(rf"""(?P<lead>['";][ \t]*)from (?P<mod>(?:{PKG})(?:\.\w+)*) import """)
 # A dotted string literal starting with one of our packages.
 STRING_RE = re.compile(rf"""(?P<q>["'])(?P<path>(?:{PKG})(?:\.\w+)+)(?P=q)""")
 
@@ -113,6 +116,7 @@ def rewrite(text: str, path: Path, report: list[str]) -> str:
         text = rewrite_python(text, path, report)
     elif path.suffix == ".md":  # Python examples in the docs (README's client example is run by a test)
         text = rewrite_imports(text)
+    text = INLINE_FROM_RE.sub(lambda m: f"{m['lead']}from {NS}.{m['mod']} import ", text)
     return DASH_M_RE.sub(lambda m: f"{m['lead']}{NS}.{m['pkg']}", text)
 
 

@@ -76,11 +76,16 @@ doc = "run `python -m crontrio.monitor migrate` or `python -m bench.run`"
     once = rewrite(source, path, [])
     assert once == expected
     assert rewrite(once, path, []) == once
-    shell = '"$py" -m monitor -c "$conf" migrate\nexec python -m dispatcher|executor\n'
-    assert (
-        rewrite(shell, REPO / "run.sh", [])
-        == '"$py" -m crontrio.monitor -c "$conf" migrate\nexec python -m crontrio.dispatcher|executor\n'
+    shell = (
+        '"$py" -m monitor -c "$conf" migrate\nexec python -m dispatcher|executor\n'
+        "$py -c 'import sys; from common.config import x'\n"
     )
+    expected_shell = (
+        '"$py" -m crontrio.monitor -c "$conf" migrate\nexec python -m crontrio.dispatcher|executor\n'
+        "$py -c 'import sys; from crontrio.common.config import x'\n"
+    )
+    assert rewrite(shell, REPO / "run.sh", []) == expected_shell
+    assert rewrite(expected_shell, REPO / "run.sh", []) == expected_shell
 
 
 @pytest.mark.parametrize("package", PACKAGES)
