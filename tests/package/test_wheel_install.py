@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -64,6 +65,23 @@ def _clean_env() -> dict[str, str]:
     return env
 
 
+@pytest.fixture(scope="module")
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheelhouse, holding at least the build requirements."""
+    house = _wheelhouse()
+    if not (house / ".complete").exists():
+        build_requires = tomllib.loads((REPO / "pyproject.toml").read_text())["build-system"]["requires"]
+        _pip("download", "--quiet", "--dest", str(house), *build_requires, cwd=tmp_path_factory.mktemp("download"))
+    return house
+
+
+def _copy_of_the_tree(top: Path) -> Path:
+    """A copy without generated stubs: the build itself must make them (setup.py)."""
+    src = top / "src"
+    shutil.copytree(REPO, src, symlinks=True, ignore=IGNORE)
+    return src
+
+
 @dataclass
 class Installed:
     venv: Path
@@ -78,17 +96,12 @@ class Installed:
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
+def installed(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path) -> Installed:
     top = tmp_path_factory.mktemp("wheel")
     assert not top.resolve().is_relative_to(REPO), "the install must live outside the checkout"
-    # A copy without generated stubs: the build itself must make them (setup.py's build_py).
-    src = top / "src"
-    shutil.copytree(REPO, src, symlinks=True, ignore=IGNORE)
-    house = _wheelhouse()
+    src = _copy_of_the_tree(top)
+    house = wheelhouse
     done = house / ".complete"
-    if not done.exists():  # first session on this machine (or new pins): fetch the build requirements once
-        build_requires = tomllib.loads((REPO / "pyproject.toml").read_text())["build-system"]["requires"]
-        _pip("download", "--quiet", "--dest", str(house), *build_requires, cwd=top)
     # Offline from here: the build's isolated env and the install take everything from the wheelhouse.
     offline = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(house)}
 
@@ -199,3 +212,27 @@ def test_the_installed_trio_fires_a_job(venv_trio: tuple[Installed, str, Path]) 
     shown = cronctl("run", "show", str(runs[0]["run_id"]), "--json")
     assert shown.returncode == 0, shown.stderr
     assert "fired-from-the-wheel" in shown.stdout
+
+
+def test_the_sdist_ships_the_stubs_as_files_and_no_top_level_packages(tmp_path: Path, wheelhouse: Path) -> None:
+    # `python -m build --sdist` from a tree without stubs: a wheel built later
+    # from the sdist (by pip, on a machine without make) finds them there.
+    src = _copy_of_the_tree(tmp_path)
+    offline = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheelhouse)}
+    result = subprocess.run(
+        [sys.executable, "-m", "build", "--sdist", "--outdir", str(tmp_path / "dist"), str(src)],
+        cwd=tmp_path,
+        env={**_clean_env(), **offline},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    (sdist,) = (tmp_path / "dist").glob("crontrio-*.tar.gz")
+    with tarfile.open(sdist) as tar:
+        members = {m.name.split("/", 1)[1]: m for m in tar.getmembers() if "/" in m.name}
+    assert not [name for name, m in members.items() if m.issym() or m.islnk()], "links in the sdist"
+    for stub in ("crontrio_pb2.py", "crontrio_pb2_grpc.py", "crontrio_pb2.pyi", "crontrio.proto"):
+        assert members[f"crontrio/protos/{stub}"].isfile(), stub
+    assert "crontrio/console/templates/base.html" in members
+    assert not {name.split("/")[0] for name in members} & set(OUR_PACKAGES), "old top-level packages in the sdist"
