@@ -9,6 +9,7 @@ stub, a template, a migration) fails the test. Built once per session (marker
 
 from __future__ import annotations
 
+import configparser
 import hashlib
 import json
 import os
@@ -36,14 +37,37 @@ IGNORE = shutil.ignore_patterns(
 )
 
 
-def _wheelhouse() -> Path:
+def _requirements() -> list[str]:
+    """What building and installing crontrio needs: pyproject's build requirements, setup.cfg's install_requires."""
+    build = tomllib.loads((REPO / "pyproject.toml").read_text())["build-system"]["requires"]
+    cfg = configparser.ConfigParser(inline_comment_prefixes=("#",))
+    cfg.read(REPO / "setup.cfg")
+    install = [line.strip() for line in cfg["options"]["install_requires"].splitlines() if line.strip()]
+    return [*build, *install]
+
+
+def _wheelhouse(scratch: Path) -> Path:
     """The build requirements' and dependencies' wheels, kept between sessions:
     installing from them with --no-index takes seconds, asking PyPI about each
-    one half a minute. Keyed by setup.cfg and pyproject.toml, so a changed pin
-    fetches a new set."""
-    key = hashlib.sha256((REPO / "setup.cfg").read_bytes() + (REPO / "pyproject.toml").read_bytes()).hexdigest()[:16]
+    one half a minute. Keyed by the requirements, so a changed pin fetches a
+    new set; filled in a scratch dir and renamed into place, so a concurrent
+    session never sees half of one."""
+    requirements = _requirements()
+    key = hashlib.sha256("\n".join(requirements).encode()).hexdigest()[:16]
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "crontrio-tests" / f"wheels-{key}"
+    house = cache / "crontrio-tests" / f"wheels-{key}"
+    if not house.is_dir():
+        house.parent.mkdir(parents=True, exist_ok=True)
+        fresh = house.parent / f".{house.name}.{os.getpid()}"  # same file system: the rename is atomic
+        try:
+            _pip("download", "--quiet", "--dest", str(fresh), *requirements, cwd=scratch)
+            os.rename(fresh, house)
+        except OSError:  # another session got there first: theirs is complete too
+            if not house.is_dir():
+                raise
+        finally:
+            shutil.rmtree(fresh, ignore_errors=True)
+    return house
 
 
 def _pip(*args: str, cwd: Path, timeout: float = 900, env: dict[str, str] | None = None) -> None:
@@ -67,12 +91,7 @@ def _clean_env() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheelhouse, holding at least the build requirements."""
-    house = _wheelhouse()
-    if not (house / ".complete").exists():
-        build_requires = tomllib.loads((REPO / "pyproject.toml").read_text())["build-system"]["requires"]
-        _pip("download", "--quiet", "--dest", str(house), *build_requires, cwd=tmp_path_factory.mktemp("download"))
-    return house
+    return _wheelhouse(tmp_path_factory.mktemp("download"))
 
 
 def _copy_of_the_tree(top: Path) -> Path:
@@ -100,20 +119,13 @@ def installed(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path) -> Ins
     top = tmp_path_factory.mktemp("wheel")
     assert not top.resolve().is_relative_to(REPO), "the install must live outside the checkout"
     src = _copy_of_the_tree(top)
-    house = wheelhouse
-    done = house / ".complete"
     # Offline from here: the build's isolated env and the install take everything from the wheelhouse.
-    offline = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(house)}
+    offline = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheelhouse)}
 
     wheels = top / "wheels"
     _pip("wheel", "--no-deps", "--quiet", "--wheel-dir", str(wheels), str(src), cwd=top, env=offline)
     (wheel,) = wheels.glob("crontrio-*.whl")
 
-    if not done.exists():  # and the dependencies, once
-        _pip("download", "--quiet", "--dest", str(house), str(wheel), cwd=top)
-        for ours in house.glob("crontrio-*"):
-            ours.unlink()
-        done.touch()
     # A bare venv; the test's own pip installs into it (saves bootstrapping pip there).
     venv = top / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
