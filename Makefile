@@ -30,8 +30,9 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# Compiled through the crontrio/protos symlink so the stubs import crontrio.protos (setup.py's build does the same).
 $(STUBS) &: protos/crontrio.proto $(STAMP)
-	$(PY) -m grpc_tools.protoc -I. --python_out=. --grpc_python_out=. --pyi_out=. protos/crontrio.proto
+	$(PY) -m grpc_tools.protoc -I. --python_out=. --grpc_python_out=. --pyi_out=. crontrio/protos/crontrio.proto
 
 setup: $(STAMP) $(STUBS)
 

@@ -47,9 +47,9 @@ from bench.harness import (
     summary_line,
     write_result,
 )
-from common.cluster import cluster_secret_interceptors
-from protos import crontrio_pb2 as pb
-from protos import crontrio_pb2_grpc as pb_grpc
+from crontrio.common.cluster import cluster_secret_interceptors
+from crontrio.protos import crontrio_pb2 as pb
+from crontrio.protos import crontrio_pb2_grpc as pb_grpc
 
 SCENARIO = "concurrency"
 SAMPLE_SECONDS = 0.5

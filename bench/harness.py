@@ -272,7 +272,14 @@ class Service:
     @classmethod
     def crontrio(cls, service: str, conf: Path, name: str = "", env: dict[str, str] | None = None, nofile: int = 0) -> Service:
         name = name or service
-        return cls(name, [sys.executable, "-m", service, "-c", str(conf)], conf.parent, conf.parent / f"{name}.log", env, nofile)
+        return cls(
+            name,
+            [sys.executable, "-m", f"crontrio.{service}", "-c", str(conf)],
+            conf.parent,
+            conf.parent / f"{name}.log",
+            env,
+            nofile,
+        )
 
     @property
     def pid(self) -> int:
@@ -327,9 +334,9 @@ class Service:
 
 
 def migrate(conf: Path) -> None:
-    """Create the schema, as an operator would (`python -m monitor migrate`)."""
+    """Create the schema, as an operator would (`python -m crontrio.monitor migrate`)."""
     subprocess.run(
-        [sys.executable, "-m", "monitor", "-c", str(conf), "migrate"],
+        [sys.executable, "-m", "crontrio.monitor", "-c", str(conf), "migrate"],
         cwd=conf.parent,
         check=True,
         timeout=120,

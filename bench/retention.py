@@ -28,11 +28,11 @@ from typing import Any
 
 from sqlalchemy import Engine, func, insert, select
 
-from common.config import DatabaseConfig, StoreConfig, load_config
-from common.store.engine import make_engine
-from common.store.migrate import ensure_schema
-from common.store.retention import DAY_MS, RetentionPolicy, prune
-from common.store.schema import runs
+from crontrio.common.config import DatabaseConfig, StoreConfig, load_config
+from crontrio.common.store.engine import make_engine
+from crontrio.common.store.migrate import ensure_schema
+from crontrio.common.store.retention import DAY_MS, RetentionPolicy, prune
+from crontrio.common.store.schema import runs
 
 
 def _row(run_id: str, job_id: int, scheduled_ms: int) -> dict[str, Any]:

@@ -235,7 +235,7 @@ def run(
         conn.close()
 
     # What should have fired in the window, by the product's own cron math.
-    from common.cron import CronSchedule
+    from crontrio.common.cron import CronSchedule
 
     expected: set[tuple[int, int]] = set()
     for name, spec, tz, _type, _cmd in rows:

@@ -29,8 +29,8 @@ from typing import Any
 
 import grpc
 
-from common.config import port_of
-from common.errors import ConfigError
+from crontrio.common.config import port_of
+from crontrio.common.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

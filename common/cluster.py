@@ -44,9 +44,9 @@ from typing import Any
 
 import grpc
 
-from common.auth import _denying, is_loopback
-from common.config import ClusterConfig, cluster_secret_problem
-from common.errors import ConfigError
+from crontrio.common.auth import _denying, is_loopback
+from crontrio.common.config import ClusterConfig, cluster_secret_problem
+from crontrio.common.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common.errors import ConfigError
+from crontrio.common.errors import ConfigError
 
 ENV_PREFIX = "CRONTRIO_"
 DEFAULT_CONFIG_PATH = "conf/conf.ini"
@@ -45,7 +45,7 @@ class DatabaseConfig:
     pool_size: int = 5
     pool_recycle_seconds: int = 3600
     # Embedded mode upgrades its own schema at start; a shared MySQL schema
-    # should be upgraded deliberately with `python -m monitor migrate`.
+    # should be upgraded deliberately with `python -m crontrio.monitor migrate`.
     auto_migrate: bool = True
 
     def url(self) -> str:
@@ -213,7 +213,7 @@ class ConsoleConfig:
 
     # Served by the monitor on [monitor] http_listen beside /healthz and /status.
     enabled: bool = True
-    # Where `python -m console` listens; default = [monitor] http_listen.
+    # Where `python -m crontrio.console` listens; default = [monitor] http_listen.
     listen: str = ""
     # Dispatchers' admin API (the first live one is used); default = the live
     # ones registered in etcd when [etcd] endpoints is set, else [dispatcher] listen.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from common.model import (
+from crontrio.common.model import (
     DEFAULT_CATCH_UP_WINDOW_SECONDS,
     KEYWORD_FAIL,
     MISFIRE_SKIP,
@@ -14,7 +14,7 @@ from common.model import (
     Job,
     RunRecord,
 )
-from protos import crontrio_pb2 as pb
+from crontrio.protos import crontrio_pb2 as pb
 
 
 def job_to_pb(job: Job, next_fire_ms: int = 0) -> pb.Job:

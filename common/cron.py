@@ -44,8 +44,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from croniter import CroniterError, croniter
 from croniter.croniter import HashExpander
 
-from common.cron_calendar import Calendar, DayRule
-from common.errors import ValidationError
+from crontrio.common.cron_calendar import Calendar, DayRule
+from crontrio.common.errors import ValidationError
 
 __all__ = ["CronSchedule", "validate_timezone"]
 

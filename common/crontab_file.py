@@ -28,11 +28,11 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
-from common.cron import validate_timezone
-from common.errors import ValidationError
-from common.jobs import validate_job
-from common.model import NOTIFY_NEVER, NOTIFY_ON_FAILURE, Job
-from common.task_rules import ENV_NAME_RE
+from crontrio.common.cron import validate_timezone
+from crontrio.common.errors import ValidationError
+from crontrio.common.jobs import validate_job
+from crontrio.common.model import NOTIFY_NEVER, NOTIFY_ON_FAILURE, Job
+from crontrio.common.task_rules import ENV_NAME_RE
 
 DEFAULT_SHELL = "/bin/sh"
 DEFAULT_STEM = "crontab"

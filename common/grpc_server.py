@@ -9,10 +9,10 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from common.auth import BearerTokenInterceptor
-from common.cluster import cluster_secret_interceptors
-from common.config import TlsConfig
-from common.tls import channel_credentials
+from crontrio.common.auth import BearerTokenInterceptor
+from crontrio.common.cluster import cluster_secret_interceptors
+from crontrio.common.config import TlsConfig
+from crontrio.common.tls import channel_credentials
 
 # Keepalives notice a dead peer in seconds instead of at the TCP timeout; the
 # message limit leaves room for a 64 KiB output tail many times over.

@@ -23,11 +23,11 @@ from typing import Any
 
 import grpc
 
-from common.convert import job_from_pb, job_to_pb
-from common.errors import ValidationError
-from common.jobs import check_dependencies, validate_job
-from common.model import Dependency, Job
-from protos import crontrio_pb2 as pb
+from crontrio.common.convert import job_from_pb, job_to_pb
+from crontrio.common.errors import ValidationError
+from crontrio.common.jobs import check_dependencies, validate_job
+from crontrio.common.model import Dependency, Job
+from crontrio.protos import crontrio_pb2 as pb
 
 FORMAT = "crontrio.jobs"
 VERSION = 1

@@ -13,10 +13,10 @@ import re
 
 import httpx
 
-from common import task_rules
-from common.cron import CronSchedule, validate_timezone
-from common.errors import ValidationError
-from common.model import (
+from crontrio.common import task_rules
+from crontrio.common.cron import CronSchedule, validate_timezone
+from crontrio.common.errors import ValidationError
+from crontrio.common.model import (
     ALERT_CHANNELS,
     DEPENDENCY_CONDITIONS,
     HTTP_METHODS,
@@ -30,7 +30,7 @@ from common.model import (
     TIMEOUT_ACTIONS,
     Job,
 )
-from common.task_rules import MAX_TARGET_CHARS, MAX_TIMEZONE_CHARS, check_spec_length
+from crontrio.common.task_rules import MAX_TARGET_CHARS, MAX_TIMEZONE_CHARS, check_spec_length
 
 # Matched with fullmatch: `$` also matches before a trailing newline, which
 # let "name\n" through.

@@ -1,4 +1,4 @@
-"""What every service's `python -m <service>` shares: arguments, logging, signals."""
+"""What every service's `crontrio-<service>` (`python -m crontrio.<service>`) shares: arguments, logging, signals."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from common.config import Config, load_config
-from common.errors import ConfigError
-from common.text import EscapeControlsFilter
+from crontrio import __version__
+from crontrio.common.config import Config, load_config
+from crontrio.common.errors import ConfigError
+from crontrio.common.text import EscapeControlsFilter
 
 T = TypeVar("T")
 
@@ -24,7 +25,7 @@ LOG_FORMAT = "%(asctime)s %(levelname)-7s %(component)s %(name)s: %(message)s"
 
 def build_arg_parser(service: str, description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=f"python -m {service}",
+        prog=f"crontrio-{service}",
         description=description,
         epilog="Every conf.ini key can be overridden by CRONTRIO_<SECTION>_<KEY>, e.g. CRONTRIO_DATABASE_PATH.",
     )
@@ -32,6 +33,7 @@ def build_arg_parser(service: str, description: str) -> argparse.ArgumentParser:
         "-c", "--config", metavar="PATH", help="conf.ini to read (default: conf/conf.ini when it exists, else built-in defaults)"
     )
     parser.add_argument("--log-level", metavar="LEVEL", help="override [log] level (DEBUG, INFO, WARNING, ERROR)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
 

@@ -6,8 +6,8 @@ import heapq
 import logging
 from dataclasses import dataclass
 
-from common.cron import CronSchedule
-from common.model import Job
+from crontrio.common.cron import CronSchedule
+from crontrio.common.model import Job
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from common.errors import ValidationError
-from common.model import Job
+from crontrio.common.errors import ValidationError
+from crontrio.common.model import Job
 
 REDACTED = "<redacted>"
 # Audit copies only: this key's value differs between the before and after copy.

@@ -21,7 +21,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 
-from common.errors import ValidationError
+from crontrio.common.errors import ValidationError
 
 # MariaDB TEXT: 65,535 bytes.
 MAX_TEXT_BYTES = 65_535

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import grpc
 
-from common.config import TlsConfig
-from common.errors import ConfigError
+from crontrio.common.config import TlsConfig
+from crontrio.common.errors import ConfigError
 
 
 class TlsFileError(ConfigError, OSError):

@@ -1,4 +1,4 @@
-"""python -m console [-c conf.ini]: the web console and JSON API alone,
+"""python -m crontrio.console [-c conf.ini]: the web console and JSON API alone,
 on [console] listen (default [monitor] http_listen)."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import logging
 
 from aiohttp import web
 
-from common.config import Config
-from common.runtime import build_arg_parser, install_stop_signals, load_config_or_exit, run_loop, setup_logging
-from console.app import build_app
+from crontrio.common.config import Config
+from crontrio.common.runtime import build_arg_parser, install_stop_signals, load_config_or_exit, run_loop, setup_logging
+from crontrio.console.app import build_app
 
 log = logging.getLogger("console")
 

@@ -341,7 +341,7 @@ async def whoami(request: web.Request) -> web.Response:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    from console.openapi import document
+    from crontrio.console.openapi import document
 
     return web.json_response(document())
 

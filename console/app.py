@@ -1,7 +1,7 @@
 """The console's aiohttp application: pages, the JSON API, static files.
 
 ``build_app`` is what the monitor mounts on its HTTP port and what
-``python -m console`` serves alone.
+``python -m crontrio.console`` serves alone.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def build_app(cfg: Config, gateway: Gateway | None = None) -> web.Application:
     if gateway is not None:
         gw = gateway
     elif cfg.etcd.endpoints and not cfg.console.dispatchers:
-        from common.registry.etcd_registry import DispatcherWatcher
+        from crontrio.common.registry.etcd_registry import DispatcherWatcher
 
         watcher = DispatcherWatcher(cfg.etcd.endpoints, cfg.etcd.prefix)
         found = watcher

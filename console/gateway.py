@@ -14,11 +14,11 @@ from typing import Any
 
 import grpc
 
-from common.auth import AUTH_HEADER
-from common.config import TlsConfig
-from common.grpc_server import CHANNEL_OPTIONS
-from common.tls import channel_credentials
-from protos import crontrio_pb2_grpc as pb_grpc
+from crontrio.common.auth import AUTH_HEADER
+from crontrio.common.config import TlsConfig
+from crontrio.common.grpc_server import CHANNEL_OPTIONS
+from crontrio.common.tls import channel_credentials
+from crontrio.protos import crontrio_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 CALL_TIMEOUT_SECONDS = 15.0

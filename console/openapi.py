@@ -9,8 +9,8 @@ from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
-from console.api import PREFIX, ROUTES
-from protos import crontrio_pb2 as pb
+from crontrio.console.api import PREFIX, ROUTES
+from crontrio.protos import crontrio_pb2 as pb
 
 _SCALARS: dict[int, dict[str, Any]] = {
     FieldDescriptor.TYPE_STRING: {"type": "string"},

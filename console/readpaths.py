@@ -15,8 +15,8 @@ from typing import Any
 
 import grpc
 
-from console.gateway import Gateway
-from protos import crontrio_pb2 as pb
+from crontrio.console.gateway import Gateway
+from crontrio.protos import crontrio_pb2 as pb
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500

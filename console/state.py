@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import jinja2
 from aiohttp import web
 
-from console.gateway import Gateway
-from console.session import Signer
+from crontrio.console.gateway import Gateway
+from crontrio.console.session import Signer
 
 
 @dataclass

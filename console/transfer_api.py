@@ -14,12 +14,12 @@ from typing import Any
 
 from aiohttp import web
 
-from common.job_transfer import DocumentError, apply_import, export_document, jobs_of, plan_import
-from console.state import state_of
+from crontrio.common.job_transfer import DocumentError, apply_import, export_document, jobs_of, plan_import
+from crontrio.console.state import state_of
 
 
 def _caller(request: web.Request, write: bool) -> Any:
-    from console import api  # api registers this module's handlers: imported late
+    from crontrio.console import api  # api registers this module's handlers: imported late
 
     token = api._token(request, write)
     gateway = state_of(request).gateway
@@ -41,7 +41,7 @@ async def jobs_export(request: web.Request) -> web.Response:
 
 
 async def jobs_import(request: web.Request) -> web.Response:
-    from console import api
+    from crontrio.console import api
 
     call = _caller(request, True)
     data = await api._body(request)

@@ -16,9 +16,9 @@ import click
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from common.auth import AUTH_HEADER
-from common.grpc_server import CHANNEL_OPTIONS
-from protos import crontrio_pb2_grpc as pb_grpc
+from crontrio.common.auth import AUTH_HEADER
+from crontrio.common.grpc_server import CHANNEL_OPTIONS
+from crontrio.protos import crontrio_pb2_grpc as pb_grpc
 
 T = TypeVar("T")
 CALL_TIMEOUT_SECONDS = 15.0

@@ -23,9 +23,9 @@ import click
 import grpc
 from tabulate import tabulate
 
-from common.convert import job_from_pb, job_to_pb
-from common.cron import validate_timezone
-from common.crontab_file import (
+from crontrio.common.convert import job_from_pb, job_to_pb
+from crontrio.common.cron import validate_timezone
+from crontrio.common.crontab_file import (
     DEFAULT_STEM,
     HASH_CHARS,
     ImportedJob,
@@ -36,9 +36,9 @@ from common.crontab_file import (
     same_job,
     stem_of,
 )
-from common.errors import ValidationError
-from common.model import Job
-from protos import crontrio_pb2 as pb
+from crontrio.common.errors import ValidationError
+from crontrio.common.model import Job
+from crontrio.protos import crontrio_pb2 as pb
 
 CREATE, UPDATE, UNCHANGED, CONFLICT = "create", "update", "unchanged", "conflict"
 # Not stored because of errors elsewhere in the input; INVALID: refused by the dispatcher.

@@ -11,12 +11,12 @@ from typing import Any
 import click
 import grpc
 
-from common.errors import ValidationError
-from common.secrets import REDACTED
-from common.status import ACTIVE
-from common.text import printable
-from cronctl.client import AdminClient
-from protos import crontrio_pb2 as pb
+from crontrio.common.errors import ValidationError
+from crontrio.common.secrets import REDACTED
+from crontrio.common.status import ACTIVE
+from crontrio.common.text import printable
+from crontrio.cronctl.client import AdminClient
+from crontrio.protos import crontrio_pb2 as pb
 
 # How long `job run` waits for the dispatcher to record the firing's first
 # run (it decides started / queued / skipped as it records it).

@@ -14,8 +14,8 @@ from typing import Any
 
 import click
 
-from common.errors import ValidationError
-from common.model import (
+from crontrio.common.errors import ValidationError
+from crontrio.common.model import (
     ALERT_CHANNELS,
     DEPENDENCY_CONDITIONS,
     HTTP_METHODS,

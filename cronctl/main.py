@@ -26,20 +26,21 @@ import click
 import grpc
 from tabulate import tabulate
 
-from common.convert import job_from_pb, job_to_pb
-from common.cron import CronSchedule, validate_timezone
-from common.errors import ValidationError
-from common.jobs import validate_job
-from common.model import Job
-from common.status import ACTIVE, QUEUED, SKIPPED
-from common.status import ALL as STATUSES
-from common.text import OutputEscaper, printable
-from cronctl import import_cmd, observe, token_cmd, transfer_cmd, user_cmd
-from cronctl.client import AdminClient, NoServerError, with_default_port
-from cronctl.job_edit import active_run_of, env_change_summary, env_edit_options, first_record, merge_env
-from cronctl.job_options import OPTIONS, changes_from, job_options
-from cronctl.timefmt import duration, iso_utc, parse_instant
-from protos import crontrio_pb2 as pb
+from crontrio import __version__
+from crontrio.common.convert import job_from_pb, job_to_pb
+from crontrio.common.cron import CronSchedule, validate_timezone
+from crontrio.common.errors import ValidationError
+from crontrio.common.jobs import validate_job
+from crontrio.common.model import Job
+from crontrio.common.status import ACTIVE, QUEUED, SKIPPED
+from crontrio.common.status import ALL as STATUSES
+from crontrio.common.text import OutputEscaper, printable
+from crontrio.cronctl import import_cmd, observe, token_cmd, transfer_cmd, user_cmd
+from crontrio.cronctl.client import AdminClient, NoServerError, with_default_port
+from crontrio.cronctl.job_edit import active_run_of, env_change_summary, env_edit_options, first_record, merge_env
+from crontrio.cronctl.job_options import OPTIONS, changes_from, job_options
+from crontrio.cronctl.timefmt import duration, iso_utc, parse_instant
+from crontrio.protos import crontrio_pb2 as pb
 
 EXIT_FAILED, EXIT_INVALID, EXIT_NO_SERVER = 1, 2, 3
 PAGE_SIZE = 1000  # the servers' maximum page of jobs and of runs
@@ -112,6 +113,7 @@ def emit_json(value: Any) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="cronctl", message="%(prog)s %(version)s")
 @click.option(
     "--server",
     "servers",
@@ -174,7 +176,7 @@ def cli(
 
 def discover_dispatchers(endpoints: list[str], prefix: str) -> list[str]:
     """Addresses of the dispatchers registered in etcd right now."""
-    from common.registry.etcd_registry import DispatcherWatcher
+    from crontrio.common.registry.etcd_registry import DispatcherWatcher
 
     async def read() -> list[str]:
         watcher = DispatcherWatcher(endpoints, prefix)

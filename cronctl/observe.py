@@ -8,9 +8,9 @@ from typing import Any
 
 import click
 
-from common.text import OutputEscaper, printable
-from cronctl.timefmt import iso_utc
-from protos import crontrio_pb2 as pb
+from crontrio.common.text import OutputEscaper, printable
+from crontrio.cronctl.timefmt import iso_utc
+from crontrio.protos import crontrio_pb2 as pb
 
 
 def register(cli: click.Group, run: click.Group, helpers: Any) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from common.errors import ValidationError
+from crontrio.common.errors import ValidationError
 
 
 def iso_utc(ms: int) -> str:

@@ -10,7 +10,7 @@ import secrets
 
 import click
 
-from common.auth import ROLES, hash_token
+from crontrio.common.auth import ROLES, hash_token
 
 
 @click.group()

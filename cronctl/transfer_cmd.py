@@ -13,7 +13,7 @@ from typing import Any
 import click
 from tabulate import tabulate
 
-from common.job_transfer import (
+from crontrio.common.job_transfer import (
     CONFLICT,
     CREATE,
     UNCHANGED,
@@ -25,8 +25,8 @@ from common.job_transfer import (
     jobs_of,
     plan_import,
 )
-from common.text import printable
-from cronctl.client import AdminClient
+from crontrio.common.text import printable
+from crontrio.cronctl.client import AdminClient
 
 
 def _caller(client: AdminClient) -> Any:

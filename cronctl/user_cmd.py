@@ -13,9 +13,9 @@ from typing import Any
 import click
 from tabulate import tabulate
 
-from common.auth import ROLES
-from cronctl.timefmt import iso_utc
-from protos import crontrio_pb2 as pb
+from crontrio.common.auth import ROLES
+from crontrio.cronctl.timefmt import iso_utc
+from crontrio.protos import crontrio_pb2 as pb
 
 
 def _password(from_stdin: bool, prompt: str = "Password") -> str:

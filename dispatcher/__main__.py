@@ -1,4 +1,4 @@
-"""python -m dispatcher [-c conf.ini]"""
+"""python -m crontrio.dispatcher [-c conf.ini]"""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import logging
 
 from sqlalchemy.exc import OperationalError
 
-from common.runtime import build_arg_parser, install_stop_signals, load_config_or_exit, run_loop, setup_logging
-from common.store.migrate import SchemaError
-from dispatcher.app import serve
+from crontrio.common.runtime import build_arg_parser, install_stop_signals, load_config_or_exit, run_loop, setup_logging
+from crontrio.common.store.migrate import SchemaError
+from crontrio.dispatcher.app import serve
 
 
 def main() -> None:

@@ -8,12 +8,12 @@ import time
 
 from google.protobuf.json_format import MessageToDict
 
-from common.auth import current_actor
-from common.convert import job_to_pb
-from common.model import AuditEntry, Job
-from common.secrets import redact, redact_for_audit
-from common.store.async_store import DbThreads
-from common.store.sql_store import SqlStore
+from crontrio.common.auth import current_actor
+from crontrio.common.convert import job_to_pb
+from crontrio.common.model import AuditEntry, Job
+from crontrio.common.secrets import redact, redact_for_audit
+from crontrio.common.store.async_store import DbThreads
+from crontrio.common.store.sql_store import SqlStore
 
 log = logging.getLogger(__name__)
 

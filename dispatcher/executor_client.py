@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import grpc
 
-from common.config import TlsConfig
-from common.grpc_server import make_channel
-from common.tls import load_tls
-from dispatcher.executor_session import ExecutorSession
-from protos import crontrio_pb2_grpc as pb_grpc
+from crontrio.common.config import TlsConfig
+from crontrio.common.grpc_server import make_channel
+from crontrio.common.tls import load_tls
+from crontrio.dispatcher.executor_session import ExecutorSession
+from crontrio.protos import crontrio_pb2_grpc as pb_grpc
 
 
 class ExecutorClients:

@@ -17,9 +17,9 @@ from typing import Any
 
 import grpc
 
-from common import status
-from common.claims.base import CLAIM_TTL_MS, Claims
-from common.model import (
+from crontrio.common import status
+from crontrio.common.claims.base import CLAIM_TTL_MS, Claims
+from crontrio.common.model import (
     ALWAYS,
     HTTP,
     KEYWORD_FAIL,

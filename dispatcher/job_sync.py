@@ -15,12 +15,12 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 
-from common.errors import ValidationError
-from common.jobs import validate_job_schedule
-from common.model import Job, iso_ms
-from common.schedule import Schedule
-from common.store.async_store import DbThreads
-from common.store.sql_store import SqlStore
+from crontrio.common.errors import ValidationError
+from crontrio.common.jobs import validate_job_schedule
+from crontrio.common.model import Job, iso_ms
+from crontrio.common.schedule import Schedule
+from crontrio.common.store.async_store import DbThreads
+from crontrio.common.store.sql_store import SqlStore
 
 log = logging.getLogger(__name__)
 # A dispatcher that could not read the change log for this long may have

@@ -17,13 +17,13 @@ from typing import Any
 
 import grpc
 
-from common import status
-from common.model import OVERLAP_ALLOW, OVERLAP_QUEUE, OVERLAP_REPLACE, OVERLAP_SKIP, Job, RunRecord, iso_ms
-from common.store.async_store import DbThreads
-from common.store.sql_store import SqlStore
-from dispatcher.executor_client import ExecutorClients
-from dispatcher.recorder import RunRecorder
-from protos import crontrio_pb2 as pb
+from crontrio.common import status
+from crontrio.common.model import OVERLAP_ALLOW, OVERLAP_QUEUE, OVERLAP_REPLACE, OVERLAP_SKIP, Job, RunRecord, iso_ms
+from crontrio.common.store.async_store import DbThreads
+from crontrio.common.store.sql_store import SqlStore
+from crontrio.dispatcher.executor_client import ExecutorClients
+from crontrio.dispatcher.recorder import RunRecorder
+from crontrio.protos import crontrio_pb2 as pb
 
 log = logging.getLogger(__name__)
 NewRecordFn = Callable[..., RunRecord]

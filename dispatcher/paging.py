@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
-from common.errors import ValidationError
+from crontrio.common.errors import ValidationError
 
 # A reply stays under this many bytes (gRPC's default cap is 4 MiB, ours
 # 16 MiB); a page is cut short rather than exceed it.

@@ -20,8 +20,8 @@ from collections.abc import Callable
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from common.config import TlsConfig
-from common.grpc_server import make_channel
+from crontrio.common.config import TlsConfig
+from crontrio.common.grpc_server import make_channel
 
 log = logging.getLogger(__name__)
 PROBE_TIMEOUT_SECONDS = 1.0

@@ -6,8 +6,8 @@ import hashlib
 import random
 from collections.abc import Callable
 
-from common.model import ROUTE_STRATEGIES, Job
-from common.registry.base import ExecutorRef
+from crontrio.common.model import ROUTE_STRATEGIES, Job
+from crontrio.common.registry.base import ExecutorRef
 
 
 def _host_of(address: str) -> str:

@@ -9,8 +9,8 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from common.model import OVERLAP_ALLOW, Job
-from common.schedule import Schedule
+from crontrio.common.model import OVERLAP_ALLOW, Job
+from crontrio.common.schedule import Schedule
 
 log = logging.getLogger(__name__)
 

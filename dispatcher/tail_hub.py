@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from common import status
-from common.model import RunRecord
-from common.store.async_store import DbThreads
-from common.store.sql_store import SqlStore
-from dispatcher.executor_client import ExecutorClients
-from protos import crontrio_pb2 as pb
+from crontrio.common import status
+from crontrio.common.model import RunRecord
+from crontrio.common.store.async_store import DbThreads
+from crontrio.common.store.sql_store import SqlStore
+from crontrio.dispatcher.executor_client import ExecutorClients
+from crontrio.protos import crontrio_pb2 as pb
 
 log = logging.getLogger(__name__)
 

@@ -28,10 +28,10 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from common.model import Job, RunRecord, iso_ms
-from common.store.async_store import DbThreads
-from common.store.sql_store import SqlStore
-from dispatcher.routing import fans_out
+from crontrio.common.model import Job, RunRecord, iso_ms
+from crontrio.common.store.async_store import DbThreads
+from crontrio.common.store.sql_store import SqlStore
+from crontrio.dispatcher.routing import fans_out
 
 log = logging.getLogger(__name__)
 # How long a claim winner has to record its run; it normally takes one

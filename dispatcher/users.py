@@ -17,7 +17,7 @@ import time
 
 import grpc
 
-from common.auth import (
+from crontrio.common.auth import (
     CLIENT_HEADER,
     KIND_SESSION,
     ROLES,
@@ -27,12 +27,12 @@ from common.auth import (
     current_kind,
     current_role,
 )
-from common.passwords import DUMMY_HASH, hash_password, new_password, password_problem, verify_password
-from common.store.async_store import DbThreads
-from common.store.users import User, UserExistsError, UserStore
-from dispatcher.audit import AuditLog
-from dispatcher.login_throttle import PEER_PREFIX, LoginThrottle
-from protos import crontrio_pb2 as pb
+from crontrio.common.passwords import DUMMY_HASH, hash_password, new_password, password_problem, verify_password
+from crontrio.common.store.async_store import DbThreads
+from crontrio.common.store.users import User, UserExistsError, UserStore
+from crontrio.dispatcher.audit import AuditLog
+from crontrio.dispatcher.login_throttle import PEER_PREFIX, LoginThrottle
+from crontrio.protos import crontrio_pb2 as pb
 
 log = logging.getLogger(__name__)
 USER_NAME = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")

@@ -4,4 +4,11 @@ keeps each result in a local journal until a dispatcher acknowledges it."""
 
 from __future__ import annotations
 
-VERSION = "0.1.0"
+from crontrio import __version__
+
+VERSION = __version__  # one version: the package metadata
+
+# One module, one name: installed there is only crontrio.executor; in the checkout a
+# top-level `executor` would load every module a second time under another name.
+if __name__ != "crontrio.executor":
+    raise ImportError(f"import crontrio.executor, not {__name__} (python -m crontrio.<service>)")

@@ -1,4 +1,4 @@
-"""``python -m executor [-c conf.ini] [--log-level L]``"""
+"""``python -m crontrio.executor [-c conf.ini] [--log-level L]``"""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ import gc  # noqa: E402
 import logging  # noqa: E402
 import signal  # noqa: E402
 
-from common.runtime import build_arg_parser, load_config_or_exit, run_loop, setup_logging  # noqa: E402
-from executor.app import serve  # noqa: E402
+from crontrio.common.runtime import build_arg_parser, load_config_or_exit, run_loop, setup_logging  # noqa: E402
+from crontrio.executor.app import serve  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import certifi
 
-from protos import crontrio_pb2
+from crontrio.protos import crontrio_pb2
 
 log = logging.getLogger(__name__)
 

@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from executor.journal_health import JournalHealth
-from executor.workers import Workers
-from protos import crontrio_pb2
+from crontrio.executor.journal_health import JournalHealth
+from crontrio.executor.workers import Workers
+from crontrio.protos import crontrio_pb2
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 
-from executor.journal import Journal
+from crontrio.executor.journal import Journal
 
 log = logging.getLogger(__name__)
 

@@ -40,7 +40,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from executor.workers import Workers
+from crontrio.executor.workers import Workers
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""python -m monitor [-c conf.ini] [serve | migrate [--examples]]"""
+"""python -m crontrio.monitor [-c conf.ini] [serve | migrate [--examples]]"""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import logging
 
 from sqlalchemy.exc import OperationalError
 
-from common.runtime import build_arg_parser, install_stop_signals, load_config_or_exit, run_loop, setup_logging
-from common.store.engine import make_engine
-from common.store.migrate import SchemaError, upgrade
-from common.store.sql_store import SqlStore
-from monitor.app import serve
-from monitor.examples import seed_examples
+from crontrio.common.runtime import build_arg_parser, install_stop_signals, load_config_or_exit, run_loop, setup_logging
+from crontrio.common.store.engine import make_engine
+from crontrio.common.store.migrate import SchemaError, upgrade
+from crontrio.common.store.sql_store import SqlStore
+from crontrio.monitor.app import serve
+from crontrio.monitor.examples import seed_examples
 
 log = logging.getLogger("monitor")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from common.config import TlsConfig
-from common.grpc_server import make_channel
-from common.tls import load_tls
-from protos import crontrio_pb2_grpc as pb_grpc
+from crontrio.common.config import TlsConfig
+from crontrio.common.grpc_server import make_channel
+from crontrio.common.tls import load_tls
+from crontrio.protos import crontrio_pb2_grpc as pb_grpc
 
 # A statically configured dispatcher counts as alive this long after it last
 # answered; only a dispatcher known to be gone has its runs reconciled.

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from common.config import Config
-from common.model import HTTP, Job
-from common.store.sql_store import SqlStore
+from crontrio.common.config import Config
+from crontrio.common.model import HTTP, Job
+from crontrio.common.store.sql_store import SqlStore
 
 log = logging.getLogger(__name__)
 SEEDED_KEY = "examples_seeded"

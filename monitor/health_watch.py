@@ -11,14 +11,14 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from common.alerts.message import system_alert
-from common.alerts.sender import AlertSender
-from common.config import TlsConfig
-from common.grpc_server import make_channel
-from common.registry.base import Registry
-from common.tls import load_tls
-from monitor.dispatcher_links import DispatcherLinks
-from protos import crontrio_pb2 as pb
+from crontrio.common.alerts.message import system_alert
+from crontrio.common.alerts.sender import AlertSender
+from crontrio.common.config import TlsConfig
+from crontrio.common.grpc_server import make_channel
+from crontrio.common.registry.base import Registry
+from crontrio.common.tls import load_tls
+from crontrio.monitor.dispatcher_links import DispatcherLinks
+from crontrio.protos import crontrio_pb2 as pb
 
 log = logging.getLogger(__name__)
 CHECK_TIMEOUT_SECONDS = 1.5

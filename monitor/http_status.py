@@ -30,7 +30,7 @@ class StatusHttpServer:
             return _json(200, snapshot())
 
         if cfg.console.enabled:
-            from console.app import build_app  # the console is mounted, nothing more
+            from crontrio.console.app import build_app  # the console is mounted, nothing more
 
             self._app = build_app(cfg)
         else:

@@ -9,10 +9,10 @@ from collections.abc import Callable
 
 import grpc
 
-from common.store.async_store import DbThreads
-from common.store.sql_store import SqlStore
-from monitor.dispatcher_links import DispatcherLinks
-from protos import crontrio_pb2 as pb
+from crontrio.common.store.async_store import DbThreads
+from crontrio.common.store.sql_store import SqlStore
+from crontrio.monitor.dispatcher_links import DispatcherLinks
+from crontrio.protos import crontrio_pb2 as pb
 
 log = logging.getLogger(__name__)
 # Change-log rows older than this are pruned; a dispatcher that far behind

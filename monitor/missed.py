@@ -14,15 +14,15 @@ import asyncio
 import logging
 import time
 
-from common import status
-from common.alerts.message import run_alert, system_alert
-from common.alerts.sender import AlertSender
-from common.errors import ValidationError
-from common.jobs import schedule_of, validate_job
-from common.model import NOTIFY_ALWAYS, NOTIFY_ON_FAILURE, Job, RunRecord, iso_ms, make_run_id
-from common.schedule import Schedule
-from common.store.async_store import DbThreads
-from common.store.sql_store import SqlStore
+from crontrio.common import status
+from crontrio.common.alerts.message import run_alert, system_alert
+from crontrio.common.alerts.sender import AlertSender
+from crontrio.common.errors import ValidationError
+from crontrio.common.jobs import schedule_of, validate_job
+from crontrio.common.model import NOTIFY_ALWAYS, NOTIFY_ON_FAILURE, Job, RunRecord, iso_ms, make_run_id
+from crontrio.common.schedule import Schedule
+from crontrio.common.store.async_store import DbThreads
+from crontrio.common.store.sql_store import SqlStore
 
 log = logging.getLogger(__name__)
 NEVER_DROP_MS = 10**15  # expected firings are checked however late, never skipped

@@ -15,9 +15,9 @@ import time
 
 from sqlalchemy import Engine
 
-from common.config import StoreConfig
-from common.store.async_store import DbThreads
-from common.store.retention import PruneReport, RetentionPolicy, prune_steps
+from crontrio.common.config import StoreConfig
+from crontrio.common.store.async_store import DbThreads
+from crontrio.common.store.retention import PruneReport, RetentionPolicy, prune_steps
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from common.config import DatabaseConfig
+from crontrio.common.config import DatabaseConfig
 from tests.servers import EtcdServer, MariaDBServer, RedisServer
 from tests.services import METRICS_OFF
 

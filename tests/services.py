@@ -82,7 +82,7 @@ def cluster_secret(directory: Path) -> str:
 def cluster_channel(address: str, secret: str, **kwargs: Any) -> grpc.aio.Channel:
     """An async channel to an executor (or a Control service) that presents
     the cluster secret on every call, as dispatchers and the monitor do."""
-    from common.cluster import cluster_secret_interceptors
+    from crontrio.common.cluster import cluster_secret_interceptors
 
     return grpc.aio.insecure_channel(address, interceptors=cluster_secret_interceptors(secret), **kwargs)
 
@@ -100,7 +100,7 @@ class _SyncClusterHeader(
         self._secret = secret
 
     def _details(self, details: Any) -> Any:
-        from common.cluster import CLUSTER_HEADER
+        from crontrio.common.cluster import CLUSTER_HEADER
 
         metadata = [*(details.metadata or ()), (CLUSTER_HEADER, self._secret)]
         return details._replace(metadata=metadata)
@@ -159,7 +159,7 @@ class ServiceProcess:
         full_env = {**_metrics_env(conf), "PYTHONUNBUFFERED": "1", **(env or {})}
         full_env["PYTHONPATH"] = str(REPO) + os.pathsep + full_env.get("PYTHONPATH", "")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", service, "-c", str(conf), *(args or [])],
+            [sys.executable, "-m", f"crontrio.{service}", "-c", str(conf), *(args or [])],
             cwd=conf.parent,
             env=full_env,
             stdout=self._log,

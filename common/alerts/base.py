@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from common.alerts.message import Alert
+from crontrio.common.alerts.message import Alert
 
 EMAIL, SMS, WEBHOOK = "email", "sms", "webhook"
 CHANNELS = (EMAIL, SMS, WEBHOOK)

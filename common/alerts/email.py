@@ -18,9 +18,9 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from email.message import EmailMessage
 
-from common.alerts.base import EMAIL, ChannelError, PermanentChannelError
-from common.alerts.message import Alert, one_line
-from common.config import AlertConfig
+from crontrio.common.alerts.base import EMAIL, ChannelError, PermanentChannelError
+from crontrio.common.alerts.message import Alert, one_line
+from crontrio.common.config import AlertConfig
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 
-from common import status as st
-from common.model import Job, RunRecord, iso_ms
+from crontrio.common import status as st
+from crontrio.common.model import Job, RunRecord, iso_ms
 
 ERROR, WARNING, INFO = "error", "warning", "info"
 SEVERITIES = (ERROR, WARNING, INFO)

@@ -24,12 +24,12 @@ from dataclasses import dataclass
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential
 
-from common.alerts.base import EMAIL, SMS, WEBHOOK, Channel, ChannelError, PermanentChannelError
-from common.alerts.email import EmailChannel
-from common.alerts.message import Alert
-from common.alerts.sms import SmsChannel
-from common.alerts.webhook import WebhookChannel
-from common.config import AlertConfig
+from crontrio.common.alerts.base import EMAIL, SMS, WEBHOOK, Channel, ChannelError, PermanentChannelError
+from crontrio.common.alerts.email import EmailChannel
+from crontrio.common.alerts.message import Alert
+from crontrio.common.alerts.sms import SmsChannel
+from crontrio.common.alerts.webhook import WebhookChannel
+from crontrio.common.config import AlertConfig
 
 log = logging.getLogger(__name__)
 

@@ -27,9 +27,9 @@ from collections.abc import Callable
 
 import httpx
 
-from common.alerts.base import SMS, ChannelError, PermanentChannelError, describe_response
-from common.alerts.message import Alert
-from common.config import AlertConfig
+from crontrio.common.alerts.base import SMS, ChannelError, PermanentChannelError, describe_response
+from crontrio.common.alerts.message import Alert
+from crontrio.common.config import AlertConfig
 
 PLACEHOLDERS = ("phone", "message", "job", "status", "run_id")
 _PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")

@@ -22,9 +22,9 @@ from typing import Any
 
 import httpx
 
-from common.alerts.base import WEBHOOK, ChannelError, PermanentChannelError, cap_utf8, describe_response
-from common.alerts.message import Alert
-from common.config import AlertConfig
+from crontrio.common.alerts.base import WEBHOOK, ChannelError, PermanentChannelError, cap_utf8, describe_response
+from crontrio.common.alerts.message import Alert
+from crontrio.common.config import AlertConfig
 
 FORMATS = ("json", "slack", "dingtalk", "wecom", "feishu")
 # Text limits of the chat services, with room for the JSON around it.

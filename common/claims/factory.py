@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from common.claims.base import Claims
-from common.claims.memory import MemoryClaims
-from common.claims.redis_claims import RedisClaims
-from common.config import RedisConfig
+from crontrio.common.claims.base import Claims
+from crontrio.common.claims.memory import MemoryClaims
+from crontrio.common.claims.redis_claims import RedisClaims
+from crontrio.common.config import RedisConfig
 
 
 def make_claims(cfg: RedisConfig) -> Claims:

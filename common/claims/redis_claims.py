@@ -28,7 +28,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.maint_notifications import MaintNotificationsConfig
 
-from common.config import RedisConfig
+from crontrio.common.config import RedisConfig
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from common.registry.base import ExecutorRef
-from common.registry.etcd_client import EtcdConnection, RevisionCompactedError, WatchEvent, describe
-from common.registry.keys import dispatchers_prefix, executors_prefix
+from crontrio.common.registry.base import ExecutorRef
+from crontrio.common.registry.etcd_client import EtcdConnection, RevisionCompactedError, WatchEvent, describe
+from crontrio.common.registry.keys import dispatchers_prefix, executors_prefix
 
 log = logging.getLogger(__name__)
 

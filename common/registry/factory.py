@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from common.config import EtcdConfig
-from common.registry.base import Registry
-from common.registry.etcd_registry import EtcdRegistry
-from common.registry.static import StaticRegistry
+from crontrio.common.config import EtcdConfig
+from crontrio.common.registry.base import Registry
+from crontrio.common.registry.etcd_registry import EtcdRegistry
+from crontrio.common.registry.static import StaticRegistry
 
 
 def make_registry(etcd: EtcdConfig, static_executors: list[str]) -> Registry:

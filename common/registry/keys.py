@@ -9,7 +9,7 @@ the key into another group or level of the tree, so it is refused.
 
 from __future__ import annotations
 
-from common.errors import ValidationError
+from crontrio.common.errors import ValidationError
 
 EXECUTORS = "executors"
 DISPATCHERS = "dispatchers"

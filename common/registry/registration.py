@@ -22,7 +22,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from common.registry.etcd_client import EtcdConnection, describe
+from crontrio.common.registry.etcd_client import EtcdConnection, describe
 
 log = logging.getLogger(__name__)
 

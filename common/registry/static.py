@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from common.registry.base import ExecutorRef
+from crontrio.common.registry.base import ExecutorRef
 
 
 class StaticRegistry:

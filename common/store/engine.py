@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 
-from common.config import DatabaseConfig
+from crontrio.common.config import DatabaseConfig
 
 
 def make_engine(cfg: DatabaseConfig) -> Engine:

@@ -15,7 +15,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
-from common.config import DatabaseConfig
+from crontrio.common.config import DatabaseConfig
 
 log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -81,5 +81,5 @@ def ensure_schema(engine: Engine, db: DatabaseConfig) -> None:
     if current != head:
         raise SchemaError(
             f"database schema is at {current or 'nothing'} but this crontrio needs {head}: "
-            "run `python -m monitor migrate -c <conf.ini>` first"
+            "run `python -m crontrio.monitor migrate -c <conf.ini>` first"
         )

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, delete, func, select
 
-from common import status
-from common.config import StoreConfig
-from common.store.schema import audit_log, runs
+from crontrio.common import status
+from crontrio.common.config import StoreConfig
+from crontrio.common.store.schema import audit_log, runs
 
 DAY_MS = 24 * 3600 * 1000
 _FINISHED = sorted(status.FINISHED)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from console.i18n import zh_cn
+from crontrio.console.i18n import zh_cn
 
 DEFAULT = "en"
 # code -> (name shown in the switch, catalog)

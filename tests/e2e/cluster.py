@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pymysql
 
-from common.config import DatabaseConfig
+from crontrio.common.config import DatabaseConfig
 from tests.servers import EtcdServer, RedisServer
 from tests.services import REPO, ServiceProcess, free_port, is_serving, wait_for, write_conf
 
@@ -60,7 +60,9 @@ class Cluster:
                 "log": {"level": "INFO"},
             },
         )
-        subprocess.run([sys.executable, "-m", "monitor", "-c", str(self.conf), "migrate"], cwd=REPO, check=True, timeout=60)
+        subprocess.run(
+            [sys.executable, "-m", "crontrio.monitor", "-c", str(self.conf), "migrate"], cwd=REPO, check=True, timeout=60
+        )
 
     def add(self, service: str, name: str) -> Member:
         port = free_port()

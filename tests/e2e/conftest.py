@@ -49,8 +49,10 @@ class Trio:
         return proc
 
     def migrate(self) -> None:
-        """Create the schema, as `python -m monitor migrate` does for an operator."""
-        subprocess.run([sys.executable, "-m", "monitor", "-c", str(self.conf), "migrate"], cwd=self.root, check=True, timeout=60)
+        """Create the schema, as `python -m crontrio.monitor migrate` does for an operator."""
+        subprocess.run(
+            [sys.executable, "-m", "crontrio.monitor", "-c", str(self.conf), "migrate"], cwd=self.root, check=True, timeout=60
+        )
 
     def sql(self, statement: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
         """Plain SQL on the store, as an operator would type it."""
@@ -61,7 +63,7 @@ class Trio:
 
     def cronctl(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "cronctl.main", "--server", self.dispatcher, *args],
+            [sys.executable, "-m", "crontrio.cronctl.main", "--server", self.dispatcher, *args],
             cwd=REPO,
             capture_output=True,
             text=True,

@@ -68,8 +68,8 @@ def add_user(t: Trio, name: str, role: str, password: str) -> None:
     """Through the admin API as the loopback "local" admin (no [tokens] here)."""
     import grpc
 
-    from protos import crontrio_pb2 as pb
-    from protos import crontrio_pb2_grpc as pb_grpc
+    from crontrio.protos import crontrio_pb2 as pb
+    from crontrio.protos import crontrio_pb2_grpc as pb_grpc
 
     with grpc.insecure_channel(t.dispatcher) as channel:
         pb_grpc.AdminStub(channel).CreateUser(pb.CreateUserRequest(name=name, role=role, password=password), timeout=30)

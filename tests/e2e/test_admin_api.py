@@ -12,8 +12,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from protos import crontrio_pb2 as pb
-from protos import crontrio_pb2_grpc as pb_grpc
+from crontrio.protos import crontrio_pb2 as pb
+from crontrio.protos import crontrio_pb2_grpc as pb_grpc
 from tests.e2e.conftest import Trio
 from tests.services import REPO, wait_for
 
@@ -44,7 +44,7 @@ def test_tail_follows_live_output_until_the_run_ends(busy_trio: Trio, tmp_path: 
         lambda: busy_trio.sql("SELECT 1 FROM runs WHERE run_id = ? AND status = 'running'", (run_id,)), 10, "the run to start"
     )
     tail = subprocess.Popen(
-        [sys.executable, "-m", "cronctl.main", "--server", busy_trio.dispatcher, "run", "tail", "-f", run_id],
+        [sys.executable, "-m", "crontrio.cronctl.main", "--server", busy_trio.dispatcher, "run", "tail", "-f", run_id],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

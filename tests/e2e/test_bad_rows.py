@@ -16,9 +16,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from common.config import DatabaseConfig
-from protos import crontrio_pb2 as pb
-from protos import crontrio_pb2_grpc as pb_grpc
+from crontrio.common.config import DatabaseConfig
+from crontrio.protos import crontrio_pb2 as pb
+from crontrio.protos import crontrio_pb2_grpc as pb_grpc
 from tests.e2e.cluster import Cluster
 from tests.e2e.conftest import Trio, make_trio, stop_trio
 from tests.servers import EtcdServer, RedisServer

@@ -12,7 +12,7 @@ import aetcd
 import httpx
 import pytest
 
-from common.registry.keys import dispatcher_key
+from crontrio.common.registry.keys import dispatcher_key
 from tests.e2e.conftest import Trio, make_trio, stop_trio
 from tests.e2e.console_helpers import admin_password, bearer, console_url, wait_http
 from tests.servers import EtcdServer

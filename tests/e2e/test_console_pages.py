@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from console.text import at
+from crontrio.console.text import at
 from tests.e2e.conftest import Trio
 from tests.e2e.console_helpers import (
     add_user,

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import grpc
 import pytest
 
-from protos import crontrio_pb2 as pb
-from protos import crontrio_pb2_grpc as pb_grpc
+from crontrio.protos import crontrio_pb2 as pb
+from crontrio.protos import crontrio_pb2_grpc as pb_grpc
 from tests.e2e.conftest import Trio
 
 pytestmark = pytest.mark.xdist_group("semantics")

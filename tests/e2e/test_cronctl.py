@@ -16,7 +16,7 @@ def cronctl(*args: str, server: str | None = None) -> subprocess.CompletedProces
     # A server nobody listens on: commands that must not need one prove it.
     target = server or f"127.0.0.1:{free_port()}"
     return subprocess.run(
-        [sys.executable, "-m", "cronctl.main", "--server", target, *args],
+        [sys.executable, "-m", "crontrio.cronctl.main", "--server", target, *args],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -139,7 +139,7 @@ def test_server_failover_uses_any_live_dispatcher(trio: Trio) -> None:
     trio.start("dispatcher")
     dead = f"127.0.0.1:{free_port()}"
     result = subprocess.run(
-        [sys.executable, "-m", "cronctl.main", "--server", dead, "--server", trio.dispatcher, "job", "list", "--json"],
+        [sys.executable, "-m", "crontrio.cronctl.main", "--server", dead, "--server", trio.dispatcher, "job", "list", "--json"],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -17,8 +17,8 @@ import grpc
 import pytest
 from click.testing import CliRunner
 
-from cronctl.client import AdminClient, with_default_port
-from protos import crontrio_pb2 as pb
+from crontrio.cronctl.client import AdminClient, with_default_port
+from crontrio.protos import crontrio_pb2 as pb
 from tests.e2e.conftest import Trio
 from tests.e2e.test_cronctl import cronctl
 from tests.services import wait_for
@@ -347,8 +347,9 @@ def test_errors_with_json_are_json_on_stderr(busy_trio: Trio) -> None:
 
 def test_a_server_without_port_gets_the_default_port(busy_trio: Trio, monkeypatch: pytest.MonkeyPatch) -> None:
     # The dispatcher's port stands in for 5920 (a fixed port is not ours to take).
-    import cronctl.client
-    from cronctl.main import cli
+    import crontrio.cronctl.client  # noqa: F401 - loads cronctl.client for the name below
+    from crontrio import cronctl
+    from crontrio.cronctl.main import cli
 
     monkeypatch.setattr(cronctl.client, "DEFAULT_PORT", int(busy_trio.dispatcher.rsplit(":", 1)[1]))
     result = CliRunner().invoke(cli, ["--server", "127.0.0.1", "job", "list", "--json"])

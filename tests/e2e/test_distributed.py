@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from common.config import DatabaseConfig
+from crontrio.common.config import DatabaseConfig
 from tests.e2e.cluster import Cluster
 from tests.servers import EtcdServer, RedisServer
 from tests.services import REPO, wait_for
@@ -264,7 +264,7 @@ def test_cronctl_finds_dispatchers_in_etcd(cluster: Cluster, etcd_server: EtcdSe
         [
             sys.executable,
             "-m",
-            "cronctl.main",
+            "crontrio.cronctl.main",
             "--etcd",
             etcd_server.endpoint,
             "job",
@@ -286,7 +286,7 @@ def test_cronctl_finds_dispatchers_in_etcd(cluster: Cluster, etcd_server: EtcdSe
     assert cluster.sql("SELECT name FROM jobs") == [("via-etcd",)]
     cluster.stop("d1")  # deregisters: nothing left to find
     empty = subprocess.run(
-        [sys.executable, "-m", "cronctl.main", "--etcd", etcd_server.endpoint, "job", "list"],
+        [sys.executable, "-m", "crontrio.cronctl.main", "--etcd", etcd_server.endpoint, "job", "list"],
         cwd=REPO,
         capture_output=True,
         text=True,

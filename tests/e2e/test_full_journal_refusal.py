@@ -17,8 +17,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from protos import crontrio_pb2 as pb
-from protos import crontrio_pb2_grpc as pb_grpc
+from crontrio.protos import crontrio_pb2 as pb
+from crontrio.protos import crontrio_pb2_grpc as pb_grpc
 from tests.e2e.conftest import Trio, make_trio, stop_trio
 from tests.services import ServiceProcess, is_serving, wait_for
 

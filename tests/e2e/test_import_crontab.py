@@ -33,7 +33,7 @@ CRONTAB = textwrap.dedent(
 
 def cronctl(trio: Trio, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cronctl.main", "--server", trio.dispatcher, *args],
+        [sys.executable, "-m", "crontrio.cronctl.main", "--server", trio.dispatcher, *args],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -14,8 +14,8 @@ from typing import Any
 import grpc
 import pytest
 
-from protos import crontrio_pb2 as pb
-from protos import crontrio_pb2_grpc as pb_grpc
+from crontrio.protos import crontrio_pb2 as pb
+from crontrio.protos import crontrio_pb2_grpc as pb_grpc
 from tests.e2e.conftest import Trio
 from tests.services import wait_for
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from common.cluster import CLUSTER_HEADER
-from common.config import DatabaseConfig
-from protos import crontrio_pb2 as pb
-from protos import crontrio_pb2_grpc as pb_grpc
+from crontrio.common.cluster import CLUSTER_HEADER
+from crontrio.common.config import DatabaseConfig
+from crontrio.protos import crontrio_pb2 as pb
+from crontrio.protos import crontrio_pb2_grpc as pb_grpc
 from tests.e2e.cluster import Cluster
 from tests.servers import EtcdServer, RedisServer
 from tests.services import cluster_secret, wait_for

@@ -9,7 +9,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common.config import load_config
+from crontrio.common.config import load_config
 from tests.e2e.conftest import Trio, make_trio, stop_trio
 from tests.services import wait_for
 

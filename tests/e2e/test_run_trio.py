@@ -93,6 +93,8 @@ def test_run_trio_seeds_examples_runs_them_and_stops_on_ctrl_c(tmp_path: Path) -
     # Running the launcher's migrate step again must not bring examples back.
     with sqlite3.connect(tmp_path / "crontrio.db") as conn:
         conn.execute("DELETE FROM jobs")
-    subprocess.run([sys.executable, "-m", "monitor", "-c", str(conf), "migrate", "--examples"], cwd=REPO, check=True, timeout=60)
+    subprocess.run(
+        [sys.executable, "-m", "crontrio.monitor", "-c", str(conf), "migrate", "--examples"], cwd=REPO, check=True, timeout=60
+    )
     with sqlite3.connect(tmp_path / "crontrio.db") as conn:
         assert conn.execute("SELECT COUNT(*) FROM jobs").fetchone() == (0,)

@@ -16,9 +16,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from common.auth import hash_token
-from protos import crontrio_pb2 as pb
-from protos import crontrio_pb2_grpc as pb_grpc
+from crontrio.common.auth import hash_token
+from crontrio.protos import crontrio_pb2 as pb
+from crontrio.protos import crontrio_pb2_grpc as pb_grpc
 from tests.e2e.conftest import Trio, make_trio, stop_trio
 from tests.services import REPO
 
@@ -156,7 +156,7 @@ def test_own_password_change_needs_the_current_one_and_disable_ends_sessions(adm
 def test_cronctl_user_commands(lone: Trio) -> None:
     def cronctl(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "cronctl.main", "--server", lone.dispatcher, *args],
+            [sys.executable, "-m", "crontrio.cronctl.main", "--server", lone.dispatcher, *args],
             cwd=REPO,
             input=stdin,
             capture_output=True,

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest_asyncio
 
-from protos import crontrio_pb2_grpc
+from crontrio.protos import crontrio_pb2_grpc
 from tests.integration.test_executor import Executor
 
 

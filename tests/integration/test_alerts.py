@@ -28,13 +28,13 @@ from aiosmtpd import smtp as aiosmtp
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
-from common import status as st
-from common.alerts import Alert, AlertSender, run_alert, system_alert
-from common.config import AlertConfig
-from common.model import Job, RunRecord
+from crontrio.common import status as st
+from crontrio.common.alerts import Alert, AlertSender, run_alert, system_alert
+from crontrio.common.config import AlertConfig
+from crontrio.common.model import Job, RunRecord
 from tests.services import free_port, wait_until
 
-LOGGER = "common.alerts.sender"
+LOGGER = "crontrio.common.alerts.sender"
 USER, PASSWORD = "alice", "s3cret"
 
 

@@ -20,7 +20,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from common.auth import (
+from crontrio.common.auth import (
     METHOD_ROLES,
     AuthInterceptor,
     TokenTable,
@@ -30,10 +30,10 @@ from common.auth import (
     hash_token,
     required_role,
 )
-from common.grpc_server import ServiceServer
-from cronctl.client import AdminClient, AuthError
-from protos import crontrio_pb2 as pb
-from protos import crontrio_pb2_grpc as pb_grpc
+from crontrio.common.grpc_server import ServiceServer
+from crontrio.cronctl.client import AdminClient, AuthError
+from crontrio.protos import crontrio_pb2 as pb
+from crontrio.protos import crontrio_pb2_grpc as pb_grpc
 from tests.services import REPO, ServiceProcess, free_port, wait_for, write_conf
 
 # ------------------------------------------------------------------ PKI
@@ -154,7 +154,7 @@ class Stack:
         if ca:
             opts += ["--ca", str(ca)]
         return subprocess.run(
-            [sys.executable, "-m", "cronctl.main", *opts, *args],
+            [sys.executable, "-m", "crontrio.cronctl.main", *opts, *args],
             cwd=REPO,
             env=clean_env(**(env or {})),
             capture_output=True,
@@ -235,7 +235,7 @@ def make_stack(
 def new_token(name: str, role: str) -> tuple[str, str]:
     """(token, its [tokens] value) made by `cronctl token new`, as an operator would."""
     out = subprocess.run(
-        [sys.executable, "-m", "cronctl.main", "token", "new", name, role],
+        [sys.executable, "-m", "crontrio.cronctl.main", "token", "new", name, role],
         cwd=REPO,
         env=clean_env(),
         capture_output=True,
@@ -473,7 +473,7 @@ def test_a_bad_tls_file_stops_the_service_naming_the_key(tmp_path: Path, pki: Pk
     bad_key.write_text("this is not PEM\n")
     stack = make_stack(tmp_path, pki=pki, internal_tls=True)
     proc = subprocess.run(
-        [sys.executable, "-m", "executor", "-c", str(stack.conf)],
+        [sys.executable, "-m", "crontrio.executor", "-c", str(stack.conf)],
         cwd=tmp_path,
         env=clean_env(CRONTRIO_TLS_KEY_FILE=str(bad_key), PYTHONPATH=str(REPO)),
         capture_output=True,

@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from common.config import DatabaseConfig
-from common.errors import ValidationError
-from common.jobs import validate_job
-from common.model import Job
-from common.store.engine import make_engine
-from common.store.migrate import ensure_schema
-from common.store.sql_store import SqlStore
+from crontrio.common.config import DatabaseConfig
+from crontrio.common.errors import ValidationError
+from crontrio.common.jobs import validate_job
+from crontrio.common.model import Job
+from crontrio.common.store.engine import make_engine
+from crontrio.common.store.migrate import ensure_schema
+from crontrio.common.store.sql_store import SqlStore
 
 DEEP_JSON = "[" * 50_000  # fits a TEXT column; json.loads raises RecursionError
 

@@ -19,15 +19,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 import pytest
 import redis
 
-from common.claims.base import Claims
-from common.claims.factory import make_claims
-from common.claims.memory import MemoryClaims
-from common.claims.redis_claims import KEY_PREFIX, RedisClaims
-from common.config import RedisConfig
+from crontrio.common.claims.base import Claims
+from crontrio.common.claims.factory import make_claims
+from crontrio.common.claims.memory import MemoryClaims
+from crontrio.common.claims.redis_claims import KEY_PREFIX, RedisClaims
+from crontrio.common.config import RedisConfig
 from tests.servers import RedisServer
 from tests.services import wait_until
 
-LOGGER = "common.claims.redis_claims"
+LOGGER = "crontrio.common.claims.redis_claims"
 TTL = 60_000
 
 

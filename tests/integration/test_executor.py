@@ -1,4 +1,4 @@
-"""The executor as a real process: `python -m executor` on a free port, driven over gRPC."""
+"""The executor as a real process: `python -m crontrio.executor` on a free port, driven over gRPC."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from protos import crontrio_pb2 as pb
-from protos import crontrio_pb2_grpc
+from crontrio.protos import crontrio_pb2 as pb
+from crontrio.protos import crontrio_pb2_grpc
 from tests.services import (
     ServiceProcess,
     cluster_channel,
@@ -43,7 +43,7 @@ NO_PROXY_ENV = {"NO_PROXY": "*", "no_proxy": "*"}
 
 @dataclass
 class Executor:
-    """A running `python -m executor` and what it was started with."""
+    """A running `python -m crontrio.executor` and what it was started with."""
 
     address: str
     journal: Path

@@ -1,4 +1,4 @@
-"""Executor.Attach against a real `python -m executor`: it follows a run and never starts one."""
+"""Executor.Attach against a real `python -m crontrio.executor`: it follows a run and never starts one."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Any
 import grpc
 import pytest
 
-from protos import crontrio_pb2 as pb
-from protos import crontrio_pb2_grpc
+from crontrio.protos import crontrio_pb2 as pb
+from crontrio.protos import crontrio_pb2_grpc
 from tests.integration.test_executor import (
     Executor,
     lines,

@@ -28,9 +28,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from common import status
-from protos import crontrio_pb2 as pb
-from protos import crontrio_pb2_grpc
+from crontrio.common import status
+from crontrio.protos import crontrio_pb2 as pb
+from crontrio.protos import crontrio_pb2_grpc
 from tests.services import REPO, cluster_channel, cluster_secret, free_port, is_serving, wait_for, write_conf
 
 # Room for the journal's schema and a few dozen runs, then no more.
@@ -66,7 +66,7 @@ def executor(tmp_path: Path) -> Iterator[LimitedExecutor]:
     )
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "executor", "-c", str(conf)],
+        [sys.executable, "-m", "crontrio.executor", "-c", str(conf)],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from executor.http_task import HttpClients, HttpResult, run_http
-from protos import crontrio_pb2 as pb
+from crontrio.executor.http_task import HttpClients, HttpResult, run_http
+from crontrio.protos import crontrio_pb2 as pb
 
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
 # Runs in flight at once to one host: more than aiohttp's default pool (100).

@@ -1,4 +1,4 @@
-"""Executor task options on a real `python -m executor`: running as an OS user,
+"""Executor task options on a real `python -m crontrio.executor`: running as an OS user,
 HTTP redirects and TLS verification, output keywords."""
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import Any
 import grpc
 import pytest
 
-from executor.keywords import KeywordScanner
-from protos import crontrio_pb2 as pb
-from protos import crontrio_pb2_grpc
+from crontrio.executor.keywords import KeywordScanner
+from crontrio.protos import crontrio_pb2 as pb
+from crontrio.protos import crontrio_pb2_grpc
 from tests.integration.test_executor import (
     Executor,
     Stream,

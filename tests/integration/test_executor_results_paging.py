@@ -16,20 +16,20 @@ from typing import Any, cast
 import grpc
 import pytest
 
-from common import status
-from common.config import DatabaseConfig
-from common.model import Job, RunRecord
-from common.registry.static import StaticRegistry
-from common.store.async_store import DbThreads
-from common.store.engine import make_engine
-from common.store.migrate import ensure_schema
-from common.store.sql_store import SqlStore
-from dispatcher.executor_client import ExecutorClients
-from dispatcher.firing import FiringRunner
-from monitor.dispatcher_links import DispatcherLinks
-from monitor.reconcile import Reconciler
-from protos import crontrio_pb2 as pb
-from protos import crontrio_pb2_grpc
+from crontrio.common import status
+from crontrio.common.config import DatabaseConfig
+from crontrio.common.model import Job, RunRecord
+from crontrio.common.registry.static import StaticRegistry
+from crontrio.common.store.async_store import DbThreads
+from crontrio.common.store.engine import make_engine
+from crontrio.common.store.migrate import ensure_schema
+from crontrio.common.store.sql_store import SqlStore
+from crontrio.dispatcher.executor_client import ExecutorClients
+from crontrio.dispatcher.firing import FiringRunner
+from crontrio.monitor.dispatcher_links import DispatcherLinks
+from crontrio.monitor.reconcile import Reconciler
+from crontrio.protos import crontrio_pb2 as pb
+from crontrio.protos import crontrio_pb2_grpc
 from tests.integration.test_executor import Executor, run, running_executor, shell, start_executor
 from tests.services import free_port
 
@@ -163,7 +163,7 @@ async def test_an_executor_answering_with_an_error_is_not_taken_for_one_without_
             cluster_secret=ex.secret,
         )
         hide_results(ex.journal, True)
-        caplog.set_level(logging.INFO, logger="monitor.reconcile")
+        caplog.set_level(logging.INFO, logger="crontrio.monitor.reconcile")
         for _ in range(3):
             assert await reconciler.pass_once() == 0
         assert store.get_run(request.run_id).status == status.RUNNING  # type: ignore[union-attr]

@@ -13,9 +13,9 @@ import grpc
 import pytest
 import pytest_asyncio
 
-from dispatcher.executor_session import ExecutorSession, SessionBrokenError
-from protos import crontrio_pb2 as pb
-from protos import crontrio_pb2_grpc
+from crontrio.dispatcher.executor_session import ExecutorSession, SessionBrokenError
+from crontrio.protos import crontrio_pb2 as pb
+from crontrio.protos import crontrio_pb2_grpc
 from tests.integration.test_executor import Executor, lines, run, running_executor, shell, start_executor
 from tests.services import wait_until
 

@@ -18,14 +18,14 @@ from typing import Any, cast
 import pytest
 import pytest_asyncio
 
-from common import status
-from common.config import ExecutorConfig
-from executor import shell_task
-from executor.http_task import HttpClients
-from executor.journal import Journal, StartedRun
-from executor.runs import LOST_ERROR, AlreadyAcknowledgedError, NotJournaledError, RunRegistry
-from executor.shell_task import ShellProcess
-from protos import crontrio_pb2 as pb
+from crontrio.common import status
+from crontrio.common.config import ExecutorConfig
+from crontrio.executor import shell_task
+from crontrio.executor.http_task import HttpClients
+from crontrio.executor.journal import Journal, StartedRun
+from crontrio.executor.runs import LOST_ERROR, AlreadyAcknowledgedError, NotJournaledError, RunRegistry
+from crontrio.executor.shell_task import ShellProcess
+from crontrio.protos import crontrio_pb2 as pb
 from tests.services import pid_alive, wait_until
 
 

@@ -10,12 +10,12 @@ import pytest
 from alembic import command
 from sqlalchemy import text
 
-from common.config import DatabaseConfig
-from common.model import Job
-from common.store import migrate
-from common.store.engine import make_engine
-from common.store.migrate import ensure_schema
-from common.store.sql_store import SqlStore
+from crontrio.common.config import DatabaseConfig
+from crontrio.common.model import Job
+from crontrio.common.store import migrate
+from crontrio.common.store.engine import make_engine
+from crontrio.common.store.migrate import ensure_schema
+from crontrio.common.store.sql_store import SqlStore
 
 
 @pytest.fixture(params=["sqlite", "mariadb"])

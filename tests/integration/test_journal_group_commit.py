@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from executor.journal import Journal, StartedRun
+from crontrio.executor.journal import Journal, StartedRun
 from tests.services import REPO
 
 
@@ -132,7 +132,7 @@ async def test_failed_writes_are_reported_once_with_their_cause(tmp_path: Path, 
     await journal.open()
     _current_journal[:] = [journal]
     await deferred_check(journal)
-    caplog.set_level(logging.INFO, logger="executor.journal_health")
+    caplog.set_level(logging.INFO, logger="crontrio.executor.journal_health")
     for _ in range(3):  # three episodes, each of a failed batch and failed single calls
         await asyncio.gather(*(journal._submit(orphan_child) for _ in range(20)), return_exceptions=True)
         await journal.begin(started(len(caplog.records) + 100))  # a success in between
@@ -148,7 +148,7 @@ async def test_failed_writes_are_reported_once_with_their_cause(tmp_path: Path, 
 # A child process: claims under a file size limit, printing what each claim reported.
 _CHILD = """
 import asyncio, json, resource, sys
-from executor.journal import Journal, StartedRun
+from crontrio.executor.journal import Journal, StartedRun
 
 async def main(path, waves, per_wave):
     journal = Journal(path)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from executor.journal import Journal, StartedRun
-from executor.journal_retention import DAY_MS, drop_stale_results
-from protos import crontrio_pb2
+from crontrio.executor.journal import Journal, StartedRun
+from crontrio.executor.journal_retention import DAY_MS, drop_stale_results
+from crontrio.protos import crontrio_pb2
 from tests.services import ServiceProcess, free_port, is_serving, wait_for, write_conf
 
 HOUR_MS = 3600 * 1000
@@ -43,7 +43,7 @@ async def test_old_unacked_results_are_dropped_and_reported(tmp_path: Path, capl
     now = now_ms()
     await fill(journal, now)
 
-    with caplog.at_level(logging.WARNING, logger="executor.journal_retention"):
+    with caplog.at_level(logging.WARNING, logger="crontrio.executor.journal_retention"):
         dropped = await drop_stale_results(journal, 7, now)
 
     assert dropped == ["old-a", "old-b"]  # oldest first

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from common.grpc_server import ServiceServer
-from dispatcher.peers import PeerLiveness
+from crontrio.common.grpc_server import ServiceServer
+from crontrio.dispatcher.peers import PeerLiveness
 from tests.services import free_port
 
 

@@ -18,11 +18,11 @@ from typing import Any
 import aetcd  # type: ignore[import-untyped]
 import pytest
 
-from common.registry.base import ExecutorRef, Registry
-from common.registry.etcd_registry import DispatcherRef, DispatcherWatcher, EtcdRegistry
-from common.registry.keys import dispatcher_key, executor_key, executors_prefix
-from common.registry.registration import EtcdRegistration
-from common.registry.static import StaticRegistry
+from crontrio.common.registry.base import ExecutorRef, Registry
+from crontrio.common.registry.etcd_registry import DispatcherRef, DispatcherWatcher, EtcdRegistry
+from crontrio.common.registry.keys import dispatcher_key, executor_key, executors_prefix
+from crontrio.common.registry.registration import EtcdRegistration
+from crontrio.common.registry.static import StaticRegistry
 from tests.servers import EtcdServer
 from tests.services import free_port, wait_until
 
@@ -264,7 +264,7 @@ async def test_etcd_restart_registration_and_watch_come_back(
     watchers: list[Any],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="common.registry")
+    caplog.set_level(logging.INFO, logger="crontrio.common.registry")
     endpoints = [etcd_server.endpoint]
     registry = EtcdRegistry(endpoints, PREFIX)
     watchers.append(registry)
@@ -301,7 +301,7 @@ async def test_etcd_restart_registration_and_watch_come_back(
 async def test_registration_survives_losing_its_lease(
     etcd_server: EtcdServer, etcd: Any, registrations: Registrations, watchers: list[Any], caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="common.registry")
+    caplog.set_level(logging.INFO, logger="crontrio.common.registry")
     registry = EtcdRegistry([etcd_server.endpoint], PREFIX)
     watchers.append(registry)
     await registry.start()
@@ -364,7 +364,7 @@ async def test_compacted_resume_point_falls_back_to_a_full_read(
 async def test_malformed_values_are_ignored(
     etcd_server: EtcdServer, etcd: Any, registrations: Registrations, watchers: list[Any], caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="common.registry")
+    caplog.set_level(logging.WARNING, logger="crontrio.common.registry")
     base = executors_prefix(PREFIX)
     await etcd.put(f"{base}default/garbage".encode(), b"{not json")
     await etcd.put(f"{base}default/list".encode(), b"[1, 2]")

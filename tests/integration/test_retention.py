@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, event, insert, select
 
-from common import status
-from common.config import DatabaseConfig
-from common.store.engine import make_engine
-from common.store.migrate import ensure_schema
-from common.store.retention import DAY_MS, RetentionPolicy, prune, prune_steps
-from common.store.schema import audit_log, runs
+from crontrio.common import status
+from crontrio.common.config import DatabaseConfig
+from crontrio.common.store.engine import make_engine
+from crontrio.common.store.migrate import ensure_schema
+from crontrio.common.store.retention import DAY_MS, RetentionPolicy, prune, prune_steps
+from crontrio.common.store.schema import audit_log, runs
 
 NOW_MS = 1_800_000_000_000
 # Runs per job id: big ones, ones around the per-job minimum, a tiny one.

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from common.config import DatabaseConfig
-from common.model import RunRecord
-from common.store.engine import make_engine
-from common.store.migrate import ensure_schema
-from common.store.sql_store import SqlStore
+from crontrio.common.config import DatabaseConfig
+from crontrio.common.model import RunRecord
+from crontrio.common.store.engine import make_engine
+from crontrio.common.store.migrate import ensure_schema
+from crontrio.common.store.sql_store import SqlStore
 
 
 @pytest.fixture(params=["sqlite", "mariadb"])

@@ -18,12 +18,12 @@ def test_dispatcher_refuses_a_schema_that_is_behind(tmp_path: Path) -> None:
         },
     )
     result = subprocess.run(
-        [sys.executable, "-m", "dispatcher", "-c", str(conf)], cwd=REPO, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "crontrio.dispatcher", "-c", str(conf)], cwd=REPO, capture_output=True, text=True, timeout=60
     )
     assert result.returncode != 0
-    assert "python -m monitor migrate" in result.stderr, result.stderr
+    assert "python -m crontrio.monitor migrate" in result.stderr, result.stderr
     migrate = subprocess.run(
-        [sys.executable, "-m", "monitor", "-c", str(conf), "migrate"],
+        [sys.executable, "-m", "crontrio.monitor", "-c", str(conf), "migrate"],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -36,7 +36,7 @@ def test_dispatcher_refuses_a_schema_that_is_behind(tmp_path: Path) -> None:
 def test_bad_config_stops_a_service_naming_the_key(tmp_path: Path) -> None:
     conf = write_conf(tmp_path, {"executor": {"listen": "127.0.0.1:5921", "kill_grace": "5"}})
     result = subprocess.run(
-        [sys.executable, "-m", "executor", "-c", str(conf)], cwd=REPO, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "crontrio.executor", "-c", str(conf)], cwd=REPO, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 2
     assert "executor.kill_grace: unknown key" in result.stderr

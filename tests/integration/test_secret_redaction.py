@@ -11,8 +11,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from protos import crontrio_pb2 as pb
-from protos import crontrio_pb2_grpc as pb_grpc
+from crontrio.protos import crontrio_pb2 as pb
+from crontrio.protos import crontrio_pb2_grpc as pb_grpc
 from tests.integration.test_auth_tls import Stack, make_stack, new_token
 
 SECRET, HEADER_SECRET = "s3cret-value", "Bearer abc123"

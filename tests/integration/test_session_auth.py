@@ -7,10 +7,10 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from common.auth import AuthInterceptor, TokenTable, current_actor, current_kind, current_role, hash_token
-from common.grpc_server import ServiceServer
-from protos import crontrio_pb2 as pb
-from protos import crontrio_pb2_grpc as pb_grpc
+from crontrio.common.auth import AuthInterceptor, TokenTable, current_actor, current_kind, current_role, hash_token
+from crontrio.common.grpc_server import ServiceServer
+from crontrio.protos import crontrio_pb2 as pb
+from crontrio.protos import crontrio_pb2_grpc as pb_grpc
 
 
 class _Echo(pb_grpc.AdminServicer):  # type: ignore[misc]

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from common.config import DatabaseConfig
-from common.model import Job, RunRecord
-from common.store.engine import make_engine
-from common.store.migrate import current_revision, ensure_schema, head_revision
-from common.store.sql_store import JobExistsError, SqlStore
+from crontrio.common.config import DatabaseConfig
+from crontrio.common.model import Job, RunRecord
+from crontrio.common.store.engine import make_engine
+from crontrio.common.store.migrate import current_revision, ensure_schema, head_revision
+from crontrio.common.store.sql_store import JobExistsError, SqlStore
 
 
 @pytest.fixture(params=["sqlite", "mariadb"])
@@ -181,7 +181,7 @@ def test_list_jobs_pages_and_prefix(store: SqlStore) -> None:
 
 
 def test_audit_log_newest_first_with_paging(store: SqlStore) -> None:
-    from common.model import AuditEntry
+    from crontrio.common.model import AuditEntry
 
     ids = [
         store.add_audit(AuditEntry(at_ms=i, actor="alice", action="job.update", target=f"j{i % 2}", before="{}", after="{}"))

@@ -1,4 +1,4 @@
-"""TailRun's feeds against a real `python -m executor` and a real SQLite store:
+"""TailRun's feeds against a real `python -m crontrio.executor` and a real SQLite store:
 many followers of one run share one Attach stream and one store poll, and
 the follower caps hold."""
 
@@ -12,16 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from common.config import DatabaseConfig
-from common.model import RunRecord
-from common.store.async_store import DbThreads
-from common.store.engine import make_engine
-from common.store.migrate import ensure_schema
-from common.store.sql_store import SqlStore
-from dispatcher.executor_client import ExecutorClients
-from dispatcher.tail_hub import TailEndedError, TailHub, TailLimitError
-from protos import crontrio_pb2 as pb
-from protos import crontrio_pb2_grpc
+from crontrio.common.config import DatabaseConfig
+from crontrio.common.model import RunRecord
+from crontrio.common.store.async_store import DbThreads
+from crontrio.common.store.engine import make_engine
+from crontrio.common.store.migrate import ensure_schema
+from crontrio.common.store.sql_store import SqlStore
+from crontrio.dispatcher.executor_client import ExecutorClients
+from crontrio.dispatcher.tail_hub import TailEndedError, TailHub, TailLimitError
+from crontrio.protos import crontrio_pb2 as pb
+from crontrio.protos import crontrio_pb2_grpc
 from tests.integration.test_executor import Executor, read_rest, read_until, running_executor, shell
 from tests.services import wait_until
 

@@ -17,9 +17,9 @@ import grpc
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from common.cluster import CLUSTER_HEADER
-from protos import crontrio_pb2 as pb
-from protos import crontrio_pb2_grpc as pb_grpc
+from crontrio.common.cluster import CLUSTER_HEADER
+from crontrio.protos import crontrio_pb2 as pb
+from crontrio.protos import crontrio_pb2_grpc as pb_grpc
 from tests.services import ServiceProcess, cluster_secret, free_port, is_serving, wait_for, write_conf
 
 # A developer's or CI's own CRONTRIO_* settings must not change these tests.

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from common.config import DatabaseConfig
-from common.passwords import hash_password, verify_password
-from common.store.engine import make_engine
-from common.store.migrate import ensure_schema
-from common.store.users import UserExistsError, UserStore
-from dispatcher.users import ensure_initial_admin
+from crontrio.common.config import DatabaseConfig
+from crontrio.common.passwords import hash_password, verify_password
+from crontrio.common.store.engine import make_engine
+from crontrio.common.store.migrate import ensure_schema
+from crontrio.common.store.users import UserExistsError, UserStore
+from crontrio.dispatcher.users import ensure_initial_admin
 
 
 @pytest.fixture(params=["sqlite", "mariadb"])

@@ -7,13 +7,13 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from common import status as st
-from common.alerts import Alert, AlertSender, PermanentChannelError, run_alert, system_alert
-from common.alerts.message import output_tail
-from common.alerts.sms import SmsChannel, parse_headers
-from common.alerts.webhook import payload
-from common.config import AlertConfig
-from common.model import Job, RunRecord
+from crontrio.common import status as st
+from crontrio.common.alerts import Alert, AlertSender, PermanentChannelError, run_alert, system_alert
+from crontrio.common.alerts.message import output_tail
+from crontrio.common.alerts.sms import SmsChannel, parse_headers
+from crontrio.common.alerts.webhook import payload
+from crontrio.common.config import AlertConfig
+from crontrio.common.model import Job, RunRecord
 
 JOB = Job(name="nightly", spec="@daily", command="true", id=3, retries=2)
 

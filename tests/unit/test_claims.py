@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 
-from common.claims.memory import MemoryClaims
+from crontrio.common.claims.memory import MemoryClaims
 
 
 async def test_first_claim_wins_and_expired_claims_are_forgotten() -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from common.cluster import ClusterSecretError, resolve_secret
-from common.config import ClusterConfig, Config, load_config
-from common.errors import ConfigError
+from crontrio.common.cluster import ClusterSecretError, resolve_secret
+from crontrio.common.config import ClusterConfig, Config, load_config
+from crontrio.common.errors import ConfigError
 
 
 def test_configured_secret_wins_and_is_not_in_the_repr(tmp_path: Path) -> None:

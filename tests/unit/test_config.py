@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from common.config import load_config
-from common.errors import ConfigError
+from crontrio.common.config import load_config
+from crontrio.common.errors import ConfigError
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -90,7 +90,7 @@ def test_explicit_missing_file_is_an_error(tmp_path: Path) -> None:
 
 
 def test_mysql_url_escapes_password() -> None:
-    from common.config import DatabaseConfig
+    from crontrio.common.config import DatabaseConfig
 
     url = DatabaseConfig(driver="mysql", password="p@ss:w/rd", host="db", port=3307).url()
     assert url.startswith("mysql+pymysql://crontrio:p%40ss%3Aw%2Frd@db:3307/crontrio")

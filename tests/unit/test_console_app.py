@@ -10,14 +10,14 @@ from pathlib import Path
 
 from aiohttp import web
 
-from common.config import load_config
-from console.api import PREFIX
-from console.app import build_app
-from console.i18n import LANGUAGES, choose, translator
-from console.openapi import document
-from console.secrets_file import load_or_create_secret
-from console.session import Session, Signer
-from console.text import at, output_text
+from crontrio.common.config import load_config
+from crontrio.console.api import PREFIX
+from crontrio.console.app import build_app
+from crontrio.console.i18n import LANGUAGES, choose, translator
+from crontrio.console.openapi import document
+from crontrio.console.secrets_file import load_or_create_secret
+from crontrio.console.session import Session, Signer
+from crontrio.console.text import at, output_text
 
 
 def _app(tmp_path: Path) -> web.Application:
@@ -91,8 +91,8 @@ def test_signed_cookies_and_the_secret_file(tmp_path: Path) -> None:
 def test_every_interface_text_has_a_chinese_translation() -> None:
     import re
 
-    from console import pages
-    from console.i18n import zh_cn
+    from crontrio.console import pages
+    from crontrio.console.i18n import zh_cn
 
     texts: set[str] = set()
     for template in (Path(pages.__file__).parent / "templates").glob("*.html"):
@@ -111,7 +111,7 @@ def test_every_interface_text_has_a_chinese_translation() -> None:
 def test_console_settings_are_parsed_and_checked(tmp_path: Path) -> None:
     import pytest
 
-    from common.errors import ConfigError
+    from crontrio.common.errors import ConfigError
 
     cfg = load_config(
         None, env={"CRONTRIO_CONSOLE_READ_ONLY": "yes", "CRONTRIO_CONSOLE_DISPATCHERS": "10.0.0.1:5920, 10.0.0.2:5920"}
@@ -130,7 +130,7 @@ def test_cookies_are_secure_under_tls_and_strict_everywhere() -> None:
 
     from aiohttp.test_utils import make_mocked_request
 
-    from console.session import set_cookie
+    from crontrio.console.session import set_cookie
 
     for sslcontext, secure in ((None, False), (ssl.create_default_context(), True)):
         response = web.Response()

@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from croniter import croniter
 
-from common import cron
-from common.cron import CronSchedule, validate_timezone
-from common.errors import ValidationError
+from crontrio.common import cron
+from crontrio.common.cron import CronSchedule, validate_timezone
+from crontrio.common.errors import ValidationError
 
 
 def ms(iso: str) -> int:

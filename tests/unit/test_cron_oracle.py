@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from croniter import croniter
 
-from common.cron import CronSchedule
+from crontrio.common.cron import CronSchedule
 
 _MONTHS = {m: i + 1 for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun",
                                            "jul", "aug", "sep", "oct", "nov", "dec"])}

@@ -13,8 +13,8 @@ import textwrap
 
 import pytest
 
-from common.cron import CronSchedule
-from common.crontab_file import (
+from crontrio.common.cron import CronSchedule
+from crontrio.common.crontab_file import (
     ImportOptions,
     convert,
     heredoc_delimiter,
@@ -27,7 +27,7 @@ from common.crontab_file import (
     split_command,
     stem_of,
 )
-from common.model import NOTIFY_NEVER, NOTIFY_ON_FAILURE, Job
+from crontrio.common.model import NOTIFY_NEVER, NOTIFY_ON_FAILURE, Job
 
 OPTS = ImportOptions(stem="host1", timezone="UTC")
 

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from executor.workers import Workers
+from crontrio.executor.workers import Workers
 
 
 async def test_results_and_errors_reach_the_caller_in_order_on_one_thread() -> None:

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import random
 
-from common.model import HTTP, Job, RunRecord
-from dispatcher.firing import build_run_request, request_template, retry_delay
+from crontrio.common.model import HTTP, Job, RunRecord
+from crontrio.dispatcher.firing import build_run_request, request_template, retry_delay
 
 
 def job(**kw: object) -> Job:

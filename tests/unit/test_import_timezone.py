@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from cronctl.import_cmd import local_timezone
+from crontrio.cronctl.import_cmd import local_timezone
 
 
 @pytest.mark.parametrize(("tz", "zone"), [("Europe/Berlin", "Europe/Berlin"), (":America/New_York", "America/New_York")])

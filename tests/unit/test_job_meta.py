@@ -6,10 +6,10 @@ import dataclasses
 
 import pytest
 
-from common.convert import job_from_pb, job_to_pb
-from common.errors import ValidationError
-from common.jobs import validate_job
-from common.model import Job
+from crontrio.common.convert import job_from_pb, job_to_pb
+from crontrio.common.errors import ValidationError
+from crontrio.common.jobs import validate_job
+from crontrio.common.model import Job
 
 BASE = Job(name="j", spec="@daily", command="true")
 

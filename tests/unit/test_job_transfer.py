@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from common.job_transfer import FIELDS, DocumentError, document, jobs_of
-from common.model import Dependency, Job
+from crontrio.common.job_transfer import FIELDS, DocumentError, document, jobs_of
+from crontrio.common.model import Dependency, Job
 
 FULL = Job(
     name="full",

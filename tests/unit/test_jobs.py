@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from common.cron import CronSchedule
-from common.errors import ValidationError
-from common.jobs import validate_job
-from common.model import Job
+from crontrio.common.cron import CronSchedule
+from crontrio.common.errors import ValidationError
+from crontrio.common.jobs import validate_job
+from crontrio.common.model import Job
 
 GOOD = Job(name="backup", spec="30 2 * * *", command="/usr/local/bin/backup.sh")
 
@@ -71,8 +71,8 @@ def test_each_bad_field_is_named(changes: dict[str, object], field: str) -> None
 
 
 def test_validate_job_schedule_returns_the_parsed_schedule() -> None:
-    from common.jobs import schedule_of, validate_job_schedule
-    from common.model import Dependency
+    from crontrio.common.jobs import schedule_of, validate_job_schedule
+    from crontrio.common.model import Dependency
 
     job, cron = validate_job_schedule(GOOD)
     assert job is GOOD  # already normal: not copied

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from common.errors import ValidationError
-from dispatcher import paging
-from protos import crontrio_pb2 as pb
+from crontrio.common.errors import ValidationError
+from crontrio.dispatcher import paging
+from crontrio.protos import crontrio_pb2 as pb
 
 
 def test_token_round_trip_and_binding_to_filters() -> None:

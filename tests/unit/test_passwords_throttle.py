@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from common.passwords import hash_password, password_problem, verify_password
-from dispatcher.login_throttle import FREE_FAILURES, PEER_FREE_FAILURES, PEER_PREFIX, LoginThrottle
+from crontrio.common.passwords import hash_password, password_problem, verify_password
+from crontrio.dispatcher.login_throttle import FREE_FAILURES, PEER_FREE_FAILURES, PEER_PREFIX, LoginThrottle
 
 
 def test_hash_is_salted_carries_its_parameters_and_verifies() -> None:

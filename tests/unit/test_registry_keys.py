@@ -6,13 +6,13 @@ import json
 
 import pytest
 
-from common.config import EtcdConfig
-from common.errors import ValidationError
-from common.registry.base import ExecutorRef
-from common.registry.etcd_registry import DispatcherRef, EtcdRegistry, parse_dispatcher, parse_executor
-from common.registry.factory import make_registry
-from common.registry.keys import dispatcher_key, dispatchers_prefix, executor_key, executors_prefix
-from common.registry.static import StaticRegistry
+from crontrio.common.config import EtcdConfig
+from crontrio.common.errors import ValidationError
+from crontrio.common.registry.base import ExecutorRef
+from crontrio.common.registry.etcd_registry import DispatcherRef, EtcdRegistry, parse_dispatcher, parse_executor
+from crontrio.common.registry.factory import make_registry
+from crontrio.common.registry.keys import dispatcher_key, dispatchers_prefix, executor_key, executors_prefix
+from crontrio.common.registry.static import StaticRegistry
 
 
 def test_layout() -> None:

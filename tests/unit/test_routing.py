@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from common.model import Job
-from common.registry.base import ExecutorRef
-from dispatcher.routing import RoundRobinRouter, matching_executors
+from crontrio.common.model import Job
+from crontrio.common.registry.base import ExecutorRef
+from crontrio.dispatcher.routing import RoundRobinRouter, matching_executors
 
 E1 = ExecutorRef(address="192.168.2.74:5921", group="php", host="web1")
 E2 = ExecutorRef(address="192.168.2.75:5921", group="php", host="web2")

@@ -8,10 +8,10 @@ from collections import Counter
 
 import pytest
 
-from common import model
-from common.model import Job
-from common.registry.base import ExecutorRef
-from dispatcher.routing import (
+from crontrio.common import model
+from crontrio.common.model import Job
+from crontrio.common.registry.base import ExecutorRef
+from crontrio.dispatcher.routing import (
     BROADCAST,
     CONSISTENT_HASH,
     FAILOVER,

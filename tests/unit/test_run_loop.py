@@ -5,7 +5,7 @@ import asyncio
 import pytest
 import uvloop
 
-from common.runtime import run_loop
+from crontrio.common.runtime import run_loop
 
 
 async def loop_type() -> type:

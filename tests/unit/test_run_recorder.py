@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from dispatcher import recorder
-from dispatcher.recorder import RunRecorder
+from crontrio.dispatcher import recorder
+from crontrio.dispatcher.recorder import RunRecorder
 
 
 class RecordingStore:
@@ -62,7 +62,7 @@ async def _write_two_batches(monkeypatch: pytest.MonkeyPatch, db_seconds: float)
 
 
 async def test_writes_that_wait_too_long_are_reported(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="dispatcher.recorder"):
+    with caplog.at_level(logging.WARNING, logger="crontrio.dispatcher.recorder"):
         rec, store = await _write_two_batches(monkeypatch, db_seconds=6.0)
     assert store.batches == [(0, 1), (0, 1)]
     assert rec.behind_seconds == 12.0  # the second write waited for two commits
@@ -73,7 +73,7 @@ async def test_writes_that_wait_too_long_are_reported(monkeypatch: pytest.Monkey
 
 
 async def test_writes_in_time_are_not_reported(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="dispatcher.recorder"):
+    with caplog.at_level(logging.WARNING, logger="crontrio.dispatcher.recorder"):
         rec, store = await _write_two_batches(monkeypatch, db_seconds=2.0)
     assert store.batches == [(0, 1), (0, 1)]
     assert rec.behind_seconds < recorder.BEHIND_WARN_SECONDS

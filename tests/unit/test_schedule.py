@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from common.cron import CronSchedule
-from common.model import Job
-from common.schedule import Schedule
+from crontrio.common.cron import CronSchedule
+from crontrio.common.model import Job
+from crontrio.common.schedule import Schedule
 
 T0 = 1_800_000_000_000  # 2027-01-15T08:00:00Z, a whole minute
 WEEK = 7 * 24 * 3600_000  # a catch-up window that drops nothing

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from common.cron import CronSchedule
-from common.model import OVERLAP_ALLOW, OVERLAP_SKIP, Job
-from common.schedule import Schedule
-from dispatcher.scheduler import Scheduler
+from crontrio.common.cron import CronSchedule
+from crontrio.common.model import OVERLAP_ALLOW, OVERLAP_SKIP, Job
+from crontrio.common.schedule import Schedule
+from crontrio.dispatcher.scheduler import Scheduler
 
 
 def wall_ms() -> int:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from common.errors import ValidationError
-from common.model import Job
-from common.secrets import REDACTED, REDACTED_CHANGED, keep_stored, redact, redact_for_audit
+from crontrio.common.errors import ValidationError
+from crontrio.common.model import Job
+from crontrio.common.secrets import REDACTED, REDACTED_CHANGED, keep_stored, redact, redact_for_audit
 
 
 def _job(**kw: object) -> Job:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import pwd
 
-from executor.task_env import DEFAULT_PATH, baseline_environment
+from crontrio.executor.task_env import DEFAULT_PATH, baseline_environment
 
 
 def test_defaults_when_the_executor_has_no_environment() -> None:

@@ -8,13 +8,13 @@ import logging
 
 import pytest
 
-from common.errors import ValidationError
-from common.jobs import validate_job
-from common.model import Job
-from common.task_rules import MAX_TEXT_BYTES
-from common.text import EscapeControlsFilter, OutputEscaper, escape_controls
-from executor.runs import validate_request
-from protos import crontrio_pb2 as pb
+from crontrio.common.errors import ValidationError
+from crontrio.common.jobs import validate_job
+from crontrio.common.model import Job
+from crontrio.common.task_rules import MAX_TEXT_BYTES
+from crontrio.common.text import EscapeControlsFilter, OutputEscaper, escape_controls
+from crontrio.executor.runs import validate_request
+from crontrio.protos import crontrio_pb2 as pb
 
 SHELL = Job(name="j", spec="* * * * *", command="true")
 HTTP = Job(name="h", spec="* * * * *", command="http://example.com/", type="http")
@@ -39,8 +39,8 @@ BAD = [
 
 
 def _request(job: Job) -> pb.RunRequest:
-    from common.model import RunRecord
-    from dispatcher.firing import build_run_request
+    from crontrio.common.model import RunRecord
+    from crontrio.dispatcher.firing import build_run_request
 
     record = RunRecord(run_id="1-1000-1", job_id=1, job_name=job.name, scheduled_ms=1000, attempt=1, status="pending")
     return build_run_request(job, record)
