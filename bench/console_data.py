@@ -24,10 +24,10 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from common.model import Job, make_run_id
-from common.store.schema import jobs as jobs_table
-from common.store.schema import runs as runs_table
-from common.store.sql_store import _job_values
+from crontrio.common.model import Job, make_run_id
+from crontrio.common.store.schema import jobs as jobs_table
+from crontrio.common.store.schema import runs as runs_table
+from crontrio.common.store.sql_store import _job_values
 
 DAY_MS = 86_400_000
 TEAMS = (

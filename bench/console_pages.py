@@ -40,9 +40,9 @@ from bench.harness import (
     write_conf,
     write_result,
 )
-from common.config import DatabaseConfig
-from common.store.engine import make_engine
-from dispatcher import paging
+from crontrio.common.config import DatabaseConfig
+from crontrio.common.store.engine import make_engine
+from crontrio.dispatcher import paging
 
 TARGET_P95_MS = 300.0
 GIVE_UP = 2
@@ -299,8 +299,8 @@ def _time_count_runs(dispatcher: str, authorization: str, requests: int, warmup:
     over gRPC; [] where the admin API has no such call (older versions)."""
     import grpc
 
-    from protos import crontrio_pb2 as pb
-    from protos import crontrio_pb2_grpc as pb_grpc
+    from crontrio.protos import crontrio_pb2 as pb
+    from crontrio.protos import crontrio_pb2_grpc as pb_grpc
 
     if not hasattr(pb, "CountRunsRequest"):
         return []

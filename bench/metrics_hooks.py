@@ -15,11 +15,11 @@ import argparse
 import time
 from collections.abc import Callable
 
-from common import status
-from common.model import RunRecord
-from dispatcher.metrics import FIRED, DispatcherMetrics
-from executor.metrics import ExecutorMetrics
-from protos import crontrio_pb2 as pb
+from crontrio.common import status
+from crontrio.common.model import RunRecord
+from crontrio.dispatcher.metrics import FIRED, DispatcherMetrics
+from crontrio.executor.metrics import ExecutorMetrics
+from crontrio.protos import crontrio_pb2 as pb
 
 
 def best_of(fn: Callable[[], object], n: int, rounds: int = 5) -> float:

@@ -21,14 +21,14 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from common.auth import CLIENT_HEADER, bearer_token
-from console import errors, live, readpaths, transfer_api
-from console.gateway import NoDispatcherError
-from console.i18n import LANG_COOKIE, choose, translator
-from console.session import CSRF_HEADER
-from console.state import state_of
-from console.text import output_text
-from protos import crontrio_pb2 as pb
+from crontrio.common.auth import CLIENT_HEADER, bearer_token
+from crontrio.console import errors, live, readpaths, transfer_api
+from crontrio.console.gateway import NoDispatcherError
+from crontrio.console.i18n import LANG_COOKIE, choose, translator
+from crontrio.console.session import CSRF_HEADER
+from crontrio.console.state import state_of
+from crontrio.console.text import output_text
+from crontrio.protos import crontrio_pb2 as pb
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=Message)

@@ -16,14 +16,14 @@ from urllib.parse import quote
 import jinja2
 from aiohttp import web
 
-from common.config import Config
-from common.tls import admin_tls
-from console import api, bulk, jobpages, jobslist, listpages, pages
-from console.gateway import Gateway
-from console.secrets_file import load_or_create_secret
-from console.security import security_headers
-from console.session import Signer
-from console.state import STATE, ConsoleState
+from crontrio.common.config import Config
+from crontrio.common.tls import admin_tls
+from crontrio.console import api, bulk, jobpages, jobslist, listpages, pages
+from crontrio.console.gateway import Gateway
+from crontrio.console.secrets_file import load_or_create_secret
+from crontrio.console.security import security_headers
+from crontrio.console.session import Signer
+from crontrio.console.state import STATE, ConsoleState
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent

@@ -12,11 +12,11 @@ import logging
 import grpc
 from aiohttp import web
 
-from console.jobpages import downstream
-from console.pages import page, render
-from console.session import Session
-from console.state import state_of
-from protos import crontrio_pb2 as pb
+from crontrio.console.jobpages import downstream
+from crontrio.console.pages import page, render
+from crontrio.console.session import Session
+from crontrio.console.state import state_of
+from crontrio.protos import crontrio_pb2 as pb
 
 log = logging.getLogger(__name__)
 METHODS = {"pause": "PauseJob", "resume": "ResumeJob", "run": "RunJob", "delete": "DeleteJob"}

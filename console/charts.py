@@ -11,7 +11,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from console.text import at, duration
+from crontrio.console.text import at, duration
 
 WIDTH, HEIGHT, PAD = 600, 140, 18
 # Outcome groups of the 24-hour chart, bottom to top, with the CSS class of each.

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from console import jobform
+from crontrio.console import jobform
 
 # "spec: ...", "env[0]: ...", "after[1].job: ..."
 _FIELD = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])?(?:\.[A-Za-z_]+)?): (.*)$", re.S)

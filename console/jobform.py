@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from common.model import (
+from crontrio.common.model import (
     ALERT_CHANNELS,
     DEPENDENCY_CONDITIONS,
     HTTP_METHODS,
@@ -26,7 +26,7 @@ from common.model import (
     ROUTE_STRATEGIES,
     TASK_TYPES,
 )
-from protos import crontrio_pb2 as pb
+from crontrio.protos import crontrio_pb2 as pb
 
 REDACTED = "<redacted>"  # as the admin API writes a secret value; sent back, it keeps the stored one
 
@@ -252,8 +252,8 @@ def form_from_job(job: pb.Job, clone: bool = False) -> dict[str, str]:
 
 
 def _defaults() -> dict[str, str]:
-    from common.convert import job_to_pb
-    from common.model import Job
+    from crontrio.common.convert import job_to_pb
+    from crontrio.common.model import Job
 
     return form_from_job(job_to_pb(Job(name="", spec="", command=""), 0))
 

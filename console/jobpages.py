@@ -16,11 +16,11 @@ from urllib.parse import quote
 import grpc
 from aiohttp import web
 
-from console import jobform
-from console.pages import page, render
-from console.session import Session
-from console.state import state_of
-from protos import crontrio_pb2 as pb
+from crontrio.console import jobform
+from crontrio.console.pages import page, render
+from crontrio.console.session import Session
+from crontrio.console.state import state_of
+from crontrio.protos import crontrio_pb2 as pb
 
 log = logging.getLogger(__name__)
 PREVIEW_COUNT = 5

@@ -18,13 +18,13 @@ from typing import Any
 import grpc
 from aiohttp import web
 
-from console import errors, readpaths
-from console.i18n import translator
-from console.pages import language, page, render
-from console.session import Session
-from console.state import state_of
-from console.text import duration, spec_reading
-from protos import crontrio_pb2 as pb
+from crontrio.console import errors, readpaths
+from crontrio.console.i18n import translator
+from crontrio.console.pages import language, page, render
+from crontrio.console.session import Session
+from crontrio.console.state import state_of
+from crontrio.console.text import duration, spec_reading
+from crontrio.protos import crontrio_pb2 as pb
 
 SORTS = ("", "name", "next", "outcome")
 # Worst first when sorting by outcome: what needs looking at comes first.

@@ -15,13 +15,13 @@ from typing import Any
 
 from aiohttp import web
 
-from common import status as run_status
-from console import readpaths, zones
-from console.pages import page, render
-from console.session import Session
-from console.state import state_of
-from console.text import zone
-from protos import crontrio_pb2 as pb
+from crontrio.common import status as run_status
+from crontrio.console import readpaths, zones
+from crontrio.console.pages import page, render
+from crontrio.console.session import Session
+from crontrio.console.state import state_of
+from crontrio.console.text import zone
+from crontrio.protos import crontrio_pb2 as pb
 
 SCAN_PAGES = 10
 AUDIT_PAGE = 50

@@ -27,10 +27,10 @@ from dataclasses import dataclass
 import grpc
 from aiohttp import web
 
-from common import status as run_status
-from console.gateway import Gateway, NoDispatcherError
-from console.text import output_text
-from protos import crontrio_pb2 as pb
+from crontrio.common import status as run_status
+from crontrio.console.gateway import Gateway, NoDispatcherError
+from crontrio.console.text import output_text
+from crontrio.protos import crontrio_pb2 as pb
 
 log = logging.getLogger(__name__)
 # How long a plain GET of a running run waits for the output so far.

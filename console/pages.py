@@ -17,15 +17,15 @@ from urllib.parse import quote
 import grpc
 from aiohttp import web
 
-from common import status as run_status
-from common.auth import CLIENT_HEADER
-from console import charts, errors, readpaths, zones
-from console.gateway import NoDispatcherError
-from console.i18n import LANG_COOKIE, LANGUAGES, choose, translator
-from console.session import CSRF_FIELD, PRE_COOKIE, SESSION_COOKIE, Session, new_pre_session, set_cookie
-from console.state import state_of
-from console.text import duration, output_text, spec_reading
-from protos import crontrio_pb2 as pb
+from crontrio.common import status as run_status
+from crontrio.common.auth import CLIENT_HEADER
+from crontrio.console import charts, errors, readpaths, zones
+from crontrio.console.gateway import NoDispatcherError
+from crontrio.console.i18n import LANG_COOKIE, LANGUAGES, choose, translator
+from crontrio.console.session import CSRF_FIELD, PRE_COOKIE, SESSION_COOKIE, Session, new_pre_session, set_cookie
+from crontrio.console.state import state_of
+from crontrio.console.text import duration, output_text, spec_reading
+from crontrio.protos import crontrio_pb2 as pb
 
 log = logging.getLogger(__name__)
 PageHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from common import cron_text
+from crontrio.common import cron_text
 
 # CSI sequences (colours, cursor moves), OSC sequences (titles, hyperlinks)
 # and other two-byte escapes: stripped, never passed to the page.

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 
-from console.text import at
+from crontrio.console.text import at
 
 MODE_COOKIE = "crontrio_tz"
 LOCAL_COOKIE = "crontrio_localtz"
@@ -58,7 +58,7 @@ def formatters(request: web.Request) -> dict[str, Callable[..., str] | str]:
 
 
 async def set_mode(request: web.Request) -> web.StreamResponse:
-    from console.pages import safe_next
+    from crontrio.console.pages import safe_next
 
     mode = request.query.get("to", "")
     response = web.HTTPFound(safe_next(request.query.get("next", "/")))

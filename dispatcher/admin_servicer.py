@@ -14,32 +14,32 @@ from typing import Any
 
 import grpc
 
-from common import status, task_rules
-from common.auth import caller_is_admin, current_actor, current_role
-from common.convert import job_from_pb, job_to_pb, run_to_pb
-from common.cron import CronSchedule
-from common.errors import ValidationError
-from common.jobs import check_dependencies, schedule_of, validate_job
-from common.model import TRIGGER_MANUAL, Job, iso_ms, make_run_id
-from common.registry.base import Registry
-from common.schedule import Schedule
-from common.secrets import has_secrets, keep_stored, redact
-from common.store import run_stats
-from common.store.async_store import DbThreads
-from common.store.sql_store import JobExistsError, SqlStore
-from common.store.users import UserStore
-from common.task_rules import MAX_TIMEZONE_CHARS, check_spec_length
-from dispatcher import paging
-from dispatcher.audit import AuditLog, job_change_json
-from dispatcher.executor_client import ExecutorClients
-from dispatcher.firing import FiringRunner
-from dispatcher.job_sync import JobSync
-from dispatcher.routing import matching_executors
-from dispatcher.scheduler import SpawnFn
-from dispatcher.tail_hub import TailEndedError, TailHub, TailLimitError
-from dispatcher.users import UserAdmin
-from protos import crontrio_pb2 as pb
-from protos import crontrio_pb2_grpc as pb_grpc
+from crontrio.common import status, task_rules
+from crontrio.common.auth import caller_is_admin, current_actor, current_role
+from crontrio.common.convert import job_from_pb, job_to_pb, run_to_pb
+from crontrio.common.cron import CronSchedule
+from crontrio.common.errors import ValidationError
+from crontrio.common.jobs import check_dependencies, schedule_of, validate_job
+from crontrio.common.model import TRIGGER_MANUAL, Job, iso_ms, make_run_id
+from crontrio.common.registry.base import Registry
+from crontrio.common.schedule import Schedule
+from crontrio.common.secrets import has_secrets, keep_stored, redact
+from crontrio.common.store import run_stats
+from crontrio.common.store.async_store import DbThreads
+from crontrio.common.store.sql_store import JobExistsError, SqlStore
+from crontrio.common.store.users import UserStore
+from crontrio.common.task_rules import MAX_TIMEZONE_CHARS, check_spec_length
+from crontrio.dispatcher import paging
+from crontrio.dispatcher.audit import AuditLog, job_change_json
+from crontrio.dispatcher.executor_client import ExecutorClients
+from crontrio.dispatcher.firing import FiringRunner
+from crontrio.dispatcher.job_sync import JobSync
+from crontrio.dispatcher.routing import matching_executors
+from crontrio.dispatcher.scheduler import SpawnFn
+from crontrio.dispatcher.tail_hub import TailEndedError, TailHub, TailLimitError
+from crontrio.dispatcher.users import UserAdmin
+from crontrio.protos import crontrio_pb2 as pb
+from crontrio.protos import crontrio_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 DEFAULT_RUN_LIMIT = 20

@@ -6,41 +6,41 @@ import asyncio
 import contextlib
 import logging
 
-from common.alerts.sender import AlertSender
-from common.auth import admin_listen_address, check_plaintext_tokens, server_interceptors
-from common.claims.factory import make_claims
-from common.cluster import ClusterAuthInterceptor, control_protects, resolve_secret
-from common.config import Config
-from common.grpc_server import ServiceServer
-from common.metrics_http import MetricsServer
-from common.registry.etcd_registry import DispatcherWatcher
-from common.registry.factory import make_registry
-from common.registry.keys import dispatcher_key
-from common.registry.registration import EtcdRegistration
-from common.schedule import Schedule
-from common.store.async_store import DbThreads
-from common.store.engine import make_engine
-from common.store.migrate import ensure_schema
-from common.store.sql_store import SqlStore
-from common.store.users import UserStore
-from common.tls import internal_tls, server_credentials
-from dispatcher.admin_servicer import AdminServicer, ControlServicer
-from dispatcher.catch_up import catch_up
-from dispatcher.executor_client import ExecutorClients
-from dispatcher.firing import FiringRunner
-from dispatcher.job_sync import JobSync
-from dispatcher.metrics import DispatcherMetrics
-from dispatcher.misfire import MisfireTracker
-from dispatcher.notify import RunNotifier
-from dispatcher.overlap import OverlapGate
-from dispatcher.peers import PeerLiveness
-from dispatcher.recorder import RunRecorder
-from dispatcher.scheduler import Scheduler, wall_ms
-from dispatcher.tail_hub import TailHub
-from dispatcher.takeover import TakeoverWatch
-from dispatcher.users import SessionAuth, ensure_initial_admin
-from protos import crontrio_pb2 as pb
-from protos import crontrio_pb2_grpc as pb_grpc
+from crontrio.common.alerts.sender import AlertSender
+from crontrio.common.auth import admin_listen_address, check_plaintext_tokens, server_interceptors
+from crontrio.common.claims.factory import make_claims
+from crontrio.common.cluster import ClusterAuthInterceptor, control_protects, resolve_secret
+from crontrio.common.config import Config
+from crontrio.common.grpc_server import ServiceServer
+from crontrio.common.metrics_http import MetricsServer
+from crontrio.common.registry.etcd_registry import DispatcherWatcher
+from crontrio.common.registry.factory import make_registry
+from crontrio.common.registry.keys import dispatcher_key
+from crontrio.common.registry.registration import EtcdRegistration
+from crontrio.common.schedule import Schedule
+from crontrio.common.store.async_store import DbThreads
+from crontrio.common.store.engine import make_engine
+from crontrio.common.store.migrate import ensure_schema
+from crontrio.common.store.sql_store import SqlStore
+from crontrio.common.store.users import UserStore
+from crontrio.common.tls import internal_tls, server_credentials
+from crontrio.dispatcher.admin_servicer import AdminServicer, ControlServicer
+from crontrio.dispatcher.catch_up import catch_up
+from crontrio.dispatcher.executor_client import ExecutorClients
+from crontrio.dispatcher.firing import FiringRunner
+from crontrio.dispatcher.job_sync import JobSync
+from crontrio.dispatcher.metrics import DispatcherMetrics
+from crontrio.dispatcher.misfire import MisfireTracker
+from crontrio.dispatcher.notify import RunNotifier
+from crontrio.dispatcher.overlap import OverlapGate
+from crontrio.dispatcher.peers import PeerLiveness
+from crontrio.dispatcher.recorder import RunRecorder
+from crontrio.dispatcher.scheduler import Scheduler, wall_ms
+from crontrio.dispatcher.tail_hub import TailHub
+from crontrio.dispatcher.takeover import TakeoverWatch
+from crontrio.dispatcher.users import SessionAuth, ensure_initial_admin
+from crontrio.protos import crontrio_pb2 as pb
+from crontrio.protos import crontrio_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 VERSION = "0.1.0"

@@ -18,13 +18,13 @@ from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
-from common import status
-from common.cron import CronSchedule
-from common.jobs import schedule_of
-from common.model import MISFIRE_RUN_ALL, MISFIRE_RUN_ONCE, TRIGGER_CATCH_UP, Job, RunRecord, iso_ms, make_run_id
-from common.store.async_store import DbThreads
-from common.store.sql_store import SqlStore
-from dispatcher.recorder import RunRecorder
+from crontrio.common import status
+from crontrio.common.cron import CronSchedule
+from crontrio.common.jobs import schedule_of
+from crontrio.common.model import MISFIRE_RUN_ALL, MISFIRE_RUN_ONCE, TRIGGER_CATCH_UP, Job, RunRecord, iso_ms, make_run_id
+from crontrio.common.store.async_store import DbThreads
+from crontrio.common.store.sql_store import SqlStore
+from crontrio.dispatcher.recorder import RunRecorder
 
 log = logging.getLogger(__name__)
 MAX_CATCH_UP_FIRINGS = 1000  # per job: a run_all job with a tiny interval must not flood the executors

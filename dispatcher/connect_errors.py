@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import grpc
 
-from common import status
+from crontrio.common import status
 
 # A run sent ahead whose executor refuses connections this long before the
 # run's time (on the dispatcher's clock) died before starting it: the

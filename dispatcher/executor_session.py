@@ -19,9 +19,9 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from dispatcher.connect_errors import never_connected
-from protos import crontrio_pb2 as pb
-from protos import crontrio_pb2_grpc as pb_grpc
+from crontrio.dispatcher.connect_errors import never_connected
+from crontrio.protos import crontrio_pb2 as pb
+from crontrio.protos import crontrio_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 

@@ -33,16 +33,16 @@ from crontrio.common.model import (
     iso_ms,
     make_run_id,
 )
-from common.registry.base import ExecutorRef, Registry
-from dispatcher.connect_errors import never_connected, refused_unstarted, unstarted_proof
-from dispatcher.executor_client import ExecutorClients
-from dispatcher.executor_session import SessionBrokenError
-from dispatcher.metrics import CLAIMED_ELSEWHERE, FIRED, DispatcherMetrics
-from dispatcher.misfire import MisfireTracker
-from dispatcher.overlap import OverlapGate
-from dispatcher.recorder import RecordDroppedError, RunRecorder
-from dispatcher.routing import Router, fans_out, matching_executors
-from protos import crontrio_pb2 as pb
+from crontrio.common.registry.base import ExecutorRef, Registry
+from crontrio.dispatcher.connect_errors import never_connected, refused_unstarted, unstarted_proof
+from crontrio.dispatcher.executor_client import ExecutorClients
+from crontrio.dispatcher.executor_session import SessionBrokenError
+from crontrio.dispatcher.metrics import CLAIMED_ELSEWHERE, FIRED, DispatcherMetrics
+from crontrio.dispatcher.misfire import MisfireTracker
+from crontrio.dispatcher.overlap import OverlapGate
+from crontrio.dispatcher.recorder import RecordDroppedError, RunRecorder
+from crontrio.dispatcher.routing import Router, fans_out, matching_executors
+from crontrio.protos import crontrio_pb2 as pb
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from common import status
-from common.model import TRIGGER_SCHEDULE, RunRecord
+from crontrio.common import status
+from crontrio.common.model import TRIGGER_SCHEDULE, RunRecord
 
 FIRED = "fired"
 SKIPPED = "skipped"

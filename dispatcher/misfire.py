@@ -26,9 +26,9 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from common import status
-from common.jobs import schedule_of
-from common.model import (
+from crontrio.common import status
+from crontrio.common.jobs import schedule_of
+from crontrio.common.model import (
     MISFIRE_RUN_ALL,
     MISFIRE_RUN_ONCE,
     TRIGGER_CATCH_UP,
@@ -38,10 +38,10 @@ from common.model import (
     iso_ms,
     make_run_id,
 )
-from common.store.async_store import DbThreads
-from common.store.sql_store import SqlStore
-from dispatcher.catch_up import latest_firings
-from dispatcher.recorder import RunRecorder
+from crontrio.common.store.async_store import DbThreads
+from crontrio.common.store.sql_store import SqlStore
+from crontrio.dispatcher.catch_up import latest_firings
+from crontrio.dispatcher.recorder import RunRecorder
 
 log = logging.getLogger(__name__)
 

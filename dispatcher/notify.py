@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import logging
 
-from common import status
-from common.alerts.message import run_alert
-from common.alerts.overrun import report_overrun
-from common.alerts.sender import AlertSender
-from common.model import NOTIFY_ALWAYS, NOTIFY_ON_FAILURE, NOTIFY_ON_KEYWORD, Job, RunRecord
-from common.store.async_store import DbThreads
-from common.store.sql_store import SqlStore
+from crontrio.common import status
+from crontrio.common.alerts.message import run_alert
+from crontrio.common.alerts.overrun import report_overrun
+from crontrio.common.alerts.sender import AlertSender
+from crontrio.common.model import NOTIFY_ALWAYS, NOTIFY_ON_FAILURE, NOTIFY_ON_KEYWORD, Job, RunRecord
+from crontrio.common.store.async_store import DbThreads
+from crontrio.common.store.sql_store import SqlStore
 
 log = logging.getLogger(__name__)
 # What on_failure means (DESIGN.md / issue: failed, timeout, killed, lost, missed).

@@ -26,10 +26,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.model import RunRecord
-from common.store.async_store import DbThreads
-from common.store.sql_store import SqlStore
-from dispatcher.metrics import DispatcherMetrics
+from crontrio.common.model import RunRecord
+from crontrio.common.store.async_store import DbThreads
+from crontrio.common.store.sql_store import SqlStore
+from crontrio.dispatcher.metrics import DispatcherMetrics
 
 log = logging.getLogger(__name__)
 

@@ -19,20 +19,20 @@ import socket
 import time
 from collections.abc import Mapping
 
-from common.cluster import ClusterAuthInterceptor, executor_protects, resolve_secret
-from common.config import Config, EtcdConfig, ExecutorConfig, TlsConfig
-from common.grpc_server import ServiceServer
-from common.metrics_http import MetricsServer
-from common.registry.keys import executor_key
-from common.registry.registration import EtcdRegistration
-from common.runtime import install_stop_signals
-from common.tls import internal_tls, server_credentials
-from executor import VERSION, journal_retention
-from executor.http_task import HttpClients
-from executor.journal import Journal
-from executor.runs import OUTPUT_DRAIN_SECONDS, RunRegistry
-from executor.servicer import ExecutorServicer
-from protos import crontrio_pb2, crontrio_pb2_grpc
+from crontrio.common.cluster import ClusterAuthInterceptor, executor_protects, resolve_secret
+from crontrio.common.config import Config, EtcdConfig, ExecutorConfig, TlsConfig
+from crontrio.common.grpc_server import ServiceServer
+from crontrio.common.metrics_http import MetricsServer
+from crontrio.common.registry.keys import executor_key
+from crontrio.common.registry.registration import EtcdRegistration
+from crontrio.common.runtime import install_stop_signals
+from crontrio.common.tls import internal_tls, server_credentials
+from crontrio.executor import VERSION, journal_retention
+from crontrio.executor.http_task import HttpClients
+from crontrio.executor.journal import Journal
+from crontrio.executor.runs import OUTPUT_DRAIN_SECONDS, RunRegistry
+from crontrio.executor.servicer import ExecutorServicer
+from crontrio.protos import crontrio_pb2, crontrio_pb2_grpc
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from common import status
-from protos import crontrio_pb2
+from crontrio.common import status
+from crontrio.protos import crontrio_pb2
 
 # From 10 ms (an HTTP ping) to a day (a long nightly batch).
 RUN_DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0)

@@ -45,19 +45,19 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from common import status, task_rules
-from common.config import MAX_DISPATCH_AHEAD_MS, ExecutorConfig
-from common.errors import ValidationError
-from executor import VERSION
-from executor.http_task import DEFAULT_TIMEOUT_SECONDS, METHODS, HttpClients, run_http
-from executor.journal import Journal, Lookup, ResultKey, StartedRun
-from executor.journal_health import describe_failure
-from executor.keywords import KeywordScanner
-from executor.metrics import ExecutorMetrics
-from executor.output_tail import OutputTail
-from executor.shell_task import RunAs, ShellProcess, TaskStartError, check_workdir, resolve_user, task_environment
-from executor.task_env import baseline_environment
-from protos import crontrio_pb2
+from crontrio.common import status, task_rules
+from crontrio.common.config import MAX_DISPATCH_AHEAD_MS, ExecutorConfig
+from crontrio.common.errors import ValidationError
+from crontrio.executor import VERSION
+from crontrio.executor.http_task import DEFAULT_TIMEOUT_SECONDS, METHODS, HttpClients, run_http
+from crontrio.executor.journal import Journal, Lookup, ResultKey, StartedRun
+from crontrio.executor.journal_health import describe_failure
+from crontrio.executor.keywords import KeywordScanner
+from crontrio.executor.metrics import ExecutorMetrics
+from crontrio.executor.output_tail import OutputTail
+from crontrio.executor.shell_task import RunAs, ShellProcess, TaskStartError, check_workdir, resolve_user, task_environment
+from crontrio.executor.task_env import baseline_environment
+from crontrio.protos import crontrio_pb2
 
 log = logging.getLogger(__name__)
 

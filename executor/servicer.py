@@ -10,10 +10,10 @@ from typing import Any
 
 import grpc
 
-from common import status
-from common.errors import ValidationError
-from executor.runs import AlreadyAcknowledgedError, DrainingError, NotJournaledError, RunNotFoundError, RunRegistry
-from protos import crontrio_pb2, crontrio_pb2_grpc
+from crontrio.common import status
+from crontrio.common.errors import ValidationError
+from crontrio.executor.runs import AlreadyAcknowledgedError, DrainingError, NotJournaledError, RunNotFoundError, RunRegistry
+from crontrio.protos import crontrio_pb2, crontrio_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +83,7 @@ class ExecutorServicer(crontrio_pb2_grpc.ExecutorServicer):
         async for event in events:
             yield event
 
-    async def Kill(
-        self, request: crontrio_pb2.KillRequest, context: grpc.aio.ServicerContext
-    ) -> crontrio_pb2.KillReply:
+    async def Kill(self, request: crontrio_pb2.KillRequest, context: grpc.aio.ServicerContext) -> crontrio_pb2.KillReply:
         if request.before_start_only:
             reason = request.reason or "cancelled before its scheduled start"
             return crontrio_pb2.KillReply(killed=self.runs.cancel_held(request.run_id, reason))
@@ -93,9 +91,7 @@ class ExecutorServicer(crontrio_pb2_grpc.ExecutorServicer):
             return crontrio_pb2.KillReply(killed=self.runs.kill(request.run_id, request.reason))
         return crontrio_pb2.KillReply(killed=self.runs.kill(request.run_id))
 
-    async def Ack(
-        self, request: crontrio_pb2.AckRequest, context: grpc.aio.ServicerContext
-    ) -> crontrio_pb2.AckReply:
+    async def Ack(self, request: crontrio_pb2.AckRequest, context: grpc.aio.ServicerContext) -> crontrio_pb2.AckReply:
         try:
             acknowledged = await self.runs.ack(request.run_ids)
         except sqlite3.Error as exc:

@@ -7,26 +7,26 @@ import logging
 import time
 from typing import Any
 
-from common.alerts.sender import AlertSender
-from common.cluster import resolve_secret
-from common.config import Config
-from common.grpc_server import ServiceServer
-from common.registry.etcd_registry import DispatcherWatcher
-from common.registry.factory import make_registry
-from common.store.async_store import DbThreads
-from common.store.engine import make_engine
-from common.store.migrate import ensure_schema
-from common.store.sql_store import SqlStore
-from common.tls import admin_tls, internal_tls
-from monitor.dispatcher_links import DispatcherLinks
-from monitor.health_watch import HealthWatch
-from monitor.http_status import StatusHttpServer
-from monitor.job_watch import JobWatch
-from monitor.metrics import JobStats, MonitorMetrics
-from monitor.missed import MissedDetector
-from monitor.reconcile import Reconciler
-from monitor.retention import RetentionLoop
-from monitor.system_alerts import SystemAlerts
+from crontrio.common.alerts.sender import AlertSender
+from crontrio.common.cluster import resolve_secret
+from crontrio.common.config import Config
+from crontrio.common.grpc_server import ServiceServer
+from crontrio.common.registry.etcd_registry import DispatcherWatcher
+from crontrio.common.registry.factory import make_registry
+from crontrio.common.store.async_store import DbThreads
+from crontrio.common.store.engine import make_engine
+from crontrio.common.store.migrate import ensure_schema
+from crontrio.common.store.sql_store import SqlStore
+from crontrio.common.tls import admin_tls, internal_tls
+from crontrio.monitor.dispatcher_links import DispatcherLinks
+from crontrio.monitor.health_watch import HealthWatch
+from crontrio.monitor.http_status import StatusHttpServer
+from crontrio.monitor.job_watch import JobWatch
+from crontrio.monitor.metrics import JobStats, MonitorMetrics
+from crontrio.monitor.missed import MissedDetector
+from crontrio.monitor.reconcile import Reconciler
+from crontrio.monitor.retention import RetentionLoop
+from crontrio.monitor.system_alerts import SystemAlerts
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +52,7 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
                 return None
             return {d.id: d.address for d in dispatchers_watcher.live()}
 
-        links = DispatcherLinks(
-            [], discovered, tls=admin_tls(cfg.tls), token=cfg.monitor.token, cluster_secret=cluster_secret
-        )
+        links = DispatcherLinks([], discovered, tls=admin_tls(cfg.tls), token=cfg.monitor.token, cluster_secret=cluster_secret)
     else:
         links = DispatcherLinks(
             cfg.monitor_dispatchers, tls=admin_tls(cfg.tls), token=cfg.monitor.token, cluster_secret=cluster_secret

@@ -13,9 +13,9 @@ from typing import Any
 
 from aiohttp import web
 
-from common.config import Config
-from common.metrics_http import body_handler
-from monitor.metrics import MonitorMetrics
+from crontrio.common.config import Config
+from crontrio.common.metrics_http import body_handler
+from crontrio.monitor.metrics import MonitorMetrics
 
 
 class StatusHttpServer:

@@ -28,13 +28,13 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from sqlalchemy import and_, func, select
 
-from common import status
-from common.cron import CronSchedule
-from common.jobs import schedule_of
-from common.model import Job
-from common.store.async_store import DbThreads
-from common.store.schema import jobs, runs
-from common.store.sql_store import SqlStore
+from crontrio.common import status
+from crontrio.common.cron import CronSchedule
+from crontrio.common.jobs import schedule_of
+from crontrio.common.model import Job
+from crontrio.common.store.async_store import DbThreads
+from crontrio.common.store.schema import jobs, runs
+from crontrio.common.store.sql_store import SqlStore
 
 log = logging.getLogger(__name__)
 

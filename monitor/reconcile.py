@@ -22,16 +22,16 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from common import status
-from common.config import TlsConfig
-from common.grpc_server import make_channel
-from common.model import RunRecord, iso_ms
-from common.registry.base import Registry
-from common.store.async_store import DbThreads
-from common.store.sql_store import SqlStore
-from monitor.dispatcher_links import DispatcherLinks
-from protos import crontrio_pb2 as pb
-from protos import crontrio_pb2_grpc as pb_grpc
+from crontrio.common import status
+from crontrio.common.config import TlsConfig
+from crontrio.common.grpc_server import make_channel
+from crontrio.common.model import RunRecord, iso_ms
+from crontrio.common.registry.base import Registry
+from crontrio.common.store.async_store import DbThreads
+from crontrio.common.store.sql_store import SqlStore
+from crontrio.monitor.dispatcher_links import DispatcherLinks
+from crontrio.protos import crontrio_pb2 as pb
+from crontrio.protos import crontrio_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 MAX_ACTIVE_SCANNED = 5000

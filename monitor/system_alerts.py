@@ -11,14 +11,14 @@ import asyncio
 import logging
 import time
 
-from common import status
-from common.alerts.message import system_alert
-from common.alerts.overrun import report_overrun
-from common.alerts.sender import AlertSender
-from common.model import TIMEOUT_ALERT, iso_ms
-from common.store.async_store import DbThreads
-from common.store.sql_store import SqlStore
-from monitor.dispatcher_links import DispatcherLinks
+from crontrio.common import status
+from crontrio.common.alerts.message import system_alert
+from crontrio.common.alerts.overrun import report_overrun
+from crontrio.common.alerts.sender import AlertSender
+from crontrio.common.model import TIMEOUT_ALERT, iso_ms
+from crontrio.common.store.async_store import DbThreads
+from crontrio.common.store.sql_store import SqlStore
+from crontrio.monitor.dispatcher_links import DispatcherLinks
 
 log = logging.getLogger(__name__)
 # A run this long past its job's timeout was not killed: the executor or its

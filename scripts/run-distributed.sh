@@ -141,11 +141,11 @@ export CRONTRIO_REDIS_PORT=$redis_port CRONTRIO_ETCD_ENDPOINTS=127.0.0.1:$etcd_p
 export CRONTRIO_CLUSTER_SECRET_FILE="$top/cluster.secret" CRONTRIO_CONSOLE_SECRET_FILE="$top/console-secret"
 export CRONTRIO_DISPATCHER_INITIAL_PASSWORD_FILE="$top/initial-admin-password"
 export CRONTRIO_MONITOR_HTTP_LISTEN=127.0.0.1:$http_port
-"$py" -m monitor -c $conf migrate --examples
+"$py" -m crontrio.monitor -c $conf migrate --examples
 
 service() {  # name module listen [extra env...]
     local name=$1 module=$2 listen=$3; shift 3
-    launch "$name" env "CRONTRIO_${module^^}_LISTEN=$listen" "CRONTRIO_${module^^}_ID=$name" "$@" "$py" -m "$module" -c $conf
+    launch "$name" env "CRONTRIO_${module^^}_LISTEN=$listen" "CRONTRIO_${module^^}_ID=$name" "$@" "$py" -m "crontrio.$module" -c $conf
     follow "$name"
 }
 service e1 executor "127.0.0.1:$e1_port" CRONTRIO_EXECUTOR_JOURNAL="$top/e1-journal.db" CRONTRIO_EXECUTOR_METRICS_LISTEN="127.0.0.1:$m_e1"

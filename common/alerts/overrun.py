@@ -13,11 +13,11 @@ from __future__ import annotations
 import logging
 import time
 
-from common.alerts.message import overrun_alert
-from common.alerts.sender import AlertSender
-from common.model import NOTIFY_ALWAYS, NOTIFY_ON_FAILURE, Job
-from common.store.async_store import DbThreads
-from common.store.sql_store import SqlStore
+from crontrio.common.alerts.message import overrun_alert
+from crontrio.common.alerts.sender import AlertSender
+from crontrio.common.model import NOTIFY_ALWAYS, NOTIFY_ON_FAILURE, Job
+from crontrio.common.store.async_store import DbThreads
+from crontrio.common.store.sql_store import SqlStore
 
 log = logging.getLogger(__name__)
 # Notify policies under which an overrun alerts: it is trouble (on_failure)

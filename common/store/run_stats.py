@@ -16,8 +16,8 @@ from typing import Any
 
 from sqlalchemy import Engine, Select, select, union_all
 
-from common import status
-from common.store.schema import runs
+from crontrio.common import status
+from crontrio.common.store.schema import runs
 
 RECENT = 20  # runs per job the success rate is computed over
 # Branches per statement: SQLite's default cap on compound SELECTs is 500.

@@ -19,10 +19,10 @@ from sqlalchemy import Engine, and_, bindparam, delete, func, insert, or_, selec
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from common import status
-from common.model import ON_SUCCESS, TIMEOUT_KILL, AuditEntry, Dependency, Job, RunRecord
-from common.store import schema
-from common.store.schema import audit_log, job_changelog, jobs, meta, runs
+from crontrio.common import status
+from crontrio.common.model import ON_SUCCESS, TIMEOUT_KILL, AuditEntry, Dependency, Job, RunRecord
+from crontrio.common.store import schema
+from crontrio.common.store.schema import audit_log, job_changelog, jobs, meta, runs
 
 
 class JobExistsError(Exception):

@@ -11,7 +11,7 @@ import re
 import httpx
 import pytest
 
-from console.jobform import FIELDS
+from crontrio.console.jobform import FIELDS
 from tests.e2e.conftest import Trio
 from tests.e2e.console_helpers import (
     add_user,

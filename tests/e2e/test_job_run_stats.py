@@ -10,9 +10,9 @@ import grpc
 import pytest
 from sqlalchemy.dialects import sqlite
 
-from common.store import run_stats
-from protos import crontrio_pb2 as pb
-from protos import crontrio_pb2_grpc as pb_grpc
+from crontrio.common.store import run_stats
+from crontrio.protos import crontrio_pb2 as pb
+from crontrio.protos import crontrio_pb2_grpc as pb_grpc
 from tests.e2e.conftest import Trio, make_trio, stop_trio
 
 BASE_MS = 1_780_000_000_000

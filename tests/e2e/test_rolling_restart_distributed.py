@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from common.config import DatabaseConfig
+from crontrio.common.config import DatabaseConfig
 from tests.e2e.cluster import Cluster
 from tests.servers import EtcdServer, RedisServer
 from tests.services import wait_for

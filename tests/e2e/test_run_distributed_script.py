@@ -76,7 +76,7 @@ def cluster(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path, dic
 def cronctl(ports: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     servers = ["--server", f"127.0.0.1:{ports['D1']}", "--server", f"127.0.0.1:{ports['D2']}"]
     return subprocess.run(
-        [sys.executable, "-m", "cronctl.main", *servers, *args], cwd=REPO, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "crontrio.cronctl.main", *servers, *args], cwd=REPO, capture_output=True, text=True, timeout=60
     )
 
 

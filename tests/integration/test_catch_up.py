@@ -14,16 +14,16 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from common import status
-from common.config import DatabaseConfig
-from common.model import MISFIRE_RUN_ALL, MISFIRE_RUN_ONCE, Job, RunRecord, make_run_id
-from common.store.async_store import DbThreads
-from common.store.engine import make_engine
-from common.store.migrate import ensure_schema
-from common.store.sql_store import SqlStore
-from dispatcher import catch_up as catch_up_mod
-from dispatcher.catch_up import MAX_CATCH_UP_FIRINGS, catch_up, missed_firings
-from dispatcher.recorder import RunRecorder
+from crontrio.common import status
+from crontrio.common.config import DatabaseConfig
+from crontrio.common.model import MISFIRE_RUN_ALL, MISFIRE_RUN_ONCE, Job, RunRecord, make_run_id
+from crontrio.common.store.async_store import DbThreads
+from crontrio.common.store.engine import make_engine
+from crontrio.common.store.migrate import ensure_schema
+from crontrio.common.store.sql_store import SqlStore
+from crontrio.dispatcher import catch_up as catch_up_mod
+from crontrio.dispatcher.catch_up import MAX_CATCH_UP_FIRINGS, catch_up, missed_firings
+from crontrio.dispatcher.recorder import RunRecorder
 
 NOW = 1_800_000_000_000  # a whole second, fixed so the expected instants are exact
 MISSED = 3000  # seconds of an every-second job since its last run: 3,000 missed firings

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, event
 
-from common.config import DatabaseConfig
-from common.model import Job, RunRecord
-from common.store.engine import make_engine
-from common.store.migrate import ensure_schema
-from common.store.sql_store import SqlStore, _job_values
+from crontrio.common.config import DatabaseConfig
+from crontrio.common.model import Job, RunRecord
+from crontrio.common.store.engine import make_engine
+from crontrio.common.store.migrate import ensure_schema
+from crontrio.common.store.sql_store import SqlStore, _job_values
 
 STATUSES = ("succeeded", "failed", "timeout", "killed", "lost", "skipped", "running", "pending")
 

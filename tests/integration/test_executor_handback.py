@@ -13,9 +13,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2
 
-from common import status
-from protos import crontrio_pb2 as pb
-from protos import crontrio_pb2_grpc
+from crontrio.common import status
+from crontrio.protos import crontrio_pb2 as pb
+from crontrio.protos import crontrio_pb2_grpc
 from tests.integration.test_executor import eventually, health, lines, read_rest, read_until, run, shell, start_executor
 
 

@@ -12,13 +12,13 @@ from typing import cast
 import pytest
 import pytest_asyncio
 
-from common import status
-from common.config import ExecutorConfig
-from executor.http_task import HttpClients
-from executor.journal import Journal, StartedRun
-from executor.metrics import ExecutorMetrics
-from executor.runs import RunRegistry
-from protos import crontrio_pb2 as pb
+from crontrio.common import status
+from crontrio.common.config import ExecutorConfig
+from crontrio.executor.http_task import HttpClients
+from crontrio.executor.journal import Journal, StartedRun
+from crontrio.executor.metrics import ExecutorMetrics
+from crontrio.executor.runs import RunRegistry
+from crontrio.protos import crontrio_pb2 as pb
 from tests.services import wait_until
 
 pytestmark = pytest.mark.asyncio

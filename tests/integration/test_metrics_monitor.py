@@ -13,14 +13,14 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import event
 
-from common import status
-from common.config import DatabaseConfig
-from common.model import Job, RunRecord
-from common.store.async_store import DbThreads
-from common.store.engine import make_engine
-from common.store.migrate import ensure_schema
-from common.store.sql_store import SqlStore
-from monitor.metrics import JobSnapshot, JobStats, MonitorMetrics, _JobState, render_per_job
+from crontrio.common import status
+from crontrio.common.config import DatabaseConfig
+from crontrio.common.model import Job, RunRecord
+from crontrio.common.store.async_store import DbThreads
+from crontrio.common.store.engine import make_engine
+from crontrio.common.store.migrate import ensure_schema
+from crontrio.common.store.sql_store import SqlStore
+from crontrio.monitor.metrics import JobSnapshot, JobStats, MonitorMetrics, _JobState, render_per_job
 
 
 @pytest.fixture(params=["sqlite", "mariadb"])

@@ -13,15 +13,15 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from common import status
-from common.config import DatabaseConfig
-from common.model import MISFIRE_RUN_ALL, MISFIRE_RUN_ONCE, MISFIRE_SKIP, TRIGGER_CATCH_UP, Job
-from common.store.async_store import DbThreads
-from common.store.engine import make_engine
-from common.store.migrate import ensure_schema
-from common.store.sql_store import SqlStore
-from dispatcher.misfire import MisfireTracker
-from dispatcher.recorder import RunRecorder
+from crontrio.common import status
+from crontrio.common.config import DatabaseConfig
+from crontrio.common.model import MISFIRE_RUN_ALL, MISFIRE_RUN_ONCE, MISFIRE_SKIP, TRIGGER_CATCH_UP, Job
+from crontrio.common.store.async_store import DbThreads
+from crontrio.common.store.engine import make_engine
+from crontrio.common.store.migrate import ensure_schema
+from crontrio.common.store.sql_store import SqlStore
+from crontrio.dispatcher.misfire import MisfireTracker
+from crontrio.dispatcher.recorder import RunRecorder
 from tests.services import wait_until
 
 GRACE_S = 1.0

@@ -13,18 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from common import status
-from common.config import DatabaseConfig
-from common.model import RunRecord
-from common.registry.static import StaticRegistry
-from common.store.async_store import DbThreads
-from common.store.engine import make_engine
-from common.store.migrate import ensure_schema
-from common.store.sql_store import SqlStore
-from monitor.dispatcher_links import DispatcherLinks
-from monitor.reconcile import Reconciler
-from protos import crontrio_pb2 as pb
-from protos import crontrio_pb2_grpc
+from crontrio.common import status
+from crontrio.common.config import DatabaseConfig
+from crontrio.common.model import RunRecord
+from crontrio.common.registry.static import StaticRegistry
+from crontrio.common.store.async_store import DbThreads
+from crontrio.common.store.engine import make_engine
+from crontrio.common.store.migrate import ensure_schema
+from crontrio.common.store.sql_store import SqlStore
+from crontrio.monitor.dispatcher_links import DispatcherLinks
+from crontrio.monitor.reconcile import Reconciler
+from crontrio.protos import crontrio_pb2 as pb
+from crontrio.protos import crontrio_pb2_grpc
 from tests.integration.test_executor import eventually, read_until, shell, start_executor
 from tests.services import cluster_channel
 

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from common import status
-from common.config import DatabaseConfig
-from common.model import RunRecord, make_run_id
-from common.store.async_store import DbThreads
-from common.store.engine import make_engine
-from common.store.migrate import ensure_schema
-from common.store.sql_store import SqlStore
-from dispatcher.recorder import RecordDroppedError, RunRecorder
+from crontrio.common import status
+from crontrio.common.config import DatabaseConfig
+from crontrio.common.model import RunRecord, make_run_id
+from crontrio.common.store.async_store import DbThreads
+from crontrio.common.store.engine import make_engine
+from crontrio.common.store.migrate import ensure_schema
+from crontrio.common.store.sql_store import SqlStore
+from crontrio.dispatcher.recorder import RecordDroppedError, RunRecorder
 from tests.services import wait_until
 
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from common.config import DatabaseConfig
-from common.model import Job, RunRecord
-from common.store.engine import make_engine
-from common.store.migrate import ensure_schema
-from common.store.run_stats import job_run_stats
-from common.store.sql_store import SqlStore
+from crontrio.common.config import DatabaseConfig
+from crontrio.common.model import Job, RunRecord
+from crontrio.common.store.engine import make_engine
+from crontrio.common.store.migrate import ensure_schema
+from crontrio.common.store.run_stats import job_run_stats
+from crontrio.common.store.sql_store import SqlStore
 
 BASE_MS = 1_780_000_000_000
 

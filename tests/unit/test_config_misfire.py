@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from common.config import load_config
-from common.errors import ConfigError
+from crontrio.common.config import load_config
+from crontrio.common.errors import ConfigError
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import grpc
 from grpc.aio import AioRpcError, Metadata
 
-from common import status
-from dispatcher.connect_errors import REROUTE_CLOCK_MARGIN_MS, unstarted_proof
+from crontrio.common import status
+from crontrio.dispatcher.connect_errors import REROUTE_CLOCK_MARGIN_MS, unstarted_proof
 
 REFUSED = (
     "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:5921: "

@@ -140,8 +140,8 @@ def test_cookies_are_secure_under_tls_and_strict_everywhere() -> None:
 
 
 def test_live_output_is_cut_only_between_characters_and_escapes() -> None:
-    from console.live import Splitter
-    from console.text import output_text
+    from crontrio.console.live import Splitter
+    from crontrio.console.text import output_text
 
     raw = "é \x1b[31mred\x1b[0m 中\n".encode()
     for size in range(1, len(raw) + 1):  # every way of cutting it into chunks
@@ -154,7 +154,7 @@ def test_live_output_is_cut_only_between_characters_and_escapes() -> None:
 
 
 def test_every_job_form_label_has_a_chinese_translation() -> None:
-    from console.jobform import GROUPS
+    from crontrio.console.jobform import GROUPS
 
     catalog = LANGUAGES["zh-CN"][1]
     texts = {g.title for g in GROUPS if g.title} | {t for g in GROUPS for f in g.fields for t in (f.label, f.hint) if t}
@@ -162,8 +162,8 @@ def test_every_job_form_label_has_a_chinese_translation() -> None:
 
 
 def test_the_job_form_reads_back_what_it_shows_for_every_field() -> None:
-    from console.jobform import FIELDS, field_of, form_from_job, job_from_form
-    from protos import crontrio_pb2 as pb
+    from crontrio.console.jobform import FIELDS, field_of, form_from_job, job_from_form
+    from crontrio.protos import crontrio_pb2 as pb
 
     job = pb.Job(
         name="full", paused=True, description="Nightly\ncopy", owner="team-ops", tags=["backup", "nightly"],

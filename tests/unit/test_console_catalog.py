@@ -7,11 +7,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import console
-from common import status
-from common.model import TRIGGER_CATCH_UP, TRIGGER_MANUAL, TRIGGER_SCHEDULE
-from console import charts, errors, jobslist, pages, readpaths
-from console.i18n import LANGUAGES, translator
+from crontrio import console
+from crontrio.common import status
+from crontrio.common.model import TRIGGER_CATCH_UP, TRIGGER_MANUAL, TRIGGER_SCHEDULE
+from crontrio.console import charts, errors, jobslist, pages, readpaths
+from crontrio.console.i18n import LANGUAGES, translator
 
 HERE = Path(console.__file__).parent
 # Python sources: texts handed to the page as messages, or to a translator.

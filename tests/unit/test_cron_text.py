@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from common.cron_text import describe
+from crontrio.common.cron_text import describe
 
 CASES = [
     # spec, English, Chinese

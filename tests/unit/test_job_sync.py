@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from common.cron import CronSchedule
-from common.model import Dependency, Job
-from common.schedule import Schedule
-from dispatcher.job_sync import JobSync
+from crontrio.common.cron import CronSchedule
+from crontrio.common.model import Dependency, Job
+from crontrio.common.schedule import Schedule
+from crontrio.dispatcher.job_sync import JobSync
 
 T0 = 1_800_000_000_000  # 2027-01-15T08:00:00Z, a Friday
 HOUR = 3600_000

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from common.config import load_config
-from common.errors import ConfigError
-from common.metrics_http import MetricsServer
+from crontrio.common.config import load_config
+from crontrio.common.errors import ConfigError
+from crontrio.common.metrics_http import MetricsServer
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 

@@ -8,12 +8,12 @@ from typing import Any, cast
 import pytest
 from prometheus_client import generate_latest
 
-from common import status
-from common.claims.memory import MemoryClaims
-from common.model import TRIGGER_MANUAL, Job, RunRecord, firing_id
-from dispatcher.firing import FiringRunner
-from dispatcher.metrics import CLAIMED_ELSEWHERE, FIRED, DispatcherMetrics
-from dispatcher.recorder import RunRecorder
+from crontrio.common import status
+from crontrio.common.claims.memory import MemoryClaims
+from crontrio.common.model import TRIGGER_MANUAL, Job, RunRecord, firing_id
+from crontrio.dispatcher.firing import FiringRunner
+from crontrio.dispatcher.metrics import CLAIMED_ELSEWHERE, FIRED, DispatcherMetrics
+from crontrio.dispatcher.recorder import RunRecorder
 
 
 def value(metrics: DispatcherMetrics, name: str, **labels: str) -> float:

@@ -8,10 +8,10 @@ from typing import Any, cast
 
 from prometheus_client import generate_latest
 
-from common.cron import CronSchedule
-from dispatcher.metrics import DispatcherMetrics
-from executor.metrics import ExecutorMetrics
-from monitor.metrics import JobSnapshot, JobStats, MonitorMetrics, _JobState, render_per_job
+from crontrio.common.cron import CronSchedule
+from crontrio.dispatcher.metrics import DispatcherMetrics
+from crontrio.executor.metrics import ExecutorMetrics
+from crontrio.monitor.metrics import JobSnapshot, JobStats, MonitorMetrics, _JobState, render_per_job
 from tests.services import REPO
 
 RULES = REPO / "deploy" / "prometheus" / "alerts.yml"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from common.alerts.message import overrun_alert
-from common.convert import job_from_pb, job_to_pb, run_to_pb
-from common.model import TIMEOUT_ALERT, TIMEOUT_KILL, Job, RunRecord
-from dispatcher.firing import build_run_request, request_template
-from protos import crontrio_pb2 as pb
+from crontrio.common.alerts.message import overrun_alert
+from crontrio.common.convert import job_from_pb, job_to_pb, run_to_pb
+from crontrio.common.model import TIMEOUT_ALERT, TIMEOUT_KILL, Job, RunRecord
+from crontrio.dispatcher.firing import build_run_request, request_template
+from crontrio.protos import crontrio_pb2 as pb
 
 
 def job(action: str) -> Job:
