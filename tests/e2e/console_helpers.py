@@ -73,3 +73,22 @@ def add_user(t: Trio, name: str, role: str, password: str) -> None:
 
     with grpc.insecure_channel(t.dispatcher) as channel:
         pb_grpc.AdminStub(channel).CreateUser(pb.CreateUserRequest(name=name, role=role, password=password), timeout=30)
+
+
+# Module fixtures the console test modules share (import them by name).
+
+
+@pytest.fixture(scope="module")
+def url(console_trio: Trio) -> str:
+    return console_url(console_trio)
+
+
+@pytest.fixture(scope="module")
+def admin(console_trio: Trio, url: str) -> httpx.Client:
+    return browser_login(url, "admin", admin_password(console_trio))
+
+
+@pytest.fixture(scope="module")
+def api(console_trio: Trio, url: str) -> httpx.Client:
+    token = api_token(url, "admin", admin_password(console_trio))
+    return httpx.Client(base_url=url + "/api/v1", headers=bearer(token), timeout=30)

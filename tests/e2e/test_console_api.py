@@ -19,18 +19,13 @@ from tests.e2e.console_helpers import (
     bearer,
     browser_login,
     console_trio,
-    console_url,
     csrf_of,
+    url,  # fixtures
 )
 from tests.services import ServiceProcess, free_port, wait_for
 
-__all__ = ["console_trio"]
+__all__ = ["console_trio", "url"]
 pytestmark = pytest.mark.xdist_group("console")
-
-
-@pytest.fixture(scope="module")
-def url(console_trio: Trio) -> str:
-    return console_url(console_trio)
 
 
 @pytest.fixture(scope="module")

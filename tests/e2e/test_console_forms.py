@@ -13,36 +13,19 @@ import pytest
 
 from crontrio.console.jobform import FIELDS
 from tests.e2e.conftest import Trio
-from tests.e2e.console_helpers import (
+from tests.e2e.console_helpers import (  # fixtures
     add_user,
-    admin_password,
-    api_token,
-    bearer,
+    admin,
+    api,
     browser_login,
     console_trio,
-    console_url,
     csrf_of,
+    url,
 )
 from tests.services import wait_for
 
-__all__ = ["console_trio"]
+__all__ = ["admin", "api", "console_trio", "url"]
 pytestmark = pytest.mark.xdist_group("console")
-
-
-@pytest.fixture(scope="module")
-def url(console_trio: Trio) -> str:
-    return console_url(console_trio)
-
-
-@pytest.fixture(scope="module")
-def admin(console_trio: Trio, url: str) -> httpx.Client:
-    return browser_login(url, "admin", admin_password(console_trio))
-
-
-@pytest.fixture(scope="module")
-def api(console_trio: Trio, url: str) -> httpx.Client:
-    token = api_token(url, "admin", admin_password(console_trio))
-    return httpx.Client(base_url=url + "/api/v1", headers=bearer(token), timeout=30)
 
 
 def field_error(page: str, name: str) -> str:

@@ -12,10 +12,16 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import Trio
-from tests.e2e.console_helpers import admin_password, api_token, bearer, console_trio, console_url
+from tests.e2e.console_helpers import (
+    admin_password,
+    api_token,
+    bearer,
+    console_trio,
+    url,  # fixtures
+)
 from tests.services import wait_for
 
-__all__ = ["console_trio"]
+__all__ = ["console_trio", "url"]
 pytestmark = pytest.mark.xdist_group("console")
 
 LINES = 12
@@ -24,11 +30,6 @@ COMMAND = f"for i in $(seq 1 {LINES}); do printf 'line %s \\033[31mred\\033[0m <
 EXPECTED = "".join(f"line {i} red <b>x</b> é\n" for i in range(1, LINES + 1))
 # Offsets count the bytes the run printed, escapes included.
 RAW = b"".join(f"line {i} \x1b[31mred\x1b[0m <b>x</b> é\n".encode() for i in range(1, LINES + 1))
-
-
-@pytest.fixture(scope="module")
-def url(console_trio: Trio) -> str:
-    return console_url(console_trio)
 
 
 @pytest.fixture(scope="module")

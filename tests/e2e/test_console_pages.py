@@ -11,30 +11,21 @@ import pytest
 
 from crontrio.console.text import at
 from tests.e2e.conftest import Trio
-from tests.e2e.console_helpers import (
+from tests.e2e.console_helpers import (  # fixtures
     add_user,
+    admin,
     admin_password,
     api_token,
     bearer,
     browser_login,
     console_trio,
-    console_url,
     csrf_of,
+    url,
 )
 from tests.services import wait_for
 
-__all__ = ["console_trio"]  # the module-scoped fixture
+__all__ = ["admin", "console_trio", "url"]  # the module-scoped fixture
 pytestmark = pytest.mark.xdist_group("console")
-
-
-@pytest.fixture(scope="module")
-def url(console_trio: Trio) -> str:
-    return console_url(console_trio)
-
-
-@pytest.fixture(scope="module")
-def admin(console_trio: Trio, url: str) -> httpx.Client:
-    return browser_login(url, "admin", admin_password(console_trio))
 
 
 def test_security_headers_on_every_page(url: str, admin: httpx.Client) -> None:

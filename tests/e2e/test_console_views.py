@@ -11,27 +11,18 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import Trio
-from tests.e2e.console_helpers import admin_password, api_token, bearer, browser_login, console_trio, console_url
+from tests.e2e.console_helpers import (  # fixtures
+    admin,
+    admin_password,
+    api,
+    browser_login,
+    console_trio,
+    url,
+)
 from tests.services import wait_for
 
-__all__ = ["console_trio"]
+__all__ = ["admin", "api", "console_trio", "url"]
 pytestmark = pytest.mark.xdist_group("console")
-
-
-@pytest.fixture(scope="module")
-def url(console_trio: Trio) -> str:
-    return console_url(console_trio)
-
-
-@pytest.fixture(scope="module")
-def admin(console_trio: Trio, url: str) -> httpx.Client:
-    return browser_login(url, "admin", admin_password(console_trio))
-
-
-@pytest.fixture(scope="module")
-def api(console_trio: Trio, url: str) -> httpx.Client:
-    token = api_token(url, "admin", admin_password(console_trio))
-    return httpx.Client(base_url=url + "/api/v1", headers=bearer(token), timeout=30)
 
 
 def run_and_wait(api: httpx.Client, job: str, outcome: str) -> str:

@@ -1,12 +1,20 @@
-"""Shared fixtures of the executor tests: each module starts its own
-`executor` (module scope); `stub` talks to it."""
+"""Shared fixtures of the integration tests: `store`, the store on SQLite and
+on a real MariaDB (a test using it runs once on each; a module may define its
+own `store` to narrow that); and for the executor tests, `stub`, talking to
+the module's own `executor` (module scope)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
+import pytest
 import pytest_asyncio
 
+from crontrio.common.config import DatabaseConfig
+from crontrio.common.store.engine import make_engine
+from crontrio.common.store.migrate import ensure_schema
+from crontrio.common.store.sql_store import SqlStore
 from crontrio.protos import crontrio_pb2_grpc
 from tests.integration.test_executor import Executor
 
@@ -15,3 +23,16 @@ from tests.integration.test_executor import Executor
 async def stub(executor: Executor) -> AsyncIterator[crontrio_pb2_grpc.ExecutorStub]:
     async with executor.channel() as channel:
         yield crontrio_pb2_grpc.ExecutorStub(channel)
+
+
+@pytest.fixture(params=["sqlite", "mariadb"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
+    if request.param == "sqlite":
+        cfg = DatabaseConfig(driver="sqlite", path=str(tmp_path / "store.db"))
+    else:
+        cfg = request.getfixturevalue("mariadb_config")
+    engine = make_engine(cfg)
+    ensure_schema(engine, cfg)
+    s = SqlStore(engine)
+    yield s
+    s.close()

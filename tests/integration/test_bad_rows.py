@@ -8,7 +8,6 @@ deeper than any parser goes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,19 +22,6 @@ from crontrio.common.store.migrate import ensure_schema
 from crontrio.common.store.sql_store import SqlStore
 
 DEEP_JSON = "[" * 50_000  # fits a TEXT column; json.loads raises RecursionError
-
-
-@pytest.fixture(params=["sqlite", "mariadb"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
-    if request.param == "sqlite":
-        cfg = DatabaseConfig(driver="sqlite", path=str(tmp_path / "store.db"))
-    else:
-        cfg = request.getfixturevalue("mariadb_config")
-    engine = make_engine(cfg)
-    ensure_schema(engine, cfg)
-    s = SqlStore(engine)
-    yield s
-    s.close()
 
 
 def _sql(store: SqlStore, statement: str) -> None:

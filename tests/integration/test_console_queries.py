@@ -9,11 +9,9 @@ of rows read.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import Engine, event
 
 from crontrio.common.config import DatabaseConfig
@@ -23,19 +21,6 @@ from crontrio.common.store.migrate import ensure_schema
 from crontrio.common.store.sql_store import SqlStore, _job_values
 
 STATUSES = ("succeeded", "failed", "timeout", "killed", "lost", "skipped", "running", "pending")
-
-
-@pytest.fixture(params=["sqlite", "mariadb"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
-    if request.param == "sqlite":
-        cfg = DatabaseConfig(driver="sqlite", path=str(tmp_path / "store.db"))
-    else:
-        cfg = request.getfixturevalue("mariadb_config")
-    engine = make_engine(cfg)
-    ensure_schema(engine, cfg)
-    s = SqlStore(engine)
-    yield s
-    s.close()
 
 
 def _runs(jobs: int, per_job: int) -> list[RunRecord]:

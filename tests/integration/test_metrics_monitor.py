@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,26 +13,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import event
 
 from crontrio.common import status
-from crontrio.common.config import DatabaseConfig
 from crontrio.common.model import Job, RunRecord
 from crontrio.common.store.async_store import DbThreads
-from crontrio.common.store.engine import make_engine
-from crontrio.common.store.migrate import ensure_schema
 from crontrio.common.store.sql_store import SqlStore
 from crontrio.monitor.metrics import JobSnapshot, JobStats, MonitorMetrics, _JobState, render_per_job
-
-
-@pytest.fixture(params=["sqlite", "mariadb"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
-    if request.param == "sqlite":
-        cfg = DatabaseConfig(driver="sqlite", path=str(tmp_path / "store.db"))
-    else:
-        cfg = request.getfixturevalue("mariadb_config")
-    engine = make_engine(cfg)
-    ensure_schema(engine, cfg)
-    s = SqlStore(engine)
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -3,11 +3,9 @@ boundary inside a millisecond shared by many runs loses and repeats nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import event
 
 from crontrio.common.config import DatabaseConfig
@@ -15,19 +13,6 @@ from crontrio.common.model import RunRecord
 from crontrio.common.store.engine import make_engine
 from crontrio.common.store.migrate import ensure_schema
 from crontrio.common.store.sql_store import SqlStore
-
-
-@pytest.fixture(params=["sqlite", "mariadb"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
-    if request.param == "sqlite":
-        cfg = DatabaseConfig(driver="sqlite", path=str(tmp_path / "store.db"))
-    else:
-        cfg = request.getfixturevalue("mariadb_config")
-    engine = make_engine(cfg)
-    ensure_schema(engine, cfg)
-    s = SqlStore(engine)
-    yield s
-    s.close()
 
 
 def _run(job_id: int, scheduled: int, status: str = "succeeded", output: bytes = b"", attempt: int = 1) -> RunRecord:

@@ -7,30 +7,13 @@ fresh database per test.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
-from crontrio.common.config import DatabaseConfig
 from crontrio.common.model import Job, RunRecord
-from crontrio.common.store.engine import make_engine
-from crontrio.common.store.migrate import current_revision, ensure_schema, head_revision
+from crontrio.common.store.migrate import current_revision, head_revision
 from crontrio.common.store.sql_store import JobExistsError, SqlStore
-
-
-@pytest.fixture(params=["sqlite", "mariadb"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
-    if request.param == "sqlite":
-        cfg = DatabaseConfig(driver="sqlite", path=str(tmp_path / "store.db"))
-    else:
-        cfg = request.getfixturevalue("mariadb_config")
-    engine = make_engine(cfg)
-    ensure_schema(engine, cfg)
-    s = SqlStore(engine)
-    yield s
-    s.close()
 
 
 def job(name: str = "j", **kw: object) -> Job:
