@@ -79,7 +79,7 @@ def executor(tmp_path: Path) -> Iterator[LimitedExecutor]:
     reader = threading.Thread(target=_read_lines, args=(stdout, ex.lines), daemon=True)
     reader.start()
     try:
-        wait_for(lambda: proc.poll() is None and is_serving(address), 20, f"executor on {address} to serve")
+        wait_for(lambda: proc.poll() is None and is_serving(address), 60, f"executor on {address} to serve")
     except AssertionError:
         proc.kill()
         proc.wait(5)
