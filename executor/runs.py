@@ -41,21 +41,18 @@ import logging
 import os
 import signal
 import time
-from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 
 from crontrio.common import status, task_rules
 from crontrio.common.config import MAX_DISPATCH_AHEAD_MS, ExecutorConfig
 from crontrio.common.errors import ValidationError
 from crontrio.executor import VERSION
-from crontrio.executor.http_task import DEFAULT_TIMEOUT_SECONDS, METHODS, HttpClients, run_http
+from crontrio.executor.http_task import METHODS, HttpClients
 from crontrio.executor.journal import Journal, Lookup, ResultKey, StartedRun
 from crontrio.executor.journal_health import describe_failure
-from crontrio.executor.keywords import KeywordScanner
 from crontrio.executor.metrics import ExecutorMetrics
-from crontrio.executor.output_tail import OutputTail
-from crontrio.executor.shell_task import RunAs, ShellProcess, TaskStartError, check_workdir, resolve_user, task_environment
+from crontrio.executor.run_handle import RunHandle
+from crontrio.executor.task_drivers import TaskOutcome, drive_http, drive_shell
 from crontrio.executor.task_env import baseline_environment
 from crontrio.protos import crontrio_pb2
 
@@ -63,12 +60,6 @@ log = logging.getLogger(__name__)
 
 # Above this a tail would not fit a gRPC message comfortably (16 MiB limit).
 MAX_OUTPUT_LIMIT_BYTES = 8 * 1024 * 1024
-# Live output queued for one slow caller before its chunks are dropped; the
-# tail in RunFinished stays exact whatever a caller misses.
-SUBSCRIBER_BUFFER_BYTES = 1024 * 1024
-# After the shell exits, how long a background process holding its output
-# open may keep us reading.
-OUTPUT_DRAIN_SECONDS = 1.0
 # The error of a run that died with the executor process running it.
 LOST_ERROR = "executor restarted during the run (previous process died); the task may have been interrupted"
 # How often an orphaned process group being killed is checked for survivors.
@@ -186,167 +177,6 @@ def validate_request(req: crontrio_pb2.RunRequest) -> None:
         task_rules.check_headers(http.headers, "http.headers")
     task_rules.check_body(http.body, "http.body")
     task_rules.check_expected_statuses(http.expected_statuses, "http.expected_statuses")
-
-
-class _Subscriber:
-    """One caller's queue of events for a run, bounded in bytes of output."""
-
-    def __init__(self, budget: int) -> None:
-        self._events: deque[tuple[crontrio_pb2.RunEvent, int]] = deque()
-        self._budget = budget
-        self._buffered = 0
-        self._ready = asyncio.Event()
-        self.dropped_bytes = 0
-
-    def put(self, event: crontrio_pb2.RunEvent) -> None:
-        """Queue an event that must not be lost (started, finished, catch-up)."""
-        self._events.append((event, 0))
-        self._ready.set()
-
-    def offer_output(self, data: bytes) -> bool:
-        """Queue a live chunk unless this caller is too far behind."""
-        if self._buffered + len(data) > self._budget:
-            self.dropped_bytes += len(data)
-            return False
-        self._events.append((crontrio_pb2.RunEvent(output=crontrio_pb2.RunOutput(data=data)), len(data)))
-        self._buffered += len(data)
-        self._ready.set()
-        return True
-
-    async def get(self) -> crontrio_pb2.RunEvent:
-        while not self._events:
-            self._ready.clear()
-            await self._ready.wait()
-        event, size = self._events.popleft()
-        self._buffered -= size
-        return event
-
-
-class RunHandle:
-    """One run on this executor, from its start until its result is journaled."""
-
-    def __init__(self, request: crontrio_pb2.RunRequest, output_limit: int) -> None:
-        self.request = request
-        self.run_id = request.run_id
-        self.tail = OutputTail(output_limit)
-        # The whole output is scanned for keywords, not only what the tail keeps.
-        self.keywords = KeywordScanner(request.keywords) if request.keywords else None
-        self.started: crontrio_pb2.RunStarted | None = None
-        self.finished: crontrio_pb2.RunFinished | None = None
-        self.task: asyncio.Task[None] | None = None
-        # Why the run is being stopped (timeout or killed), first reason wins.
-        self.stop_status = ""
-        self.stop_error = ""
-        self._stopper: Callable[[], object] | None = None
-        self._stoppable = True
-        self._subscribers: set[_Subscriber] = set()
-        # True while a run sent ahead waits for its scheduled instant.
-        self.held = False
-
-    # -- subscribers -----------------------------------------------------------
-
-    def subscribe(self) -> _Subscriber:
-        """A new caller: it first gets what it missed (RunStarted, the tail so
-        far as one chunk), then live events."""
-        sub = _Subscriber(SUBSCRIBER_BUFFER_BYTES)
-        if self.started is not None:
-            sub.put(crontrio_pb2.RunEvent(started=self.started))
-            if len(self.tail):
-                sub.put(crontrio_pb2.RunEvent(output=crontrio_pb2.RunOutput(data=self.tail.snapshot())))
-        if self.finished is not None:
-            sub.put(crontrio_pb2.RunEvent(finished=self.finished))
-        else:
-            self._subscribers.add(sub)
-        return sub
-
-    def unsubscribe(self, sub: _Subscriber) -> None:
-        self._subscribers.discard(sub)
-
-    async def events(self) -> AsyncIterator[crontrio_pb2.RunEvent]:
-        """This run's events for one caller, ending with RunFinished."""
-        # Subscribing here, on first iteration, rather than when the RPC
-        # arrives means an abandoned iterator never holds a queue; catch-up
-        # makes the late start lossless.
-        sub = self.subscribe()
-        try:
-            while True:
-                event = await sub.get()
-                yield event
-                if event.HasField("finished"):
-                    return
-        finally:
-            self.unsubscribe(sub)
-
-    # -- publishing --------------------------------------------------------------
-
-    def publish_started(self, started: crontrio_pb2.RunStarted) -> None:
-        """RunStarted, then whatever the task printed before it (kept in the
-        tail only, like the catch-up of a late subscriber)."""
-        self.started = started
-        event = crontrio_pb2.RunEvent(started=started)
-        early = crontrio_pb2.RunEvent(output=crontrio_pb2.RunOutput(data=self.tail.snapshot())) if len(self.tail) else None
-        for sub in self._subscribers:
-            sub.put(event)
-            if early is not None:
-                sub.put(early)
-
-    def publish_output(self, data: bytes, *, scan: bool = True) -> None:
-        """Output of the task; ``scan=False`` for text the executor adds
-        (an HTTP status line), which is not searched for keywords."""
-        self.tail.append(data)
-        if scan and self.keywords is not None:
-            self.keywords.feed(data)
-        if self.started is None:
-            return  # callers get it right after RunStarted, from the tail
-        for sub in self._subscribers:
-            first_drop = sub.dropped_bytes == 0
-            if not sub.offer_output(data) and first_drop:
-                log.warning("run %s: a caller reads too slowly; dropping its live output (the tail is kept)", self.run_id)
-
-    def publish_finished(self, finished: crontrio_pb2.RunFinished) -> None:
-        self.finished = finished
-        event = crontrio_pb2.RunEvent(finished=finished)
-        for sub in self._subscribers:
-            sub.put(event)
-        self._subscribers.clear()
-
-    # -- stopping ----------------------------------------------------------------
-
-    def set_stopper(self, stopper: Callable[[], object]) -> None:
-        """The running task says how to stop it; a stop requested before it
-        was running takes effect now."""
-        self._stopper = stopper
-        if self.stop_status:
-            stopper()
-
-    def clear_stopper(self) -> None:
-        """The previous stopper no longer applies (a hold ended); a stop
-        requested from now until the next ``set_stopper`` takes effect then."""
-        self._stopper = None
-
-    def stopped_running(self) -> None:
-        """The task is over (only output is still being collected): a Kill
-        now has nothing to kill."""
-        self._stopper = None
-        self._stoppable = False
-
-    def request_stop(self, why: str, error: str) -> bool:
-        """Stop the run with status ``why``; False when it is no longer running."""
-        if not self._stoppable:
-            return False
-        if not self.stop_status:
-            self.stop_status, self.stop_error = why, error
-        if self._stopper is not None:
-            self._stopper()
-        return True
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    status: str
-    exit_code: int
-    error: str = ""
-    pid: int = 0
 
 
 class RunRegistry:
@@ -578,13 +408,20 @@ class RunRegistry:
         clock = time.monotonic()
         try:
             if req.WhichOneof("task") == "shell":
-                outcome = await self._run_shell(handle, started_ms)
+                outcome = await drive_shell(
+                    handle,
+                    started_ms,
+                    started=self._started,
+                    base_env=self._base_env,
+                    kill_grace_seconds=self.cfg.kill_grace_seconds,
+                    journal=self.journal,
+                )
             else:
-                outcome = await self._run_http(handle, started_ms)
+                outcome = await drive_http(handle, started_ms, started=self._started, clients=self.http)
         except Exception as exc:
             # A bug here must still end the run with a result, not a hang.
             log.exception("run %s: executor error", req.run_id)
-            outcome = _Outcome(status.FAILED, 0, f"executor error: {exc}")
+            outcome = TaskOutcome(status.FAILED, 0, f"executor error: {exc}")
         if handle.started is None:
             handle.publish_started(self._started(req, 0, started_ms))
         finished = crontrio_pb2.RunFinished(
@@ -662,92 +499,6 @@ class RunRegistry:
             scheduled_ms=req.scheduled_ms,
             attempt=req.attempt,
         )
-
-    async def _run_shell(self, handle: RunHandle, started_ms: int) -> _Outcome:
-        req = handle.request
-        run_vars = {
-            "CRONTRIO_RUN_ID": req.run_id,
-            "CRONTRIO_JOB_ID": str(req.job_id),
-            "CRONTRIO_JOB_NAME": req.job_name,
-            "CRONTRIO_SCHEDULED_MS": str(req.scheduled_ms),
-            "CRONTRIO_ATTEMPT": str(req.attempt),
-        }
-        try:
-            # User lookups and the workdir check may block (NSS, a subprocess).
-            run_as = await asyncio.to_thread(self._prepare_shell, req.shell) if req.shell.user else None
-            env = task_environment(self._base_env, req.shell.env, run_vars, run_as)
-            proc = await ShellProcess.start(
-                req.shell.command, workdir=req.shell.workdir, env=env, on_output=handle.publish_output, run_as=run_as
-            )
-        except TaskStartError as exc:
-            handle.publish_started(self._started(req, 0, started_ms))
-            return _Outcome(status.FAILED, 0, str(exc))
-        handle.set_stopper(functools.partial(proc.stop, self.cfg.kill_grace_seconds))
-        try:
-            try:
-                # So that after a crash of this executor the next one can
-                # kill what is left of the run (the pid is its group's id).
-                # RunStarted waits for it: a pid a caller has seen is one a
-                # restarted executor can find.
-                await self.journal.set_pid(req.run_id, proc.pid)
-            except Exception:  # noqa: BLE001 - the journal logs the cause once
-                log.warning("run %s: could not journal its pid %d (journal error logged once)", req.run_id, proc.pid)
-            handle.publish_started(self._started(req, proc.pid, started_ms))
-            log.info("run %s (%s attempt %d) started pid %d", req.run_id, req.job_name, req.attempt, proc.pid)
-            timeout = req.timeout_seconds if req.timeout_seconds > 0 else None
-            if not await proc.exited_within(timeout):
-                handle.request_stop(status.TIMEOUT, f"timed out after {req.timeout_seconds:g}s")
-            code = await proc.wait_exit()
-            handle.stopped_running()
-            # The result must not claim the group is gone while a
-            # TERM-ignoring grandchild is still waiting for its KILL.
-            await proc.stopped()
-            if not await proc.drain_output(OUTPUT_DRAIN_SECONDS):
-                log.info("run %s: a background process still holds the output open; stopped reading", req.run_id)
-        finally:
-            proc.close()
-        if handle.stop_status:
-            return _Outcome(handle.stop_status, code, handle.stop_error, proc.pid)
-        if code == 0:
-            return _Outcome(status.SUCCEEDED, 0, "", proc.pid)
-        error = f"terminated by signal {_signal_name(-code)}" if code < 0 else ""
-        return _Outcome(status.FAILED, code, error, proc.pid)
-
-    @staticmethod
-    def _prepare_shell(task: crontrio_pb2.ShellTask) -> RunAs:
-        """Resolve the task's user and check that it can use the workdir
-        (blocking). TaskStartError when it cannot run."""
-        run_as = resolve_user(task.user)
-        check_workdir(task.workdir, run_as)
-        return run_as
-
-    async def _run_http(self, handle: RunHandle, started_ms: int) -> _Outcome:
-        req = handle.request
-        handle.publish_started(self._started(req, 0, started_ms))
-        method = (req.http.method or "GET").upper()
-        log.info("run %s (%s attempt %d) started pid %d: %s %s", req.run_id, req.job_name, req.attempt, 0, method, req.http.url)
-        timeout = req.timeout_seconds if req.timeout_seconds > 0 else DEFAULT_TIMEOUT_SECONDS
-        request = asyncio.create_task(
-            run_http(
-                self.http,
-                req.http,
-                timeout_seconds=timeout,
-                on_head=lambda head: handle.publish_output(head, scan=False),
-                on_body=handle.publish_output,
-            )
-        )
-        handle.set_stopper(request.cancel)
-        try:
-            await asyncio.wait({request})
-        finally:
-            handle.stopped_running()
-            request.cancel()  # only does something when we ourselves were cancelled
-        if request.cancelled():
-            return _Outcome(handle.stop_status or status.KILLED, 0, handle.stop_error or "killed")
-        result = request.result()
-        if result.timed_out:
-            return _Outcome(status.TIMEOUT, result.status_code, result.error)
-        return _Outcome(status.SUCCEEDED if result.succeeded else status.FAILED, result.status_code, result.error)
 
     # -- the other RPCs -------------------------------------------------------------
 
@@ -1006,10 +757,3 @@ def _end_orphan(run_id: str, pgid: int, grace: float) -> str:
             os.killpg(pgid, signal.SIGKILL)
         return f"its process group {pgid} was still running and was killed (SIGKILL after {grace:g}s)"
     return f"its process group {pgid} was still running and was killed"
-
-
-def _signal_name(signum: int) -> str:
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return str(signum)
