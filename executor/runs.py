@@ -1,6 +1,7 @@
-"""The runs of this executor: start, attach, replay, kill, acknowledge.
+"""The runs of this executor: their lifecycle, and the rules that make a
+repeated Run harmless (docs/ARCHITECTURE.md, "The life of a firing", step 8).
 
-Run is idempotent by run_id (DESIGN, "The life of a firing", steps 5, 6, 8):
+Run is idempotent by run_id:
 
 * a run already finished and still in the journal is replayed (only its
   RunFinished; nothing runs again);
@@ -9,7 +10,10 @@ Run is idempotent by run_id (DESIGN, "The life of a firing", steps 5, 6, 8):
 * a run already finished and acknowledged (within the journal's memory of
   acknowledgements) is refused: a delayed duplicate request must not run a
   job again;
-* anything else starts.
+* a run whose result (or acknowledgement) the journal could not take is
+  guarded in memory (``_unjournaled``, ``_acked_in_memory``) the same way;
+* anything else starts, once its start is journaled; a start that cannot be
+  journaled is refused (NotJournaledError), never run.
 
 Attach follows a run the same way but never starts one: it attaches to a
 running run, replays a journaled result (a crash-recovered ``lost`` one
@@ -18,39 +22,41 @@ included), and raises RunNotFoundError for anything else.
 The start of every run is journaled before its process is spawned (or its
 request sent). A run journaled as started but not finished when the executor
 starts died with the previous executor process: ``recover`` turns it into a
-``lost`` result (killing what is left of its process group, if provably its),
-which a Run for it then replays instead of running the task a second time.
-
-A run sent ahead of its scheduled time (dispatcher.dispatch_ahead_ms) is
-accepted at once: its start is journaled and it counts as running (Attach,
-ListResults and Kill see it), but its task starts only at the scheduled
-instant. Killed while held, it ends ``killed`` without having run; cancelled
-(its job paused or deleted meanwhile), it ends ``skipped``.
+``lost`` result (executor/recovery.py), which a Run for it then replays
+instead of running the task a second time.
 
 A run belongs to the executor, not to the RPC that started it: a caller that
 disconnects does not stop it, and its result lands in the journal before any
 caller sees RunFinished.
+
+Elsewhere: a run and its followers in executor/run_handle.py; the shell and
+HTTP drivers in executor/task_drivers.py; runs sent ahead and held until
+their instant in executor/held_runs.py; ListResults pages in
+executor/results_page.py. (Over 500 lines for a reason: the decision of
+Run and Attach, start or not, reads as one piece with the lifecycle it
+guards; split, a newcomer would have to hold both halves in mind at once.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import os
-import signal
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 
 from crontrio.common import status, task_rules
-from crontrio.common.config import MAX_DISPATCH_AHEAD_MS, ExecutorConfig
+from crontrio.common.config import ExecutorConfig
 from crontrio.common.errors import ValidationError
 from crontrio.executor import VERSION
+from crontrio.executor.held_runs import cancel_held, hand_back_held, hold_ms, unstarted_result, wait_until_due
 from crontrio.executor.http_task import METHODS, HttpClients
-from crontrio.executor.journal import Journal, Lookup, ResultKey, StartedRun
+from crontrio.executor.journal import Journal, Lookup, StartedRun
 from crontrio.executor.journal_health import describe_failure
 from crontrio.executor.metrics import ExecutorMetrics
+from crontrio.executor.recovery import end_orphans, lost_result
+from crontrio.executor.results_page import PAGE_SCAN_ROWS, choose_page, page_budget, page_token, parse_page_token
 from crontrio.executor.run_handle import RunHandle
 from crontrio.executor.task_drivers import TaskOutcome, drive_http, drive_shell
 from crontrio.executor.task_env import baseline_environment
@@ -60,36 +66,6 @@ log = logging.getLogger(__name__)
 
 # Above this a tail would not fit a gRPC message comfortably (16 MiB limit).
 MAX_OUTPUT_LIMIT_BYTES = 8 * 1024 * 1024
-# The error of a run that died with the executor process running it.
-LOST_ERROR = "executor restarted during the run (previous process died); the task may have been interrupted"
-# How often an orphaned process group being killed is checked for survivors.
-_ORPHAN_POLL_SECONDS = 0.05
-# Bytes of results in one ListResults reply (gRPC refuses messages over 16 MiB,
-# and a reply that fails for its size makes a live executor look dead). A
-# single result is at most MAX_OUTPUT_LIMIT_BYTES of tail, so it always fits.
-LIST_RESULTS_PAGE_BYTES = 4 * 1024 * 1024
-# Journal keys read to fill one page: bounds the work of a page when the
-# results are many and small.
-_PAGE_SCAN_ROWS = 10_000
-# A run sent further ahead than a dispatcher ever sends one means the two
-# clocks disagree: start it now rather than hold it for long.
-MAX_HOLD_MS = MAX_DISPATCH_AHEAD_MS + 5_000
-
-
-def hold_ms(request: crontrio_pb2.RunRequest, now: int) -> int:
-    """How long to hold a run sent ahead of its time (dispatcher.dispatch_ahead_ms)
-    before starting it: until its scheduled instant, 0 when that has come."""
-    ahead = request.scheduled_ms - now
-    if ahead <= 0:
-        return 0
-    if ahead > MAX_HOLD_MS:
-        log.warning(
-            "run %s is scheduled %.1fs ahead of this executor's clock; starting it now (are the hosts' clocks in sync?)",
-            request.run_id,
-            ahead / 1000,
-        )
-        return 0
-    return ahead
 
 
 class DrainingError(Exception):
@@ -125,21 +101,6 @@ class RunNotFoundError(Exception):
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def parse_page_token(token: str) -> ResultKey | None:
-    """The position a ListResults page_token stands for (None: the start);
-    ValidationError naming page_token when it is not one we gave out."""
-    if not token:
-        return None
-    ms, sep, run_id = token.partition("/")
-    if not sep or not ms.isdigit() or not run_id:
-        raise ValidationError("page_token", f"not a token from a previous ListResults reply: {token[:80]!r}")
-    return ResultKey(int(ms), run_id)
-
-
-def page_token(key: ResultKey) -> str:
-    return f"{key.finished_ms}/{key.run_id}"
 
 
 def validate_request(req: crontrio_pb2.RunRequest) -> None:
@@ -379,29 +340,10 @@ class RunRegistry:
         handle.task = asyncio.create_task(work, name=f"run {request.run_id}")
         return handle
 
-    async def _hold(self, handle: RunHandle, hold: int) -> bool:
-        """Wait ``hold`` ms for the run's scheduled instant; False when it was
-        stopped (killed or cancelled) meanwhile."""
-        # A future and a timer, not wait_for: at the scheduled instant a burst
-        # of held runs wakes at once, and wait_for would add a task and its
-        # cancellation to each, right on the critical path.
-        loop = asyncio.get_running_loop()
-        wake: asyncio.Future[None] = loop.create_future()
-        timer = loop.call_later(hold / 1000, _resolve, wake)
-        handle.held = True
-        handle.set_stopper(functools.partial(_resolve, wake))
-        try:
-            await wake
-        finally:
-            timer.cancel()
-            handle.held = False
-            handle.clear_stopper()
-        return not handle.stop_status
-
     async def _execute(self, handle: RunHandle, started_ms: int, hold: int) -> None:
         req = handle.request
         if hold:
-            if not await self._hold(handle, hold):
+            if not await wait_until_due(handle, hold):
                 await self._end_unstarted(handle)
                 return
             started_ms = now_ms()  # the real start; the journal has the planned one
@@ -455,14 +397,7 @@ class RunRegistry:
         """The result of a held run stopped before its task started: nothing ran."""
         req = handle.request
         handle.stopped_running()
-        finished = crontrio_pb2.RunFinished(
-            run_id=req.run_id,
-            status=handle.stop_status,
-            finished_ms=now_ms(),
-            error=f"{handle.stop_error} (before its scheduled start: the task never ran)",
-            host=self.host,
-            executor=self.address,
-        )
+        finished = unstarted_result(handle, finished_ms=now_ms(), host=self.host, address=self.address)
         await self._journal_result(finished)
         handle.publish_started(self._started(req, 0, 0))
         handle.publish_finished(finished)
@@ -512,26 +447,13 @@ class RunRegistry:
         return True
 
     def cancel_held(self, run_id: str, reason: str) -> bool:
-        """Cancel a run sent ahead that has not started yet: it ends
-        ``skipped`` with ``reason``. False when it is not held here (unknown,
-        or already started: then it runs to its end)."""
-        handle = self._running.get(run_id)
-        if handle is None or not handle.held or not handle.request_stop(status.SKIPPED, reason):
-            return False
-        log.info("run %s: cancelled before its scheduled start (%s)", run_id, reason)
-        return True
+        """Cancel a run sent ahead that has not started yet (executor/held_runs.py)."""
+        return cancel_held(self._running, run_id, reason)
 
     def hand_back_held(self, reason: str) -> int:
-        """Shutting down: end every run held for its scheduled time with
-        ``not_started`` (nothing ran), so that its dispatcher sends it to
-        another executor rather than this one starting it while it drains.
-        Returns how many were handed back."""
-        handed = 0
-        for run_id, handle in list(self._running.items()):
-            if handle.held and handle.request_stop(status.NOT_STARTED, reason):
-                log.info("run %s: handed back before its scheduled start (%s)", run_id, reason)
-                handed += 1
-        return handed
+        """Shutting down: hand back every run held for its scheduled time
+        (executor/held_runs.py); returns how many."""
+        return hand_back_held(self._running, reason)
 
     async def ack(self, run_ids: Iterable[str]) -> int:
         """The dispatcher recorded these results; forget them (remembering
@@ -553,7 +475,7 @@ class RunRegistry:
     ) -> tuple[list[crontrio_pb2.RunFinished], list[str], str]:
         """One page of unacknowledged results (all, or of ``run_ids``) in
         (finished_ms, run_id) order from ``token`` on, at most ``max_bytes``
-        (LIST_RESULTS_PAGE_BYTES at most) but at least one result; the ids
+        (executor/results_page.py LIST_RESULTS_PAGE_BYTES at most) but at least one result; the ids
         still running; the token of the next page, "" after the last.
 
         A run that finishes while a caller pages is listed as running on the
@@ -561,26 +483,12 @@ class RunRegistry:
         result already there), so a caller that reads every page misses none.
         """
         after = parse_page_token(token)
-        budget = min(max_bytes, LIST_RESULTS_PAGE_BYTES) if max_bytes > 0 else LIST_RESULTS_PAGE_BYTES
         wanted = set(run_ids)
         running = [run_id for run_id in self._running if not wanted or run_id in wanted]
-        keys = await self.journal.result_keys(run_ids, after, _PAGE_SCAN_ROWS)
-        scanned_all = len(keys) < _PAGE_SCAN_ROWS
-        candidates = {key.run_id: key for key in keys}
-        for result in list(self._unjournaled.values()):
-            key = ResultKey(result.finished_ms, result.run_id, result.ByteSize())
-            if (wanted and key.run_id not in wanted) or (after is not None and key <= after):
-                continue
-            if scanned_all or key <= keys[-1]:  # beyond the scan, it belongs to a later page
-                candidates.setdefault(key.run_id, key)
-        chosen: list[ResultKey] = []
-        size = 0
-        for key in sorted(candidates.values()):
-            if chosen and size + key.size > budget:
-                break
-            chosen.append(key)
-            size += key.size
-        more = len(chosen) < len(candidates) or not scanned_all
+        keys = await self.journal.result_keys(run_ids, after, PAGE_SCAN_ROWS)
+        chosen, more = choose_page(
+            keys, list(self._unjournaled.values()), wanted=wanted, after=after, budget=page_budget(max_bytes)
+        )
         in_memory = {key.run_id: self._unjournaled.get(key.run_id) for key in chosen if key.run_id in self._unjournaled}
         journaled = [key.run_id for key in chosen if key.run_id not in in_memory]
         results = await self.journal.results(journaled) if journaled else []
@@ -622,25 +530,9 @@ class RunRegistry:
     async def _record_lost(self, interrupted: list[StartedRun]) -> list[crontrio_pb2.RunFinished]:
         """Kill what is left of these runs and journal them as lost."""
         results = []
-        grace = self.cfg.kill_grace_seconds
-        notes = await asyncio.gather(
-            *(
-                asyncio.to_thread(_end_orphan, run.run_id, run.pid, grace) if run.task == "shell" else _no_note()
-                for run in interrupted
-            )
-        )
+        notes = await end_orphans(interrupted, self.cfg.kill_grace_seconds)
         for run, note in zip(interrupted, notes, strict=True):
-            result = crontrio_pb2.RunFinished(
-                run_id=run.run_id,
-                status=status.LOST,
-                exit_code=0,
-                started_ms=run.started_ms,
-                finished_ms=now_ms(),
-                error=f"{LOST_ERROR}; {note}" if note else LOST_ERROR,
-                pid=run.pid,
-                host=run.host or self.host,
-                executor=run.executor or self.address,
-            )
+            result = lost_result(run, note, finished_ms=now_ms(), host=self.host, address=self.address)
             await self._journal_result(result)
             results.append(result)
             log.warning(
@@ -681,79 +573,5 @@ class RunRegistry:
         return sum(self.kill(run_id, error) for run_id in list(self._running))
 
 
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
 async def _single(event: crontrio_pb2.RunEvent) -> AsyncIterator[crontrio_pb2.RunEvent]:
     yield event
-
-
-async def _no_note() -> str:
-    return ""
-
-
-def _live_group_members(pgid: int) -> list[int]:
-    """The pids of a process group's members that are not zombies (Linux /proc)."""
-    members = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue  # gone meanwhile
-        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parens.
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) >= 3 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
-            members.append(int(entry.name))
-    return members
-
-
-def _runs_for(pid: int, run_id: str) -> bool:
-    """Whether process ``pid`` was started for ``run_id`` (its environment
-    holds our CRONTRIO_RUN_ID); False when that cannot be read."""
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            environ = f.read()
-    except OSError:
-        return False
-    return f"CRONTRIO_RUN_ID={run_id}".encode() in environ.split(b"\0")
-
-
-def _end_orphan(run_id: str, pgid: int, grace: float) -> str:
-    """Kill what is left of a shell run whose executor died: its process
-    group (the shell ran with start_new_session, so pgid = its pid), TERM then
-    KILL after ``grace`` seconds, but only when a live member of the group
-    provably belongs to the run. A pgid cannot be reused while any process of
-    the group lives, and a reused pid would not carry this run's id, so
-    nothing else is ever signalled. Blocking: run it in a thread. Returns what
-    happened, for the run's error text.
-    """
-    if pgid <= 0:
-        return "its process id was never journaled, so no leftover process was looked for"
-    try:
-        members = _live_group_members(pgid)
-    except OSError as exc:
-        return f"its process group {pgid} could not be checked ({exc}); left alone"
-    if not members:
-        return f"its process group {pgid} was no longer running"
-    if not any(_runs_for(pid, run_id) for pid in members):
-        return f"process group {pgid} is alive but could not be verified as this run's (pid reused?); left alone"
-    log.warning("run %s: its process group %d outlived the executor; killing it", run_id, pgid)
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
-        return f"its process group {pgid} was no longer running"
-    except PermissionError:
-        return f"its process group {pgid} was still running but could not be signalled (permission denied)"
-    deadline = time.monotonic() + grace
-    while (alive := _live_group_members(pgid)) and time.monotonic() < deadline:
-        time.sleep(_ORPHAN_POLL_SECONDS)
-    if alive:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
-        return f"its process group {pgid} was still running and was killed (SIGKILL after {grace:g}s)"
-    return f"its process group {pgid} was still running and was killed"
