@@ -30,8 +30,9 @@ from crontrio.common.tls import internal_tls, server_credentials
 from crontrio.executor import VERSION, journal_retention
 from crontrio.executor.http_task import HttpClients
 from crontrio.executor.journal import Journal
-from crontrio.executor.runs import OUTPUT_DRAIN_SECONDS, RunRegistry
+from crontrio.executor.runs import RunRegistry
 from crontrio.executor.servicer import ExecutorServicer
+from crontrio.executor.task_drivers import OUTPUT_DRAIN_SECONDS
 from crontrio.protos import crontrio_pb2, crontrio_pb2_grpc
 
 log = logging.getLogger(__name__)

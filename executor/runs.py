@@ -1,6 +1,7 @@
-"""The runs of this executor: start, attach, replay, kill, acknowledge.
+"""The runs of this executor: their lifecycle, and the rules that make a
+repeated Run harmless (docs/ARCHITECTURE.md, "The life of a firing", step 8).
 
-Run is idempotent by run_id (DESIGN, "The life of a firing", steps 5, 6, 8):
+Run is idempotent by run_id:
 
 * a run already finished and still in the journal is replayed (only its
   RunFinished; nothing runs again);
@@ -9,7 +10,10 @@ Run is idempotent by run_id (DESIGN, "The life of a firing", steps 5, 6, 8):
 * a run already finished and acknowledged (within the journal's memory of
   acknowledgements) is refused: a delayed duplicate request must not run a
   job again;
-* anything else starts.
+* a run whose result (or acknowledgement) the journal could not take is
+  guarded in memory (``_unjournaled``, ``_acked_in_memory``) the same way;
+* anything else starts, once its start is journaled; a start that cannot be
+  journaled is refused (NotJournaledError), never run.
 
 Attach follows a run the same way but never starts one: it attaches to a
 running run, replays a journaled result (a crash-recovered ``lost`` one
@@ -18,44 +22,43 @@ included), and raises RunNotFoundError for anything else.
 The start of every run is journaled before its process is spawned (or its
 request sent). A run journaled as started but not finished when the executor
 starts died with the previous executor process: ``recover`` turns it into a
-``lost`` result (killing what is left of its process group, if provably its),
-which a Run for it then replays instead of running the task a second time.
-
-A run sent ahead of its scheduled time (dispatcher.dispatch_ahead_ms) is
-accepted at once: its start is journaled and it counts as running (Attach,
-ListResults and Kill see it), but its task starts only at the scheduled
-instant. Killed while held, it ends ``killed`` without having run; cancelled
-(its job paused or deleted meanwhile), it ends ``skipped``.
+``lost`` result (executor/recovery.py), which a Run for it then replays
+instead of running the task a second time.
 
 A run belongs to the executor, not to the RPC that started it: a caller that
 disconnects does not stop it, and its result lands in the journal before any
 caller sees RunFinished.
+
+Elsewhere: a run and its followers in executor/run_handle.py; the shell and
+HTTP drivers in executor/task_drivers.py; runs sent ahead and held until
+their instant in executor/held_runs.py; ListResults pages in
+executor/results_page.py. (Over 500 lines for a reason: the decision of
+Run and Attach, start or not, reads as one piece with the lifecycle it
+guards; split, a newcomer would have to hold both halves in mind at once.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import os
-import signal
 import time
-from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 
 from crontrio.common import status, task_rules
-from crontrio.common.config import MAX_DISPATCH_AHEAD_MS, ExecutorConfig
+from crontrio.common.config import ExecutorConfig
 from crontrio.common.errors import ValidationError
 from crontrio.executor import VERSION
-from crontrio.executor.http_task import DEFAULT_TIMEOUT_SECONDS, METHODS, HttpClients, run_http
-from crontrio.executor.journal import Journal, Lookup, ResultKey, StartedRun
+from crontrio.executor.held_runs import cancel_held, hand_back_held, hold_ms, unstarted_result, wait_until_due
+from crontrio.executor.http_task import METHODS, HttpClients
+from crontrio.executor.journal import Journal, Lookup, StartedRun
 from crontrio.executor.journal_health import describe_failure
-from crontrio.executor.keywords import KeywordScanner
 from crontrio.executor.metrics import ExecutorMetrics
-from crontrio.executor.output_tail import OutputTail
-from crontrio.executor.shell_task import RunAs, ShellProcess, TaskStartError, check_workdir, resolve_user, task_environment
+from crontrio.executor.recovery import end_orphans, lost_result
+from crontrio.executor.results_page import PAGE_SCAN_ROWS, choose_page, page_budget, page_token, parse_page_token
+from crontrio.executor.run_handle import RunHandle
+from crontrio.executor.task_drivers import TaskOutcome, drive_http, drive_shell
 from crontrio.executor.task_env import baseline_environment
 from crontrio.protos import crontrio_pb2
 
@@ -63,42 +66,6 @@ log = logging.getLogger(__name__)
 
 # Above this a tail would not fit a gRPC message comfortably (16 MiB limit).
 MAX_OUTPUT_LIMIT_BYTES = 8 * 1024 * 1024
-# Live output queued for one slow caller before its chunks are dropped; the
-# tail in RunFinished stays exact whatever a caller misses.
-SUBSCRIBER_BUFFER_BYTES = 1024 * 1024
-# After the shell exits, how long a background process holding its output
-# open may keep us reading.
-OUTPUT_DRAIN_SECONDS = 1.0
-# The error of a run that died with the executor process running it.
-LOST_ERROR = "executor restarted during the run (previous process died); the task may have been interrupted"
-# How often an orphaned process group being killed is checked for survivors.
-_ORPHAN_POLL_SECONDS = 0.05
-# Bytes of results in one ListResults reply (gRPC refuses messages over 16 MiB,
-# and a reply that fails for its size makes a live executor look dead). A
-# single result is at most MAX_OUTPUT_LIMIT_BYTES of tail, so it always fits.
-LIST_RESULTS_PAGE_BYTES = 4 * 1024 * 1024
-# Journal keys read to fill one page: bounds the work of a page when the
-# results are many and small.
-_PAGE_SCAN_ROWS = 10_000
-# A run sent further ahead than a dispatcher ever sends one means the two
-# clocks disagree: start it now rather than hold it for long.
-MAX_HOLD_MS = MAX_DISPATCH_AHEAD_MS + 5_000
-
-
-def hold_ms(request: crontrio_pb2.RunRequest, now: int) -> int:
-    """How long to hold a run sent ahead of its time (dispatcher.dispatch_ahead_ms)
-    before starting it: until its scheduled instant, 0 when that has come."""
-    ahead = request.scheduled_ms - now
-    if ahead <= 0:
-        return 0
-    if ahead > MAX_HOLD_MS:
-        log.warning(
-            "run %s is scheduled %.1fs ahead of this executor's clock; starting it now (are the hosts' clocks in sync?)",
-            request.run_id,
-            ahead / 1000,
-        )
-        return 0
-    return ahead
 
 
 class DrainingError(Exception):
@@ -136,21 +103,6 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def parse_page_token(token: str) -> ResultKey | None:
-    """The position a ListResults page_token stands for (None: the start);
-    ValidationError naming page_token when it is not one we gave out."""
-    if not token:
-        return None
-    ms, sep, run_id = token.partition("/")
-    if not sep or not ms.isdigit() or not run_id:
-        raise ValidationError("page_token", f"not a token from a previous ListResults reply: {token[:80]!r}")
-    return ResultKey(int(ms), run_id)
-
-
-def page_token(key: ResultKey) -> str:
-    return f"{key.finished_ms}/{key.run_id}"
-
-
 def validate_request(req: crontrio_pb2.RunRequest) -> None:
     """Raise ValidationError naming the first bad field of a RunRequest.
 
@@ -186,167 +138,6 @@ def validate_request(req: crontrio_pb2.RunRequest) -> None:
         task_rules.check_headers(http.headers, "http.headers")
     task_rules.check_body(http.body, "http.body")
     task_rules.check_expected_statuses(http.expected_statuses, "http.expected_statuses")
-
-
-class _Subscriber:
-    """One caller's queue of events for a run, bounded in bytes of output."""
-
-    def __init__(self, budget: int) -> None:
-        self._events: deque[tuple[crontrio_pb2.RunEvent, int]] = deque()
-        self._budget = budget
-        self._buffered = 0
-        self._ready = asyncio.Event()
-        self.dropped_bytes = 0
-
-    def put(self, event: crontrio_pb2.RunEvent) -> None:
-        """Queue an event that must not be lost (started, finished, catch-up)."""
-        self._events.append((event, 0))
-        self._ready.set()
-
-    def offer_output(self, data: bytes) -> bool:
-        """Queue a live chunk unless this caller is too far behind."""
-        if self._buffered + len(data) > self._budget:
-            self.dropped_bytes += len(data)
-            return False
-        self._events.append((crontrio_pb2.RunEvent(output=crontrio_pb2.RunOutput(data=data)), len(data)))
-        self._buffered += len(data)
-        self._ready.set()
-        return True
-
-    async def get(self) -> crontrio_pb2.RunEvent:
-        while not self._events:
-            self._ready.clear()
-            await self._ready.wait()
-        event, size = self._events.popleft()
-        self._buffered -= size
-        return event
-
-
-class RunHandle:
-    """One run on this executor, from its start until its result is journaled."""
-
-    def __init__(self, request: crontrio_pb2.RunRequest, output_limit: int) -> None:
-        self.request = request
-        self.run_id = request.run_id
-        self.tail = OutputTail(output_limit)
-        # The whole output is scanned for keywords, not only what the tail keeps.
-        self.keywords = KeywordScanner(request.keywords) if request.keywords else None
-        self.started: crontrio_pb2.RunStarted | None = None
-        self.finished: crontrio_pb2.RunFinished | None = None
-        self.task: asyncio.Task[None] | None = None
-        # Why the run is being stopped (timeout or killed), first reason wins.
-        self.stop_status = ""
-        self.stop_error = ""
-        self._stopper: Callable[[], object] | None = None
-        self._stoppable = True
-        self._subscribers: set[_Subscriber] = set()
-        # True while a run sent ahead waits for its scheduled instant.
-        self.held = False
-
-    # -- subscribers -----------------------------------------------------------
-
-    def subscribe(self) -> _Subscriber:
-        """A new caller: it first gets what it missed (RunStarted, the tail so
-        far as one chunk), then live events."""
-        sub = _Subscriber(SUBSCRIBER_BUFFER_BYTES)
-        if self.started is not None:
-            sub.put(crontrio_pb2.RunEvent(started=self.started))
-            if len(self.tail):
-                sub.put(crontrio_pb2.RunEvent(output=crontrio_pb2.RunOutput(data=self.tail.snapshot())))
-        if self.finished is not None:
-            sub.put(crontrio_pb2.RunEvent(finished=self.finished))
-        else:
-            self._subscribers.add(sub)
-        return sub
-
-    def unsubscribe(self, sub: _Subscriber) -> None:
-        self._subscribers.discard(sub)
-
-    async def events(self) -> AsyncIterator[crontrio_pb2.RunEvent]:
-        """This run's events for one caller, ending with RunFinished."""
-        # Subscribing here, on first iteration, rather than when the RPC
-        # arrives means an abandoned iterator never holds a queue; catch-up
-        # makes the late start lossless.
-        sub = self.subscribe()
-        try:
-            while True:
-                event = await sub.get()
-                yield event
-                if event.HasField("finished"):
-                    return
-        finally:
-            self.unsubscribe(sub)
-
-    # -- publishing --------------------------------------------------------------
-
-    def publish_started(self, started: crontrio_pb2.RunStarted) -> None:
-        """RunStarted, then whatever the task printed before it (kept in the
-        tail only, like the catch-up of a late subscriber)."""
-        self.started = started
-        event = crontrio_pb2.RunEvent(started=started)
-        early = crontrio_pb2.RunEvent(output=crontrio_pb2.RunOutput(data=self.tail.snapshot())) if len(self.tail) else None
-        for sub in self._subscribers:
-            sub.put(event)
-            if early is not None:
-                sub.put(early)
-
-    def publish_output(self, data: bytes, *, scan: bool = True) -> None:
-        """Output of the task; ``scan=False`` for text the executor adds
-        (an HTTP status line), which is not searched for keywords."""
-        self.tail.append(data)
-        if scan and self.keywords is not None:
-            self.keywords.feed(data)
-        if self.started is None:
-            return  # callers get it right after RunStarted, from the tail
-        for sub in self._subscribers:
-            first_drop = sub.dropped_bytes == 0
-            if not sub.offer_output(data) and first_drop:
-                log.warning("run %s: a caller reads too slowly; dropping its live output (the tail is kept)", self.run_id)
-
-    def publish_finished(self, finished: crontrio_pb2.RunFinished) -> None:
-        self.finished = finished
-        event = crontrio_pb2.RunEvent(finished=finished)
-        for sub in self._subscribers:
-            sub.put(event)
-        self._subscribers.clear()
-
-    # -- stopping ----------------------------------------------------------------
-
-    def set_stopper(self, stopper: Callable[[], object]) -> None:
-        """The running task says how to stop it; a stop requested before it
-        was running takes effect now."""
-        self._stopper = stopper
-        if self.stop_status:
-            stopper()
-
-    def clear_stopper(self) -> None:
-        """The previous stopper no longer applies (a hold ended); a stop
-        requested from now until the next ``set_stopper`` takes effect then."""
-        self._stopper = None
-
-    def stopped_running(self) -> None:
-        """The task is over (only output is still being collected): a Kill
-        now has nothing to kill."""
-        self._stopper = None
-        self._stoppable = False
-
-    def request_stop(self, why: str, error: str) -> bool:
-        """Stop the run with status ``why``; False when it is no longer running."""
-        if not self._stoppable:
-            return False
-        if not self.stop_status:
-            self.stop_status, self.stop_error = why, error
-        if self._stopper is not None:
-            self._stopper()
-        return True
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    status: str
-    exit_code: int
-    error: str = ""
-    pid: int = 0
 
 
 class RunRegistry:
@@ -549,42 +340,30 @@ class RunRegistry:
         handle.task = asyncio.create_task(work, name=f"run {request.run_id}")
         return handle
 
-    async def _hold(self, handle: RunHandle, hold: int) -> bool:
-        """Wait ``hold`` ms for the run's scheduled instant; False when it was
-        stopped (killed or cancelled) meanwhile."""
-        # A future and a timer, not wait_for: at the scheduled instant a burst
-        # of held runs wakes at once, and wait_for would add a task and its
-        # cancellation to each, right on the critical path.
-        loop = asyncio.get_running_loop()
-        wake: asyncio.Future[None] = loop.create_future()
-        timer = loop.call_later(hold / 1000, _resolve, wake)
-        handle.held = True
-        handle.set_stopper(functools.partial(_resolve, wake))
-        try:
-            await wake
-        finally:
-            timer.cancel()
-            handle.held = False
-            handle.clear_stopper()
-        return not handle.stop_status
-
     async def _execute(self, handle: RunHandle, started_ms: int, hold: int) -> None:
         req = handle.request
         if hold:
-            if not await self._hold(handle, hold):
+            if not await wait_until_due(handle, hold):
                 await self._end_unstarted(handle)
                 return
             started_ms = now_ms()  # the real start; the journal has the planned one
         clock = time.monotonic()
         try:
             if req.WhichOneof("task") == "shell":
-                outcome = await self._run_shell(handle, started_ms)
+                outcome = await drive_shell(
+                    handle,
+                    started_ms,
+                    started=self._started,
+                    base_env=self._base_env,
+                    kill_grace_seconds=self.cfg.kill_grace_seconds,
+                    journal=self.journal,
+                )
             else:
-                outcome = await self._run_http(handle, started_ms)
+                outcome = await drive_http(handle, started_ms, started=self._started, clients=self.http)
         except Exception as exc:
             # A bug here must still end the run with a result, not a hang.
             log.exception("run %s: executor error", req.run_id)
-            outcome = _Outcome(status.FAILED, 0, f"executor error: {exc}")
+            outcome = TaskOutcome(status.FAILED, 0, f"executor error: {exc}")
         if handle.started is None:
             handle.publish_started(self._started(req, 0, started_ms))
         finished = crontrio_pb2.RunFinished(
@@ -618,14 +397,7 @@ class RunRegistry:
         """The result of a held run stopped before its task started: nothing ran."""
         req = handle.request
         handle.stopped_running()
-        finished = crontrio_pb2.RunFinished(
-            run_id=req.run_id,
-            status=handle.stop_status,
-            finished_ms=now_ms(),
-            error=f"{handle.stop_error} (before its scheduled start: the task never ran)",
-            host=self.host,
-            executor=self.address,
-        )
+        finished = unstarted_result(handle, finished_ms=now_ms(), host=self.host, address=self.address)
         await self._journal_result(finished)
         handle.publish_started(self._started(req, 0, 0))
         handle.publish_finished(finished)
@@ -663,92 +435,6 @@ class RunRegistry:
             attempt=req.attempt,
         )
 
-    async def _run_shell(self, handle: RunHandle, started_ms: int) -> _Outcome:
-        req = handle.request
-        run_vars = {
-            "CRONTRIO_RUN_ID": req.run_id,
-            "CRONTRIO_JOB_ID": str(req.job_id),
-            "CRONTRIO_JOB_NAME": req.job_name,
-            "CRONTRIO_SCHEDULED_MS": str(req.scheduled_ms),
-            "CRONTRIO_ATTEMPT": str(req.attempt),
-        }
-        try:
-            # User lookups and the workdir check may block (NSS, a subprocess).
-            run_as = await asyncio.to_thread(self._prepare_shell, req.shell) if req.shell.user else None
-            env = task_environment(self._base_env, req.shell.env, run_vars, run_as)
-            proc = await ShellProcess.start(
-                req.shell.command, workdir=req.shell.workdir, env=env, on_output=handle.publish_output, run_as=run_as
-            )
-        except TaskStartError as exc:
-            handle.publish_started(self._started(req, 0, started_ms))
-            return _Outcome(status.FAILED, 0, str(exc))
-        handle.set_stopper(functools.partial(proc.stop, self.cfg.kill_grace_seconds))
-        try:
-            try:
-                # So that after a crash of this executor the next one can
-                # kill what is left of the run (the pid is its group's id).
-                # RunStarted waits for it: a pid a caller has seen is one a
-                # restarted executor can find.
-                await self.journal.set_pid(req.run_id, proc.pid)
-            except Exception:  # noqa: BLE001 - the journal logs the cause once
-                log.warning("run %s: could not journal its pid %d (journal error logged once)", req.run_id, proc.pid)
-            handle.publish_started(self._started(req, proc.pid, started_ms))
-            log.info("run %s (%s attempt %d) started pid %d", req.run_id, req.job_name, req.attempt, proc.pid)
-            timeout = req.timeout_seconds if req.timeout_seconds > 0 else None
-            if not await proc.exited_within(timeout):
-                handle.request_stop(status.TIMEOUT, f"timed out after {req.timeout_seconds:g}s")
-            code = await proc.wait_exit()
-            handle.stopped_running()
-            # The result must not claim the group is gone while a
-            # TERM-ignoring grandchild is still waiting for its KILL.
-            await proc.stopped()
-            if not await proc.drain_output(OUTPUT_DRAIN_SECONDS):
-                log.info("run %s: a background process still holds the output open; stopped reading", req.run_id)
-        finally:
-            proc.close()
-        if handle.stop_status:
-            return _Outcome(handle.stop_status, code, handle.stop_error, proc.pid)
-        if code == 0:
-            return _Outcome(status.SUCCEEDED, 0, "", proc.pid)
-        error = f"terminated by signal {_signal_name(-code)}" if code < 0 else ""
-        return _Outcome(status.FAILED, code, error, proc.pid)
-
-    @staticmethod
-    def _prepare_shell(task: crontrio_pb2.ShellTask) -> RunAs:
-        """Resolve the task's user and check that it can use the workdir
-        (blocking). TaskStartError when it cannot run."""
-        run_as = resolve_user(task.user)
-        check_workdir(task.workdir, run_as)
-        return run_as
-
-    async def _run_http(self, handle: RunHandle, started_ms: int) -> _Outcome:
-        req = handle.request
-        handle.publish_started(self._started(req, 0, started_ms))
-        method = (req.http.method or "GET").upper()
-        log.info("run %s (%s attempt %d) started pid %d: %s %s", req.run_id, req.job_name, req.attempt, 0, method, req.http.url)
-        timeout = req.timeout_seconds if req.timeout_seconds > 0 else DEFAULT_TIMEOUT_SECONDS
-        request = asyncio.create_task(
-            run_http(
-                self.http,
-                req.http,
-                timeout_seconds=timeout,
-                on_head=lambda head: handle.publish_output(head, scan=False),
-                on_body=handle.publish_output,
-            )
-        )
-        handle.set_stopper(request.cancel)
-        try:
-            await asyncio.wait({request})
-        finally:
-            handle.stopped_running()
-            request.cancel()  # only does something when we ourselves were cancelled
-        if request.cancelled():
-            return _Outcome(handle.stop_status or status.KILLED, 0, handle.stop_error or "killed")
-        result = request.result()
-        if result.timed_out:
-            return _Outcome(status.TIMEOUT, result.status_code, result.error)
-        return _Outcome(status.SUCCEEDED if result.succeeded else status.FAILED, result.status_code, result.error)
-
     # -- the other RPCs -------------------------------------------------------------
 
     def kill(self, run_id: str, error: str = "killed on request") -> bool:
@@ -761,26 +447,13 @@ class RunRegistry:
         return True
 
     def cancel_held(self, run_id: str, reason: str) -> bool:
-        """Cancel a run sent ahead that has not started yet: it ends
-        ``skipped`` with ``reason``. False when it is not held here (unknown,
-        or already started: then it runs to its end)."""
-        handle = self._running.get(run_id)
-        if handle is None or not handle.held or not handle.request_stop(status.SKIPPED, reason):
-            return False
-        log.info("run %s: cancelled before its scheduled start (%s)", run_id, reason)
-        return True
+        """Cancel a run sent ahead that has not started yet (executor/held_runs.py)."""
+        return cancel_held(self._running, run_id, reason)
 
     def hand_back_held(self, reason: str) -> int:
-        """Shutting down: end every run held for its scheduled time with
-        ``not_started`` (nothing ran), so that its dispatcher sends it to
-        another executor rather than this one starting it while it drains.
-        Returns how many were handed back."""
-        handed = 0
-        for run_id, handle in list(self._running.items()):
-            if handle.held and handle.request_stop(status.NOT_STARTED, reason):
-                log.info("run %s: handed back before its scheduled start (%s)", run_id, reason)
-                handed += 1
-        return handed
+        """Shutting down: hand back every run held for its scheduled time
+        (executor/held_runs.py); returns how many."""
+        return hand_back_held(self._running, reason)
 
     async def ack(self, run_ids: Iterable[str]) -> int:
         """The dispatcher recorded these results; forget them (remembering
@@ -802,7 +475,7 @@ class RunRegistry:
     ) -> tuple[list[crontrio_pb2.RunFinished], list[str], str]:
         """One page of unacknowledged results (all, or of ``run_ids``) in
         (finished_ms, run_id) order from ``token`` on, at most ``max_bytes``
-        (LIST_RESULTS_PAGE_BYTES at most) but at least one result; the ids
+        (executor/results_page.py LIST_RESULTS_PAGE_BYTES at most) but at least one result; the ids
         still running; the token of the next page, "" after the last.
 
         A run that finishes while a caller pages is listed as running on the
@@ -810,26 +483,12 @@ class RunRegistry:
         result already there), so a caller that reads every page misses none.
         """
         after = parse_page_token(token)
-        budget = min(max_bytes, LIST_RESULTS_PAGE_BYTES) if max_bytes > 0 else LIST_RESULTS_PAGE_BYTES
         wanted = set(run_ids)
         running = [run_id for run_id in self._running if not wanted or run_id in wanted]
-        keys = await self.journal.result_keys(run_ids, after, _PAGE_SCAN_ROWS)
-        scanned_all = len(keys) < _PAGE_SCAN_ROWS
-        candidates = {key.run_id: key for key in keys}
-        for result in list(self._unjournaled.values()):
-            key = ResultKey(result.finished_ms, result.run_id, result.ByteSize())
-            if (wanted and key.run_id not in wanted) or (after is not None and key <= after):
-                continue
-            if scanned_all or key <= keys[-1]:  # beyond the scan, it belongs to a later page
-                candidates.setdefault(key.run_id, key)
-        chosen: list[ResultKey] = []
-        size = 0
-        for key in sorted(candidates.values()):
-            if chosen and size + key.size > budget:
-                break
-            chosen.append(key)
-            size += key.size
-        more = len(chosen) < len(candidates) or not scanned_all
+        keys = await self.journal.result_keys(run_ids, after, PAGE_SCAN_ROWS)
+        chosen, more = choose_page(
+            keys, list(self._unjournaled.values()), wanted=wanted, after=after, budget=page_budget(max_bytes)
+        )
         in_memory = {key.run_id: self._unjournaled.get(key.run_id) for key in chosen if key.run_id in self._unjournaled}
         journaled = [key.run_id for key in chosen if key.run_id not in in_memory]
         results = await self.journal.results(journaled) if journaled else []
@@ -871,25 +530,9 @@ class RunRegistry:
     async def _record_lost(self, interrupted: list[StartedRun]) -> list[crontrio_pb2.RunFinished]:
         """Kill what is left of these runs and journal them as lost."""
         results = []
-        grace = self.cfg.kill_grace_seconds
-        notes = await asyncio.gather(
-            *(
-                asyncio.to_thread(_end_orphan, run.run_id, run.pid, grace) if run.task == "shell" else _no_note()
-                for run in interrupted
-            )
-        )
+        notes = await end_orphans(interrupted, self.cfg.kill_grace_seconds)
         for run, note in zip(interrupted, notes, strict=True):
-            result = crontrio_pb2.RunFinished(
-                run_id=run.run_id,
-                status=status.LOST,
-                exit_code=0,
-                started_ms=run.started_ms,
-                finished_ms=now_ms(),
-                error=f"{LOST_ERROR}; {note}" if note else LOST_ERROR,
-                pid=run.pid,
-                host=run.host or self.host,
-                executor=run.executor or self.address,
-            )
+            result = lost_result(run, note, finished_ms=now_ms(), host=self.host, address=self.address)
             await self._journal_result(result)
             results.append(result)
             log.warning(
@@ -930,86 +573,5 @@ class RunRegistry:
         return sum(self.kill(run_id, error) for run_id in list(self._running))
 
 
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
 async def _single(event: crontrio_pb2.RunEvent) -> AsyncIterator[crontrio_pb2.RunEvent]:
     yield event
-
-
-async def _no_note() -> str:
-    return ""
-
-
-def _live_group_members(pgid: int) -> list[int]:
-    """The pids of a process group's members that are not zombies (Linux /proc)."""
-    members = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue  # gone meanwhile
-        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parens.
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) >= 3 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
-            members.append(int(entry.name))
-    return members
-
-
-def _runs_for(pid: int, run_id: str) -> bool:
-    """Whether process ``pid`` was started for ``run_id`` (its environment
-    holds our CRONTRIO_RUN_ID); False when that cannot be read."""
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            environ = f.read()
-    except OSError:
-        return False
-    return f"CRONTRIO_RUN_ID={run_id}".encode() in environ.split(b"\0")
-
-
-def _end_orphan(run_id: str, pgid: int, grace: float) -> str:
-    """Kill what is left of a shell run whose executor died: its process
-    group (the shell ran with start_new_session, so pgid = its pid), TERM then
-    KILL after ``grace`` seconds, but only when a live member of the group
-    provably belongs to the run. A pgid cannot be reused while any process of
-    the group lives, and a reused pid would not carry this run's id, so
-    nothing else is ever signalled. Blocking: run it in a thread. Returns what
-    happened, for the run's error text.
-    """
-    if pgid <= 0:
-        return "its process id was never journaled, so no leftover process was looked for"
-    try:
-        members = _live_group_members(pgid)
-    except OSError as exc:
-        return f"its process group {pgid} could not be checked ({exc}); left alone"
-    if not members:
-        return f"its process group {pgid} was no longer running"
-    if not any(_runs_for(pid, run_id) for pid in members):
-        return f"process group {pgid} is alive but could not be verified as this run's (pid reused?); left alone"
-    log.warning("run %s: its process group %d outlived the executor; killing it", run_id, pgid)
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
-        return f"its process group {pgid} was no longer running"
-    except PermissionError:
-        return f"its process group {pgid} was still running but could not be signalled (permission denied)"
-    deadline = time.monotonic() + grace
-    while (alive := _live_group_members(pgid)) and time.monotonic() < deadline:
-        time.sleep(_ORPHAN_POLL_SECONDS)
-    if alive:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
-        return f"its process group {pgid} was still running and was killed (SIGKILL after {grace:g}s)"
-    return f"its process group {pgid} was still running and was killed"
-
-
-def _signal_name(signum: int) -> str:
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return str(signum)

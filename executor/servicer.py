@@ -6,6 +6,7 @@ import asyncio
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -17,13 +18,33 @@ from crontrio.protos import crontrio_pb2, crontrio_pb2_grpc
 
 log = logging.getLogger(__name__)
 
-# What Run would have aborted with, for a refusal over a Session.
-_REFUSALS: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
-    (ValidationError, grpc.StatusCode.INVALID_ARGUMENT),
-    (DrainingError, grpc.StatusCode.UNAVAILABLE),
-    (AlreadyAcknowledgedError, grpc.StatusCode.FAILED_PRECONDITION),
-    (NotJournaledError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+
+@dataclass(frozen=True)
+class _Refusal:
+    """How a run the executor will not start is refused: the status code of
+    a Run call (and of a RunRefused on a Session), and the trailing metadata
+    a Run call carries with it."""
+
+    code: grpc.StatusCode
+    metadata: tuple[tuple[str, str], ...] = ()
+
+
+# The one table of refusals, for Run and Session alike.
+_REFUSALS: tuple[tuple[type[Exception], _Refusal], ...] = (
+    (ValidationError, _Refusal(grpc.StatusCode.INVALID_ARGUMENT)),
+    # The metadata tells the dispatcher that this run was not accepted
+    # (unlike a broken connection): it may send it elsewhere.
+    (DrainingError, _Refusal(grpc.StatusCode.UNAVAILABLE, ((status.NOT_STARTED_METADATA, "draining"),))),
+    # Never rerun a finished run, even for a late duplicate request.
+    (AlreadyAcknowledgedError, _Refusal(grpc.StatusCode.FAILED_PRECONDITION)),
+    # Not started (a full disk, say): the dispatcher may send it elsewhere.
+    (NotJournaledError, _Refusal(grpc.StatusCode.RESOURCE_EXHAUSTED)),
 )
+
+
+def _refusal(exc: Exception) -> _Refusal | None:
+    """The refusal ``exc`` stands for; None for an unexpected error."""
+    return next((refusal for kind, refusal in _REFUSALS if isinstance(exc, kind)), None)
 
 
 class ExecutorServicer(crontrio_pb2_grpc.ExecutorServicer):
@@ -37,20 +58,11 @@ class ExecutorServicer(crontrio_pb2_grpc.ExecutorServicer):
     ) -> AsyncIterator[crontrio_pb2.RunEvent]:
         try:
             events = await self.runs.run(request)
-        except ValidationError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        except DrainingError as exc:
-            # The metadata tells the dispatcher that this run was not accepted
-            # (unlike a broken connection): it may send it elsewhere.
-            await context.abort(
-                grpc.StatusCode.UNAVAILABLE, str(exc), trailing_metadata=((status.NOT_STARTED_METADATA, "draining"),)
-            )
-        except AlreadyAcknowledgedError as exc:
-            # Never rerun a finished run, even for a late duplicate request.
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
-        except NotJournaledError as exc:
-            # Not started (a full disk, say): the dispatcher may send it elsewhere.
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+        except Exception as exc:
+            refusal = _refusal(exc)
+            if refusal is None:
+                raise
+            await context.abort(refusal.code, str(exc), trailing_metadata=refusal.metadata)
         # A caller going away cancels only this loop; the run goes on.
         async for event in events:
             yield event
@@ -161,11 +173,11 @@ class _Session:
         try:
             events = await self._runs.run(request)
         except Exception as exc:
-            code = next((code for kind, code in _REFUSALS if isinstance(exc, kind)), None)
-            if code is None:
+            refusal = _refusal(exc)
+            if refusal is None:
                 # A bug must not leave the dispatcher waiting on this run forever.
                 log.exception("run %s: could not start it", request.run_id)
-                code = grpc.StatusCode.INTERNAL
+            code = refusal.code if refusal is not None else grpc.StatusCode.INTERNAL
             refused = crontrio_pb2.RunRefused(run_id=request.run_id, code=code.value[0], message=str(exc))
             self.events.put_nowait(crontrio_pb2.SessionEvent(refused=refused))
             return

@@ -23,7 +23,8 @@ from crontrio.common.config import ExecutorConfig
 from crontrio.executor import shell_task
 from crontrio.executor.http_task import HttpClients
 from crontrio.executor.journal import Journal, StartedRun
-from crontrio.executor.runs import LOST_ERROR, AlreadyAcknowledgedError, NotJournaledError, RunRegistry
+from crontrio.executor.recovery import LOST_ERROR
+from crontrio.executor.runs import AlreadyAcknowledgedError, NotJournaledError, RunRegistry
 from crontrio.executor.shell_task import ShellProcess
 from crontrio.protos import crontrio_pb2 as pb
 from tests.services import pid_alive, wait_until

@@ -1,0 +1,106 @@
+"""Runs sent ahead of their scheduled time (dispatcher.dispatch_ahead_ms):
+held here until their instant, cancelled or handed back on drain
+(docs/ARCHITECTURE.md, "dispatch ahead").
+
+A run sent ahead is accepted at once: executor/runs.py journals its start and
+counts it as running (Attach, ListResults and Kill see it), and this module
+holds its task until the scheduled instant. Killed while held, it ends
+``killed`` without having run; cancelled (its job paused or deleted
+meanwhile), ``skipped``; handed back by a draining executor, ``not_started``,
+so that its dispatcher sends it elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Mapping
+
+from crontrio.common import status
+from crontrio.common.config import MAX_DISPATCH_AHEAD_MS
+from crontrio.executor.run_handle import RunHandle
+from crontrio.protos import crontrio_pb2
+
+log = logging.getLogger(__name__)
+
+# A run sent further ahead than a dispatcher ever sends one means the two
+# clocks disagree: start it now rather than hold it for long.
+MAX_HOLD_MS = MAX_DISPATCH_AHEAD_MS + 5_000
+
+
+def hold_ms(request: crontrio_pb2.RunRequest, now: int) -> int:
+    """How long to hold a run sent ahead of its time (dispatcher.dispatch_ahead_ms)
+    before starting it: until its scheduled instant, 0 when that has come."""
+    ahead = request.scheduled_ms - now
+    if ahead <= 0:
+        return 0
+    if ahead > MAX_HOLD_MS:
+        log.warning(
+            "run %s is scheduled %.1fs ahead of this executor's clock; starting it now (are the hosts' clocks in sync?)",
+            request.run_id,
+            ahead / 1000,
+        )
+        return 0
+    return ahead
+
+
+async def wait_until_due(handle: RunHandle, hold: int) -> bool:
+    """Wait ``hold`` ms for the run's scheduled instant; False when it was
+    stopped (killed or cancelled) meanwhile."""
+    # A future and a timer, not wait_for: at the scheduled instant a burst
+    # of held runs wakes at once, and wait_for would add a task and its
+    # cancellation to each, right on the critical path.
+    loop = asyncio.get_running_loop()
+    wake: asyncio.Future[None] = loop.create_future()
+    timer = loop.call_later(hold / 1000, _resolve, wake)
+    handle.held = True
+    handle.set_stopper(functools.partial(_resolve, wake))
+    try:
+        await wake
+    finally:
+        timer.cancel()
+        handle.held = False
+        handle.clear_stopper()
+    return not handle.stop_status
+
+
+def unstarted_result(handle: RunHandle, *, finished_ms: int, host: str, address: str) -> crontrio_pb2.RunFinished:
+    """The result of a held run stopped before its task started: nothing ran."""
+    return crontrio_pb2.RunFinished(
+        run_id=handle.run_id,
+        status=handle.stop_status,
+        finished_ms=finished_ms,
+        error=f"{handle.stop_error} (before its scheduled start: the task never ran)",
+        host=host,
+        executor=address,
+    )
+
+
+def cancel_held(running: Mapping[str, RunHandle], run_id: str, reason: str) -> bool:
+    """Cancel a run sent ahead that has not started yet: it ends
+    ``skipped`` with ``reason``. False when it is not held here (unknown,
+    or already started: then it runs to its end)."""
+    handle = running.get(run_id)
+    if handle is None or not handle.held or not handle.request_stop(status.SKIPPED, reason):
+        return False
+    log.info("run %s: cancelled before its scheduled start (%s)", run_id, reason)
+    return True
+
+
+def hand_back_held(running: Mapping[str, RunHandle], reason: str) -> int:
+    """Shutting down: end every run held for its scheduled time with
+    ``not_started`` (nothing ran), so that its dispatcher sends it to
+    another executor rather than this one starting it while it drains.
+    Returns how many were handed back."""
+    handed = 0
+    for run_id, handle in list(running.items()):
+        if handle.held and handle.request_stop(status.NOT_STARTED, reason):
+            log.info("run %s: handed back before its scheduled start (%s)", run_id, reason)
+            handed += 1
+    return handed
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
