@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 from crontrio.common import status
+from crontrio.common.clock import now_ms
 from crontrio.common.jobs import schedule_of
 from crontrio.common.model import (
     MISFIRE_RUN_ALL,
@@ -53,10 +53,6 @@ CHECK_SECONDS = 0.5
 
 RunFiringFn = Callable[..., Coroutine[Any, Any, None]]
 SpawnFn = Callable[[Coroutine[Any, Any, None], str], None]
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass

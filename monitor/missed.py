@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 from crontrio.common import status
 from crontrio.common.alerts.message import run_alert, system_alert
 from crontrio.common.alerts.sender import AlertSender
+from crontrio.common.clock import now_ms
 from crontrio.common.errors import ValidationError
 from crontrio.common.jobs import schedule_of, validate_job
 from crontrio.common.model import NOTIFY_ALWAYS, NOTIFY_ON_FAILURE, Job, RunRecord, iso_ms, make_run_id
@@ -26,10 +26,6 @@ from crontrio.common.store.sql_store import SqlStore
 
 log = logging.getLogger(__name__)
 NEVER_DROP_MS = 10**15  # expected firings are checked however late, never skipped
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class MissedDetector:
