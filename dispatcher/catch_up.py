@@ -17,11 +17,11 @@ from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
-from crontrio.common import status
 from crontrio.common.clock import now_ms
 from crontrio.common.cron import CronSchedule
 from crontrio.common.jobs import schedule_of
-from crontrio.common.model import MISFIRE_RUN_ALL, MISFIRE_RUN_ONCE, TRIGGER_CATCH_UP, Job, RunRecord, iso_ms, make_run_id
+from crontrio.common.missed import missed_record
+from crontrio.common.model import MISFIRE_RUN_ALL, MISFIRE_RUN_ONCE, TRIGGER_CATCH_UP, Job, iso_ms
 from crontrio.common.store.async_store import DbThreads
 from crontrio.common.store.sql_store import SqlStore
 from crontrio.dispatcher.recorder import RunRecorder
@@ -99,17 +99,12 @@ async def catch_up(
         )
         for ms in missed[: len(missed) - len(to_run)]:
             await recorder.insert(
-                RunRecord(
-                    run_id=make_run_id(job.id, ms, 1),
-                    job_id=job.id,
-                    job_name=job.name,
-                    scheduled_ms=ms,
-                    attempt=1,
-                    status=status.MISSED,
+                missed_record(
+                    job,
+                    ms,
+                    "missed while no dispatcher ran; misfire policy run_once ran only the latest",
+                    at_ms=now,
                     dispatcher=dispatcher_id,
-                    created_ms=now,
-                    finished_ms=now,
-                    error="missed while no dispatcher ran; misfire policy run_once ran only the latest",
                     trigger=TRIGGER_CATCH_UP,
                 )
             )
