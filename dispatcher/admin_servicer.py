@@ -20,7 +20,7 @@ from crontrio.common.convert import job_from_pb, job_to_pb, run_to_pb
 from crontrio.common.cron import CronSchedule
 from crontrio.common.errors import ValidationError
 from crontrio.common.jobs import check_dependencies, schedule_of, validate_job
-from crontrio.common.model import TRIGGER_MANUAL, Job, iso_ms, make_run_id
+from crontrio.common.model import TRIGGER_MANUAL, Job, iso_ms, last_attempt, make_run_id
 from crontrio.common.registry.base import Registry
 from crontrio.common.schedule import Schedule
 from crontrio.common.secrets import has_secrets, keep_stored, redact
@@ -563,8 +563,8 @@ class ControlServicer(pb_grpc.ControlServicer):
         job = await self._db.run(self._store.get_job, job_id=run.job_id)
         if job is None or not job.enabled:
             return pb.RetryRunReply(retrying=False, reason="the job was deleted or paused")
-        if run.attempt > job.retries and not request.never_started:
-            return pb.RetryRunReply(retrying=False, reason=f"attempt {run.attempt} was the last of {job.retries + 1}")
+        if run.attempt >= last_attempt(job) and not request.never_started:
+            return pb.RetryRunReply(retrying=False, reason=f"attempt {run.attempt} was the last of {last_attempt(job)}")
         try:
             job = validate_job(job)
         except ValidationError as exc:
