@@ -176,7 +176,7 @@ def cli(
 
 def discover_dispatchers(endpoints: list[str], prefix: str) -> list[str]:
     """Addresses of the dispatchers registered in etcd right now."""
-    from crontrio.common.registry.etcd_registry import DispatcherWatcher
+    from crontrio.common.registry.dispatcher_watch import DispatcherWatcher
 
     async def read() -> list[str]:
         watcher = DispatcherWatcher(endpoints, prefix)

@@ -11,7 +11,7 @@ from crontrio.common.alerts.sender import AlertSender
 from crontrio.common.cluster import resolve_secret
 from crontrio.common.config import Config
 from crontrio.common.grpc_server import ServiceServer
-from crontrio.common.registry.etcd_registry import DispatcherWatcher
+from crontrio.common.registry.dispatcher_watch import DispatcherWatcher
 from crontrio.common.registry.factory import make_registry
 from crontrio.common.store.async_store import DbThreads
 from crontrio.common.store.engine import make_engine

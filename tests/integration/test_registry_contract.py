@@ -19,7 +19,8 @@ import aetcd  # type: ignore[import-untyped]
 import pytest
 
 from crontrio.common.registry.base import ExecutorRef, Registry
-from crontrio.common.registry.etcd_registry import DispatcherRef, DispatcherWatcher, EtcdRegistry
+from crontrio.common.registry.dispatcher_watch import DispatcherRef, DispatcherWatcher
+from crontrio.common.registry.etcd_registry import EtcdRegistry
 from crontrio.common.registry.keys import dispatcher_key, executor_key, executors_prefix
 from crontrio.common.registry.registration import EtcdRegistration
 from crontrio.common.registry.static import StaticRegistry
