@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from crontrio.common.alerts.message import system_alert
 from crontrio.common.alerts.sender import AlertSender
 from crontrio.common.config import TlsConfig
-from crontrio.common.grpc_server import make_channel
+from crontrio.common.grpc_channel import make_channel
 from crontrio.common.registry.base import Registry
 from crontrio.common.tls import load_tls
 from crontrio.monitor.dispatcher_links import DispatcherLinks

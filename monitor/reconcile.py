@@ -24,7 +24,7 @@ import grpc
 from crontrio.common import status
 from crontrio.common.clock import now_ms
 from crontrio.common.config import TlsConfig
-from crontrio.common.grpc_server import make_channel
+from crontrio.common.grpc_channel import make_channel
 from crontrio.common.model import RunRecord, iso_ms
 from crontrio.common.registry.base import Registry
 from crontrio.common.store.async_store import DbThreads
