@@ -2,7 +2,7 @@
 stopped, /proc readings (CPU, peak RSS, fds), percentiles, and the result file.
 
 Services are started as `python -m <service> -c conf.ini`, as tests/e2e does
-(tests/services.py: write_conf, free_port, is_serving, wait_for are reused),
+(testing_support/services.py: write_conf, free_port, is_serving, wait_for are reused),
 but with two additions a benchmark needs: a raised open-files limit for the
 child, and PR_SET_PDEATHSIG so a bench that is killed outright does not leave
 services running.
@@ -32,7 +32,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from bench import ORIGINAL_ENVIRON
-from tests.services import free_port, is_serving, wait_for, write_conf
+from testing_support.services import free_port, is_serving, wait_for, write_conf
 
 __all__ = [
     "REPO",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import REPO, ServiceProcess, free_port, is_serving, wait_for, write_conf
+from testing_support.services import REPO, ServiceProcess, free_port, is_serving, wait_for, write_conf
 
 
 @dataclass

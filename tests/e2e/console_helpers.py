@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from testing_support.services import wait_for
 from tests.e2e.conftest import Trio, make_trio, stop_trio
-from tests.services import wait_for
 
 
 def console_url(t: Trio) -> str:

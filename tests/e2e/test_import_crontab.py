@@ -12,8 +12,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from testing_support.services import REPO, wait_for
 from tests.e2e.conftest import Trio
-from tests.services import REPO, wait_for
 
 CRONTAB = textwrap.dedent(
     r"""

@@ -11,8 +11,8 @@ import sqlite3
 import time
 from pathlib import Path
 
+from testing_support.services import wait_for
 from tests.e2e.conftest import make_trio, stop_trio
-from tests.services import wait_for
 
 GRACE_S = 2
 LOCK_S = 8

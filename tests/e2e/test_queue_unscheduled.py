@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from testing_support.services import wait_for
 from tests.e2e.conftest import Trio
-from tests.services import wait_for
 
 pytestmark = pytest.mark.xdist_group("semantics")
 

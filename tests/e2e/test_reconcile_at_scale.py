@@ -20,9 +20,9 @@ from crontrio.common.cluster import CLUSTER_HEADER
 from crontrio.common.config import DatabaseConfig
 from crontrio.protos import crontrio_pb2 as pb
 from crontrio.protos import crontrio_pb2_grpc as pb_grpc
+from testing_support.servers import EtcdServer, RedisServer
+from testing_support.services import cluster_secret, wait_for
 from tests.e2e.cluster import Cluster
-from tests.servers import EtcdServer, RedisServer
-from tests.services import cluster_secret, wait_for
 
 pytestmark = pytest.mark.xdist_group("cluster")
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from crontrio.common.config import DatabaseConfig
+from testing_support.servers import EtcdServer, RedisServer
+from testing_support.services import wait_for
 from tests.e2e.cluster import Cluster
-from tests.servers import EtcdServer, RedisServer
-from tests.services import wait_for
 
 pytestmark = pytest.mark.xdist_group("cluster")
 JOBS = 4

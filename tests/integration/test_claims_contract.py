@@ -24,8 +24,8 @@ from crontrio.common.claims.factory import make_claims
 from crontrio.common.claims.memory import MemoryClaims
 from crontrio.common.claims.redis_claims import KEY_PREFIX, RedisClaims
 from crontrio.common.config import RedisConfig
-from tests.servers import RedisServer
-from tests.services import wait_until
+from testing_support.servers import RedisServer
+from testing_support.services import wait_until
 
 LOGGER = "crontrio.common.claims.redis_claims"
 TTL = 60_000

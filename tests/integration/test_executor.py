@@ -21,7 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from crontrio.protos import crontrio_pb2 as pb
 from crontrio.protos import crontrio_pb2_grpc
-from tests.services import (
+from testing_support.services import (
     ServiceProcess,
     cluster_channel,
     cluster_secret,

@@ -14,6 +14,7 @@ import pytest
 
 from crontrio.protos import crontrio_pb2 as pb
 from crontrio.protos import crontrio_pb2_grpc
+from testing_support.services import pid_alive
 from tests.integration.test_executor import (
     Executor,
     lines,
@@ -26,7 +27,6 @@ from tests.integration.test_executor import (
     start_executor,
     start_then_crash,
 )
-from tests.services import pid_alive
 
 # ---------------------------------------------------------------- fixtures
 

@@ -26,7 +26,7 @@ from crontrio.executor.journal import Journal, StartedRun
 from crontrio.executor.runs import LOST_ERROR, AlreadyAcknowledgedError, NotJournaledError, RunRegistry
 from crontrio.executor.shell_task import ShellProcess
 from crontrio.protos import crontrio_pb2 as pb
-from tests.services import pid_alive, wait_until
+from testing_support.services import pid_alive, wait_until
 
 
 def started_record(run_id: str, pid: int = 0) -> StartedRun:

@@ -13,7 +13,7 @@ import pytest
 from crontrio.executor.journal import Journal, StartedRun
 from crontrio.executor.journal_retention import DAY_MS, drop_stale_results
 from crontrio.protos import crontrio_pb2
-from tests.services import ServiceProcess, free_port, is_serving, wait_for, write_conf
+from testing_support.services import ServiceProcess, free_port, is_serving, wait_for, write_conf
 
 HOUR_MS = 3600 * 1000
 

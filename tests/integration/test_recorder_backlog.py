@@ -20,7 +20,7 @@ from crontrio.common.store.engine import make_engine
 from crontrio.common.store.migrate import ensure_schema
 from crontrio.common.store.sql_store import SqlStore
 from crontrio.dispatcher.recorder import RecordDroppedError, RunRecorder
-from tests.services import wait_until
+from testing_support.services import wait_until
 
 
 @pytest.fixture

@@ -24,8 +24,8 @@ from crontrio.common.registry.etcd_registry import EtcdRegistry
 from crontrio.common.registry.keys import dispatcher_key, executor_key, executors_prefix
 from crontrio.common.registry.registration import EtcdRegistration
 from crontrio.common.registry.static import StaticRegistry
-from tests.servers import EtcdServer
-from tests.services import free_port, wait_until
+from testing_support.servers import EtcdServer
+from testing_support.services import free_port, wait_until
 
 PREFIX = "/crontrio"
 TTL = 2

@@ -1,4 +1,4 @@
-"""Start crontrio services as real processes for tests, and always stop them."""
+"""Start crontrio services as real processes for tests and benchmarks, and always stop them."""
 
 from __future__ import annotations
 
