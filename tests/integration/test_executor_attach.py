@@ -14,8 +14,7 @@ import pytest
 
 from crontrio.protos import crontrio_pb2 as pb
 from crontrio.protos import crontrio_pb2_grpc
-from testing_support.services import pid_alive
-from tests.integration.test_executor import (
+from testing_support.executor import (
     Executor,
     lines,
     read_rest,
@@ -27,6 +26,7 @@ from tests.integration.test_executor import (
     start_executor,
     start_then_crash,
 )
+from testing_support.services import pid_alive
 
 # ---------------------------------------------------------------- fixtures
 

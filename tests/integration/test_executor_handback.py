@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2
 from crontrio.common import status
 from crontrio.protos import crontrio_pb2 as pb
 from crontrio.protos import crontrio_pb2_grpc
-from tests.integration.test_executor import eventually, health, lines, read_rest, read_until, run, shell, start_executor
+from testing_support.executor import eventually, health, lines, read_rest, read_until, run, shell, start_executor
 
 
 def now_ms() -> int:

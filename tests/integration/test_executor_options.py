@@ -20,7 +20,7 @@ import pytest
 from crontrio.executor.keywords import KeywordScanner
 from crontrio.protos import crontrio_pb2 as pb
 from crontrio.protos import crontrio_pb2_grpc
-from tests.integration.test_executor import (
+from testing_support.executor import (
     Executor,
     Stream,
     all_dead,

@@ -16,8 +16,8 @@ import pytest_asyncio
 from crontrio.dispatcher.executor_session import ExecutorSession, SessionBrokenError
 from crontrio.protos import crontrio_pb2 as pb
 from crontrio.protos import crontrio_pb2_grpc
+from testing_support.executor import Executor, lines, run, running_executor, shell, start_executor
 from testing_support.services import wait_until
-from tests.integration.test_executor import Executor, lines, run, running_executor, shell, start_executor
 
 
 @pytest.fixture(scope="module")

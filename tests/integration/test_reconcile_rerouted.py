@@ -25,8 +25,8 @@ from crontrio.monitor.dispatcher_links import DispatcherLinks
 from crontrio.monitor.reconcile import Reconciler
 from crontrio.protos import crontrio_pb2 as pb
 from crontrio.protos import crontrio_pb2_grpc
+from testing_support.executor import eventually, read_until, shell, start_executor
 from testing_support.services import cluster_channel
-from tests.integration.test_executor import eventually, read_until, shell, start_executor
 
 
 @pytest.fixture
