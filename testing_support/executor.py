@@ -11,7 +11,7 @@ import asyncio
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -191,11 +191,6 @@ async def read_until(call: Any, predicate: Callable[[bytes], bool], seen: list[p
     return output
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], what: str, within: float = 10.0) -> Any:
-    """Await ``check`` until it returns something truthy, or fail naming ``what``."""
-    return await wait_until(check, within, what, interval=0.05)
-
-
 def pids_in(output: bytes) -> list[int]:
     return [int(x) for x in re.findall(rb"^(\d+)$", output, re.MULTILINE)]
 
@@ -234,7 +229,7 @@ async def start_then_crash(directory: Path, request: pb.RunRequest, marker: Path
             async def marked() -> bool:
                 return bool(lines(marker))
 
-            await eventually(marked, "the run to start")
+            await wait_until(marked, 10.0, "the run to start", interval=0.05)
             ex.proc.kill()  # kill -9: no shutdown, no result journaled
             with pytest.raises(grpc.aio.AioRpcError):
                 await read_rest(call)

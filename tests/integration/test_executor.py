@@ -22,7 +22,6 @@ from testing_support.executor import (
     KILL_GRACE,
     Executor,
     all_dead,
-    eventually,
     health,
     http,
     lines,
@@ -35,7 +34,7 @@ from testing_support.executor import (
     start_executor,
     start_then_crash,
 )
-from testing_support.services import free_port, pid_alive, wait_for
+from testing_support.services import free_port, pid_alive, wait_for, wait_until
 
 # Helpers shared by the executor tests: testing_support/executor.py.
 
@@ -206,7 +205,7 @@ async def test_timeout_kills_the_whole_process_tree(stub: crontrio_pb2_grpc.Exec
     assert finished.error == "timed out after 1s"
     pids = pids_in(finished.output_tail)
     assert len(pids) == 3, finished.output_tail
-    assert await eventually(lambda: all_dead([finished.pid, *pids]), "the process tree to die", within=5)
+    assert await wait_until(lambda: all_dead([finished.pid, *pids]), 5, "the process tree to die", interval=0.05)
     assert KILL_GRACE + 0.8 <= took < KILL_GRACE + 4, f"took {took:.2f}s"
 
 
@@ -222,7 +221,7 @@ async def test_kill_on_request(stub: crontrio_pb2_grpc.ExecutorStub) -> None:
     finished = rest[-1].finished
     assert finished.status == "killed" and finished.error == "killed on request"
     assert finished.exit_code == -signal.SIGTERM
-    assert await eventually(lambda: all_dead([finished.pid, *pids_in(output)]), "the killed group to die", within=5)
+    assert await wait_until(lambda: all_dead([finished.pid, *pids_in(output)]), 5, "the killed group to die", interval=0.05)
     assert not (await stub.Kill(pb.KillRequest(run_id=request.run_id))).killed
     assert not (await stub.Kill(pb.KillRequest(run_id="no-such-run"))).killed
 
@@ -382,7 +381,7 @@ async def test_restart_keeps_unacked_results_and_kills_past_grace(tmp_path: Path
             assert code == 0 and took < 0.5 + KILL_GRACE + 4, (code, took)
             rest = await read_rest(call)
         assert rest[-1].finished.status == "killed" and "shutting down" in rest[-1].finished.error
-        assert await eventually(lambda: all_dead(pids_in(output)), "the slow run's children to die", within=5)
+        assert await wait_until(lambda: all_dead(pids_in(output)), 5, "the slow run's children to die", interval=0.05)
     finally:
         first.proc.kill()
 
@@ -433,7 +432,7 @@ async def test_run_interrupted_by_executor_crash_is_lost_not_rerun(tmp_path: Pat
                 listed = await stub.ListResults(pb.ListResultsRequest())
                 assert list(listed.results) == [lost] and not listed.running_run_ids
                 assert (await stub.Status(pb.ExecutorStatusRequest())).unacknowledged == 1
-                assert await eventually(lambda: all_dead([started.pid, sleep_pid]), "the orphaned group to die", within=5)
+                assert await wait_until(lambda: all_dead([started.pid, sleep_pid]), 5, "the orphaned group to die", interval=0.05)
                 assert f"run {request.run_id} (test-job attempt 1" in second.proc.log_text()
                 # Once acknowledged, it is refused (the acknowledgement is journaled too).
                 assert (await stub.Ack(pb.AckRequest(run_ids=[request.run_id]))).acknowledged == 1
@@ -510,7 +509,7 @@ async def test_sigterm_drains_running_runs(tmp_path: Path) -> None:
             async def not_serving() -> bool:
                 return await health(ex.address) == health_pb2.HealthCheckResponse.NOT_SERVING
 
-            await eventually(not_serving, "health to flip to NOT_SERVING")
+            await wait_until(not_serving, 10.0, "health to flip to NOT_SERVING", interval=0.05)
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await run(stub, shell("echo too late"))
             assert err.value.code() == grpc.StatusCode.UNAVAILABLE
