@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from testing_support.services import wait_for
-from tests.e2e.conftest import Trio, make_trio, stop_trio
+from testing_support.trio import Trio, make_trio, stop_trio
 
 
 def console_url(t: Trio) -> str:

@@ -16,7 +16,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from testing_support.services import free_port, wait_for
-from tests.e2e.conftest import Trio, make_trio, stop_trio
+from testing_support.trio import Trio, make_trio, stop_trio
 
 
 class MailBox:

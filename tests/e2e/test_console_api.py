@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from testing_support.services import ServiceProcess, free_port, wait_for
-from tests.e2e.conftest import Trio
+from testing_support.trio import Trio
 from tests.e2e.console_helpers import (
     add_user,
     admin_password,

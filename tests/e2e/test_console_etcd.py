@@ -15,7 +15,7 @@ import pytest
 from crontrio.common.registry.keys import dispatcher_key
 from testing_support.servers import EtcdServer
 from testing_support.services import ServiceProcess, free_port, wait_for
-from tests.e2e.conftest import Trio, make_trio, stop_trio
+from testing_support.trio import Trio, make_trio, stop_trio
 from tests.e2e.console_helpers import admin_password, bearer, console_url, wait_http
 
 

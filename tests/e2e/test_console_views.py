@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from testing_support.services import wait_for
-from tests.e2e.conftest import Trio
+from testing_support.trio import Trio
 from tests.e2e.console_helpers import (  # fixtures
     admin,
     admin_password,

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from testing_support.services import REPO, free_port
-from tests.e2e.conftest import Trio
+from testing_support.trio import Trio
 
 
 def cronctl(*args: str, server: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -19,9 +19,9 @@ import pytest
 import redis
 
 from crontrio.common.config import DatabaseConfig
+from testing_support.cluster import Cluster
 from testing_support.servers import EtcdServer, RedisServer
 from testing_support.services import REPO, wait_for
-from tests.e2e.cluster import Cluster
 
 pytestmark = pytest.mark.xdist_group("cluster")
 

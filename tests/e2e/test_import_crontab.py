@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from testing_support.services import REPO, wait_for
-from tests.e2e.conftest import Trio
+from testing_support.trio import Trio
 
 CRONTAB = textwrap.dedent(
     r"""

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from testing_support.services import wait_for
-from tests.e2e.conftest import make_trio, stop_trio
+from testing_support.trio import make_trio, stop_trio
 
 GRACE_S = 2
 LOCK_S = 8

@@ -14,7 +14,7 @@ import pytest
 
 from testing_support.servers import PrometheusServer, _binary
 from testing_support.services import free_port, wait_for
-from tests.e2e.conftest import Trio, make_trio, stop_trio
+from testing_support.trio import Trio, make_trio, stop_trio
 
 
 @pytest.fixture

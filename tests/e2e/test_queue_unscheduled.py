@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from testing_support.services import wait_for
-from tests.e2e.conftest import Trio
+from testing_support.trio import Trio
 
 pytestmark = pytest.mark.xdist_group("semantics")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from crontrio.common.config import load_config
 from testing_support.services import wait_for
-from tests.e2e.conftest import Trio, make_trio, stop_trio
+from testing_support.trio import Trio, make_trio, stop_trio
 
 DAY_MS = 24 * 3600 * 1000
 COLUMNS = (

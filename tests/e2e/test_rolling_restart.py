@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 from testing_support.services import wait_for
-from tests.e2e.conftest import Trio, make_trio, stop_trio
+from testing_support.trio import Trio, make_trio, stop_trio
 
 JOBS = ("roll-a", "roll-b", "roll-c")
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from crontrio.common.config import DatabaseConfig
+from testing_support.cluster import Cluster
 from testing_support.servers import EtcdServer, RedisServer
 from testing_support.services import wait_for
-from tests.e2e.cluster import Cluster
 
 pytestmark = pytest.mark.xdist_group("cluster")
 JOBS = 4

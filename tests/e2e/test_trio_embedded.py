@@ -8,7 +8,7 @@ import json
 import time
 
 from testing_support.services import wait_for
-from tests.e2e.conftest import Trio
+from testing_support.trio import Trio
 
 
 def runs_of(trio: Trio, job: str) -> list[tuple[int, int, str, int, int]]:

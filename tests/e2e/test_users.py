@@ -20,7 +20,7 @@ from crontrio.common.auth import hash_token
 from crontrio.protos import crontrio_pb2 as pb
 from crontrio.protos import crontrio_pb2_grpc as pb_grpc
 from testing_support.services import REPO
-from tests.e2e.conftest import Trio, make_trio, stop_trio
+from testing_support.trio import Trio, make_trio, stop_trio
 
 ADMIN_TOKEN = "test-admin-api-token"
 

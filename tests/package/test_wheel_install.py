@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from testing_support.services import REPO, is_serving, wait_for
-from tests.e2e.conftest import make_trio
+from testing_support.trio import make_trio
 
 pytestmark = [pytest.mark.package, pytest.mark.slow, pytest.mark.xdist_group("package")]
 
