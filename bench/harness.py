@@ -33,6 +33,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from bench import ORIGINAL_ENVIRON
+from crontrio.common.clock import now_ms
 from testing_support.services import ChildProcess, free_port, is_serving, wait_for, write_conf
 
 __all__ = [
@@ -65,10 +66,6 @@ CPU_NOTE = (
     "cpu_seconds = utime+stime+cutime+cstime from /proc/<pid>/stat read just before the process was stopped; "
     "cutime/cstime count its reaped children (the executor's shell tasks), so shell work is included"
 )
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def sleep_until_ms(t_ms: float) -> None:

@@ -6,7 +6,6 @@ after a restart runs there, once."""
 from __future__ import annotations
 
 import signal
-import time
 from pathlib import Path
 
 import grpc
@@ -14,14 +13,11 @@ import pytest
 from grpc_health.v1 import health_pb2
 
 from crontrio.common import status
+from crontrio.common.clock import now_ms
 from crontrio.protos import crontrio_pb2 as pb
 from crontrio.protos import crontrio_pb2_grpc
 from testing_support.executor import health, lines, read_rest, read_until, run, shell, start_executor
 from testing_support.services import wait_until
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @pytest.mark.asyncio

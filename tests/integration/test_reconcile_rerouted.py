@@ -7,13 +7,13 @@ would retry it and run it twice. Real executor processes, a real SQLite store.""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from crontrio.common import status
+from crontrio.common.clock import now_ms
 from crontrio.common.config import DatabaseConfig
 from crontrio.common.model import RunRecord
 from crontrio.common.registry.static import StaticRegistry
@@ -37,10 +37,6 @@ def store(tmp_path: Path) -> Iterator[SqlStore]:
     s = SqlStore(engine)
     yield s
     s.close()
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 SECRET = "rerouted-test-cluster-secret-0123456789"
