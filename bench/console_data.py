@@ -161,7 +161,7 @@ def _run_rows(jobs: int, runs: int, now_ms: int, seed: int, loaded: Loaded) -> I
                 "shard": 0,
                 "shard_total": 0,
                 "trigger": "",
-                "overrun_ms": 0,
+                "overrun_ms": 0,  # the runs column of migration 0009
             }
             loaded.status_counts[status] = loaded.status_counts.get(status, 0) + 1
             produced += 1

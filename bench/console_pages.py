@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _mariadb(sc: Scenario) -> DatabaseConfig:
-    from tests.servers import MariaDBServer  # the tests' way to start a private one on a free port
+    from testing_support.servers import MariaDBServer  # the tests' way to start a private one on a free port
 
     server = MariaDBServer(sc.root / "mariadb")
     server.workdir.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """failover: distributed mode, one of two dispatchers is `kill -9`ed mid-run.
 
-Private MariaDB, Redis and etcd (tests/servers.py) in a temp dir; 2
+Private MariaDB, Redis and etcd (testing_support/servers.py) in a temp dir; 2
 dispatchers, 1 executor and the monitor as processes; N jobs every second
 (`true`) for S seconds. At a random moment in the middle third of the window
 (0-200 ms after a whole second, while that second's firings are in flight)
@@ -44,7 +44,7 @@ from bench.harness import (
     write_conf,
     write_result,
 )
-from tests.servers import EtcdServer, MariaDBServer, RedisServer
+from testing_support.servers import EtcdServer, MariaDBServer, RedisServer
 
 SCENARIO = "failover"
 

@@ -1,9 +1,10 @@
 """What every scenario shares: service processes in a temp dir that are always
 stopped, /proc readings (CPU, peak RSS, fds), percentiles, and the result file.
 
-Services are started as `python -m <service> -c conf.ini`, as tests/e2e does
-(tests/services.py: write_conf, free_port, is_serving, wait_for are reused),
-but with two additions a benchmark needs: a raised open-files limit for the
+Services are started as `python -m <service> -c conf.ini` by the tests' own
+launcher (`Service` is a testing_support.services.ChildProcess; write_conf,
+free_port, is_serving and wait_for are shared too), with two additions a
+benchmark needs: a raised open-files limit for the
 child, and PR_SET_PDEATHSIG so a bench that is killed outright does not leave
 services running.
 """
@@ -32,7 +33,8 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from bench import ORIGINAL_ENVIRON
-from tests.services import free_port, is_serving, wait_for, write_conf
+from crontrio.common.clock import now_ms
+from testing_support.services import ChildProcess, free_port, is_serving, wait_for, write_conf
 
 __all__ = [
     "REPO",
@@ -64,10 +66,6 @@ CPU_NOTE = (
     "cpu_seconds = utime+stime+cutime+cstime from /proc/<pid>/stat read just before the process was stopped; "
     "cutime/cstime count its reaped children (the executor's shell tasks), so shell work is included"
 )
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def sleep_until_ms(t_ms: float) -> None:
@@ -252,21 +250,16 @@ def _preexec(nofile: int) -> Callable[[], None]:
     return setup
 
 
-class Service:
-    """One child process with its output in a log file."""
+class Service(ChildProcess):
+    """A benchmarked child: the tests' launcher (testing_support.services.ChildProcess)
+    in the bench's environment, dying with the bench, with its /proc readings."""
 
     def __init__(
         self, name: str, argv: list[str], cwd: Path, log_path: Path, env: dict[str, str] | None = None, nofile: int = 0
     ) -> None:
         self.name = name
-        self.log_path = log_path
-        self._log = open(log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
-        full_env = {**ORIGINAL_ENVIRON, "PYTHONUNBUFFERED": "1", **(env or {})}
-        full_env["PYTHONPATH"] = str(REPO) + os.pathsep + full_env.get("PYTHONPATH", "")
         self.started = time.time()
-        self.proc = subprocess.Popen(
-            argv, cwd=cwd, env=full_env, stdout=self._log, stderr=subprocess.STDOUT, preexec_fn=_preexec(nofile)
-        )
+        super().__init__(argv, cwd, log_path, {**ORIGINAL_ENVIRON, "PYTHONUNBUFFERED": "1", **(env or {})}, _preexec(nofile))
         self.last_stats: dict[str, float] | None = None
 
     @classmethod
@@ -281,24 +274,12 @@ class Service:
             nofile,
         )
 
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
     def stats(self) -> dict[str, float] | None:
         """Reads /proc now; remembers the last successful reading."""
         s = proc_stats(self.pid) if self.alive() else None
         if s is not None:
             self.last_stats = s
         return self.last_stats
-
-    def log_text(self) -> str:
-        if not self._log.closed:
-            self._log.flush()
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def wait_serving(self, address: str, timeout: float = 60.0, interval: float = 0.05) -> float:
         """Wait until grpc.health.v1 says SERVING; returns that moment (time.time())."""
@@ -314,23 +295,12 @@ class Service:
             raise RuntimeError(f"{exc}\n{self.name} log:\n{self.log_text()[-4000:]}") from None
         return time.time()
 
-    def stop(self, timeout: float = 20.0) -> int | None:
+    def stop(self, timeout: float = 20.0, kill_wait: float = 10.0) -> int:
         """SIGTERM and wait; SIGKILL if it does not stop."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        if not self._log.closed:
-            self._log.close()
-        return self.proc.returncode
+        return super().stop(timeout, kill_wait)
 
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
+    def kill(self, wait: float = 10.0) -> None:
+        super().kill(wait)
 
 
 def migrate(conf: Path) -> None:

@@ -157,6 +157,13 @@ class AuditEntry:
     id: int = 0
 
 
+def last_attempt(job: Job) -> int:
+    """The number of `job`'s last attempt at one firing: the first try plus its retries.
+    The one rule for "no retry after this", whether the dispatcher retries at
+    once or the monitor asks it to retry a run that settled while it was away."""
+    return job.retries + 1
+
+
 def make_run_id(job_id: int, scheduled_ms: int, attempt: int, shard: int = 0) -> str:
     """Deterministic: every dispatcher derives the same id for the same run.
     Shards of broadcast/sharded jobs get a suffix (.1, .2, ...) after shard 0."""

@@ -10,7 +10,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from crontrio import __version__
@@ -113,3 +113,33 @@ def run_loop(main: Coroutine[Any, Any, T]) -> T:
         else:
             return uvloop.run(main)
     return asyncio.run(main)
+
+
+def serve_until_stopped(service: str, serve: Callable[[Config, asyncio.Event], Awaitable[None]], cfg: Config) -> None:
+    """Run `serve(cfg, stop)` until SIGTERM or SIGINT sets `stop`.
+
+    A start-up failure the operator must fix is one critical line, not a
+    traceback: exit 2 for a database that cannot be used (unreachable, or a
+    schema this version cannot run on), exit 1 for what the OS refused (a
+    port in use, a file that cannot be read).
+    """
+    # Imported here: only the services that open the store come this way, and
+    # the executor (which has no database) need not load alembic to start.
+    from sqlalchemy.exc import OperationalError
+
+    from crontrio.common.store.migrate import SchemaError
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        install_stop_signals(asyncio.get_running_loop(), stop.set)
+        await serve(cfg, stop)
+
+    log = logging.getLogger(service)
+    try:
+        run_loop(run())
+    except (SchemaError, OperationalError) as exc:
+        log.critical("cannot start: %s", getattr(exc, "orig", None) or exc)
+        raise SystemExit(2) from None
+    except OSError as exc:
+        log.critical("cannot start: %s", exc)
+        raise SystemExit(1) from None

@@ -68,7 +68,7 @@ def build_app(cfg: Config, gateway: Gateway | None = None) -> web.Application:
     if gateway is not None:
         gw = gateway
     elif cfg.etcd.endpoints and not cfg.console.dispatchers:
-        from crontrio.common.registry.etcd_registry import DispatcherWatcher
+        from crontrio.common.registry.dispatcher_watch import DispatcherWatcher
 
         watcher = DispatcherWatcher(cfg.etcd.endpoints, cfg.etcd.prefix)
         found = watcher

@@ -16,7 +16,7 @@ import grpc
 
 from crontrio.common.auth import AUTH_HEADER
 from crontrio.common.config import TlsConfig
-from crontrio.common.grpc_server import CHANNEL_OPTIONS
+from crontrio.common.grpc_channel import CHANNEL_OPTIONS
 from crontrio.common.tls import channel_credentials
 from crontrio.protos import crontrio_pb2_grpc as pb_grpc
 

@@ -17,7 +17,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from crontrio.common.auth import AUTH_HEADER
-from crontrio.common.grpc_server import CHANNEL_OPTIONS
+from crontrio.common.grpc_channel import CHANNEL_OPTIONS
 from crontrio.protos import crontrio_pb2_grpc as pb_grpc
 
 T = TypeVar("T")

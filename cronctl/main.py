@@ -17,7 +17,6 @@ import json
 import os
 import re
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -27,6 +26,7 @@ import grpc
 from tabulate import tabulate
 
 from crontrio import __version__
+from crontrio.common.clock import now_ms
 from crontrio.common.convert import job_from_pb, job_to_pb
 from crontrio.common.cron import CronSchedule, validate_timezone
 from crontrio.common.errors import ValidationError
@@ -176,7 +176,7 @@ def cli(
 
 def discover_dispatchers(endpoints: list[str], prefix: str) -> list[str]:
     """Addresses of the dispatchers registered in etcd right now."""
-    from crontrio.common.registry.etcd_registry import DispatcherWatcher
+    from crontrio.common.registry.dispatcher_watch import DispatcherWatcher
 
     async def read() -> list[str]:
         watcher = DispatcherWatcher(endpoints, prefix)
@@ -707,7 +707,7 @@ def cron_next(ctx: click.Context, spec: str, timezone: str, after: str, count: i
     try:
         zone = validate_timezone(timezone)
         schedule = CronSchedule.parse(spec, zone, hash_key="preview")
-        after_ms = parse_instant(after, zone) if after else time.time_ns() // 1_000_000
+        after_ms = parse_instant(after, zone) if after else now_ms()
         try:
             fire_ms = schedule.next_n(after_ms, count)
         except (ValueError, OverflowError) as exc:  # e.g. before 1900: the cron math does not reach it

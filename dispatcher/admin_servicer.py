@@ -7,7 +7,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -16,11 +15,12 @@ import grpc
 
 from crontrio.common import status, task_rules
 from crontrio.common.auth import caller_is_admin, current_actor, current_role
+from crontrio.common.clock import now_ms
 from crontrio.common.convert import job_from_pb, job_to_pb, run_to_pb
 from crontrio.common.cron import CronSchedule
 from crontrio.common.errors import ValidationError
 from crontrio.common.jobs import check_dependencies, schedule_of, validate_job
-from crontrio.common.model import TRIGGER_MANUAL, Job, iso_ms, make_run_id
+from crontrio.common.model import TRIGGER_MANUAL, Job, iso_ms, last_attempt, make_run_id
 from crontrio.common.registry.base import Registry
 from crontrio.common.schedule import Schedule
 from crontrio.common.secrets import has_secrets, keep_stored, redact
@@ -273,7 +273,7 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
             job = validate_job(job)
         except ValidationError as exc:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"job {job.name!r} is invalid: {exc}")
-        at = time.time_ns() // 1_000_000
+        at = now_ms()
         if at % 1000 == 0:
             at += 1  # never the same id as a scheduled firing (those are whole seconds)
         log.info("job %s run now (manual), as firing %s", job.name, iso_ms(at))
@@ -424,7 +424,7 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
         count = request.count or 5
         if not 0 < count <= MAX_PREVIEW:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"count: must be between 1 and {MAX_PREVIEW}, got {count}")
-        after = request.after_ms or time.time_ns() // 1_000_000
+        after = request.after_ms or now_ms()
         if not PREVIEW_MIN_MS <= after <= PREVIEW_MAX_MS:
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT,
@@ -445,7 +445,7 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
     async def _validate_only(self, request: pb.Job, context: grpc.aio.ServicerContext) -> pb.Job:
         job = await self._validated(request, context)
         cron = schedule_of(job)
-        next_ms = cron.next_after(time.time_ns() // 1_000_000) if cron else None
+        next_ms = cron.next_after(now_ms()) if cron else None
         return job_to_pb(job, next_ms or 0)
 
     async def ValidateJob(self, request: pb.Job, context: grpc.aio.ServicerContext) -> pb.Job:
@@ -563,8 +563,8 @@ class ControlServicer(pb_grpc.ControlServicer):
         job = await self._db.run(self._store.get_job, job_id=run.job_id)
         if job is None or not job.enabled:
             return pb.RetryRunReply(retrying=False, reason="the job was deleted or paused")
-        if run.attempt > job.retries and not request.never_started:
-            return pb.RetryRunReply(retrying=False, reason=f"attempt {run.attempt} was the last of {job.retries + 1}")
+        if run.attempt >= last_attempt(job) and not request.never_started:
+            return pb.RetryRunReply(retrying=False, reason=f"attempt {run.attempt} was the last of {last_attempt(job)}")
         try:
             job = validate_job(job)
         except ValidationError as exc:

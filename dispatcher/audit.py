@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 
 from google.protobuf.json_format import MessageToDict
 
 from crontrio.common.auth import current_actor
+from crontrio.common.clock import now_ms
 from crontrio.common.convert import job_to_pb
 from crontrio.common.model import AuditEntry, Job
 from crontrio.common.secrets import redact, redact_for_audit
@@ -47,7 +47,7 @@ class AuditLog:
     async def record(self, action: str, target: str, before: str = "", after: str = "", actor: str = "") -> None:
         """Store one entry; `actor` defaults to the caller (current_actor())."""
         entry = AuditEntry(
-            at_ms=time.time_ns() // 1_000_000,
+            at_ms=now_ms(),
             actor=actor or current_actor(),
             action=action,
             target=target,

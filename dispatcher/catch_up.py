@@ -13,15 +13,15 @@ check, which records them.)
 from __future__ import annotations
 
 import logging
-import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
-from crontrio.common import status
+from crontrio.common.clock import now_ms
 from crontrio.common.cron import CronSchedule
 from crontrio.common.jobs import schedule_of
-from crontrio.common.model import MISFIRE_RUN_ALL, MISFIRE_RUN_ONCE, TRIGGER_CATCH_UP, Job, RunRecord, iso_ms, make_run_id
+from crontrio.common.missed import missed_record
+from crontrio.common.model import MISFIRE_RUN_ALL, MISFIRE_RUN_ONCE, TRIGGER_CATCH_UP, Job, iso_ms
 from crontrio.common.store.async_store import DbThreads
 from crontrio.common.store.sql_store import SqlStore
 from crontrio.dispatcher.recorder import RunRecorder
@@ -30,10 +30,6 @@ log = logging.getLogger(__name__)
 MAX_CATCH_UP_FIRINGS = 1000  # per job: a run_all job with a tiny interval must not flood the executors
 # The first look back for missed firings; grows fourfold until it holds enough.
 _FIRST_SPAN_MS = 60_000
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def missed_firings(job: Job, last_ms: int, now: int) -> list[int]:
@@ -103,17 +99,12 @@ async def catch_up(
         )
         for ms in missed[: len(missed) - len(to_run)]:
             await recorder.insert(
-                RunRecord(
-                    run_id=make_run_id(job.id, ms, 1),
-                    job_id=job.id,
-                    job_name=job.name,
-                    scheduled_ms=ms,
-                    attempt=1,
-                    status=status.MISSED,
+                missed_record(
+                    job,
+                    ms,
+                    "missed while no dispatcher ran; misfire policy run_once ran only the latest",
+                    at_ms=now,
                     dispatcher=dispatcher_id,
-                    created_ms=now,
-                    finished_ms=now,
-                    error="missed while no dispatcher ran; misfire policy run_once ran only the latest",
                     trigger=TRIGGER_CATCH_UP,
                 )
             )

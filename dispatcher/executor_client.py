@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 
 from crontrio.common.config import TlsConfig
-from crontrio.common.grpc_server import make_channel
+from crontrio.common.grpc_channel import make_channel
 from crontrio.common.tls import load_tls
 from crontrio.dispatcher.executor_session import ExecutorSession
 from crontrio.protos import crontrio_pb2_grpc as pb_grpc

@@ -21,18 +21,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 from crontrio.common import status
+from crontrio.common.clock import now_ms
 from crontrio.common.jobs import schedule_of
+from crontrio.common.missed import missed_record
 from crontrio.common.model import (
     MISFIRE_RUN_ALL,
     MISFIRE_RUN_ONCE,
     TRIGGER_CATCH_UP,
-    TRIGGER_SCHEDULE,
     Job,
     RunRecord,
     iso_ms,
@@ -53,10 +53,6 @@ CHECK_SECONDS = 0.5
 
 RunFiringFn = Callable[..., Coroutine[Any, Any, None]]
 SpawnFn = Callable[[Coroutine[Any, Any, None], str], None]
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass
@@ -164,22 +160,7 @@ class MisfireTracker:
         missed = [ms for ms in fired if ms not in running]
         why = "paused or deleted since" if job is None else f"misfire policy {job.misfire_policy}"
         reason = f"missed: not recorded within {self.grace_ms / 1000:g}s of its time (run history writes lagged); {why}"
-        records = [
-            RunRecord(
-                run_id=make_run_id(span.job.id, ms, 1),
-                job_id=span.job.id,
-                job_name=span.job.name,
-                scheduled_ms=ms,
-                attempt=1,
-                status=status.MISSED,
-                dispatcher=self._dispatcher_id,
-                created_ms=now,
-                finished_ms=now,
-                error=reason,
-                trigger=TRIGGER_SCHEDULE,
-            )
-            for ms in missed
-        ]
+        records = [missed_record(span.job, ms, reason, at_ms=now, dispatcher=self._dispatcher_id) for ms in missed]
         # Existing rows (run, or recorded late and marked) stay as they are.
         created = await self._db.run(self._store.write_runs, records, []) if records else []
         # Past this point nothing is retried: a firing started twice would run twice.

@@ -18,6 +18,7 @@ from typing import Any
 import grpc
 
 from crontrio.common import status
+from crontrio.common.clock import now_ms
 from crontrio.common.model import OVERLAP_ALLOW, OVERLAP_QUEUE, OVERLAP_REPLACE, OVERLAP_SKIP, Job, RunRecord, iso_ms
 from crontrio.common.store.async_store import DbThreads
 from crontrio.common.store.sql_store import SqlStore
@@ -29,10 +30,6 @@ log = logging.getLogger(__name__)
 NewRecordFn = Callable[..., RunRecord]
 # How long `replace` waits for the killed run to be recorded as ended.
 REPLACE_WAIT_SECONDS = 30.0
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class OverlapGate:

@@ -21,7 +21,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from crontrio.common.config import TlsConfig
-from crontrio.common.grpc_server import make_channel
+from crontrio.common.grpc_channel import make_channel
 
 log = logging.getLogger(__name__)
 PROBE_TIMEOUT_SECONDS = 1.0

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from crontrio.common.clock import SYSTEM_CLOCK, Clock
 from crontrio.common.model import RunRecord
 from crontrio.common.store.async_store import DbThreads
 from crontrio.common.store.sql_store import SqlStore
@@ -39,10 +39,6 @@ log = logging.getLogger(__name__)
 BEHIND_WARN_SECONDS = 5.0
 BEHIND_WARN_EVERY_SECONDS = 60.0
 DEFAULT_MAX_BACKLOG = 10_000
-
-
-def wall_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class RecordDroppedError(Exception):
@@ -64,9 +60,9 @@ class _Batch:
     # When its first write was queued (monotonic; 0: empty).
     since: float = 0.0
 
-    def queued(self) -> None:
+    def queued(self, clock: Clock) -> None:
         if not self.since:
-            self.since = time.monotonic()
+            self.since = clock.monotonic()
 
     def __bool__(self) -> bool:
         return bool(self.inserts or self.updates)
@@ -87,7 +83,15 @@ class _Batch:
 
 
 class RunRecorder:
-    def __init__(self, store: SqlStore, db: DbThreads, batch_ms: int = 20, max_backlog: int = DEFAULT_MAX_BACKLOG) -> None:
+    def __init__(
+        self,
+        store: SqlStore,
+        db: DbThreads,
+        batch_ms: int = 20,
+        max_backlog: int = DEFAULT_MAX_BACKLOG,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self._clock = clock
         self._store = store
         self._db = db
         self._batch_seconds = batch_ms / 1000
@@ -113,7 +117,7 @@ class RunRecorder:
 
     def writing_seconds(self) -> float:
         """How long the write under way has taken so far (0 when none is)."""
-        return time.monotonic() - self._commit_since if self._commit_since else 0.0
+        return self._clock.monotonic() - self._commit_since if self._commit_since else 0.0
 
     @property
     def backlog(self) -> int:
@@ -136,7 +140,7 @@ class RunRecorder:
                         self.backlog,
                     )
                 raise RecordDroppedError(f"run history backlog full ({self._max_backlog} firings waiting)")
-            if deadline_ms <= wall_ms():
+            if deadline_ms <= self._clock.now_ms():
                 raise RecordDroppedError(f"past its deadline already ({record.run_id})")
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._pending.inserts.append(record)
@@ -144,7 +148,7 @@ class RunRecorder:
         self._pending.insert_deadlines.append(deadline_ms)
         if deadline_ms:
             self._pending.bounded += 1
-        self._pending.queued()
+        self._pending.queued(self._clock)
         self._has_work.set()
         return await future
 
@@ -153,7 +157,7 @@ class RunRecorder:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.updates.append((run_id, fields))
         self._pending.update_futures.append(future)
-        self._pending.queued()
+        self._pending.queued(self._clock)
         self._has_work.set()
         return future
 
@@ -165,10 +169,10 @@ class RunRecorder:
             self._has_work.clear()
             batch, self._pending = self._pending, _Batch()
             if batch.bounded:
-                batch.drop_expired(wall_ms())
+                batch.drop_expired(self._clock.now_ms())
             if batch:
                 self._committing = batch
-                self._commit_since = time.monotonic()
+                self._commit_since = self._clock.monotonic()
                 try:
                     await self._commit(batch)
                 finally:
@@ -200,7 +204,7 @@ class RunRecorder:
                 delay = min(delay * 2, 5.0)
                 # Firings that missed their deadline meanwhile are not written late.
                 if batch.bounded:
-                    batch.drop_expired(wall_ms())
+                    batch.drop_expired(self._clock.now_ms())
         self._note_delay(batch, len(self._pending.inserts) + len(self._pending.updates))
         self.metrics.committed(batch.inserts, created, batch.updates)
         for future, was_created in zip(batch.insert_futures, created, strict=True):
@@ -211,7 +215,7 @@ class RunRecorder:
                 done.set_result(None)
 
     def _note_delay(self, batch: _Batch, still_queued: int) -> None:
-        now = time.monotonic()
+        now = self._clock.monotonic()
         self.behind_seconds = now - batch.since
         if self.behind_seconds > BEHIND_WARN_SECONDS and now - self._warned_at >= BEHIND_WARN_EVERY_SECONDS:
             self._warned_at = now

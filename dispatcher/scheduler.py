@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from crontrio.common.clock import now_ms as wall_ms
 from crontrio.common.model import OVERLAP_ALLOW, Job
 from crontrio.common.schedule import Schedule
 
@@ -21,10 +21,6 @@ SpawnFn = Callable[[Coroutine[Any, Any, None], str], None]
 MAX_CATCH_UP_MS = 60_000
 # The longest sleep; only a safety net for a clock that jumps (NTP step).
 MAX_SLEEP_SECONDS = 30.0
-
-
-def wall_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class Scheduler:

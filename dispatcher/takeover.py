@@ -28,6 +28,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from crontrio.common.clock import now_ms as wall_ms
 from crontrio.common.model import Job, RunRecord, iso_ms
 from crontrio.common.store.async_store import DbThreads
 from crontrio.common.store.sql_store import SqlStore
@@ -43,10 +44,6 @@ RECORD_DEADLINE_SECONDS = 0.5
 START_DEADLINE_SECONDS = 0.25
 
 RECORDED, STARTED = "recorded", "started"
-
-
-def wall_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class TakeoverWatch:

@@ -13,7 +13,6 @@ import logging
 import os
 import re
 import secrets
-import time
 
 import grpc
 
@@ -27,6 +26,7 @@ from crontrio.common.auth import (
     current_kind,
     current_role,
 )
+from crontrio.common.clock import now_ms
 from crontrio.common.passwords import DUMMY_HASH, hash_password, new_password, password_problem, verify_password
 from crontrio.common.store.async_store import DbThreads
 from crontrio.common.store.users import User, UserExistsError, UserStore
@@ -38,10 +38,6 @@ log = logging.getLogger(__name__)
 USER_NAME = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
 INITIAL_ADMIN = "admin"
 BAD_LOGIN = "wrong user name or password"  # the same whatever was wrong
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def token_hash(token: str) -> str:

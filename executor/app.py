@@ -16,9 +16,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import time
 from collections.abc import Mapping
 
+from crontrio.common.clock import now_ms
 from crontrio.common.cluster import ClusterAuthInterceptor, executor_protects, resolve_secret
 from crontrio.common.config import Config, EtcdConfig, ExecutorConfig, TlsConfig
 from crontrio.common.grpc_server import ServiceServer
@@ -112,7 +112,7 @@ class ExecutorApp:
                     "labels": {},
                     "capacity": self.cfg.capacity,
                     "version": VERSION,
-                    "started_ms": time.time_ns() // 1_000_000,
+                    "started_ms": now_ms(),
                 },
                 self.etcd.lease_ttl,
             )

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
+from crontrio.common.clock import now_ms as wall_ms
 from crontrio.executor.journal import Journal
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ INTERVAL_SECONDS = 3600.0
 async def drop_stale_results(journal: Journal, keep_days: float, now_ms: int | None = None) -> list[str]:
     """Drop results older than ``keep_days`` (by finish time) and report them;
     returns the dropped run ids, oldest first."""
-    now_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+    now_ms = wall_ms() if now_ms is None else now_ms
     dropped = await journal.drop_unacked_older_than(now_ms - int(keep_days * DAY_MS))
     if dropped:
         log.warning(

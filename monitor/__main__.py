@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
-from sqlalchemy.exc import OperationalError
-
-from crontrio.common.runtime import build_arg_parser, install_stop_signals, load_config_or_exit, run_loop, setup_logging
+from crontrio.common.runtime import build_arg_parser, load_config_or_exit, serve_until_stopped, setup_logging
 from crontrio.common.store.engine import make_engine
-from crontrio.common.store.migrate import SchemaError, upgrade
+from crontrio.common.store.migrate import upgrade
 from crontrio.common.store.sql_store import SqlStore
 from crontrio.monitor.app import serve
 from crontrio.monitor.examples import seed_examples
@@ -45,20 +42,7 @@ def main() -> None:
             engine.dispose()
         return
 
-    async def run() -> None:
-        stop = asyncio.Event()
-        install_stop_signals(asyncio.get_running_loop(), stop.set)
-        await serve(cfg, stop)
-
-    try:
-        run_loop(run())
-    except (SchemaError, OperationalError) as exc:
-        # One clear line, not a traceback: the operator has a database to fix.
-        logging.getLogger("monitor").critical("cannot start: %s", getattr(exc, "orig", None) or exc)
-        raise SystemExit(2) from None
-    except OSError as exc:
-        log.critical("cannot start: %s", exc)
-        raise SystemExit(1) from None
+    serve_until_stopped("monitor", serve, cfg)
 
 
 if __name__ == "__main__":

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any
 
 from crontrio.common.alerts.sender import AlertSender
+from crontrio.common.clock import now_ms
 from crontrio.common.cluster import resolve_secret
 from crontrio.common.config import Config
 from crontrio.common.grpc_server import ServiceServer
-from crontrio.common.registry.etcd_registry import DispatcherWatcher
+from crontrio.common.registry.dispatcher_watch import DispatcherWatcher
 from crontrio.common.registry.factory import make_registry
 from crontrio.common.store.async_store import DbThreads
 from crontrio.common.store.engine import make_engine
@@ -68,7 +68,7 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     missed.alerts = alerts
     system = SystemAlerts(alerts, store, db, links)
     retention = RetentionLoop(engine, db, cfg.store)
-    started_ms = time.time_ns() // 1_000_000
+    started_ms = now_ms()
 
     def status() -> dict[str, Any]:
         return {

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 
 from crontrio.common.config import TlsConfig
-from crontrio.common.grpc_server import make_channel
+from crontrio.common.grpc_channel import make_channel
 from crontrio.common.tls import load_tls
 from crontrio.protos import crontrio_pb2_grpc as pb_grpc
 

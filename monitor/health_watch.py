@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass
 
 import grpc
@@ -13,8 +12,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from crontrio.common.alerts.message import system_alert
 from crontrio.common.alerts.sender import AlertSender
+from crontrio.common.clock import now_ms
 from crontrio.common.config import TlsConfig
-from crontrio.common.grpc_server import make_channel
+from crontrio.common.grpc_channel import make_channel
 from crontrio.common.registry.base import Registry
 from crontrio.common.tls import load_tls
 from crontrio.monitor.dispatcher_links import DispatcherLinks
@@ -64,7 +64,7 @@ class HealthWatch:
             detail = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
         except grpc.aio.AioRpcError as exc:
             healthy, detail = False, f"{exc.code().name}: {exc.details()}"
-        now = time.time_ns() // 1_000_000
+        now = now_ms()
         if healthy != state.healthy:
             if healthy:
                 log.info("executor %s is UP", address)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import grpc
 
+from crontrio.common.clock import now_ms
 from crontrio.common.store.async_store import DbThreads
 from crontrio.common.store.sql_store import SqlStore
 from crontrio.monitor.dispatcher_links import DispatcherLinks
@@ -52,7 +53,7 @@ class JobWatch:
                 if behind:
                     await asyncio.gather(*(self._notify(a) for a in behind))
                 if time.monotonic() - last_prune > PRUNE_EVERY_SECONDS:
-                    cutoff = time.time_ns() // 1_000_000 - CHANGELOG_KEEP_MS
+                    cutoff = now_ms() - CHANGELOG_KEEP_MS
                     pruned = await self._db.run(self._store.prune_changelog, cutoff)
                     if pruned:
                         log.info("pruned %d old job change-log entries", pruned)

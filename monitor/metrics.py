@@ -29,6 +29,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import and_, func, select
 
 from crontrio.common import status
+from crontrio.common.clock import now_ms
 from crontrio.common.cron import CronSchedule
 from crontrio.common.jobs import schedule_of
 from crontrio.common.model import Job
@@ -37,10 +38,6 @@ from crontrio.common.store.schema import jobs, runs
 from crontrio.common.store.sql_store import SqlStore
 
 log = logging.getLogger(__name__)
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass

@@ -12,24 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
-from crontrio.common import status
 from crontrio.common.alerts.message import run_alert, system_alert
 from crontrio.common.alerts.sender import AlertSender
+from crontrio.common.clock import now_ms
 from crontrio.common.errors import ValidationError
 from crontrio.common.jobs import schedule_of, validate_job
-from crontrio.common.model import NOTIFY_ALWAYS, NOTIFY_ON_FAILURE, Job, RunRecord, iso_ms, make_run_id
+from crontrio.common.missed import missed_record
+from crontrio.common.model import NOTIFY_ALWAYS, NOTIFY_ON_FAILURE, Job, RunRecord, iso_ms
 from crontrio.common.schedule import Schedule
 from crontrio.common.store.async_store import DbThreads
 from crontrio.common.store.sql_store import SqlStore
 
 log = logging.getLogger(__name__)
 NEVER_DROP_MS = 10**15  # expected firings are checked however late, never skipped
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class MissedDetector:
@@ -93,20 +89,8 @@ class MissedDetector:
         reason = (
             f"missed: no dispatcher fired it within {self._missed_after_ms / 1000:g}s of its time (were all dispatchers down?)"
         )
-        records = [
-            RunRecord(
-                run_id=make_run_id(job.id, ms, 1),
-                job_id=job.id,
-                job_name=job.name,
-                scheduled_ms=ms,
-                attempt=1,
-                status=status.MISSED,
-                error=reason,
-                created_ms=now_ms(),
-                finished_ms=now_ms(),
-            )
-            for job, ms in missing
-        ]
+        at = now_ms()
+        records = [missed_record(job, ms, reason, at_ms=at) for job, ms in missing]
         created = await self._db.run(self._store.write_runs, records, [])
         count = sum(created)
         if self.alerts is not None:

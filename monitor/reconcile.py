@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass, field
 
 import grpc
 
 from crontrio.common import status
+from crontrio.common.clock import now_ms
 from crontrio.common.config import TlsConfig
-from crontrio.common.grpc_server import make_channel
+from crontrio.common.grpc_channel import make_channel
 from crontrio.common.model import RunRecord, iso_ms
 from crontrio.common.registry.base import Registry
 from crontrio.common.store.async_store import DbThreads
@@ -36,10 +36,6 @@ from crontrio.protos import crontrio_pb2_grpc as pb_grpc
 log = logging.getLogger(__name__)
 MAX_ACTIVE_SCANNED = 5000
 NEVER_STARTED_GRACE_MS = 3000
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass

@@ -15,6 +15,7 @@ import time
 
 from sqlalchemy import Engine
 
+from crontrio.common.clock import now_ms
 from crontrio.common.config import StoreConfig
 from crontrio.common.store.async_store import DbThreads
 from crontrio.common.store.retention import PruneReport, RetentionPolicy, prune_steps
@@ -39,7 +40,7 @@ class RetentionLoop:
     async def pass_once(self) -> PruneReport:
         report = PruneReport()
         started = time.monotonic()
-        steps = prune_steps(self._engine, self.policy, time.time_ns() // 1_000_000)
+        steps = prune_steps(self._engine, self.policy, now_ms())
         while (step := await self._db.run(next, steps, None)) is not None:
             report.add(step)
             await asyncio.sleep(self._cfg.prune_pause_seconds)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 from crontrio.common import status
 from crontrio.common.alerts.message import system_alert
 from crontrio.common.alerts.overrun import report_overrun
 from crontrio.common.alerts.sender import AlertSender
+from crontrio.common.clock import now_ms
 from crontrio.common.model import TIMEOUT_ALERT, iso_ms
 from crontrio.common.store.async_store import DbThreads
 from crontrio.common.store.sql_store import SqlStore
@@ -28,10 +28,6 @@ STUCK_GRACE_MS = 60_000
 # reported as overrunning: its dispatcher (whose timer reports it) is gone, so
 # the monitor reports it. The store's conditional update keeps it to one alert.
 OVERRUN_BACKSTOP_GRACE_MS = 5_000
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class SystemAlerts:

@@ -1,4 +1,4 @@
-"""Fixtures for real database, Redis and etcd servers (see tests/servers.py)."""
+"""Fixtures for real database, Redis and etcd servers (see testing_support/servers.py)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from crontrio.common.config import DatabaseConfig
-from tests.servers import EtcdServer, MariaDBServer, RedisServer
-from tests.services import METRICS_OFF
+from testing_support.servers import EtcdServer, MariaDBServer, RedisServer
+from testing_support.services import METRICS_OFF
 
 # /metrics listens on fixed ports by default (5924, 5925): services that
 # tests start at the same time would fight over them. Off in every child
-# process, unless a test's conf sets metrics_listen (tests/services.py).
+# process, unless a test's conf sets metrics_listen (testing_support/services.py).
 for _name, _value in METRICS_OFF.items():
     os.environ.setdefault(_name, _value)
 

@@ -11,10 +11,10 @@ so the alert goes out once whatever fails over.
 from __future__ import annotations
 
 import logging
-import time
 
 from crontrio.common.alerts.message import overrun_alert
 from crontrio.common.alerts.sender import AlertSender
+from crontrio.common.clock import now_ms
 from crontrio.common.model import NOTIFY_ALWAYS, NOTIFY_ON_FAILURE, Job
 from crontrio.common.store.async_store import DbThreads
 from crontrio.common.store.sql_store import SqlStore
@@ -28,7 +28,7 @@ OVERRUN_NOTIFY_POLICIES = frozenset({NOTIFY_ON_FAILURE, NOTIFY_ALWAYS})
 async def report_overrun(job: Job, run_id: str, store: SqlStore, db: DbThreads, sender: AlertSender | None) -> bool:
     """Mark `run_id` as overrunning and send the job's alert; False when it
     was marked already (or has ended), so nothing is sent twice."""
-    at_ms = time.time_ns() // 1_000_000
+    at_ms = now_ms()
     if not await db.run(store.mark_overrun, run_id, at_ms):
         return False
     log.warning(

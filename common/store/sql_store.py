@@ -11,7 +11,6 @@ import heapq
 import itertools
 import json
 import sys
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -20,6 +19,7 @@ from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from crontrio.common import status
+from crontrio.common.clock import now_ms
 from crontrio.common.model import ON_SUCCESS, TIMEOUT_KILL, AuditEntry, Dependency, Job, RunRecord
 from crontrio.common.store import schema
 from crontrio.common.store.schema import audit_log, job_changelog, jobs, meta, runs
@@ -33,10 +33,6 @@ class JobExistsError(Exception):
 # and sorts them by id; one matching more walks the jobs by id (matches are
 # then dense enough to fill a page soon).
 FEW_NAMES = 2000
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _job_values(job: Job) -> dict[str, Any]:
@@ -876,4 +872,4 @@ class SqlStore:
                 conn.execute(insert(meta).values(key=key, value=value))
 
 
-__all__ = ["JobExistsError", "SqlStore", "now_ms", "row_to_job", "schema"]
+__all__ = ["JobExistsError", "SqlStore", "row_to_job", "schema"]

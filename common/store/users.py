@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from crontrio.common.clock import now_ms
 from crontrio.common.store.schema import sessions, users
-from crontrio.common.store.sql_store import now_ms
 
 
 class UserExistsError(Exception):

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import Trio, make_trio, stop_trio
+from testing_support.trio import Trio, make_trio, stop_trio
 from tests.e2e.console_helpers import add_user, api_token, bearer, console_url, wait_http
 
 CHROMIUM = "/usr/bin/chromium"

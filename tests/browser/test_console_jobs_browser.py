@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
+from testing_support.services import wait_for
+from testing_support.trio import Trio, make_trio, stop_trio
 from tests.browser.test_console_browser import browser, login, printed_password, shots
-from tests.e2e.conftest import Trio, make_trio, stop_trio
 from tests.e2e.console_helpers import api_token, bearer, console_url, wait_http
-from tests.services import wait_for
 
 __all__ = ["browser", "shots"]
 pytestmark = pytest.mark.xdist_group("browser")

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.e2e.conftest import Trio, make_trio, stop_trio
-from tests.services import wait_for
+from testing_support.services import wait_for
+from testing_support.trio import Trio, make_trio, stop_trio
 
 
 def console_url(t: Trio) -> str:

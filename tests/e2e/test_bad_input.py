@@ -14,8 +14,8 @@ import pytest
 
 from crontrio.protos import crontrio_pb2 as pb
 from crontrio.protos import crontrio_pb2_grpc as pb_grpc
-from tests.e2e.conftest import Trio
-from tests.services import cluster_secret, cluster_sync_channel, wait_for
+from testing_support.services import cluster_secret, cluster_sync_channel, wait_for
+from testing_support.trio import Trio
 
 pytestmark = pytest.mark.xdist_group("semantics")
 

@@ -19,10 +19,10 @@ import pytest
 from crontrio.common.config import DatabaseConfig
 from crontrio.protos import crontrio_pb2 as pb
 from crontrio.protos import crontrio_pb2_grpc as pb_grpc
-from tests.e2e.cluster import Cluster
-from tests.e2e.conftest import Trio, make_trio, stop_trio
-from tests.servers import EtcdServer, RedisServer
-from tests.services import wait_for
+from testing_support.cluster import Cluster
+from testing_support.servers import EtcdServer, RedisServer
+from testing_support.services import wait_for
+from testing_support.trio import Trio, make_trio, stop_trio
 
 DEEP_JSON = "[" * 50_000  # MariaDB stores it; json.loads raises RecursionError
 

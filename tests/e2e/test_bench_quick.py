@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.services import REPO
+from testing_support.services import REPO
 
 # One group with the other cluster-sized tests: it loads both cores for about two minutes.
 pytestmark = [pytest.mark.xdist_group("cluster"), pytest.mark.slow, pytest.mark.timeout(900)]

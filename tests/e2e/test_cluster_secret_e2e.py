@@ -7,8 +7,8 @@ import stat
 
 import pytest
 
-from tests.e2e.conftest import Trio
-from tests.services import cluster_secret, wait_for
+from testing_support.services import cluster_secret, wait_for
+from testing_support.trio import Trio
 
 
 def test_embedded_trio_fires_jobs_with_the_secret_it_created(trio: Trio, monkeypatch: pytest.MonkeyPatch) -> None:

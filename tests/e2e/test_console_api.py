@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import Trio
+from testing_support.services import ServiceProcess, free_port, wait_for
+from testing_support.trio import Trio
 from tests.e2e.console_helpers import (
     add_user,
     admin_password,
@@ -22,7 +23,6 @@ from tests.e2e.console_helpers import (
     csrf_of,
     url,  # fixtures
 )
-from tests.services import ServiceProcess, free_port, wait_for
 
 __all__ = ["console_trio", "url"]
 pytestmark = pytest.mark.xdist_group("console")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import time
 
-from tests.e2e.conftest import Trio
+from testing_support.trio import Trio
 from tests.e2e.console_helpers import admin_password, browser_login, console_trio, console_url
 
 __all__ = ["console_trio"]  # the module-scoped fixture, used below

@@ -13,10 +13,10 @@ import httpx
 import pytest
 
 from crontrio.common.registry.keys import dispatcher_key
-from tests.e2e.conftest import Trio, make_trio, stop_trio
+from testing_support.servers import EtcdServer
+from testing_support.services import ServiceProcess, free_port, wait_for
+from testing_support.trio import Trio, make_trio, stop_trio
 from tests.e2e.console_helpers import admin_password, bearer, console_url, wait_http
-from tests.servers import EtcdServer
-from tests.services import ServiceProcess, free_port, wait_for
 
 
 @pytest.fixture

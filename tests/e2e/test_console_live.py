@@ -11,7 +11,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.e2e.conftest import Trio
+from testing_support.services import wait_for
+from testing_support.trio import Trio
 from tests.e2e.console_helpers import (
     admin_password,
     api_token,
@@ -19,7 +20,6 @@ from tests.e2e.console_helpers import (
     console_trio,
     url,  # fixtures
 )
-from tests.services import wait_for
 
 __all__ = ["console_trio", "url"]
 pytestmark = pytest.mark.xdist_group("console")

@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from crontrio.console.text import at
-from tests.e2e.conftest import Trio
+from testing_support.services import wait_for
+from testing_support.trio import Trio
 from tests.e2e.console_helpers import (  # fixtures
     add_user,
     admin,
@@ -22,7 +23,6 @@ from tests.e2e.console_helpers import (  # fixtures
     csrf_of,
     url,
 )
-from tests.services import wait_for
 
 __all__ = ["admin", "console_trio", "url"]  # the module-scoped fixture
 pytestmark = pytest.mark.xdist_group("console")

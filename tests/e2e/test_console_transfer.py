@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.e2e.conftest import Trio
+from testing_support.trio import Trio
 from tests.e2e.console_helpers import add_user, admin_password, api_token, bearer, console_trio, console_url
 
 __all__ = ["console_trio"]

@@ -10,7 +10,8 @@ import time
 import httpx
 import pytest
 
-from tests.e2e.conftest import Trio
+from testing_support.services import wait_for
+from testing_support.trio import Trio
 from tests.e2e.console_helpers import (  # fixtures
     admin,
     admin_password,
@@ -19,7 +20,6 @@ from tests.e2e.console_helpers import (  # fixtures
     console_trio,
     url,
 )
-from tests.services import wait_for
 
 __all__ = ["admin", "api", "console_trio", "url"]
 pytestmark = pytest.mark.xdist_group("console")

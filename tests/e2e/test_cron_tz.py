@@ -9,7 +9,7 @@ import pytest
 
 from crontrio.protos import crontrio_pb2 as pb
 from crontrio.protos import crontrio_pb2_grpc as pb_grpc
-from tests.e2e.conftest import Trio
+from testing_support.trio import Trio
 
 pytestmark = pytest.mark.xdist_group("semantics")
 

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from tests.e2e.conftest import Trio
-from tests.services import REPO, free_port
+from testing_support.services import REPO, free_port
+from testing_support.trio import Trio
 
 
 def cronctl(*args: str, server: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -19,9 +19,9 @@ from click.testing import CliRunner
 
 from crontrio.cronctl.client import AdminClient, with_default_port
 from crontrio.protos import crontrio_pb2 as pb
-from tests.e2e.conftest import Trio
+from testing_support.services import wait_for
+from testing_support.trio import Trio
 from tests.e2e.test_cronctl import cronctl
-from tests.services import wait_for
 
 pytestmark = pytest.mark.xdist_group("cronctl_truth")
 

@@ -19,9 +19,9 @@ import pytest
 import redis
 
 from crontrio.common.config import DatabaseConfig
-from tests.e2e.cluster import Cluster
-from tests.servers import EtcdServer, RedisServer
-from tests.services import REPO, wait_for
+from testing_support.cluster import Cluster
+from testing_support.servers import EtcdServer, RedisServer
+from testing_support.services import REPO, wait_for
 
 pytestmark = pytest.mark.xdist_group("cluster")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.e2e.conftest import make_trio, stop_trio
-from tests.services import wait_for
+from testing_support.services import wait_for
+from testing_support.trio import make_trio, stop_trio
 
 
 def test_failover_moves_past_a_dead_executor(tmp_path: Path) -> None:

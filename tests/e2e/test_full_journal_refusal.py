@@ -19,8 +19,8 @@ import pytest
 
 from crontrio.protos import crontrio_pb2 as pb
 from crontrio.protos import crontrio_pb2_grpc as pb_grpc
-from tests.e2e.conftest import Trio, make_trio, stop_trio
-from tests.services import ServiceProcess, is_serving, wait_for
+from testing_support.services import ServiceProcess, is_serving, wait_for
+from testing_support.trio import Trio, make_trio, stop_trio
 
 # The journal's WAL fills after a handful of 64 KiB results.
 FILE_SIZE_LIMIT = 512 * 1024

@@ -6,7 +6,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from tests.services import ServiceProcess, free_port, is_serving, wait_for, write_conf
+from testing_support.services import ServiceProcess, free_port, is_serving, wait_for, write_conf
 
 
 def test_dead_executor_is_taken_out_of_routing(tmp_path: Path) -> None:

@@ -12,8 +12,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.conftest import Trio
-from tests.services import REPO, wait_for
+from testing_support.services import REPO, wait_for
+from testing_support.trio import Trio
 
 CRONTAB = textwrap.dedent(
     r"""

@@ -13,7 +13,7 @@ from sqlalchemy.dialects import sqlite
 from crontrio.common.store import run_stats
 from crontrio.protos import crontrio_pb2 as pb
 from crontrio.protos import crontrio_pb2_grpc as pb_grpc
-from tests.e2e.conftest import Trio, make_trio, stop_trio
+from testing_support.trio import Trio, make_trio, stop_trio
 
 BASE_MS = 1_780_000_000_000
 RUN_COLUMNS = (

@@ -13,7 +13,7 @@ import pytest
 from crontrio.cronctl.timefmt import iso_utc
 from crontrio.protos import crontrio_pb2 as pb
 from crontrio.protos import crontrio_pb2_grpc as pb_grpc
-from tests.e2e.conftest import Trio, make_trio, stop_trio
+from testing_support.trio import Trio, make_trio, stop_trio
 
 BASE_MS = 1_780_000_000_000  # 2026-05-28, whole second: like scheduled firings
 BIG_RUNS, SMALL_RUNS = 300, 1_200

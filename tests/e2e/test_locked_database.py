@@ -8,20 +8,16 @@ each job's misfire policy applies: `skip` records the misfired firings
 from __future__ import annotations
 
 import sqlite3
-import time
 from pathlib import Path
 
-from tests.e2e.conftest import make_trio, stop_trio
-from tests.services import wait_for
+from crontrio.common.clock import now_ms
+from testing_support.services import wait_for
+from testing_support.trio import make_trio, stop_trio
 
 GRACE_S = 2
 LOCK_S = 8
 SKIP_JOBS = ("lk-a", "lk-b", "lk-c")
 ONCE_JOB = "lk-once"
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def test_a_locked_database_misfires_firings_instead_of_starting_them_late(tmp_path: Path) -> None:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Trio, make_trio, stop_trio
-from tests.servers import PrometheusServer, _binary
-from tests.services import free_port, wait_for
+from testing_support.servers import PrometheusServer, _binary
+from testing_support.services import free_port, wait_for
+from testing_support.trio import Trio, make_trio, stop_trio
 
 
 @pytest.fixture

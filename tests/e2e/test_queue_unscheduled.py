@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import Trio
-from tests.services import wait_for
+from testing_support.services import wait_for
+from testing_support.trio import Trio
 
 pytestmark = pytest.mark.xdist_group("semantics")
 

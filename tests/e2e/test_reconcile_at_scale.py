@@ -3,7 +3,7 @@ monitor collects every real result from the executor's journal, although
 together they exceed the gRPC message limit, and marks none lost.
 
 Real MariaDB, Redis and etcd; the executor, dispatchers and the monitor as
-real processes (tests/e2e/cluster.py).
+real processes (testing_support/cluster.py).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from crontrio.common.cluster import CLUSTER_HEADER
 from crontrio.common.config import DatabaseConfig
 from crontrio.protos import crontrio_pb2 as pb
 from crontrio.protos import crontrio_pb2_grpc as pb_grpc
-from tests.e2e.cluster import Cluster
-from tests.servers import EtcdServer, RedisServer
-from tests.services import cluster_secret, wait_for
+from testing_support.cluster import Cluster
+from testing_support.servers import EtcdServer, RedisServer
+from testing_support.services import cluster_secret, wait_for
 
 pytestmark = pytest.mark.xdist_group("cluster")
 

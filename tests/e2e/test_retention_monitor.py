@@ -10,8 +10,8 @@ import urllib.request
 from pathlib import Path
 
 from crontrio.common.config import load_config
-from tests.e2e.conftest import Trio, make_trio, stop_trio
-from tests.services import wait_for
+from testing_support.services import wait_for
+from testing_support.trio import Trio, make_trio, stop_trio
 
 DAY_MS = 24 * 3600 * 1000
 COLUMNS = (

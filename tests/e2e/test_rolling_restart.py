@@ -13,8 +13,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from tests.e2e.conftest import Trio, make_trio, stop_trio
-from tests.services import wait_for
+from testing_support.services import wait_for
+from testing_support.trio import Trio, make_trio, stop_trio
 
 JOBS = ("roll-a", "roll-b", "roll-c")
 

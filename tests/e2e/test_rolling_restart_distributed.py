@@ -5,17 +5,17 @@ every-second jobs; no run fails and every firing runs exactly once."""
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from crontrio.common.clock import now_ms
 from crontrio.common.config import DatabaseConfig
-from tests.e2e.cluster import Cluster
-from tests.servers import EtcdServer, RedisServer
-from tests.services import wait_for
+from testing_support.cluster import Cluster
+from testing_support.servers import EtcdServer, RedisServer
+from testing_support.services import wait_for
 
 pytestmark = pytest.mark.xdist_group("cluster")
 JOBS = 4
@@ -33,10 +33,6 @@ def cluster(
         bad = {n: code for n, code in codes.items() if code != 0}
         print(c.logs())  # shown by pytest only when the test failed
         assert not bad, f"services did not stop cleanly on SIGTERM: {bad}"
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def succeeded_on(cluster: Cluster, address: str, since_ms: int) -> int:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import free_port, pid_alive, wait_for
+from testing_support.services import free_port, pid_alive, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("monitor", "d1", "d2", "e1", "e2")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.services import REPO, free_port, pid_alive, wait_for, write_conf
+from testing_support.services import REPO, free_port, pid_alive, wait_for, write_conf
 
 
 def child_pids(pid: int) -> list[int]:

@@ -14,8 +14,8 @@ import pytest
 
 from crontrio.protos import crontrio_pb2 as pb
 from crontrio.protos import crontrio_pb2_grpc as pb_grpc
-from tests.e2e.conftest import Trio, make_trio, stop_trio
-from tests.services import wait_for, wait_until
+from testing_support.services import wait_for, wait_until
+from testing_support.trio import Trio, make_trio, stop_trio
 
 PER_RUN, TOTAL = 60, 70
 

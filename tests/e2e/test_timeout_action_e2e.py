@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.e2e.conftest import Trio, make_trio, stop_trio
-from tests.services import free_port, wait_for
+from testing_support.services import free_port, wait_for
+from testing_support.trio import Trio, make_trio, stop_trio
 
 
 class MailBox:

@@ -7,8 +7,8 @@ import itertools
 import json
 import time
 
-from tests.e2e.conftest import Trio
-from tests.services import wait_for
+from testing_support.services import wait_for
+from testing_support.trio import Trio
 
 
 def runs_of(trio: Trio, job: str) -> list[tuple[int, int, str, int, int]]:

@@ -19,8 +19,8 @@ import pytest
 from crontrio.common.auth import hash_token
 from crontrio.protos import crontrio_pb2 as pb
 from crontrio.protos import crontrio_pb2_grpc as pb_grpc
-from tests.e2e.conftest import Trio, make_trio, stop_trio
-from tests.services import REPO
+from testing_support.services import REPO
+from testing_support.trio import Trio, make_trio, stop_trio
 
 ADMIN_TOKEN = "test-admin-api-token"
 

@@ -16,7 +16,7 @@ from crontrio.common.store.engine import make_engine
 from crontrio.common.store.migrate import ensure_schema
 from crontrio.common.store.sql_store import SqlStore
 from crontrio.protos import crontrio_pb2_grpc
-from tests.integration.test_executor import Executor
+from testing_support.executor import Executor
 
 
 @pytest_asyncio.fixture

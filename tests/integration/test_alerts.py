@@ -32,7 +32,7 @@ from crontrio.common import status as st
 from crontrio.common.alerts import Alert, AlertSender, run_alert, system_alert
 from crontrio.common.config import AlertConfig
 from crontrio.common.model import Job, RunRecord
-from tests.services import free_port, wait_until
+from testing_support.services import free_port, wait_until
 
 LOGGER = "crontrio.common.alerts.sender"
 USER, PASSWORD = "alice", "s3cret"

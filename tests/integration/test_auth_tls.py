@@ -34,7 +34,7 @@ from crontrio.common.grpc_server import ServiceServer
 from crontrio.cronctl.client import AdminClient, AuthError
 from crontrio.protos import crontrio_pb2 as pb
 from crontrio.protos import crontrio_pb2_grpc as pb_grpc
-from tests.services import REPO, ServiceProcess, free_port, wait_for, write_conf
+from testing_support.services import REPO, ServiceProcess, free_port, wait_for, write_conf
 
 # ------------------------------------------------------------------ PKI
 

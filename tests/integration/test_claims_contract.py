@@ -14,7 +14,7 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import redis
@@ -24,16 +24,11 @@ from crontrio.common.claims.factory import make_claims
 from crontrio.common.claims.memory import MemoryClaims
 from crontrio.common.claims.redis_claims import KEY_PREFIX, RedisClaims
 from crontrio.common.config import RedisConfig
-from tests.servers import RedisServer
-from tests.services import wait_until
+from testing_support.servers import RedisServer
+from testing_support.services import wait_until
 
 LOGGER = "crontrio.common.claims.redis_claims"
 TTL = 60_000
-
-
-async def eventually(condition: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
-    """Await `condition` until it holds; fail naming `what` after `timeout` seconds."""
-    await wait_until(condition, timeout, what)
 
 
 def redis_config(server: RedisServer) -> RedisConfig:
@@ -107,7 +102,7 @@ async def test_an_expired_claim_can_be_claimed_again(claims: Claims) -> None:
     async def claimable() -> bool:
         return await claims.claim("3:1000", "b", TTL)
 
-    await eventually(claimable, 5, "the 50 ms claim to expire")
+    await wait_until(claimable, 5, "the 50 ms claim to expire")
     assert not await claims.claim("3:1000", "a", TTL)
 
 
@@ -200,7 +195,7 @@ async def test_redis_down_falls_back_fast_logs_once_and_recovers(
         firing = f"9:{next(probe) * 1000}"
         return await redis_claims.claim(firing, "a", TTL) and raw.get(KEY_PREFIX + firing) == "a"
 
-    await eventually(claims_reach_redis, 5, "claims to go through Redis after the breaker period")
+    await wait_until(claims_reach_redis, 5, "claims to go through Redis after the breaker period")
     [recovered] = records(caplog, logging.WARNING)
     assert "back on Redis" in recovered.getMessage()
     assert await redis_claims.claim("9:999000000", "a", TTL)
@@ -249,7 +244,7 @@ async def test_redis_refusing_writes_falls_back_too(
             await claims.claim("11:2000", "a", TTL)
             return not await claims.claim("11:2000", "b", TTL)
 
-        await eventually(refused_again, 5, "claims to go through Redis once it accepts writes")
+        await wait_until(refused_again, 5, "claims to go through Redis once it accepts writes")
         assert len(records(caplog, logging.WARNING)) == 1
     finally:
         await claims.close()

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import _binary
-from tests.services import REPO
+from testing_support.servers import _binary
+from testing_support.services import REPO
 
 RULES = REPO / "deploy" / "prometheus" / "alerts.yml"
 RULE_TESTS = REPO / "deploy" / "prometheus" / "alerts_test.yml"

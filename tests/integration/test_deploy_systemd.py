@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import _binary
-from tests.services import REPO
+from testing_support.servers import _binary
+from testing_support.services import REPO
 
 UNITS = REPO / "deploy" / "systemd"
 SERVICES = ("dispatcher", "executor", "monitor")

@@ -14,7 +14,7 @@ import pytest
 
 from crontrio.protos import crontrio_pb2 as pb
 from crontrio.protos import crontrio_pb2_grpc
-from tests.integration.test_executor import (
+from testing_support.executor import (
     Executor,
     lines,
     read_rest,
@@ -26,7 +26,7 @@ from tests.integration.test_executor import (
     start_executor,
     start_then_crash,
 )
-from tests.services import pid_alive
+from testing_support.services import pid_alive
 
 # ---------------------------------------------------------------- fixtures
 

@@ -31,7 +31,7 @@ import pytest
 from crontrio.common import status
 from crontrio.protos import crontrio_pb2 as pb
 from crontrio.protos import crontrio_pb2_grpc
-from tests.services import REPO, cluster_channel, cluster_secret, free_port, is_serving, wait_for, write_conf
+from testing_support.services import REPO, cluster_channel, cluster_secret, free_port, is_serving, wait_for, write_conf
 
 # Room for the journal's schema and a few dozen runs, then no more.
 FILE_SIZE_LIMIT = 160 * 1024

@@ -6,7 +6,6 @@ after a restart runs there, once."""
 from __future__ import annotations
 
 import signal
-import time
 from pathlib import Path
 
 import grpc
@@ -14,13 +13,11 @@ import pytest
 from grpc_health.v1 import health_pb2
 
 from crontrio.common import status
+from crontrio.common.clock import now_ms
 from crontrio.protos import crontrio_pb2 as pb
 from crontrio.protos import crontrio_pb2_grpc
-from tests.integration.test_executor import eventually, health, lines, read_rest, read_until, run, shell, start_executor
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
+from testing_support.executor import health, lines, read_rest, read_until, run, shell, start_executor
+from testing_support.services import wait_until
 
 
 @pytest.mark.asyncio
@@ -40,7 +37,7 @@ async def test_sigterm_hands_back_held_runs_and_marks_refusals(tmp_path: Path) -
                 listed = await stub.ListResults(pb.ListResultsRequest(run_ids=[held.run_id]))
                 return held.run_id in listed.running_run_ids
 
-            await eventually(is_held, "the run sent ahead to be held")
+            await wait_until(is_held, 10.0, "the run sent ahead to be held", interval=0.05)
             ex.proc.proc.send_signal(signal.SIGTERM)
             events = await read_rest(held_call)
             finished = events[-1].finished
@@ -50,7 +47,7 @@ async def test_sigterm_hands_back_held_runs_and_marks_refusals(tmp_path: Path) -
             async def not_serving() -> bool:
                 return await health(ex.address) == health_pb2.HealthCheckResponse.NOT_SERVING
 
-            await eventually(not_serving, "health to flip to NOT_SERVING")
+            await wait_until(not_serving, 10.0, "health to flip to NOT_SERVING", interval=0.05)
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await run(stub, shell("echo too late"))
             assert err.value.code() == grpc.StatusCode.UNAVAILABLE

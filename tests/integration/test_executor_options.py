@@ -20,11 +20,10 @@ import pytest
 from crontrio.executor.keywords import KeywordScanner
 from crontrio.protos import crontrio_pb2 as pb
 from crontrio.protos import crontrio_pb2_grpc
-from tests.integration.test_executor import (
+from testing_support.executor import (
     Executor,
     Stream,
     all_dead,
-    eventually,
     http,
     pids_in,
     read_rest,
@@ -34,6 +33,7 @@ from tests.integration.test_executor import (
     running_executor,
     shell,
 )
+from testing_support.services import wait_until
 
 NOT_ROOT_ERROR = "cannot run as user 'nobody': the executor is not running as root"
 AS_ROOT = os.geteuid() == 0  # the executor runs as the same user as the tests
@@ -156,7 +156,7 @@ async def test_run_as_nobody_timeout_kills_its_process_tree(stub: crontrio_pb2_g
     assert int(uid) == pwd.getpwnam("nobody").pw_uid
     pids = pids_in(finished.output_tail)[1:]
     assert len(pids) == 3, finished.output_tail
-    assert await eventually(lambda: all_dead([finished.pid, *pids]), "the run's process tree to die", within=5)
+    assert await wait_until(lambda: all_dead([finished.pid, *pids]), 5, "the run's process tree to die", interval=0.05)
 
 
 @pytest.mark.asyncio

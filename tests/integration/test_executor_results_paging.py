@@ -30,8 +30,8 @@ from crontrio.monitor.dispatcher_links import DispatcherLinks
 from crontrio.monitor.reconcile import Reconciler
 from crontrio.protos import crontrio_pb2 as pb
 from crontrio.protos import crontrio_pb2_grpc
-from tests.integration.test_executor import Executor, run, running_executor, shell, start_executor
-from tests.services import free_port
+from testing_support.executor import Executor, run, running_executor, shell, start_executor
+from testing_support.services import free_port
 
 GRPC_MESSAGE_LIMIT = 16 * 1024 * 1024
 PAGE_BYTES = 4 * 1024 * 1024  # the executor's page size

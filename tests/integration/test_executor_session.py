@@ -5,7 +5,6 @@ stream that breaks while its runs go on."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -13,11 +12,12 @@ import grpc
 import pytest
 import pytest_asyncio
 
+from crontrio.common.clock import now_ms
 from crontrio.dispatcher.executor_session import ExecutorSession, SessionBrokenError
 from crontrio.protos import crontrio_pb2 as pb
 from crontrio.protos import crontrio_pb2_grpc
-from tests.integration.test_executor import Executor, lines, run, running_executor, shell, start_executor
-from tests.services import wait_until
+from testing_support.executor import Executor, lines, run, running_executor, shell, start_executor
+from testing_support.services import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -116,11 +116,6 @@ async def test_a_session_to_an_executor_that_is_gone_breaks_its_runs(tmp_path: P
         with pytest.raises(SessionBrokenError):
             await asyncio.wait_for(events_of(session, shell("true")), 30)
         session.close()
-
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @pytest.mark.asyncio

@@ -27,7 +27,7 @@ from crontrio.executor.recovery import LOST_ERROR
 from crontrio.executor.runs import AlreadyAcknowledgedError, NotJournaledError, RunRegistry
 from crontrio.executor.shell_task import ShellProcess
 from crontrio.protos import crontrio_pb2 as pb
-from tests.services import pid_alive, wait_until
+from testing_support.services import pid_alive, wait_until
 
 
 def started_record(run_id: str, pid: int = 0) -> StartedRun:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from crontrio.executor.journal import Journal, StartedRun
-from tests.services import REPO
+from testing_support.services import REPO
 
 
 def started(i: int) -> StartedRun:

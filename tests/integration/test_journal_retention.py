@@ -5,25 +5,21 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
 
+from crontrio.common.clock import now_ms
 from crontrio.executor.journal import Journal, StartedRun
 from crontrio.executor.journal_retention import DAY_MS, drop_stale_results
 from crontrio.protos import crontrio_pb2
-from tests.services import ServiceProcess, free_port, is_serving, wait_for, write_conf
+from testing_support.services import ServiceProcess, free_port, is_serving, wait_for, write_conf
 
 HOUR_MS = 3600 * 1000
 
 
 def result(run_id: str, finished_ms: int) -> crontrio_pb2.RunFinished:
     return crontrio_pb2.RunFinished(run_id=run_id, status="succeeded", started_ms=finished_ms - 1000, finished_ms=finished_ms)
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 async def fill(journal: Journal, now: int) -> None:

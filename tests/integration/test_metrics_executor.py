@@ -19,7 +19,7 @@ from crontrio.executor.journal import Journal, StartedRun
 from crontrio.executor.metrics import ExecutorMetrics
 from crontrio.executor.runs import RunRegistry
 from crontrio.protos import crontrio_pb2 as pb
-from tests.services import wait_until
+from testing_support.services import wait_until
 
 pytestmark = pytest.mark.asyncio
 

@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import event
 
 from crontrio.common import status
+from crontrio.common.clock import now_ms
 from crontrio.common.model import Job, RunRecord
 from crontrio.common.store.async_store import DbThreads
 from crontrio.common.store.sql_store import SqlStore
@@ -24,10 +25,6 @@ def db() -> Iterator[DbThreads]:
     threads = DbThreads()
     yield threads
     threads.close()
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def job(store: SqlStore, name: str, spec: str = "0 * * * * *") -> Job:

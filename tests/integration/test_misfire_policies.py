@@ -22,7 +22,7 @@ from crontrio.common.store.migrate import ensure_schema
 from crontrio.common.store.sql_store import SqlStore
 from crontrio.dispatcher.misfire import MisfireTracker
 from crontrio.dispatcher.recorder import RunRecorder
-from tests.services import wait_until
+from testing_support.services import wait_until
 
 GRACE_S = 1.0
 

@@ -7,7 +7,7 @@ import pytest
 
 from crontrio.common.grpc_server import ServiceServer
 from crontrio.dispatcher.peers import PeerLiveness
-from tests.services import free_port
+from testing_support.services import free_port
 
 
 @pytest.mark.asyncio

@@ -7,13 +7,13 @@ would retry it and run it twice. Real executor processes, a real SQLite store.""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from crontrio.common import status
+from crontrio.common.clock import now_ms
 from crontrio.common.config import DatabaseConfig
 from crontrio.common.model import RunRecord
 from crontrio.common.registry.static import StaticRegistry
@@ -25,8 +25,8 @@ from crontrio.monitor.dispatcher_links import DispatcherLinks
 from crontrio.monitor.reconcile import Reconciler
 from crontrio.protos import crontrio_pb2 as pb
 from crontrio.protos import crontrio_pb2_grpc
-from tests.integration.test_executor import eventually, read_until, shell, start_executor
-from tests.services import cluster_channel
+from testing_support.executor import read_until, shell, start_executor
+from testing_support.services import cluster_channel, wait_until
 
 
 @pytest.fixture
@@ -37,10 +37,6 @@ def store(tmp_path: Path) -> Iterator[SqlStore]:
     s = SqlStore(engine)
     yield s
     s.close()
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 SECRET = "rerouted-test-cluster-secret-0123456789"
@@ -60,7 +56,7 @@ async def test_a_stale_lost_result_on_the_first_executor_never_settles_a_reroute
     try:
         async with first.channel() as channel:
             call = crontrio_pb2_grpc.ExecutorStub(channel).Run(request, timeout=60)
-            await eventually(lambda: held_on(first.address, request.run_id), "the run to be held on A")
+            await wait_until(lambda: held_on(first.address, request.run_id), 10.0, "the run to be held on A", interval=0.05)
             first.proc.kill()  # dies holding it, before its time
             call.cancel()
     finally:
@@ -103,7 +99,7 @@ async def test_a_stale_lost_result_on_the_first_executor_never_settles_a_reroute
             assert run is not None and run.status == status.RUNNING, run
             go.touch()
             await read_until(moved, lambda out: b"done" in out, [])
-        await eventually(lambda: reconciler.pass_once(), "the run's result to be collected")
+        await wait_until(lambda: reconciler.pass_once(), 10.0, "the run's result to be collected", interval=0.05)
         run = store.get_run(request.run_id)
         assert run is not None and run.status == status.SUCCEEDED and run.output == b"done\n", run
     finally:

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from crontrio.common import status
+from crontrio.common.clock import now_ms
 from crontrio.common.config import DatabaseConfig
 from crontrio.common.model import RunRecord, make_run_id
 from crontrio.common.store.async_store import DbThreads
@@ -20,7 +20,7 @@ from crontrio.common.store.engine import make_engine
 from crontrio.common.store.migrate import ensure_schema
 from crontrio.common.store.sql_store import SqlStore
 from crontrio.dispatcher.recorder import RecordDroppedError, RunRecorder
-from tests.services import wait_until
+from testing_support.services import wait_until
 
 
 @pytest.fixture
@@ -36,10 +36,6 @@ def record(n: int) -> RunRecord:
     return RunRecord(
         run_id=make_run_id(1, n * 1000, 1), job_id=1, job_name="j", scheduled_ms=n * 1000, attempt=1, status=status.PENDING
     )
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 async def test_a_locked_database_keeps_the_backlog_bounded_and_drops_late_firings(db_path: Path) -> None:

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.services import REPO, free_port, write_conf
+from testing_support.services import REPO, free_port, write_conf
 
 
 def test_dispatcher_refuses_a_schema_that_is_behind(tmp_path: Path) -> None:

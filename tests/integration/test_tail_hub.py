@@ -22,8 +22,8 @@ from crontrio.dispatcher.executor_client import ExecutorClients
 from crontrio.dispatcher.tail_hub import TailEndedError, TailHub, TailLimitError
 from crontrio.protos import crontrio_pb2 as pb
 from crontrio.protos import crontrio_pb2_grpc
-from tests.integration.test_executor import Executor, read_rest, read_until, running_executor, shell
-from tests.services import wait_until
+from testing_support.executor import Executor, read_rest, read_until, running_executor, shell
+from testing_support.services import wait_until
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from crontrio.common.cluster import CLUSTER_HEADER
 from crontrio.protos import crontrio_pb2 as pb
 from crontrio.protos import crontrio_pb2_grpc as pb_grpc
-from tests.services import ServiceProcess, cluster_secret, free_port, is_serving, wait_for, write_conf
+from testing_support.services import ServiceProcess, cluster_secret, free_port, is_serving, wait_for, write_conf
 
 # A developer's or CI's own CRONTRIO_* settings must not change these tests.
 CLEAN = {"CRONTRIO_CLUSTER_SECRET": "", "CRONTRIO_MONITOR_TOKEN": ""}

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import make_trio
-from tests.services import REPO, is_serving, wait_for
+from testing_support.services import REPO, is_serving, wait_for
+from testing_support.trio import make_trio
 
 pytestmark = [pytest.mark.package, pytest.mark.slow, pytest.mark.xdist_group("package")]
 

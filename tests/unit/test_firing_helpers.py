@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import random
 
+from crontrio.common.convert import build_run_request, request_template
 from crontrio.common.model import HTTP, Job, RunRecord
-from crontrio.dispatcher.firing import build_run_request, request_template, retry_delay
+from crontrio.dispatcher.firing import retry_delay
 
 
 def job(**kw: object) -> Job:

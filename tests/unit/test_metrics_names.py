@@ -12,7 +12,7 @@ from crontrio.common.cron import CronSchedule
 from crontrio.dispatcher.metrics import DispatcherMetrics
 from crontrio.executor.metrics import ExecutorMetrics
 from crontrio.monitor.metrics import JobSnapshot, JobStats, MonitorMetrics, _JobState, render_per_job
-from tests.services import REPO
+from testing_support.services import REPO
 
 RULES = REPO / "deploy" / "prometheus" / "alerts.yml"
 

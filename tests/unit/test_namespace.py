@@ -12,7 +12,7 @@ from types import ModuleType
 
 import pytest
 
-from tests.services import REPO
+from testing_support.services import REPO
 
 SCRIPT = REPO / "scripts" / "namespace_imports.py"
 PACKAGES = ("common", "dispatcher", "executor", "monitor", "console", "cronctl", "protos")

@@ -9,7 +9,8 @@ import pytest
 from crontrio.common.config import EtcdConfig
 from crontrio.common.errors import ValidationError
 from crontrio.common.registry.base import ExecutorRef
-from crontrio.common.registry.etcd_registry import DispatcherRef, EtcdRegistry, parse_dispatcher, parse_executor
+from crontrio.common.registry.dispatcher_watch import DispatcherRef, parse_dispatcher
+from crontrio.common.registry.etcd_registry import EtcdRegistry, parse_executor
 from crontrio.common.registry.factory import make_registry
 from crontrio.common.registry.keys import dispatcher_key, dispatchers_prefix, executor_key, executors_prefix
 from crontrio.common.registry.static import StaticRegistry

@@ -25,13 +25,16 @@ class RecordingStore:
 
 
 class Clock:
-    """The recorder's monotonic clock, moved only by the fake database."""
+    """The recorder's clock (a `common.clock.Clock`), moved only by the fake database."""
 
     def __init__(self) -> None:
         self.now = 1000.0
 
     def monotonic(self) -> float:
         return self.now
+
+    def now_ms(self) -> int:
+        return int(self.now * 1000)
 
 
 class SlowDb:
@@ -47,11 +50,10 @@ class SlowDb:
         return fn(*args)
 
 
-async def _write_two_batches(monkeypatch: pytest.MonkeyPatch, db_seconds: float) -> tuple[RunRecorder, RecordingStore]:
+async def _write_two_batches(db_seconds: float) -> tuple[RunRecorder, RecordingStore]:
     clock = Clock()
-    monkeypatch.setattr(recorder, "time", clock)
     store = RecordingStore()
-    rec = RunRecorder(store, SlowDb(clock, db_seconds), batch_ms=0)  # type: ignore[arg-type]
+    rec = RunRecorder(store, SlowDb(clock, db_seconds), batch_ms=0, clock=clock)  # type: ignore[arg-type]
     rec.start()
     first = rec.update("r1", status="running")
     await asyncio.sleep(0)  # the first commit is under way
@@ -61,9 +63,9 @@ async def _write_two_batches(monkeypatch: pytest.MonkeyPatch, db_seconds: float)
     return rec, store
 
 
-async def test_writes_that_wait_too_long_are_reported(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+async def test_writes_that_wait_too_long_are_reported(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="crontrio.dispatcher.recorder"):
-        rec, store = await _write_two_batches(monkeypatch, db_seconds=6.0)
+        rec, store = await _write_two_batches(db_seconds=6.0)
     assert store.batches == [(0, 1), (0, 1)]
     assert rec.behind_seconds == 12.0  # the second write waited for two commits
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -72,9 +74,9 @@ async def test_writes_that_wait_too_long_are_reported(monkeypatch: pytest.Monkey
     assert "run history writes are" in warnings[0] and "cannot keep up" in warnings[0]
 
 
-async def test_writes_in_time_are_not_reported(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+async def test_writes_in_time_are_not_reported(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="crontrio.dispatcher.recorder"):
-        rec, store = await _write_two_batches(monkeypatch, db_seconds=2.0)
+        rec, store = await _write_two_batches(db_seconds=2.0)
     assert store.batches == [(0, 1), (0, 1)]
     assert rec.behind_seconds < recorder.BEHIND_WARN_SECONDS
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

@@ -1,4 +1,4 @@
-"""Start crontrio services as real processes for tests, and always stop them."""
+"""Start crontrio services as real processes for tests and benchmarks, and always stop them."""
 
 from __future__ import annotations
 
@@ -141,8 +141,57 @@ def _metrics_env(conf: Path) -> dict[str, str]:
     return {**os.environ, **METRICS_OFF}
 
 
-class ServiceProcess:
-    """One `python -m <service>` child with its log in a file."""
+class ChildProcess:
+    """One child process with its output in a log file, always stoppable: the
+    one launcher under every service the tests and the benchmarks start."""
+
+    def __init__(
+        self,
+        argv: list[str],
+        cwd: Path,
+        log_path: Path,
+        env: dict[str, str],
+        preexec_fn: Callable[[], None] | None = None,  # e.g. a resource limit; nothing that takes locks
+    ) -> None:
+        self.log_path = log_path
+        self._log = open(log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
+        # The checkout first: children import crontrio (and bench) from it.
+        env = {**env, "PYTHONPATH": str(REPO) + os.pathsep + env.get("PYTHONPATH", "")}
+        self.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT, preexec_fn=preexec_fn)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log_text(self) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, timeout: float = 15.0, kill_wait: float = 5.0) -> int:
+        """SIGTERM and wait; SIGKILL if it does not stop. Returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(kill_wait)
+        if not self._log.closed:
+            self._log.close()
+        return self.proc.returncode
+
+    def kill(self, wait: float = 5.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(wait)
+
+
+class ServiceProcess(ChildProcess):
+    """One `python -m crontrio.<service> -c <conf>` child, run in the conf's directory."""
 
     def __init__(
         self,
@@ -154,44 +203,13 @@ class ServiceProcess:
         preexec_fn: Callable[[], None] | None = None,  # e.g. a resource limit for the child
     ) -> None:
         self.service = service
-        self.log_path = log_path
-        self._log = open(log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
-        full_env = {**_metrics_env(conf), "PYTHONUNBUFFERED": "1", **(env or {})}
-        full_env["PYTHONPATH"] = str(REPO) + os.pathsep + full_env.get("PYTHONPATH", "")
-        self.proc = subprocess.Popen(
+        super().__init__(
             [sys.executable, "-m", f"crontrio.{service}", "-c", str(conf), *(args or [])],
-            cwd=conf.parent,
-            env=full_env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=preexec_fn,  # e.g. a resource limit; nothing that takes locks
+            conf.parent,
+            log_path,
+            {**_metrics_env(conf), "PYTHONUNBUFFERED": "1", **(env or {})},
+            preexec_fn,
         )
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def log_text(self) -> str:
-        if not self._log.closed:
-            self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self, timeout: float = 15.0) -> int:
-        """SIGTERM and wait; SIGKILL if it does not stop. Returns the exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._log.close()
-        return self.proc.returncode
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
 
 
 def write_conf(directory: Path, sections: dict[str, dict[str, str]], extra: dict[str, dict[str, str]] | None = None) -> Path:

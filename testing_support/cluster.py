@@ -11,8 +11,8 @@ from pathlib import Path
 import pymysql
 
 from crontrio.common.config import DatabaseConfig
-from tests.servers import EtcdServer, RedisServer
-from tests.services import REPO, ServiceProcess, free_port, is_serving, wait_for, write_conf
+from testing_support.servers import EtcdServer, RedisServer
+from testing_support.services import REPO, ServiceProcess, free_port, is_serving, wait_for, write_conf
 
 
 @dataclass

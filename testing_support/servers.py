@@ -16,7 +16,7 @@ import time
 import uuid
 from pathlib import Path
 
-from tests.services import free_port, wait_for
+from testing_support.services import free_port, wait_for
 
 
 def _binary(name: str, package: str, extra_paths: tuple[str, ...] = ()) -> str:
