@@ -36,6 +36,7 @@ from crontrio.common.model import (
 from crontrio.common.registry.base import ExecutorRef, Registry
 from crontrio.dispatcher.connect_errors import never_connected, refused_unstarted, unstarted_proof
 from crontrio.dispatcher.executor_client import ExecutorClients
+from crontrio.dispatcher.executor_link import UNSURE, ExecutorLink
 from crontrio.dispatcher.executor_session import SessionBrokenError
 from crontrio.dispatcher.metrics import CLAIMED_ELSEWHERE, FIRED, DispatcherMetrics
 from crontrio.dispatcher.misfire import MisfireTracker
@@ -52,11 +53,6 @@ log = logging.getLogger(__name__)
 # (a network blip must not turn a healthy run into a lost one).
 REATTACH_BEFORE_START_SECONDS = 3.0
 REATTACH_AFTER_START_SECONDS = 15.0
-# What _executor_knows says when a live executor answered with an error: it
-# may have the run, so it must not be taken for "unknown there".
-UNSURE = "unsure"
-# Codes meaning the executor gave no answer (down, or too slow to tell).
-NO_ANSWER = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 # Outcomes that start `on_failure` dependents (skipped/queued firings start nothing).
 FAILED_OUTCOMES = frozenset({status.FAILED, status.TIMEOUT, status.KILLED, status.LOST})
 
@@ -161,6 +157,8 @@ class FiringRunner:
         self._recorder = recorder
         self._registry = registry
         self._clients = clients
+        # Calls to executors that record nothing: who has a run, ack, kill, runs sent ahead.
+        self.link = ExecutorLink(registry, clients)
         self._machine_groups = machine_groups or {}
         self._overlap = overlap
         self._rng = random.Random()
@@ -170,8 +168,6 @@ class FiringRunner:
         # job id -> (the Job it was built from, its request template). The
         # Job object is replaced on any change, so identity says it is current.
         self._templates: dict[int, tuple[Job, bytes | None]] = {}
-        # Executors the monitor reports as failing health checks: not routed to.
-        self.unhealthy: frozenset[str] = frozenset()
         # Executor -> when it last passed a health check (the monitor's report; display only).
         self.last_seen: dict[str, int] = {}
         # Called for firings another dispatcher claimed (see takeover.py).
@@ -188,11 +184,6 @@ class FiringRunner:
         self._overrun_timers: dict[str, asyncio.Task[None]] = {}
         # Set by the app: is this job (by id) still scheduled (not paused, deleted or invalid)?
         self.still_scheduled: Callable[[int], bool] = lambda _job_id: True
-        # Runs sent ahead of their time (dispatch_ahead_ms) that have not
-        # started yet: job id -> {run id: executor address}. A job paused or
-        # deleted meanwhile has them cancelled on their executors.
-        self._sent_ahead: dict[int, dict[str, str]] = {}
-        self._cancels: set[asyncio.Task[None]] = set()
         # Set by the app: scheduled firings not recorded in time go there, not late to an executor.
         self.misfires: MisfireTracker | None = None
         self.metrics = DispatcherMetrics()  # replaced by the app's (dispatcher/metrics.py)
@@ -230,7 +221,7 @@ class FiringRunner:
         in the store, see takeover.py). If an executor already has it (sent,
         held for its time, or even finished), we follow it there, since Run is
         idempotent by run id; otherwise it is sent as its owner would have."""
-        holder = await self.holder_of(run.run_id)
+        holder = await self.link.holder_of(run.run_id)
         log.warning(
             "job %s run %s: adopted from dead dispatcher %s (%s)",
             job.name,
@@ -239,20 +230,6 @@ class FiringRunner:
             f"following it on {holder}" if holder else "no executor has it: sending it",
         )
         await self.run_firing(job, run.scheduled_ms, run.trigger, run.attempt, recorded=True, pin=holder)
-
-    async def holder_of(self, run_id: str) -> str:
-        """The address of a live executor that knows `run_id` (running, held,
-        or with its result journaled), or "". One that answered with an
-        error may have it: with none that knows it, the run goes there, where
-        Run (idempotent by run id) follows it if it has it, rather than to
-        another executor, where it could run a second time."""
-        addresses = sorted({e.address for e in self._registry.live()})
-        answers = await asyncio.gather(*(self._executor_knows(self._clients.stub(a), run_id) for a in addresses))
-        known = [a for a, answer in zip(addresses, answers, strict=True) if answer is not None and answer != UNSURE]
-        unsure = [a for a, answer in zip(addresses, answers, strict=True) if answer == UNSURE]
-        if not known and unsure:
-            log.warning("run %s: executor %s could not say whether it has the run; sending it there", run_id, unsure[0])
-        return (known or unsure or [""])[0]
 
     async def run_firing(
         self, job: Job, scheduled_ms: int, trigger: str, first_attempt: int = 1, recorded: bool = False, pin: str = ""
@@ -331,7 +308,7 @@ class FiringRunner:
         if pin:  # the executor that already has this run: nowhere else
             plan = [next((e for e in self._registry.live() if e.address == pin), ExecutorRef(address=pin))]
         else:
-            candidates = matching_executors(job, self._registry.live(), self._machine_groups, self.unhealthy)
+            candidates = matching_executors(job, self._registry.live(), self._machine_groups, self.link.unhealthy)
             if avoid and len(candidates) > 1:
                 candidates = [e for e in candidates if e.address != avoid]
             plan = self._router.plan(job, candidates)
@@ -439,7 +416,7 @@ class FiringRunner:
         untried = [e for e in rest if e.address not in tried]
         if untried:
             return untried[:1]
-        candidates = matching_executors(job, self._registry.live(), self._machine_groups, self.unhealthy)
+        candidates = matching_executors(job, self._registry.live(), self._machine_groups, self.link.unhealthy)
         return self._router.plan(job, [e for e in candidates if e.address not in tried])[:1]
 
     async def _fan_out(
@@ -534,9 +511,9 @@ class FiringRunner:
         failing_since: float | None = None
         delay = 0.2
         self.in_flight[executor.address] += 1
-        ahead = self._sent_ahead.setdefault(job.id, {}) if record.scheduled_ms > now_ms() else None
-        if ahead is not None:
-            ahead[record.run_id] = executor.address
+        ahead = record.scheduled_ms > now_ms()
+        if ahead:
+            self.link.note_ahead(job.id, record.run_id, executor.address)
         try:
             session = self._clients.session(executor.address)
             if session is not None:
@@ -548,7 +525,7 @@ class FiringRunner:
                         # back while held), not a start.
                         if kind == "started" and not started and ev.started.started_ms:
                             started = True
-                            self._no_longer_ahead(job.id, record.run_id)
+                            self.link.no_longer_ahead(job.id, record.run_id)
                             self._record_started(record, executor, ev.started, job)
                         elif kind == "finished":
                             if ev.finished.status == status.NOT_STARTED:
@@ -577,7 +554,7 @@ class FiringRunner:
                         kind = event.WhichOneof("event")
                         if kind == "started" and not started and event.started.started_ms:
                             started = True
-                            self._no_longer_ahead(job.id, record.run_id)
+                            self.link.no_longer_ahead(job.id, record.run_id)
                             self._record_started(record, executor, event.started, job)
                         elif kind == "finished":
                             if event.finished.status == status.NOT_STARTED:
@@ -613,7 +590,7 @@ class FiringRunner:
                     now = time.monotonic()
                     failing_since = now if failing_since is None else failing_since
                     window = REATTACH_AFTER_START_SECONDS if started else REATTACH_BEFORE_START_SECONDS
-                    give_up = now - failing_since >= window or self._gone(executor)
+                    give_up = now - failing_since >= window or self.link.gone(executor.address)
                     if give_up and not started and not maybe_delivered and self._may_still_start(record):
                         # Provably not started there and nowhere else to go: wait for this
                         # executor (e.g. restarting) as long as it may start in time.
@@ -623,7 +600,7 @@ class FiringRunner:
                             # Before calling it unreachable, ask: an overloaded executor may
                             # have taken the run after all, and failing (then retrying) a run
                             # that is going would run it twice.
-                            known = await self._executor_knows(stub, record.run_id)
+                            known = await self.link.knows(executor.address, record.run_id)
                             if known == UNSURE:
                                 # Alive but cannot say: the run may have started there.
                                 return self._give_up(
@@ -648,7 +625,7 @@ class FiringRunner:
                 timer.cancel()
             self.in_flight[executor.address] -= 1
             if ahead is not None:
-                self._no_longer_ahead(job.id, record.run_id)
+                self.link.no_longer_ahead(job.id, record.run_id)
 
     def _may_still_start(self, record: RunRecord) -> bool:
         """Whether a run that never started is still within its misfire grace."""
@@ -658,42 +635,14 @@ class FiringRunner:
         """The executor handed the run back unstarted (it is shutting down)
         and it goes elsewhere: acknowledged there, so that executor forgets
         it (and would refuse it if it ever came back)."""
-        await self._ack(executor, record.run_id)
+        await self.link.ack(executor.address, record.run_id)
         return _not_started(record, executor, f"executor {executor.address} handed it back unstarted: {fin.error}")
-
-    def _no_longer_ahead(self, job_id: int, run_id: str) -> None:
-        runs = self._sent_ahead.get(job_id)
-        if runs is not None:
-            runs.pop(run_id, None)
-            if not runs:
-                del self._sent_ahead[job_id]
 
     def job_unscheduled(self, job_id: int, reason: str) -> None:
         """The job was paused, deleted or made invalid: cancel its firings
         sent ahead, and forget its request template."""
         self._templates.pop(job_id, None)
-        self.cancel_sent_ahead(job_id, reason)
-
-    def cancel_sent_ahead(self, job_id: int, reason: str) -> int:
-        """Cancel the runs of `job_id` this dispatcher sent ahead and that have
-        not started: each ends `skipped` with `reason` (and is recorded so
-        when its executor reports it). Returns how many were asked to stop."""
-        runs = dict(self._sent_ahead.get(job_id, {}))
-        for run_id, address in runs.items():
-            task = asyncio.create_task(self._cancel_one(run_id, address, reason), name=f"cancel-{run_id}")
-            self._cancels.add(task)
-            task.add_done_callback(self._cancels.discard)
-        return len(runs)
-
-    async def _cancel_one(self, run_id: str, address: str, reason: str) -> None:
-        request = pb.KillRequest(run_id=run_id, before_start_only=True, reason=reason)
-        try:
-            reply = await self._clients.stub(address).Kill(request, timeout=5)
-        except grpc.aio.AioRpcError as exc:
-            log.warning("run %s: could not cancel it on %s (%s); it runs as sent", run_id, address, exc.details())
-            return
-        if reply.killed:
-            log.info("run %s cancelled on %s before its scheduled time: %s", run_id, address, reason)
+        self.link.cancel_sent_ahead(job_id, reason)
 
     def _template(self, job: Job) -> bytes | None:
         cached = self._templates.get(job.id)
@@ -744,30 +693,6 @@ class FiringRunner:
             pid=ev.pid,
             started_ms=ev.started_ms,
         )
-
-    async def _executor_knows(self, stub: Any, run_id: str) -> str | pb.RunFinished | None:
-        """ "running", its result, None (unknown to it, or no answer), or
-        UNSURE when it answered with an error (it may have the run)."""
-        try:
-            reply = await stub.ListResults(pb.ListResultsRequest(run_ids=[run_id]), timeout=3)
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() in NO_ANSWER:
-                return None
-            log.warning("run %s: executor could not say whether it has it: %s %s", run_id, exc.code().name, exc.details())
-            return UNSURE
-        if run_id in reply.running_run_ids:
-            return "running"
-        for result in reply.results:
-            # A run it handed back unstarted is not its: it may run elsewhere.
-            if result.run_id == run_id and result.status != status.NOT_STARTED:
-                return result
-        return None
-
-    def _gone(self, executor: ExecutorRef) -> bool:
-        """The executor left the registry or fails its health checks: stop reattaching."""
-        if executor.address in self.unhealthy:
-            return True
-        return all(e.address != executor.address for e in self._registry.live())
 
     def _give_up(
         self,
@@ -831,19 +756,8 @@ class FiringRunner:
             fin.executor or executor.address,
             f": {error}" if error else "",
         )
-        await self._ack(executor, record.run_id)
+        await self.link.ack(executor.address, record.run_id)
         return Outcome(run_status, record.run_id, executor.address)
-
-    async def _ack(self, executor: ExecutorRef, run_id: str) -> None:
-        session = self._clients.session(executor.address)
-        if session is not None and session.ack(run_id):
-            return
-        try:
-            await self._clients.stub(executor.address).Ack(pb.AckRequest(run_ids=[run_id]), timeout=5)
-        except grpc.aio.AioRpcError as exc:
-            # Harmless: the result stays in the executor's journal and a later
-            # Run or the monitor's reconciliation collects it again.
-            log.warning("ack of run %s to %s failed: %s", run_id, executor.address, exc.details())
 
 
 class _StreamEndedError(Exception):
