@@ -19,12 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
 import grpc
 
 from crontrio.common import status
 from crontrio.common.registry.base import Registry
+from crontrio.dispatcher.connect_errors import never_connected, refused_unstarted, unstarted_proof
 from crontrio.dispatcher.executor_client import ExecutorClients
+from crontrio.dispatcher.executor_session import SessionBrokenError
 from crontrio.protos import crontrio_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -34,6 +39,70 @@ log = logging.getLogger(__name__)
 UNSURE = "unsure"
 # Codes meaning the executor gave no answer (down, or too slow to tell).
 NO_ANSWER = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+
+
+# How long to keep calling Run again (it is idempotent by run id) when the
+# stream breaks: briefly when the run never started (the executor is likely
+# down: fail and let the retry policy pick another), longer once it started
+# (a network blip must not turn a healthy run into a lost one).
+REATTACH_BEFORE_START_SECONDS = 3.0
+REATTACH_AFTER_START_SECONDS = 15.0
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+# What `ExecutorLink.run` yields: `Started` at most once, then one of the others.
+@dataclass(frozen=True)
+class Started:
+    """The run started on the executor."""
+
+    event: pb.RunStarted
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The run's result, not yet acknowledged (record it, then `ack`)."""
+
+    result: pb.RunFinished
+
+
+@dataclass(frozen=True)
+class Refused:
+    """The executor would not take it: `invalid`, for the request's sake;
+    else it could not start it (it never ran there) and nowhere else was left."""
+
+    reason: str
+    invalid: bool = False
+
+
+@dataclass(frozen=True)
+class NotStarted:
+    """Proof that it never started on this executor, and `elsewhere()` said
+    it can go to another: `error` says why (unrecorded: the caller sends it on)."""
+
+    error: str
+
+
+@dataclass(frozen=True)
+class Unreachable:
+    """No contact with the executor within the reattach window; `started`:
+    the run may be going there (lost), else it did not start there."""
+
+    reason: str
+    started: bool = False
+
+
+LinkEvent = Started | Finished | Refused | NotStarted | Unreachable
+
+
+class _StreamEndedError(Exception):
+    pass
+
+
+class _HandedBackError(_StreamEndedError):
+    """The executor handed the run back unstarted, and there is nowhere else to send it."""
 
 
 class ExecutorLink:
@@ -116,6 +185,161 @@ class ExecutorLink:
 
         return next((a for a in await asyncio.gather(*(kill(a) for a in self.live_addresses())) if a), "")
 
+    # ------------------------------------------------------------ one run
+
+    async def run(
+        self,
+        request: pb.RunRequest,
+        address: str,
+        elsewhere: Callable[[], bool] = lambda: False,
+        may_still_start: Callable[[], bool] = lambda: False,
+    ) -> AsyncIterator[LinkEvent]:
+        """Send `request` to the executor at `address` and follow it there:
+        `Started` (at most once), then one last event: `Finished`,
+        `Refused`, `NotStarted` or `Unreachable`. The run goes over the
+        executor's Session, else (no session, or it broke) over the per-run
+        Run call, called again (it is idempotent by run id) while the
+        connection breaks, within the reattach windows.
+
+        `elsewhere()`: is there another executor to send it to? Asked when
+        there is proof the run never started here; if so, `NotStarted` ends
+        it, else this executor is retried as for any broken connection.
+        `may_still_start()`: a run provably not started here may still
+        start in time, so keep waiting for this executor (e.g. restarting).
+        A `Finished` result is not acknowledged: the consumer records it
+        first, then calls `ack`."""
+        run_id = request.run_id
+        stub = self.clients.stub(address)
+        started = False
+        # Whether the request may have reached the executor and started there:
+        # until a call may have delivered it, or again once the executor said
+        # it did not start it, a failed call proves it never started there.
+        maybe_delivered = False
+        failing_since: float | None = None
+        delay = 0.2
+        ahead = request.scheduled_ms > now_ms()
+        if ahead:
+            self.note_ahead(request.job_id, run_id, address)
+        try:
+            session = self.clients.session(address)
+            if session is not None:
+                sent_back = False  # handed back or refused unstarted, with nowhere else to go
+                try:
+                    async for ev in session.run(request):
+                        kind = ev.WhichOneof("event")
+                        # started_ms 0: a run ended before its start (killed or handed
+                        # back while held), not a start.
+                        if kind == "started" and not started and ev.started.started_ms:
+                            started = True
+                            self.no_longer_ahead(request.job_id, run_id)
+                            yield Started(ev.started)
+                        elif kind == "finished":
+                            if ev.finished.status == status.NOT_STARTED:
+                                if elsewhere():
+                                    yield await self._handed_back(address, run_id, ev.finished)
+                                    return
+                                sent_back = True
+                                break  # nowhere else to go: Run below retries this executor
+                            yield Finished(ev.finished)
+                            return
+                        elif kind == "refused" and ev.refused.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]:
+                            yield Refused(ev.refused.message, invalid=True)
+                            return
+                        elif kind == "refused" and ev.refused.code == grpc.StatusCode.UNAVAILABLE.value[0]:
+                            # Draining: the executor did not accept it.
+                            if elsewhere():
+                                yield NotStarted(f"executor {address} refused it: {ev.refused.message}")
+                                return
+                            sent_back = True
+                        # Any other refusal: Run below meets it too and handles it as ever.
+                    maybe_delivered = not sent_back
+                except SessionBrokenError as exc:
+                    maybe_delivered = not exc.never_connected
+                    log.debug("run %s: %s; going on with Run", run_id, exc)
+            while True:
+                try:
+                    async for event in stub.Run(request):
+                        failing_since = None
+                        kind = event.WhichOneof("event")
+                        if kind == "started" and not started and event.started.started_ms:
+                            started = True
+                            self.no_longer_ahead(request.job_id, run_id)
+                            yield Started(event.started)
+                        elif kind == "finished":
+                            if event.finished.status == status.NOT_STARTED:
+                                if elsewhere():
+                                    yield await self._handed_back(address, run_id, event.finished)
+                                    return
+                                raise _HandedBackError(f"the executor handed the run back unstarted: {event.finished.error}")
+                            yield Finished(event.finished)
+                            return
+                    raise _StreamEndedError("the executor closed the stream before the run finished")
+                except (grpc.aio.AioRpcError, _StreamEndedError) as exc:
+                    reason = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
+                    if isinstance(exc, grpc.aio.AioRpcError) and exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                        yield Refused(reason or "", invalid=True)
+                        return
+                    if isinstance(exc, grpc.aio.AioRpcError) and exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and not started:
+                        # The executor refused to start it (it could not journal
+                        # its start: a full disk): it never ran there.
+                        if elsewhere():
+                            yield NotStarted(f"executor {address} refused it: {reason}")
+                        else:
+                            yield Refused(reason or "")
+                        return
+                    if isinstance(exc, _HandedBackError):
+                        maybe_delivered = False  # it said so: never started there
+                    elif isinstance(exc, grpc.aio.AioRpcError) and not started:
+                        why = unstarted_proof(exc, maybe_delivered, request.scheduled_ms, now_ms())
+                        if why and elsewhere():
+                            yield NotStarted(f"executor {address} {why}: {reason}")
+                            return
+                        if refused_unstarted(exc):
+                            maybe_delivered = False
+                        elif not never_connected(exc):
+                            maybe_delivered = True
+                    else:
+                        maybe_delivered = True
+                    now = time.monotonic()
+                    failing_since = now if failing_since is None else failing_since
+                    window = REATTACH_AFTER_START_SECONDS if started else REATTACH_BEFORE_START_SECONDS
+                    give_up = now - failing_since >= window or self.gone(address)
+                    if give_up and not started and not maybe_delivered and may_still_start():
+                        # Provably not started there and nowhere else to go: wait for this
+                        # executor (e.g. restarting) as long as it may start in time.
+                        give_up = False
+                    if give_up:
+                        if not started:
+                            # Before calling it unreachable, ask: an overloaded executor may
+                            # have taken the run after all, and failing (then retrying) a run
+                            # that is going would run it twice.
+                            known = await self.knows(address, run_id)
+                            if known == UNSURE:
+                                # Alive but cannot say: the run may have started there.
+                                yield Unreachable(f"{reason}; it could not say whether it has the run", started=True)
+                                return
+                            if known == "running":
+                                failing_since, delay = None, 0.2
+                                continue
+                            if isinstance(known, pb.RunFinished):
+                                yield Finished(known)
+                                return
+                        yield Unreachable(reason or "", started=started)
+                        return
+                    log.warning("run %s: connection to executor %s broke (%s); reattaching", run_id, address, reason)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+        finally:
+            if ahead:
+                self.no_longer_ahead(request.job_id, run_id)
+
+    async def _handed_back(self, address: str, run_id: str, fin: pb.RunFinished) -> NotStarted:
+        """The executor handed the run back unstarted (it is shutting down)
+        and it goes elsewhere: acknowledged there, so that executor forgets
+        it (and would refuse it if it ever came back)."""
+        await self.ack(address, run_id)
+        return NotStarted(f"executor {address} handed it back unstarted: {fin.error}")
+
     # ------------------------------------------------------------ sent ahead
 
     def note_ahead(self, job_id: int, run_id: str, address: str) -> None:
@@ -149,4 +373,3 @@ class ExecutorLink:
             return
         if reply.killed:
             log.info("run %s cancelled on %s before its scheduled time: %s", run_id, address, reason)
-

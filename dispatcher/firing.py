@@ -1,7 +1,9 @@
 """The life of a firing: claim it, apply the overlap policy, record it, run it
 on one executor (or on each, for broadcast/sharded jobs), record the outcome,
-retry with backoff, then start dependent jobs. DESIGN.md "The life of a
-firing" steps 2-8.
+retry with backoff, then start dependent jobs: docs/ARCHITECTURE.md, "The
+life of a firing", steps 3-9. Talking to executors (sessions, the Run
+fallback, reattaching, acks, kills) is dispatcher/executor_link.py's: this
+module decides and records.
 """
 
 from __future__ import annotations
@@ -14,8 +16,6 @@ from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
-
-import grpc
 
 from crontrio.common import status
 from crontrio.common.claims.base import CLAIM_TTL_MS, Claims
@@ -34,10 +34,8 @@ from crontrio.common.model import (
     make_run_id,
 )
 from crontrio.common.registry.base import ExecutorRef, Registry
-from crontrio.dispatcher.connect_errors import never_connected, refused_unstarted, unstarted_proof
 from crontrio.dispatcher.executor_client import ExecutorClients
-from crontrio.dispatcher.executor_link import UNSURE, ExecutorLink
-from crontrio.dispatcher.executor_session import SessionBrokenError
+from crontrio.dispatcher.executor_link import ExecutorLink, Finished, LinkEvent, NotStarted, Refused, Started, Unreachable
 from crontrio.dispatcher.metrics import CLAIMED_ELSEWHERE, FIRED, DispatcherMetrics
 from crontrio.dispatcher.misfire import MisfireTracker
 from crontrio.dispatcher.overlap import OverlapGate
@@ -47,12 +45,6 @@ from crontrio.protos import crontrio_pb2 as pb
 
 log = logging.getLogger(__name__)
 
-# How long to keep calling Run again (it is idempotent by run id) when the
-# stream breaks: briefly when the run never started (the executor is likely
-# down: fail and let the retry policy pick another), longer once it started
-# (a network blip must not turn a healthy run into a lost one).
-REATTACH_BEFORE_START_SECONDS = 3.0
-REATTACH_AFTER_START_SECONDS = 15.0
 # Outcomes that start `on_failure` dependents (skipped/queued firings start nothing).
 FAILED_OUTCOMES = frozenset({status.FAILED, status.TIMEOUT, status.KILLED, status.LOST})
 
@@ -500,143 +492,42 @@ class FiringRunner:
         """Run `record` on `executor` until it finishes. When the run provably
         never started there and `elsewhere()` says it can go to another
         executor, a `not_started` outcome is returned instead (unrecorded);
-        without one, the executor is retried as for any broken connection."""
+        without one, the executor is retried as for any broken connection
+        (dispatcher/executor_link.py)."""
         request = build_run_request(job, record, self._template(job))
-        stub = self._clients.stub(executor.address)
         started = False
-        # Whether the request may have reached the executor and started there:
-        # until a call may have delivered it, or again once the executor said
-        # it did not start it, a failed call proves it never started there.
-        maybe_delivered = False
-        failing_since: float | None = None
-        delay = 0.2
+        end: LinkEvent | None = None
         self.in_flight[executor.address] += 1
-        ahead = record.scheduled_ms > now_ms()
-        if ahead:
-            self.link.note_ahead(job.id, record.run_id, executor.address)
         try:
-            session = self._clients.session(executor.address)
-            if session is not None:
-                sent_back = False  # handed back or refused unstarted, with nowhere else to go
-                try:
-                    async for ev in session.run(request):
-                        kind = ev.WhichOneof("event")
-                        # started_ms 0: a run ended before its start (killed or handed
-                        # back while held), not a start.
-                        if kind == "started" and not started and ev.started.started_ms:
-                            started = True
-                            self.link.no_longer_ahead(job.id, record.run_id)
-                            self._record_started(record, executor, ev.started, job)
-                        elif kind == "finished":
-                            if ev.finished.status == status.NOT_STARTED:
-                                if elsewhere():
-                                    return await self._handed_back(record, executor, ev.finished)
-                                sent_back = True
-                                break  # nowhere else to go: Run below retries this executor
-                            return await self._finish(job, record, executor, ev.finished)
-                        elif kind == "refused" and ev.refused.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]:
-                            return self._give_up(job, record, executor, started, ev.refused.message, invalid=True)
-                        elif kind == "refused" and ev.refused.code == grpc.StatusCode.UNAVAILABLE.value[0]:
-                            # Draining: the executor did not accept it.
-                            if elsewhere():
-                                why = f"executor {executor.address} refused it: {ev.refused.message}"
-                                return _not_started(record, executor, why)
-                            sent_back = True
-                        # Any other refusal: Run below meets it too and handles it as ever.
-                    maybe_delivered = not sent_back
-                except SessionBrokenError as exc:
-                    maybe_delivered = not exc.never_connected
-                    log.debug("run %s: %s; going on with Run", record.run_id, exc)
-            while True:
-                try:
-                    async for event in stub.Run(request):
-                        failing_since = None
-                        kind = event.WhichOneof("event")
-                        if kind == "started" and not started and event.started.started_ms:
-                            started = True
-                            self.link.no_longer_ahead(job.id, record.run_id)
-                            self._record_started(record, executor, event.started, job)
-                        elif kind == "finished":
-                            if event.finished.status == status.NOT_STARTED:
-                                if elsewhere():
-                                    return await self._handed_back(record, executor, event.finished)
-                                raise _HandedBackError(f"the executor handed the run back unstarted: {event.finished.error}")
-                            return await self._finish(job, record, executor, event.finished)
-                    raise _StreamEndedError("the executor closed the stream before the run finished")
-                except (grpc.aio.AioRpcError, _StreamEndedError) as exc:
-                    reason = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
-                    if isinstance(exc, grpc.aio.AioRpcError) and exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
-                        return self._give_up(job, record, executor, started, reason or "", invalid=True)
-                    if isinstance(exc, grpc.aio.AioRpcError) and exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and not started:
-                        # The executor refused to start it (it could not journal
-                        # its start: a full disk): it never ran there.
-                        if elsewhere():
-                            return _not_started(record, executor, f"executor {executor.address} refused it: {reason}")
-                        if not record_unreachable:
-                            return Outcome(status.FAILED, record.run_id, executor.address, unreachable=True)
-                        return self._give_up(job, record, executor, False, reason or "", refused=True)
-                    if isinstance(exc, _HandedBackError):
-                        maybe_delivered = False  # it said so: never started there
-                    elif isinstance(exc, grpc.aio.AioRpcError) and not started:
-                        why = unstarted_proof(exc, maybe_delivered, record.scheduled_ms, now_ms())
-                        if why and elsewhere():
-                            return _not_started(record, executor, f"executor {executor.address} {why}: {reason}")
-                        if refused_unstarted(exc):
-                            maybe_delivered = False
-                        elif not never_connected(exc):
-                            maybe_delivered = True
-                    else:
-                        maybe_delivered = True
-                    now = time.monotonic()
-                    failing_since = now if failing_since is None else failing_since
-                    window = REATTACH_AFTER_START_SECONDS if started else REATTACH_BEFORE_START_SECONDS
-                    give_up = now - failing_since >= window or self.link.gone(executor.address)
-                    if give_up and not started and not maybe_delivered and self._may_still_start(record):
-                        # Provably not started there and nowhere else to go: wait for this
-                        # executor (e.g. restarting) as long as it may start in time.
-                        give_up = False
-                    if give_up:
-                        if not started:
-                            # Before calling it unreachable, ask: an overloaded executor may
-                            # have taken the run after all, and failing (then retrying) a run
-                            # that is going would run it twice.
-                            known = await self.link.knows(executor.address, record.run_id)
-                            if known == UNSURE:
-                                # Alive but cannot say: the run may have started there.
-                                return self._give_up(
-                                    job, record, executor, True, f"{reason}; it could not say whether it has the run"
-                                )
-                            if known == "running":
-                                failing_since, delay = None, 0.2
-                                continue
-                            if isinstance(known, pb.RunFinished):
-                                return await self._finish(job, record, executor, known)
-                        if not started and not record_unreachable:
-                            return Outcome(status.FAILED, record.run_id, executor.address, unreachable=True)
-                        return self._give_up(job, record, executor, started, reason or "")
-                    log.warning(
-                        "run %s: connection to executor %s broke (%s); reattaching", record.run_id, executor.address, reason
-                    )
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 2.0)
+            async for event in self.link.run(request, executor.address, elsewhere, lambda: self._may_still_start(record)):
+                if isinstance(event, Started):
+                    started = True
+                    self._record_started(record, executor, event.event, job)
+                else:
+                    end = event
+            if isinstance(end, Finished):
+                return await self._finish(job, record, executor, end.result)
+            if isinstance(end, NotStarted):
+                return _not_started(record, executor, end.error)
+            if isinstance(end, Refused) and end.invalid:
+                return self._give_up(job, record, executor, started, end.reason, invalid=True)
+            if isinstance(end, Refused):
+                if not record_unreachable:
+                    return Outcome(status.FAILED, record.run_id, executor.address, unreachable=True)
+                return self._give_up(job, record, executor, False, end.reason, refused=True)
+            assert isinstance(end, Unreachable), end  # the link always ends with one of these
+            if not end.started and not record_unreachable:
+                return Outcome(status.FAILED, record.run_id, executor.address, unreachable=True)
+            return self._give_up(job, record, executor, end.started, end.reason)
         finally:
             timer = self._overrun_timers.pop(record.run_id, None)
             if timer is not None:
                 timer.cancel()
             self.in_flight[executor.address] -= 1
-            if ahead is not None:
-                self.link.no_longer_ahead(job.id, record.run_id)
 
     def _may_still_start(self, record: RunRecord) -> bool:
         """Whether a run that never started is still within its misfire grace."""
         return self.misfires is not None and now_ms() < self.misfires.deadline_ms(record.scheduled_ms)
-
-    async def _handed_back(self, record: RunRecord, executor: ExecutorRef, fin: pb.RunFinished) -> Outcome:
-        """The executor handed the run back unstarted (it is shutting down)
-        and it goes elsewhere: acknowledged there, so that executor forgets
-        it (and would refuse it if it ever came back)."""
-        await self.link.ack(executor.address, record.run_id)
-        return _not_started(record, executor, f"executor {executor.address} handed it back unstarted: {fin.error}")
 
     def job_unscheduled(self, job_id: int, reason: str) -> None:
         """The job was paused, deleted or made invalid: cancel its firings
@@ -758,14 +649,6 @@ class FiringRunner:
         )
         await self.link.ack(executor.address, record.run_id)
         return Outcome(run_status, record.run_id, executor.address)
-
-
-class _StreamEndedError(Exception):
-    pass
-
-
-class _HandedBackError(_StreamEndedError):
-    """The executor handed the run back unstarted, and there is nowhere else to send it."""
 
 
 def _not_started(record: RunRecord, executor: ExecutorRef, error: str) -> Outcome:

@@ -46,6 +46,7 @@ class Scheduler:
         # per-firing work (about half a millisecond each) is then done before
         # the second, not during it. Other overlap policies must look at the
         # previous run at the scheduled time, so those firings wait for it.
+        # (The whole of dispatch ahead: docs/ARCHITECTURE.md, "Dispatch ahead".)
         self.dispatch_ahead_ms = dispatch_ahead_ms
         self._wakeup = asyncio.Event()
         self._stopping = False
