@@ -3,7 +3,8 @@ from __future__ import annotations
 import random
 
 from crontrio.common.model import HTTP, Job, RunRecord
-from crontrio.dispatcher.firing import build_run_request, request_template, retry_delay
+from crontrio.dispatcher.firing import retry_delay
+from crontrio.dispatcher.run_request import build_run_request, request_template
 
 
 def job(**kw: object) -> Job:

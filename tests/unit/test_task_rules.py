@@ -40,7 +40,7 @@ BAD = [
 
 def _request(job: Job) -> pb.RunRequest:
     from crontrio.common.model import RunRecord
-    from crontrio.dispatcher.firing import build_run_request
+    from crontrio.dispatcher.run_request import build_run_request
 
     record = RunRecord(run_id="1-1000-1", job_id=1, job_name=job.name, scheduled_ms=1000, attempt=1, status="pending")
     return build_run_request(job, record)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from crontrio.common.alerts.message import overrun_alert
 from crontrio.common.convert import job_from_pb, job_to_pb, run_to_pb
 from crontrio.common.model import TIMEOUT_ALERT, TIMEOUT_KILL, Job, RunRecord
-from crontrio.dispatcher.firing import build_run_request, request_template
+from crontrio.dispatcher.run_request import build_run_request, request_template
 from crontrio.protos import crontrio_pb2 as pb
 
 
