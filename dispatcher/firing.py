@@ -80,6 +80,34 @@ def retry_delay(job: Job, attempt_done: int, rng: random.Random) -> float:
     return max(0.0, delay)
 
 
+def _no_downstream(_name: str) -> list[tuple[Job, str]]:
+    return []
+
+
+def _always_scheduled(_job_id: int) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class FiringHooks:
+    """What the life of a firing calls out to, given at construction
+    (dispatcher/app.py wires them to the job sync, the alerts and takeover)."""
+
+    # Runs follow-up work (queued firings, dependents) as tasks shutdown waits for.
+    spawn: SpawnFn | None = None
+    # Jobs to start after a job ends, with their condition.
+    downstream_of: DownstreamFn = _no_downstream
+    # Is this job (by id) still scheduled (not paused, deleted or invalid)?
+    still_scheduled: Callable[[int], bool] = _always_scheduled
+    # Called with the job and the run id of a firing's last attempt (alerts).
+    after_firing: Callable[[Job, str], Coroutine[Any, Any, None]] | None = None
+    # Called with the job and run id of a run past its timeout under
+    # timeout_action "alert" (it marks the run once and alerts once).
+    on_overrun: Callable[[Job, str], Coroutine[Any, Any, Any]] | None = None
+    # Called for firings another dispatcher claimed (see takeover.py).
+    on_claimed_elsewhere: Callable[[Job, int], None] | None = None
+
+
 class FiringRunner:
     """Runs firings for one dispatcher."""
 
@@ -92,6 +120,9 @@ class FiringRunner:
         clients: ExecutorClients,
         machine_groups: dict[str, list[str]] | None = None,
         overlap: OverlapGate | None = None,
+        hooks: FiringHooks | None = None,
+        misfires: MisfireTracker | None = None,
+        metrics: DispatcherMetrics | None = None,
     ) -> None:
         self.dispatcher_id = dispatcher_id
         self._claims = claims
@@ -111,23 +142,18 @@ class FiringRunner:
         self._templates: dict[int, tuple[Job, bytes | None]] = {}
         # Executor -> when it last passed a health check (the monitor's report; display only).
         self.last_seen: dict[str, int] = {}
-        # Called for firings another dispatcher claimed (see takeover.py).
-        self.on_claimed_elsewhere: Callable[[Job, int], None] | None = None
-        # Set by the app: jobs to start after a job ends, and a task spawner.
-        self.downstream_of: DownstreamFn = lambda _name: []
-        self.spawn: SpawnFn | None = None
-        # Called with the job and the run id of a firing's last attempt (alerts).
-        self.after_firing: Callable[[Job, str], Coroutine[Any, Any, None]] | None = None
-        # Called with the job and run id of a run past its timeout under
-        # timeout_action "alert" (it marks the run once and alerts once).
-        self.on_overrun: Callable[[Job, str], Coroutine[Any, Any, Any]] | None = None
+        hooks = hooks if hooks is not None else FiringHooks()
+        self.spawn = hooks.spawn
+        self.downstream_of = hooks.downstream_of
+        self.still_scheduled = hooks.still_scheduled
+        self.after_firing = hooks.after_firing
+        self.on_overrun = hooks.on_overrun
+        self.on_claimed_elsewhere = hooks.on_claimed_elsewhere
         # Overrun timers of the runs this dispatcher follows: run id -> timer.
         self._overrun_timers: dict[str, asyncio.Task[None]] = {}
-        # Set by the app: is this job (by id) still scheduled (not paused, deleted or invalid)?
-        self.still_scheduled: Callable[[int], bool] = lambda _job_id: True
-        # Set by the app: scheduled firings not recorded in time go there, not late to an executor.
-        self.misfires: MisfireTracker | None = None
-        self.metrics = DispatcherMetrics()  # replaced by the app's (dispatcher/metrics.py)
+        # Scheduled firings not recorded in time go there, not late to an executor.
+        self.misfires = misfires
+        self.metrics = metrics if metrics is not None else DispatcherMetrics()
 
     # ------------------------------------------------------------ firings
 
