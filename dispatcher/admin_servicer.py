@@ -292,7 +292,7 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
             # Not started yet, or sent ahead and held by an executor until its
             # time (dispatch_ahead_ms), possibly by another dispatcher: whoever
             # holds it kills it, the others say they do not have it.
-            killed_on = await self._kill_anywhere(run.run_id)
+            killed_on = await self._runner.link.kill_anywhere(run.run_id)
             log.info("run %s of job %s: kill requested before it started (%s)", run.run_id, run.job_name, killed_on or "nowhere")
             await self._audit.record("run.kill", run.run_id, after=json.dumps({"killed": bool(killed_on), "job": run.job_name}))
             reason = "" if killed_on else "the run has not reached an executor yet"
@@ -305,20 +305,6 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
         reason = "" if reply.killed else f"executor {run.executor} does not have it running"
         await self._audit.record("run.kill", run.run_id, after=json.dumps({"killed": reply.killed, "job": run.job_name}))
         return pb.KillRunReply(killed=reply.killed, reason=reason)
-
-    async def _kill_anywhere(self, run_id: str) -> str:
-        """Kill `run_id` on whichever live executor has it; its address, or ""."""
-
-        async def kill(address: str) -> str:
-            try:
-                reply = await self._clients.stub(address).Kill(pb.KillRequest(run_id=run_id), timeout=10)
-            except grpc.aio.AioRpcError as exc:
-                log.warning("kill of run %s: executor %s unreachable: %s", run_id, address, exc.details())
-                return ""
-            return address if reply.killed else ""
-
-        addresses = sorted({e.address for e in self._registry.live()}) if self._registry else []
-        return next((a for a in await asyncio.gather(*(kill(a) for a in addresses)) if a), "")
 
     async def DeleteJob(self, request: pb.JobRef, context: grpc.aio.ServicerContext) -> pb.DeleteJobReply:
         job = await self._find(request, context)
@@ -485,7 +471,7 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
                     group=e.group,
                     host=e.host,
                     labels=e.labels,
-                    healthy=e.address not in self._runner.unhealthy,
+                    healthy=e.address not in self._runner.link.unhealthy,
                     running=self._runner.in_flight[e.address],
                     last_seen_ms=self._runner.last_seen.get(e.address, 0),
                 )
@@ -549,9 +535,9 @@ class ControlServicer(pb_grpc.ControlServicer):
         self, request: pb.ExecutorHealthReport, context: grpc.aio.ServicerContext
     ) -> pb.ExecutorHealthAck:
         unhealthy = frozenset(request.unhealthy)
-        if unhealthy != self._runner.unhealthy:
+        if unhealthy != self._runner.link.unhealthy:
             log.info("executors out of routing (failing health checks): %s", ", ".join(sorted(unhealthy)) or "none")
-        self._runner.unhealthy = unhealthy
+        self._runner.link.unhealthy = unhealthy
         self._runner.last_seen = dict(request.last_seen_ms)
         return pb.ExecutorHealthAck(dispatcher=self._id)
 

@@ -8,11 +8,14 @@ import logging
 
 from crontrio.common.alerts.sender import AlertSender
 from crontrio.common.auth import admin_listen_address, check_plaintext_tokens, server_interceptors
+from crontrio.common.claims.base import Claims
 from crontrio.common.claims.factory import make_claims
 from crontrio.common.cluster import ClusterAuthInterceptor, control_protects, resolve_secret
 from crontrio.common.config import Config
 from crontrio.common.grpc_server import ServiceServer
 from crontrio.common.metrics_http import MetricsServer
+from crontrio.common.model import Job
+from crontrio.common.registry.base import Registry
 from crontrio.common.registry.etcd_registry import DispatcherWatcher
 from crontrio.common.registry.factory import make_registry
 from crontrio.common.registry.keys import dispatcher_key
@@ -27,7 +30,7 @@ from crontrio.common.tls import internal_tls, server_credentials
 from crontrio.dispatcher.admin_servicer import AdminServicer, ControlServicer
 from crontrio.dispatcher.catch_up import catch_up
 from crontrio.dispatcher.executor_client import ExecutorClients
-from crontrio.dispatcher.firing import FiringRunner
+from crontrio.dispatcher.firing import FiringHooks, FiringRunner
 from crontrio.dispatcher.job_sync import JobSync
 from crontrio.dispatcher.metrics import DispatcherMetrics
 from crontrio.dispatcher.misfire import MisfireTracker
@@ -35,7 +38,7 @@ from crontrio.dispatcher.notify import RunNotifier
 from crontrio.dispatcher.overlap import OverlapGate
 from crontrio.dispatcher.peers import PeerLiveness
 from crontrio.dispatcher.recorder import RunRecorder
-from crontrio.dispatcher.scheduler import Scheduler, wall_ms
+from crontrio.dispatcher.scheduler import Scheduler, TaskSpawner, wall_ms
 from crontrio.dispatcher.tail_hub import TailHub
 from crontrio.dispatcher.takeover import TakeoverWatch
 from crontrio.dispatcher.users import SessionAuth, ensure_initial_admin
@@ -46,6 +49,85 @@ log = logging.getLogger(__name__)
 VERSION = "0.1.0"
 # The monitor nudges on every change; this is only the safety net.
 JOB_SYNC_FALLBACK_SECONDS = 30.0
+
+
+class DispatcherApp:
+    """The parts that fire jobs, wired through their constructors: one task
+    spawner for all of them, and each one's hooks given when it is built.
+    Where two parts call each other (the scheduler fires through the runner,
+    the runner asks the job sync, the job sync wakes the scheduler), the
+    hook is a method of this app that forwards to the part built later."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        dispatcher_id: str,
+        store: SqlStore,
+        db: DbThreads,
+        claims: Claims,
+        registry: Registry,
+        clients: ExecutorClients,
+        recorder: RunRecorder,
+        alerts: AlertSender,
+    ) -> None:
+        self.spawner = TaskSpawner()
+        self.schedule = Schedule()
+        self.metrics = DispatcherMetrics()
+        recorder.metrics = self.metrics
+        # Set once the peers are watched (serve): firings another dispatcher
+        # claimed before then (during catch-up) are not followed.
+        self.takeover: TakeoverWatch | None = None
+        self.job_sync = JobSync(store, db, self.schedule, self._wake, wall_ms, on_unscheduled=self._unscheduled)
+        self.misfires = MisfireTracker(
+            store,
+            db,
+            recorder,
+            dispatcher_id,
+            cfg.dispatcher.misfire_grace_seconds,
+            run_firing=self._run_firing,
+            spawn=self.spawner.spawn,
+            current_job=self.job_sync.jobs.get,
+        )
+        notifier = RunNotifier(alerts, store, db)
+        hooks = FiringHooks(
+            spawn=self.spawner.spawn,
+            downstream_of=self.job_sync.downstream_of,
+            still_scheduled=self.job_sync.jobs.__contains__,
+            after_firing=notifier.after_firing,
+            on_overrun=notifier.overran,
+            on_claimed_elsewhere=self._claimed_elsewhere,
+        )
+        overlap = OverlapGate(store, db, recorder, clients)
+        self.runner = FiringRunner(
+            dispatcher_id,
+            claims,
+            recorder,
+            registry,
+            clients,
+            cfg.machine,
+            overlap,
+            hooks=hooks,
+            misfires=self.misfires,
+            metrics=self.metrics,
+        )
+        self.scheduler = Scheduler(
+            self.schedule, self.runner.fire, dispatch_ahead_ms=cfg.dispatcher.dispatch_ahead_ms, spawner=self.spawner
+        )
+
+    def _wake(self) -> None:
+        self.scheduler.wake()
+
+    def _unscheduled(self, job_id: int, reason: str) -> None:
+        self.runner.job_unscheduled(job_id, reason)
+
+    async def _run_firing(
+        self, job: Job, scheduled_ms: int, trigger: str, first_attempt: int = 1, recorded: bool = False
+    ) -> None:
+        await self.runner.run_firing(job, scheduled_ms, trigger, first_attempt, recorded)
+
+    def _claimed_elsewhere(self, job: Job, scheduled_ms: int) -> None:
+        if self.takeover is not None:
+            self.takeover.watch(job, scheduled_ms)
 
 
 async def serve(cfg: Config, stop: asyncio.Event) -> None:
@@ -73,33 +155,25 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     recorder = RunRecorder(store, db, cfg.dispatcher.record_batch_ms, cfg.dispatcher.record_backlog)
     recorder.start()
 
-    schedule = Schedule()
-    overlap = OverlapGate(store, db, recorder, clients)
-    runner = FiringRunner(dispatcher_id, claims, recorder, registry, clients, cfg.machine, overlap)
-    scheduler = Scheduler(schedule, runner.fire, dispatch_ahead_ms=cfg.dispatcher.dispatch_ahead_ms)
-    runner.spawn = scheduler.spawn
-    job_sync = JobSync(store, db, schedule, scheduler.wake, wall_ms)
-    runner.downstream_of = job_sync.downstream_of
-    runner.still_scheduled = job_sync.jobs.__contains__
-    job_sync.on_unscheduled = runner.job_unscheduled
-    misfires = MisfireTracker(store, db, recorder, dispatcher_id, cfg.dispatcher.misfire_grace_seconds)
-    misfires.run_firing, misfires.spawn, misfires.current_job = runner.run_firing, scheduler.spawn, job_sync.jobs.get
-    runner.misfires = misfires
-    metrics = DispatcherMetrics()
-    runner.metrics = recorder.metrics = metrics
+    alerts = AlertSender(cfg.alert, cfg.alarm_mail_list)
+    app = DispatcherApp(cfg, dispatcher_id, store, db, claims, registry, clients, recorder, alerts)
+    schedule, scheduler, runner, job_sync, misfires, metrics = (
+        app.schedule,
+        app.scheduler,
+        app.runner,
+        app.job_sync,
+        app.misfires,
+        app.metrics,
+    )
     metrics.count_scheduled(schedule.__len__)
     metrics_server = None
     if cfg.dispatcher.metrics_listen:
         metrics_server = MetricsServer(cfg.dispatcher.metrics_listen, metrics.registry, setting="dispatcher.metrics_listen")
     if metrics_server is not None:
         await metrics_server.start()  # before catch-up, so its firings are counted and seen
-    alerts = AlertSender(cfg.alert, cfg.alarm_mail_list)
     await alerts.start()
-    notifier = RunNotifier(alerts, store, db)
-    runner.after_firing = notifier.after_firing
-    runner.on_overrun = notifier.overran
     await job_sync.load_all()
-    caught_up = await catch_up(job_sync.jobs.values(), store, db, recorder, runner.fire, scheduler.spawn, dispatcher_id)
+    caught_up = await catch_up(job_sync.jobs.values(), store, db, recorder, runner.fire, app.spawner.spawn, dispatcher_id)
     if caught_up:
         log.info("misfire catch-up: %d missed firings started", caught_up)
 
@@ -133,12 +207,12 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
         store,
         db,
         runner.fire_claimed,
-        scheduler.spawn,
+        app.spawner.spawn,
         dispatcher_id=dispatcher_id,
         alive=peers.alive if watcher is not None else None,
         adopt=runner.adopt,
     )
-    runner.on_claimed_elsewhere = takeover.watch
+    app.takeover = takeover
 
     tail = TailHub(
         store,
@@ -153,7 +227,7 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
         schedule,
         job_sync,
         runner,
-        scheduler.spawn,
+        app.spawner.spawn,
         clients,
         registry,
         dispatchers,
@@ -161,7 +235,7 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
         session_ttl_seconds=cfg.dispatcher.session_ttl_seconds,
     )
     pb_grpc.add_AdminServicer_to_server(admin, server.server)
-    control = ControlServicer(job_sync, dispatcher_id, runner, store, db, scheduler.spawn)
+    control = ControlServicer(job_sync, dispatcher_id, runner, store, db, app.spawner.spawn)
     pb_grpc.add_ControlServicer_to_server(control, server.server)
     await server.start()
     # Registered once it serves, so whoever finds it in etcd can call it.

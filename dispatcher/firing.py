@@ -1,7 +1,9 @@
 """The life of a firing: claim it, apply the overlap policy, record it, run it
 on one executor (or on each, for broadcast/sharded jobs), record the outcome,
-retry with backoff, then start dependent jobs. DESIGN.md "The life of a
-firing" steps 2-8.
+retry with backoff, then start dependent jobs: docs/ARCHITECTURE.md, "The
+life of a firing", steps 3-9. Talking to executors (sessions, the Run
+fallback, reattaching, acks, kills) is dispatcher/executor_link.py's: this
+module decides and records.
 """
 
 from __future__ import annotations
@@ -15,13 +17,11 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-import grpc
-
 from crontrio.common import status
 from crontrio.common.claims.base import CLAIM_TTL_MS, Claims
+from crontrio.common.convert import build_run_request, request_template
 from crontrio.common.model import (
     ALWAYS,
-    HTTP,
     KEYWORD_FAIL,
     ON_FAILURE,
     ON_SUCCESS,
@@ -34,9 +34,8 @@ from crontrio.common.model import (
     make_run_id,
 )
 from crontrio.common.registry.base import ExecutorRef, Registry
-from crontrio.dispatcher.connect_errors import never_connected, refused_unstarted, unstarted_proof
 from crontrio.dispatcher.executor_client import ExecutorClients
-from crontrio.dispatcher.executor_session import SessionBrokenError
+from crontrio.dispatcher.executor_link import ExecutorLink, Finished, LinkEvent, NotStarted, Refused, Started, Unreachable
 from crontrio.dispatcher.metrics import CLAIMED_ELSEWHERE, FIRED, DispatcherMetrics
 from crontrio.dispatcher.misfire import MisfireTracker
 from crontrio.dispatcher.overlap import OverlapGate
@@ -46,17 +45,6 @@ from crontrio.protos import crontrio_pb2 as pb
 
 log = logging.getLogger(__name__)
 
-# How long to keep calling Run again (it is idempotent by run id) when the
-# stream breaks: briefly when the run never started (the executor is likely
-# down: fail and let the retry policy pick another), longer once it started
-# (a network blip must not turn a healthy run into a lost one).
-REATTACH_BEFORE_START_SECONDS = 3.0
-REATTACH_AFTER_START_SECONDS = 15.0
-# What _executor_knows says when a live executor answered with an error: it
-# may have the run, so it must not be taken for "unknown there".
-UNSURE = "unsure"
-# Codes meaning the executor gave no answer (down, or too slow to tell).
-NO_ANSWER = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 # Outcomes that start `on_failure` dependents (skipped/queued firings start nothing).
 FAILED_OUTCOMES = frozenset({status.FAILED, status.TIMEOUT, status.KILLED, status.LOST})
 
@@ -92,55 +80,32 @@ def retry_delay(job: Job, attempt_done: int, rng: random.Random) -> float:
     return max(0.0, delay)
 
 
-def build_run_request(job: Job, record: RunRecord, template: bytes | None = None) -> pb.RunRequest:
-    """The RunRequest of one run. `template` (from `request_template`) is the
-    serialized part every run of `job` shares: building the task's maps from
-    Python dicts cost more than anything else per run at 1,000 runs/s."""
-    if template is not None:
-        request = pb.RunRequest.FromString(template)
-        request.run_id = record.run_id
-        request.scheduled_ms = record.scheduled_ms
-        request.attempt = record.attempt
-        return request
-    request = pb.RunRequest(
-        run_id=record.run_id,
-        job_id=job.id,
-        job_name=job.name,
-        scheduled_ms=record.scheduled_ms,
-        attempt=record.attempt,
-        # timeout_action alert: the executor must not kill it (its timeout
-        # only ever kills); this dispatcher's overrun timer notices instead.
-        timeout_seconds=job.timeout_seconds if job.timeout_action != TIMEOUT_ALERT else 0.0,
-        keywords=list(job.keywords),
-    )
-    if job.type == HTTP:
-        request.http.CopyFrom(
-            pb.HttpTask(
-                url=job.command,
-                method=job.http_method,
-                headers=job.http_headers,
-                body=job.http_body,
-                expected_statuses=list(job.expected_statuses),
-                follow_redirects=job.follow_redirects,
-                skip_tls_verify=job.skip_tls_verify,
-            )
-        )
-    else:
-        env = dict(job.env)
-        if job.route_strategy == "sharded":
-            env["CRONTRIO_SHARD_INDEX"] = str(record.shard)
-            env["CRONTRIO_SHARD_TOTAL"] = str(record.shard_total)
-        request.shell.CopyFrom(pb.ShellTask(command=job.command, workdir=job.workdir, env=env, user=job.run_as_user))
-    return request
+def _no_downstream(_name: str) -> list[tuple[Job, str]]:
+    return []
 
 
-def request_template(job: Job) -> bytes | None:
-    """What every run of `job` sends alike, serialized; None for a job whose
-    runs differ beyond the run's own fields (sharded: the shard's env)."""
-    if job.route_strategy == "sharded":
-        return None
-    blank = RunRecord(run_id="", job_id=job.id, job_name=job.name, scheduled_ms=0, attempt=0, status="")
-    return build_run_request(job, blank).SerializeToString()
+def _always_scheduled(_job_id: int) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class FiringHooks:
+    """What the life of a firing calls out to, given at construction
+    (dispatcher/app.py wires them to the job sync, the alerts and takeover)."""
+
+    # Runs follow-up work (queued firings, dependents) as tasks shutdown waits for.
+    spawn: SpawnFn | None = None
+    # Jobs to start after a job ends, with their condition.
+    downstream_of: DownstreamFn = _no_downstream
+    # Is this job (by id) still scheduled (not paused, deleted or invalid)?
+    still_scheduled: Callable[[int], bool] = _always_scheduled
+    # Called with the job and the run id of a firing's last attempt (alerts).
+    after_firing: Callable[[Job, str], Coroutine[Any, Any, None]] | None = None
+    # Called with the job and run id of a run past its timeout under
+    # timeout_action "alert" (it marks the run once and alerts once).
+    on_overrun: Callable[[Job, str], Coroutine[Any, Any, Any]] | None = None
+    # Called for firings another dispatcher claimed (see takeover.py).
+    on_claimed_elsewhere: Callable[[Job, int], None] | None = None
 
 
 class FiringRunner:
@@ -155,12 +120,17 @@ class FiringRunner:
         clients: ExecutorClients,
         machine_groups: dict[str, list[str]] | None = None,
         overlap: OverlapGate | None = None,
+        hooks: FiringHooks | None = None,
+        misfires: MisfireTracker | None = None,
+        metrics: DispatcherMetrics | None = None,
     ) -> None:
         self.dispatcher_id = dispatcher_id
         self._claims = claims
         self._recorder = recorder
         self._registry = registry
         self._clients = clients
+        # Calls to executors that record nothing: who has a run, ack, kill, runs sent ahead.
+        self.link = ExecutorLink(registry, clients)
         self._machine_groups = machine_groups or {}
         self._overlap = overlap
         self._rng = random.Random()
@@ -170,32 +140,20 @@ class FiringRunner:
         # job id -> (the Job it was built from, its request template). The
         # Job object is replaced on any change, so identity says it is current.
         self._templates: dict[int, tuple[Job, bytes | None]] = {}
-        # Executors the monitor reports as failing health checks: not routed to.
-        self.unhealthy: frozenset[str] = frozenset()
         # Executor -> when it last passed a health check (the monitor's report; display only).
         self.last_seen: dict[str, int] = {}
-        # Called for firings another dispatcher claimed (see takeover.py).
-        self.on_claimed_elsewhere: Callable[[Job, int], None] | None = None
-        # Set by the app: jobs to start after a job ends, and a task spawner.
-        self.downstream_of: DownstreamFn = lambda _name: []
-        self.spawn: SpawnFn | None = None
-        # Called with the job and the run id of a firing's last attempt (alerts).
-        self.after_firing: Callable[[Job, str], Coroutine[Any, Any, None]] | None = None
-        # Called with the job and run id of a run past its timeout under
-        # timeout_action "alert" (it marks the run once and alerts once).
-        self.on_overrun: Callable[[Job, str], Coroutine[Any, Any, Any]] | None = None
+        hooks = hooks if hooks is not None else FiringHooks()
+        self.spawn = hooks.spawn
+        self.downstream_of = hooks.downstream_of
+        self.still_scheduled = hooks.still_scheduled
+        self.after_firing = hooks.after_firing
+        self.on_overrun = hooks.on_overrun
+        self.on_claimed_elsewhere = hooks.on_claimed_elsewhere
         # Overrun timers of the runs this dispatcher follows: run id -> timer.
         self._overrun_timers: dict[str, asyncio.Task[None]] = {}
-        # Set by the app: is this job (by id) still scheduled (not paused, deleted or invalid)?
-        self.still_scheduled: Callable[[int], bool] = lambda _job_id: True
-        # Runs sent ahead of their time (dispatch_ahead_ms) that have not
-        # started yet: job id -> {run id: executor address}. A job paused or
-        # deleted meanwhile has them cancelled on their executors.
-        self._sent_ahead: dict[int, dict[str, str]] = {}
-        self._cancels: set[asyncio.Task[None]] = set()
-        # Set by the app: scheduled firings not recorded in time go there, not late to an executor.
-        self.misfires: MisfireTracker | None = None
-        self.metrics = DispatcherMetrics()  # replaced by the app's (dispatcher/metrics.py)
+        # Scheduled firings not recorded in time go there, not late to an executor.
+        self.misfires = misfires
+        self.metrics = metrics if metrics is not None else DispatcherMetrics()
 
     # ------------------------------------------------------------ firings
 
@@ -230,7 +188,7 @@ class FiringRunner:
         in the store, see takeover.py). If an executor already has it (sent,
         held for its time, or even finished), we follow it there, since Run is
         idempotent by run id; otherwise it is sent as its owner would have."""
-        holder = await self.holder_of(run.run_id)
+        holder = await self.link.holder_of(run.run_id)
         log.warning(
             "job %s run %s: adopted from dead dispatcher %s (%s)",
             job.name,
@@ -239,20 +197,6 @@ class FiringRunner:
             f"following it on {holder}" if holder else "no executor has it: sending it",
         )
         await self.run_firing(job, run.scheduled_ms, run.trigger, run.attempt, recorded=True, pin=holder)
-
-    async def holder_of(self, run_id: str) -> str:
-        """The address of a live executor that knows `run_id` (running, held,
-        or with its result journaled), or "". One that answered with an
-        error may have it: with none that knows it, the run goes there, where
-        Run (idempotent by run id) follows it if it has it, rather than to
-        another executor, where it could run a second time."""
-        addresses = sorted({e.address for e in self._registry.live()})
-        answers = await asyncio.gather(*(self._executor_knows(self._clients.stub(a), run_id) for a in addresses))
-        known = [a for a, answer in zip(addresses, answers, strict=True) if answer is not None and answer != UNSURE]
-        unsure = [a for a, answer in zip(addresses, answers, strict=True) if answer == UNSURE]
-        if not known and unsure:
-            log.warning("run %s: executor %s could not say whether it has the run; sending it there", run_id, unsure[0])
-        return (known or unsure or [""])[0]
 
     async def run_firing(
         self, job: Job, scheduled_ms: int, trigger: str, first_attempt: int = 1, recorded: bool = False, pin: str = ""
@@ -331,7 +275,7 @@ class FiringRunner:
         if pin:  # the executor that already has this run: nowhere else
             plan = [next((e for e in self._registry.live() if e.address == pin), ExecutorRef(address=pin))]
         else:
-            candidates = matching_executors(job, self._registry.live(), self._machine_groups, self.unhealthy)
+            candidates = matching_executors(job, self._registry.live(), self._machine_groups, self.link.unhealthy)
             if avoid and len(candidates) > 1:
                 candidates = [e for e in candidates if e.address != avoid]
             plan = self._router.plan(job, candidates)
@@ -439,7 +383,7 @@ class FiringRunner:
         untried = [e for e in rest if e.address not in tried]
         if untried:
             return untried[:1]
-        candidates = matching_executors(job, self._registry.live(), self._machine_groups, self.unhealthy)
+        candidates = matching_executors(job, self._registry.live(), self._machine_groups, self.link.unhealthy)
         return self._router.plan(job, [e for e in candidates if e.address not in tried])[:1]
 
     async def _fan_out(
@@ -523,177 +467,48 @@ class FiringRunner:
         """Run `record` on `executor` until it finishes. When the run provably
         never started there and `elsewhere()` says it can go to another
         executor, a `not_started` outcome is returned instead (unrecorded);
-        without one, the executor is retried as for any broken connection."""
+        without one, the executor is retried as for any broken connection
+        (dispatcher/executor_link.py)."""
         request = build_run_request(job, record, self._template(job))
-        stub = self._clients.stub(executor.address)
         started = False
-        # Whether the request may have reached the executor and started there:
-        # until a call may have delivered it, or again once the executor said
-        # it did not start it, a failed call proves it never started there.
-        maybe_delivered = False
-        failing_since: float | None = None
-        delay = 0.2
+        end: LinkEvent | None = None
         self.in_flight[executor.address] += 1
-        ahead = self._sent_ahead.setdefault(job.id, {}) if record.scheduled_ms > now_ms() else None
-        if ahead is not None:
-            ahead[record.run_id] = executor.address
         try:
-            session = self._clients.session(executor.address)
-            if session is not None:
-                sent_back = False  # handed back or refused unstarted, with nowhere else to go
-                try:
-                    async for ev in session.run(request):
-                        kind = ev.WhichOneof("event")
-                        # started_ms 0: a run ended before its start (killed or handed
-                        # back while held), not a start.
-                        if kind == "started" and not started and ev.started.started_ms:
-                            started = True
-                            self._no_longer_ahead(job.id, record.run_id)
-                            self._record_started(record, executor, ev.started, job)
-                        elif kind == "finished":
-                            if ev.finished.status == status.NOT_STARTED:
-                                if elsewhere():
-                                    return await self._handed_back(record, executor, ev.finished)
-                                sent_back = True
-                                break  # nowhere else to go: Run below retries this executor
-                            return await self._finish(job, record, executor, ev.finished)
-                        elif kind == "refused" and ev.refused.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]:
-                            return self._give_up(job, record, executor, started, ev.refused.message, invalid=True)
-                        elif kind == "refused" and ev.refused.code == grpc.StatusCode.UNAVAILABLE.value[0]:
-                            # Draining: the executor did not accept it.
-                            if elsewhere():
-                                why = f"executor {executor.address} refused it: {ev.refused.message}"
-                                return _not_started(record, executor, why)
-                            sent_back = True
-                        # Any other refusal: Run below meets it too and handles it as ever.
-                    maybe_delivered = not sent_back
-                except SessionBrokenError as exc:
-                    maybe_delivered = not exc.never_connected
-                    log.debug("run %s: %s; going on with Run", record.run_id, exc)
-            while True:
-                try:
-                    async for event in stub.Run(request):
-                        failing_since = None
-                        kind = event.WhichOneof("event")
-                        if kind == "started" and not started and event.started.started_ms:
-                            started = True
-                            self._no_longer_ahead(job.id, record.run_id)
-                            self._record_started(record, executor, event.started, job)
-                        elif kind == "finished":
-                            if event.finished.status == status.NOT_STARTED:
-                                if elsewhere():
-                                    return await self._handed_back(record, executor, event.finished)
-                                raise _HandedBackError(f"the executor handed the run back unstarted: {event.finished.error}")
-                            return await self._finish(job, record, executor, event.finished)
-                    raise _StreamEndedError("the executor closed the stream before the run finished")
-                except (grpc.aio.AioRpcError, _StreamEndedError) as exc:
-                    reason = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
-                    if isinstance(exc, grpc.aio.AioRpcError) and exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
-                        return self._give_up(job, record, executor, started, reason or "", invalid=True)
-                    if isinstance(exc, grpc.aio.AioRpcError) and exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and not started:
-                        # The executor refused to start it (it could not journal
-                        # its start: a full disk): it never ran there.
-                        if elsewhere():
-                            return _not_started(record, executor, f"executor {executor.address} refused it: {reason}")
-                        if not record_unreachable:
-                            return Outcome(status.FAILED, record.run_id, executor.address, unreachable=True)
-                        return self._give_up(job, record, executor, False, reason or "", refused=True)
-                    if isinstance(exc, _HandedBackError):
-                        maybe_delivered = False  # it said so: never started there
-                    elif isinstance(exc, grpc.aio.AioRpcError) and not started:
-                        why = unstarted_proof(exc, maybe_delivered, record.scheduled_ms, now_ms())
-                        if why and elsewhere():
-                            return _not_started(record, executor, f"executor {executor.address} {why}: {reason}")
-                        if refused_unstarted(exc):
-                            maybe_delivered = False
-                        elif not never_connected(exc):
-                            maybe_delivered = True
-                    else:
-                        maybe_delivered = True
-                    now = time.monotonic()
-                    failing_since = now if failing_since is None else failing_since
-                    window = REATTACH_AFTER_START_SECONDS if started else REATTACH_BEFORE_START_SECONDS
-                    give_up = now - failing_since >= window or self._gone(executor)
-                    if give_up and not started and not maybe_delivered and self._may_still_start(record):
-                        # Provably not started there and nowhere else to go: wait for this
-                        # executor (e.g. restarting) as long as it may start in time.
-                        give_up = False
-                    if give_up:
-                        if not started:
-                            # Before calling it unreachable, ask: an overloaded executor may
-                            # have taken the run after all, and failing (then retrying) a run
-                            # that is going would run it twice.
-                            known = await self._executor_knows(stub, record.run_id)
-                            if known == UNSURE:
-                                # Alive but cannot say: the run may have started there.
-                                return self._give_up(
-                                    job, record, executor, True, f"{reason}; it could not say whether it has the run"
-                                )
-                            if known == "running":
-                                failing_since, delay = None, 0.2
-                                continue
-                            if isinstance(known, pb.RunFinished):
-                                return await self._finish(job, record, executor, known)
-                        if not started and not record_unreachable:
-                            return Outcome(status.FAILED, record.run_id, executor.address, unreachable=True)
-                        return self._give_up(job, record, executor, started, reason or "")
-                    log.warning(
-                        "run %s: connection to executor %s broke (%s); reattaching", record.run_id, executor.address, reason
-                    )
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 2.0)
+            async for event in self.link.run(request, executor.address, elsewhere, lambda: self._may_still_start(record)):
+                if isinstance(event, Started):
+                    started = True
+                    self._record_started(record, executor, event.event, job)
+                else:
+                    end = event
+            if isinstance(end, Finished):
+                return await self._finish(job, record, executor, end.result)
+            if isinstance(end, NotStarted):
+                return _not_started(record, executor, end.error)
+            if isinstance(end, Refused) and end.invalid:
+                return self._give_up(job, record, executor, started, end.reason, invalid=True)
+            if isinstance(end, Refused):
+                if not record_unreachable:
+                    return Outcome(status.FAILED, record.run_id, executor.address, unreachable=True)
+                return self._give_up(job, record, executor, False, end.reason, refused=True)
+            assert isinstance(end, Unreachable), end  # the link always ends with one of these
+            if not end.started and not record_unreachable:
+                return Outcome(status.FAILED, record.run_id, executor.address, unreachable=True)
+            return self._give_up(job, record, executor, end.started, end.reason)
         finally:
             timer = self._overrun_timers.pop(record.run_id, None)
             if timer is not None:
                 timer.cancel()
             self.in_flight[executor.address] -= 1
-            if ahead is not None:
-                self._no_longer_ahead(job.id, record.run_id)
 
     def _may_still_start(self, record: RunRecord) -> bool:
         """Whether a run that never started is still within its misfire grace."""
         return self.misfires is not None and now_ms() < self.misfires.deadline_ms(record.scheduled_ms)
 
-    async def _handed_back(self, record: RunRecord, executor: ExecutorRef, fin: pb.RunFinished) -> Outcome:
-        """The executor handed the run back unstarted (it is shutting down)
-        and it goes elsewhere: acknowledged there, so that executor forgets
-        it (and would refuse it if it ever came back)."""
-        await self._ack(executor, record.run_id)
-        return _not_started(record, executor, f"executor {executor.address} handed it back unstarted: {fin.error}")
-
-    def _no_longer_ahead(self, job_id: int, run_id: str) -> None:
-        runs = self._sent_ahead.get(job_id)
-        if runs is not None:
-            runs.pop(run_id, None)
-            if not runs:
-                del self._sent_ahead[job_id]
-
     def job_unscheduled(self, job_id: int, reason: str) -> None:
         """The job was paused, deleted or made invalid: cancel its firings
         sent ahead, and forget its request template."""
         self._templates.pop(job_id, None)
-        self.cancel_sent_ahead(job_id, reason)
-
-    def cancel_sent_ahead(self, job_id: int, reason: str) -> int:
-        """Cancel the runs of `job_id` this dispatcher sent ahead and that have
-        not started: each ends `skipped` with `reason` (and is recorded so
-        when its executor reports it). Returns how many were asked to stop."""
-        runs = dict(self._sent_ahead.get(job_id, {}))
-        for run_id, address in runs.items():
-            task = asyncio.create_task(self._cancel_one(run_id, address, reason), name=f"cancel-{run_id}")
-            self._cancels.add(task)
-            task.add_done_callback(self._cancels.discard)
-        return len(runs)
-
-    async def _cancel_one(self, run_id: str, address: str, reason: str) -> None:
-        request = pb.KillRequest(run_id=run_id, before_start_only=True, reason=reason)
-        try:
-            reply = await self._clients.stub(address).Kill(request, timeout=5)
-        except grpc.aio.AioRpcError as exc:
-            log.warning("run %s: could not cancel it on %s (%s); it runs as sent", run_id, address, exc.details())
-            return
-        if reply.killed:
-            log.info("run %s cancelled on %s before its scheduled time: %s", run_id, address, reason)
+        self.link.cancel_sent_ahead(job_id, reason)
 
     def _template(self, job: Job) -> bytes | None:
         cached = self._templates.get(job.id)
@@ -744,30 +559,6 @@ class FiringRunner:
             pid=ev.pid,
             started_ms=ev.started_ms,
         )
-
-    async def _executor_knows(self, stub: Any, run_id: str) -> str | pb.RunFinished | None:
-        """ "running", its result, None (unknown to it, or no answer), or
-        UNSURE when it answered with an error (it may have the run)."""
-        try:
-            reply = await stub.ListResults(pb.ListResultsRequest(run_ids=[run_id]), timeout=3)
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() in NO_ANSWER:
-                return None
-            log.warning("run %s: executor could not say whether it has it: %s %s", run_id, exc.code().name, exc.details())
-            return UNSURE
-        if run_id in reply.running_run_ids:
-            return "running"
-        for result in reply.results:
-            # A run it handed back unstarted is not its: it may run elsewhere.
-            if result.run_id == run_id and result.status != status.NOT_STARTED:
-                return result
-        return None
-
-    def _gone(self, executor: ExecutorRef) -> bool:
-        """The executor left the registry or fails its health checks: stop reattaching."""
-        if executor.address in self.unhealthy:
-            return True
-        return all(e.address != executor.address for e in self._registry.live())
 
     def _give_up(
         self,
@@ -831,27 +622,8 @@ class FiringRunner:
             fin.executor or executor.address,
             f": {error}" if error else "",
         )
-        await self._ack(executor, record.run_id)
+        await self.link.ack(executor.address, record.run_id)
         return Outcome(run_status, record.run_id, executor.address)
-
-    async def _ack(self, executor: ExecutorRef, run_id: str) -> None:
-        session = self._clients.session(executor.address)
-        if session is not None and session.ack(run_id):
-            return
-        try:
-            await self._clients.stub(executor.address).Ack(pb.AckRequest(run_ids=[run_id]), timeout=5)
-        except grpc.aio.AioRpcError as exc:
-            # Harmless: the result stays in the executor's journal and a later
-            # Run or the monitor's reconciliation collects it again.
-            log.warning("ack of run %s to %s failed: %s", run_id, executor.address, exc.details())
-
-
-class _StreamEndedError(Exception):
-    pass
-
-
-class _HandedBackError(_StreamEndedError):
-    """The executor handed the run back unstarted, and there is nowhere else to send it."""
 
 
 def _not_started(record: RunRecord, executor: ExecutorRef, error: str) -> Outcome:

@@ -30,7 +30,13 @@ FULL_RELOAD_AFTER_SECONDS = 600
 
 class JobSync:
     def __init__(
-        self, store: SqlStore, db: DbThreads, schedule: Schedule, on_change: Callable[[], None], clock: Callable[[], int]
+        self,
+        store: SqlStore,
+        db: DbThreads,
+        schedule: Schedule,
+        on_change: Callable[[], None],
+        clock: Callable[[], int],
+        on_unscheduled: Callable[[int, str], object] | None = None,
     ) -> None:
         self._store = store
         self._db = db
@@ -50,7 +56,7 @@ class JobSync:
         self._upstreams: dict[int, tuple[str, ...]] = {}  # job id -> upstream names
         # Called with (job id, why) when a job stops being scheduled (paused,
         # made invalid, deleted): firings of it already sent ahead are cancelled.
-        self.on_unscheduled: Callable[[int, str], object] = lambda _job_id, _why: None
+        self.on_unscheduled: Callable[[int, str], object] = on_unscheduled or (lambda _job_id, _why: None)
 
     def apply(self, job: Job, now_ms: int | None = None) -> None:
         """Put one stored job into the schedule (or take it out).

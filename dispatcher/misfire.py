@@ -71,6 +71,10 @@ class MisfireTracker:
         recorder: RunRecorder,
         dispatcher_id: str,
         grace_seconds: float,
+        *,
+        run_firing: RunFiringFn | None = None,
+        spawn: SpawnFn | None = None,
+        current_job: Callable[[int], Job | None] = lambda _job_id: None,
     ) -> None:
         self._store = store
         self._db = db
@@ -79,11 +83,11 @@ class MisfireTracker:
         self.grace_ms = int(grace_seconds * 1000)
         self._spans: dict[int, _Span] = {}
         self._wake = asyncio.Event()
-        # Set by the app: run a firing (FiringRunner.run_firing), spawn a task,
-        # and the job as it is now (None once paused, deleted or invalid).
-        self.run_firing: RunFiringFn | None = None
-        self.spawn: SpawnFn | None = None
-        self.current_job: Callable[[int], Job | None] = lambda _job_id: None
+        # Given by the app: run a firing (FiringRunner.run_firing), spawn a
+        # task, and the job as it is now (None once paused, deleted or invalid).
+        self.run_firing = run_firing
+        self.spawn = spawn
+        self.current_job = current_job
 
     def deadline_ms(self, scheduled_ms: int) -> int:
         """When a firing's record is too late for it to run."""

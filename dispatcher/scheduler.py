@@ -31,9 +31,17 @@ class Scheduler:
     """
 
     def __init__(
-        self, schedule: Schedule, fire: FireFn, clock: Callable[[], int] = wall_ms, dispatch_ahead_ms: int = 0
+        self,
+        schedule: Schedule,
+        fire: FireFn,
+        clock: Callable[[], int] = wall_ms,
+        dispatch_ahead_ms: int = 0,
+        spawner: TaskSpawner | None = None,
     ) -> None:
         self.schedule = schedule
+        # The one spawner of the dispatcher (dispatcher/app.py): every firing task goes through it.
+        self.spawner = spawner if spawner is not None else TaskSpawner()
+        self.spawn = self.spawner.spawn
         self._fire = fire
         self._clock = clock
         # Firings of jobs that allow overlap are claimed, recorded and sent
@@ -42,10 +50,14 @@ class Scheduler:
         # per-firing work (about half a millisecond each) is then done before
         # the second, not during it. Other overlap policies must look at the
         # previous run at the scheduled time, so those firings wait for it.
+        # (The whole of dispatch ahead: docs/ARCHITECTURE.md, "Dispatch ahead".)
         self.dispatch_ahead_ms = dispatch_ahead_ms
         self._wakeup = asyncio.Event()
         self._stopping = False
-        self.in_flight: set[asyncio.Task[None]] = set()
+
+    @property
+    def in_flight(self) -> set[asyncio.Task[None]]:
+        return self.spawner.in_flight
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -88,8 +100,15 @@ class Scheduler:
             await asyncio.sleep(delay)
         await self._fire(job, fire_ms)
 
+
+class TaskSpawner:
+    """Runs firing work (firings, retries, queued firings, dependents,
+    catch-up, takeovers) as tasks the graceful shutdown waits for."""
+
+    def __init__(self) -> None:
+        self.in_flight: set[asyncio.Task[None]] = set()
+
     def spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
-        """Run firing work as a task the graceful shutdown waits for."""
         task = asyncio.create_task(work, name=name)
         self.in_flight.add(task)
         task.add_done_callback(self._done)

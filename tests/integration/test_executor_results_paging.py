@@ -11,7 +11,6 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, cast
 
 import grpc
 import pytest
@@ -25,7 +24,7 @@ from crontrio.common.store.engine import make_engine
 from crontrio.common.store.migrate import ensure_schema
 from crontrio.common.store.sql_store import SqlStore
 from crontrio.dispatcher.executor_client import ExecutorClients
-from crontrio.dispatcher.firing import FiringRunner
+from crontrio.dispatcher.executor_link import ExecutorLink
 from crontrio.monitor.dispatcher_links import DispatcherLinks
 from crontrio.monitor.reconcile import Reconciler
 from crontrio.protos import crontrio_pb2 as pb
@@ -173,14 +172,8 @@ async def test_an_executor_answering_with_an_error_is_not_taken_for_one_without_
         # A dispatcher adopting the run sends it to that executor (where Run
         # replays it), not to another one where it would run again.
         dead = f"127.0.0.1:{free_port()}"
-        runner = FiringRunner(
-            "d2@1",
-            cast(Any, None),
-            cast(Any, None),
-            StaticRegistry([dead, ex.address]),
-            ExecutorClients(cluster_secret=ex.secret),
-        )
-        assert await runner.holder_of(request.run_id) == ex.address
+        link = ExecutorLink(StaticRegistry([dead, ex.address]), ExecutorClients(cluster_secret=ex.secret))
+        assert await link.holder_of(request.run_id) == ex.address
 
         hide_results(ex.journal, False)
         assert await reconciler.pass_once() == 1

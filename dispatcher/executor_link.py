@@ -1,0 +1,375 @@
+"""The dispatcher's link to its executors, apart from what a firing means:
+who has a run, whether an executor is gone, acknowledging results, killing
+a run wherever it is, and cancelling runs sent ahead of their time. It
+records nothing in the store; `dispatcher/firing.py` (the life of a
+firing) decides and records. See docs/ARCHITECTURE.md, "The life of a firing".
+
+Dispatch ahead, in one place: the scheduler (`dispatcher/scheduler.py`)
+starts the firings of `overlap = allow` jobs `dispatch_ahead_ms` before
+their time, so they are claimed, recorded and sent early; the executor
+(`executor/runs.py`) holds each such run until its scheduled instant. Until
+it starts there, this link remembers it (`note_ahead`), so pausing or
+deleting the job meanwhile cancels it on its executor (`cancel_sent_ahead`:
+a Kill that only stops a run not yet started, which then ends `skipped`);
+the firing itself checks again, after recording it, that the job is still
+scheduled before sending it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import grpc
+
+from crontrio.common import status
+from crontrio.common.registry.base import Registry
+from crontrio.dispatcher.connect_errors import never_connected, refused_unstarted, unstarted_proof
+from crontrio.dispatcher.executor_client import ExecutorClients
+from crontrio.dispatcher.executor_session import SessionBrokenError
+from crontrio.protos import crontrio_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+# What `knows` says when a live executor answered with an error: it may
+# have the run, so it must not be taken for "unknown there".
+UNSURE = "unsure"
+# Codes meaning the executor gave no answer (down, or too slow to tell).
+NO_ANSWER = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+
+
+# How long to keep calling Run again (it is idempotent by run id) when the
+# stream breaks: briefly when the run never started (the executor is likely
+# down: fail and let the retry policy pick another), longer once it started
+# (a network blip must not turn a healthy run into a lost one).
+REATTACH_BEFORE_START_SECONDS = 3.0
+REATTACH_AFTER_START_SECONDS = 15.0
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+# What `ExecutorLink.run` yields: `Started` at most once, then one of the others.
+@dataclass(frozen=True)
+class Started:
+    """The run started on the executor."""
+
+    event: pb.RunStarted
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The run's result, not yet acknowledged (record it, then `ack`)."""
+
+    result: pb.RunFinished
+
+
+@dataclass(frozen=True)
+class Refused:
+    """The executor would not take it: `invalid`, for the request's sake;
+    else it could not start it (it never ran there) and nowhere else was left."""
+
+    reason: str
+    invalid: bool = False
+
+
+@dataclass(frozen=True)
+class NotStarted:
+    """Proof that it never started on this executor, and `elsewhere()` said
+    it can go to another: `error` says why (unrecorded: the caller sends it on)."""
+
+    error: str
+
+
+@dataclass(frozen=True)
+class Unreachable:
+    """No contact with the executor within the reattach window; `started`:
+    the run may be going there (lost), else it did not start there."""
+
+    reason: str
+    started: bool = False
+
+
+LinkEvent = Started | Finished | Refused | NotStarted | Unreachable
+
+
+class _StreamEndedError(Exception):
+    pass
+
+
+class _HandedBackError(_StreamEndedError):
+    """The executor handed the run back unstarted, and there is nowhere else to send it."""
+
+
+class ExecutorLink:
+    """Calls to executors on behalf of the firings of one dispatcher."""
+
+    def __init__(self, registry: Registry, clients: ExecutorClients) -> None:
+        self._registry = registry
+        self.clients = clients
+        # Executors the monitor reports as failing health checks: not routed to.
+        self.unhealthy: frozenset[str] = frozenset()
+        # Runs sent ahead of their time (dispatch_ahead_ms) that have not
+        # started yet: job id -> {run id: executor address}. A job paused or
+        # deleted meanwhile has them cancelled on their executors.
+        self._sent_ahead: dict[int, dict[str, str]] = {}
+        self._cancels: set[asyncio.Task[None]] = set()
+
+    def live_addresses(self) -> list[str]:
+        return sorted({e.address for e in self._registry.live()})
+
+    def gone(self, address: str) -> bool:
+        """The executor left the registry or fails its health checks: stop reattaching."""
+        if address in self.unhealthy:
+            return True
+        return all(e.address != address for e in self._registry.live())
+
+    async def knows(self, address: str, run_id: str) -> str | pb.RunFinished | None:
+        """ "running", its result, None (unknown to it, or no answer), or
+        UNSURE when it answered with an error (it may have the run)."""
+        try:
+            reply = await self.clients.stub(address).ListResults(pb.ListResultsRequest(run_ids=[run_id]), timeout=3)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in NO_ANSWER:
+                return None
+            log.warning("run %s: executor could not say whether it has it: %s %s", run_id, exc.code().name, exc.details())
+            return UNSURE
+        if run_id in reply.running_run_ids:
+            return "running"
+        for result in reply.results:
+            # A run it handed back unstarted is not its: it may run elsewhere.
+            if result.run_id == run_id and result.status != status.NOT_STARTED:
+                return result
+        return None
+
+    async def holder_of(self, run_id: str) -> str:
+        """The address of a live executor that knows `run_id` (running, held,
+        or with its result journaled), or "". One that answered with an
+        error may have it: with none that knows it, the run goes there, where
+        Run (idempotent by run id) follows it if it has it, rather than to
+        another executor, where it could run a second time."""
+        addresses = self.live_addresses()
+        answers = await asyncio.gather(*(self.knows(a, run_id) for a in addresses))
+        known = [a for a, answer in zip(addresses, answers, strict=True) if answer is not None and answer != UNSURE]
+        unsure = [a for a, answer in zip(addresses, answers, strict=True) if answer == UNSURE]
+        if not known and unsure:
+            log.warning("run %s: executor %s could not say whether it has the run; sending it there", run_id, unsure[0])
+        return (known or unsure or [""])[0]
+
+    async def ack(self, address: str, run_id: str) -> None:
+        """Tell the executor its result is recorded, so it forgets it."""
+        session = self.clients.session(address)
+        if session is not None and session.ack(run_id):
+            return
+        try:
+            await self.clients.stub(address).Ack(pb.AckRequest(run_ids=[run_id]), timeout=5)
+        except grpc.aio.AioRpcError as exc:
+            # Harmless: the result stays in the executor's journal and a later
+            # Run or the monitor's reconciliation collects it again.
+            log.warning("ack of run %s to %s failed: %s", run_id, address, exc.details())
+
+    async def kill_anywhere(self, run_id: str) -> str:
+        """Kill `run_id` on whichever live executor has it; its address, or ""."""
+
+        async def kill(address: str) -> str:
+            try:
+                reply = await self.clients.stub(address).Kill(pb.KillRequest(run_id=run_id), timeout=10)
+            except grpc.aio.AioRpcError as exc:
+                log.warning("kill of run %s: executor %s unreachable: %s", run_id, address, exc.details())
+                return ""
+            return address if reply.killed else ""
+
+        return next((a for a in await asyncio.gather(*(kill(a) for a in self.live_addresses())) if a), "")
+
+    # ------------------------------------------------------------ one run
+
+    async def run(
+        self,
+        request: pb.RunRequest,
+        address: str,
+        elsewhere: Callable[[], bool] = lambda: False,
+        may_still_start: Callable[[], bool] = lambda: False,
+    ) -> AsyncIterator[LinkEvent]:
+        """Send `request` to the executor at `address` and follow it there:
+        `Started` (at most once), then one last event: `Finished`,
+        `Refused`, `NotStarted` or `Unreachable`. The run goes over the
+        executor's Session, else (no session, or it broke) over the per-run
+        Run call, called again (it is idempotent by run id) while the
+        connection breaks, within the reattach windows.
+
+        `elsewhere()`: is there another executor to send it to? Asked when
+        there is proof the run never started here; if so, `NotStarted` ends
+        it, else this executor is retried as for any broken connection.
+        `may_still_start()`: a run provably not started here may still
+        start in time, so keep waiting for this executor (e.g. restarting).
+        A `Finished` result is not acknowledged: the consumer records it
+        first, then calls `ack`."""
+        run_id = request.run_id
+        stub = self.clients.stub(address)
+        started = False
+        # Whether the request may have reached the executor and started there:
+        # until a call may have delivered it, or again once the executor said
+        # it did not start it, a failed call proves it never started there.
+        maybe_delivered = False
+        failing_since: float | None = None
+        delay = 0.2
+        ahead = request.scheduled_ms > now_ms()
+        if ahead:
+            self.note_ahead(request.job_id, run_id, address)
+        try:
+            session = self.clients.session(address)
+            if session is not None:
+                sent_back = False  # handed back or refused unstarted, with nowhere else to go
+                try:
+                    async for ev in session.run(request):
+                        kind = ev.WhichOneof("event")
+                        # started_ms 0: a run ended before its start (killed or handed
+                        # back while held), not a start.
+                        if kind == "started" and not started and ev.started.started_ms:
+                            started = True
+                            self.no_longer_ahead(request.job_id, run_id)
+                            yield Started(ev.started)
+                        elif kind == "finished":
+                            if ev.finished.status == status.NOT_STARTED:
+                                if elsewhere():
+                                    yield await self._handed_back(address, run_id, ev.finished)
+                                    return
+                                sent_back = True
+                                break  # nowhere else to go: Run below retries this executor
+                            yield Finished(ev.finished)
+                            return
+                        elif kind == "refused" and ev.refused.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]:
+                            yield Refused(ev.refused.message, invalid=True)
+                            return
+                        elif kind == "refused" and ev.refused.code == grpc.StatusCode.UNAVAILABLE.value[0]:
+                            # Draining: the executor did not accept it.
+                            if elsewhere():
+                                yield NotStarted(f"executor {address} refused it: {ev.refused.message}")
+                                return
+                            sent_back = True
+                        # Any other refusal: Run below meets it too and handles it as ever.
+                    maybe_delivered = not sent_back
+                except SessionBrokenError as exc:
+                    maybe_delivered = not exc.never_connected
+                    log.debug("run %s: %s; going on with Run", run_id, exc)
+            while True:
+                try:
+                    async for event in stub.Run(request):
+                        failing_since = None
+                        kind = event.WhichOneof("event")
+                        if kind == "started" and not started and event.started.started_ms:
+                            started = True
+                            self.no_longer_ahead(request.job_id, run_id)
+                            yield Started(event.started)
+                        elif kind == "finished":
+                            if event.finished.status == status.NOT_STARTED:
+                                if elsewhere():
+                                    yield await self._handed_back(address, run_id, event.finished)
+                                    return
+                                raise _HandedBackError(f"the executor handed the run back unstarted: {event.finished.error}")
+                            yield Finished(event.finished)
+                            return
+                    raise _StreamEndedError("the executor closed the stream before the run finished")
+                except (grpc.aio.AioRpcError, _StreamEndedError) as exc:
+                    reason = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
+                    if isinstance(exc, grpc.aio.AioRpcError) and exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                        yield Refused(reason or "", invalid=True)
+                        return
+                    if isinstance(exc, grpc.aio.AioRpcError) and exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and not started:
+                        # The executor refused to start it (it could not journal
+                        # its start: a full disk): it never ran there.
+                        if elsewhere():
+                            yield NotStarted(f"executor {address} refused it: {reason}")
+                        else:
+                            yield Refused(reason or "")
+                        return
+                    if isinstance(exc, _HandedBackError):
+                        maybe_delivered = False  # it said so: never started there
+                    elif isinstance(exc, grpc.aio.AioRpcError) and not started:
+                        why = unstarted_proof(exc, maybe_delivered, request.scheduled_ms, now_ms())
+                        if why and elsewhere():
+                            yield NotStarted(f"executor {address} {why}: {reason}")
+                            return
+                        if refused_unstarted(exc):
+                            maybe_delivered = False
+                        elif not never_connected(exc):
+                            maybe_delivered = True
+                    else:
+                        maybe_delivered = True
+                    now = time.monotonic()
+                    failing_since = now if failing_since is None else failing_since
+                    window = REATTACH_AFTER_START_SECONDS if started else REATTACH_BEFORE_START_SECONDS
+                    give_up = now - failing_since >= window or self.gone(address)
+                    if give_up and not started and not maybe_delivered and may_still_start():
+                        # Provably not started there and nowhere else to go: wait for this
+                        # executor (e.g. restarting) as long as it may start in time.
+                        give_up = False
+                    if give_up:
+                        if not started:
+                            # Before calling it unreachable, ask: an overloaded executor may
+                            # have taken the run after all, and failing (then retrying) a run
+                            # that is going would run it twice.
+                            known = await self.knows(address, run_id)
+                            if known == UNSURE:
+                                # Alive but cannot say: the run may have started there.
+                                yield Unreachable(f"{reason}; it could not say whether it has the run", started=True)
+                                return
+                            if known == "running":
+                                failing_since, delay = None, 0.2
+                                continue
+                            if isinstance(known, pb.RunFinished):
+                                yield Finished(known)
+                                return
+                        yield Unreachable(reason or "", started=started)
+                        return
+                    log.warning("run %s: connection to executor %s broke (%s); reattaching", run_id, address, reason)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+        finally:
+            if ahead:
+                self.no_longer_ahead(request.job_id, run_id)
+
+    async def _handed_back(self, address: str, run_id: str, fin: pb.RunFinished) -> NotStarted:
+        """The executor handed the run back unstarted (it is shutting down)
+        and it goes elsewhere: acknowledged there, so that executor forgets
+        it (and would refuse it if it ever came back)."""
+        await self.ack(address, run_id)
+        return NotStarted(f"executor {address} handed it back unstarted: {fin.error}")
+
+    # ------------------------------------------------------------ sent ahead
+
+    def note_ahead(self, job_id: int, run_id: str, address: str) -> None:
+        """`run_id` was sent to `address` before its time and has not started."""
+        self._sent_ahead.setdefault(job_id, {})[run_id] = address
+
+    def no_longer_ahead(self, job_id: int, run_id: str) -> None:
+        runs = self._sent_ahead.get(job_id)
+        if runs is not None:
+            runs.pop(run_id, None)
+            if not runs:
+                del self._sent_ahead[job_id]
+
+    def cancel_sent_ahead(self, job_id: int, reason: str) -> int:
+        """Cancel the runs of `job_id` sent ahead that have not started: each
+        ends `skipped` with `reason` (and is recorded so when its executor
+        reports it). Returns how many were asked to stop."""
+        runs = dict(self._sent_ahead.get(job_id, {}))
+        for run_id, address in runs.items():
+            task = asyncio.create_task(self._cancel_one(run_id, address, reason), name=f"cancel-{run_id}")
+            self._cancels.add(task)
+            task.add_done_callback(self._cancels.discard)
+        return len(runs)
+
+    async def _cancel_one(self, run_id: str, address: str, reason: str) -> None:
+        request = pb.KillRequest(run_id=run_id, before_start_only=True, reason=reason)
+        try:
+            reply = await self.clients.stub(address).Kill(request, timeout=5)
+        except grpc.aio.AioRpcError as exc:
+            log.warning("run %s: could not cancel it on %s (%s); it runs as sent", run_id, address, exc.details())
+            return
+        if reply.killed:
+            log.info("run %s cancelled on %s before its scheduled time: %s", run_id, address, reason)
