@@ -12,32 +12,15 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
 
-from crontrio.common.config import DatabaseConfig
 from testing_support.cluster import Cluster
 from testing_support.servers import EtcdServer, RedisServer
 from testing_support.services import REPO, wait_for
 
 pytestmark = pytest.mark.xdist_group("cluster")
-
-
-@pytest.fixture
-def cluster(
-    tmp_path: Path, mariadb_config: DatabaseConfig, redis_server: RedisServer, etcd_server: EtcdServer
-) -> Iterator[Cluster]:
-    c = Cluster(tmp_path, mariadb_config, redis_server, etcd_server)
-    try:
-        yield c
-    finally:
-        codes = c.shutdown()
-        bad = {n: code for n, code in codes.items() if code != 0}
-        print(c.logs())  # shown by pytest only when the test failed
-        assert not bad, f"services did not stop cleanly on SIGTERM: {bad}"
 
 
 def add_jobs(cluster: Cluster, count: int, command: str, spec: str = "* * * * * *", retries: int = 1, target: str = "") -> None:

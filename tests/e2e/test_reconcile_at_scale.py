@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import fcntl
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 
 from crontrio.common.cluster import CLUSTER_HEADER
-from crontrio.common.config import DatabaseConfig
 from crontrio.protos import crontrio_pb2 as pb
 from crontrio.protos import crontrio_pb2_grpc as pb_grpc
 from testing_support.cluster import Cluster
-from testing_support.servers import EtcdServer, RedisServer
 from testing_support.services import cluster_secret, wait_for
 
 pytestmark = pytest.mark.xdist_group("cluster")
@@ -29,20 +26,6 @@ pytestmark = pytest.mark.xdist_group("cluster")
 RUNS = 300
 OUTPUT_BYTES = 64 * 1024  # = [executor] output_limit_bytes: each result keeps it all
 GRPC_MESSAGE_LIMIT = 16 * 1024 * 1024
-
-
-@pytest.fixture
-def cluster(
-    tmp_path: Path, mariadb_config: DatabaseConfig, redis_server: RedisServer, etcd_server: EtcdServer
-) -> Iterator[Cluster]:
-    c = Cluster(tmp_path, mariadb_config, redis_server, etcd_server)
-    try:
-        yield c
-    finally:
-        codes = c.shutdown()
-        bad = {n: code for n, code in codes.items() if code != 0}
-        print(c.logs())  # shown by pytest only when the test failed
-        assert not bad, f"services did not stop cleanly on SIGTERM: {bad}"
 
 
 def count(cluster: Cluster, where: str, params: tuple[object, ...] = ()) -> int:

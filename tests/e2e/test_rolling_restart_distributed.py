@@ -6,33 +6,16 @@ every-second jobs; no run fails and every firing runs exactly once."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from crontrio.common.clock import now_ms
-from crontrio.common.config import DatabaseConfig
 from testing_support.cluster import Cluster
-from testing_support.servers import EtcdServer, RedisServer
 from testing_support.services import wait_for
 
 pytestmark = pytest.mark.xdist_group("cluster")
 JOBS = 4
-
-
-@pytest.fixture
-def cluster(
-    tmp_path: Path, mariadb_config: DatabaseConfig, redis_server: RedisServer, etcd_server: EtcdServer
-) -> Iterator[Cluster]:
-    c = Cluster(tmp_path, mariadb_config, redis_server, etcd_server)
-    try:
-        yield c
-    finally:
-        codes = c.shutdown()
-        bad = {n: code for n, code in codes.items() if code != 0}
-        print(c.logs())  # shown by pytest only when the test failed
-        assert not bad, f"services did not stop cleanly on SIGTERM: {bad}"
 
 
 def succeeded_on(cluster: Cluster, address: str, since_ms: int) -> int:

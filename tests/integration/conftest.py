@@ -26,13 +26,18 @@ async def stub(executor: Executor) -> AsyncIterator[crontrio_pb2_grpc.ExecutorSt
 
 
 @pytest.fixture(params=["sqlite", "mariadb"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
+def store_config(request: pytest.FixtureRequest, tmp_path: Path) -> DatabaseConfig:
+    """A fresh database on SQLite, then on the worker's real MariaDB."""
     if request.param == "sqlite":
-        cfg = DatabaseConfig(driver="sqlite", path=str(tmp_path / "store.db"))
-    else:
-        cfg = request.getfixturevalue("mariadb_config")
-    engine = make_engine(cfg)
-    ensure_schema(engine, cfg)
+        return DatabaseConfig(driver="sqlite", path=str(tmp_path / "store.db"))
+    cfg: DatabaseConfig = request.getfixturevalue("mariadb_config")
+    return cfg
+
+
+@pytest.fixture
+def store(store_config: DatabaseConfig) -> Iterator[SqlStore]:
+    engine = make_engine(store_config)
+    ensure_schema(engine, store_config)
     s = SqlStore(engine)
     yield s
     s.close()

@@ -3,10 +3,6 @@ SQLite and a real MariaDB: round trip, list filters, upgrade of existing rows.""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from alembic import command
 from sqlalchemy import text
 
@@ -14,25 +10,7 @@ from crontrio.common.config import DatabaseConfig
 from crontrio.common.model import Job
 from crontrio.common.store import migrate
 from crontrio.common.store.engine import make_engine
-from crontrio.common.store.migrate import ensure_schema
 from crontrio.common.store.sql_store import SqlStore
-
-
-@pytest.fixture(params=["sqlite", "mariadb"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> DatabaseConfig:
-    if request.param == "sqlite":
-        return DatabaseConfig(driver="sqlite", path=str(tmp_path / "store.db"))
-    cfg: DatabaseConfig = request.getfixturevalue("mariadb_config")
-    return cfg
-
-
-@pytest.fixture
-def store(db: DatabaseConfig) -> Iterator[SqlStore]:
-    engine = make_engine(db)
-    ensure_schema(engine, db)
-    s = SqlStore(engine)
-    yield s
-    s.close()
 
 
 def job(name: str, **kw: object) -> Job:
@@ -64,8 +42,8 @@ def test_list_filters_by_tag_and_owner(store: SqlStore) -> None:
     assert store.list_jobs(tag="none") == []
 
 
-def test_upgrade_from_0007_keeps_rows_with_empty_meta(db: DatabaseConfig) -> None:
-    engine = make_engine(db)
+def test_upgrade_from_0007_keeps_rows_with_empty_meta(store_config: DatabaseConfig) -> None:
+    engine = make_engine(store_config)
     try:
         cfg = migrate._alembic_config()
         with engine.begin() as conn:
@@ -84,7 +62,7 @@ def test_upgrade_from_0007_keeps_rows_with_empty_meta(db: DatabaseConfig) -> Non
                     " 1, 1)"
                 )
             )
-        migrate.upgrade(engine, db)
+        migrate.upgrade(engine, store_config)
         assert migrate.current_revision(engine) == migrate.head_revision()  # 0008_job_meta and any after it
         (old,) = SqlStore(engine).list_jobs()
         assert (old.name, old.description, old.owner, old.tags, old.defect) == ("old", "", "", (), "")

@@ -3,36 +3,11 @@ MariaDB: the newest runs of each job of a page, in one statement."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
-from crontrio.common.config import DatabaseConfig
 from crontrio.common.model import Job, RunRecord
-from crontrio.common.store.engine import make_engine
-from crontrio.common.store.migrate import ensure_schema
 from crontrio.common.store.run_stats import job_run_stats
 from crontrio.common.store.sql_store import SqlStore
 
 BASE_MS = 1_780_000_000_000
-
-
-@pytest.fixture(params=["sqlite", "mariadb"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> DatabaseConfig:
-    if request.param == "sqlite":
-        return DatabaseConfig(driver="sqlite", path=str(tmp_path / "store.db"))
-    cfg: DatabaseConfig = request.getfixturevalue("mariadb_config")
-    return cfg
-
-
-@pytest.fixture
-def store(db: DatabaseConfig) -> Iterator[SqlStore]:
-    engine = make_engine(db)
-    ensure_schema(engine, db)
-    s = SqlStore(engine)
-    yield s
-    s.close()
 
 
 def _runs(job: Job, states: list[str]) -> list[RunRecord]:
