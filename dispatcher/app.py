@@ -38,6 +38,7 @@ from crontrio.dispatcher.notify import RunNotifier
 from crontrio.dispatcher.overlap import OverlapGate
 from crontrio.dispatcher.peers import PeerLiveness
 from crontrio.dispatcher.recorder import RunRecorder
+from crontrio.dispatcher.run_records import RunRecords
 from crontrio.dispatcher.scheduler import Scheduler, TaskSpawner, wall_ms
 from crontrio.dispatcher.tail_hub import TailHub
 from crontrio.dispatcher.takeover import TakeoverWatch
@@ -97,9 +98,11 @@ class DispatcherApp:
             on_overrun=notifier.overran,
             on_claimed_elsewhere=self._claimed_elsewhere,
         )
-        overlap = OverlapGate(store, db, recorder, clients)
+        # Every run record this dispatcher writes is built by `records`.
+        records = RunRecords(dispatcher_id)
+        overlap = OverlapGate(store, db, recorder, clients, records)
         self.runner = FiringRunner(
-            dispatcher_id,
+            records,
             claims,
             recorder,
             registry,
