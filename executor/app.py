@@ -18,6 +18,7 @@ import logging
 import socket
 from collections.abc import Mapping
 
+from crontrio import __version__
 from crontrio.common.clock import now_ms
 from crontrio.common.cluster import ClusterAuthInterceptor, executor_protects, resolve_secret
 from crontrio.common.config import Config, EtcdConfig, ExecutorConfig, TlsConfig
@@ -27,7 +28,7 @@ from crontrio.common.registry.keys import executor_key
 from crontrio.common.registry.registration import EtcdRegistration
 from crontrio.common.runtime import install_stop_signals
 from crontrio.common.tls import internal_tls, server_credentials
-from crontrio.executor import VERSION, journal_retention
+from crontrio.executor import journal_retention
 from crontrio.executor.http_task import HttpClients
 from crontrio.executor.journal import Journal
 from crontrio.executor.runs import RunRegistry
@@ -111,7 +112,7 @@ class ExecutorApp:
                     "group": self.cfg.group,
                     "labels": {},
                     "capacity": self.cfg.capacity,
-                    "version": VERSION,
+                    "version": __version__,
                     "started_ms": now_ms(),
                 },
                 self.etcd.lease_ttl,

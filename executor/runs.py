@@ -46,10 +46,10 @@ import os
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 
+from crontrio import __version__
 from crontrio.common import status, task_rules
 from crontrio.common.config import ExecutorConfig
 from crontrio.common.errors import ValidationError
-from crontrio.executor import VERSION
 from crontrio.executor.held_runs import cancel_held, hand_back_held, hold_ms, unstarted_result, wait_until_due
 from crontrio.executor.http_task import METHODS, HttpClients
 from crontrio.executor.journal import Journal, Lookup, StartedRun
@@ -507,7 +507,7 @@ class RunRegistry:
             group=self.cfg.group,
             running=len(self._running),
             unacknowledged=await self.unacked_count(),
-            version=VERSION,
+            version=__version__,
             started_ms=self.started_ms,
         )
 
