@@ -48,6 +48,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 
 from crontrio import __version__
 from crontrio.common import status, task_rules
+from crontrio.common.clock import now_ms
 from crontrio.common.config import ExecutorConfig
 from crontrio.common.errors import ValidationError
 from crontrio.executor.held_runs import cancel_held, hand_back_held, hold_ms, unstarted_result, wait_until_due
@@ -97,10 +98,6 @@ class RunNotFoundError(Exception):
     def __init__(self, run_id: str, why: str = "is not running here and has no unacknowledged result") -> None:
         super().__init__(f"run {run_id} {why}")
         self.run_id = run_id
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def validate_request(req: crontrio_pb2.RunRequest) -> None:
