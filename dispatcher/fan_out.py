@@ -19,7 +19,7 @@ from crontrio.dispatcher.run_records import RunRecords
 
 log = logging.getLogger(__name__)
 
-# Runs one record on the first executor of a plan (FiringRunner.run_on).
+# Runs one record on the first executor of a plan (FiringRunner._run_on).
 RunOnFn = Callable[[Job, RunRecord, list[ExecutorRef]], Awaitable[Outcome]]
 
 

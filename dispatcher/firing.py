@@ -1,9 +1,17 @@
 """The life of a firing: claim it, apply the overlap policy, record it, run it
 on one executor (or on each, for broadcast/sharded jobs), record the outcome,
 retry with backoff, then start dependent jobs: docs/ARCHITECTURE.md, "The
-life of a firing", steps 3-9. Talking to executors (sessions, the Run
-fallback, reattaching, acks, kills) is dispatcher/executor_link.py's: this
-module decides and records.
+life of a firing", steps 3-9. This module decides; around it:
+dispatcher/executor_link.py talks to executors (sessions, the Run fallback,
+reattaching, acks, kills) and records nothing, dispatcher/outcome.py records
+what became of each run (and times overruns), dispatcher/fan_out.py runs a
+broadcast/sharded firing on each executor, dispatcher/run_records.py builds
+the records.
+
+Top to bottom: `fire` claims, `fire_claimed` admits (the overlap policy),
+`run_firing` runs the attempts then the follow-ups, `run_attempts` retries,
+`_attempt` records and routes, `_run_on` sends (failing over while it never
+started), `_invoke` follows one run to its end.
 """
 
 from __future__ import annotations
