@@ -31,7 +31,7 @@ from crontrio.common.tls import internal_tls, server_credentials
 from crontrio.executor import journal_retention
 from crontrio.executor.http_task import HttpClients
 from crontrio.executor.journal import Journal
-from crontrio.executor.runs import RunRegistry
+from crontrio.executor.runs import RunTable
 from crontrio.executor.servicer import ExecutorServicer
 from crontrio.executor.task_drivers import OUTPUT_DRAIN_SECONDS
 from crontrio.protos import crontrio_pb2, crontrio_pb2_grpc
@@ -74,7 +74,7 @@ class ExecutorApp:
         # One connection pool shared by all HTTP tasks (its aiohttp session is
         # made on first use, inside the running loop).
         self.http = HttpClients()
-        self.runs = RunRegistry(cfg, self.journal, self.http, host=self.host, address=cfg.advertised, base_env=base_env)
+        self.runs = RunTable(cfg, self.journal, self.http, host=self.host, address=cfg.advertised, base_env=base_env)
         self.server = ServiceServer(cfg.listen, [SERVICE_NAME], credentials=credentials, interceptors=interceptors)
         crontrio_pb2_grpc.add_ExecutorServicer_to_server(ExecutorServicer(self.runs), self.server.server)
         metrics = self.runs.metrics
