@@ -6,17 +6,19 @@ import asyncio
 import contextlib
 import logging
 
+from crontrio import __version__
 from crontrio.common.alerts.sender import AlertSender
 from crontrio.common.auth import admin_listen_address, check_plaintext_tokens, server_interceptors
 from crontrio.common.claims.base import Claims
 from crontrio.common.claims.factory import make_claims
+from crontrio.common.clock import now_ms
 from crontrio.common.cluster import ClusterAuthInterceptor, control_protects, resolve_secret
 from crontrio.common.config import Config
 from crontrio.common.grpc_server import ServiceServer
 from crontrio.common.metrics_http import MetricsServer
 from crontrio.common.model import Job
 from crontrio.common.registry.base import Registry
-from crontrio.common.registry.etcd_registry import DispatcherWatcher
+from crontrio.common.registry.dispatcher_watch import DispatcherWatcher
 from crontrio.common.registry.factory import make_registry
 from crontrio.common.registry.keys import dispatcher_key
 from crontrio.common.registry.registration import EtcdRegistration
@@ -38,7 +40,8 @@ from crontrio.dispatcher.notify import RunNotifier
 from crontrio.dispatcher.overlap import OverlapGate
 from crontrio.dispatcher.peers import PeerLiveness
 from crontrio.dispatcher.recorder import RunRecorder
-from crontrio.dispatcher.scheduler import Scheduler, TaskSpawner, wall_ms
+from crontrio.dispatcher.run_records import RunRecords
+from crontrio.dispatcher.scheduler import Scheduler, TaskSpawner
 from crontrio.dispatcher.tail_hub import TailHub
 from crontrio.dispatcher.takeover import TakeoverWatch
 from crontrio.dispatcher.users import SessionAuth, ensure_initial_admin
@@ -46,7 +49,6 @@ from crontrio.protos import crontrio_pb2 as pb
 from crontrio.protos import crontrio_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
-VERSION = "0.1.0"
 # The monitor nudges on every change; this is only the safety net.
 JOB_SYNC_FALLBACK_SECONDS = 30.0
 
@@ -77,7 +79,7 @@ class DispatcherApp:
         # Set once the peers are watched (serve): firings another dispatcher
         # claimed before then (during catch-up) are not followed.
         self.takeover: TakeoverWatch | None = None
-        self.job_sync = JobSync(store, db, self.schedule, self._wake, wall_ms, on_unscheduled=self._unscheduled)
+        self.job_sync = JobSync(store, db, self.schedule, self._wake, now_ms, on_unscheduled=self._unscheduled)
         self.misfires = MisfireTracker(
             store,
             db,
@@ -97,9 +99,11 @@ class DispatcherApp:
             on_overrun=notifier.overran,
             on_claimed_elsewhere=self._claimed_elsewhere,
         )
-        overlap = OverlapGate(store, db, recorder, clients)
+        # Every run record this dispatcher writes is built by `records`.
+        records = RunRecords(dispatcher_id)
+        overlap = OverlapGate(store, db, recorder, clients, records)
         self.runner = FiringRunner(
-            dispatcher_id,
+            records,
             claims,
             recorder,
             registry,
@@ -140,7 +144,7 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     cluster_secret = resolve_secret(cfg.cluster, listen=listen, service="dispatcher")
     # Per boot: a restarted dispatcher is a new instance, so the monitor can
     # tell the runs its previous life left behind from the ones it tracks.
-    dispatcher_id = f"{cfg.dispatcher_id}@{wall_ms():x}"
+    dispatcher_id = f"{cfg.dispatcher_id}@{now_ms():x}"
     engine = make_engine(cfg.database)
     db = DbThreads()
     await db.run(ensure_schema, engine, cfg.database)
@@ -186,7 +190,7 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
             *server_interceptors(cfg.tokens, SessionAuth(users, db)),
         ],
     )
-    started_ms = wall_ms()
+    started_ms = now_ms()
     watcher = DispatcherWatcher(cfg.etcd.endpoints, cfg.etcd.prefix) if cfg.etcd.endpoints else None
     if watcher is not None:
         await watcher.start()
@@ -194,7 +198,7 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     def dispatchers() -> list[pb.DispatcherInfo]:
         if watcher is None:
             return [
-                pb.DispatcherInfo(id=dispatcher_id, address=cfg.dispatcher.advertised, version=VERSION, started_ms=started_ms)
+                pb.DispatcherInfo(id=dispatcher_id, address=cfg.dispatcher.advertised, version=__version__, started_ms=started_ms)
             ]
         return [pb.DispatcherInfo(id=d.id, address=d.address, version=d.version, started_ms=d.started_ms) for d in watcher.live()]
 
@@ -244,7 +248,7 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
         registration = EtcdRegistration(
             cfg.etcd.endpoints,
             dispatcher_key(cfg.etcd.prefix, dispatcher_id),
-            {"id": dispatcher_id, "address": cfg.dispatcher.advertised, "version": VERSION, "started_ms": started_ms},
+            {"id": dispatcher_id, "address": cfg.dispatcher.advertised, "version": __version__, "started_ms": started_ms},
             cfg.etcd.lease_ttl,
         )
         await registration.start()

@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
 
 import grpc
 
@@ -24,22 +22,25 @@ from crontrio.common.store.async_store import DbThreads
 from crontrio.common.store.sql_store import SqlStore
 from crontrio.dispatcher.executor_client import ExecutorClients
 from crontrio.dispatcher.recorder import RunRecorder
+from crontrio.dispatcher.run_records import RunRecords
 from crontrio.protos import crontrio_pb2 as pb
 
 log = logging.getLogger(__name__)
-NewRecordFn = Callable[..., RunRecord]
 # How long `replace` waits for the killed run to be recorded as ended.
 REPLACE_WAIT_SECONDS = 30.0
 
 
 class OverlapGate:
-    def __init__(self, store: SqlStore, db: DbThreads, recorder: RunRecorder, clients: ExecutorClients) -> None:
+    def __init__(
+        self, store: SqlStore, db: DbThreads, recorder: RunRecorder, clients: ExecutorClients, records: RunRecords
+    ) -> None:
+        self._records = records
         self._store = store
         self._db = db
         self._recorder = recorder
         self._clients = clients
 
-    async def admit(self, job: Job, scheduled_ms: int, trigger: str, new_record: NewRecordFn, deadline_ms: int = 0) -> bool:
+    async def admit(self, job: Job, scheduled_ms: int, trigger: str, deadline_ms: int = 0) -> bool:
         """True when this firing may run now. A skipped or queued record is
         written with `deadline_ms` (RunRecorder.insert: RecordDroppedError)."""
         if job.overlap_policy == OVERLAP_ALLOW:
@@ -50,7 +51,6 @@ class OverlapGate:
         previous = active[0]
         if job.overlap_policy == OVERLAP_SKIP:
             await self._record(
-                new_record,
                 job,
                 scheduled_ms,
                 trigger,
@@ -63,7 +63,6 @@ class OverlapGate:
             waiting = await self._db.run(self._store.queued_runs_of, job.id)
             if waiting:
                 await self._record(
-                    new_record,
                     job,
                     scheduled_ms,
                     trigger,
@@ -73,7 +72,6 @@ class OverlapGate:
                 )
             else:
                 await self._record(
-                    new_record,
                     job,
                     scheduled_ms,
                     trigger,
@@ -89,7 +87,6 @@ class OverlapGate:
 
     async def _record(
         self,
-        new_record: NewRecordFn,
         job: Job,
         scheduled_ms: int,
         trigger: str,
@@ -98,10 +95,8 @@ class OverlapGate:
         finished: bool = True,
         deadline_ms: int = 0,
     ) -> None:
-        fields: dict[str, Any] = {"status": run_status, "error": reason}
-        if finished:
-            fields["finished_ms"] = now_ms()
-        record = new_record(job, scheduled_ms, 1, trigger, **fields)
+        finished_ms = now_ms() if finished else 0
+        record = self._records.new(job, scheduled_ms, 1, trigger, run_status=run_status, error=reason, finished_ms=finished_ms)
         if await self._recorder.insert(record, deadline_ms=deadline_ms):
             log.info("job %s firing %s %s: %s", job.name, iso_ms(scheduled_ms), run_status, reason)
 

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from crontrio.common.clock import now_ms as wall_ms
+from crontrio.common.clock import now_ms
 from crontrio.common.model import OVERLAP_ALLOW, Job
 from crontrio.common.schedule import Schedule
 
@@ -34,7 +34,7 @@ class Scheduler:
         self,
         schedule: Schedule,
         fire: FireFn,
-        clock: Callable[[], int] = wall_ms,
+        clock: Callable[[], int] = now_ms,
         dispatch_ahead_ms: int = 0,
         spawner: TaskSpawner | None = None,
     ) -> None:

@@ -28,7 +28,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from crontrio.common.clock import now_ms as wall_ms
+from crontrio.common.clock import now_ms
 from crontrio.common.model import Job, RunRecord, iso_ms
 from crontrio.common.store.async_store import DbThreads
 from crontrio.common.store.sql_store import SqlStore
@@ -124,7 +124,7 @@ class TakeoverWatch:
                 self._spawn(self._take_over(job, ms), f"takeover-{job.id}-{ms}")
             elif self._alive is not None and not fans_out(job.route_strategy):
                 # Recorded: look again once it should have started.
-                at = time.monotonic() + max(0.0, (ms - wall_ms()) / 1000) + START_DEADLINE_SECONDS
+                at = time.monotonic() + max(0.0, (ms - now_ms()) / 1000) + START_DEADLINE_SECONDS
                 self._later(at, STARTED, job, ms)
 
     async def _check_started(self, firings: list[tuple[Job, int]]) -> None:

@@ -14,6 +14,7 @@ from crontrio.common.model import TRIGGER_MANUAL, Job, RunRecord, firing_id
 from crontrio.dispatcher.firing import FiringRunner
 from crontrio.dispatcher.metrics import CLAIMED_ELSEWHERE, FIRED, DispatcherMetrics
 from crontrio.dispatcher.recorder import RunRecorder
+from crontrio.dispatcher.run_records import RunRecords
 
 
 def value(metrics: DispatcherMetrics, name: str, **labels: str) -> float:
@@ -98,7 +99,7 @@ async def test_a_firing_claimed_by_another_dispatcher_counts_as_claimed_elsewher
     claims = MemoryClaims()
     job = Job(id=7, name="j", spec="* * * * * *", command="true")
     assert await claims.claim(firing_id(job.id, 5_000), "other", 60_000)
-    runner = FiringRunner("me", claims, cast(Any, None), cast(Any, None), cast(Any, None))
+    runner = FiringRunner(RunRecords("me"), claims, cast(Any, None), cast(Any, None), cast(Any, None))
     await runner.fire(job, 5_000)
     assert value(runner.metrics, "crontrio_firings_total", outcome=CLAIMED_ELSEWHERE) == 1
     assert value(runner.metrics, "crontrio_firings_total", outcome=FIRED) == 0
