@@ -30,6 +30,8 @@ DEFAULT_CONFIG_PATH = "conf/conf.ini"
 
 # Executors hold a run sent ahead for at most this long (executor/servicer.py).
 MAX_DISPATCH_AHEAD_MS = 10_000
+# The most firings [dispatcher] max_firings_ahead may hold ahead (memory).
+MAX_FIRINGS_AHEAD = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -99,8 +101,15 @@ class DispatcherConfig:
     # firings costs its dispatcher work before the second, not during it
     # (bench fire_lag: p99 ~350 ms -> ~12 ms at 1,000 firings/s). A pause or
     # delete in that time cancels the held firing (it ends `skipped`); an
-    # edit reaches the firings sent after it. 0 = send each at its time.
+    # edit replaces its request (or cancels it when the new schedule no
+    # longer fires then). 0 = send each at its time. A burst gets a longer
+    # lead, its firings times what each costs this dispatcher, up to
+    # MAX_DISPATCH_AHEAD_MS (dispatcher/scheduler.py `Scheduler.horizon`).
     dispatch_ahead_ms: int = 1000
+    # The lead grows only while at most this many firings are held ahead
+    # (started before their instant, which has not come): memory here and
+    # on the executors. Those within dispatch_ahead_ms are always sent.
+    max_firings_ahead: int = 10_000
     # With [tokens] set and [tls] admin = false, a non-loopback listen address
     # would carry bearer tokens in clear: the dispatcher refuses to start
     # unless this says the network is trusted (then it logs a warning).
@@ -507,6 +516,9 @@ def _validate(cfg: Config) -> None:
     if not 0 <= cfg.dispatcher.dispatch_ahead_ms <= MAX_DISPATCH_AHEAD_MS:
         ahead = cfg.dispatcher.dispatch_ahead_ms
         raise ConfigError(f"dispatcher.dispatch_ahead_ms: expected 0 to {MAX_DISPATCH_AHEAD_MS}, got {ahead}")
+    if not 1 <= cfg.dispatcher.max_firings_ahead <= MAX_FIRINGS_AHEAD:
+        held = cfg.dispatcher.max_firings_ahead
+        raise ConfigError(f"dispatcher.max_firings_ahead: expected 1 to {MAX_FIRINGS_AHEAD}, got {held}")
     for key in ("tail_followers_per_run", "tail_followers_total"):
         if getattr(cfg.dispatcher, key) < 1:
             raise ConfigError(f"dispatcher.{key}: must be at least 1, got {getattr(cfg.dispatcher, key)}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from crontrio.common.cron import CronSchedule
@@ -137,8 +138,52 @@ class Schedule:
         top = self._top()
         return top[0] if top else None
 
-    def pop_due(self, now_ms: int, max_catch_up_ms: int) -> tuple[list[tuple[Job, int]], int]:
-        """Firings due at or before now, each job advanced to its next time.
+    def due_counts(self, after_ms: int, until_ms: int, counted: Callable[[Job], bool], limit: int) -> list[tuple[int, int]]:
+        """[(instant, how many `counted` jobs fire then)] for the instants in
+        (after_ms, until_ms], soonest first: what the scheduler sizes its
+        horizon by (dispatcher/scheduler.py).
+
+        Walks the heap in order from its smallest items, so the cost is that
+        of the items up to until_ms, and it stops once `limit` counted
+        firings were found (the caller cannot take more). Lower bounds met on
+        the way are resolved first (as _top does): within a bounded window
+        that is bounded work, and an exact count needs exact times."""
+        while True:
+            counts: dict[int, int] = {}
+            found = 0
+            bounds: list[int] = []
+            heap = self._heap
+            frontier = [(heap[0][0], 0)] if heap else []
+            while frontier:
+                fire_ms, index = heapq.heappop(frontier)
+                if fire_ms > until_ms:
+                    break
+                _, job_id, generation = heap[index]
+                for child in (2 * index + 1, 2 * index + 2):
+                    if child < len(heap):
+                        heapq.heappush(frontier, (heap[child][0], child))
+                entry = self._entries.get(job_id)
+                if entry is None or entry.generation != generation or entry.next_ms != fire_ms:
+                    continue  # stale
+                if entry.after_ms is not None:
+                    bounds.append(job_id)
+                    continue
+                if fire_ms > after_ms and counted(entry.job):
+                    counts[fire_ms] = counts.get(fire_ms, 0) + 1
+                    found += 1
+                    if found > limit:
+                        break
+            if not bounds:
+                return sorted(counts.items())
+            for job_id in bounds:
+                self.next_fire_ms(job_id)  # exact now; the walk starts again on the changed heap
+
+    def pop_due(
+        self, now_ms: int, max_catch_up_ms: int, ahead_until_ms: int = 0, ahead: Callable[[Job], bool] | None = None
+    ) -> tuple[list[tuple[Job, int]], int]:
+        """Firings due at or before now, each job advanced to its next time;
+        also, those due by ``ahead_until_ms`` whose job passes ``ahead``
+        (the others stay where they are, for later).
 
         A firing more than max_catch_up_ms in the past (the process was
         stopped or starved) is dropped rather than run late in a burst; the
@@ -146,9 +191,14 @@ class Schedule:
         """
         due: list[tuple[Job, int]] = []
         dropped = 0
-        while (top := self._top()) is not None and top[0] <= now_ms:
+        later: list[tuple[int, int, int]] = []
+        until_ms = max(now_ms, ahead_until_ms) if ahead is not None else now_ms
+        while (top := self._top()) is not None and top[0] <= until_ms:
             fire_ms, job_id, generation = heapq.heappop(self._heap)
             entry = self._entries[job_id]
+            if fire_ms > now_ms and ahead is not None and not ahead(entry.job):
+                later.append((fire_ms, job_id, generation))
+                continue
             if now_ms - fire_ms <= max_catch_up_ms:
                 due.append((entry.job, fire_ms))
                 next_ms = entry.cron.next_after(fire_ms)
@@ -158,4 +208,6 @@ class Schedule:
             entry.next_ms = next_ms
             if next_ms is not None:
                 heapq.heappush(self._heap, (next_ms, job_id, generation))
+        for item in later:
+            heapq.heappush(self._heap, item)
         return due, dropped
