@@ -254,7 +254,8 @@ async def test_a_replacement_must_be_valid_and_the_same_run(
     other_instant.scheduled_ms += 1000
     other_run = replacement(request, "echo new")
     other_run.run_id += "x"
-    for wrong, field in ((bad, "shell.command"), (other_instant, "replace_with.scheduled_ms"), (other_run, "replace_with.run_id")):
+    cases = ((bad, "shell.command"), (other_instant, "replace_with.scheduled_ms"), (other_run, "replace_with.run_id"))
+    for wrong, field in cases:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await stub.Kill(pb.KillRequest(run_id=request.run_id, before_start_only=True, replace_with=wrong))
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, field
