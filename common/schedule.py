@@ -138,45 +138,56 @@ class Schedule:
         top = self._top()
         return top[0] if top else None
 
-    def due_counts(self, after_ms: int, until_ms: int, counted: Callable[[Job], bool], limit: int) -> list[tuple[int, int]]:
+    def due_counts(
+        self, after_ms: int, until_ms: int, counted: Callable[[Job], bool], limit: int
+    ) -> tuple[list[tuple[int, int]], int | None]:
         """[(instant, how many `counted` jobs fire then)] for the instants in
-        (after_ms, until_ms], soonest first: what the scheduler sizes its
-        horizon by (dispatcher/scheduler.py).
+        (after_ms, until_ms], soonest first, cut after the instant where
+        their running total passes `limit`: what the scheduler sizes its
+        horizon by (dispatcher/scheduler.py); and the first fire time after
+        until_ms (possibly a stale item or a lower bound: never later than
+        the real one), None when there is none or the total passed `limit`.
 
-        Walks the heap in order from its smallest items, so the cost is that
-        of the items up to until_ms, and it stops once `limit` counted
-        firings were found (the caller cannot take more). Lower bounds met on
-        the way are resolved first (as _top does): within a bounded window
-        that is bounded work, and an exact count needs exact times."""
+        Visits only the heap items up to until_ms (a subtree walk: a heap
+        item's children are never earlier than it), so the cost is that of
+        the window, not of the schedule. Lower bounds met on the way are
+        resolved first (as _top does): within a bounded window that is
+        bounded work, and an exact count needs exact times."""
+        heap = self._heap
         while True:
             counts: dict[int, int] = {}
-            found = 0
             bounds: list[int] = []
-            heap = self._heap
-            frontier = [(heap[0][0], 0)] if heap else []
-            while frontier:
-                fire_ms, index = heapq.heappop(frontier)
+            beyond: int | None = None
+            stack = [0] if heap else []
+            while stack:
+                index = stack.pop()
+                fire_ms, job_id, generation = heap[index]
                 if fire_ms > until_ms:
-                    break
-                _, job_id, generation = heap[index]
-                for child in (2 * index + 1, 2 * index + 2):
-                    if child < len(heap):
-                        heapq.heappush(frontier, (heap[child][0], child))
+                    beyond = fire_ms if beyond is None or fire_ms < beyond else beyond
+                    continue
+                child = 2 * index + 1
+                if child < len(heap):
+                    stack.append(child)
+                    if child + 1 < len(heap):
+                        stack.append(child + 1)
                 entry = self._entries.get(job_id)
                 if entry is None or entry.generation != generation or entry.next_ms != fire_ms:
                     continue  # stale
                 if entry.after_ms is not None:
                     bounds.append(job_id)
-                    continue
-                if fire_ms > after_ms and counted(entry.job):
+                elif fire_ms > after_ms and counted(entry.job):
                     counts[fire_ms] = counts.get(fire_ms, 0) + 1
-                    found += 1
-                    if found > limit:
-                        break
             if not bounds:
-                return sorted(counts.items())
+                break
             for job_id in bounds:
-                self.next_fire_ms(job_id)  # exact now; the walk starts again on the changed heap
+                self.next_fire_ms(job_id)  # exact now; walk again, the heap changed
+        ordered = sorted(counts.items())
+        total = 0
+        for i, (_, count) in enumerate(ordered):
+            total += count
+            if total > limit:
+                return ordered[: i + 1], None
+        return ordered, beyond
 
     def pop_due(
         self, now_ms: int, max_catch_up_ms: int, ahead_until_ms: int = 0, ahead: Callable[[Job], bool] | None = None

@@ -120,7 +120,12 @@ class Scheduler:
         room = self.max_firings_ahead - sum(self._held.values())
         per_firing = self.ahead_cost.per_firing_ms()
         until, wake, taken = base, None, 0
-        counts = self.schedule.due_counts(base, now + MAX_DISPATCH_AHEAD_MS, _allows_overlap, max(room, 0))
+        # No instant further than the longest lead the room left allows can start now.
+        window = min(MAX_DISPATCH_AHEAD_MS, self.dispatch_ahead_ms + max(room, 0) * per_firing)
+        counts, beyond = self.schedule.due_counts(base, now + math.ceil(window), _allows_overlap, max(room, 0))
+        if beyond is not None:
+            # The next instant past the window: its lead cannot come before it is in the window.
+            wake = beyond - math.ceil(window)
         for instant, count in counts:
             lead = min(MAX_DISPATCH_AHEAD_MS, self.dispatch_ahead_ms + count * per_firing)
             if taken + count > room:

@@ -43,6 +43,10 @@ def test_the_lead_grows_with_the_size_of_the_burst() -> None:
     add_jobs(schedule, 2_000, T, 1)  # lead 1,000 + 2,000 x 1 ms = 3 s
     add_jobs(schedule, 10, T2, 10_000)  # lead 1,000 + 10 ms
     s = scheduler(schedule, per_firing_ms=1.0)
+    # Far from it, the loop must still look again before the burst's lead comes.
+    far = s.horizon(T - 15_000)
+    assert far.until_ms == T - 15_000 + AHEAD
+    assert far.wake_ms is not None and T - 15_000 < far.wake_ms <= T - 3_000, far
     early = s.horizon(T - 3_001)
     assert early.until_ms == T - 3_001 + AHEAD, "started before its lead"
     assert early.wake_ms == T - 3_000, "the loop must look again when the burst's lead comes"
