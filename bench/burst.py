@@ -3,8 +3,9 @@ of an aligned crontab), loaded well before it. Does every request arrive, once,
 and how late is the last one? What does each process spend per firing?
 
 Every job's spec names one second (`S M H D Mon *`, 6 fields, seconds first,
-UTC), `--lead` seconds after the jobs are written; the services must be
-serving (every job loaded) at least 2 s before it, or the run fails. Each job
+UTC), `--lead` seconds after the jobs are written (once the executors
+serve, just before the dispatchers start); the dispatchers must be serving
+(every job loaded) at least 2 s before it, or the run fails. Each job
 GETs /j/<i> on bench/httpsink.py (its own process). Reported:
 
 * lag        = request arrival at the sink - due time (first request per job)
@@ -86,8 +87,8 @@ def loadavg() -> list[float]:
 
 
 def default_lead(jobs: int) -> int:
-    """Seconds from writing the jobs to their due second: room to load them."""
-    return 15 + jobs // 2500
+    """Seconds from writing the jobs to their due second: room to start the dispatchers and load them."""
+    return 10 + jobs // 2500
 
 
 def spec_for(due_s: int) -> str:
@@ -279,11 +280,6 @@ def run(
     variant = mode + ("-kill" if kill_dispatcher else "")
     with Scenario(f"{SCENARIO}-{variant}", keep) as sc:
         sink, sink_port, sink_stats = start_sink(sc, "httpsink")
-        due_s = math.ceil(time.time()) + lead
-        due_ms = due_s * 1000
-        spec = spec_for(due_s)
-        params["spec"] = spec
-        rows = [(f"burst-{i:06d}", spec, "http", f"http://127.0.0.1:{sink_port}/j/{i}") for i in range(jobs)]
         ex_addrs = [f"127.0.0.1:{free_port()}" for _ in range(executors)]
         t_setup = time.time()
         backend_pids: dict[str, int] = {}
@@ -302,8 +298,11 @@ def run(
                 sc.root, f"127.0.0.1:{free_port()}", ex_addrs[0], log_level, {"dispatcher": {"executors": ",".join(ex_addrs)}}
             )
             migrate(conf)
-            insert_seconds = insert_jobs(sc.root / "crontrio.db", rows, "name, spec, type, command")
             store = sqlite_store(sc.root / "crontrio.db")
+
+            def insert(rows: list[tuple[Any, ...]]) -> float:
+                return insert_jobs(sc.root / "crontrio.db", rows, "name, spec, type, command")
+
         else:
             mariadb = MariaDBServer(sc.root / "mariadb-data-dir")
             mariadb.workdir.mkdir()
@@ -347,15 +346,17 @@ def run(
             )
             migrate(conf)
             store = mysql_store(mariadb.port, mariadb.user, mariadb.password, database)
-            t_ins = time.monotonic()
-            conn = pymysql.connect(
-                host="127.0.0.1", port=mariadb.port, user=mariadb.user, password=mariadb.password, database=database
-            )
-            with conn.cursor() as cur:
-                cur.executemany("INSERT INTO jobs (name, spec, type, command) VALUES (%s, %s, %s, %s)", rows)
-            conn.commit()
-            conn.close()
-            insert_seconds = time.monotonic() - t_ins
+
+            def insert(rows: list[tuple[Any, ...]]) -> float:
+                t_ins = time.monotonic()
+                conn = pymysql.connect(
+                    host="127.0.0.1", port=mariadb.port, user=mariadb.user, password=mariadb.password, database=database
+                )
+                with conn.cursor() as cur:
+                    cur.executemany("INSERT INTO jobs (name, spec, type, command) VALUES (%s, %s, %s, %s)", rows)
+                conn.commit()
+                conn.close()
+                return time.monotonic() - t_ins
 
         # Users-last, so cleanup (newest first) stops dispatchers before executors.
         procs: dict[str, Service] = {}
@@ -366,6 +367,12 @@ def run(
             addresses[name] = addr
         for name in procs:
             procs[name].wait_serving(addresses[name])
+        # The jobs are written once the executors serve, so --lead covers
+        # only what needs the jobs: writing them and the dispatchers' start.
+        due_s = math.ceil(time.time()) + lead
+        due_ms = due_s * 1000
+        params["spec"] = spec = spec_for(due_s)
+        insert_seconds = insert([(f"burst-{i:06d}", spec, "http", f"http://127.0.0.1:{sink_port}/j/{i}") for i in range(jobs)])
         t_spawn = time.time()
         for i in range(dispatchers):
             name = "dispatcher" if dispatchers == 1 else f"dispatcher{i + 1}"
@@ -553,7 +560,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=int, default=10_000, help="HTTP jobs due at the same second (default 10000)")
     parser.add_argument("--executors", type=int, default=2, help="executor processes (default 2)")
     parser.add_argument("--dispatchers", type=int, default=1, help="dispatchers in distributed mode (default 1)")
-    parser.add_argument("--lead", type=int, help="seconds from writing the jobs to their due second (default 15 + jobs/2500)")
+    parser.add_argument("--lead", type=int, help="seconds from writing the jobs to their due second (default 10 + jobs/2500)")
     parser.add_argument(
         "--kill-dispatcher", action="store_true", help="distributed, 2 dispatchers: kill -9 the one holding most of the burst"
     )

@@ -49,7 +49,7 @@ def quick_plan(out: Path) -> list[tuple[str, Callable[[], Any]]]:
         ("concurrency", lambda: concurrency.run(runs=300, sleep_seconds=5, out_dir=out)),
         ("failover", lambda: failover.run(jobs=30, seconds=12, warmup=2, seed=7, out_dir=out)),
         ("console_pages", lambda: console_pages.run("sqlite", jobs=2000, runs=20_000, requests=5, warmup=1, out_dir=out)),
-        ("burst", lambda: burst.run("embedded", jobs=200, executors=2, lead=5, out_dir=out)),
+        ("burst", lambda: burst.run("embedded", jobs=200, executors=2, lead=6, out_dir=out)),
     ]
 
 
