@@ -24,10 +24,13 @@ etcd like the failover scenario; executors found in etcd; a monitor;
 `kill -9` the dispatcher that has claimed most of the burst --kill-before-ms
 before the due second, once it holds the prepared firings.
 
-Peers in the same invocation (unless --no-peers), one after the other:
-APScheduler 3, MemoryJobStore, in-process, a CronTrigger naming the same kind
-of second, its body one HTTP GET to a fresh sink (bench/peers/apscheduler_burst.py;
-lag measured the same way). Celery beat + RedBeat is not run for the burst yet.
+Peers in the same invocation (unless --no-peers), one after the other, each
+body one HTTP GET to a fresh sink (lag measured the same way):
+APScheduler 3, MemoryJobStore, in-process, a CronTrigger naming the same
+second (bench/peers/apscheduler_burst.py); Celery beat + RedBeat + one
+worker, each entry RedBeat's rrule('SECONDLY', dtstart=<due>, count=1), i.e.
+once at exactly that second, Celery's crontab having no seconds field
+(bench/peers/celery_burst_app.py).
 
 --profile DIR: py-spy (raw collapsed stacks, 100 Hz) on the dispatcher(s)
 and executors over the burst window, with DIR/<mode>/<process>-top.txt: the
@@ -499,39 +502,51 @@ def run(
     return result, path
 
 
-def run_apscheduler(
-    jobs: int = 10_000, lead: int | None = None, out_dir: Path | None = None, keep: bool = False
+PEERS = {
+    # system -> the driver in bench/.venv-peers
+    "apscheduler-memory": "bench.peers.apscheduler_burst",
+    "celery-redbeat": "bench.peers.celery_burst",
+}
+
+
+def run_peer(
+    system: str, jobs: int = 10_000, lead: int | None = None, out_dir: Path | None = None, keep: bool = False
 ) -> tuple[dict[str, Any], Path]:
-    """The same burst on APScheduler 3 (bench/peers/apscheduler_burst.py, in bench/.venv-peers)."""
+    """The same burst on a peer (PEERS, in bench/.venv-peers), its lag measured at a fresh sink."""
     from bench.peers.__main__ import ensure_venv
 
     py = ensure_venv()
     out_dir = out_dir or default_out_dir()
-    lead = lead if lead is not None else default_lead(jobs)
-    with Scenario(f"{SCENARIO}-apscheduler", keep) as sc:
+    # A peer starts in its own interpreter and loads its jobs after the due second is fixed.
+    lead = lead if lead is not None else default_lead(jobs) + 5 + jobs // 1000
+    with Scenario(f"{SCENARIO}-{system}", keep) as sc:
         sink, port, sink_stats = start_sink(sc, "httpsink")
         due_s = math.ceil(time.time()) + lead
         result_file = sc.root / "peer.json"
-        argv = [str(py), "-m", "bench.peers.apscheduler_burst", "--jobs", str(jobs), "--due", str(due_s)]
+        argv = [str(py), "-m", PEERS[system], "--jobs", str(jobs), "--due", str(due_s)]
         argv += ["--url", f"http://127.0.0.1:{port}", "--result", str(result_file)]
         peer = subprocess.run(argv, cwd=REPO, timeout=lead + 240, capture_output=True, text=True)
         if peer.returncode != 0 or not result_file.exists():
-            raise RuntimeError(f"apscheduler burst peer exited with {peer.returncode}:\n{peer.stderr[-4000:]}")
+            raise RuntimeError(f"{system} burst peer exited with {peer.returncode}:\n{peer.stderr[-4000:]}")
         report = json.loads(result_file.read_text())
+        if report["ready_before_due_s"] < READY_MARGIN_S:
+            raise RuntimeError(f"{system} was ready {report['ready_before_due_s']} s before the due second: raise --lead")
         sink_cpu = sink.stats()
         sink.stop()
         lags, arrived, http_dups, requests = sink_lags(sink_stats, jobs, due_s * 1000)
     b, a = report.pop("cpu_before"), report.pop("cpu_after")
-    cpu = round(a["cpu"] - b["cpu"], 2) if a and b else None
-    window_s = report["cpu_window_end_ms"] / 1000 - (due_s - 3)
+    if "cpu" in b:  # one process (APScheduler): name it
+        b, a = {"scheduler": b}, {"scheduler": a}
+    cpu = {n: round(a[n]["cpu"] - b[n]["cpu"], 2) for n in a if a.get(n) and b.get(n)}
+    window_s = report["cpu_window_end_ms"] / 1000 - (due_s - CPU_BEFORE_MS / 1000)
     extra = {
         **report,
         "due_ms": due_s * 1000,
         "lag_measured_at": "the HTTP sink: first request per job - due time",
         "requests_total": requests,
         "burst_window_s": round(window_s, 2),
-        "cpu_seconds_burst": {"scheduler": cpu},
-        "cpu_ms_per_firing": {"scheduler": round(1000 * cpu / arrived, 3)} if cpu is not None and arrived else {},
+        "cpu_seconds_burst": cpu,
+        "cpu_ms_per_firing": {n: round(1000 * c / arrived, 3) for n, c in cpu.items()} if arrived else {},
         "loadavg_before": [float(x) for x in report.pop("loadavg_before")],
         "loadavg_after": [float(x) for x in report.pop("loadavg_after")],
         "lag_distribution_ms": lag_histogram(lags),
@@ -543,15 +558,19 @@ def run_apscheduler(
         sc.started_at,
         expected=jobs,
         run=arrived,
-        duplicates=http_dups,
+        duplicates=http_dups,  # peers keep no run table: requests beyond one per job
         window_seconds=window_s,
         lags_ms=lags,
-        stats={"scheduler": a, "httpsink": sink_cpu},
+        stats={**a, "httpsink": sink_cpu},
         extra=extra,
     )
-    result["system"] = "apscheduler-memory"
+    result["system"] = system
     path = write_result(out_dir, result)
-    print(summary_line(result, path) + f" | burst cpu ms/firing {extra['cpu_ms_per_firing']}", flush=True)
+    per_firing = " ".join(f"{n} {v:g}" for n, v in extra["cpu_ms_per_firing"].items())
+    print(
+        summary_line(result, path).replace(f"{SCENARIO}:", f"{SCENARIO}/{system}:", 1) + f" | burst cpu ms/firing {per_firing}",
+        flush=True,
+    )
     return result, path
 
 
@@ -565,7 +584,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--kill-dispatcher", action="store_true", help="distributed, 2 dispatchers: kill -9 the one holding most of the burst"
     )
     parser.add_argument("--kill-before-ms", type=int, default=300, help="how long before the due second to kill (default 300)")
-    parser.add_argument("--no-peers", action="store_true", help="only crontrio, not APScheduler's burst after it")
+    parser.add_argument(
+        "--no-peers", action="store_true", help="only crontrio, not APScheduler's and Celery beat + RedBeat's burst after it"
+    )
     parser.add_argument("--log-level", default="WARNING", help="[log] level of the services (default WARNING)")
     parser.add_argument(
         "--profile", type=Path, metavar="DIR", help="py-spy the dispatcher(s) and executors during the burst into DIR"
@@ -589,7 +610,8 @@ def main_args(args: argparse.Namespace) -> int:
         args.profile,
     )
     if not args.no_peers:
-        run_apscheduler(args.jobs, args.lead, args.out, args.keep)
+        for system in PEERS:
+            run_peer(system, args.jobs, None, args.out, args.keep)
     return 0
 
 

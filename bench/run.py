@@ -65,10 +65,11 @@ def full_plan(out: Path) -> list[tuple[str, Callable[[], Any]]]:
         ("failover", lambda: failover.run(out_dir=out)),
         ("console_pages sqlite", lambda: console_pages.run("sqlite", out_dir=out)),
         ("console_pages mariadb", lambda: console_pages.run("mariadb", out_dir=out)),
-        # The top-of-the-minute burst, with APScheduler's burst after it (its
-        # row sits next to crontrio's); then distributed, then 100,000 on 4 executors.
+        # The top-of-the-minute burst, with the peers' burst after it (their
+        # rows sit next to crontrio's); then distributed, then 100,000 on 4 executors.
         ("burst embedded", lambda: burst.run("embedded", out_dir=out)),
-        ("burst apscheduler", lambda: burst.run_apscheduler(out_dir=out)),
+        ("burst apscheduler", lambda: burst.run_peer("apscheduler-memory", out_dir=out)),
+        ("burst celery-redbeat", lambda: burst.run_peer("celery-redbeat", out_dir=out)),
         ("burst distributed", lambda: burst.run("distributed", out_dir=out)),
         ("burst distributed kill", lambda: burst.run("distributed", kill_dispatcher=True, out_dir=out)),
         ("burst 100k", lambda: burst.run("embedded", jobs=100_000, executors=4, out_dir=out)),
