@@ -24,9 +24,8 @@ from crontrio.common.model import TRIGGER_MANUAL, Job, iso_ms, last_attempt, mak
 from crontrio.common.registry.base import Registry
 from crontrio.common.schedule import Schedule
 from crontrio.common.secrets import has_secrets, keep_stored, redact
-from crontrio.common.store import run_stats
-from crontrio.common.store.async_store import DbThreads
-from crontrio.common.store.sql_store import JobExistsError, SqlStore
+from crontrio.common.store.async_store import AsyncStore
+from crontrio.common.store.sql_store import JobExistsError
 from crontrio.common.store.users import UserStore
 from crontrio.common.task_rules import MAX_TIMEZONE_CHARS, check_spec_length
 from crontrio.dispatcher import paging
@@ -57,8 +56,8 @@ PREVIEW_MAX_MS = 253_402_300_799_000  # 9999-12-31T23:59:59Z
 class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
     def __init__(
         self,
-        store: SqlStore,
-        db: DbThreads,
+        store: AsyncStore,
+        users: UserStore,
         schedule: Schedule,
         job_sync: JobSync,
         runner: FiringRunner,
@@ -70,7 +69,6 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
         session_ttl_seconds: int = 43200,
     ) -> None:
         self._store = store
-        self._db = db
         self._schedule = schedule
         self._sync = job_sync
         self._runner = runner
@@ -78,12 +76,12 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
         self._clients = clients
         self._registry = registry
         self._dispatchers = dispatchers or (lambda: [])
-        self._audit = AuditLog(store, db)
-        self._tail = tail or TailHub(store, db, clients)
+        self._audit = AuditLog(store)
+        self._tail = tail or TailHub(store, clients)
         # PreviewSpec's work, off the event loop; two threads, so a flood of
         # previews queues here instead of taking every core from firing.
         self._preview_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="preview")
-        self._init_users(UserStore(store.engine), session_ttl_seconds)
+        self._init_users(users, session_ttl_seconds)
 
     async def _validated(
         self, request: pb.Job, context: grpc.aio.ServicerContext, job_id: int = 0, current: Job | None = None
@@ -96,7 +94,7 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
         try:
             job = validate_job(keep_stored(dataclasses.replace(job_from_pb(request), id=job_id), current))
             if job.after:
-                check_dependencies(job, await self._db.run(self._store.list_jobs))
+                check_dependencies(job, await self._store.list_jobs())
         except ValidationError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         return job
@@ -136,7 +134,7 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
     async def _find(self, ref: pb.JobRef, context: grpc.aio.ServicerContext) -> Job:
         if not ref.id and not ref.name:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "job: give an id or a name")
-        job = await self._db.run(self._store.get_job, job_id=ref.id, name=ref.name)
+        job = await self._store.get_job(job_id=ref.id, name=ref.name)
         if job is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no job {f'with id {ref.id}' if ref.id else repr(ref.name)}")
         assert job is not None
@@ -145,7 +143,7 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
     async def CreateJob(self, request: pb.Job, context: grpc.aio.ServicerContext) -> pb.Job:
         job = await self._validated(request, context)
         try:
-            stored = await self._db.run(self._store.create_job, job)
+            stored = await self._store.create_job(job)
         except JobExistsError:
             await context.abort(grpc.StatusCode.ALREADY_EXISTS, f"name: a job named {job.name!r} already exists")
         self._sync.apply(stored)
@@ -181,11 +179,11 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
                 await context.abort(
                     grpc.StatusCode.INVALID_ARGUMENT, f"names: at most {limit} (the limit) at once, got {len(request.names)}"
                 )
-            found = await self._db.run(self._store.jobs_by_names, list(request.names))
+            found = await self._store.jobs_by_names(list(request.names))
             reply = pb.ListJobsReply(jobs=[self._to_pb(j) for j in found])
         elif request.downstream_of:
             ids = self._sync.dependents_of(request.downstream_of)[:limit]
-            found = await self._db.run(self._store.jobs_by_ids, ids) if ids else []
+            found = await self._store.jobs_by_ids(ids) if ids else []
             reply = pb.ListJobsReply(jobs=[self._to_pb(j) for j in sorted(found, key=lambda j: j.name)])
         else:
             reply = await self._list_jobs_page(request, limit, context)
@@ -214,9 +212,7 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
                 after_id = paging.decode(request.page_token, filters, (int,))[0]
         except ValidationError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        jobs = await self._db.run(
-            self._store.list_jobs,
-            name_prefix=request.name_prefix,
+        jobs = await self._store.list_jobs(name_prefix=request.name_prefix,
             after_id=after_id,
             limit=limit + 1,
             tag=request.tag,
@@ -229,7 +225,7 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
 
     async def _fill_run_stats(self, listed: Any) -> None:
         """Job.run_stats for a page, from one store query (common/store/run_stats.py)."""
-        found = await self._db.run(run_stats.job_run_stats, self._store.engine, [j.id for j in listed])
+        found = await self._store.job_run_stats([j.id for j in listed])
         for job in listed:
             stats = found.get(job.id)
             if stats is not None:
@@ -239,7 +235,7 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
         current = await self._find(pb.JobRef(id=request.id, name=request.name), context)
         job = await self._validated(request, context, job_id=current.id, current=current)
         try:
-            stored = await self._db.run(self._store.update_job, job)
+            stored = await self._store.update_job(job)
         except JobExistsError:
             await context.abort(grpc.StatusCode.ALREADY_EXISTS, f"name: a job named {job.name!r} already exists")
         if stored is None:
@@ -252,7 +248,7 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
 
     async def _set_enabled(self, request: pb.JobRef, context: grpc.aio.ServicerContext, enabled: bool) -> pb.Job:
         job = await self._find(request, context)
-        stored = await self._db.run(self._store.set_enabled, job.id, enabled)
+        stored = await self._store.set_enabled(job.id, enabled)
         if stored is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"job {job.name!r} was deleted meanwhile")
         assert stored is not None
@@ -282,7 +278,7 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
         return pb.RunJobReply(scheduled_ms=at, first_run_id=make_run_id(job.id, at, 1))
 
     async def KillRun(self, request: pb.RunRef, context: grpc.aio.ServicerContext) -> pb.KillRunReply:
-        run = await self._db.run(self._store.get_run, request.run_id)
+        run = await self._store.get_run(request.run_id)
         if run is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no run {request.run_id!r}")
         assert run is not None
@@ -308,7 +304,7 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
 
     async def DeleteJob(self, request: pb.JobRef, context: grpc.aio.ServicerContext) -> pb.DeleteJobReply:
         job = await self._find(request, context)
-        deleted = await self._db.run(self._store.delete_job, job.id)
+        deleted = await self._store.delete_job(job.id)
         self._sync.forget(job.id)
         log.info("job %s deleted (id %d); its run history is kept", job.name, job.id)
         await self._audit.record("job.delete", job.name, before=job_change_json(job, None)[0])
@@ -339,9 +335,7 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
             except ValidationError as exc:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             older_than = (at, attempt, run_id)
-        runs = await self._db.run(
-            self._store.list_runs,
-            job_id=request.job_id,
+        runs = await self._store.list_runs(job_id=request.job_id,
             job_name=request.job_name,
             limit=limit + 1,
             statuses=list(request.statuses),
@@ -352,7 +346,7 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
         )
         if not runs and not older_than and (request.job_id or request.job_name):
             # No runs: tell an unknown job (a typo) from a job that has not run yet.
-            job = await self._db.run(self._store.get_job, job_id=request.job_id, name=request.job_name)
+            job = await self._store.get_job(job_id=request.job_id, name=request.job_name)
             if job is None:
                 await context.abort(grpc.StatusCode.NOT_FOUND, f"no job {request.job_name or request.job_id!r} and no runs of it")
         page, token = paging.page([run_to_pb(r) for r in runs], limit, lambda r: [r.scheduled_ms, r.attempt, r.run_id], filters)
@@ -378,9 +372,7 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
                     grpc.StatusCode.INVALID_ARGUMENT,
                     f"bucket_ms: at most {MAX_COUNT_BUCKETS} buckets in the window, got {request.bucket_ms} ms buckets",
                 )
-            per_bucket = await self._db.run(
-                self._store.count_runs_by_bucket,
-                since_ms=request.since_ms,
+            per_bucket = await self._store.count_runs_by_bucket(since_ms=request.since_ms,
                 until_ms=request.until_ms,
                 bucket_ms=request.bucket_ms,
                 job_name=request.job_name,
@@ -391,13 +383,12 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
                     counts[state] = counts.get(state, 0) + n
             buckets = [pb.CountRunsBucket(start_ms=start, counts=c) for start, c in per_bucket.items()]
             return pb.CountRunsReply(counts=counts, total=sum(counts.values()), buckets=buckets)
-        counts = await self._db.run(
-            self._store.count_runs, since_ms=request.since_ms, until_ms=request.until_ms, job_name=request.job_name
+        counts = await self._store.count_runs(since_ms=request.since_ms, until_ms=request.until_ms, job_name=request.job_name
         )
         return pb.CountRunsReply(counts=counts, total=sum(counts.values()))
 
     async def GetRun(self, request: pb.RunRef, context: grpc.aio.ServicerContext) -> pb.Run:
-        run = await self._db.run(self._store.get_run, request.run_id)
+        run = await self._store.get_run(request.run_id)
         if run is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no run {request.run_id!r}")
         assert run is not None
@@ -439,7 +430,7 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
 
     async def TailRun(self, request: pb.TailRunRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.TailChunk]:
         if not request.follow:
-            run = await self._db.run(self._store.get_run, request.run_id)
+            run = await self._store.get_run(request.run_id)
             if run is None:
                 await context.abort(grpc.StatusCode.NOT_FOUND, f"no run {request.run_id!r}")
             assert run is not None
@@ -488,7 +479,7 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
         limit = request.limit or 50
         if not 0 < limit <= MAX_RUN_LIMIT:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"limit: must be between 1 and {MAX_RUN_LIMIT}, got {limit}")
-        entries = await self._db.run(self._store.list_audit, target=request.target, limit=limit, before_id=request.before_id)
+        entries = await self._store.list_audit(target=request.target, limit=limit, before_id=request.before_id)
         return pb.ListAuditReply(
             entries=[
                 pb.AuditEntry(
@@ -514,13 +505,12 @@ class ControlServicer(pb_grpc.ControlServicer):
     """What the monitor calls: job-change nudges, executor health, retries of settled runs."""
 
     def __init__(
-        self, job_sync: JobSync, dispatcher_id: str, runner: FiringRunner, store: SqlStore, db: DbThreads, spawn: SpawnFn
+        self, job_sync: JobSync, dispatcher_id: str, runner: FiringRunner, store: AsyncStore, spawn: SpawnFn
     ) -> None:
         self._sync = job_sync
         self._id = dispatcher_id
         self._runner = runner
         self._store = store
-        self._db = db
         self._spawn = spawn
 
     async def NotifyJobChanges(self, request: pb.JobChangesNotice, context: grpc.aio.ServicerContext) -> pb.JobChangesAck:
@@ -542,11 +532,11 @@ class ControlServicer(pb_grpc.ControlServicer):
         return pb.ExecutorHealthAck(dispatcher=self._id)
 
     async def RetryRun(self, request: pb.RetryRunRequest, context: grpc.aio.ServicerContext) -> pb.RetryRunReply:
-        run = await self._db.run(self._store.get_run, request.run_id)
+        run = await self._store.get_run(request.run_id)
         if run is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no run {request.run_id!r}")
         assert run is not None
-        job = await self._db.run(self._store.get_job, job_id=run.job_id)
+        job = await self._store.get_job(job_id=run.job_id)
         if job is None or not job.enabled:
             return pb.RetryRunReply(retrying=False, reason="the job was deleted or paused")
         if run.attempt >= last_attempt(job) and not request.never_started:

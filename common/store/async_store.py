@@ -188,20 +188,3 @@ class AsyncStore:
     async def set_meta(self, key: str, value: str) -> None:
         return await self._run(self.blocking.set_meta, key, value)
 
-
-class DbThreads:
-    """A small thread pool dedicated to database work.
-
-    A pool of its own, not asyncio's default one: a burst of slow queries
-    must not starve other to_thread users, and its size caps DB concurrency.
-    """
-
-    def __init__(self, workers: int = 4) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="db")
-
-    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
