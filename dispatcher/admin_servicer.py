@@ -212,7 +212,8 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
                 after_id = paging.decode(request.page_token, filters, (int,))[0]
         except ValidationError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        jobs = await self._store.list_jobs(name_prefix=request.name_prefix,
+        jobs = await self._store.list_jobs(
+            name_prefix=request.name_prefix,
             after_id=after_id,
             limit=limit + 1,
             tag=request.tag,
@@ -335,7 +336,8 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
             except ValidationError as exc:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             older_than = (at, attempt, run_id)
-        runs = await self._store.list_runs(job_id=request.job_id,
+        runs = await self._store.list_runs(
+            job_id=request.job_id,
             job_name=request.job_name,
             limit=limit + 1,
             statuses=list(request.statuses),
@@ -372,7 +374,8 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
                     grpc.StatusCode.INVALID_ARGUMENT,
                     f"bucket_ms: at most {MAX_COUNT_BUCKETS} buckets in the window, got {request.bucket_ms} ms buckets",
                 )
-            per_bucket = await self._store.count_runs_by_bucket(since_ms=request.since_ms,
+            per_bucket = await self._store.count_runs_by_bucket(
+                since_ms=request.since_ms,
                 until_ms=request.until_ms,
                 bucket_ms=request.bucket_ms,
                 job_name=request.job_name,
@@ -383,8 +386,7 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
                     counts[state] = counts.get(state, 0) + n
             buckets = [pb.CountRunsBucket(start_ms=start, counts=c) for start, c in per_bucket.items()]
             return pb.CountRunsReply(counts=counts, total=sum(counts.values()), buckets=buckets)
-        counts = await self._store.count_runs(since_ms=request.since_ms, until_ms=request.until_ms, job_name=request.job_name
-        )
+        counts = await self._store.count_runs(since_ms=request.since_ms, until_ms=request.until_ms, job_name=request.job_name)
         return pb.CountRunsReply(counts=counts, total=sum(counts.values()))
 
     async def GetRun(self, request: pb.RunRef, context: grpc.aio.ServicerContext) -> pb.Run:
@@ -504,9 +506,7 @@ def _preview(spec: str, timezone: str, after_ms: int, count: int, job_name: str 
 class ControlServicer(pb_grpc.ControlServicer):
     """What the monitor calls: job-change nudges, executor health, retries of settled runs."""
 
-    def __init__(
-        self, job_sync: JobSync, dispatcher_id: str, runner: FiringRunner, store: AsyncStore, spawn: SpawnFn
-    ) -> None:
+    def __init__(self, job_sync: JobSync, dispatcher_id: str, runner: FiringRunner, store: AsyncStore, spawn: SpawnFn) -> None:
         self._sync = job_sync
         self._id = dispatcher_id
         self._runner = runner

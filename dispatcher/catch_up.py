@@ -66,7 +66,7 @@ def latest_firings(cron: CronSchedule, after_ms: int, before_ms: int, limit: int
 
 async def catch_up(
     jobs: Iterable[Job],
-        store: AsyncStore,
+    store: AsyncStore,
     recorder: RunRecorder,
     fire: Callable[[Job, int, str], Coroutine[Any, Any, None]],
     spawn: Callable[[Coroutine[Any, Any, None], str], None],

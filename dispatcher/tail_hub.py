@@ -80,9 +80,7 @@ class TailStats:
 
 
 class TailHub:
-    def __init__(
-        self, store: AsyncStore, clients: ExecutorClients, *, per_run: int = 100, total: int = 1000
-    ) -> None:
+    def __init__(self, store: AsyncStore, clients: ExecutorClients, *, per_run: int = 100, total: int = 1000) -> None:
         self._store = store
         self._clients = clients
         self.per_run = per_run

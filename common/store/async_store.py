@@ -187,4 +187,3 @@ class AsyncStore:
 
     async def set_meta(self, key: str, value: str) -> None:
         return await self._run(self.blocking.set_meta, key, value)
-

@@ -13,11 +13,7 @@ from crontrio.common.store.sql_store import SqlStore
 
 
 def _methods(cls: type) -> dict[str, inspect.Signature]:
-    return {
-        name: inspect.signature(fn)
-        for name, fn in inspect.getmembers(cls, inspect.isfunction)
-        if not name.startswith("_")
-    }
+    return {name: inspect.signature(fn) for name, fn in inspect.getmembers(cls, inspect.isfunction) if not name.startswith("_")}
 
 
 def test_every_store_method_is_async_with_the_same_signature() -> None:
