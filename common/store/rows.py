@@ -163,7 +163,7 @@ def row_to_job(row: Mapping[Any, Any]) -> Job:
 
 class UndecodableText(str):
     """Text read from a column whose bytes are not UTF-8, with the bad bytes
-    shown as U+FFFD (only ever made by lenient_text, see SqlStore._read_jobs)."""
+    shown as U+FFFD (only ever made by lenient_text, see JobQueries._read_jobs in job_queries.py)."""
 
 
 def lenient_text(raw: bytes) -> str:
