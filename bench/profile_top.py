@@ -11,7 +11,14 @@ from pathlib import Path
 from bench.fire_lag import top_frames
 
 # Frames every sample of a service passes through: never where the cost is.
-_ENTRY = ("<module> (", "main (", "run_loop (", "serve_until_stopped (", "DbThreads.run.<locals>.<lambda> (", "AsyncStore._run.<locals>.<lambda> (")
+_ENTRY = (
+    "<module> (",
+    "main (",
+    "run_loop (",
+    "serve_until_stopped (",
+    "DbThreads.run.<locals>.<lambda> (",
+    "AsyncStore._run.<locals>.<lambda> (",
+)
 _NO_CROND = {
     "Runner.run (asyncio/runners.py)": "event loop in C (uvloop: callbacks, task steps, socket I/O)",
     "Thread.run (threading.py)": "a thread running C only (gRPC core's poller)",
