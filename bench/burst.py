@@ -40,23 +40,32 @@ top 25 functions by own time, by package, and crontrio's functions inclusive.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import re
-import sqlite3
-import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pymysql
 
-from bench.fire_lag import Profiler, insert_jobs, lag_histogram, top_frames
+from bench.burst_common import (
+    CPU_BEFORE_MS,
+    MODES,
+    READY_MARGIN_S,
+    SCENARIO,
+    SETTLE_IDLE_S,
+    default_lead,
+    loadavg,
+    mysql_store,
+    sink_lags,
+    spec_for,
+    sqlite_store,
+    start_sink,
+    wait_settled,
+)
+from bench.burst_peers import PEERS, run_peer
+from bench.fire_lag import Profiler, insert_jobs, lag_histogram
 from bench.harness import (
-    REPO,
     Scenario,
     Service,
     cli,
@@ -69,183 +78,11 @@ from bench.harness import (
     scenario_cli,
     sleep_until_ms,
     summary_line,
-    tcp_ready,
-    wait_for,
     write_conf,
     write_result,
 )
+from bench.profile_top import write_top_text
 from testing_support.servers import EtcdServer, MariaDBServer, RedisServer
-
-SCENARIO = "burst"
-MODES = ("embedded", "distributed")
-CPU_BEFORE_MS = 3000  # the burst window opens this long before the due second
-READY_MARGIN_S = 2.0  # every job must be loaded this long before the due second (dispatch ahead is 1 s)
-SETTLE_IDLE_S = 10.0  # a loaded 2-core machine can pause recording for seconds
-FINISHED = "status NOT IN ('pending', 'running', 'queued')"
-
-
-def loadavg() -> list[float]:
-    with open("/proc/loadavg") as f:
-        return [float(x) for x in f.read().split()[:3]]
-
-
-def default_lead(jobs: int) -> int:
-    """Seconds from writing the jobs to their due second: room to start the dispatchers and load them."""
-    return 10 + jobs // 2500
-
-
-def spec_for(due_s: int) -> str:
-    t = time.gmtime(due_s)
-    return f"{t.tm_sec} {t.tm_min} {t.tm_hour} {t.tm_mday} {t.tm_mon} *"
-
-
-class Store:
-    """The run table of either backend, for counting and reading the burst's runs."""
-
-    def __init__(self, sql: Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]], mark: str) -> None:
-        self._sql, self._mark = sql, mark
-
-    def progress(self, due_ms: int) -> tuple[int, int, int]:
-        """(run rows, runs started, runs recorded finished) of the burst."""
-        rows, started, finished = self._sql(
-            f"SELECT COUNT(*), SUM(started_ms > 0), SUM({FINISHED}) FROM runs WHERE scheduled_ms = {self._mark}", (due_ms,)
-        )[0]
-        return int(rows or 0), int(started or 0), int(finished or 0)
-
-    def by_dispatcher(self, due_ms: int) -> dict[str, int]:
-        rows = self._sql(
-            f"SELECT dispatcher, COUNT(*) FROM runs WHERE scheduled_ms = {self._mark} GROUP BY dispatcher", (due_ms,)
-        )
-        return {str(d): int(n) for d, n in rows}
-
-    def rows(self, due_ms: int) -> list[tuple[Any, ...]]:
-        return self._sql(
-            f"SELECT job_id, attempt, status, started_ms, finished_ms, dispatcher FROM runs WHERE scheduled_ms = {self._mark}",
-            (due_ms,),
-        )
-
-
-def sqlite_store(db: Path) -> Store:
-    def sql(statement: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
-            rows = conn.execute(statement, params).fetchall()
-        conn.close()
-        return list(rows)
-
-    return Store(sql, "?")
-
-
-def mysql_store(port: int, user: str, password: str, database: str) -> Store:
-    def sql(statement: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        conn = pymysql.connect(host="127.0.0.1", port=port, user=user, password=password, database=database, autocommit=True)
-        try:
-            with conn.cursor() as cur:
-                cur.execute(statement, params)
-                return list(cur.fetchall())
-        finally:
-            conn.close()
-
-    return Store(sql, "%s")
-
-
-def wait_settled(store: Store, due_ms: int, expected: int, limit_s: float) -> int:
-    """Poll until `expected` runs are recorded finished, or until nothing moved
-    (no run recorded, started or finished) for SETTLE_IDLE_S after the due
-    second; returns the finished count."""
-    deadline = time.monotonic() + limit_s
-    last, since = (-1, -1, -1), time.monotonic()
-    while time.monotonic() < deadline:
-        progress = store.progress(due_ms)
-        if progress[2] >= expected:
-            return progress[2]
-        if progress != last or time.time() * 1000 < due_ms:
-            last, since = progress, time.monotonic()
-        elif time.monotonic() - since >= SETTLE_IDLE_S:
-            return progress[2]
-        time.sleep(0.2)
-    return last[2]
-
-
-def start_sink(sc: Scenario, name: str) -> tuple[Service, int, Path]:
-    port = free_port()
-    stats = sc.root / f"{name}.json"
-    sink = sc.start(
-        Service(
-            name,
-            [sys.executable, "-m", "bench.httpsink", "--port", str(port), "--stats", str(stats)],
-            sc.root,
-            sc.root / f"{name}.log",
-        )
-    )
-    wait_for(lambda: sink.alive() and tcp_ready(port), 20, f"the HTTP sink {name}")
-    return sink, port, stats
-
-
-def sink_lags(stats: Path, jobs: int, due_ms: int) -> tuple[list[int], int, int, int]:
-    """(lags of each job's first request, jobs arrived, duplicate requests, requests)."""
-    data = json.loads(stats.read_text())
-    lags, dups, arrived = [], 0, 0
-    for i in range(jobs):
-        seen = data["arrivals"].get(f"/j/{i}")
-        if seen:
-            arrived += 1
-            lags.append(min(seen) - due_ms)
-            dups += len(seen) - 1
-    return lags, arrived, dups, int(data["requests"])
-
-
-# Frames every sample of a service passes through: never where the cost is.
-_ENTRY = ("<module> (", "main (", "run_loop (", "serve_until_stopped (", "DbThreads.run.<locals>.<lambda> (")
-_NO_CROND = {
-    "Runner.run (asyncio/runners.py)": "event loop in C (uvloop: callbacks, task steps, socket I/O)",
-    "Thread.run (threading.py)": "a thread running C only (gRPC core's poller)",
-    "_worker (concurrent/futures/thread.py)": "thread-pool hand-off (wake-up, GIL)",
-}
-
-
-def charged(raw: Path, limit: int = 25) -> tuple[int, list[tuple[str, int]]]:
-    """Samples charged to the innermost crontrio function on their stack (so
-    library and C time counts for the crontrio code that asked for it); a
-    stack without one is named by its leaf."""
-    out: Counter[str] = Counter()
-    total = 0
-    for line in raw.read_text(errors="replace").splitlines():
-        stack, _, n = line.rpartition(" ")
-        if not n.isdigit():
-            continue
-        total += int(n)
-        frames = [re.sub(r":\d+\)$", ")", f) for f in stack.split(";") if "(" in f]
-        ours = [f for f in frames if "(crontrio/" in f and not f.startswith(_ENTRY)]
-        if ours:
-            key = ours[-1].replace("(crontrio/", "(")
-        elif frames:
-            key = _NO_CROND.get(frames[-1], f"no crontrio frame: {frames[-1]}")
-        else:
-            key = "?"
-        out[key] += int(n)
-    return total, out.most_common(limit)
-
-
-def write_top_text(raw: Path, out: Path, title: str) -> None:
-    """The top 25 functions by own time (py-spy on-CPU samples), by package,
-    crontrio inclusive, and charged to the innermost crontrio function."""
-    top = top_frames(raw, 25)
-    total, by_ours = charged(raw)
-    lines = [
-        f"{title}: {top['samples']} samples of runnable threads (py-spy, 100 Hz, every thread; C time counts for "
-        "its Python caller; a thread waiting for a core on a loaded machine counts too, so use the shares, not the counts)",
-        "",
-        "## charged to the innermost crontrio function (library and C time count for their crontrio caller)",
-        *(f"{100 * c / total:6.1f}%  {frame}" for frame, c in by_ours),
-        "",
-    ]
-    for heading, key in (
-        ("own time (the leaf frame), % of samples", "self_pct"),
-        ("own time by package", "self_by_package_pct"),
-        ("crontrio functions anywhere on the stack (inclusive)", "crontrio_inclusive_pct"),
-    ):
-        lines += [f"## {heading}"] + [f"{pct:6.1f}%  {frame}" for frame, pct in top[key].items()] + [""]
-    out.write_text("\n".join(lines))
 
 
 def run(
@@ -497,78 +334,6 @@ def run(
         + " | burst cpu ms/firing "
         + " ".join(f"{n} {v:g}" for n, v in extra["cpu_ms_per_firing"].items())
         + f" | load {load_before[0]:g}->{load_after[0]:g}",
-        flush=True,
-    )
-    return result, path
-
-
-PEERS = {
-    # system -> the driver in bench/.venv-peers
-    "apscheduler-memory": "bench.peers.apscheduler_burst",
-    "celery-redbeat": "bench.peers.celery_burst",
-}
-
-
-def run_peer(
-    system: str, jobs: int = 10_000, lead: int | None = None, out_dir: Path | None = None, keep: bool = False
-) -> tuple[dict[str, Any], Path]:
-    """The same burst on a peer (PEERS, in bench/.venv-peers), its lag measured at a fresh sink."""
-    from bench.peers.__main__ import ensure_venv
-
-    py = ensure_venv()
-    out_dir = out_dir or default_out_dir()
-    # A peer starts in its own interpreter and loads its jobs after the due second is fixed.
-    lead = lead if lead is not None else default_lead(jobs) + 5 + jobs // 1000
-    with Scenario(f"{SCENARIO}-{system}", keep) as sc:
-        sink, port, sink_stats = start_sink(sc, "httpsink")
-        due_s = math.ceil(time.time()) + lead
-        result_file = sc.root / "peer.json"
-        argv = [str(py), "-m", PEERS[system], "--jobs", str(jobs), "--due", str(due_s)]
-        argv += ["--url", f"http://127.0.0.1:{port}", "--result", str(result_file)]
-        peer = subprocess.run(argv, cwd=REPO, timeout=lead + 240, capture_output=True, text=True)
-        if peer.returncode != 0 or not result_file.exists():
-            raise RuntimeError(f"{system} burst peer exited with {peer.returncode}:\n{peer.stderr[-4000:]}")
-        report = json.loads(result_file.read_text())
-        if report["ready_before_due_s"] < READY_MARGIN_S:
-            raise RuntimeError(f"{system} was ready {report['ready_before_due_s']} s before the due second: raise --lead")
-        sink_cpu = sink.stats()
-        sink.stop()
-        lags, arrived, http_dups, requests = sink_lags(sink_stats, jobs, due_s * 1000)
-    b, a = report.pop("cpu_before"), report.pop("cpu_after")
-    if "cpu" in b:  # one process (APScheduler): name it
-        b, a = {"scheduler": b}, {"scheduler": a}
-    cpu = {n: round(a[n]["cpu"] - b[n]["cpu"], 2) for n in a if a.get(n) and b.get(n)}
-    window_s = report["cpu_window_end_ms"] / 1000 - (due_s - CPU_BEFORE_MS / 1000)
-    extra = {
-        **report,
-        "due_ms": due_s * 1000,
-        "lag_measured_at": "the HTTP sink: first request per job - due time",
-        "requests_total": requests,
-        "burst_window_s": round(window_s, 2),
-        "cpu_seconds_burst": cpu,
-        "cpu_ms_per_firing": {n: round(1000 * c / arrived, 3) for n, c in cpu.items()} if arrived else {},
-        "loadavg_before": [float(x) for x in report.pop("loadavg_before")],
-        "loadavg_after": [float(x) for x in report.pop("loadavg_after")],
-        "lag_distribution_ms": lag_histogram(lags),
-    }
-    result = make_result(
-        SCENARIO,
-        "",
-        {"jobs": jobs, "lead_seconds": lead},
-        sc.started_at,
-        expected=jobs,
-        run=arrived,
-        duplicates=http_dups,  # peers keep no run table: requests beyond one per job
-        window_seconds=window_s,
-        lags_ms=lags,
-        stats={**a, "httpsink": sink_cpu},
-        extra=extra,
-    )
-    result["system"] = system
-    path = write_result(out_dir, result)
-    per_firing = " ".join(f"{n} {v:g}" for n, v in extra["cpu_ms_per_firing"].items())
-    print(
-        summary_line(result, path).replace(f"{SCENARIO}:", f"{SCENARIO}/{system}:", 1) + f" | burst cpu ms/firing {per_firing}",
         flush=True,
     )
     return result, path
