@@ -5,7 +5,7 @@ inserts created their row.
 Why not one statement per row: at a burst of thousands of firings that was a
 quarter of the dispatcher's CPU, and on MariaDB a network round trip per row
 (PyMySQL sends an UPDATE executemany row by row). Measured per row, 500 rows
-of 23 columns, 2 loaded cores (bench script in the commit message):
+of 23 columns, 2 loaded cores, measured once with a one-off script:
 
 | | SQLite | MariaDB (CPU / wall) |
 |---|---|---|
