@@ -41,7 +41,7 @@ from crontrio.dispatcher.overlap import OverlapGate
 from crontrio.dispatcher.peers import PeerLiveness
 from crontrio.dispatcher.recorder import RunRecorder
 from crontrio.dispatcher.run_records import RunRecords
-from crontrio.dispatcher.scheduler import Scheduler, TaskSpawner
+from crontrio.dispatcher.scheduler import BatchFiring, Scheduler, TaskSpawner
 from crontrio.dispatcher.tail_hub import TailHub
 from crontrio.dispatcher.takeover import TakeoverWatch
 from crontrio.dispatcher.users import SessionAuth, ensure_initial_admin
@@ -113,7 +113,11 @@ class DispatcherApp:
             metrics=self.metrics,
         )
         self.scheduler = Scheduler(
-            self.schedule, self.runner.fire, dispatch_ahead_ms=cfg.dispatcher.dispatch_ahead_ms, spawner=self.spawner
+            self.schedule,
+            self.runner.fire,
+            dispatch_ahead_ms=cfg.dispatcher.dispatch_ahead_ms,
+            spawner=self.spawner,
+            batch=BatchFiring(self.runner.claim, self.runner.fire_claimed),
         )
 
     def _wake(self) -> None:
