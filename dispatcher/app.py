@@ -43,7 +43,7 @@ from crontrio.dispatcher.overlap import OverlapGate
 from crontrio.dispatcher.peers import PeerLiveness
 from crontrio.dispatcher.recorder import RunRecorder
 from crontrio.dispatcher.run_records import RunRecords
-from crontrio.dispatcher.scheduler import Scheduler, TaskSpawner
+from crontrio.dispatcher.scheduler import BatchFiring, Scheduler, TaskSpawner
 from crontrio.dispatcher.tail_hub import TailHub
 from crontrio.dispatcher.takeover import TakeoverWatch
 from crontrio.dispatcher.users import SessionAuth, ensure_initial_admin
@@ -124,6 +124,7 @@ class DispatcherApp:
             self.runner.fire,
             dispatch_ahead_ms=cfg.dispatcher.dispatch_ahead_ms,
             spawner=self.spawner,
+            batch=BatchFiring(self.runner.claim, self.runner.fire_claimed),
             max_firings_ahead=cfg.dispatcher.max_firings_ahead,
             ahead_cost=ahead_cost,
         )

@@ -8,10 +8,11 @@ what became of each run (and times overruns), dispatcher/fan_out.py runs a
 broadcast/sharded firing on each executor, dispatcher/run_records.py builds
 the records.
 
-Top to bottom: `fire` claims, `fire_claimed` admits (the overlap policy),
-`run_firing` runs the attempts then the follow-ups, `run_attempts` retries,
-`_attempt` records and routes, `_run_on` sends (failing over while it never
-started), `_invoke` follows one run to its end.
+Top to bottom: `fire` claims (`claim`: firings due together, in one call),
+`fire_claimed` admits (the overlap policy), `run_firing` runs the attempts
+then the follow-ups, `run_attempts` retries, `_attempt` records and routes,
+`_run_on` sends (failing over while it never started), `_invoke` follows one
+run to its end.
 """
 
 from __future__ import annotations
@@ -157,12 +158,29 @@ class FiringRunner:
     async def fire(self, job: Job, scheduled_ms: int, trigger: str = TRIGGER_SCHEDULE) -> None:
         """Fire `job` for `scheduled_ms`, unless another dispatcher claimed it."""
         if not await self._claims.claim(firing_id(job.id, scheduled_ms), self.dispatcher_id, CLAIM_TTL_MS):
-            log.debug("firing %s already claimed elsewhere", firing_id(job.id, scheduled_ms))
-            self.metrics.firing(CLAIMED_ELSEWHERE)
-            if self.hooks.on_claimed_elsewhere is not None:
-                self.hooks.on_claimed_elsewhere(job, scheduled_ms)
+            self._claimed_elsewhere(job, scheduled_ms)
             return
         await self.fire_claimed(job, scheduled_ms, trigger)
+
+    async def claim(self, firings: list[tuple[Job, int]]) -> list[tuple[Job, int]]:
+        """Claim firings due together in one call (one Redis round trip per
+        chunk, not one per firing); the ones won, each to be started with
+        `fire_claimed`. The others are another dispatcher's, as in `fire`."""
+        ids = [firing_id(job.id, scheduled_ms) for job, scheduled_ms in firings]
+        answers = await self._claims.claim_many(ids, self.dispatcher_id, CLAIM_TTL_MS)
+        won: list[tuple[Job, int]] = []
+        for firing, ours in zip(firings, answers, strict=True):
+            if ours:
+                won.append(firing)
+            else:
+                self._claimed_elsewhere(*firing)
+        return won
+
+    def _claimed_elsewhere(self, job: Job, scheduled_ms: int) -> None:
+        log.debug("firing %s already claimed elsewhere", firing_id(job.id, scheduled_ms))
+        self.metrics.firing(CLAIMED_ELSEWHERE)
+        if self.hooks.on_claimed_elsewhere is not None:
+            self.hooks.on_claimed_elsewhere(job, scheduled_ms)
 
     async def fire_claimed(self, job: Job, scheduled_ms: int, trigger: str = TRIGGER_SCHEDULE) -> None:
         """A firing that is ours (claimed, or taken over): overlap policy, then run it."""
