@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
@@ -19,6 +18,7 @@ from aiohttp import web
 
 from crontrio.common import status as run_status
 from crontrio.common.auth import CLIENT_HEADER
+from crontrio.common.clock import now_ms
 from crontrio.console import charts, errors, readpaths, zones
 from crontrio.console.gateway import NoDispatcherError
 from crontrio.console.i18n import LANG_COOKIE, LANGUAGES, choose, translator
@@ -175,7 +175,7 @@ async def login_post(request: web.Request) -> web.StreamResponse:
         return await login_form(request, "No dispatcher is reachable.", 503)
     session = Session(reply.token, reply.user, reply.role, reply.expires_ms)
     response = web.HTTPFound(safe_next(str(form.get("next", "/"))))
-    max_age = max(60, (reply.expires_ms - int(time.time() * 1000)) // 1000)
+    max_age = max(60, (reply.expires_ms - now_ms()) // 1000)
     set_cookie(response, request, SESSION_COOKIE, state.signer.session_cookie(session), max_age=max_age)
     response.del_cookie(PRE_COOKIE, path="/")
     raise response
@@ -223,14 +223,14 @@ async def dashboard(request: web.Request, session: Session) -> web.StreamRespons
     failing: dict[str, Any] = {}
     for run in failed.items:  # newest first: the first one per job is its latest failure
         failing.setdefault(run.job_name, run)
-    now_ms = int(time.time() * 1000)
+    now = now_ms()
     # Counted by the store per hour (Admin.CountRuns): every run of the day, none listed.
     hourly = await readpaths.count_runs_by_bucket(
-        gw, session.token, since_ms=now_ms - 24 * charts.HOUR_MS, until_ms=now_ms, bucket_ms=charts.HOUR_MS
+        gw, session.token, since_ms=now - 24 * charts.HOUR_MS, until_ms=now, bucket_ms=charts.HOUR_MS
     )
     fmt = zones.formatters(request)
     chart_zone = str(fmt["viewer_zone"]) if fmt["tz_mode"] == "local" else "UTC"
-    buckets = charts.hourly_outcomes_from_counts(hourly, now_ms)
+    buckets = charts.hourly_outcomes_from_counts(hourly, now)
     return render(
         request,
         "dashboard.html",
@@ -242,7 +242,7 @@ async def dashboard(request: web.Request, session: Session) -> web.StreamRespons
         missed=missed.items,
         upcoming=upcoming,
         day_chart=charts.outcomes_chart(
-            buckets, now_ms, chart_zone, translator(language(request))("Runs in the last 24 hours by outcome")
+            buckets, now, chart_zone, translator(language(request))("Runs in the last 24 hours by outcome")
         ),
         day_totals={name: sum(b[name] for b in buckets) for name, _ in charts.OUTCOMES},
         day_capped=False,  # the counts hold every run (the template still knows the capped case)

@@ -15,10 +15,11 @@ import hashlib
 import hmac
 import json
 import secrets
-import time
 from dataclasses import dataclass
 
 from aiohttp import web
+
+from crontrio.common.clock import now_ms
 
 SESSION_COOKIE = "crontrio_session"
 PRE_COOKIE = "crontrio_pre"
@@ -76,7 +77,7 @@ class Signer:
             session = Session(str(payload["t"]), str(payload["u"]), str(payload["r"]), int(payload["e"]))
         except (ValueError, KeyError, TypeError):
             return None
-        return session if session.expires_ms > time.time() * 1000 else None
+        return session if session.expires_ms > now_ms() else None
 
     # --------------------------------------------------------------- csrf
 

@@ -6,22 +6,24 @@ import asyncio
 import contextlib
 import logging
 
+from crontrio import __version__
 from crontrio.common.alerts.sender import AlertSender
 from crontrio.common.auth import admin_listen_address, check_plaintext_tokens, server_interceptors
 from crontrio.common.claims.base import Claims
 from crontrio.common.claims.factory import make_claims
+from crontrio.common.clock import now_ms
 from crontrio.common.cluster import ClusterAuthInterceptor, control_protects, resolve_secret
 from crontrio.common.config import Config
 from crontrio.common.grpc_server import ServiceServer
 from crontrio.common.metrics_http import MetricsServer
 from crontrio.common.model import Job
 from crontrio.common.registry.base import Registry
-from crontrio.common.registry.etcd_registry import DispatcherWatcher
+from crontrio.common.registry.dispatcher_watch import DispatcherWatcher
 from crontrio.common.registry.factory import make_registry
 from crontrio.common.registry.keys import dispatcher_key
 from crontrio.common.registry.registration import EtcdRegistration
 from crontrio.common.schedule import Schedule
-from crontrio.common.store.async_store import DbThreads
+from crontrio.common.store.async_store import AsyncStore
 from crontrio.common.store.engine import make_engine
 from crontrio.common.store.migrate import ensure_schema
 from crontrio.common.store.sql_store import SqlStore
@@ -38,7 +40,8 @@ from crontrio.dispatcher.notify import RunNotifier
 from crontrio.dispatcher.overlap import OverlapGate
 from crontrio.dispatcher.peers import PeerLiveness
 from crontrio.dispatcher.recorder import RunRecorder
-from crontrio.dispatcher.scheduler import Scheduler, TaskSpawner, wall_ms
+from crontrio.dispatcher.run_records import RunRecords
+from crontrio.dispatcher.scheduler import BatchFiring, Scheduler, TaskSpawner
 from crontrio.dispatcher.tail_hub import TailHub
 from crontrio.dispatcher.takeover import TakeoverWatch
 from crontrio.dispatcher.users import SessionAuth, ensure_initial_admin
@@ -46,7 +49,6 @@ from crontrio.protos import crontrio_pb2 as pb
 from crontrio.protos import crontrio_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
-VERSION = "0.1.0"
 # The monitor nudges on every change; this is only the safety net.
 JOB_SYNC_FALLBACK_SECONDS = 30.0
 
@@ -62,8 +64,7 @@ class DispatcherApp:
         self,
         cfg: Config,
         dispatcher_id: str,
-        store: SqlStore,
-        db: DbThreads,
+        store: AsyncStore,
         claims: Claims,
         registry: Registry,
         clients: ExecutorClients,
@@ -77,10 +78,9 @@ class DispatcherApp:
         # Set once the peers are watched (serve): firings another dispatcher
         # claimed before then (during catch-up) are not followed.
         self.takeover: TakeoverWatch | None = None
-        self.job_sync = JobSync(store, db, self.schedule, self._wake, wall_ms, on_unscheduled=self._unscheduled)
+        self.job_sync = JobSync(store, self.schedule, self._wake, now_ms, on_unscheduled=self._unscheduled)
         self.misfires = MisfireTracker(
             store,
-            db,
             recorder,
             dispatcher_id,
             cfg.dispatcher.misfire_grace_seconds,
@@ -88,7 +88,7 @@ class DispatcherApp:
             spawn=self.spawner.spawn,
             current_job=self.job_sync.jobs.get,
         )
-        notifier = RunNotifier(alerts, store, db)
+        notifier = RunNotifier(alerts, store)
         hooks = FiringHooks(
             spawn=self.spawner.spawn,
             downstream_of=self.job_sync.downstream_of,
@@ -97,9 +97,11 @@ class DispatcherApp:
             on_overrun=notifier.overran,
             on_claimed_elsewhere=self._claimed_elsewhere,
         )
-        overlap = OverlapGate(store, db, recorder, clients)
+        # Every run record this dispatcher writes is built by `records`.
+        records = RunRecords(dispatcher_id)
+        overlap = OverlapGate(store, recorder, clients, records)
         self.runner = FiringRunner(
-            dispatcher_id,
+            records,
             claims,
             recorder,
             registry,
@@ -111,7 +113,11 @@ class DispatcherApp:
             metrics=self.metrics,
         )
         self.scheduler = Scheduler(
-            self.schedule, self.runner.fire, dispatch_ahead_ms=cfg.dispatcher.dispatch_ahead_ms, spawner=self.spawner
+            self.schedule,
+            self.runner.fire,
+            dispatch_ahead_ms=cfg.dispatcher.dispatch_ahead_ms,
+            spawner=self.spawner,
+            batch=BatchFiring(self.runner.claim, self.runner.fire_claimed),
         )
 
     def _wake(self) -> None:
@@ -140,23 +146,22 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     cluster_secret = resolve_secret(cfg.cluster, listen=listen, service="dispatcher")
     # Per boot: a restarted dispatcher is a new instance, so the monitor can
     # tell the runs its previous life left behind from the ones it tracks.
-    dispatcher_id = f"{cfg.dispatcher_id}@{wall_ms():x}"
+    dispatcher_id = f"{cfg.dispatcher_id}@{now_ms():x}"
     engine = make_engine(cfg.database)
-    db = DbThreads()
-    await db.run(ensure_schema, engine, cfg.database)
-    store = SqlStore(engine)
+    store = AsyncStore(SqlStore(engine))
+    await store.run_blocking(ensure_schema, engine, cfg.database)
     users = UserStore(engine)
-    await db.run(ensure_initial_admin, users, cfg.dispatcher.initial_password_file)
+    await store.run_blocking(ensure_initial_admin, users, cfg.dispatcher.initial_password_file)
 
     claims = make_claims(cfg.redis)
     registry = make_registry(cfg.etcd, cfg.dispatcher.executors)
     await registry.start()
     clients = ExecutorClients(internal_tls(cfg.tls), cluster_secret=cluster_secret)
-    recorder = RunRecorder(store, db, cfg.dispatcher.record_batch_ms, cfg.dispatcher.record_backlog)
+    recorder = RunRecorder(store, cfg.dispatcher.record_batch_ms, cfg.dispatcher.record_backlog)
     recorder.start()
 
     alerts = AlertSender(cfg.alert, cfg.alarm_mail_list)
-    app = DispatcherApp(cfg, dispatcher_id, store, db, claims, registry, clients, recorder, alerts)
+    app = DispatcherApp(cfg, dispatcher_id, store, claims, registry, clients, recorder, alerts)
     schedule, scheduler, runner, job_sync, misfires, metrics = (
         app.schedule,
         app.scheduler,
@@ -173,7 +178,7 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
         await metrics_server.start()  # before catch-up, so its firings are counted and seen
     await alerts.start()
     await job_sync.load_all()
-    caught_up = await catch_up(job_sync.jobs.values(), store, db, recorder, runner.fire, app.spawner.spawn, dispatcher_id)
+    caught_up = await catch_up(job_sync.jobs.values(), store, recorder, runner.fire, app.spawner.spawn, dispatcher_id)
     if caught_up:
         log.info("misfire catch-up: %d missed firings started", caught_up)
 
@@ -183,10 +188,10 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
         credentials=server_credentials(cfg.tls, require_client_auth=False) if cfg.tls.admin else None,
         interceptors=[
             ClusterAuthInterceptor(cluster_secret, control_protects),
-            *server_interceptors(cfg.tokens, SessionAuth(users, db)),
+            *server_interceptors(cfg.tokens, SessionAuth(users, store)),
         ],
     )
-    started_ms = wall_ms()
+    started_ms = now_ms()
     watcher = DispatcherWatcher(cfg.etcd.endpoints, cfg.etcd.prefix) if cfg.etcd.endpoints else None
     if watcher is not None:
         await watcher.start()
@@ -194,7 +199,7 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     def dispatchers() -> list[pb.DispatcherInfo]:
         if watcher is None:
             return [
-                pb.DispatcherInfo(id=dispatcher_id, address=cfg.dispatcher.advertised, version=VERSION, started_ms=started_ms)
+                pb.DispatcherInfo(id=dispatcher_id, address=cfg.dispatcher.advertised, version=__version__, started_ms=started_ms)
             ]
         return [pb.DispatcherInfo(id=d.id, address=d.address, version=d.version, started_ms=d.started_ms) for d in watcher.live()]
 
@@ -205,7 +210,6 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     )
     takeover = TakeoverWatch(
         store,
-        db,
         runner.fire_claimed,
         app.spawner.spawn,
         dispatcher_id=dispatcher_id,
@@ -216,14 +220,13 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
 
     tail = TailHub(
         store,
-        db,
         clients,
         per_run=cfg.dispatcher.tail_followers_per_run,
         total=cfg.dispatcher.tail_followers_total,
     )
     admin = AdminServicer(
         store,
-        db,
+        users,
         schedule,
         job_sync,
         runner,
@@ -235,7 +238,7 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
         session_ttl_seconds=cfg.dispatcher.session_ttl_seconds,
     )
     pb_grpc.add_AdminServicer_to_server(admin, server.server)
-    control = ControlServicer(job_sync, dispatcher_id, runner, store, db, app.spawner.spawn)
+    control = ControlServicer(job_sync, dispatcher_id, runner, store, app.spawner.spawn)
     pb_grpc.add_ControlServicer_to_server(control, server.server)
     await server.start()
     # Registered once it serves, so whoever finds it in etcd can call it.
@@ -244,7 +247,7 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
         registration = EtcdRegistration(
             cfg.etcd.endpoints,
             dispatcher_key(cfg.etcd.prefix, dispatcher_id),
-            {"id": dispatcher_id, "address": cfg.dispatcher.advertised, "version": VERSION, "started_ms": started_ms},
+            {"id": dispatcher_id, "address": cfg.dispatcher.advertised, "version": __version__, "started_ms": started_ms},
             cfg.etcd.lease_ttl,
         )
         await registration.start()
@@ -302,6 +305,5 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     await clients.close()
     await registry.close()
     await claims.close()
-    db.close()
-    store.close()
+    await store.close()
     log.info("dispatcher stopped")

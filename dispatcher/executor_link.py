@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import grpc
 
 from crontrio.common import status
+from crontrio.common.clock import now_ms
 from crontrio.common.registry.base import Registry
 from crontrio.dispatcher.connect_errors import never_connected, refused_unstarted, unstarted_proof
 from crontrio.dispatcher.executor_client import ExecutorClients
@@ -47,10 +48,6 @@ NO_ANSWER = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXC
 # (a network blip must not turn a healthy run into a lost one).
 REATTACH_BEFORE_START_SECONDS = 3.0
 REATTACH_AFTER_START_SECONDS = 15.0
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 # What `ExecutorLink.run` yields: `Started` at most once, then one of the others.

@@ -1,9 +1,18 @@
 """The life of a firing: claim it, apply the overlap policy, record it, run it
 on one executor (or on each, for broadcast/sharded jobs), record the outcome,
 retry with backoff, then start dependent jobs: docs/ARCHITECTURE.md, "The
-life of a firing", steps 3-9. Talking to executors (sessions, the Run
-fallback, reattaching, acks, kills) is dispatcher/executor_link.py's: this
-module decides and records.
+life of a firing", steps 3-9. This module decides; around it:
+dispatcher/executor_link.py talks to executors (sessions, the Run fallback,
+reattaching, acks, kills) and records nothing, dispatcher/outcome.py records
+what became of each run (and times overruns), dispatcher/fan_out.py runs a
+broadcast/sharded firing on each executor, dispatcher/run_records.py builds
+the records.
+
+Top to bottom: `fire` claims (`claim`: firings due together, in one call),
+`fire_claimed` admits (the overlap policy), `run_firing` runs the attempts
+then the follow-ups, `run_attempts` retries, `_attempt` records and routes,
+`_run_on` sends (failing over while it never started), `_invoke` follows one
+run to its end.
 """
 
 from __future__ import annotations
@@ -11,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -19,29 +27,20 @@ from typing import Any
 
 from crontrio.common import status
 from crontrio.common.claims.base import CLAIM_TTL_MS, Claims
+from crontrio.common.clock import now_ms
 from crontrio.common.convert import build_run_request, request_template
-from crontrio.common.model import (
-    ALWAYS,
-    KEYWORD_FAIL,
-    ON_FAILURE,
-    ON_SUCCESS,
-    TIMEOUT_ALERT,
-    TRIGGER_SCHEDULE,
-    Job,
-    RunRecord,
-    firing_id,
-    iso_ms,
-    make_run_id,
-)
+from crontrio.common.model import ALWAYS, ON_FAILURE, ON_SUCCESS, TRIGGER_SCHEDULE, Job, RunRecord, firing_id, iso_ms
 from crontrio.common.registry.base import ExecutorRef, Registry
 from crontrio.dispatcher.executor_client import ExecutorClients
 from crontrio.dispatcher.executor_link import ExecutorLink, Finished, LinkEvent, NotStarted, Refused, Started, Unreachable
+from crontrio.dispatcher.fan_out import FanOut
 from crontrio.dispatcher.metrics import CLAIMED_ELSEWHERE, FIRED, DispatcherMetrics
 from crontrio.dispatcher.misfire import MisfireTracker
+from crontrio.dispatcher.outcome import Outcome, RunOutcomes, not_started
 from crontrio.dispatcher.overlap import OverlapGate
 from crontrio.dispatcher.recorder import RecordDroppedError, RunRecorder
 from crontrio.dispatcher.routing import Router, fans_out, matching_executors
-from crontrio.protos import crontrio_pb2 as pb
+from crontrio.dispatcher.run_records import RunRecords
 
 log = logging.getLogger(__name__)
 
@@ -50,23 +49,6 @@ FAILED_OUTCOMES = frozenset({status.FAILED, status.TIMEOUT, status.KILLED, statu
 
 SpawnFn = Callable[[Coroutine[Any, Any, None], str], None]
 DownstreamFn = Callable[[str], list[tuple[Job, str]]]
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-@dataclass(frozen=True)
-class Outcome:
-    status: str
-    run_id: str
-    executor: str = ""
-    unreachable: bool = False
-    # Provably never started on `executor` (refused or handed back unstarted,
-    # never delivered, or its executor died before the run's time): safe to
-    # send elsewhere. Such an outcome is not recorded; `error` says why.
-    not_started: bool = False
-    error: str = ""
 
 
 def retry_delay(job: Job, attempt_done: int, rng: random.Random) -> float:
@@ -113,7 +95,7 @@ class FiringRunner:
 
     def __init__(
         self,
-        dispatcher_id: str,
+        records: RunRecords,
         claims: Claims,
         recorder: RunRecorder,
         registry: Registry,
@@ -124,7 +106,8 @@ class FiringRunner:
         misfires: MisfireTracker | None = None,
         metrics: DispatcherMetrics | None = None,
     ) -> None:
-        self.dispatcher_id = dispatcher_id
+        self.dispatcher_id = records.dispatcher_id
+        self._records = records
         self._claims = claims
         self._recorder = recorder
         self._registry = registry
@@ -142,30 +125,42 @@ class FiringRunner:
         self._templates: dict[int, tuple[Job, bytes | None]] = {}
         # Executor -> when it last passed a health check (the monitor's report; display only).
         self.last_seen: dict[str, int] = {}
-        hooks = hooks if hooks is not None else FiringHooks()
-        self.spawn = hooks.spawn
-        self.downstream_of = hooks.downstream_of
-        self.still_scheduled = hooks.still_scheduled
-        self.after_firing = hooks.after_firing
-        self.on_overrun = hooks.on_overrun
-        self.on_claimed_elsewhere = hooks.on_claimed_elsewhere
-        # Overrun timers of the runs this dispatcher follows: run id -> timer.
-        self._overrun_timers: dict[str, asyncio.Task[None]] = {}
+        self.hooks = hooks if hooks is not None else FiringHooks()
         # Scheduled firings not recorded in time go there, not late to an executor.
         self.misfires = misfires
         self.metrics = metrics if metrics is not None else DispatcherMetrics()
+        # What became of each run, recorded (and the overrun timers).
+        self.outcomes = RunOutcomes(recorder, self.link, self.metrics, self.hooks.on_overrun)
+        self._fan_out = FanOut(records, recorder, self._run_on)
 
     # ------------------------------------------------------------ firings
 
     async def fire(self, job: Job, scheduled_ms: int, trigger: str = TRIGGER_SCHEDULE) -> None:
         """Fire `job` for `scheduled_ms`, unless another dispatcher claimed it."""
         if not await self._claims.claim(firing_id(job.id, scheduled_ms), self.dispatcher_id, CLAIM_TTL_MS):
-            log.debug("firing %s already claimed elsewhere", firing_id(job.id, scheduled_ms))
-            self.metrics.firing(CLAIMED_ELSEWHERE)
-            if self.on_claimed_elsewhere is not None:
-                self.on_claimed_elsewhere(job, scheduled_ms)
+            self._claimed_elsewhere(job, scheduled_ms)
             return
         await self.fire_claimed(job, scheduled_ms, trigger)
+
+    async def claim(self, firings: list[tuple[Job, int]]) -> list[tuple[Job, int]]:
+        """Claim firings due together in one call (one Redis round trip per
+        chunk, not one per firing); the ones won, each to be started with
+        `fire_claimed`. The others are another dispatcher's, as in `fire`."""
+        ids = [firing_id(job.id, scheduled_ms) for job, scheduled_ms in firings]
+        answers = await self._claims.claim_many(ids, self.dispatcher_id, CLAIM_TTL_MS)
+        won: list[tuple[Job, int]] = []
+        for firing, ours in zip(firings, answers, strict=True):
+            if ours:
+                won.append(firing)
+            else:
+                self._claimed_elsewhere(*firing)
+        return won
+
+    def _claimed_elsewhere(self, job: Job, scheduled_ms: int) -> None:
+        log.debug("firing %s already claimed elsewhere", firing_id(job.id, scheduled_ms))
+        self.metrics.firing(CLAIMED_ELSEWHERE)
+        if self.hooks.on_claimed_elsewhere is not None:
+            self.hooks.on_claimed_elsewhere(job, scheduled_ms)
 
     async def fire_claimed(self, job: Job, scheduled_ms: int, trigger: str = TRIGGER_SCHEDULE) -> None:
         """A firing that is ours (claimed, or taken over): overlap policy, then run it."""
@@ -174,7 +169,7 @@ class FiringRunner:
             misfires = self.misfires if trigger == TRIGGER_SCHEDULE else None
             deadline = misfires.deadline_ms(scheduled_ms) if misfires is not None else 0
             try:
-                if not await self._overlap.admit(job, scheduled_ms, trigger, self._new_record, deadline_ms=deadline):
+                if not await self._overlap.admit(job, scheduled_ms, trigger, deadline_ms=deadline):
                     return
             except RecordDroppedError as exc:
                 assert misfires is not None  # only bounded inserts are dropped
@@ -208,16 +203,18 @@ class FiringRunner:
         final = await self.run_attempts(job, scheduled_ms, first_attempt, trigger, recorded, pin)
         if final is None:
             return
-        if self.after_firing is not None:
+        if self.hooks.after_firing is not None:
             try:
-                await self.after_firing(job, final.run_id)
+                await self.hooks.after_firing(job, final.run_id)
             except Exception as exc:  # noqa: BLE001 - an alerting problem must never break firing
                 log.error("job %s: after-firing hook failed: %s", job.name, exc)
-        if self._overlap is not None and self.spawn is not None:
+        if self._overlap is not None and self.hooks.spawn is not None:
             queued = await self._overlap.next_queued(job)
             if queued is not None:
                 log.info("job %s: starting the queued firing %s", job.name, iso_ms(queued.scheduled_ms))
-                self.spawn(self.run_firing(job, queued.scheduled_ms, queued.trigger, 1, recorded=True), f"queued-{queued.run_id}")
+                self.hooks.spawn(
+                    self.run_firing(job, queued.scheduled_ms, queued.trigger, 1, recorded=True), f"queued-{queued.run_id}"
+                )
         self._start_dependents(job, scheduled_ms, final.status)
 
     async def run_attempts(
@@ -246,22 +243,6 @@ class FiringRunner:
             # A retry after a lost or unreachable executor goes elsewhere when it can.
             avoid = outcome.executor if outcome.status == status.LOST or outcome.unreachable else ""
 
-    def _new_record(self, job: Job, scheduled_ms: int, attempt: int, trigger: str, **fields: Any) -> RunRecord:
-        shard = fields.pop("shard", 0)
-        return RunRecord(
-            run_id=make_run_id(job.id, scheduled_ms, attempt, shard),
-            job_id=job.id,
-            job_name=job.name,
-            scheduled_ms=scheduled_ms,
-            attempt=attempt,
-            status=fields.pop("status", status.PENDING),
-            dispatcher=self.dispatcher_id,
-            created_ms=now_ms(),
-            trigger=trigger,
-            shard=shard,
-            **fields,
-        )
-
     async def _attempt(
         self,
         job: Job,
@@ -284,8 +265,8 @@ class FiringRunner:
         # dependents are late by design.
         misfires = self.misfires if trigger == TRIGGER_SCHEDULE and attempt == 1 and not recorded else None
         if fans_out(job.route_strategy) and plan and not pin:
-            return await self._fan_out(job, scheduled_ms, attempt, trigger, plan, recorded, misfires)
-        record = self._new_record(job, scheduled_ms, attempt, trigger)
+            return await self._fan_out.attempt(job, scheduled_ms, attempt, trigger, plan, recorded, misfires)
+        record = self._records.new(job, scheduled_ms, attempt, trigger)
         if recorded:
             self._recorder.update(record.run_id, dispatcher=self.dispatcher_id)
         else:
@@ -303,17 +284,13 @@ class FiringRunner:
             if misfires is not None and misfires.is_late(scheduled_ms):
                 await misfires.recorded_late(job, record)
                 return None
-        if record.scheduled_ms > now_ms() and not self.still_scheduled(job.id):
+        if record.scheduled_ms > now_ms() and not self.hooks.still_scheduled(job.id):
             # Paused or deleted between the claim ahead of time and now.
             reason = f"job {job.name} was paused or deleted before this firing's scheduled time"
-            log.info("job %s run %s skipped: %s", job.name, record.run_id, reason)
-            self._recorder.update(record.run_id, status=status.SKIPPED, error=reason, finished_ms=now_ms())
-            return Outcome(status.SKIPPED, record.run_id)
+            return self.outcomes.ended_unrun(job, record, status.SKIPPED, reason, logging.INFO)
         if not plan:
             reason = f"no executor: none live matches target {job.target or '(any)'!r}"
-            log.warning("job %s run %s failed: %s", job.name, record.run_id, reason)
-            self._recorder.update(record.run_id, status=status.FAILED, error=reason, finished_ms=now_ms())
-            return Outcome(status.FAILED, record.run_id)
+            return self.outcomes.ended_unrun(job, record, status.FAILED, reason)
         log.info(
             "job %s fired for %s (%s): run %s (attempt %d) on %s",
             job.name,
@@ -350,10 +327,8 @@ class FiringRunner:
                 if not chosen:
                     if broadcast:
                         reason = f"not run on {executor.address}: {outcome.error} (broadcast runs on the executors that are up)"
-                        log.warning("job %s run %s skipped: %s", job.name, record.run_id, reason)
-                        self._recorder.update(record.run_id, status=status.SKIPPED, error=reason, finished_ms=now_ms())
-                        return Outcome(status.SKIPPED, record.run_id, executor.address)
-                    return self._give_up(job, record, executor, False, outcome.error)
+                        return self.outcomes.ended_unrun(job, record, status.SKIPPED, reason, executor=executor.address)
+                    return self.outcomes.give_up(job, record, executor, False, outcome.error)
                 log.warning(
                     "job %s run %s never started there (%s): sending it to %s",
                     job.name,
@@ -386,60 +361,10 @@ class FiringRunner:
         candidates = matching_executors(job, self._registry.live(), self._machine_groups, self.link.unhealthy)
         return self._router.plan(job, [e for e in candidates if e.address not in tried])[:1]
 
-    async def _fan_out(
-        self,
-        job: Job,
-        scheduled_ms: int,
-        attempt: int,
-        trigger: str,
-        plan: list[ExecutorRef],
-        recorded: bool = False,
-        misfires: MisfireTracker | None = None,
-    ) -> Outcome | None:
-        """broadcast/sharded: one run per executor; the attempt succeeds only if all do."""
-        total = len(plan)
-        records = [self._new_record(job, scheduled_ms, attempt, trigger, shard=i, shard_total=total) for i in range(total)]
-        deadline = misfires.deadline_ms(scheduled_ms) if misfires is not None else 0
-        answers = await asyncio.gather(*(self._recorder.insert(r, deadline_ms=deadline) for r in records), return_exceptions=True)
-        if misfires is not None and (misfires.is_late(scheduled_ms) or any(isinstance(a, BaseException) for a in answers)):
-            # Not all of it recorded in time: none of it runs now.
-            for r, answer in zip(records, answers, strict=True):
-                if answer is True:
-                    await misfires.recorded_late(job, r)
-            misfires.note(job, scheduled_ms, "not every shard was recorded in time")
-            return None
-        for answer in answers:
-            if isinstance(answer, BaseException):
-                raise answer
-        created = [bool(a) for a in answers]
-        if recorded:  # shard 0 is the queued row this dispatcher just promoted
-            created[0] = True
-            self._recorder.update(records[0].run_id, shard_total=total, dispatcher=self.dispatcher_id)
-        if not created[0]:
-            log.info("firing %s attempt %d already recorded by another dispatcher", firing_id(job.id, scheduled_ms), attempt)
-            return None
-        log.info(
-            "job %s fired for %s: %s to %d executors (attempt %d)",
-            job.name,
-            iso_ms(scheduled_ms),
-            job.route_strategy,
-            total,
-            attempt,
-        )
-        # A shard that never started on its executor: sharded moves it to
-        # another (each shard must run once somewhere), broadcast skips it.
-        outcomes = await asyncio.gather(
-            *(self._run_on(job, r, [e]) for r, e in zip(records, plan, strict=True) if created[r.shard])
-        )
-        failed = [o for o in outcomes if o.status not in (status.SUCCEEDED, status.SKIPPED)]
-        if failed:
-            return Outcome(failed[0].status, records[0].run_id, failed[0].executor, failed[0].unreachable)
-        return Outcome(status.SUCCEEDED, records[0].run_id)
-
     def _start_dependents(self, job: Job, scheduled_ms: int, final_status: str) -> None:
-        if self.spawn is None:
+        if self.hooks.spawn is None:
             return
-        for downstream, when in self.downstream_of(job.name):
+        for downstream, when in self.hooks.downstream_of(job.name):
             matches = (
                 when == ALWAYS
                 or (when == ON_SUCCESS and final_status == status.SUCCEEDED)
@@ -452,7 +377,7 @@ class FiringRunner:
             # fired at that time, so a job after two of them runs once.
             at = scheduled_ms + 1
             log.info("job %s ended %s: starting %s (%s)", job.name, final_status, downstream.name, when)
-            self.spawn(self.fire(downstream, at, f"after:{job.name}"), f"after-{downstream.id}-{at}")
+            self.hooks.spawn(self.fire(downstream, at, f"after:{job.name}"), f"after-{downstream.id}-{at}")
 
     # ------------------------------------------------------------ one run
 
@@ -477,27 +402,25 @@ class FiringRunner:
             async for event in self.link.run(request, executor.address, elsewhere, lambda: self._may_still_start(record)):
                 if isinstance(event, Started):
                     started = True
-                    self._record_started(record, executor, event.event, job)
+                    self.outcomes.started(job, record, executor, event.event)
                 else:
                     end = event
             if isinstance(end, Finished):
-                return await self._finish(job, record, executor, end.result)
+                return await self.outcomes.finish(job, record, executor, end.result)
             if isinstance(end, NotStarted):
-                return _not_started(record, executor, end.error)
+                return not_started(record, executor, end.error)
             if isinstance(end, Refused) and end.invalid:
-                return self._give_up(job, record, executor, started, end.reason, invalid=True)
+                return self.outcomes.give_up(job, record, executor, started, end.reason, invalid=True)
             if isinstance(end, Refused):
                 if not record_unreachable:
                     return Outcome(status.FAILED, record.run_id, executor.address, unreachable=True)
-                return self._give_up(job, record, executor, False, end.reason, refused=True)
+                return self.outcomes.give_up(job, record, executor, False, end.reason, refused=True)
             assert isinstance(end, Unreachable), end  # the link always ends with one of these
             if not end.started and not record_unreachable:
                 return Outcome(status.FAILED, record.run_id, executor.address, unreachable=True)
-            return self._give_up(job, record, executor, end.started, end.reason)
+            return self.outcomes.give_up(job, record, executor, end.started, end.reason)
         finally:
-            timer = self._overrun_timers.pop(record.run_id, None)
-            if timer is not None:
-                timer.cancel()
+            self.outcomes.unfollowed(record.run_id)
             self.in_flight[executor.address] -= 1
 
     def _may_still_start(self, record: RunRecord) -> bool:
@@ -515,116 +438,3 @@ class FiringRunner:
         if cached is None or cached[0] is not job:
             cached = self._templates[job.id] = (job, request_template(job))
         return cached[1]
-
-    def _watch_overrun(self, job: Job, run_id: str, started_ms: int) -> None:
-        """timeout_action alert: report the run as overrunning once its
-        timeout has passed since it started (the timer dies with the run).
-
-        Why a dispatcher timer and not the executor: the run is followed here
-        anyway, and the report (a conditional update, then the alert) needs
-        the store. If this dispatcher dies, nobody follows the run; the
-        monitor's scan of running runs past their timeout then reports it
-        (monitor/system_alerts.py), and the store's conditional update keeps
-        the alert to one whoever gets there first."""
-        if job.timeout_action != TIMEOUT_ALERT or job.timeout_seconds <= 0 or self.on_overrun is None:
-            return
-        if run_id in self._overrun_timers:
-            return
-        on_overrun = self.on_overrun
-        delay = max(0.0, (started_ms + job.timeout_seconds * 1000 - now_ms()) / 1000)
-
-        async def report() -> None:
-            try:
-                await on_overrun(job, run_id)
-            except Exception as exc:  # noqa: BLE001 - an alerting problem must never break the run
-                log.error("job %s run %s: overrun report failed: %s", job.name, run_id, exc)
-
-        async def timer() -> None:
-            await asyncio.sleep(delay)
-            # Shielded: the run ending now cancels the timer, but a report
-            # under way (the run already marked) must still send its alert.
-            await asyncio.shield(report())
-
-        self._overrun_timers[run_id] = asyncio.create_task(timer(), name=f"overrun-{run_id}")
-
-    def _record_started(self, record: RunRecord, executor: ExecutorRef, ev: pb.RunStarted, job: Job | None = None) -> None:
-        if job is not None:
-            self._watch_overrun(job, record.run_id, ev.started_ms)
-        self.metrics.started(record, ev.started_ms)
-        self._recorder.update(
-            record.run_id,
-            status=status.RUNNING,
-            executor=ev.executor or executor.address,
-            host=ev.host,
-            pid=ev.pid,
-            started_ms=ev.started_ms,
-        )
-
-    def _give_up(
-        self,
-        job: Job,
-        record: RunRecord,
-        executor: ExecutorRef,
-        started: bool,
-        reason: str,
-        invalid: bool = False,
-        refused: bool = False,
-    ) -> Outcome:
-        """Record the run as failed or lost; `refused`: the executor would not
-        start it (not for the request's sake: another executor may take it)."""
-        if invalid:
-            run_status, error = status.FAILED, f"executor {executor.address} refused the run: {reason}"
-        elif refused:
-            run_status, error = status.FAILED, f"executor {executor.address} refused the run, which did not start there: {reason}"
-        elif started:
-            run_status, error = status.LOST, f"executor lost: no contact with {executor.address}: {reason}"
-        else:
-            run_status, error = status.FAILED, f"executor {executor.address} unreachable: {reason}"
-        log.warning("job %s run %s %s: %s", job.name, record.run_id, run_status, error)
-        self._recorder.update(record.run_id, status=run_status, error=error, finished_ms=now_ms(), executor=executor.address)
-        return Outcome(run_status, record.run_id, executor.address, unreachable=not started and not invalid)
-
-    async def _finish(self, job: Job, record: RunRecord, executor: ExecutorRef, fin: pb.RunFinished) -> Outcome:
-        run_status, error = fin.status, fin.error
-        if fin.matched_keyword:
-            if job.keyword_action == KEYWORD_FAIL and run_status == status.SUCCEEDED:
-                run_status = status.FAILED
-                error = f"output contains keyword {fin.matched_keyword!r}"
-            else:
-                error = (error + "; " if error else "") + f"output contains keyword {fin.matched_keyword!r} (notify only)"
-        ran_ms = fin.finished_ms - fin.started_ms
-        if job.timeout_action == TIMEOUT_ALERT and 0 < job.timeout_seconds * 1000 < ran_ms and fin.started_ms:
-            # The overrun noted in the final record (overrun_ms says when it was reported).
-            note = f"overran its {job.timeout_seconds:g}s timeout: ran {ran_ms / 1000:.3f}s (timeout_action alert, not killed)"
-            error = (error + "; " if error else "") + note
-        # Durable before the ack: once acknowledged, the executor forgets it.
-        await self._recorder.update(
-            record.run_id,
-            status=run_status,
-            exit_code=fin.exit_code,
-            started_ms=fin.started_ms,
-            finished_ms=fin.finished_ms,
-            output=fin.output_tail,
-            output_truncated=fin.output_truncated,
-            error=error,
-            pid=fin.pid,
-            host=fin.host,
-            executor=fin.executor or executor.address,
-        )
-        duration = max(0, fin.finished_ms - fin.started_ms) / 1000
-        log.info(
-            "job %s run %s %s (exit %d) in %.2fs on %s%s",
-            job.name,
-            record.run_id,
-            run_status,
-            fin.exit_code,
-            duration,
-            fin.executor or executor.address,
-            f": {error}" if error else "",
-        )
-        await self.link.ack(executor.address, record.run_id)
-        return Outcome(run_status, record.run_id, executor.address)
-
-
-def _not_started(record: RunRecord, executor: ExecutorRef, error: str) -> Outcome:
-    return Outcome(status.FAILED, record.run_id, executor.address, unreachable=True, not_started=True, error=error)

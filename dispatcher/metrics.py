@@ -1,7 +1,7 @@
 """The dispatcher's Prometheus metrics (README "Metrics").
 
 The hooks are one call each at the places that decide an outcome
-(firing.py: fired, claimed elsewhere, started; recorder.py: every status
+(firing.py: fired, claimed elsewhere; outcome.py: started; recorder.py: every status
 written, so skipped, queued, missed and finished runs are counted once, by
 the dispatcher that recorded them); everything else is read at scrape time.
 Labels are bounded: outcomes and run statuses only, never a job.

@@ -12,45 +12,41 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
 
 import grpc
 
 from crontrio.common import status
 from crontrio.common.clock import now_ms
 from crontrio.common.model import OVERLAP_ALLOW, OVERLAP_QUEUE, OVERLAP_REPLACE, OVERLAP_SKIP, Job, RunRecord, iso_ms
-from crontrio.common.store.async_store import DbThreads
-from crontrio.common.store.sql_store import SqlStore
+from crontrio.common.store.async_store import AsyncStore
 from crontrio.dispatcher.executor_client import ExecutorClients
 from crontrio.dispatcher.recorder import RunRecorder
+from crontrio.dispatcher.run_records import RunRecords
 from crontrio.protos import crontrio_pb2 as pb
 
 log = logging.getLogger(__name__)
-NewRecordFn = Callable[..., RunRecord]
 # How long `replace` waits for the killed run to be recorded as ended.
 REPLACE_WAIT_SECONDS = 30.0
 
 
 class OverlapGate:
-    def __init__(self, store: SqlStore, db: DbThreads, recorder: RunRecorder, clients: ExecutorClients) -> None:
+    def __init__(self, store: AsyncStore, recorder: RunRecorder, clients: ExecutorClients, records: RunRecords) -> None:
+        self._records = records
         self._store = store
-        self._db = db
         self._recorder = recorder
         self._clients = clients
 
-    async def admit(self, job: Job, scheduled_ms: int, trigger: str, new_record: NewRecordFn, deadline_ms: int = 0) -> bool:
+    async def admit(self, job: Job, scheduled_ms: int, trigger: str, deadline_ms: int = 0) -> bool:
         """True when this firing may run now. A skipped or queued record is
         written with `deadline_ms` (RunRecorder.insert: RecordDroppedError)."""
         if job.overlap_policy == OVERLAP_ALLOW:
             return True
-        active = await self._db.run(self._store.active_runs_of, job.id)
+        active = await self._store.active_runs_of(job.id)
         if not active:
             return True
         previous = active[0]
         if job.overlap_policy == OVERLAP_SKIP:
             await self._record(
-                new_record,
                 job,
                 scheduled_ms,
                 trigger,
@@ -60,10 +56,9 @@ class OverlapGate:
             )
             return False
         if job.overlap_policy == OVERLAP_QUEUE:
-            waiting = await self._db.run(self._store.queued_runs_of, job.id)
+            waiting = await self._store.queued_runs_of(job.id)
             if waiting:
                 await self._record(
-                    new_record,
                     job,
                     scheduled_ms,
                     trigger,
@@ -73,7 +68,6 @@ class OverlapGate:
                 )
             else:
                 await self._record(
-                    new_record,
                     job,
                     scheduled_ms,
                     trigger,
@@ -89,7 +83,6 @@ class OverlapGate:
 
     async def _record(
         self,
-        new_record: NewRecordFn,
         job: Job,
         scheduled_ms: int,
         trigger: str,
@@ -98,10 +91,8 @@ class OverlapGate:
         finished: bool = True,
         deadline_ms: int = 0,
     ) -> None:
-        fields: dict[str, Any] = {"status": run_status, "error": reason}
-        if finished:
-            fields["finished_ms"] = now_ms()
-        record = new_record(job, scheduled_ms, 1, trigger, **fields)
+        finished_ms = now_ms() if finished else 0
+        record = self._records.new(job, scheduled_ms, 1, trigger, run_status=run_status, error=reason, finished_ms=finished_ms)
         if await self._recorder.insert(record, deadline_ms=deadline_ms):
             log.info("job %s firing %s %s: %s", job.name, iso_ms(scheduled_ms), run_status, reason)
 
@@ -116,7 +107,7 @@ class OverlapGate:
         deadline = time.monotonic() + REPLACE_WAIT_SECONDS
         ids = {r.run_id for r in active}
         while time.monotonic() < deadline:
-            still = [r for r in await self._db.run(self._store.active_runs_of, job.id) if r.run_id in ids]
+            still = [r for r in await self._store.active_runs_of(job.id) if r.run_id in ids]
             if not still:
                 return
             await asyncio.sleep(0.1)
@@ -131,9 +122,9 @@ class OverlapGate:
         have reached yet."""
         if job.overlap_policy != OVERLAP_QUEUE:
             return None
-        for queued in await self._db.run(self._store.queued_runs_of, job.id):
-            if await self._db.run(self._store.promote_queued, queued.run_id):
-                current = await self._db.run(self._store.get_job, job_id=job.id)
+        for queued in await self._store.queued_runs_of(job.id):
+            if await self._store.promote_queued(queued.run_id):
+                current = await self._store.get_job(job_id=job.id)
                 if current is None or not current.enabled:
                     why = "deleted" if current is None else "paused"
                     reason = f"skipped: job {job.name} was {why} while this firing was queued"

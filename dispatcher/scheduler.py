@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
-from crontrio.common.clock import now_ms as wall_ms
+from crontrio.common.clock import now_ms
 from crontrio.common.model import OVERLAP_ALLOW, Job
 from crontrio.common.schedule import Schedule
 
@@ -16,6 +17,7 @@ log = logging.getLogger(__name__)
 
 FireFn = Callable[[Job, int], Coroutine[Any, Any, None]]
 SpawnFn = Callable[[Coroutine[Any, Any, None], str], None]
+ClaimFn = Callable[[list[tuple[Job, int]]], Coroutine[Any, Any, list[tuple[Job, int]]]]
 # How late a firing may still start. Beyond this the process was frozen or
 # starved, and firing a backlog all at once would do more harm than skipping.
 MAX_CATCH_UP_MS = 60_000
@@ -34,15 +36,20 @@ class Scheduler:
         self,
         schedule: Schedule,
         fire: FireFn,
-        clock: Callable[[], int] = wall_ms,
+        clock: Callable[[], int] = now_ms,
         dispatch_ahead_ms: int = 0,
         spawner: TaskSpawner | None = None,
+        batch: BatchFiring | None = None,
     ) -> None:
         self.schedule = schedule
         # The one spawner of the dispatcher (dispatcher/app.py): every firing task goes through it.
         self.spawner = spawner if spawner is not None else TaskSpawner()
         self.spawn = self.spawner.spawn
         self._fire = fire
+        # Without it, each firing due now is claimed on its own by `fire`.
+        self._batch = batch
+        # Firings popped in this pass, to be claimed together (see _fire_now).
+        self._to_claim: list[tuple[Job, int]] = []
         self._clock = clock
         # Firings of jobs that allow overlap are claimed, recorded and sent
         # this long before their time; the executor holds each one until its
@@ -89,9 +96,26 @@ class Scheduler:
 
     def _start(self, job: Job, fire_ms: int) -> None:
         if job.overlap_policy == OVERLAP_ALLOW or fire_ms <= self._clock():
-            self.spawn(self._fire(job, fire_ms), f"fire-{job.id}-{fire_ms}")
+            self._fire_now(job, fire_ms)
         else:
             self.spawn(self._fire_at(job, fire_ms), f"fire-{job.id}-{fire_ms}")
+
+    def _fire_now(self, job: Job, fire_ms: int) -> None:
+        """Fire now. With batch claims, the firings popped in one pass of the
+        loop are claimed in one call: the first one spawns the task that
+        claims them, which runs once the loop yields (at its sleep), by when
+        the whole pass has been added."""
+        if self._batch is None:
+            self.spawn(self._fire(job, fire_ms), f"fire-{job.id}-{fire_ms}")
+            return
+        if not self._to_claim:
+            self.spawn(self._claim_batch(self._batch), f"claim-{job.id}-{fire_ms}")
+        self._to_claim.append((job, fire_ms))
+
+    async def _claim_batch(self, batch: BatchFiring) -> None:
+        firings, self._to_claim = self._to_claim, []
+        for job, fire_ms in await batch.claim(firings):
+            self.spawn(batch.fire_claimed(job, fire_ms), f"fire-{job.id}-{fire_ms}")
 
     async def _fire_at(self, job: Job, fire_ms: int) -> None:
         """Fire at the scheduled instant (not ahead): see dispatch_ahead_ms."""
@@ -99,6 +123,16 @@ class Scheduler:
         if delay > 0:
             await asyncio.sleep(delay)
         await self._fire(job, fire_ms)
+
+
+@dataclass(frozen=True)
+class BatchFiring:
+    """Firing due firings as a batch: `claim` takes the firings due together
+    and returns the ones won (dispatcher/firing.py: FiringRunner.claim deals
+    with the others), each of which is then started with `fire_claimed`."""
+
+    claim: ClaimFn
+    fire_claimed: FireFn
 
 
 class TaskSpawner:

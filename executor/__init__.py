@@ -4,10 +4,6 @@ keeps each result in a local journal until a dispatcher acknowledges it."""
 
 from __future__ import annotations
 
-from crontrio import __version__
-
-VERSION = __version__  # one version: the package metadata
-
 # One module, one name: installed there is only crontrio.executor; in the checkout a
 # top-level `executor` would load every module a second time under another name.
 if __name__ != "crontrio.executor":

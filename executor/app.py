@@ -18,6 +18,7 @@ import logging
 import socket
 from collections.abc import Mapping
 
+from crontrio import __version__
 from crontrio.common.clock import now_ms
 from crontrio.common.cluster import ClusterAuthInterceptor, executor_protects, resolve_secret
 from crontrio.common.config import Config, EtcdConfig, ExecutorConfig, TlsConfig
@@ -27,10 +28,10 @@ from crontrio.common.registry.keys import executor_key
 from crontrio.common.registry.registration import EtcdRegistration
 from crontrio.common.runtime import install_stop_signals
 from crontrio.common.tls import internal_tls, server_credentials
-from crontrio.executor import VERSION, journal_retention
+from crontrio.executor import journal_retention
 from crontrio.executor.http_task import HttpClients
 from crontrio.executor.journal import Journal
-from crontrio.executor.runs import RunRegistry
+from crontrio.executor.runs import RunTable
 from crontrio.executor.servicer import ExecutorServicer
 from crontrio.executor.task_drivers import OUTPUT_DRAIN_SECONDS
 from crontrio.protos import crontrio_pb2, crontrio_pb2_grpc
@@ -73,7 +74,7 @@ class ExecutorApp:
         # One connection pool shared by all HTTP tasks (its aiohttp session is
         # made on first use, inside the running loop).
         self.http = HttpClients()
-        self.runs = RunRegistry(cfg, self.journal, self.http, host=self.host, address=cfg.advertised, base_env=base_env)
+        self.runs = RunTable(cfg, self.journal, self.http, host=self.host, address=cfg.advertised, base_env=base_env)
         self.server = ServiceServer(cfg.listen, [SERVICE_NAME], credentials=credentials, interceptors=interceptors)
         crontrio_pb2_grpc.add_ExecutorServicer_to_server(ExecutorServicer(self.runs), self.server.server)
         metrics = self.runs.metrics
@@ -111,7 +112,7 @@ class ExecutorApp:
                     "group": self.cfg.group,
                     "labels": {},
                     "capacity": self.cfg.capacity,
-                    "version": VERSION,
+                    "version": __version__,
                     "started_ms": now_ms(),
                 },
                 self.etcd.lease_ttl,

@@ -158,13 +158,13 @@ class Journal:
         """Record that a run is starting; durable when this returns."""
         await self._submit(self._begin, run)
 
-    async def claim(self, run: StartedRun) -> Lookup | None:
+    async def begin_if_new(self, run: StartedRun) -> Lookup | None:
         """Begin ``run`` unless its id is known here: None when it was
         unknown and is now recorded as started (durable when this returns),
         else what the journal knows of it, left unchanged. One call and one
         transaction for a lookup and a begin, so a starting run costs one
         trip through the writer, and nothing can come between the two."""
-        return await self._submit(self._claim, run)
+        return await self._submit(self._begin_if_new, run)
 
     async def set_pid(self, run_id: str, pid: int) -> None:
         """Record the process id of a started run."""
@@ -333,7 +333,7 @@ class Journal:
             ),
         )
 
-    def _claim(self, run: StartedRun) -> Lookup | None:
+    def _begin_if_new(self, run: StartedRun) -> Lookup | None:
         known = self._lookup(run.run_id)
         if known.result is not None or known.acked_ms or known.started is not None:
             return known

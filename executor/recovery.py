@@ -4,7 +4,7 @@ process (docs/ARCHITECTURE.md, failure cases).
 The start of every run is journaled before its process is spawned, so a run
 journaled as started but not finished when the executor starts died with the
 previous process (kill -9, OOM, reboot). executor/runs.py turns each into a
-``lost`` result (``RunRegistry.recover``); this module builds that result and
+``lost`` result (``RunTable.recover``); this module builds that result and
 ends what is left of a shell run's process group, found by scanning /proc and
 signalled only when it provably belongs to the run.
 """

@@ -9,10 +9,10 @@ those kept in memory because the journal could not take them
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from crontrio.common.errors import ValidationError
-from crontrio.executor.journal import ResultKey
+from crontrio.executor.journal import Journal, ResultKey
 from crontrio.protos import crontrio_pb2
 
 # Bytes of results in one ListResults reply (gRPC refuses messages over 16 MiB,
@@ -74,3 +74,20 @@ def choose_page(
         chosen.append(key)
         size += key.size
     return chosen, len(chosen) < len(candidates) or not scanned_all
+
+
+async def read_page(
+    journal: Journal, in_memory: Mapping[str, crontrio_pb2.RunFinished], run_ids: Sequence[str], token: str, max_bytes: int
+) -> tuple[list[crontrio_pb2.RunFinished], str]:
+    """The results of one page (of all results, or of ``run_ids``) from
+    ``token`` on, journaled or kept ``in_memory``, in (finished_ms, run_id)
+    order; and the token of the next page, "" after the last."""
+    after = parse_page_token(token)
+    keys = await journal.result_keys(run_ids, after, PAGE_SCAN_ROWS)
+    chosen, more = choose_page(keys, list(in_memory.values()), wanted=set(run_ids), after=after, budget=page_budget(max_bytes))
+    kept = {key.run_id: in_memory.get(key.run_id) for key in chosen if key.run_id in in_memory}
+    journaled = [key.run_id for key in chosen if key.run_id not in kept]
+    results = await journal.results(journaled) if journaled else []
+    results += [result for result in kept.values() if result is not None]
+    results.sort(key=lambda r: (r.finished_ms, r.run_id))
+    return results, page_token(chosen[-1]) if more and chosen else ""

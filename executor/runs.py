@@ -29,12 +29,11 @@ A run belongs to the executor, not to the RPC that started it: a caller that
 disconnects does not stop it, and its result lands in the journal before any
 caller sees RunFinished.
 
-Elsewhere: a run and its followers in executor/run_handle.py; the shell and
+Elsewhere: why a Run is refused (the errors, and the check of a request) in
+executor/refusals.py; a run and its followers in executor/run_handle.py; the shell and
 HTTP drivers in executor/task_drivers.py; runs sent ahead and held until
 their instant in executor/held_runs.py; ListResults pages in
-executor/results_page.py. (Over 500 lines for a reason: the decision of
-Run and Attach, start or not, reads as one piece with the lifecycle it
-guards; split, a newcomer would have to hold both halves in mind at once.)
+executor/results_page.py.
 """
 
 from __future__ import annotations
@@ -46,101 +45,34 @@ import os
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 
-from crontrio.common import status, task_rules
+from crontrio import __version__
+from crontrio.common import status
+from crontrio.common.clock import now_ms
 from crontrio.common.config import ExecutorConfig
 from crontrio.common.errors import ValidationError
-from crontrio.executor import VERSION
 from crontrio.executor.held_runs import cancel_held, hand_back_held, hold_ms, unstarted_result, wait_until_due
-from crontrio.executor.http_task import METHODS, HttpClients
+from crontrio.executor.http_task import HttpClients
 from crontrio.executor.journal import Journal, Lookup, StartedRun
 from crontrio.executor.journal_health import describe_failure
 from crontrio.executor.metrics import ExecutorMetrics
 from crontrio.executor.recovery import end_orphans, lost_result
-from crontrio.executor.results_page import PAGE_SCAN_ROWS, choose_page, page_budget, page_token, parse_page_token
+from crontrio.executor.refusals import (
+    AlreadyAcknowledgedError,
+    DrainingError,
+    NotJournaledError,
+    RunNotFoundError,
+    validate_request,
+)
+from crontrio.executor.results_page import read_page
 from crontrio.executor.run_handle import RunHandle
-from crontrio.executor.task_drivers import TaskOutcome, drive_http, drive_shell
+from crontrio.executor.task_drivers import TaskEnd, drive_http, drive_shell
 from crontrio.executor.task_env import baseline_environment
 from crontrio.protos import crontrio_pb2
 
 log = logging.getLogger(__name__)
 
-# Above this a tail would not fit a gRPC message comfortably (16 MiB limit).
-MAX_OUTPUT_LIMIT_BYTES = 8 * 1024 * 1024
 
-
-class DrainingError(Exception):
-    """The executor is shutting down and refuses new runs."""
-
-
-class AlreadyAcknowledgedError(Exception):
-    """The run already finished here and its result was acknowledged."""
-
-    def __init__(self, run_id: str, acked_ms: int = 0) -> None:
-        super().__init__(f"run {run_id} already finished and was acknowledged")
-        self.run_id = run_id
-        self.acked_ms = acked_ms
-
-
-class NotJournaledError(Exception):
-    """The start of the run could not be journaled, so it was not started:
-    without a durable start record, a crash would let a later Run start it a
-    second time. The caller may send it elsewhere or later."""
-
-    def __init__(self, run_id: str, cause: str) -> None:
-        super().__init__(f"run {run_id} not started: this executor cannot journal it ({cause})")
-        self.run_id = run_id
-
-
-class RunNotFoundError(Exception):
-    """Attach: this executor is not running the run and holds no result of it."""
-
-    def __init__(self, run_id: str, why: str = "is not running here and has no unacknowledged result") -> None:
-        super().__init__(f"run {run_id} {why}")
-        self.run_id = run_id
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def validate_request(req: crontrio_pb2.RunRequest) -> None:
-    """Raise ValidationError naming the first bad field of a RunRequest.
-
-    The task's fields follow common.task_rules, the same rules the admin API
-    applies to jobs: a run refused here was refused there too.
-    """
-    if not req.run_id:
-        raise ValidationError("run_id", "required")
-    if req.timeout_seconds < 0:
-        raise ValidationError("timeout_seconds", f"must not be negative, got {req.timeout_seconds:g}")
-    if not 0 <= req.output_limit_bytes <= MAX_OUTPUT_LIMIT_BYTES:
-        raise ValidationError(
-            "output_limit_bytes", f"must be between 0 and {MAX_OUTPUT_LIMIT_BYTES}, got {req.output_limit_bytes}"
-        )
-    if req.keywords:
-        task_rules.check_keywords(req.keywords)
-    task = req.WhichOneof("task")
-    if task is None:
-        raise ValidationError("task", "a shell or http task is required")
-    if task == "shell":
-        shell = req.shell
-        task_rules.check_command(shell.command, "shell.command")
-        if shell.env:
-            task_rules.check_env(shell.env, "shell.env")
-        task_rules.check_user(shell.user, "shell.user")
-        task_rules.check_workdir(shell.workdir, "shell.workdir")
-        return
-    http = req.http
-    task_rules.check_url_text(http.url, "http.url")
-    if (http.method or "GET").upper() not in METHODS:
-        raise ValidationError("http.method", f"expected GET or POST, got {http.method!r}")
-    if http.headers:
-        task_rules.check_headers(http.headers, "http.headers")
-    task_rules.check_body(http.body, "http.body")
-    task_rules.check_expected_statuses(http.expected_statuses, "http.expected_statuses")
-
-
-class RunRegistry:
+class RunTable:
     """Every run of this executor: the running ones in memory, the finished
     ones in the journal until acknowledged."""
 
@@ -272,7 +204,7 @@ class RunRegistry:
             # held run is known here (listed, killable, never started twice).
             # The lookup and, for an unknown run, the durable start record:
             # one journal call (see _existing on why nothing else can start it).
-            known = await self.journal.claim(self._started_record(request, started_ms))
+            known = await self.journal.begin_if_new(self._started_record(request, started_ms))
         except Exception as exc:  # noqa: BLE001 - decided on below
             # Whether the run is known is not known now: look again. A run
             # unknown here (or that cannot be looked up) must not start
@@ -302,7 +234,7 @@ class RunRegistry:
             known = None
             try:
                 await self.journal.begin(self._started_record(request, started_ms))
-            except Exception as exc:  # noqa: BLE001 - as for a failed claim: it must not run
+            except Exception as exc:  # noqa: BLE001 - as for a failed begin_if_new: it must not run
                 log.info(
                     "run %s (%s attempt %d) refused: its start could not be journaled", run_id, request.job_name, request.attempt
                 )
@@ -363,7 +295,7 @@ class RunRegistry:
         except Exception as exc:
             # A bug here must still end the run with a result, not a hang.
             log.exception("run %s: executor error", req.run_id)
-            outcome = TaskOutcome(status.FAILED, 0, f"executor error: {exc}")
+            outcome = TaskEnd(status.FAILED, 0, f"executor error: {exc}")
         if handle.started is None:
             handle.publish_started(self._started(req, 0, started_ms))
         finished = crontrio_pb2.RunFinished(
@@ -482,19 +414,10 @@ class RunRegistry:
         pages before and as a result on a later one (it sorts after every
         result already there), so a caller that reads every page misses none.
         """
-        after = parse_page_token(token)
         wanted = set(run_ids)
         running = [run_id for run_id in self._running if not wanted or run_id in wanted]
-        keys = await self.journal.result_keys(run_ids, after, PAGE_SCAN_ROWS)
-        chosen, more = choose_page(
-            keys, list(self._unjournaled.values()), wanted=wanted, after=after, budget=page_budget(max_bytes)
-        )
-        in_memory = {key.run_id: self._unjournaled.get(key.run_id) for key in chosen if key.run_id in self._unjournaled}
-        journaled = [key.run_id for key in chosen if key.run_id not in in_memory]
-        results = await self.journal.results(journaled) if journaled else []
-        results += [result for result in in_memory.values() if result is not None]
-        results.sort(key=lambda r: (r.finished_ms, r.run_id))
-        return results, running, page_token(chosen[-1]) if more and chosen else ""
+        results, next_token = await read_page(self.journal, self._unjournaled, run_ids, token, max_bytes)
+        return results, running, next_token
 
     async def unacked_count(self) -> int:
         """Finished results not acknowledged yet, journaled or kept in memory."""
@@ -507,7 +430,7 @@ class RunRegistry:
             group=self.cfg.group,
             running=len(self._running),
             unacknowledged=await self.unacked_count(),
-            version=VERSION,
+            version=__version__,
             started_ms=self.started_ms,
         )
 

@@ -13,7 +13,8 @@ import grpc
 
 from crontrio.common import status
 from crontrio.common.errors import ValidationError
-from crontrio.executor.runs import AlreadyAcknowledgedError, DrainingError, NotJournaledError, RunNotFoundError, RunRegistry
+from crontrio.executor.refusals import AlreadyAcknowledgedError, DrainingError, NotJournaledError, RunNotFoundError
+from crontrio.executor.runs import RunTable
 from crontrio.protos import crontrio_pb2, crontrio_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -48,9 +49,9 @@ def _refusal(exc: Exception) -> _Refusal | None:
 
 
 class ExecutorServicer(crontrio_pb2_grpc.ExecutorServicer):
-    """crontrio.v1.Executor on top of a RunRegistry."""
+    """crontrio.v1.Executor on top of a RunTable."""
 
-    def __init__(self, runs: RunRegistry) -> None:
+    def __init__(self, runs: RunTable) -> None:
         self.runs = runs
 
     async def Run(
@@ -134,7 +135,7 @@ class _Session:
     forwards its RunStarted and RunFinished to ``events`` (None = the end:
     the dispatcher stopped sending and every run it sent has finished)."""
 
-    def __init__(self, runs: RunRegistry, requests: AsyncIterator[crontrio_pb2.SessionRequest]) -> None:
+    def __init__(self, runs: RunTable, requests: AsyncIterator[crontrio_pb2.SessionRequest]) -> None:
         self._runs = runs
         self.events: asyncio.Queue[crontrio_pb2.SessionEvent | None] = asyncio.Queue()
         self._followers: set[asyncio.Task[None]] = set()

@@ -35,7 +35,7 @@ StartedFactory = Callable[[crontrio_pb2.RunRequest, int, int], crontrio_pb2.RunS
 
 
 @dataclass(frozen=True)
-class TaskOutcome:
+class TaskEnd:
     """How a task ended, before it becomes a RunFinished."""
 
     status: str
@@ -52,7 +52,7 @@ async def drive_shell(
     base_env: Mapping[str, str],
     kill_grace_seconds: float,
     journal: Journal,
-) -> TaskOutcome:
+) -> TaskEnd:
     """Run ``handle``'s shell task to its end (or its stop); the run's pid is
     journaled before RunStarted is published."""
     req = handle.request
@@ -72,7 +72,7 @@ async def drive_shell(
         )
     except TaskStartError as exc:
         handle.publish_started(started(req, 0, started_ms))
-        return TaskOutcome(status.FAILED, 0, str(exc))
+        return TaskEnd(status.FAILED, 0, str(exc))
     handle.set_stopper(functools.partial(proc.stop, kill_grace_seconds))
     try:
         try:
@@ -98,11 +98,11 @@ async def drive_shell(
     finally:
         proc.close()
     if handle.stop_status:
-        return TaskOutcome(handle.stop_status, code, handle.stop_error, proc.pid)
+        return TaskEnd(handle.stop_status, code, handle.stop_error, proc.pid)
     if code == 0:
-        return TaskOutcome(status.SUCCEEDED, 0, "", proc.pid)
+        return TaskEnd(status.SUCCEEDED, 0, "", proc.pid)
     error = f"terminated by signal {signal_name(-code)}" if code < 0 else ""
-    return TaskOutcome(status.FAILED, code, error, proc.pid)
+    return TaskEnd(status.FAILED, code, error, proc.pid)
 
 
 def prepare_shell(task: crontrio_pb2.ShellTask) -> RunAs:
@@ -113,7 +113,7 @@ def prepare_shell(task: crontrio_pb2.ShellTask) -> RunAs:
     return run_as
 
 
-async def drive_http(handle: RunHandle, started_ms: int, *, started: StartedFactory, clients: HttpClients) -> TaskOutcome:
+async def drive_http(handle: RunHandle, started_ms: int, *, started: StartedFactory, clients: HttpClients) -> TaskEnd:
     """Send ``handle``'s HTTP request and wait for its answer (or its stop)."""
     req = handle.request
     handle.publish_started(started(req, 0, started_ms))
@@ -136,11 +136,11 @@ async def drive_http(handle: RunHandle, started_ms: int, *, started: StartedFact
         handle.stopped_running()
         request.cancel()  # only does something when we ourselves were cancelled
     if request.cancelled():
-        return TaskOutcome(handle.stop_status or status.KILLED, 0, handle.stop_error or "killed")
+        return TaskEnd(handle.stop_status or status.KILLED, 0, handle.stop_error or "killed")
     result = request.result()
     if result.timed_out:
-        return TaskOutcome(status.TIMEOUT, result.status_code, result.error)
-    return TaskOutcome(status.SUCCEEDED if result.succeeded else status.FAILED, result.status_code, result.error)
+        return TaskEnd(status.TIMEOUT, result.status_code, result.error)
+    return TaskEnd(status.SUCCEEDED if result.succeeded else status.FAILED, result.status_code, result.error)
 
 
 def signal_name(signum: int) -> str:

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from crontrio.common.registry.base import ExecutorRef
-from crontrio.common.registry.dispatcher_watch import DispatcherWatcher
 from crontrio.common.registry.keys import executors_prefix
 from crontrio.common.registry.prefix_watch import PrefixWatcher, address_field, json_object, text_field
 
@@ -56,7 +55,4 @@ class EtcdRegistry(PrefixWatcher[ExecutorRef]):
 
 ExecutorWatcher = EtcdRegistry
 
-# DispatcherWatcher is re-exported only because dispatcher/app.py (being
-# restructured elsewhere) still imports it from here: when it imports
-# crontrio.common.registry.dispatcher_watch instead, drop it from here.
-__all__ = ["DispatcherWatcher", "EtcdRegistry", "ExecutorWatcher", "parse_executor"]
+__all__ = ["EtcdRegistry", "ExecutorWatcher", "parse_executor"]

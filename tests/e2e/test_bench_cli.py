@@ -11,7 +11,9 @@ import pytest
 from testing_support.services import REPO
 
 
-@pytest.mark.parametrize("command", ["fire_lag", "schedule_scale", "concurrency", "failover", "console_pages", "quick", "all"])
+@pytest.mark.parametrize(
+    "command", ["fire_lag", "burst", "schedule_scale", "concurrency", "failover", "console_pages", "quick", "all"]
+)
 def test_every_bench_command_has_help(command: str) -> None:
     argv = [sys.executable, "-m", "bench.run", command, "--help"]
     proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=60)

@@ -1,4 +1,4 @@
-"""The start path of a run, in process: the journal's claim (lookup and begin
+"""The start path of a run, in process: the journal's begin_if_new (lookup and begin
 in one transaction), the pid journaled for orphan cleanup, spawning off the
 event loop, and one pipe for stdout and stderr."""
 
@@ -24,7 +24,8 @@ from crontrio.executor import shell_task
 from crontrio.executor.http_task import HttpClients
 from crontrio.executor.journal import Journal, StartedRun
 from crontrio.executor.recovery import LOST_ERROR
-from crontrio.executor.runs import AlreadyAcknowledgedError, NotJournaledError, RunRegistry
+from crontrio.executor.refusals import AlreadyAcknowledgedError, NotJournaledError
+from crontrio.executor.runs import RunTable
 from crontrio.executor.shell_task import ShellProcess
 from crontrio.protos import crontrio_pb2 as pb
 from testing_support.services import pid_alive, wait_until
@@ -69,9 +70,9 @@ async def journal(tmp_path: Path) -> AsyncIterator[Journal]:
 
 
 @pytest_asyncio.fixture
-async def registry(journal: Journal) -> AsyncIterator[RunRegistry]:
+async def registry(journal: Journal) -> AsyncIterator[RunTable]:
     # No HTTP task runs here: the registry only keeps the clients.
-    runs = RunRegistry(ExecutorConfig(kill_grace_seconds=1.0), journal, cast(HttpClients, object()), host="h", address="a")
+    runs = RunTable(ExecutorConfig(kill_grace_seconds=1.0), journal, cast(HttpClients, object()), host="h", address="a")
     yield runs
     runs.kill_all("test over")
     assert await runs.wait_idle(10), "runs still going at the end of the test"
@@ -81,35 +82,35 @@ async def events_of(stream: AsyncIterator[pb.RunEvent]) -> list[pb.RunEvent]:
     return [event async for event in stream]
 
 
-# ---------------------------------------------------------------- the journal's claim
+# ---------------------------------------------------------------- the journal's begin_if_new
 
 
-async def test_claim_of_an_unknown_run_begins_it_durably(journal: Journal, tmp_path: Path) -> None:
-    assert await journal.claim(started_record("r1")) is None
+async def test_begin_if_new_of_an_unknown_run_begins_it_durably(journal: Journal, tmp_path: Path) -> None:
+    assert await journal.begin_if_new(started_record("r1")) is None
     with sqlite3.connect(tmp_path / "journal.db") as conn:  # another connection: committed
         assert conn.execute("SELECT run_id, pid FROM started").fetchall() == [("r1", 0)]
     # Claimed again: now known as started, and left as it was.
-    known = await journal.claim(started_record("r1", pid=99))
+    known = await journal.begin_if_new(started_record("r1", pid=99))
     assert known is not None and known.started == started_record("r1")
 
 
-async def test_claim_of_a_finished_or_acknowledged_run_changes_nothing(journal: Journal) -> None:
+async def test_begin_if_new_of_a_finished_or_acknowledged_run_changes_nothing(journal: Journal) -> None:
     await journal.begin(started_record("done"))
     await journal.put(finished("done"))
     await journal.begin(started_record("acked"))
     await journal.put(finished("acked"))
     assert await journal.ack(["acked"], acked_ms=1234) == 1
 
-    known = await journal.claim(started_record("done"))
+    known = await journal.begin_if_new(started_record("done"))
     assert known is not None and known.result == finished("done")
-    known = await journal.claim(started_record("acked"))
+    known = await journal.begin_if_new(started_record("acked"))
     assert known is not None and known.acked_ms == 1234 and known.result is None
     assert await journal.unfinished() == []  # neither was begun again
 
 
-async def test_concurrent_claims_share_transactions(journal: Journal) -> None:
+async def test_concurrent_begins_share_transactions(journal: Journal) -> None:
     before = journal.batches
-    claimed = await asyncio.gather(*(journal.claim(started_record(f"c{i}")) for i in range(300)))
+    claimed = await asyncio.gather(*(journal.begin_if_new(started_record(f"c{i}")) for i in range(300)))
     assert claimed == [None] * 300
     assert journal.batches - before < 30, f"300 concurrent claims took {journal.batches - before} transactions"
     assert len(await journal.unfinished()) == 300
@@ -118,7 +119,7 @@ async def test_concurrent_claims_share_transactions(journal: Journal) -> None:
 # ---------------------------------------------------------------- the registry's start path
 
 
-async def test_a_started_run_records_its_pid_before_run_started(registry: RunRegistry, journal: Journal) -> None:
+async def test_a_started_run_records_its_pid_before_run_started(registry: RunTable, journal: Journal) -> None:
     request = shell("sleep 30")
     stream = await registry.run(request)
     first = await asyncio.wait_for(anext(aiter(stream)), 20)
@@ -133,7 +134,7 @@ async def test_a_started_run_records_its_pid_before_run_started(registry: RunReg
     assert await journal.unfinished() == []
 
 
-async def test_duplicate_of_a_finished_run_is_replayed_and_of_an_acked_one_refused(registry: RunRegistry, tmp_path: Path) -> None:
+async def test_duplicate_of_a_finished_run_is_replayed_and_of_an_acked_one_refused(registry: RunTable, tmp_path: Path) -> None:
     marker = tmp_path / "ran"
     request = shell(f"echo once >> {marker}")
     first = await asyncio.wait_for(events_of(await registry.run(request)), 20)
@@ -147,7 +148,7 @@ async def test_duplicate_of_a_finished_run_is_replayed_and_of_an_acked_one_refus
 
 
 async def test_a_started_run_left_by_a_crash_becomes_lost_not_rerun(
-    registry: RunRegistry, journal: Journal, tmp_path: Path
+    registry: RunTable, journal: Journal, tmp_path: Path
 ) -> None:
     # What a crashed executor leaves behind (recover() not run): a started
     # record, its orphaned process group still going.
@@ -170,14 +171,14 @@ async def test_a_started_run_left_by_a_crash_becomes_lost_not_rerun(
 
 
 async def test_a_start_that_cannot_be_journaled_is_refused_not_run(
-    registry: RunRegistry, journal: Journal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    registry: RunTable, journal: Journal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Refused (not a failed result): the dispatcher can send it elsewhere,
     # and nothing here claims a run that has no durable record.
-    async def broken_claim(run: StartedRun) -> Any:
+    async def broken_begin(run: StartedRun) -> Any:
         raise sqlite3.OperationalError("disk I/O error")
 
-    monkeypatch.setattr(journal, "claim", broken_claim)
+    monkeypatch.setattr(journal, "begin_if_new", broken_begin)
     marker = tmp_path / "ran"
     request = shell(f"echo ran >> {marker}")
     with pytest.raises(NotJournaledError, match=r"not started: this executor cannot journal it \(disk I/O error\)"):
@@ -187,12 +188,12 @@ async def test_a_start_that_cannot_be_journaled_is_refused_not_run(
 
 
 async def test_a_start_whose_run_cannot_even_be_looked_up_is_refused(
-    registry: RunRegistry, journal: Journal, monkeypatch: pytest.MonkeyPatch
+    registry: RunTable, journal: Journal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def broken(*args: Any) -> Any:
         raise sqlite3.OperationalError("disk I/O error")
 
-    monkeypatch.setattr(journal, "claim", broken)
+    monkeypatch.setattr(journal, "begin_if_new", broken)
     monkeypatch.setattr(journal, "lookup", broken)
     request = shell("echo never")
     with pytest.raises(NotJournaledError):
@@ -200,7 +201,7 @@ async def test_a_start_whose_run_cannot_even_be_looked_up_is_refused(
     assert registry.running_count == 0
 
 
-async def test_stdout_and_stderr_keep_their_order_on_one_pipe(registry: RunRegistry) -> None:
+async def test_stdout_and_stderr_keep_their_order_on_one_pipe(registry: RunTable) -> None:
     command = "echo one; echo two >&2; echo three; echo four >&2"
     events = await asyncio.wait_for(events_of(await registry.run(shell(command))), 20)
     assert events[-1].finished.output_tail == b"one\ntwo\nthree\nfour\n"

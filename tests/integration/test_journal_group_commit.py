@@ -145,7 +145,7 @@ async def test_failed_writes_are_reported_once_with_their_cause(tmp_path: Path, 
     await journal.close()
 
 
-# A child process: claims under a file size limit, printing what each claim reported.
+# A child process: begins runs under a file size limit, printing what each begin reported.
 _CHILD = """
 import asyncio, json, resource, sys
 from crontrio.executor.journal import Journal, StartedRun
@@ -157,7 +157,7 @@ async def main(path, waves, per_wave):
     reported = {}
     for wave in range(waves):
         runs = [StartedRun(f"1-{wave}-{i}", 1, "h", "e", "shell", 1, "j" * 2000, 1, 1) for i in range(per_wave)]
-        outcomes = await asyncio.gather(*(journal.claim(r) for r in runs), return_exceptions=True)
+        outcomes = await asyncio.gather(*(journal.begin_if_new(r) for r in runs), return_exceptions=True)
         reported.update((r.run_id, o is None) for r, o in zip(runs, outcomes))
     print(json.dumps({"reported": reported}))
 
@@ -165,7 +165,7 @@ asyncio.run(main(sys.argv[1], 12, 25))
 """
 
 
-def test_under_a_file_size_limit_a_claim_reported_done_is_on_disk(tmp_path: Path) -> None:
+def test_under_a_file_size_limit_a_begin_reported_done_is_on_disk(tmp_path: Path) -> None:
     path = tmp_path / "journal.db"
     child = subprocess.run(
         [sys.executable, "-c", _CHILD, str(path), str(96 * 1024)],

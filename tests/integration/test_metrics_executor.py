@@ -1,4 +1,4 @@
-"""executor/metrics.py on a real RunRegistry and journal: runs running,
+"""executor/metrics.py on a real RunTable and journal: runs running,
 results by status, durations, unacknowledged results."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from crontrio.common.config import ExecutorConfig
 from crontrio.executor.http_task import HttpClients
 from crontrio.executor.journal import Journal, StartedRun
 from crontrio.executor.metrics import ExecutorMetrics
-from crontrio.executor.runs import RunRegistry
+from crontrio.executor.runs import RunTable
 from crontrio.protos import crontrio_pb2 as pb
 from testing_support.services import wait_until
 
@@ -25,10 +25,10 @@ pytestmark = pytest.mark.asyncio
 
 
 @pytest_asyncio.fixture
-async def runs(tmp_path: Path) -> AsyncIterator[RunRegistry]:
+async def runs(tmp_path: Path) -> AsyncIterator[RunTable]:
     journal = Journal(str(tmp_path / "journal.db"))
     await journal.open()
-    registry = RunRegistry(ExecutorConfig(kill_grace_seconds=1.0), journal, cast(HttpClients, object()), host="h", address="a")
+    registry = RunTable(ExecutorConfig(kill_grace_seconds=1.0), journal, cast(HttpClients, object()), host="h", address="a")
     yield registry
     registry.kill_all("test over")
     assert await registry.wait_idle(10)
@@ -46,14 +46,14 @@ def shell(command: str) -> pb.RunRequest:
     )
 
 
-async def finish(runs: RunRegistry, request: pb.RunRequest) -> pb.RunFinished:
+async def finish(runs: RunTable, request: pb.RunRequest) -> pb.RunFinished:
     async for event in await runs.run(request):
         if event.WhichOneof("event") == "finished":
             return event.finished
     raise AssertionError("no result")
 
 
-async def test_runs_are_counted_by_status_with_their_durations(runs: RunRegistry) -> None:
+async def test_runs_are_counted_by_status_with_their_durations(runs: RunTable) -> None:
     metrics = runs.metrics
     slow = shell("sleep 0.3")
     task = asyncio.create_task(finish(runs, slow))
@@ -80,7 +80,7 @@ async def test_runs_are_counted_by_status_with_their_durations(runs: RunRegistry
     assert value(metrics, "crontrio_executor_journal_unacked") == 1
 
 
-async def test_runs_lost_with_a_previous_process_count_without_a_duration(runs: RunRegistry) -> None:
+async def test_runs_lost_with_a_previous_process_count_without_a_duration(runs: RunTable) -> None:
     started = StartedRun(
         run_id="9-gone-1",
         started_ms=1,

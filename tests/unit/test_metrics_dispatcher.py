@@ -3,6 +3,7 @@ firing.py and recorder.py reaching it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, cast
 
 import pytest
@@ -14,6 +15,7 @@ from crontrio.common.model import TRIGGER_MANUAL, Job, RunRecord, firing_id
 from crontrio.dispatcher.firing import FiringRunner
 from crontrio.dispatcher.metrics import CLAIMED_ELSEWHERE, FIRED, DispatcherMetrics
 from crontrio.dispatcher.recorder import RunRecorder
+from crontrio.dispatcher.run_records import RunRecords
 
 
 def value(metrics: DispatcherMetrics, name: str, **labels: str) -> float:
@@ -98,25 +100,20 @@ async def test_a_firing_claimed_by_another_dispatcher_counts_as_claimed_elsewher
     claims = MemoryClaims()
     job = Job(id=7, name="j", spec="* * * * * *", command="true")
     assert await claims.claim(firing_id(job.id, 5_000), "other", 60_000)
-    runner = FiringRunner("me", claims, cast(Any, None), cast(Any, None), cast(Any, None))
+    runner = FiringRunner(RunRecords("me"), claims, cast(Any, None), cast(Any, None), cast(Any, None))
     await runner.fire(job, 5_000)
     assert value(runner.metrics, "crontrio_firings_total", outcome=CLAIMED_ELSEWHERE) == 1
     assert value(runner.metrics, "crontrio_firings_total", outcome=FIRED) == 0
 
 
 class _Store:
-    def write_runs(self, inserts: list[RunRecord], updates: list[Any]) -> list[bool]:
+    async def write_runs(self, inserts: Sequence[RunRecord], updates: Sequence[tuple[str, dict[str, Any]]]) -> list[bool]:
         return [True] * len(inserts)
-
-
-class _Db:
-    async def run(self, fn: Any, *args: Any) -> Any:
-        return fn(*args)
 
 
 @pytest.mark.asyncio
 async def test_the_recorder_reports_what_it_committed() -> None:
-    recorder = RunRecorder(cast(Any, _Store()), cast(Any, _Db()))
+    recorder = RunRecorder(_Store())
     recorder.start()
     try:
         assert await recorder.insert(record(status.SKIPPED))

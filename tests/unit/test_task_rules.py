@@ -13,7 +13,7 @@ from crontrio.common.jobs import validate_job
 from crontrio.common.model import Job
 from crontrio.common.task_rules import MAX_TEXT_BYTES
 from crontrio.common.text import EscapeControlsFilter, OutputEscaper, escape_controls
-from crontrio.executor.runs import validate_request
+from crontrio.executor.refusals import validate_request
 from crontrio.protos import crontrio_pb2 as pb
 
 SHELL = Job(name="j", spec="* * * * *", command="true")
