@@ -25,6 +25,7 @@ from crontrio.common.registry.keys import dispatcher_key
 from crontrio.common.registry.registration import EtcdRegistration
 from crontrio.common.schedule import Schedule
 from crontrio.common.store.async_store import AsyncStore
+from crontrio.common.store.async_users import AsyncUserStore
 from crontrio.common.store.engine import make_engine
 from crontrio.common.store.migrate import ensure_schema
 from crontrio.common.store.sql_store import SqlStore
@@ -162,8 +163,8 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     engine = make_engine(cfg.database)
     store = AsyncStore(SqlStore(engine))
     await store.run_blocking(ensure_schema, engine, cfg.database)
-    users = UserStore(engine)
-    await store.run_blocking(ensure_initial_admin, users, cfg.dispatcher.initial_password_file)
+    users = AsyncUserStore(UserStore(engine), store)
+    await store.run_blocking(ensure_initial_admin, users.blocking, cfg.dispatcher.initial_password_file)
 
     claims = make_claims(cfg.redis)
     registry = make_registry(cfg.etcd, cfg.dispatcher.executors)
@@ -200,7 +201,7 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
         credentials=server_credentials(cfg.tls, require_client_auth=False) if cfg.tls.admin else None,
         interceptors=[
             ClusterAuthInterceptor(cluster_secret, control_protects),
-            *server_interceptors(cfg.tokens, SessionAuth(users, store)),
+            *server_interceptors(cfg.tokens, SessionAuth(users)),
         ],
     )
     started_ms = now_ms()
