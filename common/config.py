@@ -22,6 +22,7 @@ from typing import Any
 
 from crontrio.common.config_sections import (
     MAX_DISPATCH_AHEAD_MS,
+    MAX_FIRINGS_AHEAD,
     AlertConfig,
     ClusterConfig,
     Config,
@@ -45,6 +46,7 @@ __all__ = [
     "DEFAULT_CONFIG_PATH",
     "ENV_PREFIX",
     "MAX_DISPATCH_AHEAD_MS",
+    "MAX_FIRINGS_AHEAD",
     "MIN_CLUSTER_SECRET_LENGTH",
     "AlertConfig",
     "ClusterConfig",
@@ -238,6 +240,9 @@ def _validate(cfg: Config) -> None:
     if not 0 <= cfg.dispatcher.dispatch_ahead_ms <= MAX_DISPATCH_AHEAD_MS:
         ahead = cfg.dispatcher.dispatch_ahead_ms
         raise ConfigError(f"dispatcher.dispatch_ahead_ms: expected 0 to {MAX_DISPATCH_AHEAD_MS}, got {ahead}")
+    if not 1 <= cfg.dispatcher.max_firings_ahead <= MAX_FIRINGS_AHEAD:
+        held = cfg.dispatcher.max_firings_ahead
+        raise ConfigError(f"dispatcher.max_firings_ahead: expected 1 to {MAX_FIRINGS_AHEAD}, got {held}")
     for key in ("tail_followers_per_run", "tail_followers_total"):
         if getattr(cfg.dispatcher, key) < 1:
             raise ConfigError(f"dispatcher.{key}: must be at least 1, got {getattr(cfg.dispatcher, key)}")

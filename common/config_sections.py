@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "MAX_DISPATCH_AHEAD_MS",
+    "MAX_FIRINGS_AHEAD",
     "AlertConfig",
     "ClusterConfig",
     "Config",
@@ -30,6 +31,8 @@ __all__ = [
 
 # Executors hold a run sent ahead for at most this long (executor/servicer.py).
 MAX_DISPATCH_AHEAD_MS = 10_000
+# The most firings [dispatcher] max_firings_ahead may hold ahead (memory).
+MAX_FIRINGS_AHEAD = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -99,8 +102,15 @@ class DispatcherConfig:
     # firings costs its dispatcher work before the second, not during it
     # (bench fire_lag: p99 ~350 ms -> ~12 ms at 1,000 firings/s). A pause or
     # delete in that time cancels the held firing (it ends `skipped`); an
-    # edit reaches the firings sent after it. 0 = send each at its time.
+    # edit replaces its request (or cancels it when the new schedule no
+    # longer fires then). 0 = send each at its time. A burst gets a longer
+    # lead, its firings times what each costs this dispatcher, up to
+    # MAX_DISPATCH_AHEAD_MS (dispatcher/scheduler.py `Scheduler.horizon`).
     dispatch_ahead_ms: int = 1000
+    # The lead grows only while at most this many firings are held ahead
+    # (started before their instant, which has not come): memory here and
+    # on the executors. Those within dispatch_ahead_ms are always sent.
+    max_firings_ahead: int = 10_000
     # With [tokens] set and [tls] admin = false, a non-loopback listen address
     # would carry bearer tokens in clear: the dispatcher refuses to start
     # unless this says the network is trusted (then it logs a warning).

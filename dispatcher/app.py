@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from crontrio import __version__
 from crontrio.common.alerts.sender import AlertSender
@@ -31,6 +32,7 @@ from crontrio.common.store.sql_store import SqlStore
 from crontrio.common.store.users import UserStore
 from crontrio.common.tls import internal_tls, server_credentials
 from crontrio.dispatcher.admin_servicer import AdminServicer, ControlServicer
+from crontrio.dispatcher.ahead_cost import AheadCost
 from crontrio.dispatcher.catch_up import catch_up
 from crontrio.dispatcher.executor_client import ExecutorClients
 from crontrio.dispatcher.firing import FiringHooks, FiringRunner
@@ -79,7 +81,11 @@ class DispatcherApp:
         # Set once the peers are watched (serve): firings another dispatcher
         # claimed before then (during catch-up) are not followed.
         self.takeover: TakeoverWatch | None = None
-        self.job_sync = JobSync(store, self.schedule, self._wake, now_ms, on_unscheduled=self._unscheduled)
+        self.job_sync = JobSync(
+            store, self.schedule, self._wake, now_ms, on_unscheduled=self._unscheduled, on_edited=self._edited
+        )
+        # What a firing sent ahead costs here: how far ahead a burst is started.
+        ahead_cost = AheadCost()
         self.misfires = MisfireTracker(
             store,
             recorder,
@@ -97,6 +103,7 @@ class DispatcherApp:
             after_firing=notifier.after_firing,
             on_overrun=notifier.overran,
             on_claimed_elsewhere=self._claimed_elsewhere,
+            sent_ahead=ahead_cost.prepared,
         )
         # Every run record this dispatcher writes is built by `records`.
         records = RunRecords(dispatcher_id)
@@ -119,6 +126,8 @@ class DispatcherApp:
             dispatch_ahead_ms=cfg.dispatcher.dispatch_ahead_ms,
             spawner=self.spawner,
             batch=BatchFiring(self.runner.claim, self.runner.fire_claimed),
+            max_firings_ahead=cfg.dispatcher.max_firings_ahead,
+            ahead_cost=ahead_cost,
         )
 
     def _wake(self) -> None:
@@ -126,6 +135,9 @@ class DispatcherApp:
 
     def _unscheduled(self, job_id: int, reason: str) -> None:
         self.runner.job_unscheduled(job_id, reason)
+
+    def _edited(self, job: Job, fires_at: Callable[[int], bool]) -> None:
+        self.runner.job_edited(job, fires_at)
 
     async def _run_firing(
         self, job: Job, scheduled_ms: int, trigger: str, first_attempt: int = 1, recorded: bool = False

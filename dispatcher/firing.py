@@ -18,6 +18,7 @@ run to its end.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from collections import Counter
@@ -88,6 +89,21 @@ class FiringHooks:
     on_overrun: Callable[[Job, str], Coroutine[Any, Any, Any]] | None = None
     # Called for firings another dispatcher claimed (see takeover.py).
     on_claimed_elsewhere: Callable[[Job, int], None] | None = None
+    # Called as each firing sent ahead is handed to its executor (dispatcher/ahead_cost.py).
+    sent_ahead: Callable[[], None] | None = None
+
+
+@dataclass
+class _AheadRun:
+    """A run sent ahead of its time, until it ends: `job` is the job as its
+    executor runs it (replaced when an edit reached the executor)."""
+
+    job: Job
+    record: RunRecord
+
+
+def _now_as(ahead: _AheadRun, job: Job, _request: object) -> None:
+    ahead.job = job
 
 
 class FiringRunner:
@@ -126,12 +142,16 @@ class FiringRunner:
         # Executor -> when it last passed a health check (the monitor's report; display only).
         self.last_seen: dict[str, int] = {}
         self.hooks = hooks if hooks is not None else FiringHooks()
+        if self.hooks.sent_ahead is not None:
+            self.link.on_sent_ahead = self.hooks.sent_ahead
         # Scheduled firings not recorded in time go there, not late to an executor.
         self.misfires = misfires
         self.metrics = metrics if metrics is not None else DispatcherMetrics()
         # What became of each run, recorded (and the overrun timers).
         self.outcomes = RunOutcomes(recorder, self.link, self.metrics, self.hooks.on_overrun)
         self._fan_out = FanOut(records, recorder, self._run_on)
+        # Runs sent ahead of their time and not ended, by run id (see `job_edited`).
+        self._ahead: dict[str, _AheadRun] = {}
 
     # ------------------------------------------------------------ firings
 
@@ -303,6 +323,17 @@ class FiringRunner:
         return await self._run_on(job, record, plan)
 
     async def _run_on(self, job: Job, record: RunRecord, plan: list[ExecutorRef]) -> Outcome:
+        """`_run_on_plan`, with a run sent ahead of its time known by run id
+        until it ends, so that an edit of its job reaches it (`job_edited`)."""
+        if record.scheduled_ms <= now_ms():
+            return await self._run_on_plan(job, record, plan)
+        self._ahead[record.run_id] = _AheadRun(job, record)
+        try:
+            return await self._run_on_plan(job, record, plan)
+        finally:
+            self._ahead.pop(record.run_id, None)
+
+    async def _run_on_plan(self, job: Job, record: RunRecord, plan: list[ExecutorRef]) -> Outcome:
         """Run `record` on plan[0]. failover plans list every candidate: the
         next one is tried while they are unreachable. Whatever the strategy, a
         run that provably never started goes to another live executor matching
@@ -394,12 +425,19 @@ class FiringRunner:
         executor, a `not_started` outcome is returned instead (unrecorded);
         without one, the executor is retried as for any broken connection
         (dispatcher/executor_link.py)."""
+        # A run sent ahead goes on as its job is now (an edit replaced its
+        # request on the executor): its outcome is judged by that job.
+        ahead = self._ahead.get(record.run_id)
+        if ahead is not None:
+            job = ahead.job
         request = build_run_request(job, record, self._template(job))
         started = False
         end: LinkEvent | None = None
         self.in_flight[executor.address] += 1
         try:
             async for event in self.link.run(request, executor.address, elsewhere, lambda: self._may_still_start(record)):
+                if ahead is not None:
+                    job = ahead.job
                 if isinstance(event, Started):
                     started = True
                     self.outcomes.started(job, record, executor, event.event)
@@ -432,6 +470,24 @@ class FiringRunner:
         sent ahead, and forget its request template."""
         self._templates.pop(job_id, None)
         self.link.cancel_sent_ahead(job_id, reason)
+
+    def job_edited(self, job: Job, fires_at: Callable[[int], bool]) -> None:
+        """The job was edited and is still scheduled: each of its firings
+        sent ahead and not started goes on as the job is now (its request
+        replaced on its executor), or, when `fires_at` (the new schedule)
+        no longer has its instant, is cancelled as for a pause."""
+        for run_id, sent in self.link.sent_ahead(job.id).items():
+            ahead = self._ahead.get(run_id)
+            if ahead is None:
+                continue
+            if not fires_at(ahead.record.scheduled_ms):
+                when = iso_ms(ahead.record.scheduled_ms)
+                self.link.cancel_one_ahead(job.id, run_id, f"job {job.name} was edited: its schedule no longer fires at {when}")
+                continue
+            request = build_run_request(job, ahead.record, self._template(job))
+            latest = sent.wanted[0] if sent.wanted is not None else sent.request
+            if request != latest:
+                self.link.replace_sent_ahead(request, functools.partial(_now_as, ahead, job))
 
     def _template(self, job: Job) -> bytes | None:
         cached = self._templates.get(job.id)
