@@ -155,6 +155,9 @@ class ExecutorConfig:
     keep_unacked_days: float = 7.0
     # Prometheus /metrics (README "Metrics"); empty = off.
     metrics_listen: str = "127.0.0.1:5925"
+    # HTTP tasks' connections open at once (to one host or all); 0 = no
+    # limit. Never more than half the open files limit (executor/http_task.py).
+    http_max_connections: int = 10_000
 
     @property
     def advertised(self) -> str:
@@ -524,6 +527,8 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"executor.output_limit_bytes: must be at least 1024, got {cfg.executor.output_limit_bytes}")
     if cfg.executor.kill_grace_seconds < 0:
         raise ConfigError("executor.kill_grace_seconds: must not be negative")
+    if cfg.executor.http_max_connections < 0:
+        raise ConfigError("executor.http_max_connections: must not be negative (0 = no limit)")
     if not cfg.executor.group:
         raise ConfigError("executor.group: must not be empty")
     for name in cfg.executor.inherit_env:

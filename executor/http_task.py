@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import resource
 import ssl
 import urllib.request
 from collections.abc import Callable
@@ -22,11 +23,17 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT_SECONDS = 60.0
 METHODS = ("GET", "POST")
 
+# Connections open at once, all hosts together and to any one host alike
+# ([executor] http_max_connections): a burst of thousands of HTTP jobs due
+# at the same second, against one host, must not queue behind a pool of a
+# few hundred (aiohttp's default is 100). Each connection is a file
+# descriptor, so the pool never takes more than half of the process's limit
+# on them (the rest: the journal, gRPC, shell tasks' pipes).
+MAX_CONNECTIONS = 10_000
 # Keep as many connections alive as may be open: with a small idle pool (httpx
 # kept 20), a burst of every-second jobs against one host reconnected ~all of
 # them every second (TCP and TLS setup per run). 30 s outlives the gap between
 # bursts of every-second to every-few-seconds jobs.
-MAX_CONNECTIONS = 500
 KEEPALIVE_SECONDS = 30.0
 # httpx followed up to 20 redirects (aiohttp's own default is 10).
 MAX_REDIRECTS = 20
@@ -96,7 +103,8 @@ class HttpClients:
     without verification never serves a verifying task. Closed (aclose) at
     the executor's shutdown."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_connections: int = MAX_CONNECTIONS) -> None:
+        self.max_connections = pool_size(max_connections)
         self._verify = _verifying_context()
         self._proxies = _EnvProxies()
         self._session: aiohttp.ClientSession | None = None
@@ -106,7 +114,7 @@ class HttpClients:
         if self._session is None:
             if self._closed:
                 raise RuntimeError("the HTTP clients are closed")
-            self._session = _make_session()
+            self._session = _make_session(self.max_connections)
         return self._session
 
     def ssl_for(self, task: crontrio_pb2.HttpTask) -> ssl.SSLContext | bool:
@@ -121,8 +129,26 @@ class HttpClients:
             await self._session.close()
 
 
-def _make_session() -> aiohttp.ClientSession:
-    connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS, keepalive_timeout=KEEPALIVE_SECONDS)
+def pool_size(wanted: int, open_files: int | None = None) -> int:
+    """The connection limit for ``wanted`` (0 = as many as may be open): at
+    most half the soft limit on open files (``open_files``, default the
+    process's), so that a burst queues for a connection rather than fails
+    for want of a file descriptor."""
+    if open_files is None:
+        open_files, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    cap = max(open_files // 2, 1) if open_files != resource.RLIM_INFINITY and open_files > 0 else 0
+    if cap and (wanted <= 0 or wanted > cap):
+        log.info("HTTP tasks: at most %d connections at once (half the open files limit %d)", cap, open_files)
+        return cap
+    return max(wanted, 0)
+
+
+def _make_session(max_connections: int) -> aiohttp.ClientSession:
+    # limit_per_host as the total: one host may take the whole pool (a
+    # burst against one service is the usual case).
+    connector = aiohttp.TCPConnector(
+        limit=max_connections, limit_per_host=max_connections, keepalive_timeout=KEEPALIVE_SECONDS
+    )
     return aiohttp.ClientSession(
         connector=connector,
         # No aiohttp timeouts (its default total is 300 s): run_http bounds

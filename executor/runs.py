@@ -50,7 +50,7 @@ from crontrio.common import status
 from crontrio.common.clock import now_ms
 from crontrio.common.config import ExecutorConfig
 from crontrio.common.errors import ValidationError
-from crontrio.executor.held_runs import cancel_held, hand_back_held, hold_ms, unstarted_result, wait_until_due
+from crontrio.executor.held_runs import Instants, cancel_held, hand_back_held, hold_ms, unstarted_result, wait_until_due
 from crontrio.executor.http_task import HttpClients
 from crontrio.executor.journal import Journal, Lookup, StartedRun
 from crontrio.executor.journal_health import describe_failure
@@ -106,6 +106,8 @@ class RunTable:
         # run_id -> (lock, users): one Run or Attach decision at a time per
         # run_id, so two identical requests never both start it.
         self._deciding: dict[str, tuple[asyncio.Lock, int]] = {}
+        # Runs sent ahead wait on one timer per scheduled instant (held_runs.py).
+        self._instants = Instants()
         self.metrics = ExecutorMetrics()  # see executor/metrics.py
         self.metrics.watch(lambda: len(self._running), self.unacked_count)
 
@@ -275,7 +277,7 @@ class RunTable:
     async def _execute(self, handle: RunHandle, started_ms: int, hold: int) -> None:
         req = handle.request
         if hold:
-            if not await wait_until_due(handle, hold):
+            if not await wait_until_due(handle, hold, self._instants):
                 await self._end_unstarted(handle)
                 return
             started_ms = now_ms()  # the real start; the journal has the planned one
