@@ -60,6 +60,10 @@ class Instants:
         """Distinct instants with a timer running (for tests)."""
         return len(self._timers)
 
+    def _held(self) -> int:
+        """Runs waiting, all instants together (for tests)."""
+        return sum(map(len, self._waiting.values()))
+
     def wait(self, instant_ms: int, hold: int) -> asyncio.Future[None]:
         """A future done at ``instant_ms``, ``hold`` ms from now (the first
         run held for an instant sets its timer; the others join it)."""
