@@ -146,9 +146,7 @@ def pool_size(wanted: int, open_files: int | None = None) -> int:
 def _make_session(max_connections: int) -> aiohttp.ClientSession:
     # limit_per_host as the total: one host may take the whole pool (a
     # burst against one service is the usual case).
-    connector = aiohttp.TCPConnector(
-        limit=max_connections, limit_per_host=max_connections, keepalive_timeout=KEEPALIVE_SECONDS
-    )
+    connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=max_connections, keepalive_timeout=KEEPALIVE_SECONDS)
     return aiohttp.ClientSession(
         connector=connector,
         # No aiohttp timeouts (its default total is 300 s): run_http bounds

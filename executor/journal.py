@@ -500,7 +500,6 @@ class Journal:
         return [str(row[0]) for row in rows]
 
 
-
 def _started_row(run: StartedRun) -> tuple[object, ...]:
     """``run`` as the values of _INSERT_STARTED."""
     return (
