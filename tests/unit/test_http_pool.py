@@ -10,7 +10,8 @@ import pytest
 
 from crontrio.common.config import load_config
 from crontrio.common.errors import ConfigError
-from crontrio.executor.http_task import MAX_CONNECTIONS, HttpClients, pool_size
+from crontrio.executor.http_task import MAX_CONNECTIONS, HttpClients, pool_size, run_http
+from crontrio.protos import crontrio_pb2 as pb
 
 
 def test_the_pool_takes_what_is_asked_up_to_half_the_open_files() -> None:
@@ -43,5 +44,26 @@ def test_configured_checked_and_shipped(tmp_path: Path) -> None:
     path.write_text("[executor]\nhttp_max_connections = -1\n")
     with pytest.raises(ConfigError, match=r"executor\.http_max_connections: must not be negative"):
         load_config(path, env={})
-    conf = Path(__file__).resolve().parents[2] / "conf" / "conf.ini"
-    assert load_config(conf, env={}).executor.http_max_connections == MAX_CONNECTIONS
+    for name in ("conf.ini", "conf.distributed.ini"):
+        conf = Path(__file__).resolve().parents[2] / "conf" / name
+        assert load_config(conf, env={}).executor.http_max_connections == MAX_CONNECTIONS
+        assert "\nhttp_max_connections = " in conf.read_text()
+
+
+async def test_a_task_url_is_parsed_once_and_a_bad_one_fails_as_aiohttp_says() -> None:
+    clients = HttpClients()
+    try:
+        first = clients.url("http://127.0.0.1:1/ping?x=1")
+        assert first is clients.url("http://127.0.0.1:1/ping?x=1")
+        assert str(first) == "http://127.0.0.1:1/ping?x=1"
+        assert clients.url("http://[::1") == "http://[::1"  # left to aiohttp
+        result = await run_http(
+            clients,
+            pb.HttpTask(url="http://[::1"),
+            timeout_seconds=5,
+            on_head=lambda _: None,
+            on_body=lambda _: None,
+        )
+        assert not result.succeeded and result.error.startswith("InvalidUrlClientError"), result
+    finally:
+        await clients.aclose()
