@@ -53,7 +53,9 @@ class Instants:
     started and stopped per run)."""
 
     def __init__(self) -> None:
-        self._waiting: dict[int, set[asyncio.Future[None]]] = {}
+        # instant -> its runs' wake-ups, in arrival order (a dict as an
+        # ordered set): the runs of an instant start in the order they came.
+        self._waiting: dict[int, dict[asyncio.Future[None], None]] = {}
         self._timers: dict[int, asyncio.TimerHandle] = {}
 
     def __len__(self) -> int:
@@ -71,9 +73,9 @@ class Instants:
         wake: asyncio.Future[None] = loop.create_future()
         waiting = self._waiting.get(instant_ms)
         if waiting is None:
-            waiting = self._waiting[instant_ms] = set()
+            waiting = self._waiting[instant_ms] = {}
             self._timers[instant_ms] = loop.call_later(hold / 1000, self._due, instant_ms)
-        waiting.add(wake)
+        waiting[wake] = None
         return wake
 
     def leave(self, instant_ms: int, wake: asyncio.Future[None]) -> None:
@@ -82,7 +84,7 @@ class Instants:
         waiting = self._waiting.get(instant_ms)
         if waiting is None:
             return
-        waiting.discard(wake)
+        waiting.pop(wake, None)
         if not waiting:
             del self._waiting[instant_ms]
             self._timers.pop(instant_ms).cancel()

@@ -34,3 +34,13 @@ async def test_leaving_keeps_the_timer_for_the_others_and_the_last_stops_it() ->
     instants.leave(3_000, alone)
     assert len(instants) == 0  # the last to leave cancelled the timer
     instants.leave(3_000, alone)  # leaving twice (after the instant, say) is harmless
+
+
+async def test_the_runs_of_an_instant_wake_in_the_order_they_came() -> None:
+    instants = Instants()
+    woken: list[int] = []
+    wakes = [instants.wait(1_000, 50) for _ in range(200)]
+    for i, wake in enumerate(wakes):
+        wake.add_done_callback(lambda _, i=i: woken.append(i))
+    await asyncio.wait_for(asyncio.gather(*wakes), 10)
+    assert woken == list(range(200))
