@@ -25,17 +25,17 @@ DEFAULT_TIMEOUT_SECONDS = 60.0
 METHODS = ("GET", "POST")
 
 # Connections open at once, all hosts together and to any one host alike
-# ([executor] http_max_connections; aiohttp's default is 100 in all): as
-# many as the runs an executor is sized to take at once ([executor]
-# capacity's default), so that a run's request waits for a connection only
-# beyond that. Not more by default: against a server that answers at once,
-# 2,000 requests from a fresh pool took 0.26 ms of client CPU each with no
-# limit, 0.13 with 500 and 0.10 with 100 (a new connection, its socket and
-# the kernel's handshake, costs more than waiting for one a few ms), but a
-# slow server would hold every run behind the pool. Each connection is a
-# file descriptor, so the pool never takes more than half of the process's
-# limit on them (the rest: the journal, gRPC, shell tasks' pipes).
-MAX_CONNECTIONS = 1_000
+# ([executor] http_max_connections; aiohttp's default is 100 in all). Beyond
+# it a run's request waits for a connection: cheaper than opening one when
+# the server answers at once (2,000 requests from a fresh pool took 0.26 ms
+# of client CPU each with no limit, 0.13 with 500, 0.10 with 100: a new
+# connection, its socket and the kernel's handshake, costs more than a wait
+# of a few ms; a burst of 2,000 jobs on 2 executors spent 0.27 ms per firing
+# per executor with 500 and 0.36 with 1,000), but a slow server holds every
+# run beyond the pool behind the ones in flight: raise it for those. Each
+# connection is a file descriptor, so the pool never takes more than half of
+# the process's limit on them (the rest: the journal, gRPC, shell pipes).
+MAX_CONNECTIONS = 500
 # Keep as many connections alive as may be open: with a small idle pool (httpx
 # kept 20), a burst of every-second jobs against one host reconnected ~all of
 # them every second (TCP and TLS setup per run). 30 s outlives the gap between
