@@ -260,6 +260,8 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"executor.output_limit_bytes: must be at least 1024, got {cfg.executor.output_limit_bytes}")
     if cfg.executor.kill_grace_seconds < 0:
         raise ConfigError("executor.kill_grace_seconds: must not be negative")
+    if cfg.executor.http_max_connections < 0:
+        raise ConfigError("executor.http_max_connections: must not be negative (0 = no limit)")
     if not cfg.executor.group:
         raise ConfigError("executor.group: must not be empty")
     for name in cfg.executor.inherit_env:

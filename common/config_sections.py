@@ -165,6 +165,9 @@ class ExecutorConfig:
     keep_unacked_days: float = 7.0
     # Prometheus /metrics (README "Metrics"); empty = off.
     metrics_listen: str = "127.0.0.1:5925"
+    # HTTP tasks' connections open at once (to one host or all); 0 = no
+    # limit. Never more than half the open files limit (executor/http_task.py).
+    http_max_connections: int = 500
 
     @property
     def advertised(self) -> str:

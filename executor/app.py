@@ -73,7 +73,7 @@ class ExecutorApp:
         self._journal_retention: asyncio.Task[None] | None = None
         # One connection pool shared by all HTTP tasks (its aiohttp session is
         # made on first use, inside the running loop).
-        self.http = HttpClients()
+        self.http = HttpClients(cfg.http_max_connections)
         self.runs = RunTable(cfg, self.journal, self.http, host=self.host, address=cfg.advertised, base_env=base_env)
         self.server = ServiceServer(cfg.listen, [SERVICE_NAME], credentials=credentials, interceptors=interceptors)
         crontrio_pb2_grpc.add_ExecutorServicer_to_server(ExecutorServicer(self.runs), self.server.server)

@@ -47,21 +47,71 @@ def hold_ms(request: crontrio_pb2.RunRequest, now: int) -> int:
     return ahead
 
 
-async def wait_until_due(handle: RunHandle, hold: int) -> bool:
+class Instants:
+    """The held runs of one executor grouped by the instant they wait for:
+    one timer per distinct instant, which wakes every run held for it in one
+    loop pass. A burst of thousands of runs sent ahead for the same second
+    costs one timer, not one per run (a uvloop timer is a libuv handle,
+    started and stopped per run)."""
+
+    def __init__(self) -> None:
+        # instant -> its runs' wake-ups, in arrival order (a dict as an
+        # ordered set): the runs of an instant start in the order they came.
+        self._waiting: dict[int, dict[asyncio.Future[None], None]] = {}
+        self._timers: dict[int, asyncio.TimerHandle] = {}
+
+    def __len__(self) -> int:
+        """Distinct instants with a timer running (for tests)."""
+        return len(self._timers)
+
+    def _held(self) -> int:
+        """Runs waiting, all instants together (for tests)."""
+        return sum(map(len, self._waiting.values()))
+
+    def wait(self, instant_ms: int, hold: int) -> asyncio.Future[None]:
+        """A future done at ``instant_ms``, ``hold`` ms from now (the first
+        run held for an instant sets its timer; the others join it)."""
+        loop = asyncio.get_running_loop()
+        wake: asyncio.Future[None] = loop.create_future()
+        waiting = self._waiting.get(instant_ms)
+        if waiting is None:
+            waiting = self._waiting[instant_ms] = {}
+            self._timers[instant_ms] = loop.call_later(hold / 1000, self._due, instant_ms)
+        waiting[wake] = None
+        return wake
+
+    def leave(self, instant_ms: int, wake: asyncio.Future[None]) -> None:
+        """``wake`` no longer waits (its run was stopped, or it was woken);
+        the last one to leave an instant stops its timer."""
+        waiting = self._waiting.get(instant_ms)
+        if waiting is None:
+            return
+        waiting.pop(wake, None)
+        if not waiting:
+            del self._waiting[instant_ms]
+            self._timers.pop(instant_ms).cancel()
+
+    def _due(self, instant_ms: int) -> None:
+        self._timers.pop(instant_ms, None)
+        for wake in self._waiting.pop(instant_ms, ()):
+            if not wake.done():
+                wake.set_result(None)
+
+
+async def wait_until_due(handle: RunHandle, hold: int, instants: Instants) -> bool:
     """Wait ``hold`` ms for the run's scheduled instant; False when it was
     stopped (killed or cancelled) meanwhile."""
-    # A future and a timer, not wait_for: at the scheduled instant a burst
-    # of held runs wakes at once, and wait_for would add a task and its
-    # cancellation to each, right on the critical path.
-    loop = asyncio.get_running_loop()
-    wake: asyncio.Future[None] = loop.create_future()
-    timer = loop.call_later(hold / 1000, _resolve, wake)
+    # A future per run on a timer per instant (Instants), not wait_for: at
+    # the scheduled instant a burst of held runs wakes at once, and wait_for
+    # would add a task and its cancellation to each, right on the critical path.
+    instant = handle.request.scheduled_ms
+    wake = instants.wait(instant, hold)
     handle.held = True
     handle.set_stopper(functools.partial(_resolve, wake))
     try:
         await wake
     finally:
-        timer.cancel()
+        instants.leave(instant, wake)
         handle.held = False
         handle.clear_stopper()
     return not handle.stop_status

@@ -80,6 +80,15 @@ CREATE INDEX IF NOT EXISTS results_by_finish ON results (finished_ms, run_id);
 _STARTED_FIELDS = "run_id, started_ms, host, executor, task, job_id, job_name, scheduled_ms, attempt, pid"
 
 
+_INSERT_STARTED = (
+    "INSERT OR REPLACE INTO started"
+    " (run_id, started_ms, pid, host, executor, task, job_id, job_name, scheduled_ms, attempt)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_RESULT = "INSERT OR REPLACE INTO results (run_id, finished_ms, result) VALUES (?, ?, ?)"
+_DELETE_STARTED = "DELETE FROM started WHERE run_id = ?"
+
+
 @dataclass(frozen=True)
 class StartedRun:
     """The journal's record of a run that started and has not finished."""
@@ -138,6 +147,11 @@ class Journal:
         self._writer: asyncio.Task[None] | None = None
         self.batches = 0  # transactions written (for tests and diagnostics)
         self.health = JournalHealth(path)
+        # The calls that have a batched form, used by _apply for a run of them.
+        self._batched: dict[Callable[..., Any], Callable[[list[Any]], list[Any]]] = {
+            self._begin_if_new: self._begin_if_new_many,
+            self._put: self._put_many,
+        }
 
     async def open(self) -> None:
         await self._call(self._open)
@@ -261,7 +275,7 @@ class Journal:
         self.batches += 1
         try:
             with self._transaction():
-                values = [fn(*args) for fn, args in calls]
+                values = self._apply(calls)
         except Exception as exc:  # noqa: BLE001 - isolate the failing call below
             if len(calls) == 1:
                 return [(False, exc)]
@@ -277,6 +291,26 @@ class Journal:
             else:
                 outcomes.append((True, value))
         return outcomes
+
+    def _apply(self, calls: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> list[Any]:
+        """Every call of a batch, in order, inside its transaction: a run of
+        consecutive calls of a kind that has a batched form (the starts and
+        results of a burst) is done by that form, one executemany per
+        statement for the lot, rather than a call and a statement per run."""
+        values: list[Any] = []
+        i = 0
+        while i < len(calls):
+            fn = calls[i][0]
+            j = i + 1
+            while j < len(calls) and calls[j][0] == fn:
+                j += 1
+            many = self._batched.get(fn) if j - i > 1 else None
+            if many is not None:
+                values += many([args for _, args in calls[i:j]])
+            else:
+                values += [f(*args) for f, args in calls[i:j]]
+            i = j
+        return values
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
@@ -321,23 +355,7 @@ class Journal:
             self._db = None
 
     def _begin(self, run: StartedRun) -> None:
-        self._conn().execute(
-            "INSERT OR REPLACE INTO started"
-            " (run_id, started_ms, pid, host, executor, task, job_id, job_name, scheduled_ms, attempt)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                run.run_id,
-                run.started_ms,
-                run.pid,
-                run.host,
-                run.executor,
-                run.task,
-                run.job_id,
-                run.job_name,
-                run.scheduled_ms,
-                run.attempt,
-            ),
-        )
+        self._conn().execute(_INSERT_STARTED, _started_row(run))
 
     def _begin_if_new(self, run: StartedRun) -> Lookup | None:
         known = self._lookup(run.run_id)
@@ -349,6 +367,49 @@ class Journal:
     def _restate(self, run: StartedRun) -> None:
         self._conn().execute("UPDATE started SET task = ?, job_name = ? WHERE run_id = ?", (run.task, run.job_name, run.run_id))
 
+    def _begin_if_new_many(self, calls: list[tuple[StartedRun]]) -> list[Lookup | None]:
+        """``_begin_if_new`` for a batch of runs: what the journal knows of
+        them in one SELECT per table, then one executemany for the new ones.
+        The same outcome per run as one call each, in order (a run id twice
+        in the batch: the second finds the first's start record)."""
+        runs = [run for (run,) in calls]
+        ids = list(dict.fromkeys(run.run_id for run in runs))
+        results: dict[str, crontrio_pb2.RunFinished] = {}
+        acked: dict[str, int] = {}
+        started: dict[str, StartedRun] = {}
+        db = self._conn()
+        for i in range(0, len(ids), _IN_BATCH):
+            batch = ids[i : i + _IN_BATCH]
+            marks = ",".join("?" * len(batch))
+            for run_id, data in db.execute(f"SELECT run_id, result FROM results WHERE run_id IN ({marks})", batch):
+                results[run_id] = crontrio_pb2.RunFinished.FromString(data)
+            for run_id, acked_ms in db.execute(f"SELECT run_id, acked_ms FROM acked WHERE run_id IN ({marks})", batch):
+                acked[run_id] = int(acked_ms)
+            for row in db.execute(f"SELECT {_STARTED_FIELDS} FROM started WHERE run_id IN ({marks})", batch):
+                started[row[0]] = StartedRun(*row)
+        outcomes: list[Lookup | None] = []
+        new: list[StartedRun] = []
+        for run in runs:
+            if run.run_id in results:
+                outcomes.append(Lookup(result=results[run.run_id]))
+            elif run.run_id in acked:
+                outcomes.append(Lookup(acked_ms=acked[run.run_id]))
+            elif run.run_id in started:
+                outcomes.append(Lookup(started=started[run.run_id]))
+            else:
+                outcomes.append(None)
+                new.append(run)
+                started[run.run_id] = run
+        db.executemany(_INSERT_STARTED, [_started_row(run) for run in new])
+        return outcomes
+
+    def _put_many(self, calls: list[tuple[str, int, bytes]]) -> list[None]:
+        """``_put`` for a batch of results: one executemany per statement."""
+        db = self._conn()
+        db.executemany(_INSERT_RESULT, calls)
+        db.executemany(_DELETE_STARTED, [(run_id,) for run_id, _, _ in calls])
+        return [None] * len(calls)
+
     def _set_pid(self, run_id: str, pid: int) -> None:
         self._conn().execute("UPDATE started SET pid = ? WHERE run_id = ?", (pid, run_id))
 
@@ -358,11 +419,8 @@ class Journal:
 
     def _put(self, run_id: str, finished_ms: int, data: bytes) -> None:
         db = self._conn()
-        db.execute(
-            "INSERT OR REPLACE INTO results (run_id, finished_ms, result) VALUES (?, ?, ?)",
-            (run_id, finished_ms, data),
-        )
-        db.execute("DELETE FROM started WHERE run_id = ?", (run_id,))
+        db.execute(_INSERT_RESULT, (run_id, finished_ms, data))
+        db.execute(_DELETE_STARTED, (run_id,))
 
     def _lookup(self, run_id: str) -> Lookup:
         db = self._conn()
@@ -449,3 +507,19 @@ class Journal:
         rows = db.execute("SELECT run_id FROM results WHERE finished_ms < ? ORDER BY finished_ms", (cutoff_ms,)).fetchall()
         db.execute("DELETE FROM results WHERE finished_ms < ?", (cutoff_ms,))
         return [str(row[0]) for row in rows]
+
+
+def _started_row(run: StartedRun) -> tuple[object, ...]:
+    """``run`` as the values of _INSERT_STARTED."""
+    return (
+        run.run_id,
+        run.started_ms,
+        run.pid,
+        run.host,
+        run.executor,
+        run.task,
+        run.job_id,
+        run.job_name,
+        run.scheduled_ms,
+        run.attempt,
+    )

@@ -33,13 +33,16 @@ class Subscriber:
         self._events: deque[tuple[crontrio_pb2.RunEvent, int]] = deque()
         self._budget = budget
         self._buffered = 0
-        self._ready = asyncio.Event()
+        # The reader's wake-up while it waits, a bare future: an
+        # asyncio.Event would cost a future and its bookkeeping per wait
+        # anyway, and a run's two milestones are two waits per follower.
+        self._waiter: asyncio.Future[None] | None = None
         self.dropped_bytes = 0
 
     def put(self, event: crontrio_pb2.RunEvent) -> None:
         """Queue an event that must not be lost (started, finished, catch-up)."""
         self._events.append((event, 0))
-        self._ready.set()
+        self._wake()
 
     def offer_output(self, data: bytes) -> bool:
         """Queue a live chunk unless this caller is too far behind."""
@@ -48,16 +51,24 @@ class Subscriber:
             return False
         self._events.append((crontrio_pb2.RunEvent(output=crontrio_pb2.RunOutput(data=data)), len(data)))
         self._buffered += len(data)
-        self._ready.set()
+        self._wake()
         return True
 
     async def get(self) -> crontrio_pb2.RunEvent:
         while not self._events:
-            self._ready.clear()
-            await self._ready.wait()
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
         event, size = self._events.popleft()
         self._buffered -= size
         return event
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
 
 class RunHandle:

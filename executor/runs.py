@@ -39,7 +39,6 @@ executor/results_page.py.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
@@ -50,7 +49,15 @@ from crontrio.common import status
 from crontrio.common.clock import now_ms
 from crontrio.common.config import ExecutorConfig
 from crontrio.common.errors import ValidationError
-from crontrio.executor.held_runs import cancel_held, hand_back_held, hold_ms, replace_held, unstarted_result, wait_until_due
+from crontrio.executor.held_runs import (
+    Instants,
+    cancel_held,
+    hand_back_held,
+    hold_ms,
+    replace_held,
+    unstarted_result,
+    wait_until_due,
+)
 from crontrio.executor.http_task import HttpClients
 from crontrio.executor.journal import Journal, Lookup, StartedRun
 from crontrio.executor.journal_health import describe_failure
@@ -106,6 +113,8 @@ class RunTable:
         # run_id -> (lock, users): one Run or Attach decision at a time per
         # run_id, so two identical requests never both start it.
         self._deciding: dict[str, tuple[asyncio.Lock, int]] = {}
+        # Runs sent ahead wait on one timer per scheduled instant (held_runs.py).
+        self._instants = Instants()
         self.metrics = ExecutorMetrics()  # see executor/metrics.py
         self.metrics.watch(lambda: len(self._running), self.unacked_count)
 
@@ -149,21 +158,10 @@ class RunTable:
             raise RunNotFoundError(run_id)
         return events
 
-    @contextlib.asynccontextmanager
-    async def _deciding_on(self, run_id: str) -> AsyncIterator[None]:
+    def _deciding_on(self, run_id: str) -> _Deciding:
         """One Run/Attach decision at a time per run_id, so that two
         identical requests never both start it."""
-        lock, users = self._deciding.get(run_id, (asyncio.Lock(), 0))
-        self._deciding[run_id] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._deciding[run_id]
-            if users == 1:
-                del self._deciding[run_id]
-            else:
-                self._deciding[run_id] = (lock, users - 1)
+        return _Deciding(self._deciding, run_id)
 
     async def _existing(self, run_id: str) -> AsyncIterator[crontrio_pb2.RunEvent] | None:
         """The events of a run this executor already knows (attach to it
@@ -274,7 +272,7 @@ class RunTable:
 
     async def _execute(self, handle: RunHandle, started_ms: int, hold: int) -> None:
         if hold:
-            if not await wait_until_due(handle, hold):
+            if not await wait_until_due(handle, hold, self._instants):
                 await self._end_unstarted(handle)
                 return
             started_ms = now_ms()  # the real start; the journal has the planned one
@@ -513,3 +511,37 @@ class RunTable:
 
 async def _single(event: crontrio_pb2.RunEvent) -> AsyncIterator[crontrio_pb2.RunEvent]:
     yield event
+
+
+class _Deciding:
+    """``async with`` one run id's decision lock (RunTable._deciding_on): a
+    plain class, not an asynccontextmanager, whose generator and wrapper
+    cost more than the (nearly always uncontended) lock itself, once per
+    run of a burst. The lock lives in ``locks`` while anyone uses it."""
+
+    __slots__ = ("_lock", "_locks", "_run_id")
+
+    def __init__(self, locks: dict[str, tuple[asyncio.Lock, int]], run_id: str) -> None:
+        self._locks = locks
+        self._run_id = run_id
+
+    async def __aenter__(self) -> None:
+        lock, users = self._locks.get(self._run_id) or (asyncio.Lock(), 0)
+        self._locks[self._run_id] = (lock, users + 1)
+        self._lock = lock
+        try:
+            await lock.acquire()
+        except BaseException:
+            self._leave()
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._lock.release()
+        self._leave()
+
+    def _leave(self) -> None:
+        lock, users = self._locks[self._run_id]
+        if users == 1:
+            del self._locks[self._run_id]
+        else:
+            self._locks[self._run_id] = (lock, users - 1)
