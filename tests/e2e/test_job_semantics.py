@@ -215,8 +215,16 @@ def test_an_edit_whose_schedule_drops_the_instant_cancels_the_firing_sent_ahead(
 def test_killing_a_firing_sent_ahead_ends_it_before_it_runs(busy_trio: Trio) -> None:
     row, admin, channel = held_firing(busy_trio, "kill-held")
     with channel:
-        reply = admin.KillRun(pb.RunRef(run_id=row["run_id"]), timeout=10)
-    assert reply.killed, reply.reason
+        # The row is written before the run is handed to its executor; until
+        # then KillRun answers "not reached an executor yet" and kills
+        # nothing, so ask again (the firing is still seconds away).
+        def kill() -> pb.KillRunReply | None:
+            reply = admin.KillRun(pb.RunRef(run_id=row["run_id"]), timeout=10)
+            assert reply.killed or "not reached an executor yet" in reply.reason, reply.reason
+            return reply if reply.killed else None
+
+        wait_for(kill, 3, "the held run to be killed")
+    assert time.time() * 1000 < row["scheduled"], "too slow: the firing started before the kill"
     (done,) = finished(busy_trio, "kill-held", 1)
     assert done["status"] == "killed", done
     assert "before its scheduled start" in done["error"]
