@@ -71,13 +71,13 @@ class ExecutorServicer(crontrio_pb2_grpc.ExecutorServicer):
     async def Session(
         self, request_iterator: AsyncIterator[crontrio_pb2.SessionRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[crontrio_pb2.SessionEvent]:
+        # Tells the dispatcher this executor takes RunBatch (see the proto).
+        await context.send_initial_metadata(((status.SESSION_BATCH_METADATA, "1"),))
         session = _Session(self.runs, request_iterator)
         try:
-            while True:
-                event = await session.events.get()
-                if event is None:
-                    return
-                yield event
+            while (messages := await session.take()) is not None:
+                for message in messages:
+                    yield message
         finally:
             # The dispatcher went away (or hung up): stop following, and the
             # runs go on, their results journaled until a Run/Ack collects them.
@@ -132,14 +132,40 @@ class ExecutorServicer(crontrio_pb2_grpc.ExecutorServicer):
 
 class _Session:
     """One Executor.Session stream: a task reads requests, a task per run
-    forwards its RunStarted and RunFinished to ``events`` (None = the end:
-    the dispatcher stopped sending and every run it sent has finished)."""
+    decides on it and forwards its RunStarted and RunFinished. Events wait
+    in a list until the stream's writer takes them all at once (``take``):
+    what piled up while the last message was written goes as one
+    EventBatch, once the dispatcher has shown it reads them by sending a
+    RunBatch."""
 
     def __init__(self, runs: RunTable, requests: AsyncIterator[crontrio_pb2.SessionRequest]) -> None:
         self._runs = runs
-        self.events: asyncio.Queue[crontrio_pb2.SessionEvent | None] = asyncio.Queue()
+        self._pending: list[crontrio_pb2.SessionEvent] = []
+        self._ready = asyncio.Event()
+        # The dispatcher stopped sending and every run it sent has reported.
+        self._ended = False
+        # The dispatcher sent a RunBatch, so it reads EventBatch too (an
+        # older one does not: it gets one event per message).
+        self._batches = False
         self._followers: set[asyncio.Task[None]] = set()
         self._reader = asyncio.create_task(self._read(requests), name="session reader")
+
+    async def take(self) -> list[crontrio_pb2.SessionEvent] | None:
+        """The next messages to write: every event pending, as one EventBatch
+        when there are several and the dispatcher reads batches; None at the end."""
+        while not self._pending:
+            if self._ended:
+                return None
+            self._ready.clear()
+            await self._ready.wait()
+        events, self._pending = self._pending, []
+        if self._batches and len(events) > 1:
+            return [crontrio_pb2.SessionEvent(batch=crontrio_pb2.EventBatch(events=events))]
+        return events
+
+    def _emit(self, event: crontrio_pb2.SessionEvent) -> None:
+        self._pending.append(event)
+        self._ready.set()
 
     def close(self) -> None:
         # Followers are left to finish (the runs go on regardless: a run
@@ -155,6 +181,11 @@ class _Session:
                 which = message.WhichOneof("request")
                 if which == "run":
                     self._spawn(self._follow(message.run), f"session run {message.run.run_id}")
+                elif which == "run_batch":
+                    self._batches = True
+                    # Each as a `run` message: refused, attached to or started on its own.
+                    for request in message.run_batch.runs:
+                        self._spawn(self._follow(request), f"session run {request.run_id}")
                 elif which == "ack":
                     self._spawn(self._ack(list(message.ack.run_ids)), "session ack")
         except (grpc.aio.AioRpcError, grpc.aio.UsageError) as exc:
@@ -163,7 +194,8 @@ class _Session:
         # Half-closed: the runs already sent still report, then the stream ends.
         while self._followers:
             await asyncio.wait(set(self._followers))
-        self.events.put_nowait(None)
+        self._ended = True
+        self._ready.set()
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(work, name=name)
@@ -180,15 +212,15 @@ class _Session:
                 log.exception("run %s: could not start it", request.run_id)
             code = refusal.code if refusal is not None else grpc.StatusCode.INTERNAL
             refused = crontrio_pb2.RunRefused(run_id=request.run_id, code=code.value[0], message=str(exc))
-            self.events.put_nowait(crontrio_pb2.SessionEvent(refused=refused))
+            self._emit(crontrio_pb2.SessionEvent(refused=refused))
             return
         async for event in events:
             # Output is left out: a Session carries milestones, Attach the output.
             kind = event.WhichOneof("event")
             if kind == "started":
-                self.events.put_nowait(crontrio_pb2.SessionEvent(started=event.started))
+                self._emit(crontrio_pb2.SessionEvent(started=event.started))
             elif kind == "finished":
-                self.events.put_nowait(crontrio_pb2.SessionEvent(finished=event.finished))
+                self._emit(crontrio_pb2.SessionEvent(finished=event.finished))
 
     async def _ack(self, run_ids: list[str]) -> None:
         try:
