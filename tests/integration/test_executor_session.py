@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import grpc
 import pytest
@@ -212,3 +213,161 @@ async def test_cancel_before_start_leaves_a_started_run_alone(
     rest = [e async for e in events]
     assert rest[-1].finished.status == "succeeded"
     assert rest[-1].finished.output_tail == b"done\n"
+
+
+# -- batches ------------------------------------------------------------------
+
+
+class RecordingStub:
+    """The executor's stub, noting what kind of message each Session request was."""
+
+    def __init__(self, stub: crontrio_pb2_grpc.ExecutorStub) -> None:
+        self._stub = stub
+        self.sent: list[str] = []
+
+    def Session(self, requests: AsyncIterator[pb.SessionRequest]) -> Any:
+        async def recorded() -> AsyncIterator[pb.SessionRequest]:
+            async for message in requests:
+                self.sent.append(message.WhichOneof("request") or "")
+                yield message
+
+        return self._stub.Session(recorded())
+
+
+@pytest_asyncio.fixture
+async def recorded(
+    stub: crontrio_pb2_grpc.ExecutorStub, executor: Executor
+) -> AsyncIterator[tuple[ExecutorSession, RecordingStub]]:
+    recording = RecordingStub(stub)
+    s = ExecutorSession(cast(crontrio_pb2_grpc.ExecutorStub, recording), executor.address)
+    # The first run opens the stream and learns from the executor that it takes batches.
+    assert (await events_of(s, shell("true")))[-1].finished.status == "succeeded"
+    yield s, recording
+    s.close()
+
+
+@pytest.mark.asyncio
+async def test_runs_sent_together_go_as_one_batch_and_each_runs_exactly_once(
+    recorded: tuple[ExecutorSession, RecordingStub], tmp_path: Path
+) -> None:
+    session, recording = recorded
+    requests = [shell(f"echo once >> {tmp_path / str(i)}; echo run-{i}") for i in range(50)]
+    outcomes = await asyncio.wait_for(asyncio.gather(*(events_of(session, r) for r in requests)), 60)
+    assert recording.sent == ["run", "run_batch"], "the 50 runs sent in one turn should go as one RunBatch"
+    for i, (request, events) in enumerate(zip(requests, outcomes, strict=True)):
+        assert [e.WhichOneof("event") for e in events] == ["started", "finished"], request.run_id
+        assert events[0].started.run_id == events[1].finished.run_id == request.run_id
+        assert (events[1].finished.status, events[1].finished.output_tail) == ("succeeded", f"run-{i}\n".encode())
+        assert lines(tmp_path / str(i)) == ["once"]
+
+
+@pytest.mark.asyncio
+async def test_refusals_inside_a_batch_refuse_only_their_own_run(
+    recorded: tuple[ExecutorSession, RecordingStub], stub: crontrio_pb2_grpc.ExecutorStub
+) -> None:
+    session, recording = recorded
+    acked = shell("true")
+    assert (await run(stub, acked)).finished.status == "succeeded"
+    assert (await stub.Ack(pb.AckRequest(run_ids=[acked.run_id]))).acknowledged == 1
+    bad = shell("true")
+    bad.ClearField("shell")
+    good = [shell(f"echo good-{i}") for i in range(3)]
+    requests = [good[0], bad, good[1], acked, good[2]]
+    outcomes = await asyncio.wait_for(asyncio.gather(*(events_of(session, r) for r in requests)), 60)
+    assert recording.sent[-1] == "run_batch"
+    (bad_event,) = outcomes[1]
+    assert (bad_event.refused.run_id, bad_event.refused.code) == (bad.run_id, grpc.StatusCode.INVALID_ARGUMENT.value[0])
+    (acked_event,) = outcomes[3]
+    assert (acked_event.refused.run_id, acked_event.refused.code) == (acked.run_id, grpc.StatusCode.FAILED_PRECONDITION.value[0])
+    for i, events in enumerate(outcomes[::2]):
+        assert [e.WhichOneof("event") for e in events] == ["started", "finished"]
+        assert events[-1].finished.output_tail == f"good-{i}\n".encode()
+
+
+@pytest.mark.asyncio
+async def test_a_session_broken_mid_batch_leaves_each_run_going_and_run_collects_each_once(
+    recorded: tuple[ExecutorSession, RecordingStub], stub: crontrio_pb2_grpc.ExecutorStub, tmp_path: Path
+) -> None:
+    session, recording = recorded
+    held_ms = now_ms() + 1500
+    # Some running, some held for their scheduled time when the stream breaks.
+    requests = [
+        shell(f"echo once >> {tmp_path / str(i)}; sleep 1; echo done-{i}", scheduled_ms=held_ms if i % 2 else 0)
+        for i in range(10)
+    ]
+    streams = [session.run(r) for r in requests]
+    # Each run is sent on its stream's first step: all in this turn, one batch.
+    firsts = [asyncio.ensure_future(anext(s)) for s in streams]
+    started = await asyncio.wait_for(asyncio.gather(*firsts[::2]), 30)
+    assert [e.WhichOneof("event") for e in started] == ["started"] * 5
+    for request in requests[1::2]:
+        await held(stub, request)
+    assert recording.sent[-1] == "run_batch"
+    session.close()  # as when the dispatcher's connection drops
+    for s in streams[::2]:
+        with pytest.raises(SessionBrokenError):
+            await anext(s)
+    for waiting in firsts[1::2]:
+        with pytest.raises(SessionBrokenError):
+            await waiting
+    # What the dispatcher then does for each: Run with the same id attaches.
+    results = await asyncio.wait_for(asyncio.gather(*(run(stub, r) for r in requests)), 60)
+    for i, (request, result) in enumerate(zip(requests, results, strict=True)):
+        assert (result.finished.status, result.finished.output_tail) == ("succeeded", f"done-{i}\n".encode())
+        if i % 2:
+            assert result.started.started_ms >= request.scheduled_ms
+        assert lines(tmp_path / str(i)) == ["once"]
+
+
+async def raw_session(
+    stub: crontrio_pb2_grpc.ExecutorStub, message: pb.SessionRequest, expected: int
+) -> tuple[dict[str, str], list[pb.SessionEvent]]:
+    """Send one message on a bare Session; the initial metadata and the
+    messages received until ``expected`` events (batched or not) arrived."""
+    call = stub.Session(iter([message]))
+    metadata = dict(await call.initial_metadata())
+    received: list[pb.SessionEvent] = []
+    count = 0
+    async for event in call:
+        received.append(event)
+        count += len(event.batch.events) if event.HasField("batch") else 1
+        if count >= expected:
+            break
+    call.cancel()
+    return metadata, received
+
+
+def _bad(n: int) -> list[pb.RunRequest]:
+    requests = [shell("true") for _ in range(n)]
+    for request in requests:
+        request.ClearField("shell")
+    return requests
+
+
+@pytest.mark.asyncio
+async def test_the_executor_says_it_takes_batches_and_answers_a_batch_in_batches(
+    stub: crontrio_pb2_grpc.ExecutorStub,
+) -> None:
+    requests = _bad(20)
+    message = pb.SessionRequest(run_batch=pb.RunBatch(runs=requests))
+    metadata, received = await asyncio.wait_for(raw_session(stub, message, len(requests)), 30)
+    assert metadata.get("crontrio-session-batch") == "1"
+    # Refused at once, all in the same turn of the executor's loop.
+    assert len(received) < len(requests), [e.WhichOneof("event") for e in received]
+    events = [e for m in received for e in (m.batch.events if m.HasField("batch") else [m])]
+    assert sorted(e.refused.run_id for e in events) == sorted(r.run_id for r in requests)
+    assert {e.refused.code for e in events} == {grpc.StatusCode.INVALID_ARGUMENT.value[0]}
+
+
+@pytest.mark.asyncio
+async def test_a_dispatcher_that_never_sent_a_batch_gets_no_batch(stub: crontrio_pb2_grpc.ExecutorStub) -> None:
+    # An older dispatcher does not know EventBatch: it would lose the events in one.
+    requests = _bad(20)
+    call = stub.Session(iter([pb.SessionRequest(run=r) for r in requests]))
+    received = []
+    async for event in call:
+        received.append(event)
+        if len(received) == len(requests):
+            break
+    call.cancel()
+    assert [e.WhichOneof("event") for e in received] == ["refused"] * len(requests)
