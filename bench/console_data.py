@@ -25,9 +25,9 @@ from typing import Any
 from sqlalchemy import Engine
 
 from crontrio.common.model import Job, make_run_id
+from crontrio.common.store.rows import job_values
 from crontrio.common.store.schema import jobs as jobs_table
 from crontrio.common.store.schema import runs as runs_table
-from crontrio.common.store.sql_store import _job_values
 
 DAY_MS = 86_400_000
 TEAMS = (
@@ -75,7 +75,7 @@ def _job_rows(count: int, quiet_hours: list[int]) -> Iterator[tuple[Any, ...]]:
             enabled=i % 10 != 0,
             timeout_seconds=600.0,
         )
-        values = {**_job_values(job), "created_ms": now - 40 * DAY_MS, "updated_ms": now - 40 * DAY_MS}
+        values = {**job_values(job), "created_ms": now - 40 * DAY_MS, "updated_ms": now - 40 * DAY_MS}
         yield tuple(values[c] for c in columns)
 
 

@@ -27,6 +27,7 @@ import json
 import math
 import re
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -95,9 +96,12 @@ def wait_settled(count: Any, expected: int, idle_seconds: float = 5.0, limit_sec
 
 
 class Profiler:
-    """py-spy record (raw collapsed stacks) of some processes for a while, if py-spy is installed."""
+    """py-spy record (raw collapsed stacks) of some processes for a while, if py-spy is installed.
 
-    def __init__(self, out_dir: Path, seconds: float, rate: int = 50) -> None:
+    seconds=None records until stop() (SIGINT, on which py-spy writes its
+    output): for a scenario whose end is a condition, not a time (burst)."""
+
+    def __init__(self, out_dir: Path, seconds: float | None, rate: int = 50) -> None:
         self.out_dir = out_dir
         self.seconds = seconds
         self.rate = rate
@@ -115,24 +119,29 @@ class Profiler:
                 "record",
                 "--pid",
                 str(pid),
-                "--duration",
-                str(math.ceil(self.seconds)),
+                *(["--duration", str(math.ceil(self.seconds))] if self.seconds is not None else []),
                 "--rate",
                 str(self.rate),
             ]
             argv += ["--format", "raw", "--output", str(self.out_dir / f"{name}.txt"), "--nonblocking"]
             self.procs[name] = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    def finish(self) -> dict[str, dict[str, Any]]:
+    def stop(self) -> None:
+        """Ends every recording now; py-spy writes what it has on SIGINT."""
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+
+    def finish(self, limit: int = 12) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         for name, proc in self.procs.items():
             try:
-                proc.wait(self.seconds + 30)
+                proc.wait((self.seconds or 0) + 30)
             except subprocess.TimeoutExpired:
                 proc.kill()
             path = self.out_dir / f"{name}.txt"
             if path.exists():
-                out[name] = top_frames(path)
+                out[name] = top_frames(path, limit)
         return out
 
 
@@ -142,7 +151,7 @@ _LINE_NO = re.compile(r":\d+\)$")
 
 def _package(frame: str) -> str:
     """'Connection.execute (sqlalchemy/engine/base.py)' -> 'sqlalchemy'; product code by module."""
-    path = frame[frame.rfind("(") + 1 : -1]
+    path = frame[frame.rfind("(") + 1 : -1].removeprefix("crontrio/")  # imported as crontrio.<pkg>
     parts = path.split("/")
     if parts[0] in PRODUCT_PACKAGES:
         return path.removesuffix(".py")

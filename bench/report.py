@@ -24,9 +24,10 @@ from typing import Any
 from bench.harness import BENCH
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
-SCENARIO_ORDER = ("fire_lag", "schedule_scale", "concurrency", "failover", "console_pages")
+SCENARIO_ORDER = ("fire_lag", "burst", "schedule_scale", "concurrency", "failover", "console_pages")
 TITLES = {
     "fire_lag": "fire_lag — N every-second jobs, 1 scheduler + 1 worker",
+    "burst": "burst — N HTTP jobs due at the same second (lag at the HTTP sink)",
     "schedule_scale": "schedule_scale — start-up on a large job table",
     "concurrency": "concurrency — thousands of `sleep` runs at once on one worker",
     "failover": "failover — one of two schedulers killed with SIGKILL mid-run",
@@ -80,7 +81,17 @@ def per_process(values: dict[str, Any] | None) -> str:
     return "<br>".join(f"{name} {fmt(v)}" for name, v in values.items())
 
 
-PARAM_KEYS = ("jobs", "seconds", "runs", "command", "window_seconds", "every_second_jobs", "dispatchers", "channels")
+PARAM_KEYS = (
+    "jobs",
+    "seconds",
+    "runs",
+    "command",
+    "window_seconds",
+    "every_second_jobs",
+    "dispatchers",
+    "executors",
+    "channels",
+)
 Column = tuple[str, Callable[[dict[str, Any]], Any]]
 
 COMMON_HEAD: list[Column] = [
@@ -113,6 +124,14 @@ COLUMNS: dict[str, list[Column]] = {
         # The request's arrival at the HTTP server: crontrio http rows only.
         ("at server p50 ms", lambda d: dig(d, "extra.handler_lag_ms.p50")),
         ("at server p99", lambda d: dig(d, "extra.handler_lag_ms.p99")),
+        *RESOURCES,
+    ],
+    "burst": [
+        *COMMON_HEAD,
+        *COUNTS,
+        *LAG,
+        ("CPU ms per firing", lambda d: per_process(dig(d, "extra.cpu_ms_per_firing"))),
+        ("load avg 1 min", lambda d: (dig(d, "extra.loadavg_before") or [None])[0]),
         *RESOURCES,
     ],
     "schedule_scale": [

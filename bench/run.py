@@ -5,6 +5,7 @@
     python -m bench.run concurrency --runs 5000 --sleep 30
     python -m bench.run failover --jobs 200 --seconds 40
     python -m bench.run console_pages --jobs 100000 --runs 1000000
+    python -m bench.run burst --jobs 10000 --executors 2 [--mode distributed] [--profile DIR]
     python -m bench.run quick --out DIR    # every scenario small (< 2 min), then the peers' quick mode
     python -m bench.run all --out DIR      # every scenario at its default size (tens of minutes)
 
@@ -26,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import concurrency, console_pages, failover, fire_lag, schedule_scale
+from bench import burst, concurrency, console_pages, failover, fire_lag, schedule_scale
 from bench.harness import BENCH, REPO, cli, default_out_dir
 
 SCENARIOS = {
@@ -35,6 +36,7 @@ SCENARIOS = {
     "concurrency": concurrency,
     "failover": failover,
     "console_pages": console_pages,
+    "burst": burst,
 }
 
 
@@ -47,6 +49,7 @@ def quick_plan(out: Path) -> list[tuple[str, Callable[[], Any]]]:
         ("concurrency", lambda: concurrency.run(runs=300, sleep_seconds=5, out_dir=out)),
         ("failover", lambda: failover.run(jobs=30, seconds=12, warmup=2, seed=7, out_dir=out)),
         ("console_pages", lambda: console_pages.run("sqlite", jobs=2000, runs=20_000, requests=5, warmup=1, out_dir=out)),
+        ("burst", lambda: burst.run("embedded", jobs=200, executors=2, lead=6, out_dir=out)),
     ]
 
 
@@ -62,6 +65,14 @@ def full_plan(out: Path) -> list[tuple[str, Callable[[], Any]]]:
         ("failover", lambda: failover.run(out_dir=out)),
         ("console_pages sqlite", lambda: console_pages.run("sqlite", out_dir=out)),
         ("console_pages mariadb", lambda: console_pages.run("mariadb", out_dir=out)),
+        # The top-of-the-minute burst, with the peers' burst after it (their
+        # rows sit next to crontrio's); then distributed, then 100,000 on 4 executors.
+        ("burst embedded", lambda: burst.run("embedded", out_dir=out)),
+        ("burst apscheduler", lambda: burst.run_peer("apscheduler-memory", out_dir=out)),
+        ("burst celery-redbeat", lambda: burst.run_peer("celery-redbeat", out_dir=out)),
+        ("burst distributed", lambda: burst.run("distributed", out_dir=out)),
+        ("burst distributed kill", lambda: burst.run("distributed", kill_dispatcher=True, out_dir=out)),
+        ("burst 100k", lambda: burst.run("embedded", jobs=100_000, executors=4, out_dir=out)),
     ]
 
 

@@ -23,7 +23,7 @@ from crontrio.common.registry.factory import make_registry
 from crontrio.common.registry.keys import dispatcher_key
 from crontrio.common.registry.registration import EtcdRegistration
 from crontrio.common.schedule import Schedule
-from crontrio.common.store.async_store import DbThreads
+from crontrio.common.store.async_store import AsyncStore
 from crontrio.common.store.engine import make_engine
 from crontrio.common.store.migrate import ensure_schema
 from crontrio.common.store.sql_store import SqlStore
@@ -64,8 +64,7 @@ class DispatcherApp:
         self,
         cfg: Config,
         dispatcher_id: str,
-        store: SqlStore,
-        db: DbThreads,
+        store: AsyncStore,
         claims: Claims,
         registry: Registry,
         clients: ExecutorClients,
@@ -79,10 +78,9 @@ class DispatcherApp:
         # Set once the peers are watched (serve): firings another dispatcher
         # claimed before then (during catch-up) are not followed.
         self.takeover: TakeoverWatch | None = None
-        self.job_sync = JobSync(store, db, self.schedule, self._wake, now_ms, on_unscheduled=self._unscheduled)
+        self.job_sync = JobSync(store, self.schedule, self._wake, now_ms, on_unscheduled=self._unscheduled)
         self.misfires = MisfireTracker(
             store,
-            db,
             recorder,
             dispatcher_id,
             cfg.dispatcher.misfire_grace_seconds,
@@ -90,7 +88,7 @@ class DispatcherApp:
             spawn=self.spawner.spawn,
             current_job=self.job_sync.jobs.get,
         )
-        notifier = RunNotifier(alerts, store, db)
+        notifier = RunNotifier(alerts, store)
         hooks = FiringHooks(
             spawn=self.spawner.spawn,
             downstream_of=self.job_sync.downstream_of,
@@ -101,7 +99,7 @@ class DispatcherApp:
         )
         # Every run record this dispatcher writes is built by `records`.
         records = RunRecords(dispatcher_id)
-        overlap = OverlapGate(store, db, recorder, clients, records)
+        overlap = OverlapGate(store, recorder, clients, records)
         self.runner = FiringRunner(
             records,
             claims,
@@ -146,21 +144,20 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     # tell the runs its previous life left behind from the ones it tracks.
     dispatcher_id = f"{cfg.dispatcher_id}@{now_ms():x}"
     engine = make_engine(cfg.database)
-    db = DbThreads()
-    await db.run(ensure_schema, engine, cfg.database)
-    store = SqlStore(engine)
+    store = AsyncStore(SqlStore(engine))
+    await store.run_blocking(ensure_schema, engine, cfg.database)
     users = UserStore(engine)
-    await db.run(ensure_initial_admin, users, cfg.dispatcher.initial_password_file)
+    await store.run_blocking(ensure_initial_admin, users, cfg.dispatcher.initial_password_file)
 
     claims = make_claims(cfg.redis)
     registry = make_registry(cfg.etcd, cfg.dispatcher.executors)
     await registry.start()
     clients = ExecutorClients(internal_tls(cfg.tls), cluster_secret=cluster_secret)
-    recorder = RunRecorder(store, db, cfg.dispatcher.record_batch_ms, cfg.dispatcher.record_backlog)
+    recorder = RunRecorder(store, cfg.dispatcher.record_batch_ms, cfg.dispatcher.record_backlog)
     recorder.start()
 
     alerts = AlertSender(cfg.alert, cfg.alarm_mail_list)
-    app = DispatcherApp(cfg, dispatcher_id, store, db, claims, registry, clients, recorder, alerts)
+    app = DispatcherApp(cfg, dispatcher_id, store, claims, registry, clients, recorder, alerts)
     schedule, scheduler, runner, job_sync, misfires, metrics = (
         app.schedule,
         app.scheduler,
@@ -177,7 +174,7 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
         await metrics_server.start()  # before catch-up, so its firings are counted and seen
     await alerts.start()
     await job_sync.load_all()
-    caught_up = await catch_up(job_sync.jobs.values(), store, db, recorder, runner.fire, app.spawner.spawn, dispatcher_id)
+    caught_up = await catch_up(job_sync.jobs.values(), store, recorder, runner.fire, app.spawner.spawn, dispatcher_id)
     if caught_up:
         log.info("misfire catch-up: %d missed firings started", caught_up)
 
@@ -187,7 +184,7 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
         credentials=server_credentials(cfg.tls, require_client_auth=False) if cfg.tls.admin else None,
         interceptors=[
             ClusterAuthInterceptor(cluster_secret, control_protects),
-            *server_interceptors(cfg.tokens, SessionAuth(users, db)),
+            *server_interceptors(cfg.tokens, SessionAuth(users, store)),
         ],
     )
     started_ms = now_ms()
@@ -209,7 +206,6 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     )
     takeover = TakeoverWatch(
         store,
-        db,
         runner.fire_claimed,
         app.spawner.spawn,
         dispatcher_id=dispatcher_id,
@@ -220,14 +216,13 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
 
     tail = TailHub(
         store,
-        db,
         clients,
         per_run=cfg.dispatcher.tail_followers_per_run,
         total=cfg.dispatcher.tail_followers_total,
     )
     admin = AdminServicer(
         store,
-        db,
+        users,
         schedule,
         job_sync,
         runner,
@@ -239,7 +234,7 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
         session_ttl_seconds=cfg.dispatcher.session_ttl_seconds,
     )
     pb_grpc.add_AdminServicer_to_server(admin, server.server)
-    control = ControlServicer(job_sync, dispatcher_id, runner, store, db, app.spawner.spawn)
+    control = ControlServicer(job_sync, dispatcher_id, runner, store, app.spawner.spawn)
     pb_grpc.add_ControlServicer_to_server(control, server.server)
     await server.start()
     # Registered once it serves, so whoever finds it in etcd can call it.
@@ -306,6 +301,5 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     await clients.close()
     await registry.close()
     await claims.close()
-    db.close()
-    store.close()
+    await store.close()
     log.info("dispatcher stopped")

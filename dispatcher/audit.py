@@ -12,8 +12,7 @@ from crontrio.common.clock import now_ms
 from crontrio.common.convert import job_to_pb
 from crontrio.common.model import AuditEntry, Job
 from crontrio.common.secrets import redact, redact_for_audit
-from crontrio.common.store.async_store import DbThreads
-from crontrio.common.store.sql_store import SqlStore
+from crontrio.common.store.async_store import AsyncStore
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +39,8 @@ def _snapshot(job: Job) -> str:
 
 
 class AuditLog:
-    def __init__(self, store: SqlStore, db: DbThreads) -> None:
+    def __init__(self, store: AsyncStore) -> None:
         self._store = store
-        self._db = db
 
     async def record(self, action: str, target: str, before: str = "", after: str = "", actor: str = "") -> None:
         """Store one entry; `actor` defaults to the caller (current_actor())."""
@@ -55,7 +53,7 @@ class AuditLog:
             after=after,
         )
         try:
-            await self._db.run(self._store.add_audit, entry)
+            await self._store.add_audit(entry)
         except Exception as exc:  # noqa: BLE001 - the change itself succeeded; say loudly that its record did not
             log.error("audit entry %s %s by %s could not be stored: %s", action, target, entry.actor, exc)
             return

@@ -22,8 +22,7 @@ from crontrio.common.cron import CronSchedule
 from crontrio.common.jobs import schedule_of
 from crontrio.common.missed import missed_record
 from crontrio.common.model import MISFIRE_RUN_ALL, MISFIRE_RUN_ONCE, TRIGGER_CATCH_UP, Job, iso_ms
-from crontrio.common.store.async_store import DbThreads
-from crontrio.common.store.sql_store import SqlStore
+from crontrio.common.store.async_store import AsyncStore
 from crontrio.dispatcher.recorder import RunRecorder
 
 log = logging.getLogger(__name__)
@@ -67,8 +66,7 @@ def latest_firings(cron: CronSchedule, after_ms: int, before_ms: int, limit: int
 
 async def catch_up(
     jobs: Iterable[Job],
-    store: SqlStore,
-    db: DbThreads,
+    store: AsyncStore,
     recorder: RunRecorder,
     fire: Callable[[Job, int, str], Coroutine[Any, Any, None]],
     spawn: Callable[[Coroutine[Any, Any, None], str], None],
@@ -78,7 +76,7 @@ async def catch_up(
     wanted = [j for j in jobs if j.misfire_policy in (MISFIRE_RUN_ONCE, MISFIRE_RUN_ALL) and j.spec]
     if not wanted:
         return 0
-    last = await db.run(store.last_fired, [j.id for j in wanted])
+    last = await store.last_fired([j.id for j in wanted])
     now = now_ms()
     started = 0
     for job in wanted:

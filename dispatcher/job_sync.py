@@ -19,8 +19,7 @@ from crontrio.common.errors import ValidationError
 from crontrio.common.jobs import validate_job_schedule
 from crontrio.common.model import Job, iso_ms
 from crontrio.common.schedule import Schedule
-from crontrio.common.store.async_store import DbThreads
-from crontrio.common.store.sql_store import SqlStore
+from crontrio.common.store.async_store import AsyncStore
 
 log = logging.getLogger(__name__)
 # A dispatcher that could not read the change log for this long may have
@@ -31,15 +30,13 @@ FULL_RELOAD_AFTER_SECONDS = 600
 class JobSync:
     def __init__(
         self,
-        store: SqlStore,
-        db: DbThreads,
+        store: AsyncStore,
         schedule: Schedule,
         on_change: Callable[[], None],
         clock: Callable[[], int],
         on_unscheduled: Callable[[int, str], object] | None = None,
     ) -> None:
         self._store = store
-        self._db = db
         self._schedule = schedule
         self._on_change = on_change
         self._clock = clock
@@ -150,9 +147,9 @@ class JobSync:
         async with self._lock:
             # The revision first: a change made while we list is then seen again
             # by the next catch-up (applying twice is harmless), never skipped.
-            revision = await self._db.run(self._store.revision)
+            revision = await self._store.revision()
             with _collector_paused():
-                jobs = await self._db.run(self._store.list_jobs)
+                jobs = await self._store.list_jobs()
                 present = {j.id for j in jobs}
                 for job_id in self._schedule.job_ids() - present:
                     self.forget(job_id)
@@ -180,9 +177,9 @@ class JobSync:
             await self.load_all()
             return self.revision
         async with self._lock:
-            revision, ids = await self._db.run(self._store.changes_since, self.revision)
+            revision, ids = await self._store.changes_since(self.revision)
             if ids:
-                found = await self._db.run(self._store.jobs_by_ids, ids)
+                found = await self._store.jobs_by_ids(ids)
                 for job in found:
                     self.apply(job)
                 for job_id in ids - {j.id for j in found}:

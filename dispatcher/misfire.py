@@ -38,8 +38,7 @@ from crontrio.common.model import (
     iso_ms,
     make_run_id,
 )
-from crontrio.common.store.async_store import DbThreads
-from crontrio.common.store.sql_store import SqlStore
+from crontrio.common.store.async_store import AsyncStore
 from crontrio.dispatcher.catch_up import latest_firings
 from crontrio.dispatcher.recorder import RunRecorder
 
@@ -66,8 +65,7 @@ class _Span:
 class MisfireTracker:
     def __init__(
         self,
-        store: SqlStore,
-        db: DbThreads,
+        store: AsyncStore,
         recorder: RunRecorder,
         dispatcher_id: str,
         grace_seconds: float,
@@ -77,7 +75,6 @@ class MisfireTracker:
         current_job: Callable[[int], Job | None] = lambda _job_id: None,
     ) -> None:
         self._store = store
-        self._db = db
         self._recorder = recorder
         self._dispatcher_id = dispatcher_id
         self.grace_ms = int(grace_seconds * 1000)
@@ -166,7 +163,7 @@ class MisfireTracker:
         reason = f"missed: not recorded within {self.grace_ms / 1000:g}s of its time (run history writes lagged); {why}"
         records = [missed_record(span.job, ms, reason, at_ms=now, dispatcher=self._dispatcher_id) for ms in missed]
         # Existing rows (run, or recorded late and marked) stay as they are.
-        created = await self._db.run(self._store.write_runs, records, []) if records else []
+        created = await self._store.write_runs(records, []) if records else []
         # Past this point nothing is retried: a firing started twice would run twice.
         started = 0
         for ms in to_run:
@@ -190,7 +187,7 @@ class MisfireTracker:
         """Run the misfired firing `ms` once now, unless something else has it."""
         assert self.run_firing is not None and self.spawn is not None
         run_id = make_run_id(job.id, ms, 1)
-        existing = await self._db.run(self._store.get_run, run_id)
+        existing = await self._store.get_run(run_id)
         if existing is None:
             self.spawn(self.run_firing(job, ms, TRIGGER_CATCH_UP), f"misfire-{run_id}")
             return True

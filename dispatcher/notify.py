@@ -13,8 +13,7 @@ from crontrio.common.alerts.message import run_alert
 from crontrio.common.alerts.overrun import report_overrun
 from crontrio.common.alerts.sender import AlertSender
 from crontrio.common.model import NOTIFY_ALWAYS, NOTIFY_ON_FAILURE, NOTIFY_ON_KEYWORD, Job, RunRecord
-from crontrio.common.store.async_store import DbThreads
-from crontrio.common.store.sql_store import SqlStore
+from crontrio.common.store.async_store import AsyncStore
 
 log = logging.getLogger(__name__)
 # What on_failure means (DESIGN.md / issue: failed, timeout, killed, lost, missed).
@@ -33,16 +32,15 @@ def should_notify(job: Job, run: RunRecord) -> bool:
 
 
 class RunNotifier:
-    def __init__(self, sender: AlertSender, store: SqlStore, db: DbThreads) -> None:
+    def __init__(self, sender: AlertSender, store: AsyncStore) -> None:
         self._sender = sender
         self._store = store
-        self._db = db
 
     async def after_firing(self, job: Job, run_id: str) -> None:
         """The firing ended with run `run_id` (its last attempt): alert if the policy says so."""
         if job.notify_policy not in (NOTIFY_ALWAYS, NOTIFY_ON_FAILURE, NOTIFY_ON_KEYWORD):
             return
-        run = await self._db.run(self._store.get_run, run_id)
+        run = await self._store.get_run(run_id)
         if run is None or not should_notify(job, run):
             return
         self._sender.submit(
@@ -55,4 +53,4 @@ class RunNotifier:
     async def overran(self, job: Job, run_id: str) -> bool:
         """Run `run_id` passed its timeout under timeout_action alert: mark it
         and send the job's alert, once (common/alerts/overrun.py)."""
-        return await report_overrun(job, run_id, self._store, self._db, self._sender)
+        return await report_overrun(job, run_id, self._store, self._sender)

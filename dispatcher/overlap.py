@@ -18,8 +18,7 @@ import grpc
 from crontrio.common import status
 from crontrio.common.clock import now_ms
 from crontrio.common.model import OVERLAP_ALLOW, OVERLAP_QUEUE, OVERLAP_REPLACE, OVERLAP_SKIP, Job, RunRecord, iso_ms
-from crontrio.common.store.async_store import DbThreads
-from crontrio.common.store.sql_store import SqlStore
+from crontrio.common.store.async_store import AsyncStore
 from crontrio.dispatcher.executor_client import ExecutorClients
 from crontrio.dispatcher.recorder import RunRecorder
 from crontrio.dispatcher.run_records import RunRecords
@@ -31,12 +30,9 @@ REPLACE_WAIT_SECONDS = 30.0
 
 
 class OverlapGate:
-    def __init__(
-        self, store: SqlStore, db: DbThreads, recorder: RunRecorder, clients: ExecutorClients, records: RunRecords
-    ) -> None:
+    def __init__(self, store: AsyncStore, recorder: RunRecorder, clients: ExecutorClients, records: RunRecords) -> None:
         self._records = records
         self._store = store
-        self._db = db
         self._recorder = recorder
         self._clients = clients
 
@@ -45,7 +41,7 @@ class OverlapGate:
         written with `deadline_ms` (RunRecorder.insert: RecordDroppedError)."""
         if job.overlap_policy == OVERLAP_ALLOW:
             return True
-        active = await self._db.run(self._store.active_runs_of, job.id)
+        active = await self._store.active_runs_of(job.id)
         if not active:
             return True
         previous = active[0]
@@ -60,7 +56,7 @@ class OverlapGate:
             )
             return False
         if job.overlap_policy == OVERLAP_QUEUE:
-            waiting = await self._db.run(self._store.queued_runs_of, job.id)
+            waiting = await self._store.queued_runs_of(job.id)
             if waiting:
                 await self._record(
                     job,
@@ -111,7 +107,7 @@ class OverlapGate:
         deadline = time.monotonic() + REPLACE_WAIT_SECONDS
         ids = {r.run_id for r in active}
         while time.monotonic() < deadline:
-            still = [r for r in await self._db.run(self._store.active_runs_of, job.id) if r.run_id in ids]
+            still = [r for r in await self._store.active_runs_of(job.id) if r.run_id in ids]
             if not still:
                 return
             await asyncio.sleep(0.1)
@@ -126,9 +122,9 @@ class OverlapGate:
         have reached yet."""
         if job.overlap_policy != OVERLAP_QUEUE:
             return None
-        for queued in await self._db.run(self._store.queued_runs_of, job.id):
-            if await self._db.run(self._store.promote_queued, queued.run_id):
-                current = await self._db.run(self._store.get_job, job_id=job.id)
+        for queued in await self._store.queued_runs_of(job.id):
+            if await self._store.promote_queued(queued.run_id):
+                current = await self._store.get_job(job_id=job.id)
                 if current is None or not current.enabled:
                     why = "deleted" if current is None else "paused"
                     reason = f"skipped: job {job.name} was {why} while this firing was queued"

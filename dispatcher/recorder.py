@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from crontrio.common.clock import SYSTEM_CLOCK, Clock
 from crontrio.common.model import RunRecord
-from crontrio.common.store.async_store import DbThreads
-from crontrio.common.store.sql_store import SqlStore
 from crontrio.dispatcher.metrics import DispatcherMetrics
 
 log = logging.getLogger(__name__)
@@ -82,18 +81,22 @@ class _Batch:
         return dropped
 
 
+class RunWriter(Protocol):
+    """All the recorder needs of the store (AsyncStore has it)."""
+
+    async def write_runs(self, inserts: Sequence[RunRecord], updates: Sequence[tuple[str, dict[str, Any]]]) -> list[bool]: ...
+
+
 class RunRecorder:
     def __init__(
         self,
-        store: SqlStore,
-        db: DbThreads,
+        store: RunWriter,
         batch_ms: int = 20,
         max_backlog: int = DEFAULT_MAX_BACKLOG,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._clock = clock
         self._store = store
-        self._db = db
         self._batch_seconds = batch_ms / 1000
         self._max_backlog = max_backlog
         self._pending = _Batch()
@@ -190,7 +193,7 @@ class RunRecorder:
         delay = 0.1
         while True:
             try:
-                created = await self._db.run(self._store.write_runs, batch.inserts, batch.updates)
+                created = await self._store.write_runs(batch.inserts, batch.updates)
                 break
             except Exception as exc:  # noqa: BLE001 - any DB error: log loudly, retry
                 log.error(

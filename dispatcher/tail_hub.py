@@ -22,8 +22,7 @@ import grpc
 
 from crontrio.common import status
 from crontrio.common.model import RunRecord
-from crontrio.common.store.async_store import DbThreads
-from crontrio.common.store.sql_store import SqlStore
+from crontrio.common.store.async_store import AsyncStore
 from crontrio.dispatcher.executor_client import ExecutorClients
 from crontrio.protos import crontrio_pb2 as pb
 
@@ -81,11 +80,8 @@ class TailStats:
 
 
 class TailHub:
-    def __init__(
-        self, store: SqlStore, db: DbThreads, clients: ExecutorClients, *, per_run: int = 100, total: int = 1000
-    ) -> None:
+    def __init__(self, store: AsyncStore, clients: ExecutorClients, *, per_run: int = 100, total: int = 1000) -> None:
         self._store = store
-        self._db = db
         self._clients = clients
         self.per_run = per_run
         self.total = total
@@ -179,7 +175,7 @@ class TailHub:
 
     async def _read(self, run_id: str) -> RunRecord | None:
         self.stats.store_reads += 1
-        return await self._db.run(self._store.get_run, run_id)
+        return await self._store.get_run(run_id)
 
     async def _run_feed(self, feed: _Feed) -> None:
         try:

@@ -30,8 +30,7 @@ from typing import Any
 
 from crontrio.common.clock import now_ms
 from crontrio.common.model import Job, RunRecord, iso_ms
-from crontrio.common.store.async_store import DbThreads
-from crontrio.common.store.sql_store import SqlStore
+from crontrio.common.store.async_store import AsyncStore
 from crontrio.dispatcher.routing import fans_out
 
 log = logging.getLogger(__name__)
@@ -49,8 +48,7 @@ RECORDED, STARTED = "recorded", "started"
 class TakeoverWatch:
     def __init__(
         self,
-        store: SqlStore,
-        db: DbThreads,
+        store: AsyncStore,
         take_over: Callable[[Job, int], Coroutine[Any, Any, None]],
         spawn: Callable[[Coroutine[Any, Any, None], str], None],
         *,
@@ -59,7 +57,6 @@ class TakeoverWatch:
         adopt: Callable[[Job, RunRecord], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
         self._store = store
-        self._db = db
         self._take_over = take_over
         self._spawn = spawn
         # Without these (no way to tell a dead peer), recorded runs are left
@@ -112,7 +109,7 @@ class TakeoverWatch:
     async def _check_recorded(self, firings: list[tuple[Job, int]]) -> None:
         low = min(ms for _, ms in firings)
         high = max(ms for _, ms in firings) + 1
-        recorded = await self._db.run(self._store.firings_between, low, high)
+        recorded = await self._store.firings_between(low, high)
         for job, ms in firings:
             if (job.id, ms) not in recorded:
                 self.taken_over += 1
@@ -131,7 +128,7 @@ class TakeoverWatch:
         assert self._alive is not None and self._adopt is not None
         low = min(ms for _, ms in firings)
         high = max(ms for _, ms in firings) + 1
-        unstarted = await self._db.run(self._store.unstarted_runs_between, low, high, self._me)
+        unstarted = await self._store.unstarted_runs_between(low, high, self._me)
         if not unstarted:
             return
         jobs = {(job.id, ms): job for job, ms in firings}
@@ -141,7 +138,7 @@ class TakeoverWatch:
             job = jobs.get((run.job_id, run.scheduled_ms))
             if job is None or run.dispatcher not in dead:
                 continue
-            if not await self._db.run(self._store.adopt_run, run.run_id, run.dispatcher, self._me):
+            if not await self._store.adopt_run(run.run_id, run.dispatcher, self._me):
                 continue  # another dispatcher (or the monitor) got there first
             self.adopted += 1
             self._spawn(self._adopt(job, run), f"adopt-{run.run_id}")

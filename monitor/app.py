@@ -13,7 +13,7 @@ from crontrio.common.config import Config
 from crontrio.common.grpc_server import ServiceServer
 from crontrio.common.registry.dispatcher_watch import DispatcherWatcher
 from crontrio.common.registry.factory import make_registry
-from crontrio.common.store.async_store import DbThreads
+from crontrio.common.store.async_store import AsyncStore
 from crontrio.common.store.engine import make_engine
 from crontrio.common.store.migrate import ensure_schema
 from crontrio.common.store.sql_store import SqlStore
@@ -35,9 +35,9 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     # Presented to executors and to the dispatchers' Control service.
     cluster_secret = resolve_secret(cfg.cluster, listen=cfg.monitor.listen, service="monitor")
     engine = make_engine(cfg.database)
-    db = DbThreads(workers=2)
-    await db.run(ensure_schema, engine, cfg.database)
-    store = SqlStore(engine)
+    sql_store = SqlStore(engine)
+    store = AsyncStore(sql_store, workers=2)
+    await store.run_blocking(ensure_schema, engine, cfg.database)
 
     registry = make_registry(cfg.etcd, cfg.dispatcher.executors)
     await registry.start()
@@ -58,16 +58,16 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
             cfg.monitor_dispatchers, tls=admin_tls(cfg.tls), token=cfg.monitor.token, cluster_secret=cluster_secret
         )
 
-    job_watch = JobWatch(store, db, links, cfg.monitor.poll_interval_seconds)
+    job_watch = JobWatch(store, links, cfg.monitor.poll_interval_seconds)
     health_watch = HealthWatch(registry, links, cfg.monitor.health_interval_seconds, tls=internal_tls(cfg.tls))
-    reconciler = Reconciler(store, db, links, registry, tls=internal_tls(cfg.tls), cluster_secret=cluster_secret)
-    missed = MissedDetector(store, db, cfg.monitor.missed_after_seconds)
+    reconciler = Reconciler(store, links, registry, tls=internal_tls(cfg.tls), cluster_secret=cluster_secret)
+    missed = MissedDetector(store, cfg.monitor.missed_after_seconds)
     alerts = AlertSender(cfg.alert, cfg.alarm_mail_list)
     await alerts.start()
     health_watch.alerts = alerts
     missed.alerts = alerts
-    system = SystemAlerts(alerts, store, db, links)
-    retention = RetentionLoop(engine, db, cfg.store)
+    system = SystemAlerts(alerts, store, links)
+    retention = RetentionLoop(engine, store, cfg.store)
     started_ms = now_ms()
 
     def status() -> dict[str, Any]:
@@ -91,8 +91,8 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
         executors_up=lambda: sum(1 for s in health_watch.states.values() if s.healthy),
         dispatchers_up=lambda: len(links.live_addresses()),
         firings_missed=lambda: missed.recorded,
-        stats=JobStats(store) if cfg.monitor.per_job_metrics else None,
-        db=db,
+        stats=JobStats(sql_store) if cfg.monitor.per_job_metrics else None,
+        store=store,
         refresh_seconds=cfg.monitor.metrics_refresh_seconds,
     )
     http = StatusHttpServer(cfg, status, metrics) if cfg.monitor.http_listen else None
@@ -128,6 +128,5 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     if watcher is not None:
         await watcher.close()
     await registry.close()
-    db.close()
-    store.close()
+    await store.close()
     log.info("monitor stopped")

@@ -10,8 +10,7 @@ from collections.abc import Callable
 import grpc
 
 from crontrio.common.clock import now_ms
-from crontrio.common.store.async_store import DbThreads
-from crontrio.common.store.sql_store import SqlStore
+from crontrio.common.store.async_store import AsyncStore
 from crontrio.monitor.dispatcher_links import DispatcherLinks
 from crontrio.protos import crontrio_pb2 as pb
 
@@ -26,14 +25,12 @@ DOWN = -2  # `applied` marker: the dispatcher did not answer
 class JobWatch:
     def __init__(
         self,
-        store: SqlStore,
-        db: DbThreads,
+        store: AsyncStore,
         links: DispatcherLinks,
         poll_seconds: float,
         on_change: Callable[[int], None] | None = None,
     ) -> None:
         self._store = store
-        self._db = db
         self._links = links
         self._poll = poll_seconds
         self._on_change = on_change
@@ -45,7 +42,7 @@ class JobWatch:
         last_prune = 0.0
         while True:
             try:
-                revision = await self._db.run(self._store.revision)
+                revision = await self._store.revision()
                 if revision != self.revision and self._on_change is not None:
                     self._on_change(self.revision)
                 self.revision = revision
@@ -54,7 +51,7 @@ class JobWatch:
                     await asyncio.gather(*(self._notify(a) for a in behind))
                 if time.monotonic() - last_prune > PRUNE_EVERY_SECONDS:
                     cutoff = now_ms() - CHANGELOG_KEEP_MS
-                    pruned = await self._db.run(self._store.prune_changelog, cutoff)
+                    pruned = await self._store.prune_changelog(cutoff)
                     if pruned:
                         log.info("pruned %d old job change-log entries", pruned)
                     last_prune = time.monotonic()

@@ -33,7 +33,7 @@ from crontrio.common.clock import now_ms
 from crontrio.common.cron import CronSchedule
 from crontrio.common.jobs import schedule_of
 from crontrio.common.model import Job
-from crontrio.common.store.async_store import DbThreads
+from crontrio.common.store.async_store import AsyncStore
 from crontrio.common.store.schema import jobs, runs
 from crontrio.common.store.sql_store import SqlStore
 
@@ -136,7 +136,7 @@ class MonitorMetrics(Collector):
         dispatchers_up: Callable[[], int],
         firings_missed: Callable[[], int],
         stats: JobStats | None,
-        db: DbThreads | None = None,
+        store: AsyncStore | None = None,
         refresh_seconds: float = 15.0,
     ) -> None:
         """`stats` None: no per-job series ([monitor] per_job_metrics = false)."""
@@ -144,7 +144,7 @@ class MonitorMetrics(Collector):
         self._dispatchers_up = dispatchers_up
         self._firings_missed = firings_missed
         self._stats = stats
-        self._db = db
+        self._store = store  # its threads read the per-job values
         self._refresh_seconds = refresh_seconds
         self._refreshed_at = -float("inf")
         self._lock = asyncio.Lock()
@@ -162,13 +162,13 @@ class MonitorMetrics(Collector):
 
     async def refresh(self) -> None:
         """Read the per-job values again if they are older than the refresh interval."""
-        if self._stats is None or self._db is None:
+        if self._stats is None or self._store is None:
             return
         async with self._lock:  # concurrent scrapes share one read
             if time.monotonic() - self._refreshed_at < self._refresh_seconds:
                 return
             stats = self._stats
-            self._per_job_text = await self._db.run(lambda: render_per_job(stats.read(now_ms())))
+            self._per_job_text = await self._store.run_blocking(lambda: render_per_job(stats.read(now_ms())))
             self._refreshed_at = time.monotonic()
 
     def collect(self) -> Iterable[Metric]:

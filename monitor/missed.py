@@ -21,17 +21,15 @@ from crontrio.common.jobs import schedule_of, validate_job
 from crontrio.common.missed import missed_record
 from crontrio.common.model import NOTIFY_ALWAYS, NOTIFY_ON_FAILURE, Job, RunRecord, iso_ms
 from crontrio.common.schedule import Schedule
-from crontrio.common.store.async_store import DbThreads
-from crontrio.common.store.sql_store import SqlStore
+from crontrio.common.store.async_store import AsyncStore
 
 log = logging.getLogger(__name__)
 NEVER_DROP_MS = 10**15  # expected firings are checked however late, never skipped
 
 
 class MissedDetector:
-    def __init__(self, store: SqlStore, db: DbThreads, missed_after_seconds: float) -> None:
+    def __init__(self, store: AsyncStore, missed_after_seconds: float) -> None:
         self._store = store
-        self._db = db
         self._missed_after_ms = int(missed_after_seconds * 1000)
         self._expected = Schedule()
         self._revision = 0
@@ -56,17 +54,17 @@ class MissedDetector:
                 log.warning("job id %d cannot be checked for missed firings: %r", job.id, exc)
 
     async def load(self) -> None:
-        self._revision = await self._db.run(self._store.revision)
+        self._revision = await self._store.revision()
         # Firings from before the monitor started are judged too, back to one
         # window: a restart of the monitor must not hide a gap.
         start = now_ms() - self._missed_after_ms
-        for job in await self._db.run(self._store.list_jobs):
+        for job in await self._store.list_jobs():
             self._apply(job, start)
 
     async def sync(self) -> None:
-        revision, ids = await self._db.run(self._store.changes_since, self._revision)
+        revision, ids = await self._store.changes_since(self._revision)
         if ids:
-            found = {j.id: j for j in await self._db.run(self._store.jobs_by_ids, ids)}
+            found = {j.id: j for j in await self._store.jobs_by_ids(ids)}
             for job_id in ids:
                 if job_id in found:
                     self._apply(found[job_id], now_ms())
@@ -82,7 +80,7 @@ class MissedDetector:
             return 0
         low = min(ms for _, ms in due)
         high = max(ms for _, ms in due) + 1
-        ran = await self._db.run(self._store.firings_between, low, high)
+        ran = await self._store.firings_between(low, high)
         missing = [(job, ms) for job, ms in due if (job.id, ms) not in ran]
         if not missing:
             return 0
@@ -91,7 +89,7 @@ class MissedDetector:
         )
         at = now_ms()
         records = [missed_record(job, ms, reason, at_ms=at) for job, ms in missing]
-        created = await self._db.run(self._store.write_runs, records, [])
+        created = await self._store.write_runs(records, [])
         count = sum(created)
         if self.alerts is not None:
             self._alert(missing, records, created)

@@ -27,8 +27,7 @@ from crontrio.common.config import TlsConfig
 from crontrio.common.grpc_channel import make_channel
 from crontrio.common.model import RunRecord, iso_ms
 from crontrio.common.registry.base import Registry
-from crontrio.common.store.async_store import DbThreads
-from crontrio.common.store.sql_store import SqlStore
+from crontrio.common.store.async_store import AsyncStore
 from crontrio.monitor.dispatcher_links import DispatcherLinks
 from crontrio.protos import crontrio_pb2 as pb
 from crontrio.protos import crontrio_pb2_grpc as pb_grpc
@@ -51,8 +50,7 @@ class _ExecutorAnswers:
 class Reconciler:
     def __init__(
         self,
-        store: SqlStore,
-        db: DbThreads,
+        store: AsyncStore,
         links: DispatcherLinks,
         registry: Registry,
         lost_after_seconds: float = 30.0,
@@ -63,7 +61,6 @@ class Reconciler:
         self._tls = tls
         self._cluster_secret = cluster_secret
         self._store = store
-        self._db = db
         self._links = links
         self._registry = registry
         self._lost_after_ms = int(lost_after_seconds * 1000)
@@ -90,7 +87,7 @@ class Reconciler:
         live = self._links.live_ids()
         if live is None:
             return []
-        active = await self._db.run(self._store.list_runs, statuses=sorted(status.ACTIVE), limit=MAX_ACTIVE_SCANNED)
+        active = await self._store.list_runs(statuses=sorted(status.ACTIVE), limit=MAX_ACTIVE_SCANNED)
         return [r for r in active if r.dispatcher not in live]
 
     async def pass_once(self) -> int:
@@ -178,7 +175,7 @@ class Reconciler:
             if run.overrun_ms:  # timeout_action alert: noted in the end record, as its dispatcher would have
                 note = f"overran its timeout (reported {iso_ms(run.overrun_ms)}; timeout_action alert, not killed)"
                 fields["error"] = (result.error + "; " if result.error else "") + note
-            if await self._db.run(self._store.finish_run_if_active, run.run_id, fields, run.dispatcher):
+            if await self._store.finish_run_if_active(run.run_id, fields, run.dispatcher):
                 log.warning(
                     "run %s of job %s: its dispatcher %s is gone; collected the result from executor %s: %s",
                     run.run_id,
@@ -208,7 +205,7 @@ class Reconciler:
         fields = {"status": status.LOST, "error": error, "finished_ms": now_ms()}
         # Only while its dead dispatcher still owns it: a live one may have
         # adopted it (dispatcher/takeover.py) and be running it now.
-        if await self._db.run(self._store.finish_run_if_active, run.run_id, fields, run.dispatcher):
+        if await self._store.finish_run_if_active(run.run_id, fields, run.dispatcher):
             log.warning("run %s of job %s marked lost: %s", run.run_id, run.job_name, error)
             await self._retry(run.run_id, never_started)
         return 1

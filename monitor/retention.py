@@ -17,16 +17,16 @@ from sqlalchemy import Engine
 
 from crontrio.common.clock import now_ms
 from crontrio.common.config import StoreConfig
-from crontrio.common.store.async_store import DbThreads
+from crontrio.common.store.async_store import AsyncStore
 from crontrio.common.store.retention import PruneReport, RetentionPolicy, prune_steps
 
 log = logging.getLogger(__name__)
 
 
 class RetentionLoop:
-    def __init__(self, engine: Engine, db: DbThreads, cfg: StoreConfig) -> None:
+    def __init__(self, engine: Engine, store: AsyncStore, cfg: StoreConfig) -> None:
         self._engine = engine
-        self._db = db
+        self._store = store
         self._cfg = cfg
         self.policy = RetentionPolicy.from_config(cfg)
         self.last: PruneReport | None = None
@@ -41,7 +41,7 @@ class RetentionLoop:
         report = PruneReport()
         started = time.monotonic()
         steps = prune_steps(self._engine, self.policy, now_ms())
-        while (step := await self._db.run(next, steps, None)) is not None:
+        while (step := await self._store.run_blocking(next, steps, None)) is not None:
             report.add(step)
             await asyncio.sleep(self._cfg.prune_pause_seconds)
         report.seconds = time.monotonic() - started

@@ -16,8 +16,7 @@ from crontrio.common.alerts.overrun import report_overrun
 from crontrio.common.alerts.sender import AlertSender
 from crontrio.common.clock import now_ms
 from crontrio.common.model import TIMEOUT_ALERT, iso_ms
-from crontrio.common.store.async_store import DbThreads
-from crontrio.common.store.sql_store import SqlStore
+from crontrio.common.store.async_store import AsyncStore
 from crontrio.monitor.dispatcher_links import DispatcherLinks
 
 log = logging.getLogger(__name__)
@@ -31,10 +30,9 @@ OVERRUN_BACKSTOP_GRACE_MS = 5_000
 
 
 class SystemAlerts:
-    def __init__(self, sender: AlertSender, store: SqlStore, db: DbThreads, links: DispatcherLinks) -> None:
+    def __init__(self, sender: AlertSender, store: AsyncStore, links: DispatcherLinks) -> None:
         self._sender = sender
         self._store = store
-        self._db = db
         self._links = links
         self._dispatchers: set[str] | None = None
         self._stuck_reported: set[str] = set()
@@ -58,12 +56,12 @@ class SystemAlerts:
         self._dispatchers = live
 
     async def check_stuck_runs(self) -> None:
-        running = await self._db.run(self._store.list_runs, statuses=[status.RUNNING], limit=5000, with_output=False)
+        running = await self._store.list_runs(statuses=[status.RUNNING], limit=5000, with_output=False)
         now = now_ms()
         long_ones = [r for r in running if r.started_ms and r.run_id not in self._stuck_reported]
         if not long_ones:
             return
-        jobs = {j.id: j for j in await self._db.run(self._store.jobs_by_ids, {r.job_id for r in long_ones})}
+        jobs = {j.id: j for j in await self._store.jobs_by_ids({r.job_id for r in long_ones})}
         for run in long_ones:
             job = jobs.get(run.job_id)
             if job is None or job.timeout_seconds <= 0:
@@ -73,7 +71,7 @@ class SystemAlerts:
                 # Not stuck: left running on purpose. Report the overrun if its
                 # dispatcher did not (it died), then leave the run alone.
                 if overdue > OVERRUN_BACKSTOP_GRACE_MS and not run.overrun_ms:
-                    await report_overrun(job, run.run_id, self._store, self._db, self._sender)
+                    await report_overrun(job, run.run_id, self._store, self._sender)
                 continue
             if overdue > STUCK_GRACE_MS:
                 self._stuck_reported.add(run.run_id)

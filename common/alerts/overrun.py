@@ -4,7 +4,7 @@ Two parties may notice: the dispatcher following the run (a timer from the
 run's start, the usual path) and the monitor's periodic scan of running runs
 (the run's dispatcher died, so nobody follows it; the executor neither kills
 it nor knows it overran). Both call `report_overrun`; the store's
-conditional update (`SqlStore.mark_overrun`) lets exactly one of them win,
+conditional update (`Store.mark_overrun`) lets exactly one of them win,
 so the alert goes out once whatever fails over.
 """
 
@@ -16,8 +16,7 @@ from crontrio.common.alerts.message import overrun_alert
 from crontrio.common.alerts.sender import AlertSender
 from crontrio.common.clock import now_ms
 from crontrio.common.model import NOTIFY_ALWAYS, NOTIFY_ON_FAILURE, Job
-from crontrio.common.store.async_store import DbThreads
-from crontrio.common.store.sql_store import SqlStore
+from crontrio.common.store.async_store import AsyncStore
 
 log = logging.getLogger(__name__)
 # Notify policies under which an overrun alerts: it is trouble (on_failure)
@@ -25,11 +24,11 @@ log = logging.getLogger(__name__)
 OVERRUN_NOTIFY_POLICIES = frozenset({NOTIFY_ON_FAILURE, NOTIFY_ALWAYS})
 
 
-async def report_overrun(job: Job, run_id: str, store: SqlStore, db: DbThreads, sender: AlertSender | None) -> bool:
+async def report_overrun(job: Job, run_id: str, store: AsyncStore, sender: AlertSender | None) -> bool:
     """Mark `run_id` as overrunning and send the job's alert; False when it
     was marked already (or has ended), so nothing is sent twice."""
     at_ms = now_ms()
-    if not await db.run(store.mark_overrun, run_id, at_ms):
+    if not await store.mark_overrun(run_id, at_ms):
         return False
     log.warning(
         "job %s run %s overran its %gs timeout; timeout_action alert: left running, its end will be recorded",
@@ -39,7 +38,7 @@ async def report_overrun(job: Job, run_id: str, store: SqlStore, db: DbThreads, 
     )
     if sender is None or job.notify_policy not in OVERRUN_NOTIFY_POLICIES:
         return True
-    run = await db.run(store.get_run, run_id)
+    run = await store.get_run(run_id)
     if run is not None:
         sender.submit(
             overrun_alert(job, run),

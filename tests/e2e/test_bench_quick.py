@@ -28,6 +28,7 @@ RESULT_FILES = {
     ("concurrency", ""): "concurrency-crontrio.json",
     ("failover", ""): "failover-crontrio.json",
     ("console_pages", "sqlite"): "console_pages-crontrio-sqlite.json",
+    ("burst", "embedded"): "burst-crontrio-embedded.json",
 }
 SCHEMA_KEYS = {
     "scenario",
@@ -155,6 +156,16 @@ def test_console_pages_times_every_page_without_a_failure(results: tuple[Path, d
     assert extra["loaded"]["runs"] == r["params"]["runs"] and extra["loaded"]["jobs"] == r["params"]["jobs"]
 
 
+def test_burst_runs_every_job_of_the_second_exactly_once(results: tuple[Path, dict[str, dict[str, Any]]]) -> None:
+    _, found = results
+    r = found["burst-crontrio-embedded.json"]
+    extra = r["extra"]
+    assert r["firings_expected"] == r["params"]["jobs"] == extra["requests_total"] == extra["runs_started_db"]
+    assert r["misses"] == 0 and r["duplicates"] == 0, extra
+    assert extra["status_counts"] == {"succeeded": r["params"]["jobs"]}
+    assert {"dispatcher", "executor1", "executor2"} <= set(extra["cpu_ms_per_firing"])
+
+
 def test_report_writes_the_tables_between_its_markers(results: tuple[Path, dict[str, dict[str, Any]]], tmp_path: Path) -> None:
     out, _ = results
     output = tmp_path / "RESULTS.md"
@@ -163,13 +174,15 @@ def test_report_writes_the_tables_between_its_markers(results: tuple[Path, dict[
     text = output.read_text()
     assert text.startswith("# Results\n\nanalysis before\n") and text.rstrip().endswith("analysis after")
     assert "old" not in text.split("<!-- results:begin -->")[1]
-    for scenario in ("fire_lag", "schedule_scale", "concurrency", "failover", "console_pages"):
+    for scenario in ("fire_lag", "burst", "schedule_scale", "concurrency", "failover", "console_pages"):
         assert f"### {scenario}" in text
     for name in RESULT_FILES.values():
         assert f"]({out / name})" in text or f"{name})" in text
 
 
-@pytest.mark.parametrize("command", ["fire_lag", "schedule_scale", "concurrency", "failover", "console_pages", "quick", "all"])
+@pytest.mark.parametrize(
+    "command", ["fire_lag", "burst", "schedule_scale", "concurrency", "failover", "console_pages", "quick", "all"]
+)
 def test_every_bench_command_has_help(command: str) -> None:
     argv = [sys.executable, "-m", "bench.run", command, "--help"]
     proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=60)

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from crontrio.common import status
 from crontrio.common.config import DatabaseConfig
 from crontrio.common.model import MISFIRE_RUN_ALL, MISFIRE_RUN_ONCE, Job, RunRecord, make_run_id
-from crontrio.common.store.async_store import DbThreads
+from crontrio.common.store.async_store import AsyncStore
 from crontrio.common.store.engine import make_engine
 from crontrio.common.store.migrate import ensure_schema
 from crontrio.common.store.sql_store import SqlStore
@@ -83,8 +83,8 @@ async def test_run_once_after_more_than_the_cap_runs_the_latest(store: SqlStore,
         status=status.SUCCEEDED,
     )
     store.write_runs([ran], [])
-    db = DbThreads()
-    recorder = RunRecorder(store, db, batch_ms=0)
+    async_store = AsyncStore(store)
+    recorder = RunRecorder(async_store, batch_ms=0)
     recorder.start()
     fired: list[int] = []
     spawned: list[Coroutine[Any, Any, None]] = []
@@ -96,12 +96,12 @@ async def test_run_once_after_more_than_the_cap_runs_the_latest(store: SqlStore,
         spawned.append(work)
 
     try:
-        started = await catch_up([job], store, db, recorder, fire, spawn, "d1")
+        started = await catch_up([job], async_store, recorder, fire, spawn, "d1")
         for work in spawned:
             await work
     finally:
         await recorder.close()
-        db.close()
+        await async_store.close()
     assert started == 1
     assert fired == [NOW - 1000]  # the latest missed firing, not the 1,000th after the last run
     # The others catch-up looked at are recorded missed, the latest of them just before it.

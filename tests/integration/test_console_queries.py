@@ -18,7 +18,8 @@ from crontrio.common.config import DatabaseConfig
 from crontrio.common.model import Job, RunRecord
 from crontrio.common.store.engine import make_engine
 from crontrio.common.store.migrate import ensure_schema
-from crontrio.common.store.sql_store import SqlStore, _job_values
+from crontrio.common.store.rows import job_values
+from crontrio.common.store.sql_store import SqlStore
 
 STATUSES = ("succeeded", "failed", "timeout", "killed", "lost", "skipped", "running", "pending")
 
@@ -197,7 +198,7 @@ def test_sqlite_name_search_reads_the_name_index_at_100000_jobs(tmp_path: Path) 
     cfg = DatabaseConfig(driver="sqlite", path=str(tmp_path / "jobs.db"))
     engine = make_engine(cfg)
     ensure_schema(engine, cfg)
-    template = {**_job_values(Job(name="x", spec="0 3 * * *", command="true")), "created_ms": 1, "updated_ms": 1}
+    template = {**job_values(Job(name="x", spec="0 3 * * *", command="true")), "created_ms": 1, "updated_ms": 1}
     columns = [c for c in template if c != "name"]
     raw = engine.raw_connection()
     try:

@@ -19,7 +19,7 @@ from crontrio.common import status
 from crontrio.common.config import DatabaseConfig
 from crontrio.common.model import Job, RunRecord
 from crontrio.common.registry.static import StaticRegistry
-from crontrio.common.store.async_store import DbThreads
+from crontrio.common.store.async_store import AsyncStore
 from crontrio.common.store.engine import make_engine
 from crontrio.common.store.migrate import ensure_schema
 from crontrio.common.store.sql_store import SqlStore
@@ -154,8 +154,7 @@ async def test_an_executor_answering_with_an_error_is_not_taken_for_one_without_
         )
         store.write_runs([record], [])
         reconciler = Reconciler(
-            store,
-            DbThreads(1),
+            AsyncStore(store, workers=1),
             DispatcherLinks([]),
             StaticRegistry([ex.address]),
             lost_after_seconds=0.0,

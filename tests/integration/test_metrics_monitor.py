@@ -5,7 +5,7 @@ refresh interval, and the switch for large fleets."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -15,16 +15,16 @@ from sqlalchemy import event
 from crontrio.common import status
 from crontrio.common.clock import now_ms
 from crontrio.common.model import Job, RunRecord
-from crontrio.common.store.async_store import DbThreads
+from crontrio.common.store.async_store import AsyncStore
 from crontrio.common.store.sql_store import SqlStore
 from crontrio.monitor.metrics import JobSnapshot, JobStats, MonitorMetrics, _JobState, render_per_job
 
 
 @pytest.fixture
-def db() -> Iterator[DbThreads]:
-    threads = DbThreads()
-    yield threads
-    threads.close()
+async def db(store: SqlStore) -> AsyncIterator[AsyncStore]:
+    async_store = AsyncStore(store)
+    yield async_store
+    await async_store.close()
 
 
 def job(store: SqlStore, name: str, spec: str = "0 * * * * *") -> Job:
@@ -43,13 +43,13 @@ def run(j: Job, scheduled_ms: int, run_status: str, attempt: int = 1, finished_m
     )
 
 
-def metrics_of(store: SqlStore | None, db: DbThreads | None, refresh_seconds: float = 0.0, **cluster: Any) -> MonitorMetrics:
+def metrics_of(store: SqlStore | None, db: AsyncStore | None, refresh_seconds: float = 0.0, **cluster: Any) -> MonitorMetrics:
     return MonitorMetrics(
         executors_up=cluster.get("executors_up", lambda: 0),
         dispatchers_up=cluster.get("dispatchers_up", lambda: 0),
         firings_missed=cluster.get("firings_missed", lambda: 0),
         stats=JobStats(store) if store is not None else None,
-        db=db,
+        store=db,
         refresh_seconds=refresh_seconds,
     )
 
@@ -73,7 +73,7 @@ async def scrape(metrics: MonitorMetrics) -> Scrape:
     return Scrape((await metrics.exposition()).decode())
 
 
-async def test_per_job_values_follow_runs_pauses_and_deletes(store: SqlStore, db: DbThreads) -> None:
+async def test_per_job_values_follow_runs_pauses_and_deletes(store: SqlStore, db: AsyncStore) -> None:
     t = now_ms() - 3_600_000
     steady, flaky, _fresh, paused = (job(store, n) for n in ("steady", "flaky", "fresh", "paused"))
     store.write_runs(
@@ -116,7 +116,7 @@ async def test_per_job_values_follow_runs_pauses_and_deletes(store: SqlStore, db
     assert resumed is not None and resumed > time.time()
 
 
-async def test_a_refresh_costs_the_same_queries_for_3_jobs_or_300(store: SqlStore, db: DbThreads) -> None:
+async def test_a_refresh_costs_the_same_queries_for_3_jobs_or_300(store: SqlStore, db: AsyncStore) -> None:
     statements: list[str] = []
 
     def count(*args: Any) -> None:
@@ -140,7 +140,7 @@ async def test_a_refresh_costs_the_same_queries_for_3_jobs_or_300(store: SqlStor
     assert per_size[0] == per_size[1] <= 4, per_size
 
 
-async def test_scrapes_within_the_refresh_interval_do_not_query(store: SqlStore, db: DbThreads) -> None:
+async def test_scrapes_within_the_refresh_interval_do_not_query(store: SqlStore, db: AsyncStore) -> None:
     j = job(store, "cached")
     metrics = metrics_of(store, db, refresh_seconds=3600)
     await metrics.exposition()
@@ -149,7 +149,7 @@ async def test_scrapes_within_the_refresh_interval_do_not_query(store: SqlStore,
     assert got.value("crontrio_job_last_success_timestamp_seconds", job="cached") == 0  # the cached read
 
 
-async def test_cluster_values_and_no_per_job_series_when_turned_off(store: SqlStore, db: DbThreads) -> None:
+async def test_cluster_values_and_no_per_job_series_when_turned_off(store: SqlStore, db: AsyncStore) -> None:
     job(store, "some-job")
     up = {"executors": 2}
     metrics = metrics_of(None, db, executors_up=lambda: up["executors"], dispatchers_up=lambda: 1, firings_missed=lambda: 4)

@@ -16,7 +16,7 @@ from sqlalchemy import text
 from crontrio.common import status
 from crontrio.common.config import DatabaseConfig
 from crontrio.common.model import MISFIRE_RUN_ALL, MISFIRE_RUN_ONCE, MISFIRE_SKIP, TRIGGER_CATCH_UP, Job
-from crontrio.common.store.async_store import DbThreads
+from crontrio.common.store.async_store import AsyncStore
 from crontrio.common.store.engine import make_engine
 from crontrio.common.store.migrate import ensure_schema
 from crontrio.common.store.sql_store import SqlStore
@@ -43,10 +43,10 @@ def every_second(job_id: int, policy: str) -> Job:
 
 async def settle(store: SqlStore, jobs: dict[int, Job], current: dict[int, Job]) -> list[tuple[int, int, str]]:
     """Note firings 10 s to 5 s ago of each job as misfired; settle them; return what was asked to run."""
-    db = DbThreads()
-    recorder = RunRecorder(store, db, batch_ms=0)
+    async_store = AsyncStore(store)
+    recorder = RunRecorder(async_store, batch_ms=0)
     recorder.start()
-    tracker = MisfireTracker(store, db, recorder, "d1", GRACE_S)
+    tracker = MisfireTracker(async_store, recorder, "d1", GRACE_S)
     ran: list[tuple[int, int, str]] = []
     tasks: list[asyncio.Task[None]] = []
 
@@ -68,7 +68,7 @@ async def settle(store: SqlStore, jobs: dict[int, Job], current: dict[int, Job])
     finally:
         loop.cancel()
         await recorder.close()
-        db.close()
+        await async_store.close()
     return sorted(ran)
 
 

@@ -17,7 +17,7 @@ from crontrio.common.clock import now_ms
 from crontrio.common.config import DatabaseConfig
 from crontrio.common.model import RunRecord
 from crontrio.common.registry.static import StaticRegistry
-from crontrio.common.store.async_store import DbThreads
+from crontrio.common.store.async_store import AsyncStore
 from crontrio.common.store.engine import make_engine
 from crontrio.common.store.migrate import ensure_schema
 from crontrio.common.store.sql_store import SqlStore
@@ -63,7 +63,7 @@ async def test_a_stale_lost_result_on_the_first_executor_never_settles_a_reroute
         first.proc.kill()
     again = start_executor(tmp_path / "a2", journal=first.journal, secret=SECRET)  # recovers it as lost
     other = start_executor(tmp_path / "b", secret=SECRET)
-    db = DbThreads()
+    async_store = AsyncStore(store)
     try:
         async with other.channel() as channel:
             request.scheduled_ms = now_ms()
@@ -87,8 +87,7 @@ async def test_a_stale_lost_result_on_the_first_executor_never_settles_a_reroute
                 [],
             )
             reconciler = Reconciler(
-                store,
-                db,
+                async_store,
                 DispatcherLinks([], discovered=dict),
                 StaticRegistry([again.address, other.address]),
                 0.1,
@@ -103,6 +102,6 @@ async def test_a_stale_lost_result_on_the_first_executor_never_settles_a_reroute
         run = store.get_run(request.run_id)
         assert run is not None and run.status == status.SUCCEEDED and run.output == b"done\n", run
     finally:
-        db.close()
+        await async_store.close()
         again.stop()
         other.stop()

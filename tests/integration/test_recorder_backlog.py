@@ -15,7 +15,7 @@ from crontrio.common import status
 from crontrio.common.clock import now_ms
 from crontrio.common.config import DatabaseConfig
 from crontrio.common.model import RunRecord, make_run_id
-from crontrio.common.store.async_store import DbThreads
+from crontrio.common.store.async_store import AsyncStore
 from crontrio.common.store.engine import make_engine
 from crontrio.common.store.migrate import ensure_schema
 from crontrio.common.store.sql_store import SqlStore
@@ -40,8 +40,8 @@ def record(n: int) -> RunRecord:
 
 async def test_a_locked_database_keeps_the_backlog_bounded_and_drops_late_firings(db_path: Path) -> None:
     store = SqlStore(make_engine(DatabaseConfig(driver="sqlite", path=str(db_path))))
-    db = DbThreads()
-    recorder = RunRecorder(store, db, batch_ms=0, max_backlog=5)
+    async_store = AsyncStore(store)
+    recorder = RunRecorder(async_store, batch_ms=0, max_backlog=5)
     recorder.start()
     lock = sqlite3.connect(db_path, isolation_level=None)
     lock.execute("BEGIN IMMEDIATE")  # the write lock, held as another writer would
@@ -73,8 +73,7 @@ async def test_a_locked_database_keeps_the_backlog_bounded_and_drops_late_firing
     assert await asyncio.wait_for(kept, 10) is True
     await asyncio.wait_for(history, 10)
     await recorder.close()
-    db.close()
-    store.close()
+    await async_store.close()  # closes the store too
     with sqlite3.connect(db_path) as conn:
         rows = {(int(ms) // 1000, str(st)) for ms, st in conn.execute("SELECT scheduled_ms, status FROM runs WHERE job_id = 1")}
     assert rows == {(0, status.RUNNING), (4, status.PENDING)}  # nothing late, nothing refused was written

@@ -14,7 +14,7 @@ import pytest
 
 from crontrio.common.config import DatabaseConfig
 from crontrio.common.model import RunRecord
-from crontrio.common.store.async_store import DbThreads
+from crontrio.common.store.async_store import AsyncStore
 from crontrio.common.store.engine import make_engine
 from crontrio.common.store.migrate import ensure_schema
 from crontrio.common.store.sql_store import SqlStore
@@ -33,13 +33,12 @@ def executor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Executor]:
 
 @dataclass
 class Parts:
-    store: SqlStore
-    db: DbThreads
+    store: AsyncStore
     clients: ExecutorClients
     hubs: list[TailHub] = field(default_factory=list)
 
     def hub(self, **limits: int) -> TailHub:
-        hub = TailHub(self.store, self.db, self.clients, **limits)
+        hub = TailHub(self.store, self.clients, **limits)
         self.hubs.append(hub)
         return hub
 
@@ -49,15 +48,14 @@ async def parts(tmp_path: Path) -> AsyncIterator[Parts]:
     cfg = DatabaseConfig(driver="sqlite", path=str(tmp_path / "store.db"))
     engine = make_engine(cfg)
     ensure_schema(engine, cfg)
-    p = Parts(SqlStore(engine), DbThreads(), ExecutorClients())
+    p = Parts(AsyncStore(SqlStore(engine)), ExecutorClients())
     try:
         yield p
     finally:
         for hub in p.hubs:
             await hub.close()
         await p.clients.close()
-        p.db.close()
-        p.store.close()
+        await p.store.close()
 
 
 @dataclass
@@ -98,7 +96,7 @@ async def test_many_followers_share_one_upstream_and_one_store_poll(parts: Parts
     hub = parts.hub(per_run=1000, total=1000)
     go = tmp_path / "go"
     request = shell(f"echo first; while [ ! -e {go} ]; do sleep 0.05; done; echo second", run_id="7-1700000000123-1")
-    parts.store.write_runs([pending_run(request.run_id)], [])
+    parts.store.blocking.write_runs([pending_run(request.run_id)], [])
 
     # 300 followers while the run has no executor yet: they wait on one shared poll.
     early = [follow(hub, request.run_id) for _ in range(300)]
@@ -106,7 +104,7 @@ async def test_many_followers_share_one_upstream_and_one_store_poll(parts: Parts
     async with executor.channel() as channel:
         runner = crontrio_pb2_grpc.ExecutorStub(channel).Run(request, timeout=60)
         await read_until(runner, lambda out: b"first" in out, [])
-        parts.store.write_runs([], [(request.run_id, {"status": "running", "executor": executor.address})])
+        parts.store.blocking.write_runs([], [(request.run_id, {"status": "running", "executor": executor.address})])
         await wait_until(lambda: all(f.data == b"first\n" for f, _ in early), 20, "every follower got the output so far")
         # 100 more join while it runs: the feed's tail catches them up, no new upstream.
         late = [follow(hub, request.run_id) for _ in range(100)]
@@ -124,7 +122,7 @@ async def test_many_followers_share_one_upstream_and_one_store_poll(parts: Parts
 
     # A follower of the finished run gets what the store has (the dispatcher
     # records results; here the test does), through a fresh feed.
-    parts.store.write_runs([], [(request.run_id, {"status": "succeeded", "output": b"first\nsecond\n"})])
+    parts.store.blocking.write_runs([], [(request.run_id, {"status": "succeeded", "output": b"first\nsecond\n"})])
     after, task = follow(hub, request.run_id)
     await asyncio.wait_for(task, 10)
     assert after.data == b"first\nsecond\n" and after.final == "succeeded"
@@ -133,7 +131,7 @@ async def test_many_followers_share_one_upstream_and_one_store_poll(parts: Parts
 async def test_follower_caps_per_run_and_in_total(parts: Parts) -> None:
     hub = parts.hub(per_run=3, total=5)
     for run_id in ("1-1000-1", "2-1000-1"):
-        parts.store.write_runs([pending_run(run_id)], [])
+        parts.store.blocking.write_runs([pending_run(run_id)], [])
     on_a = [follow(hub, "1-1000-1") for _ in range(3)]
     await wait_until(lambda: hub.followers_of("1-1000-1") == 3, 10, "three followers of run a")
     refused, task = follow(hub, "1-1000-1")

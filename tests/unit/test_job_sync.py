@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 
+from sqlalchemy import create_engine
+
 from crontrio.common.cron import CronSchedule
 from crontrio.common.model import Dependency, Job
 from crontrio.common.schedule import Schedule
+from crontrio.common.store.async_store import AsyncStore
+from crontrio.common.store.sql_store import SqlStore
 from crontrio.dispatcher.job_sync import JobSync
 
 T0 = 1_800_000_000_000  # 2027-01-15T08:00:00Z, a Friday
@@ -15,8 +19,8 @@ HOUR = 3600_000
 
 def make_sync() -> tuple[JobSync, Schedule]:
     schedule = Schedule()
-    # apply() needs neither the store nor the database threads.
-    sync = JobSync(None, None, schedule, lambda: None, lambda: T0)  # type: ignore[arg-type]
+    # apply() never reads the store: this one has no tables.
+    sync = JobSync(AsyncStore(SqlStore(create_engine("sqlite://"))), schedule, lambda: None, lambda: T0)
     return sync, schedule
 
 

@@ -3,6 +3,7 @@ firing.py and recorder.py reaching it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, cast
 
 import pytest
@@ -106,18 +107,13 @@ async def test_a_firing_claimed_by_another_dispatcher_counts_as_claimed_elsewher
 
 
 class _Store:
-    def write_runs(self, inserts: list[RunRecord], updates: list[Any]) -> list[bool]:
+    async def write_runs(self, inserts: Sequence[RunRecord], updates: Sequence[tuple[str, dict[str, Any]]]) -> list[bool]:
         return [True] * len(inserts)
-
-
-class _Db:
-    async def run(self, fn: Any, *args: Any) -> Any:
-        return fn(*args)
 
 
 @pytest.mark.asyncio
 async def test_the_recorder_reports_what_it_committed() -> None:
-    recorder = RunRecorder(cast(Any, _Store()), cast(Any, _Db()))
+    recorder = RunRecorder(_Store())
     recorder.start()
     try:
         assert await recorder.insert(record(status.SKIPPED))

@@ -4,22 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
+from crontrio.common.model import RunRecord
 from crontrio.dispatcher import recorder
 from crontrio.dispatcher.recorder import RunRecorder
 
 
 class RecordingStore:
-    """Stands in for SqlStore.write_runs only: records each batch."""
+    """Stands in for the store's write_runs only (a recorder.RunWriter):
+    records each batch, each taking ``seconds`` of the recorder's clock,
+    like a slow database."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock, seconds: float) -> None:
+        self.clock = clock
+        self.seconds = seconds
         self.batches: list[tuple[int, int]] = []
 
-    def write_runs(self, inserts: list[Any], updates: list[Any]) -> list[bool]:
+    async def write_runs(self, inserts: Sequence[RunRecord], updates: Sequence[tuple[str, dict[str, Any]]]) -> list[bool]:
+        await asyncio.sleep(0)  # let the caller queue more meanwhile, as a real commit would
+        self.clock.now += self.seconds
         self.batches.append((len(inserts), len(updates)))
         return [True] * len(inserts)
 
@@ -37,23 +44,10 @@ class Clock:
         return int(self.now * 1000)
 
 
-class SlowDb:
-    """Each store call takes ``seconds`` of the recorder's clock, like a slow database."""
-
-    def __init__(self, clock: Clock, seconds: float) -> None:
-        self.clock = clock
-        self.seconds = seconds
-
-    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        await asyncio.sleep(0)  # let the caller queue more meanwhile, as a real commit would
-        self.clock.now += self.seconds
-        return fn(*args)
-
-
 async def _write_two_batches(db_seconds: float) -> tuple[RunRecorder, RecordingStore]:
     clock = Clock()
-    store = RecordingStore()
-    rec = RunRecorder(store, SlowDb(clock, db_seconds), batch_ms=0, clock=clock)  # type: ignore[arg-type]
+    store = RecordingStore(clock, db_seconds)
+    rec = RunRecorder(store, batch_ms=0, clock=clock)
     rec.start()
     first = rec.update("r1", status="running")
     await asyncio.sleep(0)  # the first commit is under way

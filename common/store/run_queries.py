@@ -1,0 +1,315 @@
+"""The run half of the SQL store: run history, written in batches and read
+by page, by time window and by status.
+
+A mixin of SqlStore (common/store/sql_store.py), which gives it the engine.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Engine, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy.dialects import mysql, sqlite
+
+from crontrio.common import status
+from crontrio.common.clock import now_ms
+from crontrio.common.model import RunRecord
+from crontrio.common.store.rows import row_to_run
+from crontrio.common.store.schema import runs
+
+_RUN_COLUMNS = frozenset(c.name for c in runs.columns)
+
+
+class RunQueries:
+    """Runs: one row per firing attempt."""
+
+    engine: Engine
+    _dialect: str
+    _insert_stmt: Any
+    _update_stmts: dict[tuple[str, ...], Any]
+
+    def write_runs(self, inserts: Sequence[RunRecord], updates: Sequence[tuple[str, dict[str, Any]]]) -> list[bool]:
+        """One transaction: insert runs (skipping existing firings), then apply updates.
+
+        Returns, per insert, whether this call created the row: False means
+        another dispatcher already recorded that firing attempt. Updates of
+        the same run are merged in order (later fields win) and sent as one
+        executemany per set of columns: at 1,000 firings a second, building a
+        statement per row was the dispatcher's largest CPU cost.
+        """
+        merged: dict[str, dict[str, Any]] = {}
+        for run_id, fields in updates:
+            unknown = set(fields) - _RUN_COLUMNS
+            if unknown:
+                raise ValueError(f"unknown run fields: {sorted(unknown)}")
+            merged.setdefault(run_id, {}).update(fields)
+        stamp = now_ms()
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for run_id, fields in merged.items():
+            columns = tuple(sorted(fields))
+            params = {"b_run_id": run_id, "b_updated_ms": stamp, **{f"b_{c}": fields[c] for c in columns}}
+            by_columns.setdefault(columns, []).append(params)
+        created: list[bool] = []
+        with self.engine.begin() as conn:
+            insert_stmt = self._insert_statement()
+            for record in inserts:
+                values = {c: getattr(record, c) for c in _RUN_COLUMNS}
+                values["created_ms"] = values["created_ms"] or stamp
+                values["updated_ms"] = values["created_ms"]
+                created.append(conn.execute(insert_stmt, values).rowcount == 1)
+            for columns, params_list in by_columns.items():
+                conn.execute(self._update_statement(columns), params_list)
+        return created
+
+    def _insert_statement(self) -> Any:
+        if self._insert_stmt is None:
+            if self._dialect == "sqlite":
+                self._insert_stmt = sqlite.insert(runs).on_conflict_do_nothing()
+            elif self._dialect in ("mysql", "mariadb"):
+                self._insert_stmt = mysql.insert(runs).prefix_with("IGNORE")
+            else:  # pragma: no cover - only the two dialects above are configured
+                self._insert_stmt = insert(runs)
+        return self._insert_stmt
+
+    def _update_statement(self, columns: tuple[str, ...]) -> Any:
+        stmt = self._update_stmts.get(columns)
+        if stmt is None:
+            values: dict[str, Any] = {c: bindparam(f"b_{c}") for c in columns}
+            values["updated_ms"] = bindparam("b_updated_ms")
+            stmt = update(runs).where(runs.c.run_id == bindparam("b_run_id")).values(values)
+            self._update_stmts[columns] = stmt
+        return stmt
+
+    def finish_run_if_active(self, run_id: str, fields: dict[str, Any], dispatcher: str | None = None) -> bool:
+        """Update a run only while it is still pending or running (and, with
+        `dispatcher`, still owned by that dispatcher).
+
+        The monitor settles orphaned runs with this; if the dispatcher, a
+        dispatcher that adopted the run, or another monitor pass got there
+        first, nothing is overwritten.
+        """
+        unknown = set(fields) - _RUN_COLUMNS
+        if unknown:
+            raise ValueError(f"unknown run fields: {sorted(unknown)}")
+        where = [runs.c.run_id == run_id, runs.c.status.in_(sorted(status.ACTIVE))]
+        if dispatcher is not None:
+            where.append(runs.c.dispatcher == dispatcher)
+        with self.engine.begin() as conn:
+            result = conn.execute(update(runs).where(*where).values(**fields, updated_ms=now_ms()))
+            return bool(result.rowcount == 1)
+
+    def mark_overrun(self, run_id: str, at_ms: int) -> bool:
+        """Record that an active run passed its timeout (timeout_action
+        "alert"), once: True only for the call that set it. The dispatcher
+        following the run and the monitor's scan (for a run whose dispatcher
+        died) may both try; this conditional update is what makes the job's
+        overrun alert go out exactly once."""
+        where = [runs.c.run_id == run_id, runs.c.status.in_(sorted(status.ACTIVE)), runs.c.overrun_ms == 0]
+        with self.engine.begin() as conn:
+            result = conn.execute(update(runs).where(*where).values(overrun_ms=at_ms, updated_ms=now_ms()))
+            return bool(result.rowcount == 1)
+
+    def unstarted_runs_between(self, start_ms: int, end_ms: int, not_dispatcher: str) -> list[RunRecord]:
+        """Pending runs scheduled in [start_ms, end_ms) that no executor has
+        reported starting, recorded by dispatchers other than `not_dispatcher`."""
+        query = select(runs).where(
+            runs.c.scheduled_ms >= start_ms,
+            runs.c.scheduled_ms < end_ms,
+            runs.c.status == status.PENDING,
+            runs.c.executor == "",
+            runs.c.dispatcher != not_dispatcher,
+        )
+        with self.engine.connect() as conn:
+            return [row_to_run(r) for r in conn.execute(query).mappings().all()]
+
+    def adopt_run(self, run_id: str, old_dispatcher: str, new_dispatcher: str) -> bool:
+        """Make `new_dispatcher` the owner of a pending run of `old_dispatcher`
+        that no executor has reported starting; False when anything about it
+        changed meanwhile (so of two adopters, and the monitor, one wins)."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(runs)
+                .where(
+                    runs.c.run_id == run_id,
+                    runs.c.status == status.PENDING,
+                    runs.c.executor == "",
+                    runs.c.dispatcher == old_dispatcher,
+                )
+                .values(dispatcher=new_dispatcher, updated_ms=now_ms())
+            )
+            return bool(result.rowcount == 1)
+
+    def firings_between(self, start_ms: int, end_ms: int) -> set[tuple[int, int]]:
+        """(job_id, scheduled_ms) of every run scheduled in [start_ms, end_ms)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(runs.c.job_id, runs.c.scheduled_ms)
+                .where(runs.c.scheduled_ms >= start_ms, runs.c.scheduled_ms < end_ms)
+                .distinct()
+            ).all()
+        return {(int(r.job_id), int(r.scheduled_ms)) for r in rows}
+
+    def active_runs_of(self, job_id: int) -> list[RunRecord]:
+        """Runs of the job still pending or running (for its overlap policy)."""
+        query = select(runs).where(runs.c.job_id == job_id, runs.c.status.in_(sorted(status.ACTIVE)))
+        with self.engine.connect() as conn:
+            return [row_to_run(r) for r in conn.execute(query).mappings().all()]
+
+    def queued_runs_of(self, job_id: int) -> list[RunRecord]:
+        query = select(runs).where(runs.c.job_id == job_id, runs.c.status == status.QUEUED).order_by(runs.c.scheduled_ms)
+        with self.engine.connect() as conn:
+            return [row_to_run(r) for r in conn.execute(query).mappings().all()]
+
+    def promote_queued(self, run_id: str) -> bool:
+        """queued -> pending, once: the dispatcher that wins this starts the run."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(runs)
+                .where(runs.c.run_id == run_id, runs.c.status == status.QUEUED)
+                .values(status=status.PENDING, updated_ms=now_ms())
+            )
+            return bool(result.rowcount == 1)
+
+    def last_fired(self, job_ids: Sequence[int]) -> dict[int, int]:
+        """The newest scheduled time with a run, per job (for misfire catch-up)."""
+        out: dict[int, int] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(job_ids), 500):
+                chunk = list(job_ids[start : start + 500])
+                rows = conn.execute(
+                    select(runs.c.job_id, func.max(runs.c.scheduled_ms)).where(runs.c.job_id.in_(chunk)).group_by(runs.c.job_id)
+                ).all()
+                out.update({int(job_id): int(last) for job_id, last in rows})
+        return out
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(runs).where(runs.c.run_id == run_id)).mappings().first()
+        return row_to_run(row) if row is not None else None
+
+    def list_runs(
+        self,
+        *,
+        job_id: int = 0,
+        job_name: str = "",
+        statuses: Sequence[str] = (),
+        limit: int = 20,
+        before_ms: int = 0,
+        since_ms: int = 0,
+        until_ms: int = 0,
+        older_than: tuple[int, int, str] | None = None,
+        with_output: bool = True,
+    ) -> list[RunRecord]:
+        """Runs newest first, by (scheduled_ms, attempt, run_id) descending: a
+        total order, so a page boundary never falls between runs sharing a
+        millisecond (every job on "0 * * * *" fires in the same one).
+
+        `older_than` is the (scheduled_ms, attempt, run_id) of the last run
+        of the previous page: only runs after it in that order. `since_ms` is
+        inclusive, `until_ms` and `before_ms` (its older name) exclusive.
+        Without `with_output` the output column is not even read (list
+        pages are summaries; a page of 64 KiB tails exceeded gRPC's cap).
+        """
+        columns = [c for c in runs.columns if with_output or c.name != "output"]
+        wanted = sorted(set(statuses))
+        if len(wanted) > 1:
+            # One index range scan per status (ix_runs_status_scheduled_id),
+            # merged here: `status IN (...)` ordered by time made both
+            # databases read and sort every run with those statuses.
+            pages = [
+                self._runs_page(columns, job_id, job_name, one, limit, until_ms or before_ms, since_ms, older_than)
+                for one in wanted
+            ]
+            merged = heapq.merge(*pages, key=lambda r: (r.scheduled_ms, r.attempt, r.run_id), reverse=True)
+            return list(itertools.islice(merged, limit))
+        one = wanted[0] if wanted else ""
+        return self._runs_page(columns, job_id, job_name, one, limit, until_ms or before_ms, since_ms, older_than)
+
+    def _runs_page(
+        self,
+        columns: list[Any],
+        job_id: int,
+        job_name: str,
+        run_status: str,
+        limit: int,
+        upper: int,
+        since_ms: int,
+        older_than: tuple[int, int, str] | None,
+    ) -> list[RunRecord]:
+        query = select(*columns)
+        if upper:
+            query = query.where(runs.c.scheduled_ms < upper)
+        if since_ms:
+            query = query.where(runs.c.scheduled_ms >= since_ms)
+        if older_than is not None:
+            at, attempt, run_id = older_than
+            # The redundant `<= at` gives the database an index range to scan.
+            query = query.where(
+                runs.c.scheduled_ms <= at,
+                or_(
+                    runs.c.scheduled_ms < at,
+                    runs.c.attempt < attempt,
+                    and_(runs.c.attempt == attempt, runs.c.run_id < run_id),
+                ),
+            )
+        if job_id:
+            query = query.where(runs.c.job_id == job_id)
+        elif job_name:
+            query = query.where(runs.c.job_name == job_name)
+        if run_status:
+            query = query.where(runs.c.status == run_status)
+        query = query.order_by(runs.c.scheduled_ms.desc(), runs.c.attempt.desc(), runs.c.run_id.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return [row_to_run(r) for r in conn.execute(query).mappings().all()]
+
+    def count_runs_by_bucket(
+        self, *, since_ms: int, until_ms: int, bucket_ms: int, job_name: str = ""
+    ) -> dict[int, dict[str, int]]:
+        """As count_runs, per bucket of bucket_ms from since_ms: {bucket start: {status: runs}},
+        buckets with runs only. Read the same way (the index alone, per status)."""
+        offset = runs.c.scheduled_ms - since_ms
+        bucket = (offset - offset % bucket_ms).label("bucket")  # whole ms on both databases, no division
+        where = [runs.c.scheduled_ms >= since_ms, runs.c.scheduled_ms < until_ms]
+        out: dict[int, dict[str, int]] = {}
+        with self.engine.connect() as conn:
+            if job_name:
+                query = (
+                    select(bucket, runs.c.status, func.count())
+                    .where(runs.c.job_name == job_name, *where)
+                    .group_by(bucket, runs.c.status)
+                )
+                rows = [(int(b), str(state), int(n)) for b, state, n in conn.execute(query).all()]
+            else:
+                rows = []
+                for state in sorted(status.ALL):
+                    query = select(bucket, func.count()).where(runs.c.status == state, *where).group_by(bucket)
+                    rows += [(int(b), state, int(n)) for b, n in conn.execute(query).all()]
+        for b, state, n in rows:
+            out.setdefault(since_ms + b, {})[state] = n
+        return dict(sorted(out.items()))
+
+    def count_runs(self, *, since_ms: int, until_ms: int = 0, job_name: str = "") -> dict[str, int]:
+        """Runs scheduled in [since_ms, until_ms) by status (0 = no upper bound);
+        statuses with none are left out.
+
+        All jobs: one count per status, each over its own range of
+        ix_runs_status_scheduled_id, read from the index alone (a GROUP BY
+        status over the time range would visit every run's row). One job:
+        its range of ix_runs_name_scheduled_id, grouped.
+        """
+        window = [runs.c.scheduled_ms >= since_ms]
+        if until_ms:
+            window.append(runs.c.scheduled_ms < until_ms)
+        counts: dict[str, int] = {}
+        with self.engine.connect() as conn:
+            if job_name:
+                query = select(runs.c.status, func.count()).where(runs.c.job_name == job_name, *window).group_by(runs.c.status)
+                counts = {str(state): int(n) for state, n in conn.execute(query).all()}
+            else:
+                for state in sorted(status.ALL):
+                    query = select(func.count()).select_from(runs).where(runs.c.status == state, *window)
+                    counts[state] = int(conn.execute(query).scalar_one())
+        return {state: n for state, n in counts.items() if n}
