@@ -63,6 +63,14 @@ class _Inbox:
         return self._items.popleft()
 
 
+# How long the runs sent on a new stream wait for the executor to say whether
+# it takes RunBatch. A current executor says so at once (one round trip);
+# an older one only with its first event, so after this the runs go one per
+# message. Waiting, not sending singles meanwhile, matters: a burst sent on a
+# fresh stream is otherwise sent whole before the answer is read.
+BATCH_ANSWER_WAIT_S = 0.1
+
+
 class _Stream:
     """One Session call and the runs waiting on it."""
 
@@ -71,10 +79,11 @@ class _Stream:
         self.outbox: asyncio.Queue[pb.SessionRequest | None] = asyncio.Queue()
         self.waiters: dict[str, _Inbox] = {}
         # Whether the executor takes RunBatch (its initial metadata says so);
-        # until it is known, runs go one per message, which every executor takes.
-        self.batches = False
+        # None until it is known.
+        self.batches: bool | None = None
         self._runs: list[pb.RunRequest] = []
-        self.call = stub.Session(self._requests())
+        # Ours says we read EventBatch.
+        self.call = stub.Session(self._requests(), metadata=((SESSION_BATCH_METADATA, "1"),))
         self.unimplemented = False
         self.reader = asyncio.create_task(self._read(), name=f"session {address}")
 
@@ -83,21 +92,32 @@ class _Stream:
         return not self.reader.done()
 
     def send(self, request: pb.RunRequest) -> None:
-        """Send a run: in this turn's RunBatch when the executor takes them."""
-        if not self.batches:
+        """Send a run: in this turn's RunBatch when the executor takes them,
+        alone when it does not."""
+        if self.batches is False:
             self.outbox.put_nowait(pb.SessionRequest(run=request))
             return
         if not self._runs:
-            asyncio.get_running_loop().call_soon(self._flush_runs)
+            loop = asyncio.get_running_loop()
+            if self.batches:
+                loop.call_soon(self._flush_runs)
+            else:
+                # The answer flushes them (see _read), or this, without it.
+                loop.call_later(BATCH_ANSWER_WAIT_S, self._flush_runs)
         self._runs.append(request)
 
     def _flush_runs(self) -> None:
         runs, self._runs = self._runs, []
+        if not runs:
+            return  # already flushed (by the executor's answer)
         # A lone run goes as itself: the same to the executor, one wrapper less.
-        message = pb.SessionRequest(run=runs[0]) if len(runs) == 1 else pb.SessionRequest(run_batch=pb.RunBatch(runs=runs))
         # On a stream that ended in between this goes nowhere, and its runs'
         # waiters already have their SessionBrokenError: they fall back to Run.
-        self.outbox.put_nowait(message)
+        if self.batches and len(runs) > 1:
+            self.outbox.put_nowait(pb.SessionRequest(run_batch=pb.RunBatch(runs=runs)))
+        else:
+            for request in runs:
+                self.outbox.put_nowait(pb.SessionRequest(run=request))
 
     async def _requests(self) -> AsyncIterator[pb.SessionRequest]:
         while (message := await self.outbox.get()) is not None:
@@ -113,6 +133,7 @@ class _Stream:
         try:
             metadata = await self.call.initial_metadata()
             self.batches = metadata is not None and metadata.get(SESSION_BATCH_METADATA) == "1"
+            self._flush_runs()  # those that waited for this answer
             async for event in self.call:
                 kind = event.WhichOneof("event")
                 if kind == "batch":

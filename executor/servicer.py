@@ -73,7 +73,10 @@ class ExecutorServicer(crontrio_pb2_grpc.ExecutorServicer):
     ) -> AsyncIterator[crontrio_pb2.SessionEvent]:
         # Tells the dispatcher this executor takes RunBatch (see the proto).
         await context.send_initial_metadata(((status.SESSION_BATCH_METADATA, "1"),))
-        session = _Session(self.runs, request_iterator)
+        # A dispatcher that reads EventBatch says so in its metadata; an older
+        # one gets one event per message.
+        batches = (status.SESSION_BATCH_METADATA, "1") in (context.invocation_metadata() or ())
+        session = _Session(self.runs, request_iterator, batches)
         try:
             while (messages := await session.take()) is not None:
                 for message in messages:
@@ -135,18 +138,16 @@ class _Session:
     decides on it and forwards its RunStarted and RunFinished. Events wait
     in a list until the stream's writer takes them all at once (``take``):
     what piled up while the last message was written goes as one
-    EventBatch, once the dispatcher has shown it reads them by sending a
-    RunBatch."""
+    EventBatch to a dispatcher that reads them."""
 
-    def __init__(self, runs: RunTable, requests: AsyncIterator[crontrio_pb2.SessionRequest]) -> None:
+    def __init__(self, runs: RunTable, requests: AsyncIterator[crontrio_pb2.SessionRequest], batches: bool) -> None:
         self._runs = runs
         self._pending: list[crontrio_pb2.SessionEvent] = []
         self._ready = asyncio.Event()
         # The dispatcher stopped sending and every run it sent has reported.
         self._ended = False
-        # The dispatcher sent a RunBatch, so it reads EventBatch too (an
-        # older one does not: it gets one event per message).
-        self._batches = False
+        # The dispatcher reads EventBatch (it said so, or sent a RunBatch).
+        self._batches = batches
         self._followers: set[asyncio.Task[None]] = set()
         self._reader = asyncio.create_task(self._read(requests), name="session reader")
 

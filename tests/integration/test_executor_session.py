@@ -225,13 +225,13 @@ class RecordingStub:
         self._stub = stub
         self.sent: list[str] = []
 
-    def Session(self, requests: AsyncIterator[pb.SessionRequest]) -> Any:
+    def Session(self, requests: AsyncIterator[pb.SessionRequest], **kwargs: Any) -> Any:
         async def recorded() -> AsyncIterator[pb.SessionRequest]:
             async for message in requests:
                 self.sent.append(message.WhichOneof("request") or "")
                 yield message
 
-        return self._stub.Session(recorded())
+        return self._stub.Session(recorded(), **kwargs)
 
 
 @pytest_asyncio.fixture
@@ -240,8 +240,6 @@ async def recorded(
 ) -> AsyncIterator[tuple[ExecutorSession, RecordingStub]]:
     recording = RecordingStub(stub)
     s = ExecutorSession(cast(crontrio_pb2_grpc.ExecutorStub, recording), executor.address)
-    # The first run opens the stream and learns from the executor that it takes batches.
-    assert (await events_of(s, shell("true")))[-1].finished.status == "succeeded"
     yield s, recording
     s.close()
 
@@ -251,9 +249,16 @@ async def test_runs_sent_together_go_as_one_batch_and_each_runs_exactly_once(
     recorded: tuple[ExecutorSession, RecordingStub], tmp_path: Path
 ) -> None:
     session, recording = recorded
+    # Sent on a fresh stream (a burst right after the dispatcher started):
+    # they wait for the executor's answer rather than going one by one.
     requests = [shell(f"echo once >> {tmp_path / str(i)}; echo run-{i}") for i in range(50)]
     outcomes = await asyncio.wait_for(asyncio.gather(*(events_of(session, r) for r in requests)), 60)
-    assert recording.sent == ["run", "run_batch"], "the 50 runs sent in one turn should go as one RunBatch"
+    assert recording.sent == ["run_batch"], "the 50 runs sent in one turn should go as one RunBatch"
+    # And once the answer is known, the next turn's runs go as a batch at once.
+    more = [shell(f"echo more-{i}") for i in range(5)]
+    again = await asyncio.wait_for(asyncio.gather(*(events_of(session, r) for r in more)), 60)
+    assert recording.sent == ["run_batch", "run_batch"]
+    assert [events[-1].finished.output_tail for events in again] == [f"more-{i}\n".encode() for i in range(5)]
     for i, (request, events) in enumerate(zip(requests, outcomes, strict=True)):
         assert [e.WhichOneof("event") for e in events] == ["started", "finished"], request.run_id
         assert events[0].started.run_id == events[1].finished.run_id == request.run_id
@@ -324,7 +329,7 @@ async def raw_session(
 ) -> tuple[dict[str, str], list[pb.SessionEvent]]:
     """Send one message on a bare Session; the initial metadata and the
     messages received until ``expected`` events (batched or not) arrived."""
-    call = stub.Session(iter([message]))
+    call = stub.Session(iter([message]), metadata=(("crontrio-session-batch", "1"),))
     metadata = dict(await call.initial_metadata())
     received: list[pb.SessionEvent] = []
     count = 0
@@ -360,7 +365,7 @@ async def test_the_executor_says_it_takes_batches_and_answers_a_batch_in_batches
 
 
 @pytest.mark.asyncio
-async def test_a_dispatcher_that_never_sent_a_batch_gets_no_batch(stub: crontrio_pb2_grpc.ExecutorStub) -> None:
+async def test_a_dispatcher_that_does_not_say_it_reads_batches_gets_none(stub: crontrio_pb2_grpc.ExecutorStub) -> None:
     # An older dispatcher does not know EventBatch: it would lose the events in one.
     requests = _bad(20)
     call = stub.Session(iter([pb.SessionRequest(run=r) for r in requests]))
