@@ -18,9 +18,6 @@ NOT_STARTED = "not_started"
 # The same answer to a Run the executor refused without accepting it: this
 # trailing metadata key (value: why, e.g. "draining") on its UNAVAILABLE status.
 NOT_STARTED_METADATA = "crontrio-not-started"
-# An executor's Session says in its initial metadata that it takes RunBatch
-# (value "1"): a dispatcher sends batches only to an executor that says so.
-SESSION_BATCH_METADATA = "crontrio-session-batch"
 
 ACTIVE = frozenset({PENDING, RUNNING})
 FINISHED = frozenset({SUCCEEDED, FAILED, TIMEOUT, KILLED, LOST, MISSED, SKIPPED})

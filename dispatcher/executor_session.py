@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from crontrio.common.status import SESSION_BATCH_METADATA
+from crontrio.common import session_batch
 from crontrio.dispatcher.connect_errors import never_connected
 from crontrio.protos import crontrio_pb2 as pb
 from crontrio.protos import crontrio_pb2_grpc as pb_grpc
@@ -64,11 +64,13 @@ class _Inbox:
 
 
 # How long the runs sent on a new stream wait for the executor to say whether
-# it takes RunBatch. A current executor says so at once (one round trip);
-# an older one only with its first event, so after this the runs go one per
-# message. Waiting, not sending singles meanwhile, matters: a burst sent on a
-# fresh stream is otherwise sent whole before the answer is read.
-BATCH_ANSWER_WAIT_S = 0.1
+# it takes RunBatch. A current executor says so at once (one round trip, but
+# read only when the loop gets to it: sending a burst of 2,000 runs kept the
+# loop busy for over 100 ms); an older one only with its first event, so
+# after this the runs go one per message (late by this much, while versions
+# differ). Waiting, not sending singles meanwhile, matters: a burst sent on
+# a fresh stream is otherwise sent whole before the answer is read.
+BATCH_ANSWER_WAIT_S = 0.5
 
 
 class _Stream:
@@ -83,7 +85,7 @@ class _Stream:
         self.batches: bool | None = None
         self._runs: list[pb.RunRequest] = []
         # Ours says we read EventBatch.
-        self.call = stub.Session(self._requests(), metadata=((SESSION_BATCH_METADATA, "1"),))
+        self.call = stub.Session(self._requests(), metadata=((session_batch.METADATA_KEY, "1"),))
         self.unimplemented = False
         self.reader = asyncio.create_task(self._read(), name=f"session {address}")
 
@@ -113,11 +115,15 @@ class _Stream:
         # A lone run goes as itself: the same to the executor, one wrapper less.
         # On a stream that ended in between this goes nowhere, and its runs'
         # waiters already have their SessionBrokenError: they fall back to Run.
-        if self.batches and len(runs) > 1:
-            self.outbox.put_nowait(pb.SessionRequest(run_batch=pb.RunBatch(runs=runs)))
-        else:
+        if not self.batches:
             for request in runs:
                 self.outbox.put_nowait(pb.SessionRequest(run=request))
+            return
+        for chunk in session_batch.cut(runs):
+            if len(chunk) == 1:
+                self.outbox.put_nowait(pb.SessionRequest(run=chunk[0]))
+            else:
+                self.outbox.put_nowait(pb.SessionRequest(run_batch=pb.RunBatch(runs=chunk)))
 
     async def _requests(self) -> AsyncIterator[pb.SessionRequest]:
         while (message := await self.outbox.get()) is not None:
@@ -132,7 +138,7 @@ class _Stream:
         error = SessionBrokenError(f"session with executor {self.address} ended")
         try:
             metadata = await self.call.initial_metadata()
-            self.batches = metadata is not None and metadata.get(SESSION_BATCH_METADATA) == "1"
+            self.batches = metadata is not None and metadata.get(session_batch.METADATA_KEY) == "1"
             self._flush_runs()  # those that waited for this answer
             async for event in self.call:
                 kind = event.WhichOneof("event")

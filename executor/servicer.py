@@ -11,7 +11,7 @@ from typing import Any
 
 import grpc
 
-from crontrio.common import status
+from crontrio.common import session_batch, status
 from crontrio.common.errors import ValidationError
 from crontrio.executor.refusals import AlreadyAcknowledgedError, DrainingError, NotJournaledError, RunNotFoundError
 from crontrio.executor.runs import RunTable
@@ -72,10 +72,10 @@ class ExecutorServicer(crontrio_pb2_grpc.ExecutorServicer):
         self, request_iterator: AsyncIterator[crontrio_pb2.SessionRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[crontrio_pb2.SessionEvent]:
         # Tells the dispatcher this executor takes RunBatch (see the proto).
-        await context.send_initial_metadata(((status.SESSION_BATCH_METADATA, "1"),))
+        await context.send_initial_metadata(((session_batch.METADATA_KEY, "1"),))
         # A dispatcher that reads EventBatch says so in its metadata; an older
         # one gets one event per message.
-        batches = (status.SESSION_BATCH_METADATA, "1") in (context.invocation_metadata() or ())
+        batches = (session_batch.METADATA_KEY, "1") in (context.invocation_metadata() or ())
         session = _Session(self.runs, request_iterator, batches)
         try:
             while (messages := await session.take()) is not None:
@@ -160,9 +160,12 @@ class _Session:
             self._ready.clear()
             await self._ready.wait()
         events, self._pending = self._pending, []
-        if self._batches and len(events) > 1:
-            return [crontrio_pb2.SessionEvent(batch=crontrio_pb2.EventBatch(events=events))]
-        return events
+        if not self._batches or len(events) == 1:
+            return events
+        return [
+            chunk[0] if len(chunk) == 1 else crontrio_pb2.SessionEvent(batch=crontrio_pb2.EventBatch(events=chunk))
+            for chunk in session_batch.cut(events)
+        ]
 
     def _emit(self, event: crontrio_pb2.SessionEvent) -> None:
         self._pending.append(event)

@@ -324,6 +324,28 @@ async def test_a_session_broken_mid_batch_leaves_each_run_going_and_run_collects
         assert lines(tmp_path / str(i)) == ["once"]
 
 
+@pytest.mark.asyncio
+async def test_batches_too_large_for_one_message_are_cut_both_ways(recorded: tuple[ExecutorSession, RecordingStub]) -> None:
+    # 80 runs of ~60 KB of request and ~250 KB of output each: 4.8 and 20 MB,
+    # sent in one turn and finishing together. One message each way would
+    # be over gRPC's limit (this test's channel takes the default 4 MiB); the
+    # session must cut them, not break (a broken session raises here).
+    session, recording = recorded
+    padding = "x" * 60_000
+    requests = [
+        shell(f": {padding}; head -c 250000 /dev/zero | tr '\\0' 'y'; echo -n {i}", output_limit_bytes=300_000) for i in range(80)
+    ]
+    outcomes = await asyncio.wait_for(asyncio.gather(*(events_of(session, r) for r in requests)), 60)
+    assert len(recording.sent) > 1 and set(recording.sent) <= {"run_batch", "run"}, recording.sent
+    for i, events in enumerate(outcomes):
+        tail = events[-1].finished.output_tail
+        assert (events[-1].finished.status, len(tail), tail[-len(str(i)) :]) == (
+            "succeeded",
+            250_000 + len(str(i)),
+            str(i).encode(),
+        )
+
+
 async def raw_session(
     stub: crontrio_pb2_grpc.ExecutorStub, message: pb.SessionRequest, expected: int
 ) -> tuple[dict[str, str], list[pb.SessionEvent]]:
