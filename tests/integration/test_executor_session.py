@@ -398,3 +398,40 @@ async def test_a_dispatcher_that_does_not_say_it_reads_batches_gets_none(stub: c
             break
     call.cancel()
     assert [e.WhichOneof("event") for e in received] == ["refused"] * len(requests)
+
+
+class _OlderExecutor(crontrio_pb2_grpc.ExecutorServicer):
+    """An executor from before batches: no word in its initial metadata, one
+    event per message, and a RunBatch is nothing it knows."""
+
+    def __init__(self) -> None:
+        self.received: list[str] = []
+
+    async def Session(self, request_iterator: Any, context: Any) -> AsyncIterator[pb.SessionEvent]:
+        async for message in request_iterator:
+            self.received.append(message.WhichOneof("request") or "")
+            if message.HasField("run"):
+                run_id = message.run.run_id
+                yield pb.SessionEvent(started=pb.RunStarted(run_id=run_id, started_ms=now_ms()))
+                yield pb.SessionEvent(finished=pb.RunFinished(run_id=run_id, status="succeeded"))
+
+
+@pytest.mark.asyncio
+async def test_a_dispatcher_sends_an_older_executor_one_run_per_message() -> None:
+    older = _OlderExecutor()
+    server = grpc.aio.server()
+    crontrio_pb2_grpc.add_ExecutorServicer_to_server(older, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            session = ExecutorSession(crontrio_pb2_grpc.ExecutorStub(channel), f"127.0.0.1:{port}")
+            requests = [shell("true") for _ in range(5)]
+            outcomes = await asyncio.wait_for(asyncio.gather(*(events_of(session, r) for r in requests)), 10)
+            # And later runs on the same stream, once it is known to take no batch.
+            outcomes += await asyncio.wait_for(asyncio.gather(*(events_of(session, r) for r in requests[:3])), 10)
+            session.close()
+    finally:
+        await server.stop(None)
+    assert [events[-1].finished.status for events in outcomes] == ["succeeded"] * 8
+    assert older.received == ["run"] * 8
