@@ -43,11 +43,13 @@ SCENARIOS = {
 def quick_plan(out: Path) -> list[tuple[str, Callable[[], Any]]]:
     """Every scenario small enough that all of them take under 2 minutes on 2 cores."""
     return [
-        ("fire_lag http", lambda: fire_lag.run("http", jobs=50, seconds=8, warmup=2, out_dir=out)),
-        ("fire_lag shell", lambda: fire_lag.run("shell", jobs=50, seconds=8, warmup=2, out_dir=out)),
-        ("schedule_scale", lambda: schedule_scale.run(jobs=5000, every_second=10, window=5, out_dir=out)),
-        ("concurrency", lambda: concurrency.run(runs=300, sleep_seconds=5, out_dir=out)),
-        ("failover", lambda: failover.run(jobs=30, seconds=12, warmup=2, seed=7, out_dir=out)),
+        # Windows just long enough to show the behaviour (tests/e2e/test_bench_quick.py
+        # runs this plan in the suite): the full plan measures, this one checks.
+        ("fire_lag http", lambda: fire_lag.run("http", jobs=50, seconds=4, warmup=2, out_dir=out)),
+        ("fire_lag shell", lambda: fire_lag.run("shell", jobs=50, seconds=4, warmup=2, out_dir=out)),
+        ("schedule_scale", lambda: schedule_scale.run(jobs=5000, every_second=10, window=3, out_dir=out)),
+        ("concurrency", lambda: concurrency.run(runs=300, sleep_seconds=3, out_dir=out)),
+        ("failover", lambda: failover.run(jobs=30, seconds=9, warmup=2, seed=7, out_dir=out)),
         ("console_pages", lambda: console_pages.run("sqlite", jobs=2000, runs=20_000, requests=5, warmup=1, out_dir=out)),
         ("burst", lambda: burst.run("embedded", jobs=200, executors=2, lead=6, out_dir=out)),
     ]

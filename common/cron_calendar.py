@@ -1,6 +1,6 @@
 """Wall-clock matching of expanded cron fields: "the first matching wall time after w".
 
-croniter parses and validates the fields (common/cron.py); the matching is
+croniter parses and validates the fields (common/cron_spec.py); the matching is
 done here, because croniter's own combination of the two day fields breaks
 the documented Vixie cron rule (see :class:`DayRule`) and is slow (~50 us a
 call against a few us here).

@@ -7,7 +7,7 @@ common/cron.py accepts: 5 or 6 fields (seconds first), month and day names,
 and ``@every``. A form it cannot phrase (``H``, ``W``, odd combinations) comes
 back as the spec itself: a reading is only shown when it is right.
 
-Pure text work, no validation (common/cron.py decides what is valid); shared by
+Pure text work, no validation (common/cron_spec.py decides what is valid); shared by
 the console and, later, cronctl.
 """
 

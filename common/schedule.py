@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from crontrio.common.cron import CronSchedule
@@ -137,8 +138,63 @@ class Schedule:
         top = self._top()
         return top[0] if top else None
 
-    def pop_due(self, now_ms: int, max_catch_up_ms: int) -> tuple[list[tuple[Job, int]], int]:
-        """Firings due at or before now, each job advanced to its next time.
+    def due_counts(
+        self, after_ms: int, until_ms: int, counted: Callable[[Job], bool], limit: int
+    ) -> tuple[list[tuple[int, int]], int | None]:
+        """[(instant, how many `counted` jobs fire then)] for the instants in
+        (after_ms, until_ms], soonest first, cut after the instant where
+        their running total passes `limit`: what the scheduler sizes its
+        horizon by (dispatcher/scheduler.py); and the first fire time after
+        until_ms (possibly a stale item or a lower bound: never later than
+        the real one), None when there is none or the total passed `limit`.
+
+        Visits only the heap items up to until_ms (a subtree walk: a heap
+        item's children are never earlier than it), so the cost is that of
+        the window, not of the schedule. Lower bounds met on the way are
+        resolved first (as _top does): within a bounded window that is
+        bounded work, and an exact count needs exact times."""
+        heap = self._heap
+        while True:
+            counts: dict[int, int] = {}
+            bounds: list[int] = []
+            beyond: int | None = None
+            stack = [0] if heap else []
+            while stack:
+                index = stack.pop()
+                fire_ms, job_id, generation = heap[index]
+                if fire_ms > until_ms:
+                    beyond = fire_ms if beyond is None or fire_ms < beyond else beyond
+                    continue
+                child = 2 * index + 1
+                if child < len(heap):
+                    stack.append(child)
+                    if child + 1 < len(heap):
+                        stack.append(child + 1)
+                entry = self._entries.get(job_id)
+                if entry is None or entry.generation != generation or entry.next_ms != fire_ms:
+                    continue  # stale
+                if entry.after_ms is not None:
+                    bounds.append(job_id)
+                elif fire_ms > after_ms and counted(entry.job):
+                    counts[fire_ms] = counts.get(fire_ms, 0) + 1
+            if not bounds:
+                break
+            for job_id in bounds:
+                self.next_fire_ms(job_id)  # exact now; walk again, the heap changed
+        ordered = sorted(counts.items())
+        total = 0
+        for i, (_, count) in enumerate(ordered):
+            total += count
+            if total > limit:
+                return ordered[: i + 1], None
+        return ordered, beyond
+
+    def pop_due(
+        self, now_ms: int, max_catch_up_ms: int, ahead_until_ms: int = 0, ahead: Callable[[Job], bool] | None = None
+    ) -> tuple[list[tuple[Job, int]], int]:
+        """Firings due at or before now, each job advanced to its next time;
+        also, those due by ``ahead_until_ms`` whose job passes ``ahead``
+        (the others stay where they are, for later).
 
         A firing more than max_catch_up_ms in the past (the process was
         stopped or starved) is dropped rather than run late in a burst; the
@@ -146,9 +202,14 @@ class Schedule:
         """
         due: list[tuple[Job, int]] = []
         dropped = 0
-        while (top := self._top()) is not None and top[0] <= now_ms:
+        later: list[tuple[int, int, int]] = []
+        until_ms = max(now_ms, ahead_until_ms) if ahead is not None else now_ms
+        while (top := self._top()) is not None and top[0] <= until_ms:
             fire_ms, job_id, generation = heapq.heappop(self._heap)
             entry = self._entries[job_id]
+            if fire_ms > now_ms and ahead is not None and not ahead(entry.job):
+                later.append((fire_ms, job_id, generation))
+                continue
             if now_ms - fire_ms <= max_catch_up_ms:
                 due.append((entry.job, fire_ms))
                 next_ms = entry.cron.next_after(fire_ms)
@@ -158,4 +219,6 @@ class Schedule:
             entry.next_ms = next_ms
             if next_ms is not None:
                 heapq.heappush(self._heap, (next_ms, job_id, generation))
+        for item in later:
+            heapq.heappush(self._heap, item)
         return due, dropped

@@ -115,7 +115,7 @@ def _short(text: str) -> str:
 
 
 def register(cli: click.Group, helpers: Any) -> None:
-    """Add `cronctl import` (helpers: cronctl.main with fail, server_errors, json_option, wants_json, emit_json)."""
+    """Add `cronctl import` (helpers: cronctl.output with fail, server_errors, json_option, wants_json, emit_json)."""
 
     @cli.group("import")
     def import_group() -> None:

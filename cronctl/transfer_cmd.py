@@ -50,7 +50,7 @@ def _read(source: str) -> Any:
 
 
 def register(job: click.Group, helpers: Any) -> None:
-    """Add `job export` and `job import` (helpers: cronctl.main)."""
+    """Add `job export` and `job import` (helpers: cronctl.output)."""
 
     @job.command("export")
     @click.argument("names", nargs=-1, metavar="[NAME...]")

@@ -25,8 +25,8 @@ from crontrio.common.registry.base import Registry
 from crontrio.common.schedule import Schedule
 from crontrio.common.secrets import has_secrets, keep_stored
 from crontrio.common.store.async_store import AsyncStore
+from crontrio.common.store.async_users import AsyncUserStore
 from crontrio.common.store.sql_store import JobExistsError
-from crontrio.common.store.users import UserStore
 from crontrio.common.task_rules import MAX_TIMEZONE_CHARS, check_spec_length
 from crontrio.dispatcher.audit import AuditLog, job_change_json
 from crontrio.dispatcher.executor_client import ExecutorClients
@@ -53,7 +53,7 @@ class AdminServicer(UserAdmin, pb_grpc.AdminServicer):
     def __init__(
         self,
         store: AsyncStore,
-        users: UserStore,
+        users: AsyncUserStore,
         schedule: Schedule,
         job_sync: JobSync,
         runner: FiringRunner,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from crontrio import __version__
 from crontrio.common.alerts.sender import AlertSender
@@ -24,12 +25,14 @@ from crontrio.common.registry.keys import dispatcher_key
 from crontrio.common.registry.registration import EtcdRegistration
 from crontrio.common.schedule import Schedule
 from crontrio.common.store.async_store import AsyncStore
+from crontrio.common.store.async_users import AsyncUserStore
 from crontrio.common.store.engine import make_engine
 from crontrio.common.store.migrate import ensure_schema
 from crontrio.common.store.sql_store import SqlStore
 from crontrio.common.store.users import UserStore
 from crontrio.common.tls import internal_tls, server_credentials
 from crontrio.dispatcher.admin_servicer import AdminServicer, ControlServicer
+from crontrio.dispatcher.ahead_cost import AheadCost
 from crontrio.dispatcher.catch_up import catch_up
 from crontrio.dispatcher.executor_client import ExecutorClients
 from crontrio.dispatcher.firing import FiringHooks, FiringRunner
@@ -41,7 +44,7 @@ from crontrio.dispatcher.overlap import OverlapGate
 from crontrio.dispatcher.peers import PeerLiveness
 from crontrio.dispatcher.recorder import RunRecorder
 from crontrio.dispatcher.run_records import RunRecords
-from crontrio.dispatcher.scheduler import Scheduler, TaskSpawner
+from crontrio.dispatcher.scheduler import BatchFiring, Scheduler, TaskSpawner
 from crontrio.dispatcher.tail_hub import TailHub
 from crontrio.dispatcher.takeover import TakeoverWatch
 from crontrio.dispatcher.users import SessionAuth, ensure_initial_admin
@@ -78,7 +81,11 @@ class DispatcherApp:
         # Set once the peers are watched (serve): firings another dispatcher
         # claimed before then (during catch-up) are not followed.
         self.takeover: TakeoverWatch | None = None
-        self.job_sync = JobSync(store, self.schedule, self._wake, now_ms, on_unscheduled=self._unscheduled)
+        self.job_sync = JobSync(
+            store, self.schedule, self._wake, now_ms, on_unscheduled=self._unscheduled, on_edited=self._edited
+        )
+        # What a firing sent ahead costs here: how far ahead a burst is started.
+        ahead_cost = AheadCost()
         self.misfires = MisfireTracker(
             store,
             recorder,
@@ -96,6 +103,7 @@ class DispatcherApp:
             after_firing=notifier.after_firing,
             on_overrun=notifier.overran,
             on_claimed_elsewhere=self._claimed_elsewhere,
+            sent_ahead=ahead_cost.prepared,
         )
         # Every run record this dispatcher writes is built by `records`.
         records = RunRecords(dispatcher_id)
@@ -113,7 +121,13 @@ class DispatcherApp:
             metrics=self.metrics,
         )
         self.scheduler = Scheduler(
-            self.schedule, self.runner.fire, dispatch_ahead_ms=cfg.dispatcher.dispatch_ahead_ms, spawner=self.spawner
+            self.schedule,
+            self.runner.fire,
+            dispatch_ahead_ms=cfg.dispatcher.dispatch_ahead_ms,
+            spawner=self.spawner,
+            batch=BatchFiring(self.runner.claim, self.runner.fire_claimed),
+            max_firings_ahead=cfg.dispatcher.max_firings_ahead,
+            ahead_cost=ahead_cost,
         )
 
     def _wake(self) -> None:
@@ -121,6 +135,9 @@ class DispatcherApp:
 
     def _unscheduled(self, job_id: int, reason: str) -> None:
         self.runner.job_unscheduled(job_id, reason)
+
+    def _edited(self, job: Job, fires_at: Callable[[int], bool]) -> None:
+        self.runner.job_edited(job, fires_at)
 
     async def _run_firing(
         self, job: Job, scheduled_ms: int, trigger: str, first_attempt: int = 1, recorded: bool = False
@@ -146,8 +163,8 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     engine = make_engine(cfg.database)
     store = AsyncStore(SqlStore(engine))
     await store.run_blocking(ensure_schema, engine, cfg.database)
-    users = UserStore(engine)
-    await store.run_blocking(ensure_initial_admin, users, cfg.dispatcher.initial_password_file)
+    users = AsyncUserStore(UserStore(engine), store)
+    await store.run_blocking(ensure_initial_admin, users.blocking, cfg.dispatcher.initial_password_file)
 
     claims = make_claims(cfg.redis)
     registry = make_registry(cfg.etcd, cfg.dispatcher.executors)
@@ -184,7 +201,7 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
         credentials=server_credentials(cfg.tls, require_client_auth=False) if cfg.tls.admin else None,
         interceptors=[
             ClusterAuthInterceptor(cluster_secret, control_protects),
-            *server_interceptors(cfg.tokens, SessionAuth(users, store)),
+            *server_interceptors(cfg.tokens, SessionAuth(users)),
         ],
     )
     started_ms = now_ms()

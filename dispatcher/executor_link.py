@@ -10,9 +10,10 @@ their time, so they are claimed, recorded and sent early; the executor
 (`executor/runs.py`) holds each such run until its scheduled instant. Until
 it starts there, this link remembers it (`note_ahead`), so pausing or
 deleting the job meanwhile cancels it on its executor (`cancel_sent_ahead`:
-a Kill that only stops a run not yet started, which then ends `skipped`);
-the firing itself checks again, after recording it, that the job is still
-scheduled before sending it.
+a Kill that only stops a run not yet started, which then ends `skipped`),
+and editing it replaces the request its executor holds
+(`replace_sent_ahead`: a Kill with `replace_with`); the firing itself checks
+again, after recording it, that the job is still scheduled before sending it.
 """
 
 from __future__ import annotations
@@ -93,6 +94,21 @@ class Unreachable:
 
 LinkEvent = Started | Finished | Refused | NotStarted | Unreachable
 
+# How soon to ask again to replace a run sent ahead its executor does not hold yet.
+REPLACE_RETRY_SECONDS = 0.1
+
+
+@dataclass
+class SentAhead:
+    """A run sent ahead of its time that has not started: where, and the
+    request its executor holds (as far as this link knows)."""
+
+    address: str
+    request: pb.RunRequest
+    # A replacement (its job was edited) not yet held there, and what to call once it is.
+    wanted: tuple[pb.RunRequest, Callable[[pb.RunRequest], None]] | None = None
+    pushing: asyncio.Task[None] | None = None
+
 
 class _StreamEndedError(Exception):
     pass
@@ -111,10 +127,13 @@ class ExecutorLink:
         # Executors the monitor reports as failing health checks: not routed to.
         self.unhealthy: frozenset[str] = frozenset()
         # Runs sent ahead of their time (dispatch_ahead_ms) that have not
-        # started yet: job id -> {run id: executor address}. A job paused or
-        # deleted meanwhile has them cancelled on their executors.
-        self._sent_ahead: dict[int, dict[str, str]] = {}
+        # started yet: job id -> {run id: where it went, with what}. A job
+        # paused or deleted meanwhile has them cancelled on their executors;
+        # an edited one has their requests replaced there.
+        self._sent_ahead: dict[int, dict[str, SentAhead]] = {}
         self._cancels: set[asyncio.Task[None]] = set()
+        # Called for each run sent ahead as it is handed to its executor (dispatcher/ahead_cost.py).
+        self.on_sent_ahead: Callable[[], None] = lambda: None
 
     def live_addresses(self) -> list[str]:
         return sorted({e.address for e in self._registry.live()})
@@ -216,7 +235,8 @@ class ExecutorLink:
         delay = 0.2
         ahead = request.scheduled_ms > now_ms()
         if ahead:
-            self.note_ahead(request.job_id, run_id, address)
+            self.note_ahead(request, address)
+            self.on_sent_ahead()
         try:
             session = self.clients.session(address)
             if session is not None:
@@ -254,6 +274,9 @@ class ExecutorLink:
                     maybe_delivered = not exc.never_connected
                     log.debug("run %s: %s; going on with Run", run_id, exc)
             while True:
+                # The request as its executor holds it (an edit of the job may
+                # have replaced it there); Run attaches to it by run id.
+                request = self.sent_request(request)
                 try:
                     async for event in stub.Run(request):
                         failing_since = None
@@ -339,9 +362,9 @@ class ExecutorLink:
 
     # ------------------------------------------------------------ sent ahead
 
-    def note_ahead(self, job_id: int, run_id: str, address: str) -> None:
-        """`run_id` was sent to `address` before its time and has not started."""
-        self._sent_ahead.setdefault(job_id, {})[run_id] = address
+    def note_ahead(self, request: pb.RunRequest, address: str) -> None:
+        """`request` was sent to `address` before its time and has not started."""
+        self._sent_ahead.setdefault(request.job_id, {})[request.run_id] = SentAhead(address, request)
 
     def no_longer_ahead(self, job_id: int, run_id: str) -> None:
         runs = self._sent_ahead.get(job_id)
@@ -350,16 +373,77 @@ class ExecutorLink:
             if not runs:
                 del self._sent_ahead[job_id]
 
+    def sent_ahead(self, job_id: int) -> dict[str, SentAhead]:
+        """The runs of `job_id` sent ahead and not started (as far as we know), by run id."""
+        return dict(self._sent_ahead.get(job_id, {}))
+
+    def sent_request(self, request: pb.RunRequest) -> pb.RunRequest:
+        """The request its executor holds for `request`'s run, replaced or not."""
+        sent = self._sent_ahead.get(request.job_id, {}).get(request.run_id)
+        return sent.request if sent is not None else request
+
     def cancel_sent_ahead(self, job_id: int, reason: str) -> int:
         """Cancel the runs of `job_id` sent ahead that have not started: each
         ends `skipped` with `reason` (and is recorded so when its executor
         reports it). Returns how many were asked to stop."""
         runs = dict(self._sent_ahead.get(job_id, {}))
-        for run_id, address in runs.items():
-            task = asyncio.create_task(self._cancel_one(run_id, address, reason), name=f"cancel-{run_id}")
-            self._cancels.add(task)
-            task.add_done_callback(self._cancels.discard)
+        for run_id in runs:
+            self.cancel_one_ahead(job_id, run_id, reason)
         return len(runs)
+
+    def cancel_one_ahead(self, job_id: int, run_id: str, reason: str) -> bool:
+        """Cancel one run of `job_id` sent ahead and not started (as `cancel_sent_ahead`)."""
+        sent = self._sent_ahead.get(job_id, {}).get(run_id)
+        if sent is None:
+            return False
+        sent.wanted = None  # a replacement still on its way is moot
+        task = asyncio.create_task(self._cancel_one(run_id, sent.address, reason), name=f"cancel-{run_id}")
+        self._cancels.add(task)
+        task.add_done_callback(self._cancels.discard)
+        return True
+
+    def replace_sent_ahead(self, request: pb.RunRequest, on_replaced: Callable[[pb.RunRequest], None]) -> bool:
+        """Replace the request of a run sent ahead and not started by
+        `request` (same run id) on its executor; `on_replaced(request)` once
+        the executor holds it. The newest request wins when edits follow
+        each other. False when the run is no longer ahead."""
+        sent = self._sent_ahead.get(request.job_id, {}).get(request.run_id)
+        if sent is None:
+            return False
+        sent.wanted = (request, on_replaced)
+        if sent.pushing is None or sent.pushing.done():
+            sent.pushing = asyncio.create_task(self._push_replacement(sent), name=f"replace-{request.run_id}")
+            self._cancels.add(sent.pushing)
+            sent.pushing.add_done_callback(self._cancels.discard)
+        return True
+
+    async def _push_replacement(self, sent: SentAhead) -> None:
+        """Send `sent.wanted` until its executor holds it or the run is no
+        longer held: a run sent moments ago may not have reached its executor
+        yet (the session queues), so "not held here" is asked again until its
+        instant; one that started there runs as first sent."""
+        while sent.wanted is not None:
+            request, on_replaced = sent.wanted
+            run_id = request.run_id
+            kill = pb.KillRequest(run_id=run_id, before_start_only=True, replace_with=request)
+            try:
+                reply = await self.clients.stub(sent.address).Kill(kill, timeout=5)
+            except grpc.aio.AioRpcError as exc:
+                log.warning(
+                    "run %s: could not replace its request on %s (%s); it runs as sent", run_id, sent.address, exc.details()
+                )
+                return
+            if reply.killed:
+                sent.request = request
+                if sent.wanted is not None and sent.wanted[0] is request:
+                    sent.wanted = None
+                on_replaced(request)
+                log.info("run %s: its request was replaced on %s before its scheduled time (job edited)", run_id, sent.address)
+                continue
+            if self._sent_ahead.get(request.job_id, {}).get(run_id) is not sent or now_ms() >= request.scheduled_ms:
+                log.info("run %s: no longer held on %s; it runs as first sent", run_id, sent.address)
+                return
+            await asyncio.sleep(REPLACE_RETRY_SECONDS)
 
     async def _cancel_one(self, run_id: str, address: str, reason: str) -> None:
         request = pb.KillRequest(run_id=run_id, before_start_only=True, reason=reason)

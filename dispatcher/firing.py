@@ -8,15 +8,17 @@ what became of each run (and times overruns), dispatcher/fan_out.py runs a
 broadcast/sharded firing on each executor, dispatcher/run_records.py builds
 the records.
 
-Top to bottom: `fire` claims, `fire_claimed` admits (the overlap policy),
-`run_firing` runs the attempts then the follow-ups, `run_attempts` retries,
-`_attempt` records and routes, `_run_on` sends (failing over while it never
-started), `_invoke` follows one run to its end.
+Top to bottom: `fire` claims (`claim`: firings due together, in one call),
+`fire_claimed` admits (the overlap policy), `run_firing` runs the attempts
+then the follow-ups, `run_attempts` retries, `_attempt` records and routes,
+`_run_on` sends (failing over while it never started), `_invoke` follows one
+run to its end.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from collections import Counter
@@ -87,6 +89,21 @@ class FiringHooks:
     on_overrun: Callable[[Job, str], Coroutine[Any, Any, Any]] | None = None
     # Called for firings another dispatcher claimed (see takeover.py).
     on_claimed_elsewhere: Callable[[Job, int], None] | None = None
+    # Called as each firing sent ahead is handed to its executor (dispatcher/ahead_cost.py).
+    sent_ahead: Callable[[], None] | None = None
+
+
+@dataclass
+class _AheadRun:
+    """A run sent ahead of its time, until it ends: `job` is the job as its
+    executor runs it (replaced when an edit reached the executor)."""
+
+    job: Job
+    record: RunRecord
+
+
+def _now_as(ahead: _AheadRun, job: Job, _request: object) -> None:
+    ahead.job = job
 
 
 class FiringRunner:
@@ -125,24 +142,45 @@ class FiringRunner:
         # Executor -> when it last passed a health check (the monitor's report; display only).
         self.last_seen: dict[str, int] = {}
         self.hooks = hooks if hooks is not None else FiringHooks()
+        if self.hooks.sent_ahead is not None:
+            self.link.on_sent_ahead = self.hooks.sent_ahead
         # Scheduled firings not recorded in time go there, not late to an executor.
         self.misfires = misfires
         self.metrics = metrics if metrics is not None else DispatcherMetrics()
         # What became of each run, recorded (and the overrun timers).
         self.outcomes = RunOutcomes(recorder, self.link, self.metrics, self.hooks.on_overrun)
         self._fan_out = FanOut(records, recorder, self._run_on)
+        # Runs sent ahead of their time and not ended, by run id (see `job_edited`).
+        self._ahead: dict[str, _AheadRun] = {}
 
     # ------------------------------------------------------------ firings
 
     async def fire(self, job: Job, scheduled_ms: int, trigger: str = TRIGGER_SCHEDULE) -> None:
         """Fire `job` for `scheduled_ms`, unless another dispatcher claimed it."""
         if not await self._claims.claim(firing_id(job.id, scheduled_ms), self.dispatcher_id, CLAIM_TTL_MS):
-            log.debug("firing %s already claimed elsewhere", firing_id(job.id, scheduled_ms))
-            self.metrics.firing(CLAIMED_ELSEWHERE)
-            if self.hooks.on_claimed_elsewhere is not None:
-                self.hooks.on_claimed_elsewhere(job, scheduled_ms)
+            self._claimed_elsewhere(job, scheduled_ms)
             return
         await self.fire_claimed(job, scheduled_ms, trigger)
+
+    async def claim(self, firings: list[tuple[Job, int]]) -> list[tuple[Job, int]]:
+        """Claim firings due together in one call (one Redis round trip per
+        chunk, not one per firing); the ones won, each to be started with
+        `fire_claimed`. The others are another dispatcher's, as in `fire`."""
+        ids = [firing_id(job.id, scheduled_ms) for job, scheduled_ms in firings]
+        answers = await self._claims.claim_many(ids, self.dispatcher_id, CLAIM_TTL_MS)
+        won: list[tuple[Job, int]] = []
+        for firing, ours in zip(firings, answers, strict=True):
+            if ours:
+                won.append(firing)
+            else:
+                self._claimed_elsewhere(*firing)
+        return won
+
+    def _claimed_elsewhere(self, job: Job, scheduled_ms: int) -> None:
+        log.debug("firing %s already claimed elsewhere", firing_id(job.id, scheduled_ms))
+        self.metrics.firing(CLAIMED_ELSEWHERE)
+        if self.hooks.on_claimed_elsewhere is not None:
+            self.hooks.on_claimed_elsewhere(job, scheduled_ms)
 
     async def fire_claimed(self, job: Job, scheduled_ms: int, trigger: str = TRIGGER_SCHEDULE) -> None:
         """A firing that is ours (claimed, or taken over): overlap policy, then run it."""
@@ -285,6 +323,17 @@ class FiringRunner:
         return await self._run_on(job, record, plan)
 
     async def _run_on(self, job: Job, record: RunRecord, plan: list[ExecutorRef]) -> Outcome:
+        """`_run_on_plan`, with a run sent ahead of its time known by run id
+        until it ends, so that an edit of its job reaches it (`job_edited`)."""
+        if record.scheduled_ms <= now_ms():
+            return await self._run_on_plan(job, record, plan)
+        self._ahead[record.run_id] = _AheadRun(job, record)
+        try:
+            return await self._run_on_plan(job, record, plan)
+        finally:
+            self._ahead.pop(record.run_id, None)
+
+    async def _run_on_plan(self, job: Job, record: RunRecord, plan: list[ExecutorRef]) -> Outcome:
         """Run `record` on plan[0]. failover plans list every candidate: the
         next one is tried while they are unreachable. Whatever the strategy, a
         run that provably never started goes to another live executor matching
@@ -376,12 +425,19 @@ class FiringRunner:
         executor, a `not_started` outcome is returned instead (unrecorded);
         without one, the executor is retried as for any broken connection
         (dispatcher/executor_link.py)."""
+        # A run sent ahead goes on as its job is now (an edit replaced its
+        # request on the executor): its outcome is judged by that job.
+        ahead = self._ahead.get(record.run_id)
+        if ahead is not None:
+            job = ahead.job
         request = build_run_request(job, record, self._template(job))
         started = False
         end: LinkEvent | None = None
         self.in_flight[executor.address] += 1
         try:
             async for event in self.link.run(request, executor.address, elsewhere, lambda: self._may_still_start(record)):
+                if ahead is not None:
+                    job = ahead.job
                 if isinstance(event, Started):
                     started = True
                     self.outcomes.started(job, record, executor, event.event)
@@ -414,6 +470,24 @@ class FiringRunner:
         sent ahead, and forget its request template."""
         self._templates.pop(job_id, None)
         self.link.cancel_sent_ahead(job_id, reason)
+
+    def job_edited(self, job: Job, fires_at: Callable[[int], bool]) -> None:
+        """The job was edited and is still scheduled: each of its firings
+        sent ahead and not started goes on as the job is now (its request
+        replaced on its executor), or, when `fires_at` (the new schedule)
+        no longer has its instant, is cancelled as for a pause."""
+        for run_id, sent in self.link.sent_ahead(job.id).items():
+            ahead = self._ahead.get(run_id)
+            if ahead is None:
+                continue
+            if not fires_at(ahead.record.scheduled_ms):
+                when = iso_ms(ahead.record.scheduled_ms)
+                self.link.cancel_one_ahead(job.id, run_id, f"job {job.name} was edited: its schedule no longer fires at {when}")
+                continue
+            request = build_run_request(job, ahead.record, self._template(job))
+            latest = sent.wanted[0] if sent.wanted is not None else sent.request
+            if request != latest:
+                self.link.replace_sent_ahead(request, functools.partial(_now_as, ahead, job))
 
     def _template(self, job: Job) -> bytes | None:
         cached = self._templates.get(job.id)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import time
 from collections.abc import Callable, Iterator
 
+from crontrio.common.cron import CronSchedule
 from crontrio.common.errors import ValidationError
 from crontrio.common.jobs import validate_job_schedule
 from crontrio.common.model import Job, iso_ms
@@ -35,6 +37,7 @@ class JobSync:
         on_change: Callable[[], None],
         clock: Callable[[], int],
         on_unscheduled: Callable[[int, str], object] | None = None,
+        on_edited: Callable[[Job, Callable[[int], bool]], object] | None = None,
     ) -> None:
         self._store = store
         self._schedule = schedule
@@ -54,6 +57,10 @@ class JobSync:
         # Called with (job id, why) when a job stops being scheduled (paused,
         # made invalid, deleted): firings of it already sent ahead are cancelled.
         self.on_unscheduled: Callable[[int, str], object] = on_unscheduled or (lambda _job_id, _why: None)
+        # Called with (the job, does its schedule fire at this instant?) when
+        # a scheduled job is stored again, changed or not: firings of it
+        # already sent ahead go on as it is now (or are cancelled).
+        self.on_edited: Callable[[Job, Callable[[int], bool]], object] = on_edited or (lambda _job, _fires_at: None)
 
     def apply(self, job: Job, now_ms: int | None = None) -> None:
         """Put one stored job into the schedule (or take it out).
@@ -83,6 +90,8 @@ class JobSync:
             if self._schedule.remove(job.id):
                 self.on_unscheduled(job.id, f"job {job.name} no longer has a schedule of its own")
             return
+        if not is_new:
+            self.on_edited(valid, functools.partial(_fires_at, cron))
         self._on_change()  # the new fire time may be earlier than the one the loop sleeps towards
         if is_new and self._announce:
             log.info(
@@ -198,6 +207,10 @@ class JobSync:
                 await self.catch_up()
             except Exception as exc:  # noqa: BLE001 - the store may be briefly unreachable
                 log.warning("periodic job sync failed (will retry): %s", exc)
+
+
+def _fires_at(cron: CronSchedule, instant_ms: int) -> bool:
+    return cron.next_after(instant_ms - 1) == instant_ms
 
 
 @contextlib.contextmanager

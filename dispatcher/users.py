@@ -29,6 +29,7 @@ from crontrio.common.auth import (
 from crontrio.common.clock import now_ms
 from crontrio.common.passwords import DUMMY_HASH, hash_password, new_password, password_problem, verify_password
 from crontrio.common.store.async_store import AsyncStore
+from crontrio.common.store.async_users import AsyncUserStore
 from crontrio.common.store.users import User, UserExistsError, UserStore
 from crontrio.dispatcher.audit import AuditLog
 from crontrio.dispatcher.login_throttle import PEER_PREFIX, LoginThrottle
@@ -94,26 +95,24 @@ def ensure_initial_admin(users: UserStore, password_file: str) -> str | None:
 class SessionAuth:
     """Looks session tokens up in the store, for common.auth.AuthInterceptor."""
 
-    def __init__(self, users: UserStore, store: AsyncStore) -> None:
-        # The user store is blocking: its calls run on the store's threads.
+    def __init__(self, users: AsyncUserStore) -> None:
         self._users = users
-        self._store = store
 
     async def __call__(self, token: str) -> tuple[str, str] | None:
-        found = await self._store.run_blocking(self._users.session_user, token_hash(token), now_ms())
+        found = await self._users.session_user(token_hash(token), now_ms())
         return (found.name, found.role) if found is not None else None
 
 
 class UserAdmin:
     """The user and session RPCs of the Admin service (a mixin of AdminServicer)."""
 
-    _users: UserStore
+    _users: AsyncUserStore
     _store: AsyncStore
     _audit: AuditLog
     _throttle: LoginThrottle
     _session_ttl_ms: int
 
-    def _init_users(self, users: UserStore, session_ttl_seconds: int, throttle: LoginThrottle | None = None) -> None:
+    def _init_users(self, users: AsyncUserStore, session_ttl_seconds: int, throttle: LoginThrottle | None = None) -> None:
         self._users = users
         self._session_ttl_ms = session_ttl_seconds * 1000
         self._throttle = throttle or LoginThrottle()
@@ -133,7 +132,7 @@ class UserAdmin:
             await context.abort(
                 grpc.StatusCode.RESOURCE_EXHAUSTED, f"too many failed logins; try again in {max(1, round(wait))} s"
             )
-        user = await self._store.run_blocking(self._users.get_user, request.user)
+        user = await self._users.get_user(request.user)
         stored = user.password_hash if user is not None else DUMMY_HASH
         matches = await self._store.run_blocking(verify_password, request.password, stored)
         if user is None or user.disabled or not matches:
@@ -146,8 +145,8 @@ class UserAdmin:
         self._throttle.succeeded(keys)
         token = SESSION_TOKEN_PREFIX + secrets.token_urlsafe(32)
         expires = now_ms() + self._session_ttl_ms
-        await self._store.run_blocking(self._users.add_session, token_hash(token), user.id, expires)
-        await self._store.run_blocking(self._users.prune_sessions, now_ms())
+        await self._users.add_session(token_hash(token), user.id, expires)
+        await self._users.prune_sessions(now_ms())
         log.info("user %s logged in from %s (role %s)", user.name, peer, user.role)
         await self._audit.record("user.login", user.name, after=where, actor=user.name)
         return pb.LoginReply(token=token, role=user.role, expires_ms=expires, user=user.name)
@@ -157,7 +156,7 @@ class UserAdmin:
         if current_kind() != KIND_SESSION or token is None:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "not a session: only a login session can be logged out")
         assert token is not None
-        ended = await self._store.run_blocking(self._users.end_session, token_hash(token))
+        ended = await self._users.end_session(token_hash(token))
         log.info("user %s logged out", current_actor())
         await self._audit.record("user.logout", current_actor())
         return pb.LogoutReply(ended=ended)
@@ -166,7 +165,7 @@ class UserAdmin:
         expires = 0
         token = bearer_token(context.invocation_metadata())
         if current_kind() == KIND_SESSION and token is not None:
-            found = await self._store.run_blocking(self._users.session_user, token_hash(token), now_ms())
+            found = await self._users.session_user(token_hash(token), now_ms())
             expires = found.expires_ms if found is not None else 0
         return pb.WhoAmIReply(name=current_actor(), role=current_role(), kind=current_kind(), expires_ms=expires)
 
@@ -185,7 +184,7 @@ class UserAdmin:
         await self._check_new_user(request.name, request.role, request.password, context)
         hashed = await self._store.run_blocking(hash_password, request.password)
         try:
-            user = await self._store.run_blocking(self._users.create_user, request.name, request.role, hashed)
+            user = await self._users.create_user(request.name, request.role, hashed)
         except UserExistsError:
             await context.abort(grpc.StatusCode.ALREADY_EXISTS, f"name: a user named {request.name!r} already exists")
         log.info("user %s created (role %s) by %s", user.name, user.role, current_actor())
@@ -193,7 +192,7 @@ class UserAdmin:
         return user_to_pb(user)
 
     async def ListUsers(self, request: pb.ListUsersRequest, context: grpc.aio.ServicerContext) -> pb.ListUsersReply:
-        return pb.ListUsersReply(users=[user_to_pb(u) for u in await self._store.run_blocking(self._users.list_users)])
+        return pb.ListUsersReply(users=[user_to_pb(u) for u in await self._users.list_users()])
 
     async def SetUserPassword(self, request: pb.SetUserPasswordRequest, context: grpc.aio.ServicerContext) -> pb.User:
         if not request.name:
@@ -204,7 +203,7 @@ class UserAdmin:
         if own:
             # Also for admins: a session left open (or a stolen cookie) must
             # not be enough to take over the account.
-            user = await self._store.run_blocking(self._users.get_user, request.name)
+            user = await self._users.get_user(request.name)
             if user is None or not await self._store.run_blocking(verify_password, request.current_password, user.password_hash):
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "current_password: wrong password")
         problem = password_problem(request.password)
@@ -213,7 +212,7 @@ class UserAdmin:
         hashed = await self._store.run_blocking(hash_password, request.password)
         token = bearer_token(context.invocation_metadata())
         keep = token_hash(token) if own and token else ""
-        updated = await self._store.run_blocking(self._users.set_password, request.name, hashed, keep)
+        updated = await self._users.set_password(request.name, hashed, keep)
         if updated is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no user {request.name!r}")
         assert updated is not None
@@ -226,7 +225,7 @@ class UserAdmin:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "name: required")
         if current_kind() == KIND_SESSION and request.name == current_actor():
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "name: you cannot disable yourself")
-        updated = await self._store.run_blocking(self._users.disable_user, request.name)
+        updated = await self._users.disable_user(request.name)
         if updated is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no user {request.name!r}")
         assert updated is not None

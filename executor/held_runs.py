@@ -6,8 +6,9 @@ A run sent ahead is accepted at once: executor/runs.py journals its start and
 counts it as running (Attach, ListResults and Kill see it), and this module
 holds its task until the scheduled instant. Killed while held, it ends
 ``killed`` without having run; cancelled (its job paused or deleted
-meanwhile), ``skipped``; handed back by a draining executor, ``not_started``,
-so that its dispatcher sends it elsewhere.
+meanwhile), ``skipped``; replaced (its job edited), it starts with the new
+request; handed back by a draining executor, ``not_started``, so that its
+dispatcher sends it elsewhere.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Mapping
 
 from crontrio.common import status
 from crontrio.common.config import MAX_DISPATCH_AHEAD_MS
+from crontrio.common.errors import ValidationError
 from crontrio.executor.run_handle import RunHandle
 from crontrio.protos import crontrio_pb2
 
@@ -85,6 +87,27 @@ def cancel_held(running: Mapping[str, RunHandle], run_id: str, reason: str) -> b
     if handle is None or not handle.held or not handle.request_stop(status.SKIPPED, reason):
         return False
     log.info("run %s: cancelled before its scheduled start (%s)", run_id, reason)
+    return True
+
+
+def replace_held(running: Mapping[str, RunHandle], request: crontrio_pb2.RunRequest, default_output_limit: int) -> bool:
+    """Its job was edited: a run sent ahead and not started yet goes on with
+    ``request`` (already checked) instead of the request it came with. False
+    when it is not held here (unknown, stopping, or already started: then it
+    runs as first sent). Raises ValidationError when ``request`` is not the
+    same run (job, scheduled instant, attempt)."""
+    handle = running.get(request.run_id)
+    if handle is None or not handle.held or handle.stop_status:
+        return False
+    held = handle.request
+    for field in ("job_id", "scheduled_ms", "attempt"):
+        if getattr(request, field) != getattr(held, field):
+            raise ValidationError(f"replace_with.{field}", f"must be that of the held run ({getattr(held, field)})")
+    # Nothing of the old request is in use while the run is held: its task
+    # reads the request when the hold ends, and the tail and keyword scan
+    # have seen no output yet.
+    handle.replace_request(request, request.output_limit_bytes or default_output_limit)
+    log.info("run %s: its request was replaced before its scheduled start (job %s edited)", request.run_id, request.job_name)
     return True
 
 

@@ -166,6 +166,12 @@ class Journal:
         trip through the writer, and nothing can come between the two."""
         return await self._submit(self._begin_if_new, run)
 
+    async def restate(self, run: StartedRun) -> None:
+        """Rewrite what the start record of a run not yet finished says of
+        its task (a held run whose request was replaced); nothing for a run
+        whose start record is gone (finished meanwhile)."""
+        await self._submit(self._restate, run)
+
     async def set_pid(self, run_id: str, pid: int) -> None:
         """Record the process id of a started run."""
         await self._submit(self._set_pid, run_id, pid)
@@ -339,6 +345,9 @@ class Journal:
             return known
         self._begin(run)
         return None
+
+    def _restate(self, run: StartedRun) -> None:
+        self._conn().execute("UPDATE started SET task = ?, job_name = ? WHERE run_id = ?", (run.task, run.job_name, run.run_id))
 
     def _set_pid(self, run_id: str, pid: int) -> None:
         self._conn().execute("UPDATE started SET pid = ? WHERE run_id = ?", (pid, run_id))

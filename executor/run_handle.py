@@ -81,6 +81,13 @@ class RunHandle:
         # True while a run sent ahead waits for its scheduled instant.
         self.held = False
 
+    def replace_request(self, request: crontrio_pb2.RunRequest, output_limit: int) -> None:
+        """Swap the request of a run held for its instant (executor/held_runs.py
+        `replace_held`): what was built from the old one goes with it."""
+        self.request = request
+        self.tail = OutputTail(output_limit)
+        self.keywords = KeywordScanner(request.keywords) if request.keywords else None
+
     # -- subscribers -----------------------------------------------------------
 
     def subscribe(self) -> Subscriber:

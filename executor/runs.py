@@ -50,7 +50,7 @@ from crontrio.common import status
 from crontrio.common.clock import now_ms
 from crontrio.common.config import ExecutorConfig
 from crontrio.common.errors import ValidationError
-from crontrio.executor.held_runs import cancel_held, hand_back_held, hold_ms, unstarted_result, wait_until_due
+from crontrio.executor.held_runs import cancel_held, hand_back_held, hold_ms, replace_held, unstarted_result, wait_until_due
 from crontrio.executor.http_task import HttpClients
 from crontrio.executor.journal import Journal, Lookup, StartedRun
 from crontrio.executor.journal_health import describe_failure
@@ -273,12 +273,12 @@ class RunTable:
         return handle
 
     async def _execute(self, handle: RunHandle, started_ms: int, hold: int) -> None:
-        req = handle.request
         if hold:
             if not await wait_until_due(handle, hold):
                 await self._end_unstarted(handle)
                 return
             started_ms = now_ms()  # the real start; the journal has the planned one
+        req = handle.request  # read after the hold: an edit of its job may have replaced it
         clock = time.monotonic()
         try:
             if req.WhichOneof("task") == "shell":
@@ -381,6 +381,21 @@ class RunTable:
     def cancel_held(self, run_id: str, reason: str) -> bool:
         """Cancel a run sent ahead that has not started yet (executor/held_runs.py)."""
         return cancel_held(self._running, run_id, reason)
+
+    async def replace_held(self, request: crontrio_pb2.RunRequest) -> bool:
+        """Its job was edited: a run held for its instant goes on with
+        ``request`` (executor/held_runs.py); False when it is not held here.
+        Raises ValidationError for a bad request or another run's."""
+        validate_request(request)
+        if not replace_held(self._running, request, self.cfg.output_limit_bytes):
+            return False
+        try:
+            # The start record says what kind of task it is (recovery looks
+            # for a shell run's processes) and whose run it is.
+            await self.journal.restate(self._started_record(request, 0))
+        except Exception:  # noqa: BLE001 - the journal logs the cause once; the record only describes the run
+            log.warning("run %s: its replaced request could not be journaled (journal error logged once)", request.run_id)
+        return True
 
     def hand_back_held(self, reason: str) -> int:
         """Shutting down: hand back every run held for its scheduled time

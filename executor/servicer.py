@@ -100,6 +100,13 @@ class ExecutorServicer(crontrio_pb2_grpc.ExecutorServicer):
             yield event
 
     async def Kill(self, request: crontrio_pb2.KillRequest, context: grpc.aio.ServicerContext) -> crontrio_pb2.KillReply:
+        if request.HasField("replace_with"):  # never a kill, whatever before_start_only says
+            if request.replace_with.run_id != request.run_id:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "replace_with.run_id: must be run_id")
+            try:
+                return crontrio_pb2.KillReply(killed=await self.runs.replace_held(request.replace_with))
+            except ValidationError as exc:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         if request.before_start_only:
             reason = request.reason or "cancelled before its scheduled start"
             return crontrio_pb2.KillReply(killed=self.runs.cancel_held(request.run_id, reason))

@@ -1,4 +1,5 @@
-"""Fixtures for real database, Redis and etcd servers (see testing_support/servers.py)."""
+"""Fixtures for real database, Redis and etcd servers (see testing_support/servers.py),
+and the xdist_group marks made to work again under `--dist loadgroup`."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _pytest.nodeid import NodeId
 
 from crontrio.common.config import DatabaseConfig
 from testing_support.servers import EtcdServer, MariaDBServer, RedisServer
@@ -17,6 +19,25 @@ from testing_support.services import METRICS_OFF
 # process, unless a test's conf sets metrics_listen (testing_support/services.py).
 for _name, _value in METRICS_OFF.items():
     os.environ.setdefault(_name, _value)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give each xdist_group-marked test its group as a nodeid suffix ("...@cluster").
+
+    `--dist loadgroup` sends the tests whose ids share a suffix to one worker;
+    pytest-xdist 3.8 adds it by assigning `item._nodeid`, which pytest 9 no
+    longer reads (the id is `item._id`). Without this every mark was ignored:
+    a module's fixtures (the bench quick run, a module's trio) were set up on
+    both workers, and the "cluster"-sized tests ran side by side.
+    """
+    if not getattr(config.option, "loadgroup", False):  # set on xdist workers by --dist loadgroup
+        return
+    for item in items:
+        names = {str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in item.iter_markers("xdist_group")}
+        suffix = "@" + "_".join(sorted(names))
+        if names and not item.nodeid.endswith(suffix):
+            item._id = NodeId.parse(item.nodeid + suffix)
 
 
 @pytest.fixture(scope="session")

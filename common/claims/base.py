@@ -17,6 +17,12 @@ class Claims(Protocol):
         """True if `owner` now holds `firing_id` (first caller wins)."""
         ...
 
+    async def claim_many(self, firing_ids: list[str], owner: str, ttl_ms: int) -> list[bool]:
+        """`claim` for each of `firing_ids` (in order, one answer each), done
+        together: the firings of one scheduler batch cost one round trip, not
+        one per firing. An id listed twice is granted at most once."""
+        ...
+
     async def close(self) -> None: ...
 
 

@@ -11,16 +11,16 @@ import itertools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, func, insert, or_, select, update
-from sqlalchemy.dialects import mysql, sqlite
+from sqlalchemy import Engine, and_, func, or_, select, update
 
 from crontrio.common import status
 from crontrio.common.clock import now_ms
 from crontrio.common.model import RunRecord
 from crontrio.common.store.rows import row_to_run
+from crontrio.common.store.run_batch import RUN_COLUMNS, RunBatchWriter
 from crontrio.common.store.schema import runs
 
-_RUN_COLUMNS = frozenset(c.name for c in runs.columns)
+_RUN_COLUMNS = frozenset(RUN_COLUMNS)
 
 
 class RunQueries:
@@ -28,17 +28,16 @@ class RunQueries:
 
     engine: Engine
     _dialect: str
-    _insert_stmt: Any
-    _update_stmts: dict[tuple[str, ...], Any]
+    _batch_writer: RunBatchWriter | None
 
     def write_runs(self, inserts: Sequence[RunRecord], updates: Sequence[tuple[str, dict[str, Any]]]) -> list[bool]:
         """One transaction: insert runs (skipping existing firings), then apply updates.
 
         Returns, per insert, whether this call created the row: False means
-        another dispatcher already recorded that firing attempt. Updates of
-        the same run are merged in order (later fields win) and sent as one
-        executemany per set of columns: at 1,000 firings a second, building a
-        statement per row was the dispatcher's largest CPU cost.
+        the firing attempt was already recorded (by another dispatcher, or
+        earlier). Updates of the same run are merged in order (later fields
+        win). Both are written a batch per statement, not a row per
+        statement (common/store/run_batch.py, with how "created" stays exact).
         """
         merged: dict[str, dict[str, Any]] = {}
         for run_id, fields in updates:
@@ -47,41 +46,18 @@ class RunQueries:
                 raise ValueError(f"unknown run fields: {sorted(unknown)}")
             merged.setdefault(run_id, {}).update(fields)
         stamp = now_ms()
-        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        by_columns: dict[tuple[str, ...], list[tuple[str, dict[str, Any]]]] = {}
         for run_id, fields in merged.items():
-            columns = tuple(sorted(fields))
-            params = {"b_run_id": run_id, "b_updated_ms": stamp, **{f"b_{c}": fields[c] for c in columns}}
-            by_columns.setdefault(columns, []).append(params)
-        created: list[bool] = []
-        with self.engine.begin() as conn:
-            insert_stmt = self._insert_statement()
-            for record in inserts:
-                values = {c: getattr(record, c) for c in _RUN_COLUMNS}
-                values["created_ms"] = values["created_ms"] or stamp
-                values["updated_ms"] = values["created_ms"]
-                created.append(conn.execute(insert_stmt, values).rowcount == 1)
-            for columns, params_list in by_columns.items():
-                conn.execute(self._update_statement(columns), params_list)
-        return created
-
-    def _insert_statement(self) -> Any:
-        if self._insert_stmt is None:
-            if self._dialect == "sqlite":
-                self._insert_stmt = sqlite.insert(runs).on_conflict_do_nothing()
-            elif self._dialect in ("mysql", "mariadb"):
-                self._insert_stmt = mysql.insert(runs).prefix_with("IGNORE")
-            else:  # pragma: no cover - only the two dialects above are configured
-                self._insert_stmt = insert(runs)
-        return self._insert_stmt
-
-    def _update_statement(self, columns: tuple[str, ...]) -> Any:
-        stmt = self._update_stmts.get(columns)
-        if stmt is None:
-            values: dict[str, Any] = {c: bindparam(f"b_{c}") for c in columns}
-            values["updated_ms"] = bindparam("b_updated_ms")
-            stmt = update(runs).where(runs.c.run_id == bindparam("b_run_id")).values(values)
-            self._update_stmts[columns] = stmt
-        return stmt
+            by_columns.setdefault(tuple(sorted(fields)), []).append((run_id, fields))
+        rows: list[dict[str, Any]] = []
+        for record in inserts:
+            row = {c: getattr(record, c) for c in RUN_COLUMNS}
+            row["created_ms"] = row["created_ms"] or stamp
+            row["updated_ms"] = row["created_ms"]
+            rows.append(row)
+        if self._batch_writer is None:
+            self._batch_writer = RunBatchWriter(self.engine)
+        return self._batch_writer.write(rows, by_columns, stamp)
 
     def finish_run_if_active(self, run_id: str, fields: dict[str, Any], dispatcher: str | None = None) -> bool:
         """Update a run only while it is still pending or running (and, with

@@ -11,7 +11,6 @@ event loop never waits on disk.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
 
@@ -20,6 +19,7 @@ from crontrio.common.store import run_stats, schema
 from crontrio.common.store.base import JobExistsError
 from crontrio.common.store.job_queries import JobQueries
 from crontrio.common.store.rows import row_to_job
+from crontrio.common.store.run_batch import RunBatchWriter
 from crontrio.common.store.run_queries import RunQueries
 from crontrio.common.store.run_stats import RunStats
 from crontrio.common.store.schema import audit_log, meta
@@ -31,9 +31,8 @@ class SqlStore(JobQueries, RunQueries):
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._dialect = engine.dialect.name
-        # Statements built once and reused (SQLAlchemy caches their compiled form).
-        self._insert_stmt: Any = None
-        self._update_stmts: dict[tuple[str, ...], Any] = {}
+        # Run rows written in batches (common/store/run_batch.py), built at first use.
+        self._batch_writer: RunBatchWriter | None = None
 
     def close(self) -> None:
         self.engine.dispose()

@@ -1,7 +1,7 @@
 """Console users and their sessions in the SQL store (SQLite or MySQL/MariaDB).
 
 Sessions are stored by the sha256 of their token only, so reading the table
-grants nobody a session. Methods are blocking: async callers run them with AsyncStore.run_blocking.
+grants nobody a session. Methods are blocking: async callers use common/store/async_users.py.
 """
 
 from __future__ import annotations

@@ -178,12 +178,3 @@ def test_report_writes_the_tables_between_its_markers(results: tuple[Path, dict[
         assert f"### {scenario}" in text
     for name in RESULT_FILES.values():
         assert f"]({out / name})" in text or f"{name})" in text
-
-
-@pytest.mark.parametrize(
-    "command", ["fire_lag", "burst", "schedule_scale", "concurrency", "failover", "console_pages", "quick", "all"]
-)
-def test_every_bench_command_has_help(command: str) -> None:
-    argv = [sys.executable, "-m", "bench.run", command, "--help"]
-    proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0 and "--out" in proc.stdout, proc.stderr

@@ -182,6 +182,36 @@ def test_pausing_a_job_cancels_its_firing_sent_ahead(busy_trio: Trio) -> None:
     busy_trio.cronctl("job", "delete", "pause-held")
 
 
+def test_editing_a_job_reaches_its_firing_sent_ahead(busy_trio: Trio) -> None:
+    row, admin, channel = held_firing(busy_trio, "edit-held")
+    with channel:  # the API, not cronctl: the firing is at most 3 s away
+        job = admin.GetJob(pb.JobRef(name="edit-held"), timeout=10)
+        job.command = "echo edited"
+        job.keywords.append("edited")
+        admin.UpdateJob(job, timeout=10)
+    assert time.time() * 1000 < row["scheduled"], "too slow: the firing started before the edit"
+    (done,) = finished(busy_trio, "edit-held", 1)
+    assert done["run_id"] == row["run_id"], "not the firing that was held"
+    assert bytes(done["output"]) == b"edited\n", "the held run executed the old command"
+    # Judged as the job is now: its new keyword was looked for and found.
+    assert done["status"] == "failed" and "output contains keyword 'edited'" in done["error"], done
+    busy_trio.cronctl("job", "delete", "edit-held")
+
+
+def test_an_edit_whose_schedule_drops_the_instant_cancels_the_firing_sent_ahead(busy_trio: Trio) -> None:
+    row, admin, channel = held_firing(busy_trio, "move-held")
+    with channel:
+        job = admin.GetJob(pb.JobRef(name="move-held"), timeout=10)
+        job.spec = f"{(row['scheduled'] // 1000 + 30) % 60} * * * * *"
+        admin.UpdateJob(job, timeout=10)
+    assert time.time() * 1000 < row["scheduled"], "too slow: the firing started before the edit"
+    (done,) = finished(busy_trio, "move-held", 1, where=f"run_id = '{row['run_id']}'")
+    assert done["status"] == "skipped", done
+    assert "was edited: its schedule no longer fires at" in done["error"], done
+    assert (done["started"], bytes(done["output"])) == (0, b""), "the command ran"
+    busy_trio.cronctl("job", "delete", "move-held")
+
+
 def test_killing_a_firing_sent_ahead_ends_it_before_it_runs(busy_trio: Trio) -> None:
     row, admin, channel = held_firing(busy_trio, "kill-held")
     with channel:

@@ -248,3 +248,112 @@ async def test_redis_refusing_writes_falls_back_too(
         assert len(records(caplog, logging.WARNING)) == 1
     finally:
         await claims.close()
+
+
+# --- claims in batches (claim_many) -----------------------------------------------
+
+
+async def test_a_batch_answers_each_firing_in_order(claims: Claims) -> None:
+    assert await claims.claim("12:2000", "b", TTL)
+    batch = ["12:1000", "12:2000", "12:3000", "12:1000"]  # one taken by b; one listed twice
+    assert await claims.claim_many(batch, "a", TTL) == [True, False, True, False]
+    assert not await claims.claim("12:3000", "b", TTL)  # the batch's claims hold like single ones
+    assert await claims.claim_many([], "a", TTL) == []
+
+
+async def test_two_owners_claiming_the_same_batches_win_each_firing_once(claims: Claims) -> None:
+    firings = [f"13:{1000 * i}" for i in range(2_500)]  # more than one Redis pipeline chunk
+    won_a, won_b = await asyncio.gather(
+        claims.claim_many(firings, "a", TTL),
+        claims.claim_many(list(reversed(firings)), "b", TTL),
+    )
+    for firing, a, b in zip(firings, won_a, reversed(won_b), strict=True):
+        assert a != b, firing
+
+
+async def test_batches_across_two_redis_dispatchers_are_exclusive(redis_server: RedisServer, raw: redis.Redis) -> None:
+    # Small chunks, so the two dispatchers' pipelines interleave in Redis.
+    one = RedisClaims(redis_config(redis_server), socket_timeout=5.0, chunk=64)
+    two = RedisClaims(redis_config(redis_server), socket_timeout=5.0, chunk=64)
+    try:
+        firings = [f"14:{1000 * i}" for i in range(3_000)]
+        singles = firings[::7]  # a third dispatcher claiming one at a time meanwhile
+        won_one, won_two, won_singles = await asyncio.gather(
+            one.claim_many(firings, "one", TTL),
+            two.claim_many(firings[1_500:] + firings[:1_500], "two", TTL),
+            asyncio.gather(*(two.claim(f, "three", TTL) for f in singles)),
+        )
+        by_two = dict(zip(firings[1_500:] + firings[:1_500], won_two, strict=True))
+        by_three = dict(zip(singles, won_singles, strict=True))
+        for firing, a in zip(firings, won_one, strict=True):
+            winners = [owner for owner, won in (("one", a), ("two", by_two[firing]), ("three", by_three.get(firing))) if won]
+            assert len(winners) == 1, (firing, winners)
+            assert raw.get(KEY_PREFIX + firing) == winners[0]
+            assert TTL - 5_000 < raw.pttl(KEY_PREFIX + firing) <= TTL
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_a_batch_sends_only_set_nx_px(redis_server: RedisServer, raw: redis.Redis) -> None:
+    claims = RedisClaims(redis_config(redis_server), socket_timeout=5.0, chunk=100)
+    try:
+        assert await claims.claim("15:0", "a", TTL)
+        raw.config_resetstat()
+        answers = await claims.claim_many([f"15:{i}" for i in range(250)], "a", TTL)
+        assert answers == [False] + [True] * 249
+        used = {name.removeprefix("cmdstat_"): stat["calls"] for name, stat in raw.info("commandstats").items()}
+        used.pop("config|resetstat", None)
+        used.pop("info", None)
+        assert used == {"set": 250}  # SET NX PX only: no MULTI/EXEC, script or lock
+    finally:
+        await claims.close()
+
+
+async def test_redis_down_before_a_batch_answers_all_true_and_opens_the_breaker(
+    redis_claims: RedisClaims, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger=LOGGER)
+    assert await redis_claims.claim("16:0", "b", TTL)
+    redis_server.kill()
+    started = time.monotonic()
+    # Even 16:0, which Redis had granted to b: Redis cannot say so now, the database will.
+    assert await redis_claims.claim_many([f"16:{i}" for i in range(3_000)], "a", TTL) == [True] * 3_000
+    assert time.monotonic() - started < 1  # the first chunk fails, the others skip Redis
+    [error] = records(caplog, logging.ERROR)
+    assert "database unique key" in error.getMessage()
+    # The breaker is open: single claims skip Redis as well.
+    assert await redis_claims.claim("16:5000", "a", TTL)
+    assert await redis_claims.claim("16:5000", "b", TTL)
+    assert len(records(caplog, logging.ERROR)) == 1
+
+
+async def test_redis_failing_mid_batch_answers_true_from_there_and_opens_the_breaker(
+    redis_server: RedisServer, raw: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger=LOGGER)
+    claims = RedisClaims(redis_config(redis_server), socket_timeout=5.0, chunk=100)
+    try:
+        firings = [f"17:{i}" for i in range(5_000)]
+        for firing in firings[-100:]:
+            raw.set(KEY_PREFIX + firing, "b")  # the batch's last chunk: already b's
+        assert await claims.claim("17:warm", "a", TTL)
+        # Redis starts refusing writes (OOM) once a few hundred kilobytes more are used: part of the
+        # batch lands, then a chunk fails. (Killing it at the right instant would be a race.)
+        raw.config_set("maxmemory-policy", "noeviction")
+        raw.config_set("maxmemory", int(raw.info("memory")["used_memory"]) + 300_000)
+        try:
+            answers = await claims.claim_many(firings, "a", TTL)
+        finally:
+            raw.config_set("maxmemory", 0)
+        landed = sum(1 for firing in firings[:-100] if raw.get(KEY_PREFIX + firing) == "a")
+        assert 0 < landed < 4_900, landed  # it did fail mid-batch
+        assert answers == [True] * 5_000  # b's 100 too: after a failure the database decides
+        [error] = records(caplog, logging.ERROR)
+        assert "failed a claim" in error.getMessage() and "maxmemory" in error.getMessage()
+        # The breaker is open: the next claims skip Redis without asking it.
+        raw.config_resetstat()
+        assert await claims.claim_many(firings[-100:], "a", TTL) == [True] * 100
+        assert "cmdstat_set" not in raw.info("commandstats")
+    finally:
+        await claims.close()

@@ -215,6 +215,68 @@ async def test_cancel_before_start_leaves_a_started_run_alone(
     assert rest[-1].finished.output_tail == b"done\n"
 
 
+def replacement(request: pb.RunRequest, command: str) -> pb.RunRequest:
+    """`request` as its job is after an edit: same run, another command."""
+    new = pb.RunRequest()
+    new.CopyFrom(request)
+    new.shell.command = command
+    return new
+
+
+@pytest.mark.asyncio
+async def test_replacing_a_held_run_runs_the_new_request(
+    session: ExecutorSession, stub: crontrio_pb2_grpc.ExecutorStub, tmp_path: Path
+) -> None:
+    request = shell("echo old", scheduled_ms=now_ms() + 2000)
+    events = asyncio.ensure_future(events_of(session, request))
+    await held(stub, request)
+    new = replacement(request, "echo new")
+    new.keywords.append("new")
+    reply = await stub.Kill(pb.KillRequest(run_id=request.run_id, before_start_only=True, replace_with=new))
+    assert reply.killed
+    started, finished = [e for e in await asyncio.wait_for(events, 30) if e.WhichOneof("event") in ("started", "finished")]
+    assert started.started.started_ms >= request.scheduled_ms, "the replacement made it start early"
+    assert (finished.finished.status, finished.finished.output_tail) == ("succeeded", b"new\n")
+    # The keyword scan is the new request's too.
+    assert finished.finished.matched_keyword == "new"
+    # A Run for it (the per-run fallback) replays that very result.
+    assert (await run(stub, request)).finished.output_tail == b"new\n"
+
+
+@pytest.mark.asyncio
+async def test_a_replacement_must_be_valid_and_the_same_run(
+    session: ExecutorSession, stub: crontrio_pb2_grpc.ExecutorStub
+) -> None:
+    request = shell("echo old", scheduled_ms=now_ms() + 2000)
+    events = asyncio.ensure_future(events_of(session, request))
+    await held(stub, request)
+    bad = replacement(request, "")
+    other_instant = replacement(request, "echo new")
+    other_instant.scheduled_ms += 1000
+    other_run = replacement(request, "echo new")
+    other_run.run_id += "x"
+    cases = ((bad, "shell.command"), (other_instant, "replace_with.scheduled_ms"), (other_run, "replace_with.run_id"))
+    for wrong, field in cases:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.Kill(pb.KillRequest(run_id=request.run_id, before_start_only=True, replace_with=wrong))
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, field
+        assert field in (caught.value.details() or ""), caught.value.details()
+    # Refused replacements changed nothing.
+    assert (await asyncio.wait_for(events, 30))[-1].finished.output_tail == b"old\n"
+
+
+@pytest.mark.asyncio
+async def test_replacing_a_started_run_changes_nothing(session: ExecutorSession, stub: crontrio_pb2_grpc.ExecutorStub) -> None:
+    request = shell("sleep 0.5; echo old")
+    events = session.run(request)
+    assert (await anext(events)).WhichOneof("event") == "started"
+    new = replacement(request, "echo new")
+    reply = await stub.Kill(pb.KillRequest(run_id=request.run_id, before_start_only=True, replace_with=new))
+    assert not reply.killed
+    rest = [e async for e in events]
+    assert (rest[-1].finished.status, rest[-1].finished.output_tail) == ("succeeded", b"old\n")
+
+
 # -- batches ------------------------------------------------------------------
 
 

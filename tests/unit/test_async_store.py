@@ -47,3 +47,16 @@ async def test_a_call_runs_on_a_worker_thread_and_close_closes_the_store() -> No
     assert name.startswith("db") and name != threading.current_thread().name
     await async_store.close()
     assert store.closed == 1
+
+
+def test_every_user_store_method_is_async_with_the_same_signature() -> None:
+    from crontrio.common.store.async_users import AsyncUserStore
+    from crontrio.common.store.users import UserStore
+
+    wanted = _methods(UserStore)
+    assert len(wanted) >= 10
+    have = _methods(AsyncUserStore)
+    for name, signature in wanted.items():
+        assert name in have, f"AsyncUserStore lacks {name}"
+        assert inspect.iscoroutinefunction(getattr(AsyncUserStore, name)), name
+        assert have[name] == signature, f"{name}: {have[name]} != {signature}"

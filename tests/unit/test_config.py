@@ -75,6 +75,7 @@ def test_env_overrides_file(tmp_path: Path) -> None:
         ("[etcd]\nlease_ttl = 1\n", {}, "etcd.lease_ttl"),
         ("[log]\nlevel = LOUD\n", {}, "log.level"),
         ("[dispatcher]\ndispatch_ahead_ms = 60000\n", {}, "dispatcher.dispatch_ahead_ms: expected 0 to 10000, got 60000"),
+        ("[dispatcher]\nmax_firings_ahead = 0\n", {}, "dispatcher.max_firings_ahead: expected 1 to 1000000, got 0"),
         ("", {"CRONTRIO_DATABASE_PORT": "x"}, "database.port: expected a whole number, got 'x' (from CRONTRIO_DATABASE_PORT)"),
     ],
 )

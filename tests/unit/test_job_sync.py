@@ -97,3 +97,20 @@ def test_dependents_are_known_for_paused_and_invalid_jobs_too() -> None:
     sync.apply(Job(id=2, name="report", spec="@daily", command="true"))  # no longer after load
     sync.forget(4)
     assert sync.dependents_of("load") == [3] and sync.dependents_of("report") == []
+
+
+def test_an_edit_says_whether_the_new_schedule_fires_at_an_instant() -> None:
+    # What replaces (or cancels) firings already sent ahead to an executor.
+    sync, _ = make_sync()
+    told: list[tuple[Job, bool, bool]] = []
+    at_two, at_three = T0 + 18 * HOUR, T0 + 19 * HOUR  # 02:00 and 03:00 the next day
+    sync.on_edited = lambda job, fires_at: told.append((job, fires_at(at_two), fires_at(at_three)))
+    job = Job(id=1, name="nightly", spec="0 2 * * *", command="true")
+    sync.apply(job)
+    assert told == [], "a new job has nothing sent ahead"
+    edited = dataclasses.replace(job, command="echo edited")
+    sync.apply(edited)
+    assert told == [(edited, True, False)]
+    moved = dataclasses.replace(job, spec="0 3 * * *")
+    sync.apply(moved)
+    assert told[-1] == (moved, False, True)
