@@ -11,7 +11,7 @@ from typing import Any
 
 import grpc
 
-from crontrio.common import status
+from crontrio.common import session_batch, status
 from crontrio.common.errors import ValidationError
 from crontrio.executor.refusals import AlreadyAcknowledgedError, DrainingError, NotJournaledError, RunNotFoundError
 from crontrio.executor.runs import RunTable
@@ -71,13 +71,16 @@ class ExecutorServicer(crontrio_pb2_grpc.ExecutorServicer):
     async def Session(
         self, request_iterator: AsyncIterator[crontrio_pb2.SessionRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[crontrio_pb2.SessionEvent]:
-        session = _Session(self.runs, request_iterator)
+        # Tells the dispatcher this executor takes RunBatch (see the proto).
+        await context.send_initial_metadata(((session_batch.METADATA_KEY, "1"),))
+        # A dispatcher that reads EventBatch says so in its metadata; an older
+        # one gets one event per message.
+        batches = (session_batch.METADATA_KEY, "1") in (context.invocation_metadata() or ())
+        session = _Session(self.runs, request_iterator, batches)
         try:
-            while True:
-                event = await session.events.get()
-                if event is None:
-                    return
-                yield event
+            while (messages := await session.take()) is not None:
+                for message in messages:
+                    yield message
         finally:
             # The dispatcher went away (or hung up): stop following, and the
             # runs go on, their results journaled until a Run/Ack collects them.
@@ -139,14 +142,41 @@ class ExecutorServicer(crontrio_pb2_grpc.ExecutorServicer):
 
 class _Session:
     """One Executor.Session stream: a task reads requests, a task per run
-    forwards its RunStarted and RunFinished to ``events`` (None = the end:
-    the dispatcher stopped sending and every run it sent has finished)."""
+    decides on it and forwards its RunStarted and RunFinished. Events wait
+    in a list until the stream's writer takes them all at once (``take``):
+    what piled up while the last message was written goes as one
+    EventBatch to a dispatcher that reads them."""
 
-    def __init__(self, runs: RunTable, requests: AsyncIterator[crontrio_pb2.SessionRequest]) -> None:
+    def __init__(self, runs: RunTable, requests: AsyncIterator[crontrio_pb2.SessionRequest], batches: bool) -> None:
         self._runs = runs
-        self.events: asyncio.Queue[crontrio_pb2.SessionEvent | None] = asyncio.Queue()
+        self._pending: list[crontrio_pb2.SessionEvent] = []
+        self._ready = asyncio.Event()
+        # The dispatcher stopped sending and every run it sent has reported.
+        self._ended = False
+        # The dispatcher reads EventBatch (it said so, or sent a RunBatch).
+        self._batches = batches
         self._followers: set[asyncio.Task[None]] = set()
         self._reader = asyncio.create_task(self._read(requests), name="session reader")
+
+    async def take(self) -> list[crontrio_pb2.SessionEvent] | None:
+        """The next messages to write: every event pending, as one EventBatch
+        when there are several and the dispatcher reads batches; None at the end."""
+        while not self._pending:
+            if self._ended:
+                return None
+            self._ready.clear()
+            await self._ready.wait()
+        events, self._pending = self._pending, []
+        if not self._batches or len(events) == 1:
+            return events
+        return [
+            chunk[0] if len(chunk) == 1 else crontrio_pb2.SessionEvent(batch=crontrio_pb2.EventBatch(events=chunk))
+            for chunk in session_batch.cut(events)
+        ]
+
+    def _emit(self, event: crontrio_pb2.SessionEvent) -> None:
+        self._pending.append(event)
+        self._ready.set()
 
     def close(self) -> None:
         # Followers are left to finish (the runs go on regardless: a run
@@ -162,6 +192,11 @@ class _Session:
                 which = message.WhichOneof("request")
                 if which == "run":
                     self._spawn(self._follow(message.run), f"session run {message.run.run_id}")
+                elif which == "run_batch":
+                    self._batches = True
+                    # Each as a `run` message: refused, attached to or started on its own.
+                    for request in message.run_batch.runs:
+                        self._spawn(self._follow(request), f"session run {request.run_id}")
                 elif which == "ack":
                     self._spawn(self._ack(list(message.ack.run_ids)), "session ack")
         except (grpc.aio.AioRpcError, grpc.aio.UsageError) as exc:
@@ -170,7 +205,8 @@ class _Session:
         # Half-closed: the runs already sent still report, then the stream ends.
         while self._followers:
             await asyncio.wait(set(self._followers))
-        self.events.put_nowait(None)
+        self._ended = True
+        self._ready.set()
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(work, name=name)
@@ -187,15 +223,15 @@ class _Session:
                 log.exception("run %s: could not start it", request.run_id)
             code = refusal.code if refusal is not None else grpc.StatusCode.INTERNAL
             refused = crontrio_pb2.RunRefused(run_id=request.run_id, code=code.value[0], message=str(exc))
-            self.events.put_nowait(crontrio_pb2.SessionEvent(refused=refused))
+            self._emit(crontrio_pb2.SessionEvent(refused=refused))
             return
         async for event in events:
             # Output is left out: a Session carries milestones, Attach the output.
             kind = event.WhichOneof("event")
             if kind == "started":
-                self.events.put_nowait(crontrio_pb2.SessionEvent(started=event.started))
+                self._emit(crontrio_pb2.SessionEvent(started=event.started))
             elif kind == "finished":
-                self.events.put_nowait(crontrio_pb2.SessionEvent(finished=event.finished))
+                self._emit(crontrio_pb2.SessionEvent(finished=event.finished))
 
     async def _ack(self, run_ids: list[str]) -> None:
         try:

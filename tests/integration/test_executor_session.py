@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import grpc
 import pytest
@@ -274,3 +275,225 @@ async def test_replacing_a_started_run_changes_nothing(session: ExecutorSession,
     assert not reply.killed
     rest = [e async for e in events]
     assert (rest[-1].finished.status, rest[-1].finished.output_tail) == ("succeeded", b"old\n")
+
+
+# -- batches ------------------------------------------------------------------
+
+
+class RecordingStub:
+    """The executor's stub, noting what kind of message each Session request was."""
+
+    def __init__(self, stub: crontrio_pb2_grpc.ExecutorStub) -> None:
+        self._stub = stub
+        self.sent: list[str] = []
+
+    def Session(self, requests: AsyncIterator[pb.SessionRequest], **kwargs: Any) -> Any:
+        async def recorded() -> AsyncIterator[pb.SessionRequest]:
+            async for message in requests:
+                self.sent.append(message.WhichOneof("request") or "")
+                yield message
+
+        return self._stub.Session(recorded(), **kwargs)
+
+
+@pytest_asyncio.fixture
+async def recorded(
+    stub: crontrio_pb2_grpc.ExecutorStub, executor: Executor
+) -> AsyncIterator[tuple[ExecutorSession, RecordingStub]]:
+    recording = RecordingStub(stub)
+    s = ExecutorSession(cast(crontrio_pb2_grpc.ExecutorStub, recording), executor.address)
+    yield s, recording
+    s.close()
+
+
+@pytest.mark.asyncio
+async def test_runs_sent_together_go_as_one_batch_and_each_runs_exactly_once(
+    recorded: tuple[ExecutorSession, RecordingStub], tmp_path: Path
+) -> None:
+    session, recording = recorded
+    # Sent on a fresh stream (a burst right after the dispatcher started):
+    # they wait for the executor's answer rather than going one by one.
+    requests = [shell(f"echo once >> {tmp_path / str(i)}; echo run-{i}") for i in range(50)]
+    outcomes = await asyncio.wait_for(asyncio.gather(*(events_of(session, r) for r in requests)), 60)
+    assert recording.sent == ["run_batch"], "the 50 runs sent in one turn should go as one RunBatch"
+    # And once the answer is known, the next turn's runs go as a batch at once.
+    more = [shell(f"echo more-{i}") for i in range(5)]
+    again = await asyncio.wait_for(asyncio.gather(*(events_of(session, r) for r in more)), 60)
+    assert recording.sent == ["run_batch", "run_batch"]
+    assert [events[-1].finished.output_tail for events in again] == [f"more-{i}\n".encode() for i in range(5)]
+    for i, (request, events) in enumerate(zip(requests, outcomes, strict=True)):
+        assert [e.WhichOneof("event") for e in events] == ["started", "finished"], request.run_id
+        assert events[0].started.run_id == events[1].finished.run_id == request.run_id
+        assert (events[1].finished.status, events[1].finished.output_tail) == ("succeeded", f"run-{i}\n".encode())
+        assert lines(tmp_path / str(i)) == ["once"]
+
+
+@pytest.mark.asyncio
+async def test_refusals_inside_a_batch_refuse_only_their_own_run(
+    recorded: tuple[ExecutorSession, RecordingStub], stub: crontrio_pb2_grpc.ExecutorStub
+) -> None:
+    session, recording = recorded
+    acked = shell("true")
+    assert (await run(stub, acked)).finished.status == "succeeded"
+    assert (await stub.Ack(pb.AckRequest(run_ids=[acked.run_id]))).acknowledged == 1
+    bad = shell("true")
+    bad.ClearField("shell")
+    good = [shell(f"echo good-{i}") for i in range(3)]
+    requests = [good[0], bad, good[1], acked, good[2]]
+    outcomes = await asyncio.wait_for(asyncio.gather(*(events_of(session, r) for r in requests)), 60)
+    assert recording.sent[-1] == "run_batch"
+    (bad_event,) = outcomes[1]
+    assert (bad_event.refused.run_id, bad_event.refused.code) == (bad.run_id, grpc.StatusCode.INVALID_ARGUMENT.value[0])
+    (acked_event,) = outcomes[3]
+    assert (acked_event.refused.run_id, acked_event.refused.code) == (acked.run_id, grpc.StatusCode.FAILED_PRECONDITION.value[0])
+    for i, events in enumerate(outcomes[::2]):
+        assert [e.WhichOneof("event") for e in events] == ["started", "finished"]
+        assert events[-1].finished.output_tail == f"good-{i}\n".encode()
+
+
+@pytest.mark.asyncio
+async def test_a_session_broken_mid_batch_leaves_each_run_going_and_run_collects_each_once(
+    recorded: tuple[ExecutorSession, RecordingStub], stub: crontrio_pb2_grpc.ExecutorStub, tmp_path: Path
+) -> None:
+    session, recording = recorded
+    held_ms = now_ms() + 1500
+    # Some running, some held for their scheduled time when the stream breaks.
+    requests = [
+        shell(f"echo once >> {tmp_path / str(i)}; sleep 1; echo done-{i}", scheduled_ms=held_ms if i % 2 else 0)
+        for i in range(10)
+    ]
+    streams = [session.run(r) for r in requests]
+    # Each run is sent on its stream's first step: all in this turn, one batch.
+    firsts = [asyncio.ensure_future(anext(s)) for s in streams]
+    started = await asyncio.wait_for(asyncio.gather(*firsts[::2]), 30)
+    assert [e.WhichOneof("event") for e in started] == ["started"] * 5
+    for request in requests[1::2]:
+        await held(stub, request)
+    assert recording.sent[-1] == "run_batch"
+    session.close()  # as when the dispatcher's connection drops
+    for s in streams[::2]:
+        with pytest.raises(SessionBrokenError):
+            await anext(s)
+    for waiting in firsts[1::2]:
+        with pytest.raises(SessionBrokenError):
+            await waiting
+    # What the dispatcher then does for each: Run with the same id attaches.
+    results = await asyncio.wait_for(asyncio.gather(*(run(stub, r) for r in requests)), 60)
+    for i, (request, result) in enumerate(zip(requests, results, strict=True)):
+        assert (result.finished.status, result.finished.output_tail) == ("succeeded", f"done-{i}\n".encode())
+        if i % 2:
+            assert result.started.started_ms >= request.scheduled_ms
+        assert lines(tmp_path / str(i)) == ["once"]
+
+
+@pytest.mark.asyncio
+async def test_batches_too_large_for_one_message_are_cut_both_ways(recorded: tuple[ExecutorSession, RecordingStub]) -> None:
+    # 80 runs of ~60 KB of request and ~250 KB of output each: 4.8 and 20 MB,
+    # sent in one turn and finishing together. One message each way would
+    # be over gRPC's limit (this test's channel takes the default 4 MiB); the
+    # session must cut them, not break (a broken session raises here).
+    session, recording = recorded
+    padding = "x" * 60_000
+    requests = [
+        shell(f": {padding}; head -c 250000 /dev/zero | tr '\\0' 'y'; echo -n {i}", output_limit_bytes=300_000) for i in range(80)
+    ]
+    outcomes = await asyncio.wait_for(asyncio.gather(*(events_of(session, r) for r in requests)), 60)
+    assert len(recording.sent) > 1 and set(recording.sent) <= {"run_batch", "run"}, recording.sent
+    for i, events in enumerate(outcomes):
+        tail = events[-1].finished.output_tail
+        assert (events[-1].finished.status, len(tail), tail[-len(str(i)) :]) == (
+            "succeeded",
+            250_000 + len(str(i)),
+            str(i).encode(),
+        )
+
+
+async def raw_session(
+    stub: crontrio_pb2_grpc.ExecutorStub, message: pb.SessionRequest, expected: int
+) -> tuple[dict[str, str], list[pb.SessionEvent]]:
+    """Send one message on a bare Session; the initial metadata and the
+    messages received until ``expected`` events (batched or not) arrived."""
+    call = stub.Session(iter([message]), metadata=(("crontrio-session-batch", "1"),))
+    metadata = dict(await call.initial_metadata())
+    received: list[pb.SessionEvent] = []
+    count = 0
+    async for event in call:
+        received.append(event)
+        count += len(event.batch.events) if event.HasField("batch") else 1
+        if count >= expected:
+            break
+    call.cancel()
+    return metadata, received
+
+
+def _bad(n: int) -> list[pb.RunRequest]:
+    requests = [shell("true") for _ in range(n)]
+    for request in requests:
+        request.ClearField("shell")
+    return requests
+
+
+@pytest.mark.asyncio
+async def test_the_executor_says_it_takes_batches_and_answers_a_batch_in_batches(
+    stub: crontrio_pb2_grpc.ExecutorStub,
+) -> None:
+    requests = _bad(20)
+    message = pb.SessionRequest(run_batch=pb.RunBatch(runs=requests))
+    metadata, received = await asyncio.wait_for(raw_session(stub, message, len(requests)), 30)
+    assert metadata.get("crontrio-session-batch") == "1"
+    # Refused at once, all in the same turn of the executor's loop.
+    assert len(received) < len(requests), [e.WhichOneof("event") for e in received]
+    events = [e for m in received for e in (m.batch.events if m.HasField("batch") else [m])]
+    assert sorted(e.refused.run_id for e in events) == sorted(r.run_id for r in requests)
+    assert {e.refused.code for e in events} == {grpc.StatusCode.INVALID_ARGUMENT.value[0]}
+
+
+@pytest.mark.asyncio
+async def test_a_dispatcher_that_does_not_say_it_reads_batches_gets_none(stub: crontrio_pb2_grpc.ExecutorStub) -> None:
+    # An older dispatcher does not know EventBatch: it would lose the events in one.
+    requests = _bad(20)
+    call = stub.Session(iter([pb.SessionRequest(run=r) for r in requests]))
+    received = []
+    async for event in call:
+        received.append(event)
+        if len(received) == len(requests):
+            break
+    call.cancel()
+    assert [e.WhichOneof("event") for e in received] == ["refused"] * len(requests)
+
+
+class _OlderExecutor(crontrio_pb2_grpc.ExecutorServicer):
+    """An executor from before batches: no word in its initial metadata, one
+    event per message, and a RunBatch is nothing it knows."""
+
+    def __init__(self) -> None:
+        self.received: list[str] = []
+
+    async def Session(self, request_iterator: Any, context: Any) -> AsyncIterator[pb.SessionEvent]:
+        async for message in request_iterator:
+            self.received.append(message.WhichOneof("request") or "")
+            if message.HasField("run"):
+                run_id = message.run.run_id
+                yield pb.SessionEvent(started=pb.RunStarted(run_id=run_id, started_ms=now_ms()))
+                yield pb.SessionEvent(finished=pb.RunFinished(run_id=run_id, status="succeeded"))
+
+
+@pytest.mark.asyncio
+async def test_a_dispatcher_sends_an_older_executor_one_run_per_message() -> None:
+    older = _OlderExecutor()
+    server = grpc.aio.server()
+    crontrio_pb2_grpc.add_ExecutorServicer_to_server(older, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            session = ExecutorSession(crontrio_pb2_grpc.ExecutorStub(channel), f"127.0.0.1:{port}")
+            requests = [shell("true") for _ in range(5)]
+            outcomes = await asyncio.wait_for(asyncio.gather(*(events_of(session, r) for r in requests)), 10)
+            # And later runs on the same stream, once it is known to take no batch.
+            outcomes += await asyncio.wait_for(asyncio.gather(*(events_of(session, r) for r in requests[:3])), 10)
+            session.close()
+    finally:
+        await server.stop(None)
+    assert [events[-1].finished.status for events in outcomes] == ["succeeded"] * 8
+    assert older.received == ["run"] * 8
