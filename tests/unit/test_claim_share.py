@@ -42,7 +42,9 @@ def _runner(me: str, claims: MemoryClaims, fired: list[tuple[str, int]], tasks: 
     def spawn(work: Coroutine[Any, Any, None], name: str) -> None:
         tasks.append(asyncio.ensure_future(work))
 
-    runner = FiringRunner(RunRecords(me), claims, cast(Any, None), cast(Any, None), cast(Any, None), hooks=FiringHooks(spawn=spawn))
+    runner = FiringRunner(
+        RunRecords(me), claims, cast(Any, None), cast(Any, None), cast(Any, None), hooks=FiringHooks(spawn=spawn)
+    )
 
     async def fire_claimed(job: Job, scheduled_ms: int, trigger: str = "") -> None:
         fired.append((me, job.id))
