@@ -24,6 +24,16 @@ CHANNEL_OPTIONS: list[tuple[str, int]] = [
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.max_receive_message_length", 16 * 1024 * 1024),
     ("grpc.max_send_message_length", 16 * 1024 * 1024),
+    # After a failed connect, gRPC fails every call at once with that error
+    # until its reconnect back-off (1 s, then x1.6) has passed. When an
+    # executor dies, the first connect can end in a reset rather than a
+    # refusal; a second of cached resets then hides the refusal that proves
+    # its runs sent ahead never started (dispatcher/connect_errors.py), and
+    # they end unreachable instead of moving. Probe again soon, and never
+    # leave a peer unprobed for more than a few seconds.
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 5_000),
 ]
 
 

@@ -230,6 +230,8 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
         adopt=runner.adopt,
     )
     app.takeover = takeover
+    if watcher is not None:
+        runner.live_dispatchers = lambda: [d.id for d in watcher.live()]
 
     tail = TailHub(
         store,

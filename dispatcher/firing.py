@@ -13,6 +13,9 @@ Top to bottom: `fire` claims (`claim`: firings due together, in one call),
 then the follow-ups, `run_attempts` retries, `_attempt` records and routes,
 `_run_on` sends (failing over while it never started), `_invoke` follows one
 run to its end.
+
+(Just over 500 lines: the life reads in one file, top to bottom; each part
+that could leave without splitting that story already has.)
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from crontrio.common.clock import now_ms
 from crontrio.common.convert import build_run_request, request_template
 from crontrio.common.model import ALWAYS, ON_FAILURE, ON_SUCCESS, TRIGGER_SCHEDULE, Job, RunRecord, firing_id, iso_ms
 from crontrio.common.registry.base import ExecutorRef, Registry
+from crontrio.dispatcher.claim_share import SHARE_GRACE_SECONDS, split_share
 from crontrio.dispatcher.executor_client import ExecutorClients
 from crontrio.dispatcher.executor_link import ExecutorLink, Finished, LinkEvent, NotStarted, Refused, Started, Unreachable
 from crontrio.dispatcher.fan_out import FanOut
@@ -142,6 +146,9 @@ class FiringRunner:
         # Executor -> when it last passed a health check (the monitor's report; display only).
         self.last_seen: dict[str, int] = {}
         self.hooks = hooks if hooks is not None else FiringHooks()
+        # The ids of the live dispatchers (etcd), set once they are watched
+        # (dispatcher/app.py serve); None: alone (embedded), claim everything.
+        self.live_dispatchers: Callable[[], list[str]] | None = None
         if self.hooks.sent_ahead is not None:
             self.link.on_sent_ahead = self.hooks.sent_ahead
         # Scheduled firings not recorded in time go there, not late to an executor.
@@ -165,8 +172,25 @@ class FiringRunner:
     async def claim(self, firings: list[tuple[Job, int]]) -> list[tuple[Job, int]]:
         """Claim firings due together in one call (one Redis round trip per
         chunk, not one per firing); the ones won, each to be started with
-        `fire_claimed`. The others are another dispatcher's, as in `fire`."""
+        `fire_claimed`. The others are another dispatcher's, as in `fire`.
+        With live peers, only this dispatcher's share is claimed now and the
+        rest a moment later (dispatcher/claim_share.py): the firings of a
+        burst are spread over the dispatchers instead of going to whichever
+        asks first."""
         ids = [firing_id(job.id, scheduled_ms) for job, scheduled_ms in firings]
+        peers = self.live_dispatchers() if self.live_dispatchers is not None else []
+        (mine, mine_ids), (theirs, theirs_ids) = (
+            _unzip(part) for part in split_share(list(zip(firings, ids, strict=True)), ids, self.dispatcher_id, peers)
+        )
+        if theirs and self.hooks.spawn is not None:
+            self.hooks.spawn(self._claim_after_grace(theirs, theirs_ids), f"claim-share-{len(theirs)}")
+        elif theirs:
+            mine, mine_ids = mine + theirs, mine_ids + theirs_ids
+        return await self._claim_now(mine, mine_ids)
+
+    async def _claim_now(self, firings: list[tuple[Job, int]], ids: list[str]) -> list[tuple[Job, int]]:
+        if not firings:
+            return []
         answers = await self._claims.claim_many(ids, self.dispatcher_id, CLAIM_TTL_MS)
         won: list[tuple[Job, int]] = []
         for firing, ours in zip(firings, answers, strict=True):
@@ -175,6 +199,14 @@ class FiringRunner:
             else:
                 self._claimed_elsewhere(*firing)
         return won
+
+    async def _claim_after_grace(self, firings: list[tuple[Job, int]], ids: list[str]) -> None:
+        """Other dispatchers' share: claimed once they have had time to claim
+        it; what is still free (a dead or slow peer's) is fired here."""
+        await asyncio.sleep(SHARE_GRACE_SECONDS)
+        assert self.hooks.spawn is not None
+        for job, scheduled_ms in await self._claim_now(firings, ids):
+            self.hooks.spawn(self.fire_claimed(job, scheduled_ms), f"fire-{job.id}-{scheduled_ms}")
 
     def _claimed_elsewhere(self, job: Job, scheduled_ms: int) -> None:
         log.debug("firing %s already claimed elsewhere", firing_id(job.id, scheduled_ms))
@@ -494,3 +526,7 @@ class FiringRunner:
         if cached is None or cached[0] is not job:
             cached = self._templates[job.id] = (job, request_template(job))
         return cached[1]
+
+
+def _unzip(pairs: list[tuple[tuple[Job, int], str]]) -> tuple[list[tuple[Job, int]], list[str]]:
+    return [firing for firing, _ in pairs], [fid for _, fid in pairs]

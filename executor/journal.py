@@ -16,6 +16,10 @@ A run id is in exactly one table at a time, moved by single transactions:
 * ``results``  — finished, the RunFinished kept until acknowledged;
 * ``acked``    — acknowledged, remembered for ``ACKED_MEMORY_MS`` so that a
   delayed duplicate Run is refused instead of running the job again.
+
+(A little over 500 lines on purpose: each write's one-at-a-time form and the
+batched form a group commit uses sit side by side, so that each batch form
+can be read against the form whose outcome it must equal.)
 """
 
 from __future__ import annotations

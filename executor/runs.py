@@ -72,6 +72,7 @@ from crontrio.executor.refusals import (
 )
 from crontrio.executor.results_page import read_page
 from crontrio.executor.run_handle import RunHandle
+from crontrio.executor.run_id_lock import RunIdLock
 from crontrio.executor.task_drivers import TaskEnd, drive_http, drive_shell
 from crontrio.executor.task_env import baseline_environment
 from crontrio.protos import crontrio_pb2
@@ -158,10 +159,10 @@ class RunTable:
             raise RunNotFoundError(run_id)
         return events
 
-    def _deciding_on(self, run_id: str) -> _Deciding:
+    def _deciding_on(self, run_id: str) -> RunIdLock:
         """One Run/Attach decision at a time per run_id, so that two
         identical requests never both start it."""
-        return _Deciding(self._deciding, run_id)
+        return RunIdLock(self._deciding, run_id)
 
     async def _existing(self, run_id: str) -> AsyncIterator[crontrio_pb2.RunEvent] | None:
         """The events of a run this executor already knows (attach to it
@@ -511,37 +512,3 @@ class RunTable:
 
 async def _single(event: crontrio_pb2.RunEvent) -> AsyncIterator[crontrio_pb2.RunEvent]:
     yield event
-
-
-class _Deciding:
-    """``async with`` one run id's decision lock (RunTable._deciding_on): a
-    plain class, not an asynccontextmanager, whose generator and wrapper
-    cost more than the (nearly always uncontended) lock itself, once per
-    run of a burst. The lock lives in ``locks`` while anyone uses it."""
-
-    __slots__ = ("_lock", "_locks", "_run_id")
-
-    def __init__(self, locks: dict[str, tuple[asyncio.Lock, int]], run_id: str) -> None:
-        self._locks = locks
-        self._run_id = run_id
-
-    async def __aenter__(self) -> None:
-        lock, users = self._locks.get(self._run_id) or (asyncio.Lock(), 0)
-        self._locks[self._run_id] = (lock, users + 1)
-        self._lock = lock
-        try:
-            await lock.acquire()
-        except BaseException:
-            self._leave()
-            raise
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._lock.release()
-        self._leave()
-
-    def _leave(self) -> None:
-        lock, users = self._locks[self._run_id]
-        if users == 1:
-            del self._locks[self._run_id]
-        else:
-            self._locks[self._run_id] = (lock, users - 1)
