@@ -30,9 +30,10 @@ CHANNEL_OPTIONS: list[tuple[str, int]] = [
     # refusal; a second of cached resets then hides the refusal that proves
     # its runs sent ahead never started (dispatcher/connect_errors.py), and
     # they end unreachable instead of moving. Probe again soon, and never
-    # leave a peer unprobed for more than a few seconds.
+    # leave a peer unprobed for more than a few seconds. (Not
+    # grpc.min_reconnect_backoff_ms: gRPC also takes it as the connect
+    # timeout, and 100 ms of that failed slow but live peers.)
     ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 5_000),
 ]
 

@@ -87,8 +87,9 @@ class Reconciler:
         live = self._links.live_ids()
         if live is None:
             return []
-        active = await self._store.list_runs(statuses=sorted(status.ACTIVE), limit=MAX_ACTIVE_SCANNED)
-        return [r for r in active if r.dispatcher not in live]
+        # Filtered by the database: a burst leaves thousands of runs active,
+        # nearly all followed by a live dispatcher.
+        return await self._store.active_runs_not_of(sorted(live), MAX_ACTIVE_SCANNED)
 
     async def pass_once(self) -> int:
         orphans = await self.orphans()

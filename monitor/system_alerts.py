@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from crontrio.common import status
 from crontrio.common.alerts.message import system_alert
 from crontrio.common.alerts.overrun import report_overrun
 from crontrio.common.alerts.sender import AlertSender
@@ -56,8 +55,10 @@ class SystemAlerts:
         self._dispatchers = live
 
     async def check_stuck_runs(self) -> None:
-        running = await self._store.list_runs(statuses=[status.RUNNING], limit=5000, with_output=False)
         now = now_ms()
+        # Only a run that started over a grace ago can be past its timeout by
+        # that grace: the runs of a burst that just started are not read.
+        running = await self._store.running_started_before(now - min(STUCK_GRACE_MS, OVERRUN_BACKSTOP_GRACE_MS), 5000)
         long_ones = [r for r in running if r.started_ms and r.run_id not in self._stuck_reported]
         if not long_ones:
             return

@@ -134,6 +134,12 @@ class AsyncStore:
     async def last_fired(self, job_ids: Sequence[int]) -> dict[int, int]:
         return await self._run(self.blocking.last_fired, job_ids)
 
+    async def active_runs_not_of(self, dispatchers: Sequence[str], limit: int) -> list[RunRecord]:
+        return await self._run(self.blocking.active_runs_not_of, dispatchers, limit)
+
+    async def running_started_before(self, before_ms: int, limit: int) -> list[RunRecord]:
+        return await self._run(self.blocking.running_started_before, before_ms, limit)
+
     async def get_run(self, run_id: str) -> RunRecord | None:
         return await self._run(self.blocking.get_run, run_id)
 

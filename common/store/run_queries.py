@@ -241,6 +241,34 @@ class RunQueries:
         with self.engine.connect() as conn:
             return [row_to_run(r) for r in conn.execute(query).mappings().all()]
 
+    def active_runs_not_of(self, dispatchers: Sequence[str], limit: int) -> list[RunRecord]:
+        """Pending or running runs whose dispatcher is none of `dispatchers`
+        (the monitor's orphans), oldest first, without their output. The
+        filter is the database's: in a burst thousands of runs are active,
+        nearly all of them followed by a live dispatcher, and reading them
+        all every pass to keep none was the monitor's largest cost."""
+        columns = [c for c in runs.columns if c.name != "output"]
+        query = select(*columns).where(runs.c.status.in_(sorted(status.ACTIVE)))
+        if dispatchers:
+            query = query.where(runs.c.dispatcher.notin_(sorted(set(dispatchers))))
+        query = query.order_by(runs.c.scheduled_ms, runs.c.attempt, runs.c.run_id).limit(limit)
+        with self.engine.connect() as conn:
+            return [row_to_run(r) for r in conn.execute(query).mappings().all()]
+
+    def running_started_before(self, before_ms: int, limit: int) -> list[RunRecord]:
+        """Running runs that started before `before_ms`, oldest start first,
+        without their output: the only ones that can be past a timeout by a
+        grace of `now - before_ms`."""
+        columns = [c for c in runs.columns if c.name != "output"]
+        query = (
+            select(*columns)
+            .where(runs.c.status == status.RUNNING, runs.c.started_ms > 0, runs.c.started_ms < before_ms)
+            .order_by(runs.c.started_ms)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [row_to_run(r) for r in conn.execute(query).mappings().all()]
+
     def count_runs_by_bucket(
         self, *, since_ms: int, until_ms: int, bucket_ms: int, job_name: str = ""
     ) -> dict[int, dict[str, int]]:
