@@ -176,7 +176,8 @@ class Reconciler:
             if run.overrun_ms:  # timeout_action alert: noted in the end record, as its dispatcher would have
                 note = f"overran its timeout (reported {iso_ms(run.overrun_ms)}; timeout_action alert, not killed)"
                 fields["error"] = (result.error + "; " if result.error else "") + note
-            if await self._store.finish_run_if_active(run.run_id, fields, run.dispatcher):
+            recorded = await self._store.finish_run_if_active(run.run_id, fields, run.dispatcher)
+            if recorded:
                 log.warning(
                     "run %s of job %s: its dispatcher %s is gone; collected the result from executor %s: %s",
                     run.run_id,
@@ -185,7 +186,13 @@ class Reconciler:
                     answers.holder[run.run_id],
                     result.status,
                 )
-            acks.setdefault(answers.holder[run.run_id], []).append(run.run_id)
+            # Acknowledged only once recorded durably by someone: by us, or
+            # already final. A run a live dispatcher adopted meanwhile is still
+            # active under its new owner, who collects and acknowledges it; an
+            # ack from here would make the executor refuse the adopter's Run
+            # ("already acknowledged") and the run end recorded failed.
+            if recorded or not await self._still_active(run.run_id):
+                acks.setdefault(answers.holder[run.run_id], []).append(run.run_id)
             if result.status in status.RETRYABLE:
                 await self._retry(run.run_id)
             return 1
@@ -210,6 +217,10 @@ class Reconciler:
             log.warning("run %s of job %s marked lost: %s", run.run_id, run.job_name, error)
             await self._retry(run.run_id, never_started)
         return 1
+
+    async def _still_active(self, run_id: str) -> bool:
+        row = await self._store.get_run(run_id)
+        return row is not None and row.status in status.ACTIVE
 
     async def _ack(self, address: str, run_ids: list[str]) -> None:
         try:

@@ -7,6 +7,7 @@ would retry it and run it twice. Real executor processes, a real SQLite store.""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -105,3 +106,55 @@ async def test_a_stale_lost_result_on_the_first_executor_never_settles_a_reroute
         await async_store.close()
         again.stop()
         other.stop()
+
+
+class _StaleOrphans(Reconciler):
+    """Lists the run as its dead dispatcher's although a live one adopted it
+    in between: the race between the monitor's scan and an adoption."""
+
+    def __init__(self, *args: object, stale: RunRecord, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._stale = stale
+
+    async def orphans(self) -> list[RunRecord]:
+        return [self._stale]
+
+
+@pytest.mark.asyncio
+async def test_a_result_is_not_acknowledged_for_a_run_a_live_dispatcher_adopted(tmp_path: Path, store: SqlStore) -> None:
+    executor = start_executor(tmp_path / "e", secret=SECRET)
+    async_store = AsyncStore(store)
+    try:
+        request = shell("echo done", scheduled_ms=now_ms())
+        async with executor.channel() as channel:
+            stub = crontrio_pb2_grpc.ExecutorStub(channel)
+            await read_until(stub.Run(request, timeout=60), lambda out: b"done" in out, [])
+            stale = RunRecord(
+                run_id=request.run_id,
+                job_id=request.job_id,
+                job_name=request.job_name,
+                scheduled_ms=request.scheduled_ms,
+                attempt=1,
+                status=status.RUNNING,
+                dispatcher="gone@1",
+                created_ms=now_ms() - 60_000,
+            )
+            # In the store it is the adopter's now, still running under it.
+            store.write_runs([dataclasses.replace(stale, dispatcher="live@2")], [])
+            reconciler = _StaleOrphans(
+                async_store,
+                DispatcherLinks([], discovered=dict),
+                StaticRegistry([executor.address]),
+                0.1,
+                cluster_secret=SECRET,
+                stale=stale,
+            )
+            await reconciler.pass_once()
+            run = store.get_run(request.run_id)
+            assert run is not None and run.status == status.RUNNING and run.dispatcher == "live@2", run
+            # The executor still holds the result for the adopter to collect.
+            listed = await stub.ListResults(pb.ListResultsRequest(run_ids=[request.run_id]))
+            assert [r.run_id for r in listed.results] == [request.run_id], listed
+    finally:
+        await async_store.close()
+        executor.stop()
