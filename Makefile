@@ -8,8 +8,11 @@ PY     := $(BIN)/python
 STAMP  := $(VENV)/.installed-stamp
 STUBS  := protos/crontrio_pb2.py protos/crontrio_pb2_grpc.py protos/crontrio_pb2.pyi
 CONF   ?= conf/conf.ini
-# Parallel test workers; 2 cores here, pytest-xdist spreads the suite.
-TEST_WORKERS ?= auto
+# Parallel test workers: one more than the cores. The suite mostly waits on
+# real servers and processes (2 workers kept 2 cores ~45 % busy: 10.5 min;
+# 3 workers: 8.4 min, ~70 % busy); pytest-xdist spreads it, --dist loadgroup
+# keeps each xdist_group on one worker.
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 
 .PHONY: all setup protos run run-distributed test test-unit test-integration test-e2e lint clean distclean help
 
