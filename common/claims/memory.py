@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import heapq
 import time
+from collections.abc import Callable
 
 
 class MemoryClaims:
     """Claims held in a dict, expired lazily so memory stays bounded."""
 
-    def __init__(self) -> None:
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+        # Injectable so that a test moves time instead of sleeping through a TTL.
+        self._monotonic = monotonic
         self._owners: dict[str, str] = {}
         self._expiry: list[tuple[float, str]] = []
 
@@ -26,7 +29,7 @@ class MemoryClaims:
 
     def _expire(self) -> float:
         """Forget the claims past their TTL; now (monotonic)."""
-        now = time.monotonic()
+        now = self._monotonic()
         while self._expiry and self._expiry[0][0] <= now:
             _, expired = heapq.heappop(self._expiry)
             self._owners.pop(expired, None)

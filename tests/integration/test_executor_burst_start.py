@@ -118,16 +118,25 @@ async def test_cancelling_the_last_run_held_for_an_instant_stops_its_timer(table
 # ---------------------------------------------------------------- an HTTP run in its own task
 
 
-async def _silent_server() -> tuple[asyncio.Server, str]:
+class _Arrivals:
+    """How many requests the silent server has begun to receive."""
+
+    count = 0
+
+
+async def _silent_server() -> tuple[asyncio.Server, str, _Arrivals]:
     """Accepts connections and never answers: a request waits until stopped."""
+    arrivals = _Arrivals()
 
     async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.read()  # until the client goes away
+        if await reader.read(1):
+            arrivals.count += 1  # the request is in flight
+            await reader.read()  # until the client goes away
         writer.close()
 
     server = await asyncio.start_server(hold, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    return server, f"http://127.0.0.1:{port}/wait"
+    return server, f"http://127.0.0.1:{port}/wait", arrivals
 
 
 def http_handle(url: str) -> RunHandle:
@@ -144,13 +153,13 @@ async def _until_started(handle: RunHandle) -> None:
 
 
 async def test_stopping_an_http_run_ends_it_killed_and_its_task_goes_on() -> None:
-    server, url = await _silent_server()
+    server, url, arrivals = await _silent_server()
     clients = HttpClients()
     try:
         handle = http_handle(url)
         task = asyncio.create_task(drive_http(handle, 1, started=started, clients=clients))
         await _until_started(handle)
-        await asyncio.sleep(0.2)  # the request is in flight (the server never answers)
+        await _until(lambda: arrivals.count == 1, "the request to reach the server (which never answers)")
         assert handle.request_stop(status.KILLED, "killed on request")
         end = await asyncio.wait_for(task, 20)
         # The stop cancelled the run's own task; the driver took that back and
@@ -164,14 +173,15 @@ async def test_stopping_an_http_run_ends_it_killed_and_its_task_goes_on() -> Non
 
 
 async def test_cancelling_an_http_runs_task_is_not_taken_for_its_stop() -> None:
-    server, url = await _silent_server()
+    server, url, arrivals = await _silent_server()
     clients = HttpClients()
     try:
         for also_stopped in (False, True):
             handle = http_handle(url)
             task = asyncio.create_task(drive_http(handle, 1, started=started, clients=clients))
+            arrived = arrivals.count
             await _until_started(handle)
-            await asyncio.sleep(0.1)
+            await _until(lambda: arrivals.count > arrived, "the request to reach the server")
             if also_stopped:
                 handle.request_stop(status.KILLED, "killed on request")
             task.cancel()  # the executor's own cancellation (shutdown): it stands
