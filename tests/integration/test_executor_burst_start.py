@@ -181,7 +181,7 @@ async def test_cancelling_an_http_runs_task_is_not_taken_for_its_stop() -> None:
             task = asyncio.create_task(drive_http(handle, 1, started=started, clients=clients))
             arrived = arrivals.count
             await _until_started(handle)
-            await _until(lambda: arrivals.count > arrived, "the request to reach the server")
+            await _until(lambda arrived=arrived: arrivals.count > arrived, "the request to reach the server")
             if also_stopped:
                 handle.request_stop(status.KILLED, "killed on request")
             task.cancel()  # the executor's own cancellation (shutdown): it stands
