@@ -70,6 +70,7 @@ from bench.harness import (
     Service,
     cli,
     default_out_dir,
+    distributed_conf,
     embedded_conf,
     free_port,
     make_result,
@@ -78,7 +79,6 @@ from bench.harness import (
     scenario_cli,
     sleep_until_ms,
     summary_line,
-    write_conf,
     write_result,
 )
 from bench.profile_top import write_top_text
@@ -161,32 +161,7 @@ def run(
             for name, server in (("mariadb", mariadb), ("redis", redis), ("etcd", etcd)):
                 if server.proc is not None:
                     backend_pids[name] = server.proc.pid
-            conf = write_conf(
-                sc.root,
-                {
-                    "database": {
-                        "driver": "mysql",
-                        "host": "127.0.0.1",
-                        "port": str(mariadb.port),
-                        "username": mariadb.user,
-                        "password": mariadb.password,
-                        "database": database,
-                        "auto_migrate": "false",
-                    },
-                    "redis": {"host": redis.host, "port": str(redis.port)},
-                    "etcd": {"endpoints": etcd.endpoint, "lease_ttl": "3"},
-                    "dispatcher": {"executors": "", "shutdown_grace_seconds": "5"},
-                    "executor": {"kill_grace_seconds": "1", "shutdown_grace_seconds": "5"},
-                    "monitor": {
-                        "poll_interval_seconds": "0.2",
-                        "health_interval_seconds": "0.5",
-                        "reconcile_interval_seconds": "0.5",
-                        "missed_after_seconds": "8",
-                        "http_listen": "",
-                    },
-                    "log": {"level": log_level},
-                },
-            )
+            conf = distributed_conf(sc.root, mariadb, redis, etcd, database, log_level)
             migrate(conf)
             store = mysql_store(mariadb.port, mariadb.user, mariadb.password, database)
 

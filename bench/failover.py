@@ -33,6 +33,7 @@ from bench.harness import (
     Service,
     cli,
     default_out_dir,
+    distributed_conf,
     free_port,
     make_result,
     migrate,
@@ -41,7 +42,6 @@ from bench.harness import (
     scenario_cli,
     sleep_until_ms,
     summary_line,
-    write_conf,
     write_result,
 )
 from testing_support.servers import EtcdServer, MariaDBServer, RedisServer
@@ -103,32 +103,7 @@ def run(
         sc.on_exit(etcd.stop)
         etcd.start()
         backends_ready_s = time.time() - t_setup
-        conf = write_conf(
-            sc.root,
-            {
-                "database": {
-                    "driver": "mysql",
-                    "host": "127.0.0.1",
-                    "port": str(mariadb.port),
-                    "username": mariadb.user,
-                    "password": mariadb.password,
-                    "database": database,
-                    "auto_migrate": "false",
-                },
-                "redis": {"host": redis.host, "port": str(redis.port)},
-                "etcd": {"endpoints": etcd.endpoint, "lease_ttl": "3"},
-                "dispatcher": {"executors": "", "shutdown_grace_seconds": "5"},
-                "executor": {"kill_grace_seconds": "1", "shutdown_grace_seconds": "5"},
-                "monitor": {
-                    "poll_interval_seconds": "0.2",
-                    "health_interval_seconds": "0.5",
-                    "reconcile_interval_seconds": "0.5",
-                    "missed_after_seconds": "8",
-                    "http_listen": "",
-                },
-                "log": {"level": log_level},
-            },
-        )
+        conf = distributed_conf(sc.root, mariadb, redis, etcd, database, log_level)
         migrate(conf)
         db = Db(mariadb.port, mariadb.user, mariadb.password, database)
         db.sql(

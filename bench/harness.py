@@ -34,6 +34,7 @@ from typing import Any
 
 from bench import ORIGINAL_ENVIRON
 from crontrio.common.clock import now_ms
+from testing_support.servers import EtcdServer, MariaDBServer, RedisServer
 from testing_support.services import ChildProcess, free_port, is_serving, wait_for, write_conf
 
 __all__ = [
@@ -312,6 +313,39 @@ def migrate(conf: Path) -> None:
         timeout=120,
         env={**ORIGINAL_ENVIRON, "PYTHONPATH": str(REPO) + os.pathsep + ORIGINAL_ENVIRON.get("PYTHONPATH", "")},
         capture_output=True,
+    )
+
+
+def distributed_conf(
+    root: Path, mariadb: MariaDBServer, redis: RedisServer, etcd: EtcdServer, database: str, log_level: str
+) -> Path:
+    """conf.ini for distributed mode on the private MariaDB, Redis and etcd
+    (testing_support/servers.py): executors found in etcd, a quick monitor."""
+    return write_conf(
+        root,
+        {
+            "database": {
+                "driver": "mysql",
+                "host": "127.0.0.1",
+                "port": str(mariadb.port),
+                "username": mariadb.user,
+                "password": mariadb.password,
+                "database": database,
+                "auto_migrate": "false",
+            },
+            "redis": {"host": redis.host, "port": str(redis.port)},
+            "etcd": {"endpoints": etcd.endpoint, "lease_ttl": "3"},
+            "dispatcher": {"executors": "", "shutdown_grace_seconds": "5"},
+            "executor": {"kill_grace_seconds": "1", "shutdown_grace_seconds": "5"},
+            "monitor": {
+                "poll_interval_seconds": "0.2",
+                "health_interval_seconds": "0.5",
+                "reconcile_interval_seconds": "0.5",
+                "missed_after_seconds": "8",
+                "http_listen": "",
+            },
+            "log": {"level": log_level},
+        },
     )
 
 
