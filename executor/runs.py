@@ -129,6 +129,13 @@ class RunTable:
         when a new run would have to start during shutdown, and
         NotJournaledError when its start cannot be journaled.
         """
+        return _events_of(await self.decide(request))
+
+    async def decide(self, request: crontrio_pb2.RunRequest) -> RunHandle | crontrio_pb2.RunFinished:
+        """``run`` without the event stream: the handle of the run it
+        attached to or started, or the result it replays. A follower that
+        wants only the milestones watches the handle (RunHandle.watch), with
+        no task and no queue of its own. Raises as ``run``."""
         validate_request(request)
         async with self._deciding_on(request.run_id):
             try:
@@ -151,32 +158,32 @@ class RunTable:
         # our look at the running runs and our look at the journal.
         async with self._deciding_on(run_id):
             try:
-                events = await self._existing(run_id)
+                existing = await self._existing(run_id)
             except AlreadyAcknowledgedError as exc:
                 log.info("run %s: nothing to attach to, its result was acknowledged at %d", run_id, exc.acked_ms)
                 raise RunNotFoundError(run_id, "already finished and its result was acknowledged") from None
-        if events is None:
+        if existing is None:
             raise RunNotFoundError(run_id)
-        return events
+        return _events_of(existing)
 
     def _deciding_on(self, run_id: str) -> RunIdLock:
         """One Run/Attach decision at a time per run_id, so that two
         identical requests never both start it."""
         return RunIdLock(self._deciding, run_id)
 
-    async def _existing(self, run_id: str) -> AsyncIterator[crontrio_pb2.RunEvent] | None:
-        """The events of a run this executor already knows (attach to it
-        when running, replay its journaled result), or None when it was never
+    async def _existing(self, run_id: str) -> RunHandle | crontrio_pb2.RunFinished | None:
+        """A run this executor already knows: its handle when running (to
+        attach to), its journaled result (to replay), or None when it was never
         started here. Raises AlreadyAcknowledgedError for an acknowledged run.
         Call holding ``_deciding_on(run_id)``."""
         handle = self._running.get(run_id)
         if handle is not None:
             log.info("run %s: attaching a caller to the running run", run_id)
-            return handle.events()
+            return handle
         kept = self._unjournaled.get(run_id)
         if kept is not None:
             log.info("run %s: replaying its result kept in memory (%s)", run_id, kept.status)
-            return _single(crontrio_pb2.RunEvent(finished=kept))
+            return kept
         if run_id in self._acked_in_memory:
             raise AlreadyAcknowledgedError(run_id, self._acked_in_memory[run_id])
         # A finished run leaves _running only after its journal write, so a
@@ -184,15 +191,15 @@ class RunTable:
         # Run for this id, which waits for our lock.
         return await self._journaled(run_id, await self.journal.lookup(run_id))
 
-    async def _existing_or_start(self, request: crontrio_pb2.RunRequest) -> AsyncIterator[crontrio_pb2.RunEvent]:
+    async def _existing_or_start(self, request: crontrio_pb2.RunRequest) -> RunHandle | crontrio_pb2.RunFinished:
         """``_existing``, else start the run. Call holding ``_deciding_on``."""
         run_id = request.run_id
         if run_id in self._running or run_id in self._unjournaled or run_id in self._acked_in_memory or not self._accepting:
             # Attaches and replays go on while draining; nothing new starts.
-            events = await self._existing(run_id)
-            if events is None:
+            existing = await self._existing(run_id)
+            if existing is None:
                 raise DrainingError("executor is shutting down; not starting new runs")
-            return events
+            return existing
         now = now_ms()
         hold = hold_ms(request, now)
         # A held run's start record says when it will start.
@@ -214,9 +221,9 @@ class RunTable:
                 known = await self.journal.lookup(run_id)
             except Exception:  # noqa: BLE001 - refused below, the cause is logged by the journal
                 known = Lookup()
-            events = await self._journaled(run_id, known)
-            if events is not None:
-                return events
+            result = await self._journaled(run_id, known)
+            if result is not None:
+                return result
             log.info(
                 "run %s (%s attempt %d) refused: its start could not be journaled (journal error logged once)",
                 run_id,
@@ -239,18 +246,18 @@ class RunTable:
                 )
                 raise NotJournaledError(run_id, describe_failure(exc, self.journal.path)) from None
         if known is not None:
-            events = await self._journaled(run_id, known)
-            if events is not None:
-                return events
-        return self._start(request, started_ms, hold).events()
+            result = await self._journaled(run_id, known)
+            if result is not None:
+                return result
+        return self._start(request, started_ms, hold)
 
-    async def _journaled(self, run_id: str, known: Lookup) -> AsyncIterator[crontrio_pb2.RunEvent] | None:
-        """The replay of what the journal knows of a run that is not running,
+    async def _journaled(self, run_id: str, known: Lookup) -> crontrio_pb2.RunFinished | None:
+        """The result the journal knows of a run that is not running (to replay),
         or None when it knows nothing. Raises AlreadyAcknowledgedError for an
         acknowledged run."""
         if known.result is not None:
             log.info("run %s: replaying its journaled result (%s)", run_id, known.result.status)
-            return _single(crontrio_pb2.RunEvent(finished=known.result))
+            return known.result
         if known.acked_ms:
             raise AlreadyAcknowledgedError(run_id, known.acked_ms)
         if known.started is not None:
@@ -258,7 +265,7 @@ class RunTable:
             # executor process (recover() before serving should have caught
             # it) or its result could not be journaled. Never run it again.
             (result,) = await self._record_lost([known.started])
-            return _single(crontrio_pb2.RunEvent(finished=result))
+            return result
         return None
 
     def _start(self, request: crontrio_pb2.RunRequest, started_ms: int, hold: int) -> RunHandle:
@@ -508,6 +515,14 @@ class RunTable:
     def kill_all(self, error: str) -> int:
         """Kill every running run; returns how many were told to stop."""
         return sum(self.kill(run_id, error) for run_id in list(self._running))
+
+
+def _events_of(decided: RunHandle | crontrio_pb2.RunFinished) -> AsyncIterator[crontrio_pb2.RunEvent]:
+    """A caller's events: all of a run's (attached or started), or the one
+    RunFinished of a replay."""
+    if isinstance(decided, RunHandle):
+        return decided.events()
+    return _single(crontrio_pb2.RunEvent(finished=decided))
 
 
 async def _single(event: crontrio_pb2.RunEvent) -> AsyncIterator[crontrio_pb2.RunEvent]:

@@ -14,6 +14,7 @@ import grpc
 from crontrio.common import session_batch, status
 from crontrio.common.errors import ValidationError
 from crontrio.executor.refusals import AlreadyAcknowledgedError, DrainingError, NotJournaledError, RunNotFoundError
+from crontrio.executor.run_handle import Milestone
 from crontrio.executor.runs import RunTable
 from crontrio.protos import crontrio_pb2, crontrio_pb2_grpc
 
@@ -142,10 +143,11 @@ class ExecutorServicer(crontrio_pb2_grpc.ExecutorServicer):
 
 class _Session:
     """One Executor.Session stream: a task reads requests, a task per run
-    decides on it and forwards its RunStarted and RunFinished. Events wait
-    in a list until the stream's writer takes them all at once (``take``):
-    what piled up while the last message was written goes as one
-    EventBatch to a dispatcher that reads them."""
+    decides on it (refuses, replays, attaches or starts it) and then ends,
+    leaving the run's handle to call back with its RunStarted and
+    RunFinished (RunHandle.watch). Events wait in a list until the stream's
+    writer takes them all at once (``take``): what piled up while the last
+    message was written goes as one EventBatch to a dispatcher that reads them."""
 
     def __init__(self, runs: RunTable, requests: AsyncIterator[crontrio_pb2.SessionRequest], batches: bool) -> None:
         self._runs = runs
@@ -156,6 +158,10 @@ class _Session:
         # The dispatcher reads EventBatch (it said so, or sent a RunBatch).
         self._batches = batches
         self._followers: set[asyncio.Task[None]] = set()
+        # Runs watched and not finished yet: a half-closed stream ends after them.
+        self._watched: set[str] = set()
+        self._reading = True
+        self._closed = False
         self._reader = asyncio.create_task(self._read(requests), name="session reader")
 
     async def take(self) -> list[crontrio_pb2.SessionEvent] | None:
@@ -175,15 +181,33 @@ class _Session:
         ]
 
     def _emit(self, event: crontrio_pb2.SessionEvent) -> None:
+        if self._closed:
+            return  # nobody reads them any more
         self._pending.append(event)
         self._ready.set()
 
+    def _milestone(self, milestone: Milestone) -> None:
+        """A watched run's RunStarted or RunFinished (RunHandle.watch)."""
+        if isinstance(milestone, crontrio_pb2.RunStarted):
+            self._emit(crontrio_pb2.SessionEvent(started=milestone))
+            return
+        self._emit(crontrio_pb2.SessionEvent(finished=milestone))
+        self._watched.discard(milestone.run_id)
+        self._end_if_done()
+
+    def _end_if_done(self) -> None:
+        """Half-closed by the dispatcher: end the stream once every run it
+        sent has been decided on and has reported its end."""
+        if not self._reading and not self._followers and not self._watched and not self._ended:
+            self._ended = True
+            self._ready.set()
+
     def close(self) -> None:
-        # Followers are left to finish (the runs go on regardless: a run
-        # held for its scheduled time still starts on time though its
+        # Deciding followers are left to finish and watched runs go on (a
+        # run held for its scheduled time still starts on time though its
         # dispatcher went away, and its result is journaled and collected
-        # later). They only queue a RunStarted and a RunFinished that nobody
-        # reads, then end.
+        # later); what they would report is dropped.
+        self._closed = True
         self._reader.cancel()
 
     async def _read(self, requests: AsyncIterator[crontrio_pb2.SessionRequest]) -> None:
@@ -203,19 +227,21 @@ class _Session:
             log.info("session: the dispatcher's stream ended: %s", exc)
             return
         # Half-closed: the runs already sent still report, then the stream ends.
-        while self._followers:
-            await asyncio.wait(set(self._followers))
-        self._ended = True
-        self._ready.set()
+        self._reading = False
+        self._end_if_done()
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(work, name=name)
         self._followers.add(task)
-        task.add_done_callback(self._followers.discard)
+        task.add_done_callback(self._follower_done)
+
+    def _follower_done(self, task: asyncio.Task[None]) -> None:
+        self._followers.discard(task)
+        self._end_if_done()
 
     async def _follow(self, request: crontrio_pb2.RunRequest) -> None:
         try:
-            events = await self._runs.run(request)
+            decided = await self._runs.decide(request)
         except Exception as exc:
             refusal = _refusal(exc)
             if refusal is None:
@@ -225,13 +251,12 @@ class _Session:
             refused = crontrio_pb2.RunRefused(run_id=request.run_id, code=code.value[0], message=str(exc))
             self._emit(crontrio_pb2.SessionEvent(refused=refused))
             return
-        async for event in events:
-            # Output is left out: a Session carries milestones, Attach the output.
-            kind = event.WhichOneof("event")
-            if kind == "started":
-                self._emit(crontrio_pb2.SessionEvent(started=event.started))
-            elif kind == "finished":
-                self._emit(crontrio_pb2.SessionEvent(finished=event.finished))
+        if isinstance(decided, crontrio_pb2.RunFinished):  # a replay
+            self._emit(crontrio_pb2.SessionEvent(finished=decided))
+            return
+        # Output is left out: a Session carries milestones, Attach the output.
+        self._watched.add(request.run_id)
+        decided.watch(self._milestone)
 
     async def _ack(self, run_ids: list[str]) -> None:
         try:

@@ -497,3 +497,28 @@ async def test_a_dispatcher_sends_an_older_executor_one_run_per_message() -> Non
         await server.stop(None)
     assert [events[-1].finished.status for events in outcomes] == ["succeeded"] * 8
     assert older.received == ["run"] * 8
+
+
+@pytest.mark.asyncio
+async def test_a_half_closed_stream_ends_once_every_run_sent_on_it_has_reported(
+    stub: crontrio_pb2_grpc.ExecutorStub,
+) -> None:
+    # The dispatcher stops sending (half-close) while its runs still go:
+    # the stream must carry their ends and only then end by itself. The same
+    # run sent twice is attached to, not started again, and reports to both.
+    slow = shell("sleep 0.5; echo slow")
+    quick = shell("echo quick")
+    messages = [pb.SessionRequest(run=slow), pb.SessionRequest(run=quick), pb.SessionRequest(run=slow)]
+
+    async def read_to_the_end() -> list[pb.SessionEvent]:
+        call = stub.Session(iter(messages))
+        return [event async for event in call]
+
+    received = await asyncio.wait_for(read_to_the_end(), 30)
+    finished = [e.finished for e in received if e.HasField("finished")]
+    assert sorted(f.run_id for f in finished) == sorted([slow.run_id, slow.run_id, quick.run_id])
+    assert {f.run_id: f.output_tail for f in finished} == {slow.run_id: b"slow\n", quick.run_id: b"quick\n"}
+    started = [e.started.run_id for e in received if e.HasField("started")]
+    assert sorted(started) == sorted([slow.run_id, slow.run_id, quick.run_id])
+    # Started once: both followers saw the same process.
+    assert len({e.started.pid for e in received if e.HasField("started") and e.started.run_id == slow.run_id}) == 1
