@@ -57,6 +57,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._reply(200, b"arrived\n")
             else:
                 self._reply(302 if left % 2 == 0 else 301, b"moved\n", Location=f"/hop/{left - 1}")
+        elif path == "/set-cookie":
+            self._reply(200, b"set\n", **{"Set-Cookie": "session=job-a-secret; Path=/"})
         elif path == "/see-other":
             self._reply(303, b"", Location="/headers")
         elif path == "/loop":
@@ -192,6 +194,18 @@ async def test_no_headers_beyond_what_the_task_needs(clients: HttpClients, http_
         clients, f"{http_base}/headers", method="POST", body="{}", headers={"Content-Type": "application/json"}
     )
     assert echoed(output)["headers"]["content-type"] == "application/json"
+
+
+async def test_a_cookie_one_run_was_given_never_reaches_another_run(clients: HttpClients, http_base: str) -> None:
+    # Runs of different jobs share the connection pool, never state: a
+    # session cookie job A's server set must not be sent with job B's request.
+    # By name: aiohttp's cookie jar keeps no cookie of a host given as an IP.
+    named = http_base.replace("127.0.0.1", "localhost")
+    result, _ = await fetch(clients, f"{named}/set-cookie")
+    assert result.succeeded, result
+    result, output = await fetch(clients, f"{named}/headers")
+    assert result.succeeded, result
+    assert "cookie" not in echoed(output)["headers"], echoed(output)
 
 
 # ---------------------------------------------------------------- redirects
