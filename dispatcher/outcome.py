@@ -78,7 +78,8 @@ class RunOutcomes:
         """The executor started the run: record it, and time its overrun."""
         self._watch_overrun(job, record.run_id, ev.started_ms)
         self._metrics.started(record, ev.started_ms)
-        self._recorder.update(
+        # Soon, not now: usually the run's end follows and takes it along.
+        self._recorder.update_soon(
             record.run_id,
             status=status.RUNNING,
             executor=ev.executor or executor.address,

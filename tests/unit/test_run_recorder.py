@@ -74,3 +74,49 @@ async def test_writes_in_time_are_not_reported(caplog: pytest.LogCaptureFixture)
     assert store.batches == [(0, 1), (0, 1)]
     assert rec.behind_seconds < recorder.BEHIND_WARN_SECONDS
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+class KeepingStore:
+    """write_runs that keeps every update it was given, batch by batch."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[tuple[str, dict[str, Any]]]] = []
+
+    async def write_runs(self, inserts: Sequence[RunRecord], updates: Sequence[tuple[str, dict[str, Any]]]) -> list[bool]:
+        self.batches.append(list(updates))
+        return [True] * len(inserts)
+
+    def updates(self) -> list[tuple[str, dict[str, Any]]]:
+        return [update for batch in self.batches for update in batch]
+
+
+async def _until(condition: Any, within: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_start_soon_followed_by_the_end_is_one_write_with_both() -> None:
+    store = KeepingStore()
+    rec = RunRecorder(store, batch_ms=0)
+    rec.start()
+    rec.update_soon("r1", status="running", started_ms=5, pid=7)
+    await asyncio.wait_for(rec.update("r1", status="succeeded", finished_ms=9), 5)
+    await rec.close()
+    assert store.updates() == [("r1", {"status": "succeeded", "started_ms": 5, "pid": 7, "finished_ms": 9})]
+
+
+async def test_a_start_with_no_end_is_written_after_the_wait_and_at_close() -> None:
+    store = KeepingStore()
+    rec = RunRecorder(store, batch_ms=0)
+    rec._soon_seconds = 0.05  # the wait under test, short
+    rec.start()
+    rec.update_soon("r1", status="running", started_ms=5)
+    rec.update_soon("r1", pid=7)  # merged into the held one
+    await _until(lambda: store.updates())
+    assert store.updates() == [("r1", {"status": "running", "started_ms": 5, "pid": 7})]
+    rec._soon_seconds = 3600.0  # held for an hour: close must write it all the same
+    rec.update_soon("r2", status="running")
+    await asyncio.wait_for(rec.close(), 5)
+    assert store.updates()[-1] == ("r2", {"status": "running"})
