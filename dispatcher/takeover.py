@@ -12,11 +12,12 @@ look once more just after the scheduled time: a run still pending that no
 executor has reported starting, whose dispatcher is dead (peers.py), is
 adopted (a conditional update of its owner, so one adopter wins and the
 monitor leaves it alone) and carried on: followed on the executor that
-already has it, or sent. All the runs one look finds are adopted together
-(`Store.adopt_runs`: one transaction, an UPDATE per few hundred runs) and
-carried on together (`FiringRunner.adopt`: one question per executor about
-who has which), since a peer killed in a burst leaves thousands of them. Without this the monitor would settle it as lost
+already has it, or sent. Without this the monitor would settle it as lost
 and retry it only once the dead dispatcher's registration expired (seconds).
+All the runs one look finds are adopted together (`Store.adopt_runs`: one
+transaction, an UPDATE per few hundred runs) and carried on together
+(`FiringRunner.adopt`: one question per executor about who has which),
+since a peer killed in a burst leaves thousands of them.
 """
 
 from __future__ import annotations
