@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -32,6 +32,7 @@ from crontrio.common.registry.base import Registry
 from crontrio.dispatcher.connect_errors import never_connected, refused_unstarted, unstarted_proof
 from crontrio.dispatcher.executor_client import ExecutorClients
 from crontrio.dispatcher.executor_session import SessionBrokenError
+from crontrio.dispatcher.run_holders import holders_of
 from crontrio.protos import crontrio_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -162,19 +163,17 @@ class ExecutorLink:
                 return result
         return None
 
+    async def holders_of(self, run_ids: Sequence[str]) -> dict[str, str]:
+        """Per run id, the address of the live executor that has it (running,
+        held, or with its result journaled), or "" when none has it. Asked
+        of every executor once for all of them (dispatcher/run_holders.py);
+        a run nobody claims goes to an executor that could not say, rather
+        than to another one, where it could run a second time."""
+        return await holders_of(self.clients, self.live_addresses, run_ids)
+
     async def holder_of(self, run_id: str) -> str:
-        """The address of a live executor that knows `run_id` (running, held,
-        or with its result journaled), or "". One that answered with an
-        error may have it: with none that knows it, the run goes there, where
-        Run (idempotent by run id) follows it if it has it, rather than to
-        another executor, where it could run a second time."""
-        addresses = self.live_addresses()
-        answers = await asyncio.gather(*(self.knows(a, run_id) for a in addresses))
-        known = [a for a, answer in zip(addresses, answers, strict=True) if answer is not None and answer != UNSURE]
-        unsure = [a for a, answer in zip(addresses, answers, strict=True) if answer == UNSURE]
-        if not known and unsure:
-            log.warning("run %s: executor %s could not say whether it has the run; sending it there", run_id, unsure[0])
-        return (known or unsure or [""])[0]
+        """`holders_of` for one run."""
+        return (await self.holders_of([run_id]))[run_id]
 
     async def ack(self, address: str, run_id: str) -> None:
         """Tell the executor its result is recorded, so it forgets it."""

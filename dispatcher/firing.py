@@ -229,21 +229,44 @@ class FiringRunner:
                 return
         await self.run_firing(job, scheduled_ms, trigger)
 
-    async def adopt(self, job: Job, run: RunRecord) -> None:
-        """Carry on with `run`, recorded by a dispatcher that died before any
-        executor reported starting it (and whose ownership we just took over
-        in the store, see takeover.py). If an executor already has it (sent,
-        held for its time, or even finished), we follow it there, since Run is
-        idempotent by run id; otherwise it is sent as its owner would have."""
-        holder = await self.link.holder_of(run.run_id)
-        log.warning(
-            "job %s run %s: adopted from dead dispatcher %s (%s)",
-            job.name,
-            run.run_id,
-            run.dispatcher,
-            f"following it on {holder}" if holder else "no executor has it: sending it",
-        )
-        await self.run_firing(job, run.scheduled_ms, run.trigger, run.attempt, recorded=True, pin=holder)
+    async def adopt(self, adopted: list[tuple[Job, RunRecord]]) -> None:
+        """Carry on with runs recorded by dispatchers that died before any
+        executor reported starting them (and whose ownership we just took
+        over in the store, see takeover.py). A run an executor already has
+        (sent, held for its time, or even finished) is followed there, since
+        Run is idempotent by run id; the others are sent as their owner would
+        have. Who has which is asked once for the whole batch (one
+        ListResults per executor, `ExecutorLink.holders_of`), and every run
+        starts in this loop turn, so those bound for one executor go to it
+        as one RunBatch on its session: a survivor adopts thousands at once
+        when a peer dies in a burst."""
+        holders = await self.link.holders_of([run.run_id for _, run in adopted])
+        for owner, count in sorted(Counter(run.dispatcher for _, run in adopted).items()):
+            followed = sum(1 for _, run in adopted if run.dispatcher == owner and holders[run.run_id])
+            log.warning(
+                "adopted from dead dispatcher %s: %d run(s), %d followed on the executor that has it, %d sent",
+                owner,
+                count,
+                followed,
+                count - followed,
+            )
+        firings: list[tuple[Coroutine[Any, Any, None], str]] = []
+        for job, run in adopted:
+            holder = holders[run.run_id]
+            log.debug(
+                "job %s run %s: adopted from %s (%s)",
+                job.name,
+                run.run_id,
+                run.dispatcher,
+                f"following it on {holder}" if holder else "no executor has it: sending it",
+            )
+            firing = self.run_firing(job, run.scheduled_ms, run.trigger, run.attempt, recorded=True, pin=holder)
+            firings.append((firing, f"adopt-{run.run_id}"))
+        if self.hooks.spawn is None:
+            await asyncio.gather(*(firing for firing, _ in firings))
+            return
+        for firing, name in firings:
+            self.hooks.spawn(firing, name)
 
     async def run_firing(
         self, job: Job, scheduled_ms: int, trigger: str, first_attempt: int = 1, recorded: bool = False, pin: str = ""

@@ -14,6 +14,10 @@ adopted (a conditional update of its owner, so one adopter wins and the
 monitor leaves it alone) and carried on: followed on the executor that
 already has it, or sent. Without this the monitor would settle it as lost
 and retry it only once the dead dispatcher's registration expired (seconds).
+All the runs one look finds are adopted together (`Store.adopt_runs`: one
+transaction, an UPDATE per few hundred runs) and carried on together
+(`FiringRunner.adopt`: one question per executor about who has which),
+since a peer killed in a burst leaves thousands of them.
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ class TakeoverWatch:
         *,
         dispatcher_id: str = "",
         alive: Callable[[str], Awaitable[bool]] | None = None,
-        adopt: Callable[[Job, RunRecord], Coroutine[Any, Any, None]] | None = None,
+        adopt: Callable[[list[tuple[Job, RunRecord]]], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
         self._store = store
         self._take_over = take_over
@@ -134,11 +138,17 @@ class TakeoverWatch:
         jobs = {(job.id, ms): job for job, ms in firings}
         owners = {run.dispatcher for run in unstarted if (run.job_id, run.scheduled_ms) in jobs}
         dead = {owner for owner in owners if not await self._alive(owner)}
-        for run in unstarted:
-            job = jobs.get((run.job_id, run.scheduled_ms))
-            if job is None or run.dispatcher not in dead:
-                continue
-            if not await self._store.adopt_run(run.run_id, run.dispatcher, self._me):
-                continue  # another dispatcher (or the monitor) got there first
-            self.adopted += 1
-            self._spawn(self._adopt(job, run), f"adopt-{run.run_id}")
+        candidates = {
+            run.run_id: (jobs[(run.job_id, run.scheduled_ms)], run)
+            for run in unstarted
+            if (run.job_id, run.scheduled_ms) in jobs and run.dispatcher in dead
+        }
+        if not candidates:
+            return
+        # One conditional update for the batch: those another dispatcher (or
+        # the monitor) got first are not among the won.
+        won = await self._store.adopt_runs([(run_id, run.dispatcher) for run_id, (_, run) in candidates.items()], self._me)
+        adopted = [candidates[run_id] for run_id in sorted(won)]
+        if adopted:
+            self.adopted += len(adopted)
+            self._spawn(self._adopt(adopted), f"adopt-{len(adopted)}-{adopted[0][1].run_id}")

@@ -116,8 +116,8 @@ class AsyncStore:
     async def unstarted_runs_between(self, start_ms: int, end_ms: int, not_dispatcher: str) -> list[RunRecord]:
         return await self._run(self.blocking.unstarted_runs_between, start_ms, end_ms, not_dispatcher)
 
-    async def adopt_run(self, run_id: str, old_dispatcher: str, new_dispatcher: str) -> bool:
-        return await self._run(self.blocking.adopt_run, run_id, old_dispatcher, new_dispatcher)
+    async def adopt_runs(self, owned_by: Sequence[tuple[str, str]], new_dispatcher: str) -> set[str]:
+        return await self._run(self.blocking.adopt_runs, owned_by, new_dispatcher)
 
     async def firings_between(self, start_ms: int, end_ms: int) -> set[tuple[int, int]]:
         return await self._run(self.blocking.firings_between, start_ms, end_ms)

@@ -17,7 +17,7 @@ from crontrio.common import status
 from crontrio.common.clock import now_ms
 from crontrio.common.model import RunRecord
 from crontrio.common.store.rows import row_to_run
-from crontrio.common.store.run_batch import RUN_COLUMNS, RunBatchWriter
+from crontrio.common.store.run_batch import CHUNK_ROWS, RUN_COLUMNS, RunBatchWriter
 from crontrio.common.store.schema import runs
 
 _RUN_COLUMNS = frozenset(RUN_COLUMNS)
@@ -101,22 +101,55 @@ class RunQueries:
         with self.engine.connect() as conn:
             return [row_to_run(r) for r in conn.execute(query).mappings().all()]
 
-    def adopt_run(self, run_id: str, old_dispatcher: str, new_dispatcher: str) -> bool:
-        """Make `new_dispatcher` the owner of a pending run of `old_dispatcher`
-        that no executor has reported starting; False when anything about it
-        changed meanwhile (so of two adopters, and the monitor, one wins)."""
+    def adopt_runs(self, owned_by: Sequence[tuple[str, str]], new_dispatcher: str) -> set[str]:
+        """Make `new_dispatcher` the owner of the given runs, each a pending
+        run of its (dead) dispatcher, (run id, dispatcher), that no executor
+        has reported starting; the run ids it now owns. A run that changed
+        meanwhile (another adopter, the monitor, its executor) is left alone,
+        so of two adopters, and the monitor, one wins each run.
+
+        One transaction, all or nothing: a failure leaves every run as it
+        was (none is owned here yet carried by nobody), and the caller may
+        ask again. Per owner and chunk of CHUNK_ROWS run ids, one conditional
+        UPDATE, then, only when it moved some but not all of them, a SELECT
+        of the ones now ours, in the same transaction (MariaDB has no UPDATE
+        ... RETURNING). That answer is exact: only this transaction gives a
+        run to `new_dispatcher`, whose runs these were not (the caller read
+        them as another's); its own changes are what it reads back, on
+        MariaDB (the snapshot of a transaction includes its own writes) and
+        on SQLite (the UPDATE took the one write lock until the commit).
+        Run ids go in sorted order, so two adopters lock rows in the same
+        order (InnoDB) and do not deadlock each other."""
+        owners: dict[str, str] = {}
+        for run_id, old in owned_by:
+            if old == new_dispatcher:
+                raise ValueError(f"run {run_id} is already {new_dispatcher}'s")
+            owners.setdefault(run_id, old)
+        by_owner: dict[str, list[str]] = {}
+        for run_id, old in sorted(owners.items()):
+            by_owner.setdefault(old, []).append(run_id)
+        won: set[str] = set()
+        stamp = now_ms()
         with self.engine.begin() as conn:
-            result = conn.execute(
-                update(runs)
-                .where(
-                    runs.c.run_id == run_id,
-                    runs.c.status == status.PENDING,
-                    runs.c.executor == "",
-                    runs.c.dispatcher == old_dispatcher,
-                )
-                .values(dispatcher=new_dispatcher, updated_ms=now_ms())
-            )
-            return bool(result.rowcount == 1)
+            for old, run_ids in sorted(by_owner.items()):
+                for start in range(0, len(run_ids), CHUNK_ROWS):
+                    chunk = run_ids[start : start + CHUNK_ROWS]
+                    moved = conn.execute(
+                        update(runs)
+                        .where(
+                            runs.c.run_id.in_(chunk),
+                            runs.c.status == status.PENDING,
+                            runs.c.executor == "",
+                            runs.c.dispatcher == old,
+                        )
+                        .values(dispatcher=new_dispatcher, updated_ms=stamp)
+                    ).rowcount
+                    if moved == len(chunk):
+                        won.update(chunk)
+                    elif moved:
+                        ours = select(runs.c.run_id).where(runs.c.run_id.in_(chunk), runs.c.dispatcher == new_dispatcher)
+                        won.update(str(run_id) for (run_id,) in conn.execute(ours))
+        return won
 
     def firings_between(self, start_ms: int, end_ms: int) -> set[tuple[int, int]]:
         """(job_id, scheduled_ms) of every run scheduled in [start_ms, end_ms)."""
