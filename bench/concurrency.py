@@ -119,6 +119,9 @@ async def drive(
     for c in chans:
         await asyncio.wait_for(c.channel_ready(), 10)
     samples: list[dict[str, float]] = []
+    # A reading before the first request: the base of the start path's CPU.
+    if (before := proc_stats(pid)) is not None:
+        samples.append({**before, "t": time.time()})
     stop = asyncio.Event()
     sampler = asyncio.create_task(sample(pid, samples, stop))
     t0 = time.time()
@@ -142,6 +145,23 @@ async def drive(
     for c in chans:
         await c.close()
     return {"t0": t0, "samples": samples, "acked": acked}
+
+
+def cpu_split(samples: list[dict[str, float]], final: dict[str, float] | None, last_started: float | None) -> dict[str, Any]:
+    """The executor's CPU split into its own (the Python process: gRPC, journal,
+    spawning) and its reaped children's (the shells and their commands), and
+    its own CPU from the first sample to the first sample after the last
+    RunStarted: the start path alone. cpu_seconds sums all of it, and on a
+    small VM the children's exec dominates, hiding changes in the executor's
+    own cost."""
+    out: dict[str, Any] = {}
+    if final is not None:
+        out["executor_cpu_own_s"] = round(final["cpu_own"], 2)
+        out["executor_cpu_children_s"] = round(final["cpu_children"], 2)
+    if samples and last_started is not None:
+        after = next((s for s in samples if s["t"] >= last_started), samples[-1])
+        out["executor_cpu_own_to_last_start_s"] = round(after["cpu_own"] - samples[0]["cpu_own"], 2)
+    return out
 
 
 def run(
@@ -207,6 +227,7 @@ def run(
         "fds_note": "open fds of the executor process only (/proc/<pid>/fd), sampled every 0.5 s",
         "executor_start_lag_ms": percentiles(tally.exec_started_ms[i] - tally.sent[i] * 1000 for i in started),
         "acked": info["acked"],
+        **cpu_split(samples, final["executor"], last_started if started else None),
         "log_warnings_errors": problems,
     }
     result = make_result(

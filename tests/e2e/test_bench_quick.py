@@ -128,6 +128,9 @@ def test_concurrency_starts_and_finishes_every_run(results: tuple[Path, dict[str
     assert r["duplicates"] == 0
     assert extra["peak_fds"] > extra["fds_idle"] > 0
     assert extra["acked"] == r["params"]["runs"]
+    # The CPU split: the shells are the executor's reaped children.
+    assert extra["executor_cpu_children_s"] > 0
+    assert 0 < extra["executor_cpu_own_to_last_start_s"] <= extra["executor_cpu_own_s"]
 
 
 def test_failover_loses_and_doubles_nothing(results: tuple[Path, dict[str, dict[str, Any]]]) -> None:
