@@ -129,8 +129,9 @@ class DispatcherConfig:
     # (the database locked, down or too slow) does not run then: its job's
     # misfire policy applies once writes keep up (README, "Misfires").
     misfire_grace_seconds: float = 10.0
-    # At most this many firings wait in memory to be recorded; beyond it a
-    # firing is a misfire at once, so a stuck database cannot grow memory.
+    # At most this many firings are queued to be recorded; beyond it a
+    # firing waits its turn, and is a misfire once past its grace (so a
+    # stuck database holds at most a grace's worth of firings in memory).
     record_backlog: int = 10_000
     # Prometheus /metrics (README "Metrics"); empty = off.
     metrics_listen: str = "127.0.0.1:5924"

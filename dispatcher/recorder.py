@@ -11,11 +11,16 @@ larger still (fewer, bigger transactions for a database across a network).
 
 A firing's insert is bounded twice over, so that a database that is locked
 or down cannot make the dispatcher pile up firings in memory and start them
-all at once, late, when it comes back: it is refused at once while
-`max_backlog` firing inserts wait already, and dropped if it is not written
-by its deadline (RecordDroppedError either way; the caller treats the firing
-as misfired, see dispatcher/misfire.py). Other writes (run outcomes, catch-up
-records) are never dropped: losing those would lose history.
+all at once, late, when it comes back: at most `max_backlog` firing inserts
+are queued for writing, the others wait for room in turn, and any that is
+not written by its deadline (its misfire grace) is dropped
+(RecordDroppedError; the caller treats the firing as misfired, see
+dispatcher/misfire.py). Waiting, not refusing, is what a healthy database
+with a big burst needs: 100,000 jobs due at one second are written within
+seconds, while refusing beyond the backlog recorded 90,000 of them
+`missed`. A stuck database still costs memory for at most a grace's worth
+of firings. Other writes (run outcomes, catch-up records) are never
+dropped: losing those would lose history.
 
 A run's start is written a little late (`update_soon`): most runs end within
 a fraction of a second, and an update of the same run queued meanwhile takes
@@ -30,6 +35,7 @@ written then (its run is adopted from its recorded firing).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Sequence
@@ -115,6 +121,10 @@ class RunRecorder:
         self._committing = _Batch()  # the batch being written (and retried)
         self._commit_since = 0.0  # monotonic start of the commit under way (0: none)
         self._full_warned = False
+        # Firing inserts waiting for room in the backlog, first come first in.
+        self._room_waiters: deque[asyncio.Future[None]] = deque()
+        # Of those, let in and not queued yet (they queue on their next step).
+        self._granted = 0
         self._has_work = asyncio.Event()
         # update_soon's writes: run id -> fields, and when each is due (loop
         # time) in the order queued; one timer, for the oldest.
@@ -152,17 +162,10 @@ class RunRecorder:
         at once when `max_backlog` such inserts wait already, or once the
         deadline (wall-clock ms) passes before a commit takes it."""
         if deadline_ms:
-            if self.backlog >= self._max_backlog:
-                if not self._full_warned:
-                    self._full_warned = True
-                    log.warning(
-                        "run history backlog is full (%d firings waiting to be written): firings are not queued "
-                        "but handled as misfires until the database keeps up again",
-                        self.backlog,
-                    )
-                raise RecordDroppedError(f"run history backlog full ({self._max_backlog} firings waiting)")
             if deadline_ms <= self._clock.now_ms():
                 raise RecordDroppedError(f"past its deadline already ({record.run_id})")
+            if self.backlog + self._granted >= self._max_backlog or self._room_waiters:
+                await self._wait_for_room(record.run_id, deadline_ms)
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._pending.inserts.append(record)
         self._pending.insert_futures.append(future)
@@ -172,6 +175,52 @@ class RunRecorder:
         self._pending.queued(self._clock)
         self._has_work.set()
         return await future
+
+    async def _wait_for_room(self, run_id: str, deadline_ms: int) -> None:
+        """Wait until the backlog has room for one more firing insert (those
+        that came first go first); RecordDroppedError at ``deadline_ms``.
+        The caller queues its insert as soon as this returns."""
+        if not self._full_warned:
+            self._full_warned = True
+            log.warning(
+                "run history backlog is full (%d firings waiting to be written): further firings wait for room "
+                "and are handled as misfires if not written within their misfire grace",
+                self.backlog,
+            )
+        room: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._room_waiters.append(room)
+        timeout = max(0.0, (deadline_ms - self._clock.now_ms()) / 1000)
+        try:
+            await asyncio.wait_for(asyncio.shield(room), timeout)
+        except BaseException as exc:
+            if room.done() and not room.cancelled():
+                # Let in just as it gave up: take the room after all (a
+                # firing past its deadline is dropped at its commit), or,
+                # when cancelled, pass it on.
+                if not isinstance(exc, TimeoutError):
+                    self._granted -= 1
+                    self._give_room()
+                    raise
+            else:
+                room.cancel()
+                with contextlib.suppress(ValueError):
+                    self._room_waiters.remove(room)
+                if isinstance(exc, TimeoutError):
+                    raise RecordDroppedError(
+                        f"not written within its deadline: the run history backlog stayed full ({run_id})"
+                    ) from None
+                raise
+        self._granted -= 1
+
+    def _give_room(self) -> None:
+        """Let in as many waiting firing inserts as the backlog has room for."""
+        free = self._max_backlog - self.backlog - self._granted
+        while free > 0 and self._room_waiters:
+            room = self._room_waiters.popleft()
+            if not room.done():
+                room.set_result(None)
+                self._granted += 1
+                free -= 1
 
     def update(self, run_id: str, **fields: Any) -> asyncio.Future[None]:
         """Queue an update; await the returned future when it must be durable."""
@@ -231,9 +280,10 @@ class RunRecorder:
                 finally:
                     self._committing = _Batch()
                     self._commit_since = 0.0
-                if self._full_warned and self.backlog < self._max_backlog // 2:
+                self._give_room()
+                if self._full_warned and not self._room_waiters and self.backlog < self._max_backlog // 2:
                     self._full_warned = False
-                    log.warning("run history backlog is down to %d firings: queueing firings again", self.backlog)
+                    log.warning("run history backlog is down to %d firings: no firing waits for room now", self.backlog)
             if self._closing and not self._pending:
                 return
 

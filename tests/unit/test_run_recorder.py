@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from crontrio.common.model import RunRecord
+from crontrio.common.model import RunRecord, make_run_id
 from crontrio.dispatcher import recorder
 from crontrio.dispatcher.recorder import RunRecorder
 
@@ -120,3 +120,37 @@ async def test_a_start_with_no_end_is_written_after_the_wait_and_at_close() -> N
     rec.update_soon("r2", status="running")
     await asyncio.wait_for(rec.close(), 5)
     assert store.updates()[-1] == ("r2", {"status": "running"})
+
+
+class GatedStore:
+    """write_runs that waits for ``gate`` before each batch, keeping the run ids in order."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.written: list[str] = []
+
+    async def write_runs(self, inserts: Sequence[RunRecord], updates: Sequence[tuple[str, dict[str, Any]]]) -> list[bool]:
+        await self.gate.wait()
+        self.written += [r.run_id for r in inserts]
+        return [True] * len(inserts)
+
+
+def _firing(n: int) -> RunRecord:
+    run_id = make_run_id(1, n * 1000, 1)
+    return RunRecord(run_id=run_id, job_id=1, job_name="j", scheduled_ms=n * 1000, attempt=1, status="pending")
+
+
+async def test_firings_beyond_the_backlog_wait_their_turn_and_a_cancelled_one_passes_its_room_on() -> None:
+    store = GatedStore()
+    rec = RunRecorder(store, batch_ms=0, max_backlog=1)
+    rec.start()
+    far = rec._clock.now_ms() + 60_000
+    inserts = {n: asyncio.ensure_future(rec.insert(_firing(n), deadline_ms=far)) for n in range(4)}
+    await _until(lambda: rec.backlog == 1)
+    inserts[1].cancel()  # gave up while waiting: its place goes to the next
+    await asyncio.sleep(0)
+    assert rec.backlog == 1 and not any(f.done() for n, f in inserts.items() if n != 1)
+    store.gate.set()
+    assert await asyncio.wait_for(asyncio.gather(inserts[0], inserts[2], inserts[3]), 5) == [True] * 3
+    await rec.close()
+    assert store.written == [_firing(n).run_id for n in (0, 2, 3)]
