@@ -35,7 +35,8 @@ written then (its run is adopted from its recorded firing).
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import heapq
+import itertools
 import logging
 from collections import deque
 from collections.abc import Sequence
@@ -122,7 +123,15 @@ class RunRecorder:
         self._commit_since = 0.0  # monotonic start of the commit under way (0: none)
         self._full_warned = False
         # Firing inserts waiting for room in the backlog, first come first in.
+        # A future per waiter and one timer for them all, not a wait_for
+        # each: a burst of 100,000 firings can wait at once. In order of
+        # arrival (let in), and by deadline (dropped); a future done in one
+        # is skipped in the other.
         self._room_waiters: deque[asyncio.Future[None]] = deque()
+        self._room_deadlines: list[tuple[int, int, str, asyncio.Future[None]]] = []  # heap: deadline, order, run id
+        self._room_order = itertools.count()
+        self._expiry: asyncio.TimerHandle | None = None
+        self._expiry_at = 0
         # Of those, let in and not queued yet (they queue on their next step).
         self._granted = 0
         self._has_work = asyncio.Event()
@@ -178,8 +187,8 @@ class RunRecorder:
 
     async def _wait_for_room(self, run_id: str, deadline_ms: int) -> None:
         """Wait until the backlog has room for one more firing insert (those
-        that came first go first); RecordDroppedError at ``deadline_ms``.
-        The caller queues its insert as soon as this returns."""
+        that came first go first); RecordDroppedError once ``deadline_ms``
+        has passed. The caller queues its insert as soon as this returns."""
         if not self._full_warned:
             self._full_warned = True
             log.warning(
@@ -189,27 +198,15 @@ class RunRecorder:
             )
         room: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._room_waiters.append(room)
-        timeout = max(0.0, (deadline_ms - self._clock.now_ms()) / 1000)
+        heapq.heappush(self._room_deadlines, (deadline_ms, next(self._room_order), run_id, room))
+        self._arm_expiry()
         try:
-            await asyncio.wait_for(asyncio.shield(room), timeout)
-        except BaseException as exc:
-            if room.done() and not room.cancelled():
-                # Let in just as it gave up: take the room after all (a
-                # firing past its deadline is dropped at its commit), or,
-                # when cancelled, pass it on.
-                if not isinstance(exc, TimeoutError):
-                    self._granted -= 1
-                    self._give_room()
-                    raise
-            else:
-                room.cancel()
-                with contextlib.suppress(ValueError):
-                    self._room_waiters.remove(room)
-                if isinstance(exc, TimeoutError):
-                    raise RecordDroppedError(
-                        f"not written within its deadline: the run history backlog stayed full ({run_id})"
-                    ) from None
-                raise
+            await room
+        except asyncio.CancelledError:
+            if room.done() and not room.cancelled() and room.exception() is None:
+                self._granted -= 1  # let in just as it was cancelled: pass the room on
+                self._give_room()
+            raise  # (a cancelled waiter left in the queue is skipped there)
         self._granted -= 1
 
     def _give_room(self) -> None:
@@ -221,6 +218,34 @@ class RunRecorder:
                 room.set_result(None)
                 self._granted += 1
                 free -= 1
+
+    def _arm_expiry(self) -> None:
+        """The one timer, at the earliest deadline of a waiting firing."""
+        if not self._room_deadlines:
+            return
+        first = self._room_deadlines[0][0]
+        if self._expiry is not None:
+            if self._expiry_at <= first:
+                return
+            self._expiry.cancel()  # an earlier deadline came in
+        self._expiry_at = first
+        delay = (first - self._clock.now_ms()) / 1000
+        self._expiry = asyncio.get_running_loop().call_later(max(delay, 0.0), self._expire_waiters)
+
+    def _expire_waiters(self) -> None:
+        """Drop the waiting firings whose deadline has passed."""
+        self._expiry = None
+        now = self._clock.now_ms()
+        deadlines = self._room_deadlines
+        while deadlines and (deadlines[0][0] <= now or deadlines[0][3].done()):
+            _, _, run_id, room = heapq.heappop(deadlines)
+            if not room.done():
+                room.set_exception(
+                    RecordDroppedError(f"not written within its deadline: the run history backlog stayed full ({run_id})")
+                )
+        if self._closing:
+            self._has_work.set()  # the loop may be waiting only for these to end
+        self._arm_expiry()
 
     def update(self, run_id: str, **fields: Any) -> asyncio.Future[None]:
         """Queue an update; await the returned future when it must be durable."""
@@ -284,7 +309,10 @@ class RunRecorder:
                 if self._full_warned and not self._room_waiters and self.backlog < self._max_backlog // 2:
                     self._full_warned = False
                     log.warning("run history backlog is down to %d firings: no firing waits for room now", self.backlog)
-            if self._closing and not self._pending:
+            # Closing: done once nothing is queued and no firing waits for room.
+            if self._closing and not self._pending and not self._granted and all(r.done() for r in self._room_waiters):
+                if self._expiry is not None:
+                    self._expiry.cancel()
                 return
 
     async def _commit(self, batch: _Batch) -> None:
