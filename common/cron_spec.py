@@ -283,24 +283,33 @@ def spec_template(spec: str) -> Template:
     expr_fields = []
     hashed = []
     for position, ((field, lo, hi), value) in enumerate(zip(names, fields, strict=True)):
-        if _HASH_RE.fullmatch(value):
+        expr, is_hashed = _template_field(field, lo, hi, value)
+        if is_hashed:
             hashed.append(position)
-            # croniter hashes a bare H in day-of-month over 1-31, which
-            # would skip short months (or never fire in February); keep it
-            # to days every month has. (Lower case: how croniter reads it.)
-            expr_fields.append("h(1-28)" if field == "day-of-month" and value.lower() == "h" else value.lower())
-        elif _RANDOM_RE.fullmatch(value):
-            raise ValidationError(
-                "spec",
-                f"field '{field}': R (random) is not supported; every dispatcher must compute the same fire times, use H",
-            )
-        elif "h" in value.lower().replace("thu", ""):
-            raise ValidationError(
-                "spec", f"field '{field}': H must be the whole field (H, H/n, H(a-b) or H(a-b)/n), got '{value}'"
-            )
-        else:
-            expr_fields.append(_rewrite_field(field, value, lo, hi))
+        expr_fields.append(expr)
     return Template(normalised, fields, expr_fields, hashed)
+
+
+@functools.lru_cache(maxsize=65536)
+def _template_field(field: str, lo: int, hi: int, value: str) -> tuple[str, bool]:
+    """One written field as croniter gets it, and whether it is an H still to
+    be resolved with the job's name. Cached: specs differ, their fields
+    mostly repeat ("*", "MON-FRI", a minute), and a dispatcher loading
+    100,000 jobs checks tens of thousands of distinct specs. (A bad field
+    raises every time: lru_cache keeps no exceptions.)"""
+    if _HASH_RE.fullmatch(value):
+        # croniter hashes a bare H in day-of-month over 1-31, which
+        # would skip short months (or never fire in February); keep it
+        # to days every month has. (Lower case: how croniter reads it.)
+        return ("h(1-28)" if field == "day-of-month" and value.lower() == "h" else value.lower()), True
+    if _RANDOM_RE.fullmatch(value):
+        raise ValidationError(
+            "spec",
+            f"field '{field}': R (random) is not supported; every dispatcher must compute the same fire times, use H",
+        )
+    if "h" in value.lower().replace("thu", ""):
+        raise ValidationError("spec", f"field '{field}': H must be the whole field (H, H/n, H(a-b) or H(a-b)/n), got '{value}'")
+    return _rewrite_field(field, value, lo, hi), False
 
 
 def _field_error(template: Template, position: int, cause: Exception) -> ValidationError:

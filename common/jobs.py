@@ -86,32 +86,86 @@ def validate_job_schedule(job: Job) -> tuple[Job, CronSchedule | None]:
         _validate_url(command)
         if method not in HTTP_METHODS:
             raise ValidationError("method", f"expected one of {', '.join(HTTP_METHODS)}, got {job.http_method!r}")
-    task_rules.check_headers(job.http_headers)
-    task_rules.check_body(job.http_body)
-    task_rules.check_expected_statuses(job.expected_statuses)
-    _finite_range("timeout", job.timeout_seconds, 0, MAX_TIMEOUT_SECONDS)
-    _one_of("timeout_action", job.timeout_action, TIMEOUT_ACTIONS)
+    # Runs for every job when a dispatcher loads (100,000 at start-up): the
+    # checks below are skipped for the empty and in-range values most jobs
+    # hold, which every check accepts anyway, and taken (raising as before)
+    # only when a value could be wrong.
+    if job.http_headers:
+        task_rules.check_headers(job.http_headers)
+    if job.http_body:
+        task_rules.check_body(job.http_body)
+    if job.expected_statuses:
+        task_rules.check_expected_statuses(job.expected_statuses)
+    if not 0 <= job.timeout_seconds <= MAX_TIMEOUT_SECONDS:  # also false for NaN
+        _finite_range("timeout", job.timeout_seconds, 0, MAX_TIMEOUT_SECONDS)
+    if job.timeout_action not in TIMEOUT_ACTIONS:
+        _one_of("timeout_action", job.timeout_action, TIMEOUT_ACTIONS)
     if not 0 <= job.retries <= MAX_RETRIES:
         raise ValidationError("retries", f"must be between 0 and {MAX_RETRIES}, got {job.retries}")
-    _finite_range("retry_interval", job.retry_interval_seconds, 0, MAX_RETRY_INTERVAL_SECONDS)
-    task_rules.check_workdir(job.workdir)
-    task_rules.check_env(job.env)
-    if job.target != job.target.strip() or any(c.isspace() for c in job.target):
-        raise ValidationError("target", f"must not contain spaces, got {job.target!r}")
-    if len(job.target) > MAX_TARGET_CHARS:
-        raise ValidationError("target", f"at most {MAX_TARGET_CHARS} characters, got {len(job.target)}")
-    _one_of("overlap", job.overlap_policy, OVERLAP_POLICIES)
-    _one_of("misfire", job.misfire_policy, MISFIRE_POLICIES)
-    _finite_range("catch_up_window", job.catch_up_window_seconds, 0, MAX_CATCH_UP_SECONDS)
-    _finite_range("retry_backoff", job.retry_backoff, 1, 10, unit="(multiplier)")
-    _finite_range("retry_max_interval", job.retry_max_interval_seconds, 0, MAX_RETRY_INTERVAL_SECONDS)
-    _finite_range("retry_jitter", job.retry_jitter, 0, 1, unit="(fraction of the delay)")
-    _one_of("route", job.route_strategy, ROUTE_STRATEGIES)
-    task_rules.check_user(job.run_as_user)
-    if job.run_as_user and task_type != SHELL:
-        raise ValidationError("user", "only shell jobs run as a user")
-    task_rules.check_keywords(job.keywords)
-    _one_of("keyword_action", job.keyword_action, KEYWORD_ACTIONS)
+    if not 0 <= job.retry_interval_seconds <= MAX_RETRY_INTERVAL_SECONDS:
+        _finite_range("retry_interval", job.retry_interval_seconds, 0, MAX_RETRY_INTERVAL_SECONDS)
+    if job.workdir:
+        task_rules.check_workdir(job.workdir)
+    if job.env:
+        task_rules.check_env(job.env)
+    if job.target:
+        if job.target != job.target.strip() or any(c.isspace() for c in job.target):
+            raise ValidationError("target", f"must not contain spaces, got {job.target!r}")
+        if len(job.target) > MAX_TARGET_CHARS:
+            raise ValidationError("target", f"at most {MAX_TARGET_CHARS} characters, got {len(job.target)}")
+    if job.overlap_policy not in OVERLAP_POLICIES:
+        _one_of("overlap", job.overlap_policy, OVERLAP_POLICIES)
+    if job.misfire_policy not in MISFIRE_POLICIES:
+        _one_of("misfire", job.misfire_policy, MISFIRE_POLICIES)
+    if not 0 <= job.catch_up_window_seconds <= MAX_CATCH_UP_SECONDS:
+        _finite_range("catch_up_window", job.catch_up_window_seconds, 0, MAX_CATCH_UP_SECONDS)
+    if not 1 <= job.retry_backoff <= 10:
+        _finite_range("retry_backoff", job.retry_backoff, 1, 10, unit="(multiplier)")
+    if not 0 <= job.retry_max_interval_seconds <= MAX_RETRY_INTERVAL_SECONDS:
+        _finite_range("retry_max_interval", job.retry_max_interval_seconds, 0, MAX_RETRY_INTERVAL_SECONDS)
+    if not 0 <= job.retry_jitter <= 1:
+        _finite_range("retry_jitter", job.retry_jitter, 0, 1, unit="(fraction of the delay)")
+    if job.route_strategy not in ROUTE_STRATEGIES:
+        _one_of("route", job.route_strategy, ROUTE_STRATEGIES)
+    if job.run_as_user:
+        task_rules.check_user(job.run_as_user)
+        if task_type != SHELL:
+            raise ValidationError("user", "only shell jobs run as a user")
+    if job.keywords:
+        task_rules.check_keywords(job.keywords)
+    if job.keyword_action not in KEYWORD_ACTIONS:
+        _one_of("keyword_action", job.keyword_action, KEYWORD_ACTIONS)
+    if job.after:
+        _check_after(job, name)
+    if job.notify_policy not in NOTIFY_POLICIES:
+        _one_of("notify", job.notify_policy, NOTIFY_POLICIES)
+    if job.notify_channels or job.notify_emails or job.notify_phones:
+        _check_notify_lists(job)
+    if job.description:
+        task_rules.check_description(job.description)
+    if job.owner:
+        task_rules.check_owner(job.owner)
+    if job.tags:
+        task_rules.check_tags(job.tags)
+    if job.after:
+        stored_after = [{"job": d.job, "when": d.when} for d in job.after]  # as the store writes it
+        task_rules.check_stored_json("after", stored_after, sum(len(d.job) + 32 for d in job.after))
+    if (name, spec, timezone, task_type, command, method) == (
+        job.name,
+        job.spec,
+        job.timezone,
+        job.type,
+        job.command,
+        job.http_method,
+    ):
+        return job, cron  # already normal, as stored jobs are: no second copy of each
+    normal = dataclasses.replace(
+        job, name=name, spec=spec, timezone=timezone, type=task_type, command=command, http_method=method
+    )
+    return normal, cron
+
+
+def _check_after(job: Job, name: str) -> None:
     seen: set[str] = set()
     for dep in job.after:
         if not NAME_RE.fullmatch(dep.job):
@@ -122,7 +176,9 @@ def validate_job_schedule(job: Job) -> tuple[Job, CronSchedule | None]:
             raise ValidationError("after", f"{dep.job!r} is listed twice")
         seen.add(dep.job)
         _one_of("after", dep.when, DEPENDENCY_CONDITIONS)
-    _one_of("notify", job.notify_policy, NOTIFY_POLICIES)
+
+
+def _check_notify_lists(job: Job) -> None:
     for channel in job.notify_channels:
         _one_of("notify_channels", channel, ALERT_CHANNELS)
     for address in job.notify_emails:
@@ -138,24 +194,6 @@ def validate_job_schedule(job: Job) -> tuple[Job, CronSchedule | None]:
         ("notify_phones", job.notify_phones),
     ):
         task_rules.check_stored_json(field, list(values), sum(len(v) for v in values))
-    task_rules.check_description(job.description)
-    task_rules.check_owner(job.owner)
-    task_rules.check_tags(job.tags)
-    stored_after = [{"job": d.job, "when": d.when} for d in job.after]  # as the store writes it
-    task_rules.check_stored_json("after", stored_after, sum(len(d.job) + 32 for d in job.after))
-    if (name, spec, timezone, task_type, command, method) == (
-        job.name,
-        job.spec,
-        job.timezone,
-        job.type,
-        job.command,
-        job.http_method,
-    ):
-        return job, cron  # already normal, as stored jobs are: no second copy of each
-    normal = dataclasses.replace(
-        job, name=name, spec=spec, timezone=timezone, type=task_type, command=command, http_method=method
-    )
-    return normal, cron
 
 
 def _one_of(field: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -9,6 +9,7 @@ purpose): callers on an event loop run it on a worker thread.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
@@ -52,9 +53,13 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(actual, expected)
 
 
-# Verified against when the user does not exist, so an unknown name costs
-# the same time as a wrong password (the timing says nothing either way).
-DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+@functools.cache
+def dummy_hash() -> str:
+    """Verified against when the user does not exist, so an unknown name costs
+    the same time as a wrong password (the timing says nothing either way).
+    Made at the first failed lookup, not at import: a scrypt hash costs every
+    process that imports this module ~50 ms of start-up (the dispatcher's too)."""
+    return hash_password(secrets.token_urlsafe(16))
 
 
 def password_problem(password: str) -> str | None:

@@ -48,6 +48,8 @@ class JobSync:
         self._last_sync = time.monotonic()
         self.invalid: dict[int, str] = {}  # job id -> why it is not scheduled
         self._announce = True  # log each newly scheduled job (not during a full load)
+        # True while a full load applies every job: the loop is woken once, after it, not once per job.
+        self._bulk = False
         self.jobs: dict[int, Job] = {}  # every valid, enabled job (scheduled or run only after others)
         self._downstream: dict[str, dict[int, str]] = {}  # upstream name -> {job id: condition}
         # Every stored job's upstreams, paused and invalid ones too (for
@@ -67,7 +69,7 @@ class JobSync:
 
         `now_ms` is when its next firing is counted from (default: the clock).
         """
-        self._index_upstreams(job.id, tuple(dep.job for dep in job.after))
+        self._index_upstreams(job.id, tuple(dep.job for dep in job.after) if job.after else ())
         if not job.enabled:
             self._drop(job.id)
             self.invalid.pop(job.id, None)
@@ -92,7 +94,8 @@ class JobSync:
             return
         if not is_new:
             self.on_edited(valid, functools.partial(_fires_at, cron))
-        self._on_change()  # the new fire time may be earlier than the one the loop sleeps towards
+        if not self._bulk:
+            self._on_change()  # the new fire time may be earlier than the one the loop sleeps towards
         if is_new and self._announce:
             log.info(
                 "job %s scheduled (%s %s), next at %s",
@@ -168,15 +171,17 @@ class JobSync:
                 # 100,000 jobs, and firings due meanwhile are still caught (the
                 # loop fires what is due since `now`, within its catch-up window).
                 now = self._clock()
+                self._bulk = True
                 try:
                     for job in jobs:
                         self.apply(job, now)
                 finally:
                     self._announce = True
+                    self._bulk = False
+                    self._on_change()  # for what was applied, even if the load stopped half-way
             self.revision = revision
             self._last_sync = time.monotonic()
         log.info("loaded %d jobs (%d scheduled) at revision %d", len(jobs), len(self._schedule), revision)
-        self._on_change()
 
     async def catch_up(self, target_revision: int = 0) -> int:
         """Apply changes after our revision; returns the revision applied."""

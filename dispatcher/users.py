@@ -27,7 +27,7 @@ from crontrio.common.auth import (
     current_role,
 )
 from crontrio.common.clock import now_ms
-from crontrio.common.passwords import DUMMY_HASH, hash_password, new_password, password_problem, verify_password
+from crontrio.common.passwords import dummy_hash, hash_password, new_password, password_problem, verify_password
 from crontrio.common.store.async_store import AsyncStore
 from crontrio.common.store.async_users import AsyncUserStore
 from crontrio.common.store.users import User, UserExistsError, UserStore
@@ -133,8 +133,8 @@ class UserAdmin:
                 grpc.StatusCode.RESOURCE_EXHAUSTED, f"too many failed logins; try again in {max(1, round(wait))} s"
             )
         user = await self._users.get_user(request.user)
-        stored = user.password_hash if user is not None else DUMMY_HASH
-        matches = await self._store.run_blocking(verify_password, request.password, stored)
+        stored = user.password_hash if user is not None else None
+        matches = await self._store.run_blocking(_verify, request.password, stored)
         if user is None or user.disabled or not matches:
             self._throttle.failed(keys)
             reason = "no such user" if user is None else "user disabled" if user.disabled else "wrong password"
@@ -232,3 +232,9 @@ class UserAdmin:
         log.info("user %s disabled by %s; their sessions ended", updated.name, current_actor())
         await self._audit.record("user.disable", updated.name)
         return user_to_pb(updated)
+
+
+def _verify(password: str, stored: str | None) -> bool:
+    """verify_password against the user's hash, or (no such user) against the
+    dummy one, made here on the store's thread the first time, off the loop."""
+    return verify_password(password, stored if stored is not None else dummy_hash())

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from crontrio.common.clock import now_ms
 from crontrio.common.model import Job
 from crontrio.common.store.base import JobExistsError
+from crontrio.common.store.job_batches import rows_to_jobs
 from crontrio.common.store.rows import job_values, lenient_text, row_to_job, text_defect
 from crontrio.common.store.schema import job_changelog, jobs
 
@@ -89,10 +90,16 @@ class JobQueries:
                 # Rows in batches, each turned into a Job at once: holding every
                 # row and every Job together raised a dispatcher's peak memory by
                 # tens of MB at start-up with 100,000 jobs.
-                rows = conn.execution_options(yield_per=1000).execute(query).mappings()
+                result = conn.execution_options(yield_per=1000).execute(query)
                 if lenient:
-                    return [text_defect(row_to_job(r), r) for r in rows]
-                return [row_to_job(r) for r in rows]
+                    return [text_defect(row_to_job(r), r) for r in result.mappings()]
+                # Column by column (job_batches.py): a dispatcher's full load
+                # converts every job here.
+                keys = tuple(result.keys())
+                out: list[Job] = []
+                for batch in result.partitions():
+                    out.extend(rows_to_jobs(keys, batch))
+                return out
             finally:
                 if lenient:
                     driver.text_factory = str  # type: ignore[union-attr]

@@ -229,24 +229,35 @@ def _row_to_job(row: Mapping[Any, Any]) -> Job:
     tags: tuple[str, ...] = ()
     column = ""  # the one being read, to name it when it is bad
     try:
+        # Most rows hold empty values here: those are told apart inline, a
+        # call per column and row being a measurable part of a full load.
         column = "http_headers"
-        headers = _json_map(row[column], column)
+        if (value := row[column]) and value != "{}":
+            headers = _json_map(value, column)
         column = "env"
-        env = _json_map(row[column], column)
+        if (value := row[column]) and value != "{}":
+            env = _json_map(value, column)
         column = "expected_statuses"
-        statuses = _statuses(row[column])
+        if value := row[column]:
+            statuses = _statuses(value)
         column = "keywords"
-        keywords = _strings(row[column], column)
+        if (value := row[column]) and value != "[]":
+            keywords = _strings(value, column)
         column = "after_jobs"
-        after = _dependencies(row[column])
+        if (value := row[column]) and value != "[]":
+            after = _dependencies(value)
         column = "notify_channels"
-        channels = _strings(row[column], column)
+        if (value := row[column]) and value != "[]":
+            channels = _strings(value, column)
         column = "notify_emails"
-        emails = _strings(row[column], column)
+        if (value := row[column]) and value != "[]":
+            emails = _strings(value, column)
         column = "notify_phones"
-        phones = _strings(row[column], column)
+        if (value := row[column]) and value != "[]":
+            phones = _strings(value, column)
         column = "tags"
-        tags = _strings(row[column], column)
+        if (value := row[column]) and value != "[]":
+            tags = tuple(sys.intern(t) for t in _strings(value, column))
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
         text = _describe(exc)
         defect = f"unreadable stored value: {text if text.startswith(column) else f'{column}: {text}'}"
@@ -288,7 +299,7 @@ def _row_to_job(row: Mapping[Any, Any]) -> Job:
         notify_phones=phones,
         description=_text(row["description"], "description"),
         owner=_shared(row["owner"] or ""),
-        tags=tuple(sys.intern(t) for t in tags),
+        tags=tags,
         created_ms=int(row["created_ms"] or 0),
         updated_ms=int(row["updated_ms"] or 0),
         defect=defect,

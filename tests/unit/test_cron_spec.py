@@ -61,6 +61,29 @@ def test_bad_spec(spec: str, message: str) -> None:
     assert message in err.value.message
 
 
+def test_a_field_checked_once_is_checked_alike_in_every_spec() -> None:
+    """Fields are checked once per text and position (cron_spec._template_field):
+    a bad field is refused every time and in every spec it appears in, with
+    the same message; a good one means the same wherever it is written."""
+    for spec in ("70 * * * *", "70 0 * * *", "70 * * * *"):
+        with pytest.raises(ValidationError, match="field 'minute' value 70 out of range 0-59"):
+            CronSchedule.parse(spec)
+    # "70" as the second of six fields is a minute there too; as the first it is a second.
+    with pytest.raises(ValidationError, match="field 'second' value 70 out of range 0-59"):
+        CronSchedule.parse("70 0 * * * *")
+    for spec in ("R * * * *", "0 R * * *"):
+        with pytest.raises(ValidationError, match="R \\(random\\) is not supported"):
+            CronSchedule.parse(spec)
+    # The same H field resolves per job name, not once for all.
+    a = CronSchedule.parse("H 3 * * *", hash_key="job-a").next_n(0, 3)
+    b = CronSchedule.parse("H 3 * * *", hash_key="job-b").next_n(0, 3)
+    assert a != b
+    assert a == CronSchedule.parse("H 3 * * *", hash_key="job-a").next_n(0, 3)
+    # "5-5" is rewritten to "5" in any field position it is cached for.
+    assert CronSchedule.parse("5-5 * * * *").next_n(0, 2) == CronSchedule.parse("5 * * * *").next_n(0, 2)
+    assert CronSchedule.parse("0 5-5 * * *").next_n(0, 2) == CronSchedule.parse("0 5 * * *").next_n(0, 2)
+
+
 def test_cron_tz_prefix_sets_the_zone() -> None:
     # 09:00 in Tokyo is 00:00Z; in New York (EDT) 13:00Z.
     assert fires("CRON_TZ=Asia/Tokyo 0 9 * * *", "2026-06-01T12:00:00Z", 2) == [

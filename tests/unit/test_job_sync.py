@@ -114,3 +114,27 @@ def test_an_edit_says_whether_the_new_schedule_fires_at_an_instant() -> None:
     moved = dataclasses.replace(job, spec="0 3 * * *")
     sync.apply(moved)
     assert told[-1] == (moved, False, True)
+
+
+def test_a_full_load_wakes_the_loop_once_a_single_apply_each_time() -> None:
+    import asyncio
+    from typing import Any, cast
+
+    jobs = [Job(id=i, name=f"j{i}", spec="0 12 * * *", command="true") for i in range(1, 51)]
+
+    class Store:
+        async def revision(self) -> int:
+            return 7
+
+        async def list_jobs(self) -> list[Job]:
+            return jobs
+
+    wakes: list[int] = []
+    schedule = Schedule()
+    sync = JobSync(cast(Any, Store()), schedule, lambda: wakes.append(len(schedule)), lambda: T0)
+    asyncio.run(sync.load_all())
+    assert wakes == [50]  # once, with every job in place
+    assert sync.revision == 7 and len(schedule) == 50
+    sync.apply(dataclasses.replace(jobs[0], spec="0 13 * * *"))
+    sync.apply(Job(id=99, name="new", spec="0 1 * * *", command="true"))
+    assert wakes == [50, 50, 51]  # outside a load, every change wakes it

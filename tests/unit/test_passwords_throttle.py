@@ -36,3 +36,15 @@ def test_throttle_locks_a_user_name_after_free_failures_with_growing_waits() -> 
     assert throttle.wait_seconds(("user:alice", keys[1])) > 0
     throttle.succeeded(keys)
     assert throttle.wait_seconds(("user:bob",)) == 0
+
+
+def test_an_unknown_user_is_checked_against_a_dummy_hash_made_once_and_never_matches() -> None:
+    from crontrio.common.passwords import dummy_hash
+    from crontrio.dispatcher.users import _verify
+
+    made = dummy_hash()
+    assert made.startswith("scrypt$16384$8$1$")  # costs what a real user's check costs
+    assert dummy_hash() is made
+    assert not _verify("", None) and not _verify("anything at all", None)
+    assert _verify("correct horse", hash_password("correct horse"))
+    assert not _verify("wrong", hash_password("correct horse"))
