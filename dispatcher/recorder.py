@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 # bound, and so does the dispatcher's memory. Say so, at most once a minute.
 BEHIND_WARN_SECONDS = 5.0
 BEHIND_WARN_EVERY_SECONDS = 60.0
-DEFAULT_MAX_BACKLOG = 10_000
+DEFAULT_MAX_BACKLOG = 100_000
 # How long `update_soon` holds a write for a later update of the same run.
 SOON_SECONDS = 0.3
 
