@@ -3,8 +3,8 @@
 A scheduled firing is recorded before it runs. When the database is locked,
 down or too slow, its insert waits in the recorder's bounded backlog; if it
 is not written within `[dispatcher] misfire_grace_seconds` of the firing's
-time (refused because the backlog is full, dropped at that deadline, or
-written later than that), the firing is a misfire: it is not run then, and
+time (still waiting for room in the backlog at that deadline, dropped
+from it then, or written later than that), the firing is a misfire: it is not run then, and
 once run-history writes are back within the grace its job's misfire policy
 applies, as after a dispatcher outage (catch_up.py): `skip` records each
 misfired firing `missed`, `run_once` runs the latest of them once (the
@@ -15,6 +15,11 @@ first and the last misfired instant are kept; the firings between them are
 found again from the job's schedule when the database answers (at most the
 latest MAX_CATCH_UP_FIRINGS; older ones are left to the monitor's
 missed-firing check).
+
+A burst that overruns the grace can misfire thousands of jobs at once: their
+missed records are written in one store call per pass, and the log names
+the first LOGGED_JOBS jobs of a pass, then sums up the rest, rather than
+writing a line (and a transaction) per job.
 """
 
 from __future__ import annotations
@@ -49,6 +54,8 @@ log = logging.getLogger(__name__)
 LATE_PREFIX = "misfired: recorded"
 # How often to look whether the database keeps up again.
 CHECK_SECONDS = 0.5
+# Jobs named one by one in the log, per pass (first misfire, then settling).
+LOGGED_JOBS = 20
 
 RunFiringFn = Callable[..., Coroutine[Any, Any, None]]
 SpawnFn = Callable[[Coroutine[Any, Any, None], str], None]
@@ -60,6 +67,17 @@ class _Span:
     first_ms: int
     last_ms: int
     reason: str
+
+
+@dataclass
+class _Settlement:
+    """What a pass does with one span: its missed records, the firings to run."""
+
+    span: _Span
+    job: Job | None
+    fired: list[int]
+    to_run: list[int]
+    records: list[RunRecord]
 
 
 class MisfireTracker:
@@ -97,14 +115,17 @@ class MisfireTracker:
         """A firing of `job` was not run because it could not be recorded in time."""
         span = self._spans.get(job.id)
         if span is None:
-            log.warning(
-                "job %s firing %s misfired (%s); more may follow while the database lags: "
-                "misfire policy %s applies once it keeps up",
-                job.name,
-                iso_ms(scheduled_ms),
-                reason,
-                job.misfire_policy,
-            )
+            if len(self._spans) < LOGGED_JOBS:
+                log.warning(
+                    "job %s firing %s misfired (%s); more may follow while the database lags: "
+                    "misfire policy %s applies once it keeps up",
+                    job.name,
+                    iso_ms(scheduled_ms),
+                    reason,
+                    job.misfire_policy,
+                )
+            elif len(self._spans) == LOGGED_JOBS:
+                log.warning("more jobs misfire (%s): each job's misfire policy applies once the database keeps up", reason)
             self._spans[job.id] = _Span(job, scheduled_ms, scheduled_ms, reason)
         else:
             span.job = job
@@ -138,50 +159,74 @@ class MisfireTracker:
             spans = [self._spans.pop(job_id) for job_id in ready]
             if not self._spans:
                 self._wake.clear()
-            for span in spans:
-                try:
-                    await self._settle(span)
-                except Exception as exc:  # noqa: BLE001 - nothing was started yet: tried again on the next pass
-                    log.warning("job %s: recording its misfired firings failed (will retry): %s", span.job.name, exc)
+            try:
+                await self._settle(spans)
+            except Exception as exc:  # noqa: BLE001 - nothing was started yet: tried again on the next pass
+                log.warning("recording the misfired firings of %d job(s) failed (will retry): %s", len(spans), exc)
+                for span in spans:
                     self.note(span.job, span.first_ms, span.reason)
                     self.note(span.job, span.last_ms, span.reason)
 
-    async def _settle(self, span: _Span) -> None:
+    def _plan(self, span: _Span, now: int) -> _Settlement | None:
+        """What to record missed and what to run of one job's misfired span."""
         job = self.current_job(span.job.id)
         cron = schedule_of(span.job)
         if cron is None:
-            return
+            return None
         fired = latest_firings(cron, span.first_ms - 1, span.last_ms + 1)
-        now = now_ms()
         policy = job.misfire_policy if job is not None else ""
         window_start = now - int((job.catch_up_window_seconds if job is not None else 0) * 1000)
         in_window = [ms for ms in fired if ms >= window_start]
         to_run = in_window[-1:] if policy == MISFIRE_RUN_ONCE else in_window if policy == MISFIRE_RUN_ALL else []
         running = set(to_run)
-        missed = [ms for ms in fired if ms not in running]
         why = "paused or deleted since" if job is None else f"misfire policy {job.misfire_policy}"
         reason = f"missed: not recorded within {self.grace_ms / 1000:g}s of its time (run history writes lagged); {why}"
-        records = [missed_record(span.job, ms, reason, at_ms=now, dispatcher=self._dispatcher_id) for ms in missed]
+        records = [
+            missed_record(span.job, ms, reason, at_ms=now, dispatcher=self._dispatcher_id) for ms in fired if ms not in running
+        ]
+        return _Settlement(span, job, fired, to_run, records)
+
+    async def _settle(self, spans: list[_Span]) -> None:
+        """Apply each span's misfire policy: one write for every missed
+        record of the pass, then the firings the policies run."""
+        now = now_ms()
+        plans = [plan for span in spans if (plan := self._plan(span, now)) is not None]
+        records = [record for plan in plans for record in plan.records]
         # Existing rows (run, or recorded late and marked) stay as they are.
         created = await self._store.write_runs(records, []) if records else []
         # Past this point nothing is retried: a firing started twice would run twice.
-        started = 0
-        for ms in to_run:
-            try:
-                started += await self._start(span.job if job is None else job, ms)
-            except Exception as exc:  # noqa: BLE001 - the others still run; the monitor records this one missed
-                log.warning("job %s firing %s: could not run it per its misfire policy: %s", span.job.name, iso_ms(ms), exc)
-        log.warning(
-            "job %s: %d firings from %s to %s misfired while run history writes lagged; "
-            "misfire policy %s: %d recorded missed, %d run now",
-            span.job.name,
-            len(fired),
-            iso_ms(span.first_ms),
-            iso_ms(span.last_ms),
-            policy or "(job paused or deleted)",
-            sum(created),
-            started,
-        )
+        at = 0
+        totals = [0, 0, 0]  # firings, recorded missed, run now (of the jobs not named)
+        for i, plan in enumerate(plans):
+            recorded = sum(created[at : at + len(plan.records)])
+            at += len(plan.records)
+            job = plan.span.job if plan.job is None else plan.job
+            started = 0
+            for ms in plan.to_run:
+                try:
+                    started += await self._start(job, ms)
+                except Exception as exc:  # noqa: BLE001 - the others still run; the monitor records this one missed
+                    log.warning("job %s firing %s: could not run it per its misfire policy: %s", job.name, iso_ms(ms), exc)
+            if i >= LOGGED_JOBS:
+                totals = [totals[0] + len(plan.fired), totals[1] + recorded, totals[2] + started]
+                continue
+            log.warning(
+                "job %s: %d firings from %s to %s misfired while run history writes lagged; "
+                "misfire policy %s: %d recorded missed, %d run now",
+                plan.span.job.name,
+                len(plan.fired),
+                iso_ms(plan.span.first_ms),
+                iso_ms(plan.span.last_ms),
+                plan.job.misfire_policy if plan.job is not None else "(job paused or deleted)",
+                recorded,
+                started,
+            )
+        if len(plans) > LOGGED_JOBS:
+            log.warning(
+                "and %d more jobs: %d firings misfired while run history writes lagged; %d recorded missed, %d run now",
+                len(plans) - LOGGED_JOBS,
+                *totals,
+            )
 
     async def _start(self, job: Job, ms: int) -> bool:
         """Run the misfired firing `ms` once now, unless something else has it."""

@@ -99,3 +99,27 @@ async def test_a_job_paused_or_deleted_meanwhile_runs_nothing(store: SqlStore) -
     assert await settle(store, jobs, {}) == []
     assert len(missed(store, 2)) == 6 and len(missed(store, 3)) == 6
     assert all("paused or deleted" in error for _, _, error in rows(store, 2))
+
+
+async def test_many_jobs_in_one_pass_each_get_their_own_policy_and_the_log_sums_up(
+    store: SqlStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    # More jobs than the log names one by one: one write for all their
+    # missed records, each job's policy still its own.
+    policies = [MISFIRE_SKIP, MISFIRE_RUN_ONCE, MISFIRE_RUN_ALL]
+    jobs = {i: every_second(i, policies[i % 3]) for i in range(1, 61)}
+    with caplog.at_level("WARNING", logger="crontrio.dispatcher.misfire"):
+        ran = await settle(store, jobs, jobs)
+    for job_id, job in jobs.items():
+        runs = [r[1] for r in ran if r[0] == job_id]
+        if job.misfire_policy == MISFIRE_SKIP:
+            assert runs == [] and len(missed(store, job_id)) == 6, job_id
+        elif job.misfire_policy == MISFIRE_RUN_ONCE:
+            assert len(runs) == 1 and len(missed(store, job_id)) == 5 and runs[0] > max(missed(store, job_id)), job_id
+        else:
+            assert len(runs) == 6 and missed(store, job_id) == [], job_id
+    named = [r for r in caplog.records if r.getMessage().startswith("job j") and "misfired while" in r.getMessage()]
+    summary = [r.getMessage() for r in caplog.records if r.getMessage().startswith("and 40 more jobs")]
+    assert len(named) == 20 and len(summary) == 1, [r.getMessage() for r in caplog.records]
+    # The 40 jobs not named: 6 firings each.
+    assert "240 firings misfired" in summary[0], summary
