@@ -65,6 +65,9 @@ class Scheduler:
         # wait for it. A bigger burst gets a longer lead (`horizon`).
         # (The whole of dispatch ahead: docs/ARCHITECTURE.md, "Dispatch ahead".)
         self.dispatch_ahead_ms = dispatch_ahead_ms
+        # What is due within this is popped each pass: the lead, moved off
+        # the whole seconds (`between_instants`).
+        self._ahead_ms = between_instants(dispatch_ahead_ms) if dispatch_ahead_ms > 0 else 0
         # The lead grows with the burst up to MAX_DISPATCH_AHEAD_MS and while
         # at most this many firings are held ahead (started ahead of their
         # instant, which has not come): each costs memory here and on its executor.
@@ -93,7 +96,7 @@ class Scheduler:
             self._wakeup.clear()
             now = self._clock()
             horizon = self.horizon(now)
-            due, dropped = self.schedule.pop_due(now + self.dispatch_ahead_ms, MAX_CATCH_UP_MS, horizon.until_ms, _allows_overlap)
+            due, dropped = self.schedule.pop_due(now + self._ahead_ms, MAX_CATCH_UP_MS, horizon.until_ms, _allows_overlap)
             if dropped:
                 log.warning("dropped %d firings more than %d s late (was the process stopped?)", dropped, MAX_CATCH_UP_MS // 1000)
             for job, fire_ms in due:
@@ -101,7 +104,7 @@ class Scheduler:
             self.ahead_cost.batch(sum(1 for job, fire_ms in due if fire_ms > now and _allows_overlap(job)))
             next_ms = self.schedule.next_due_ms()
             if next_ms is not None:
-                next_ms -= self.dispatch_ahead_ms
+                next_ms -= self._ahead_ms
             if horizon.wake_ms is not None:
                 next_ms = horizon.wake_ms if next_ms is None else min(next_ms, horizon.wake_ms)
             delay = MAX_SLEEP_SECONDS if next_ms is None else min(MAX_SLEEP_SECONDS, (next_ms - self._clock()) / 1000)
@@ -115,10 +118,11 @@ class Scheduler:
         """How far ahead to start overlap=allow firings now, beyond
         dispatch_ahead_ms: an instant T is started lead(T) before it, with
         lead(T) = dispatch_ahead_ms + (firings due at T) x per-firing cost,
+        rounded up to half a second past a whole one (`between_instants`),
         at most MAX_DISPATCH_AHEAD_MS, and only while the firings held ahead
         stay within max_firings_ahead. Also when to look again for a later
         instant whose lead has not come yet (None: nothing to wait for)."""
-        base = now + self.dispatch_ahead_ms
+        base = now + self._ahead_ms
         if self.dispatch_ahead_ms <= 0:
             return Horizon(base, None)  # dispatch ahead is off: every firing at its time
         for instant in [t for t in self._held if t <= now]:
@@ -127,13 +131,13 @@ class Scheduler:
         per_firing = self.ahead_cost.per_firing_ms()
         until, wake, taken = base, None, 0
         # No instant further than the longest lead the room left allows can start now.
-        window = min(MAX_DISPATCH_AHEAD_MS, self.dispatch_ahead_ms + max(room, 0) * per_firing)
+        window = min(MAX_DISPATCH_AHEAD_MS, between_instants(self.dispatch_ahead_ms + max(room, 0) * per_firing))
         counts, beyond = self.schedule.due_counts(base, now + math.ceil(window), _allows_overlap, max(room, 0))
         if beyond is not None:
             # The next instant past the window: its lead cannot come before it is in the window.
             wake = beyond - math.ceil(window)
         for instant, count in counts:
-            lead = min(MAX_DISPATCH_AHEAD_MS, self.dispatch_ahead_ms + count * per_firing)
+            lead = min(MAX_DISPATCH_AHEAD_MS, between_instants(self.dispatch_ahead_ms + count * per_firing))
             if taken + count > room:
                 # Held firings are at their cap: look again when some start.
                 held_next = min((t for t in self._held if t > now), default=None)
@@ -198,6 +202,21 @@ class Horizon:
 
     until_ms: int
     wake_ms: int | None
+
+
+def between_instants(lead_ms: float) -> int:
+    """``lead_ms`` rounded up so that an instant's batch is sent half-way
+    between two whole seconds (T - lead ends in .500).
+
+    Cron instants fall on whole seconds, and at one the executors are busy
+    starting that instant's held runs. A batch for a later instant sent
+    right then is read and journaled in the middle of those starts: with
+    1,000 every-second HTTP jobs and the default lead of 1 s (plus the
+    burst's 0.1 s), each second's batch for the next arrived as the
+    executor started this second's runs, and the server saw them p99 360 ms
+    late; sent half a second off the instants, p99 188 ms
+    (bench/RESULTS.md)."""
+    return max(500, math.ceil((lead_ms - 500) / 1000) * 1000 + 500)
 
 
 def _allows_overlap(job: Job) -> bool:

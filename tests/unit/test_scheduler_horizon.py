@@ -1,7 +1,8 @@
 """The horizon grows with the coming burst: a big burst of overlap=allow
 firings is started dispatch_ahead_ms + (its firings x per-firing cost)
-before its instant, at most MAX_DISPATCH_AHEAD_MS, and only while the
-firings held ahead stay within max_firings_ahead (injected clock)."""
+before its instant, rounded up to half a second off the whole seconds, at
+most MAX_DISPATCH_AHEAD_MS, and only while the firings held ahead stay
+within max_firings_ahead (injected clock)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ from crontrio.common.cron import CronSchedule
 from crontrio.common.model import OVERLAP_ALLOW, OVERLAP_SKIP, Job
 from crontrio.common.schedule import Schedule
 from crontrio.dispatcher.ahead_cost import AheadCost
-from crontrio.dispatcher.scheduler import Scheduler
+from crontrio.dispatcher.scheduler import Scheduler, between_instants
 
 # A whole minute plus 30 s: the burst's instant T; T2 is 4 s later.
 T = 1_800_000_000_000 - 1_800_000_000_000 % 60_000 + 30_000
 T2 = T + 4_000
 AHEAD = 1_000
+# What every pass pops: dispatch_ahead_ms, moved off the whole seconds.
+BASE = 1_500
 
 
 def add_jobs(schedule: Schedule, count: int, at_ms: int, first_id: int, policy: str = OVERLAP_ALLOW) -> None:
@@ -40,20 +43,20 @@ def scheduler(schedule: Schedule, per_firing_ms: float, max_ahead: int = 10_000)
 
 def test_the_lead_grows_with_the_size_of_the_burst() -> None:
     schedule = Schedule()
-    add_jobs(schedule, 2_000, T, 1)  # lead 1,000 + 2,000 x 1 ms = 3 s
-    add_jobs(schedule, 10, T2, 10_000)  # lead 1,000 + 10 ms
+    add_jobs(schedule, 2_000, T, 1)  # lead 1,000 + 2,000 x 1 ms = 3 s, sent at T - 3.5 s
+    add_jobs(schedule, 10, T2, 10_000)  # lead 1,000 + 10 ms, sent at T2 - 1.5 s
     s = scheduler(schedule, per_firing_ms=1.0)
     # Far from it, the loop must still look again before the burst's lead comes.
     far = s.horizon(T - 15_000)
-    assert far.until_ms == T - 15_000 + AHEAD
-    assert far.wake_ms is not None and T - 15_000 < far.wake_ms <= T - 3_000, far
-    early = s.horizon(T - 3_001)
-    assert early.until_ms == T - 3_001 + AHEAD, "started before its lead"
-    assert early.wake_ms == T - 3_000, "the loop must look again when the burst's lead comes"
-    assert s.horizon(T - 3_000).until_ms == T
+    assert far.until_ms == T - 15_000 + BASE
+    assert far.wake_ms is not None and T - 15_000 < far.wake_ms <= T - 3_500, far
+    early = s.horizon(T - 3_501)
+    assert early.until_ms == T - 3_501 + BASE, "started before its lead"
+    assert early.wake_ms == T - 3_500, "the loop must look again when the burst's lead comes"
+    assert s.horizon(T - 3_500).until_ms == T
     # The small burst after it keeps (about) the base lead.
-    assert s.horizon(T2 - 1_011).until_ms < T2
-    assert s.horizon(T2 - 1_010).until_ms == T2
+    assert s.horizon(T2 - 1_501).until_ms < T2
+    assert s.horizon(T2 - 1_500).until_ms == T2
 
 
 def test_the_lead_is_at_most_max_dispatch_ahead() -> None:
@@ -68,15 +71,15 @@ def test_the_lead_grows_only_within_the_cap_on_firings_held_ahead() -> None:
     schedule = Schedule()
     add_jobs(schedule, 100, T, 1)
     add_jobs(schedule, 100, T2, 1_000)
-    s = scheduler(schedule, per_firing_ms=50.0, max_ahead=150)  # leads of 6 s each
-    assert s.horizon(T - 6_000).until_ms == T
+    s = scheduler(schedule, per_firing_ms=50.0, max_ahead=150)  # leads of 6 s each, sent 6.5 s ahead
+    assert s.horizon(T - 6_500).until_ms == T
     # Both bursts' leads have come, but only one fits under the cap...
-    both = s.horizon(T2 - 6_000)
+    both = s.horizon(T2 - 6_500)
     assert both.until_ms == T
     # ...and a burst bigger than the cap is never started early at all.
     big = Schedule()
     add_jobs(big, 151, T, 1)
-    assert scheduler(big, per_firing_ms=50.0, max_ahead=150).horizon(T - 6_000).until_ms == T - 6_000 + AHEAD
+    assert scheduler(big, per_firing_ms=50.0, max_ahead=150).horizon(T - 6_500).until_ms == T - 6_500 + BASE
 
 
 class CountedSchedule(Schedule):
@@ -95,7 +98,7 @@ async def test_the_loop_starts_the_burst_at_its_lead_and_holds_to_the_cap() -> N
     add_jobs(schedule, 100, T, 1)
     add_jobs(schedule, 100, T2, 1_000)
     add_jobs(schedule, 5, T, 5_000, OVERLAP_SKIP)
-    clock = [T - 6_001]
+    clock = [T - 6_501]
     fired: list[tuple[int, int]] = []  # (fire_ms, clock when fired)
 
     async def fire(_job: Job, fire_ms: int) -> None:
@@ -121,8 +124,8 @@ async def test_the_loop_starts_the_burst_at_its_lead_and_holds_to_the_cap() -> N
                 await asyncio.sleep(0.001)
 
     try:
-        await advance(T - 6_000, 100)  # T's lead came: its 100 allow firings, not the skip ones
-        await advance(T2 - 6_000, 100)
+        await advance(T - 6_500, 100)  # T's lead came: its 100 allow firings, not the skip ones
+        await advance(T2 - 6_500, 100)
         assert {ms for ms, _ in fired} == {T}, "T2 started beyond the cap, or skip firings ahead"
         # T passes: its firings are no longer held ahead, T2 fits now (and the
         # skip-policy firings of T are started at their time, not ahead).
@@ -148,3 +151,58 @@ def test_ahead_cost_is_measured_from_batches() -> None:
     for _ in range(10):
         cost.prepared()
     assert cost.per_firing_ms() == before
+
+
+def test_batches_are_sent_half_way_between_whole_seconds() -> None:
+    # Instants are whole seconds; a batch sent on one reaches the executors
+    # as they start that instant's runs.
+    assert between_instants(AHEAD) == BASE
+    assert [between_instants(ms) for ms in (0, 300, 500, 501, 1_000, 1_100, 1_500, 2_999, 3_000)] == [
+        500,
+        500,
+        500,
+        1_500,
+        1_500,
+        1_500,
+        1_500,
+        3_500,
+        3_500,
+    ]
+    schedule = Schedule()
+    add_jobs(schedule, 1_000, T, 1)  # every-second-like: 1,000 x 0.1 ms on the 1 s lead
+    s = scheduler(schedule, per_firing_ms=0.1)
+    assert s.horizon(T - 1_501).until_ms < T
+    sent = s.horizon(T - 1_500)
+    assert sent.until_ms == T and (T - 1_500) % 1_000 == 500
+
+
+@pytest.mark.asyncio
+async def test_each_pass_takes_what_is_due_within_the_lead_moved_off_the_whole_seconds() -> None:
+    # No room to grow the lead (max_firings_ahead 0): what a pass takes is
+    # dispatch_ahead_ms moved to the half second, so a second's firings go
+    # out half-way through the second before, not on it.
+    schedule = CountedSchedule()
+    add_jobs(schedule, 10, T, 1)
+    clock = [T - BASE - 1]
+    fired: list[int] = []
+
+    async def fire(_job: Job, fire_ms: int) -> None:
+        fired.append(clock[0])
+
+    s = Scheduler(schedule, fire, clock=lambda: clock[0], dispatch_ahead_ms=AHEAD, max_firings_ahead=0)
+    loop_task = asyncio.create_task(s.run())
+    try:
+        async with asyncio.timeout(10):
+            while schedule.passes == 0:
+                await asyncio.sleep(0.001)
+        assert fired == []
+        passes = schedule.passes
+        clock[0] = T - BASE
+        s.wake()
+        async with asyncio.timeout(10):
+            while schedule.passes == passes or len(fired) < 10:
+                await asyncio.sleep(0.001)
+        assert set(fired) == {T - BASE} and (T - BASE) % 1_000 == 500
+    finally:
+        s.stop()
+        await loop_task
