@@ -167,9 +167,10 @@ class RunRecorder:
     async def insert(self, record: RunRecord, *, deadline_ms: int = 0) -> bool:
         """Record a new run; False if that firing attempt is already recorded (by anyone).
 
-        With `deadline_ms` (a firing's insert) it is bounded: RecordDroppedError
-        at once when `max_backlog` such inserts wait already, or once the
-        deadline (wall-clock ms) passes before a commit takes it."""
+        With `deadline_ms` (a firing's insert) it is bounded: while
+        `max_backlog` such inserts are queued it waits its turn, and it
+        raises RecordDroppedError once the deadline (wall-clock ms) passes
+        before a commit takes it."""
         if deadline_ms:
             if deadline_ms <= self._clock.now_ms():
                 raise RecordDroppedError(f"past its deadline already ({record.run_id})")
@@ -243,6 +244,12 @@ class RunRecorder:
                 room.set_exception(
                     RecordDroppedError(f"not written within its deadline: the run history backlog stayed full ({run_id})")
                 )
+        # The ones dropped leave the queue of arrival too, from its front
+        # (arrival is nearly deadline order): a database stuck for an hour
+        # must not keep an hour of dropped firings there.
+        waiters = self._room_waiters
+        while waiters and waiters[0].done():
+            waiters.popleft()
         if self._closing:
             self._has_work.set()  # the loop may be waiting only for these to end
         self._arm_expiry()

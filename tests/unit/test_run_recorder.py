@@ -11,7 +11,7 @@ import pytest
 
 from crontrio.common.model import RunRecord, make_run_id
 from crontrio.dispatcher import recorder
-from crontrio.dispatcher.recorder import RunRecorder
+from crontrio.dispatcher.recorder import RecordDroppedError, RunRecorder
 
 
 class RecordingStore:
@@ -154,3 +154,22 @@ async def test_firings_beyond_the_backlog_wait_their_turn_and_a_cancelled_one_pa
     assert await asyncio.wait_for(asyncio.gather(inserts[0], inserts[2], inserts[3]), 5) == [True] * 3
     await rec.close()
     assert store.written == [_firing(n).run_id for n in (0, 2, 3)]
+
+
+async def test_firings_dropped_while_the_database_is_stuck_leave_no_trace_in_memory() -> None:
+    store = GatedStore()  # never opens: the database is stuck
+    clock = Clock()
+    rec = RunRecorder(store, batch_ms=0, max_backlog=1, clock=clock)
+    rec.start()
+    first = asyncio.ensure_future(rec.insert(_firing(0), deadline_ms=clock.now_ms() + 60_000))
+    await _until(lambda: rec.backlog == 1)
+    soon = clock.now_ms() + 20  # real timers fire at the recorder's clock's deadline
+    dropped = [asyncio.ensure_future(rec.insert(_firing(n), deadline_ms=soon)) for n in range(1, 200)]
+    await _until(lambda: len(rec._room_waiters) == 199)
+    clock.now += 1.0  # past their deadline
+    await _until(lambda: all(f.done() for f in dropped))
+    assert all(isinstance(f.exception(), RecordDroppedError) for f in dropped)
+    assert len(rec._room_waiters) == 0 and len(rec._room_deadlines) == 0
+    first.cancel()
+    store.gate.set()
+    await rec.close()
