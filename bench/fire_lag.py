@@ -136,7 +136,9 @@ class Profiler:
         out: dict[str, dict[str, Any]] = {}
         for name, proc in self.procs.items():
             try:
-                proc.wait((self.seconds or 0) + 30)
+                # Stopped by SIGINT (seconds None), py-spy still has to write
+                # minutes of stacks: a 100,000-job burst's took over 30 s.
+                proc.wait(self.seconds + 30 if self.seconds is not None else 300)
             except subprocess.TimeoutExpired:
                 proc.kill()
             path = self.out_dir / f"{name}.txt"
