@@ -218,7 +218,11 @@ class TailHub:
                 if kind == "output":
                     self._send(feed, pb.TailChunk(data=event.output.data))
                 elif kind == "finished":
-                    self._send(feed, pb.TailChunk(status=event.finished.status))
+                    # Ended before we attached, its result not recorded yet:
+                    # the executor replays only RunFinished, whose tail is
+                    # all the output there is (as the store's is).
+                    data = b"" if feed.sent_output else event.finished.output_tail
+                    self._send(feed, pb.TailChunk(data=data, status=event.finished.status))
                     return True
         except grpc.aio.AioRpcError as exc:
             if exc.code() != grpc.StatusCode.NOT_FOUND:

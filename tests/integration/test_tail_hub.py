@@ -163,3 +163,24 @@ async def test_unknown_run_is_not_found_for_every_follower(parts: Parts) -> None
     for f, _ in followers:
         assert f.error is not None and "no run '9-9-9'" in str(f.error)
     assert hub.stats.store_reads == 1 and hub.followers == 0
+
+
+async def test_a_run_that_ended_before_the_attach_and_is_not_recorded_yet_gives_its_output(
+    parts: Parts, executor: Executor
+) -> None:
+    # The moment between the executor's end of the run and the dispatcher's
+    # record of it: the store still says running, the executor replays the
+    # result. A follower must get the output, not just the status.
+    await parts.clients.close()
+    parts.clients = ExecutorClients(cluster_secret=executor.secret)
+    hub = parts.hub()
+    request = shell("echo one; echo two", run_id="8-1700000000456-1")
+    parts.store.blocking.write_runs([pending_run(request.run_id)], [])
+    async with executor.channel() as channel:
+        runner = crontrio_pb2_grpc.ExecutorStub(channel).Run(request, timeout=60)
+        assert (await read_rest(runner))[-1].finished.status == "succeeded"  # ended, not acknowledged
+    parts.store.blocking.write_runs([], [(request.run_id, {"status": "running", "executor": executor.address})])
+    after, task = follow(hub, request.run_id)
+    await asyncio.wait_for(task, 10)
+    assert after.error is None and after.data == b"one\ntwo\n" and after.final == "succeeded", after.chunks
+    assert hub.stats.upstreams_opened == 1, "it was not read through the executor"
