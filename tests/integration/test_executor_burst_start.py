@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -22,6 +22,7 @@ from crontrio.executor.run_handle import RunHandle
 from crontrio.executor.runs import RunTable
 from crontrio.executor.task_drivers import drive_http
 from crontrio.protos import crontrio_pb2 as pb
+from testing_support.services import wait_until
 
 
 def shell(command: str, scheduled_ms: int) -> pb.RunRequest:
@@ -58,13 +59,6 @@ async def events_of(stream: AsyncIterator[pb.RunEvent]) -> list[pb.RunEvent]:
 # ---------------------------------------------------------------- held for one instant
 
 
-async def _until(condition: Callable[[], bool], what: str, within: float = 20.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
-
-
 async def test_runs_held_for_one_instant_all_start_on_one_timer_and_a_killed_one_never_runs(
     table: RunTable, tmp_path: Path
 ) -> None:
@@ -73,7 +67,7 @@ async def test_runs_held_for_one_instant_all_start_on_one_timer_and_a_killed_one
     streams = [await table.run(request) for request in requests]
     # Every run is held (accepted, journaled, not started) on one timer.
     assert table.running_count == 60
-    await _until(lambda: table._instants._held() == 60, "every run to be held")
+    await wait_until(lambda: table._instants._held() == 60, 20, "every run to be held")
     assert len(table._instants) == 1
     killed = requests[7]
     assert table.kill(killed.run_id, "killed while held")
@@ -97,7 +91,7 @@ async def test_runs_held_for_two_instants_start_each_at_its_own(table: RunTable)
     second = first + 1_000
     early = [await table.run(shell("true", first)) for _ in range(5)]
     late = [await table.run(shell("true", second)) for _ in range(5)]
-    await _until(lambda: table._instants._held() == 10, "every run to be held")
+    await wait_until(lambda: table._instants._held() == 10, 20, "every run to be held")
     assert len(table._instants) == 2
     for stream, due in [(s, first) for s in early] + [(s, second) for s in late]:
         events = await asyncio.wait_for(events_of(stream), 30)
@@ -108,7 +102,7 @@ async def test_runs_held_for_two_instants_start_each_at_its_own(table: RunTable)
 async def test_cancelling_the_last_run_held_for_an_instant_stops_its_timer(table: RunTable) -> None:
     request = shell("true", now_ms() + 4_000)
     stream = await table.run(request)
-    await _until(lambda: len(table._instants) == 1, "the run to be held on a timer")
+    await wait_until(lambda: len(table._instants) == 1, 20, "the run to be held on a timer")
     assert table.cancel_held(request.run_id, "job paused")
     (finished,) = [e.finished for e in await asyncio.wait_for(events_of(stream), 20) if e.HasField("finished")]
     assert finished.status == status.SKIPPED
@@ -149,7 +143,7 @@ def started(req: pb.RunRequest, pid: int, started_ms: int) -> pb.RunStarted:
 
 
 async def _until_started(handle: RunHandle) -> None:
-    await _until(lambda: handle.started is not None, "the HTTP run to start")
+    await wait_until(lambda: handle.started is not None, 20, "the HTTP run to start")
 
 
 async def test_stopping_an_http_run_ends_it_killed_and_its_task_goes_on() -> None:
@@ -159,7 +153,7 @@ async def test_stopping_an_http_run_ends_it_killed_and_its_task_goes_on() -> Non
         handle = http_handle(url)
         task = asyncio.create_task(drive_http(handle, 1, started=started, clients=clients))
         await _until_started(handle)
-        await _until(lambda: arrivals.count == 1, "the request to reach the server (which never answers)")
+        await wait_until(lambda: arrivals.count == 1, 20, "the request to reach the server (which never answers)")
         assert handle.request_stop(status.KILLED, "killed on request")
         end = await asyncio.wait_for(task, 20)
         # The stop cancelled the run's own task; the driver took that back and
@@ -181,7 +175,8 @@ async def test_cancelling_an_http_runs_task_is_not_taken_for_its_stop() -> None:
             task = asyncio.create_task(drive_http(handle, 1, started=started, clients=clients))
             arrived = arrivals.count
             await _until_started(handle)
-            await _until(lambda arrived=arrived: arrivals.count > arrived, "the request to reach the server")
+            # Awaited within this iteration: `arrived` is this iteration's.
+            await wait_until(lambda: arrivals.count > arrived, 20, "the request to reach the server")
             if also_stopped:
                 handle.request_stop(status.KILLED, "killed on request")
             task.cancel()  # the executor's own cancellation (shutdown): it stands

@@ -19,6 +19,7 @@ from crontrio.common.store.async_store import AsyncStore
 from crontrio.common.store.engine import make_engine
 from crontrio.common.store.sql_store import SqlStore
 from crontrio.dispatcher.takeover import TakeoverWatch
+from testing_support.services import wait_until
 
 DEAD, LIVE = "dead@1", "live@1"
 
@@ -75,10 +76,7 @@ async def test_two_survivors_adopt_each_of_a_dead_peers_runs_exactly_once(store:
         for job in jobs:  # both lost every claim of the burst
             for s in survivors:
                 s.watch.watch(job, scheduled)
-        deadline = asyncio.get_running_loop().time() + 30
-        while sum(len(s.run_ids()) for s in survivors) < len(dead_runs):
-            assert asyncio.get_running_loop().time() < deadline, [len(s.run_ids()) for s in survivors]
-            await asyncio.sleep(0.05)
+        await wait_until(lambda: sum(len(s.run_ids()) for s in survivors) >= len(dead_runs), 30, "every dead run adopted")
     finally:
         for t in loops:
             t.cancel()

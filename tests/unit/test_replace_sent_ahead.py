@@ -11,6 +11,7 @@ import pytest
 from crontrio.common.clock import now_ms
 from crontrio.dispatcher.executor_link import ExecutorLink
 from crontrio.protos import crontrio_pb2 as pb
+from testing_support.services import wait_until
 
 
 class FakeExecutor:
@@ -53,12 +54,10 @@ async def test_a_replacement_is_asked_again_until_the_executor_holds_the_run() -
     new = request("echo new")
     new.scheduled_ms = first.scheduled_ms
     assert link.replace_sent_ahead(new, done.set_result)
-    async with asyncio.timeout(10):
-        while len(executor.calls) < 2:
-            await asyncio.sleep(0.01)
-        assert not done.done(), "replaced before the executor held the run"
-        executor.held = True  # the run reached the executor
-        assert await done == new
+    await wait_until(lambda: len(executor.calls) >= 2, 10, "the replacement to ask again")
+    assert not done.done(), "replaced before the executor held the run"
+    executor.held = True  # the run reached the executor
+    assert await asyncio.wait_for(done, 10) == new
     assert executor.holds == new
     assert link.sent_request(first) == new, "a Run fallback would carry the old request"
 
@@ -75,9 +74,7 @@ async def test_the_newest_edit_wins_and_a_started_run_is_left_alone() -> None:
     link.replace_sent_ahead(second, lambda r: told.append(r.shell.command))
     link.replace_sent_ahead(third, lambda r: told.append(r.shell.command))
     executor.held = True
-    async with asyncio.timeout(10):
-        while not told:
-            await asyncio.sleep(0.01)
+    await wait_until(lambda: told, 10, "the newest edit to be told")
     assert told == ["echo 3"] and executor.holds == third
     # Started there: no longer ahead, and asking stops.
     executor.held = False

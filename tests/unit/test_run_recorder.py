@@ -12,6 +12,7 @@ import pytest
 from crontrio.common.model import RunRecord, make_run_id
 from crontrio.dispatcher import recorder
 from crontrio.dispatcher.recorder import RecordDroppedError, RunRecorder
+from testing_support.services import wait_until
 
 
 class RecordingStore:
@@ -90,13 +91,6 @@ class KeepingStore:
         return [update for batch in self.batches for update in batch]
 
 
-async def _until(condition: Any, within: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
-
-
 async def test_a_start_soon_followed_by_the_end_is_one_write_with_both() -> None:
     store = KeepingStore()
     rec = RunRecorder(store, batch_ms=0)
@@ -114,7 +108,7 @@ async def test_a_start_with_no_end_is_written_after_the_wait_and_at_close() -> N
     rec.start()
     rec.update_soon("r1", status="running", started_ms=5)
     rec.update_soon("r1", pid=7)  # merged into the held one
-    await _until(lambda: store.updates())
+    await wait_until(lambda: store.updates(), 5, "the held start to be written")
     assert store.updates() == [("r1", {"status": "running", "started_ms": 5, "pid": 7})]
     rec._soon_seconds = 3600.0  # held for an hour: close must write it all the same
     rec.update_soon("r2", status="running")
@@ -146,7 +140,7 @@ async def test_firings_beyond_the_backlog_wait_their_turn_and_a_cancelled_one_pa
     rec.start()
     far = rec._clock.now_ms() + 60_000
     inserts = {n: asyncio.ensure_future(rec.insert(_firing(n), deadline_ms=far)) for n in range(4)}
-    await _until(lambda: rec.backlog == 1)
+    await wait_until(lambda: rec.backlog == 1, 5, "the first insert to be written")
     inserts[1].cancel()  # gave up while waiting: its place goes to the next
     await asyncio.sleep(0)
     assert rec.backlog == 1 and not any(f.done() for n, f in inserts.items() if n != 1)
@@ -162,12 +156,12 @@ async def test_firings_dropped_while_the_database_is_stuck_leave_no_trace_in_mem
     rec = RunRecorder(store, batch_ms=0, max_backlog=1, clock=clock)
     rec.start()
     first = asyncio.ensure_future(rec.insert(_firing(0), deadline_ms=clock.now_ms() + 60_000))
-    await _until(lambda: rec.backlog == 1)
+    await wait_until(lambda: rec.backlog == 1, 5, "the first insert to be written")
     soon = clock.now_ms() + 20  # real timers fire at the recorder's clock's deadline
     dropped = [asyncio.ensure_future(rec.insert(_firing(n), deadline_ms=soon)) for n in range(1, 200)]
-    await _until(lambda: len(rec._room_waiters) == 199)
+    await wait_until(lambda: len(rec._room_waiters) == 199, 5, "199 firings waiting for room")
     clock.now += 1.0  # past their deadline
-    await _until(lambda: all(f.done() for f in dropped))
+    await wait_until(lambda: all(f.done() for f in dropped), 5, "the waiting firings to be dropped")
     assert all(isinstance(f.exception(), RecordDroppedError) for f in dropped)
     assert len(rec._room_waiters) == 0 and len(rec._room_deadlines) == 0
     first.cancel()

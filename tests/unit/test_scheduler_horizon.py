@@ -16,6 +16,7 @@ from crontrio.common.model import OVERLAP_ALLOW, OVERLAP_SKIP, Job
 from crontrio.common.schedule import Schedule
 from crontrio.dispatcher.ahead_cost import AheadCost
 from crontrio.dispatcher.scheduler import Scheduler, between_instants
+from testing_support.services import wait_until
 
 # A whole minute plus 30 s: the burst's instant T; T2 is 4 s later.
 T = 1_800_000_000_000 - 1_800_000_000_000 % 60_000 + 30_000
@@ -119,9 +120,7 @@ async def test_the_loop_starts_the_burst_at_its_lead_and_holds_to_the_cap() -> N
         passes = schedule.passes
         clock[0] = to_ms
         s.wake()
-        async with asyncio.timeout(10):
-            while schedule.passes == passes or len(fired) < expected:
-                await asyncio.sleep(0.001)
+        await wait_until(lambda: schedule.passes != passes and len(fired) >= expected, 10, f"a pass firing {expected}")
 
     try:
         await advance(T - 6_500, 100)  # T's lead came: its 100 allow firings, not the skip ones
@@ -192,16 +191,12 @@ async def test_each_pass_takes_what_is_due_within_the_lead_moved_off_the_whole_s
     s = Scheduler(schedule, fire, clock=lambda: clock[0], dispatch_ahead_ms=AHEAD, max_firings_ahead=0)
     loop_task = asyncio.create_task(s.run())
     try:
-        async with asyncio.timeout(10):
-            while schedule.passes == 0:
-                await asyncio.sleep(0.001)
+        await wait_until(lambda: schedule.passes > 0, 10, "the loop's first pass")
         assert fired == []
         passes = schedule.passes
         clock[0] = T - BASE
         s.wake()
-        async with asyncio.timeout(10):
-            while schedule.passes == passes or len(fired) < 10:
-                await asyncio.sleep(0.001)
+        await wait_until(lambda: schedule.passes != passes and len(fired) >= 10, 10, "a pass firing the 10")
         assert set(fired) == {T - BASE} and (T - BASE) % 1_000 == 500
     finally:
         s.stop()
