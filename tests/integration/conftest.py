@@ -1,6 +1,7 @@
 """Shared fixtures of the integration tests: `store`, the store on SQLite and
 on a real MariaDB (a test using it runs once on each; a module may define its
-own `store` to narrow that); and for the executor tests, `stub`, talking to
+own `store` to narrow that), and `other`, a second dispatcher's store on the
+same database; and for the executor tests, `stub`, talking to
 the module's own `executor` (module scope)."""
 
 from __future__ import annotations
@@ -41,3 +42,11 @@ def store(store_config: DatabaseConfig) -> Iterator[SqlStore]:
     s = SqlStore(engine)
     yield s
     s.close()
+
+
+@pytest.fixture
+def other(store: SqlStore, store_config: DatabaseConfig) -> Iterator[SqlStore]:
+    """A second dispatcher's store on the same database."""
+    second = SqlStore(make_engine(store_config))
+    yield second
+    second.close()

@@ -176,7 +176,7 @@ async def test_cancelling_an_http_runs_task_is_not_taken_for_its_stop() -> None:
             arrived = arrivals.count
             await _until_started(handle)
             # Awaited within this iteration: `arrived` is this iteration's.
-            await wait_until(lambda: arrivals.count > arrived, 20, "the request to reach the server")
+            await wait_until(lambda: arrivals.count > arrived, 20, "the request to reach the server")  # noqa: B023
             if also_stopped:
                 handle.request_stop(status.KILLED, "killed on request")
             task.cancel()  # the executor's own cancellation (shutdown): it stands

@@ -12,16 +12,13 @@ connections), as in test_run_batch_store.py.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import event
 
 from crontrio.common import status
-from crontrio.common.config import DatabaseConfig
 from crontrio.common.model import RunRecord
-from crontrio.common.store.engine import make_engine
 from crontrio.common.store.run_batch import CHUNK_ROWS
 from crontrio.common.store.sql_store import SqlStore
 
@@ -38,14 +35,6 @@ def pending(job_id: int, scheduled: int = 1000, dispatcher: str = DEAD) -> RunRe
         status=status.PENDING,
         dispatcher=dispatcher,
     )
-
-
-@pytest.fixture
-def other(store: SqlStore, store_config: DatabaseConfig) -> Iterator[SqlStore]:
-    """A second dispatcher's store on the same database."""
-    second = SqlStore(make_engine(store_config))
-    yield second
-    second.close()
 
 
 def owners(store: SqlStore, run_ids: list[str]) -> dict[str, str]:

@@ -12,16 +12,13 @@ transaction (an engine event just before one of its statements).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import pytest
 from sqlalchemy import event
 
-from crontrio.common.config import DatabaseConfig
 from crontrio.common.model import RunRecord
 from crontrio.common.store import run_batch
-from crontrio.common.store.engine import make_engine
 from crontrio.common.store.sql_store import SqlStore
 
 
@@ -35,14 +32,6 @@ def run(job_id: int, scheduled: int, dispatcher: str = "one", attempt: int = 1) 
         status="pending",
         dispatcher=dispatcher,
     )
-
-
-@pytest.fixture
-def other(store: SqlStore, store_config: DatabaseConfig) -> Iterator[SqlStore]:
-    """A second dispatcher's store on the same database."""
-    second = SqlStore(make_engine(store_config))
-    yield second
-    second.close()
 
 
 def before_statements(store: SqlStore, starting: str, action: Callable[[int], None]) -> list[str]:
