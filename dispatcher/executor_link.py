@@ -171,10 +171,6 @@ class ExecutorLink:
         than to another one, where it could run a second time."""
         return await holders_of(self.clients, self.live_addresses, run_ids)
 
-    async def holder_of(self, run_id: str) -> str:
-        """`holders_of` for one run."""
-        return (await self.holders_of([run_id]))[run_id]
-
     async def ack(self, address: str, run_id: str) -> None:
         """Tell the executor its result is recorded, so it forgets it."""
         session = self.clients.session(address)

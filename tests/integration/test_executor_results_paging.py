@@ -172,7 +172,7 @@ async def test_an_executor_answering_with_an_error_is_not_taken_for_one_without_
         # replays it), not to another one where it would run again.
         dead = f"127.0.0.1:{free_port()}"
         link = ExecutorLink(StaticRegistry([dead, ex.address]), ExecutorClients(cluster_secret=ex.secret))
-        assert await link.holder_of(request.run_id) == ex.address
+        assert (await link.holders_of([request.run_id]))[request.run_id] == ex.address
 
         hide_results(ex.journal, False)
         assert await reconciler.pass_once() == 1
