@@ -34,6 +34,8 @@ from typing import Any
 
 from bench import ORIGINAL_ENVIRON
 from crontrio.common.clock import now_ms
+from crontrio.common.config import DatabaseConfig
+from testing_support.cluster import distributed_sections
 from testing_support.servers import EtcdServer, MariaDBServer, RedisServer
 from testing_support.services import ChildProcess, free_port, is_serving, wait_for, write_conf
 
@@ -321,32 +323,15 @@ def distributed_conf(
 ) -> Path:
     """conf.ini for distributed mode on the private MariaDB, Redis and etcd
     (testing_support/servers.py): executors found in etcd, a quick monitor."""
-    return write_conf(
-        root,
-        {
-            "database": {
-                "driver": "mysql",
-                "host": "127.0.0.1",
-                "port": str(mariadb.port),
-                "username": mariadb.user,
-                "password": mariadb.password,
-                "database": database,
-                "auto_migrate": "false",
-            },
-            "redis": {"host": redis.host, "port": str(redis.port)},
-            "etcd": {"endpoints": etcd.endpoint, "lease_ttl": "3"},
-            "dispatcher": {"executors": "", "shutdown_grace_seconds": "5"},
-            "executor": {"kill_grace_seconds": "1", "shutdown_grace_seconds": "5"},
-            "monitor": {
-                "poll_interval_seconds": "0.2",
-                "health_interval_seconds": "0.5",
-                "reconcile_interval_seconds": "0.5",
-                "missed_after_seconds": "8",
-                "http_listen": "",
-            },
-            "log": {"level": log_level},
-        },
+    db = DatabaseConfig(
+        driver="mysql",
+        host="127.0.0.1",
+        port=mariadb.port,
+        username=mariadb.user,
+        password=mariadb.password,
+        database=database,
     )
+    return write_conf(root, distributed_sections(db, redis, etcd, log_level))
 
 
 def embedded_conf(

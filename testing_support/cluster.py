@@ -15,6 +15,35 @@ from testing_support.servers import EtcdServer, RedisServer
 from testing_support.services import REPO, ServiceProcess, free_port, is_serving, wait_for, write_conf
 
 
+def distributed_sections(db: DatabaseConfig, redis: RedisServer, etcd: EtcdServer, log_level: str) -> dict[str, dict[str, str]]:
+    """conf.ini sections for distributed mode on a private MariaDB, Redis and
+    etcd (testing_support/servers.py): executors found in etcd, a quick
+    monitor. The tests' clusters and the benchmarks' both run on these."""
+    return {
+        "database": {
+            "driver": "mysql",
+            "host": db.host,
+            "port": str(db.port),
+            "username": db.username,
+            "password": db.password,
+            "database": db.database,
+            "auto_migrate": "false",
+        },
+        "redis": {"host": redis.host, "port": str(redis.port)},
+        "etcd": {"endpoints": etcd.endpoint, "lease_ttl": "3"},
+        "dispatcher": {"executors": "", "shutdown_grace_seconds": "5"},
+        "executor": {"kill_grace_seconds": "1", "shutdown_grace_seconds": "5"},
+        "monitor": {
+            "poll_interval_seconds": "0.2",
+            "health_interval_seconds": "0.5",
+            "reconcile_interval_seconds": "0.5",
+            "missed_after_seconds": "8",
+            "http_listen": "",
+        },
+        "log": {"level": log_level},
+    }
+
+
 @dataclass
 class Member:
     name: str
@@ -34,32 +63,7 @@ class Cluster:
     members: dict[str, Member] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.conf = write_conf(
-            self.root,
-            {
-                "database": {
-                    "driver": "mysql",
-                    "host": self.db.host,
-                    "port": str(self.db.port),
-                    "username": self.db.username,
-                    "password": self.db.password,
-                    "database": self.db.database,
-                    "auto_migrate": "false",
-                },
-                "redis": {"host": self.redis.host, "port": str(self.redis.port)},
-                "etcd": {"endpoints": self.etcd.endpoint, "lease_ttl": "3"},
-                "dispatcher": {"executors": "", "shutdown_grace_seconds": "5"},
-                "executor": {"kill_grace_seconds": "1", "shutdown_grace_seconds": "5"},
-                "monitor": {
-                    "poll_interval_seconds": "0.2",
-                    "health_interval_seconds": "0.5",
-                    "reconcile_interval_seconds": "0.5",
-                    "missed_after_seconds": "8",
-                    "http_listen": "",
-                },
-                "log": {"level": "INFO"},
-            },
-        )
+        self.conf = write_conf(self.root, distributed_sections(self.db, self.redis, self.etcd, "INFO"))
         subprocess.run(
             [sys.executable, "-m", "crontrio.monitor", "-c", str(self.conf), "migrate"], cwd=REPO, check=True, timeout=60
         )
