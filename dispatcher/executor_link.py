@@ -29,7 +29,7 @@ import grpc
 from crontrio.common import status
 from crontrio.common.clock import now_ms
 from crontrio.common.registry.base import Registry
-from crontrio.dispatcher.connect_errors import never_connected, refused_unstarted, unstarted_proof
+from crontrio.dispatcher.connect_errors import never_connected, refused_connection, refused_unstarted, unstarted_proof
 from crontrio.dispatcher.executor_client import ExecutorClients
 from crontrio.dispatcher.executor_session import SessionBrokenError
 from crontrio.dispatcher.run_holders import holders_of
@@ -37,11 +37,10 @@ from crontrio.protos import crontrio_pb2 as pb
 
 log = logging.getLogger(__name__)
 
-# What `knows` says when a live executor answered with an error: it may
-# have the run, so it must not be taken for "unknown there".
+# What `knows` says when the executor could not say (no answer in time, a
+# broken connection, an error): it may have the run, so it must not be
+# taken for "unknown there".
 UNSURE = "unsure"
-# Codes meaning the executor gave no answer (down, or too slow to tell).
-NO_ANSWER = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 
 
 # How long to keep calling Run again (it is idempotent by run id) when the
@@ -146,12 +145,17 @@ class ExecutorLink:
         return all(e.address != address for e in self._registry.live())
 
     async def knows(self, address: str, run_id: str) -> str | pb.RunFinished | None:
-        """ "running", its result, None (unknown to it, or no answer), or
-        UNSURE when it answered with an error (it may have the run)."""
+        """ "running", its result, None (unknown to it, or nothing listens
+        there), or UNSURE when it could not say (it may have the run).
+
+        The rule of dispatcher/run_holders.py: only an answer or a refused
+        connection means "not here". An executor too busy to answer in time
+        may have started the run; taking that for "not here" let the retry
+        policy run it a second time elsewhere."""
         try:
             reply = await self.clients.stub(address).ListResults(pb.ListResultsRequest(run_ids=[run_id]), timeout=3)
         except grpc.aio.AioRpcError as exc:
-            if exc.code() in NO_ANSWER:
+            if refused_connection(exc):
                 return None
             log.warning("run %s: executor could not say whether it has it: %s %s", run_id, exc.code().name, exc.details())
             return UNSURE
@@ -324,7 +328,7 @@ class ExecutorLink:
                         # executor (e.g. restarting) as long as it may start in time.
                         give_up = False
                     if give_up:
-                        if not started:
+                        if not started and maybe_delivered:
                             # Before calling it unreachable, ask: an overloaded executor may
                             # have taken the run after all, and failing (then retrying) a run
                             # that is going would run it twice.
