@@ -12,7 +12,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
@@ -285,8 +284,3 @@ class MariaDBServer(_Process):
         with self._root() as conn, conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS {name}")
 
-
-def wait_gone(server: _Process, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while server.alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
