@@ -280,7 +280,7 @@ class RunTable:
 
     async def _execute(self, handle: RunHandle, started_ms: int, hold: int) -> None:
         if hold:
-            if not await wait_until_due(handle, hold, self._instants):
+            if not await wait_until_due(handle, self._instants):
                 await self._end_unstarted(handle)
                 return
             started_ms = now_ms()  # the real start; the journal has the planned one

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from crontrio.executor import held_runs
 from crontrio.executor.held_runs import Instants
+from crontrio.executor.run_handle import RunHandle
+from crontrio.protos import crontrio_pb2
 
 
 async def test_waits_for_one_instant_share_one_timer_and_wake_in_one_pass() -> None:
@@ -44,3 +49,27 @@ async def test_the_runs_of_an_instant_wake_in_the_order_they_came() -> None:
         wake.add_done_callback(lambda _, i=i: woken.append(i))
     await asyncio.wait_for(asyncio.gather(*wakes), 10)
     assert woken == list(range(200))
+
+
+async def test_a_held_run_waits_for_its_instant_as_measured_when_it_starts_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Its start is journaled between its arrival and its wait (with the rest
+    # of its batch): a hold measured on arrival would set the instant's
+    # timer late by as long as that write took.
+    instant = 1_800_000_000_000
+    monkeypatch.setattr(held_runs, "now_ms", lambda: instant - 200)
+    asked: list[tuple[int, int]] = []
+
+    class Recording(Instants):
+        def wait(self, instant_ms: int, hold: int) -> asyncio.Future[None]:
+            asked.append((instant_ms, hold))
+            return super().wait(instant_ms, hold)
+
+    shell = crontrio_pb2.ShellTask(command="true")
+    request = crontrio_pb2.RunRequest(run_id="7-1-1", job_id=7, scheduled_ms=instant, shell=shell)
+    assert await asyncio.wait_for(held_runs.wait_until_due(RunHandle(request, 1024), Recording()), 10)
+    assert asked == [(instant, 200)]
+
+    # Journaled past its instant: it starts at once.
+    monkeypatch.setattr(held_runs, "now_ms", lambda: instant + 30)
+    assert await asyncio.wait_for(held_runs.wait_until_due(RunHandle(request, 1024), Recording()), 10)
+    assert asked[-1] == (instant, 0)
