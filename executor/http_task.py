@@ -16,6 +16,7 @@ import aiohttp
 import certifi
 from yarl import URL
 
+from crontrio.executor.http_warmup import ConnectionWarmer
 from crontrio.protos import crontrio_pb2
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,10 @@ class HttpClients:
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
         self._urls: dict[str, URL] = {}
+        # Runs' requests under way (each holds a connection of the pool, or waits for one).
+        self.requests_going = 0
+        # Opens the connections of runs held for an instant ahead of it.
+        self.warmer = ConnectionWarmer(self)
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -149,6 +154,7 @@ class HttpClients:
 
     async def aclose(self) -> None:
         self._closed = True
+        await self.warmer.aclose()
         if self._session is not None:
             await self._session.close()
 
@@ -204,6 +210,7 @@ async def run_http(
     method = (task.method or "GET").upper()
     timeout = timeout_seconds
     status_code = 0
+    clients.requests_going += 1
     try:
         async with asyncio.timeout(timeout):
             # Redirects are not followed unless a task asks: like curl, a 3xx
@@ -232,6 +239,8 @@ async def run_http(
         return HttpResult(error=_connect_error(task.url, exc.os_error))
     except aiohttp.ClientError as exc:
         return HttpResult(status_code=status_code, error=f"{type(exc).__name__}: {exc}")
+    finally:
+        clients.requests_going -= 1
     expected = list(task.expected_statuses)
     if is_expected(status_code, expected):
         return HttpResult(status_code=status_code, succeeded=True)

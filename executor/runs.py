@@ -274,6 +274,8 @@ class RunTable:
         # Held from now, not from when its task first runs: a cancel or a
         # hand-back in between must find it held.
         handle.held = bool(hold)
+        if hold and request.WhichOneof("task") == "http":
+            self.http.warmer.expect(request.http, request.scheduled_ms)
         work = self._execute(handle, started_ms, hold)
         handle.task = asyncio.create_task(work, name=f"run {request.run_id}")
         return handle

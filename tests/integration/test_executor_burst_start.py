@@ -22,6 +22,7 @@ from crontrio.executor.run_handle import RunHandle
 from crontrio.executor.runs import RunTable
 from crontrio.executor.task_drivers import drive_http
 from crontrio.protos import crontrio_pb2 as pb
+from testing_support.counting_http import CountingServer
 from testing_support.services import wait_until
 
 
@@ -261,3 +262,36 @@ async def test_a_drain_of_starts_and_results_is_one_statement_per_kind(journal: 
         assert started_ids == {*begins, "going", "last"}
         result_ids = {row[0] for row in conn.execute("SELECT run_id FROM results")}
         assert result_ids == {"done", "ending-1", "ending-2"}
+
+
+# ---------------------------------------------------------------- HTTP runs held for an instant
+
+
+async def test_held_http_runs_find_their_connections_open_at_their_instant(journal: Journal) -> None:
+    server = CountingServer()
+    listening = await server.start()
+    http = HttpClients(max_connections=10)
+    runs = RunTable(ExecutorConfig(kill_grace_seconds=1.0), journal, http, host="h", address="a")
+    try:
+        instant = now_ms() + 1_500
+        requests = [
+            pb.RunRequest(
+                run_id=f"9-{uuid.uuid4().hex[:12]}-1",
+                job_id=9,
+                job_name="burst",
+                scheduled_ms=instant,
+                attempt=1,
+                http=pb.HttpTask(url=f"http://127.0.0.1:{server.port}/job{i}", method="GET"),
+            )
+            for i in range(4)
+        ]
+        streams = [await runs.run(r) for r in requests]
+        await wait_until(lambda: server.connections == 4, 10, "the held runs' connections, opened ahead")
+        assert server.requests == 0 and now_ms() < instant, "a request went out before its instant"
+        ends = await asyncio.gather(*(events_of(s) for s in streams))
+        assert [e[-1].finished.status for e in ends] == [status.SUCCEEDED] * 4
+        assert all(e[-1].finished.started_ms >= instant for e in ends)
+        assert server.requests == 4 and server.connections == 4, "the runs opened connections of their own"
+    finally:
+        await http.aclose()
+        listening.close()
