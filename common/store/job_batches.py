@@ -132,10 +132,17 @@ def _each_distinct(column: tuple[Any, ...], convert: Callable[[Any], Any]) -> li
     """convert(value) for every value, computed once per distinct value.
 
     Text (or NULL) only: equal text values are the same value, whereas an
-    integer 1 and a float 1.0 are equal keys that convert differently."""
-    if not set(map(type, column)) <= {str, _NONE}:
+    integer 1 and a float 1.0 are equal keys that convert differently. The
+    distinct values are enough to look at: no value of another type a
+    driver returns (number, bytes, date) equals a text, so any such value
+    in the column is among them. Many columns hold one value for every job
+    (a default): their list is that value repeated."""
+    distinct = set(column)
+    if not set(map(type, distinct)) <= {str, _NONE}:
         raise _RowByRowError
-    done = {value: convert(value) for value in set(column)}
+    if len(distinct) == 1:
+        return [convert(next(iter(distinct)))] * len(column)
+    done = {value: convert(value) for value in distinct}
     return list(map(done.__getitem__, column))
 
 

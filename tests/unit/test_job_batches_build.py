@@ -63,3 +63,19 @@ def test_slot_building_is_used_for_job_as_it_is() -> None:
     # Job has neither __post_init__ nor fields left out of __init__: were one
     # added, _BY_SLOTS turns false and Job.__init__ builds them again.
     assert job_batches._BY_SLOTS
+
+
+def test_each_distinct_converts_each_text_once_and_refuses_any_other_type() -> None:
+    calls: list[object] = []
+
+    def convert(value: object) -> str:
+        calls.append(value)
+        return f"<{value}>"
+
+    assert job_batches._each_distinct(("a", "a", "a"), convert) == ["<a>"] * 3
+    assert job_batches._each_distinct(("a", None, "b", "a"), convert) == ["<a>", "<None>", "<b>", "<a>"]
+    assert sorted(map(str, calls)) == ["None", "a", "a", "b"]  # once per distinct value of each column
+    # A number, bytes or a float among texts (however many texts): the row-by-row path.
+    for column in (("a", 1), (1,), ("a", "a", b"a"), (2.0, "x", "x")):
+        with pytest.raises(job_batches._RowByRowError):
+            job_batches._each_distinct(column, convert)
