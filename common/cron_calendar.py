@@ -12,6 +12,7 @@ A "wall time" is a naive local time encoded as if it were a UTC epoch second
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 from collections.abc import Iterable
 from datetime import date
@@ -59,7 +60,7 @@ class DayRule:
     (at most 4 x 7) and kept. Immutable apart from that cache.
     """
 
-    __slots__ = ("_dom", "_dom_last", "_dow", "_either", "_nearest", "_nth", "_shapes", "every")
+    __slots__ = ("_dom", "_dom_last", "_dow", "_either", "_nearest", "_nth", "_shapes", "_some_date", "every")
 
     def __init__(
         self,
@@ -86,6 +87,7 @@ class DayRule:
         else:
             self._dow = frozenset(v % 7 for v in dow_values if isinstance(v, int) and v % 7 not in self._nth)
         self._shapes: dict[int, tuple[int, ...]] = {}
+        self._some_date: dict[tuple[bool, ...], bool] = {}
         # Whether every day matches (the common '* *'), so that dates need no look-up.
         self.every = (self._either is False and "*" in dom_values and "*" in dow_values) or all(
             len(self.days(ndays, first)) == ndays for ndays in (28, 29, 30, 31) for first in range(7)
@@ -100,6 +102,22 @@ class DayRule:
             nearest = self._nearest_day(ndays, first_weekday)
             found = self._shapes[key] = tuple(
                 d for d in range(1, ndays + 1) if self._matches(d, ndays, (first_weekday + d - 1) % 7, nearest)
+            )
+        return found
+
+    def matches_some_date(self, months: tuple[bool, ...]) -> bool:
+        """Whether any date of the months flagged in `months` (indexed 1-12)
+        matches (every month shape occurs, in leap and common years alike,
+        within any 28 years of 1901-2099). Kept per months: the rules of
+        tens of thousands of specs share a few dozen day rules."""
+        found = self._some_date.get(months)
+        if found is None:
+            found = self._some_date[months] = any(
+                self.days(n, first)
+                for month in range(1, 13)
+                if months[month]
+                for n in ((28, 29) if month == 2 else (_MONTH_DAYS[month],))
+                for first in range(7)
             )
         return found
 
@@ -132,6 +150,14 @@ def _all_values(values: Iterable[int | str], size: int, first: int = 0) -> tuple
     return tuple(sorted({int(v) for v in values}))
 
 
+@functools.lru_cache(maxsize=4096)
+def _month_flags(months: tuple[int | str, ...]) -> tuple[bool, ...]:
+    """Whether each month (index 1-12; 0 unused) is among `months`. Cached:
+    a dispatcher builds tens of thousands of calendars from a few month fields."""
+    month_values = _all_values(months, 12, 1)
+    return tuple(m in month_values for m in range(13))
+
+
 class Calendar:
     """Expanded cron fields, matched against wall-clock time.
 
@@ -152,20 +178,13 @@ class Calendar:
         self.seconds = seconds
         self.minutes = minutes
         self.hours = hours
-        month_values = _all_values(months, 12, 1)
-        self._months = tuple(m in month_values for m in range(13))
+        self._months = _month_flags(months if isinstance(months, tuple) else tuple(months))
         self.days = days
         self._first_tod = hours[0] * _HOUR + minutes[0] * 60 + seconds[0]
 
     def fires_on_some_date(self) -> bool:
-        """Whether any calendar date matches (every month shape occurs, in
-        leap and common years alike, within any 28 years of 1901-2099)."""
-        for month in range(1, 13):
-            if self._months[month]:
-                lengths = (28, 29) if month == 2 else (_MONTH_DAYS[month],)
-                if any(self.days.days(n, first) for n in lengths for first in range(7)):
-                    return True
-        return False
+        """Whether any calendar date matches (see DayRule.matches_some_date)."""
+        return self.days.matches_some_date(self._months)
 
     def time_of_day_from(self, second_of_day: int) -> int | None:
         """First matching second of the day at or after `second_of_day`, or None."""

@@ -318,14 +318,22 @@ def _field_error(template: Template, position: int, cause: Exception) -> Validat
     return ValidationError("spec", f"field '{names[position][0]}' value '{value}' is not valid ({cause})")
 
 
+@functools.lru_cache(maxsize=4096)
+def _hash_match(expr: str) -> re.Match[str] | None:
+    """croniter's own parse of an H field, which its HashExpander.expand
+    otherwise repeats for every job: kept per field text and handed back."""
+    return _HASHER.match("", 0, expr)
+
+
 def hash_fields(template: Template, hash_key: str) -> tuple[str, ...]:
     """The template's fields with each H replaced by the value croniter picks for `hash_key`."""
     key = hash_key.encode()
     index = _CRONITER_INDEX[len(template.fields) == 6]
     fields = list(template.expr_fields)
     for position in template.hashed:
+        expr = fields[position]
         try:
-            fields[position] = _HASHER.expand("", index[position], fields[position], hash_id=key)
+            fields[position] = _HASHER.expand("", index[position], expr, hash_id=key, match=_hash_match(expr))
         except (CroniterError, ValueError) as exc:
             raise _field_error(template, position, exc) from exc
     return tuple(fields)

@@ -112,13 +112,17 @@ class Timeline:
     transitions). Chunks are computed on first use and never change.
     """
 
-    __slots__ = ("_chunks", "_lock", "_static", "_zone")
+    __slots__ = ("_chunks", "_last", "_lock", "_static", "_zone")
 
     def __init__(self, name: str) -> None:
         self._zone = ZoneInfo(name)
         self._static = name in _UTC_NAMES
         self._lock = threading.Lock()
         self._chunks: dict[int, tuple[list[int], list[int]]] = {}
+        # The last instant asked about and its segment: a dispatcher's full
+        # load asks every job's zone about the same instant (its one `now`).
+        # One tuple, replaced whole, so threads never see half of it.
+        self._last: tuple[int, tuple[int, int, int, int]] = (_FAR, (0, 0, 0, 0))
 
     def _offset(self, ts: int) -> int:
         off = datetime.fromtimestamp(ts, self._zone).utcoffset()
@@ -177,6 +181,14 @@ class Timeline:
         """
         if self._static:
             return -_FAR, _FAR, 0, 0
+        last_t, last = self._last
+        if last_t == t:
+            return last
+        found = self._segment(t)
+        self._last = (t, found)
+        return found
+
+    def _segment(self, t: int) -> tuple[int, int, int, int]:
         k = t >> _CHUNK_BITS
         trans, offsets = self._chunk(k)
         i = bisect.bisect_right(trans, t)

