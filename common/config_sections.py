@@ -171,7 +171,7 @@ class ExecutorConfig:
     metrics_listen: str = "127.0.0.1:5925"
     # HTTP tasks' connections open at once (to one host or all); 0 = no
     # limit. Never more than half the open files limit (executor/http_task.py).
-    http_max_connections: int = 500
+    http_max_connections: int = 2500
 
     @property
     def advertised(self) -> str:

@@ -27,16 +27,17 @@ METHODS = ("GET", "POST")
 
 # Connections open at once, all hosts together and to any one host alike
 # ([executor] http_max_connections; aiohttp's default is 100 in all). Beyond
-# it a run's request waits for a connection: cheaper than opening one when
-# the server answers at once (2,000 requests from a fresh pool took 0.26 ms
-# of client CPU each with no limit, 0.13 with 500, 0.10 with 100: a new
-# connection, its socket and the kernel's handshake, costs more than a wait
-# of a few ms; a burst of 2,000 jobs on 2 executors spent 0.27 ms per firing
-# per executor with 500 and 0.36 with 1,000), but a slow server holds every
-# run beyond the pool behind the ones in flight: raise it for those. Each
-# connection is a file descriptor, so the pool never takes more than half of
-# the process's limit on them (the rest: the journal, gRPC, shell pipes).
-MAX_CONNECTIONS = 500
+# it a run's request waits for a connection. Opened at the instant, a new
+# connection (its socket and the kernel's handshake) costs more than a wait
+# of a few ms (2,000 requests from a fresh pool took 0.26 ms of client CPU
+# each with no limit, 0.13 with 500), which kept this at 500; since the
+# connections of runs sent ahead are opened before their instant
+# (executor/http_warmup.py), a bigger pool sends a burst at once: 10,000
+# jobs due at one second on 2 executors, max lag 0.93-0.96 s with 1,000 and
+# 0.71-0.75 s with 2,500, against 1.01-1.03 s with 500 (bench/RESULTS.md).
+# Each connection is a file descriptor, so the pool never takes more than
+# half of the process's limit on them (the rest: the journal, gRPC, pipes).
+MAX_CONNECTIONS = 2500
 # Keep as many connections alive as may be open: with a small idle pool (httpx
 # kept 20), a burst of every-second jobs against one host reconnected ~all of
 # them every second (TCP and TLS setup per run). 30 s outlives the gap between
