@@ -19,8 +19,10 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from crontrio.common.clock import now_ms
 from crontrio.executor.http_task import HttpClients, HttpResult, run_http
 from crontrio.protos import crontrio_pb2 as pb
+from testing_support.services import wait_until
 
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
 # Runs in flight at once to one host: more than aiohttp's default pool (100).
@@ -315,3 +317,19 @@ async def test_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch, http_
         assert result.succeeded and output == b"HTTP 200 OK\nhello\n", (result, output)
     finally:
         await clients.aclose()
+
+
+async def test_connections_warmed_ahead_keep_their_tls_settings(clients: HttpClients, https_base: str) -> None:
+    # Runs held for an instant have their connections opened ahead
+    # (executor/http_warmup.py): one made without verification must never
+    # serve a task that verifies, and a verifying one that fails its
+    # handshake ahead is no error until the run's own request meets it.
+    instant = now_ms() + 1_500
+    clients.warmer.expect(pb.HttpTask(url=f"{https_base}/ok", skip_tls_verify=True), instant)
+    clients.warmer.expect(pb.HttpTask(url=f"{https_base}/ok"), instant)
+    await asyncio.sleep(0)  # the warm-ups start once per loop pass
+    await wait_until(lambda: not clients.warmer.in_flight, 10, "the warm-ups to end")
+    verified, _ = await fetch(clients, f"{https_base}/ok")
+    assert "certificate verification failed" in verified.error, verified
+    unverified, output = await fetch(clients, f"{https_base}/ok", skip_tls_verify=True)
+    assert unverified.succeeded and output == b"HTTP 200 OK\nhello\n", unverified
