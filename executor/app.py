@@ -75,6 +75,7 @@ class ExecutorApp:
         # made on first use, inside the running loop).
         self.http = HttpClients(cfg.http_max_connections)
         self.runs = RunTable(cfg, self.journal, self.http, host=self.host, address=cfg.advertised, base_env=base_env)
+        self.http.warmer.report = self.runs.metrics.warmed
         self.server = ServiceServer(cfg.listen, [SERVICE_NAME], credentials=credentials, interceptors=interceptors)
         crontrio_pb2_grpc.add_ExecutorServicer_to_server(ExecutorServicer(self.runs), self.server.server)
         metrics = self.runs.metrics

@@ -72,6 +72,8 @@ class ConnectionWarmer:
         self._origins: dict[tuple[str, str, int, int], _Origin] = {}
         self._flush_soon = False
         self._tasks: set[asyncio.Task[None]] = set()
+        # Told each warm-up's connections made ready and not (the executor's metrics).
+        self.report: Callable[[int, int], None] = lambda ready, failed: None
 
     def expect(self, task: crontrio_pb2.HttpTask, instant_ms: int) -> None:
         """A run of ``task`` is held for ``instant_ms``."""
@@ -164,6 +166,7 @@ class ConnectionWarmer:
         finally:
             for connection in held:
                 connection.release()
+            self.report(len(held), want - len(held))
 
     @property
     def in_flight(self) -> int:

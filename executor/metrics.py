@@ -46,6 +46,14 @@ class ExecutorMetrics:
             registry=self.registry,
         )
         self._count_unacked: Callable[[], Awaitable[int]] | None = None
+        self.warmed_connections = Counter(
+            "crontrio_executor_http_connections_warmed_total",
+            "Connections of HTTP runs held for their time made ready before it (ready: in the pool at the "
+            "instant; failed: not made in time, the run connects itself and reports any error).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self._warmed = {o: self.warmed_connections.labels(o) for o in ("ready", "failed")}
 
     def watch(self, running: Callable[[], int], unacked: Callable[[], Awaitable[int]]) -> None:
         """Read the running runs and the unacknowledged results at each scrape."""
@@ -57,7 +65,14 @@ class ExecutorMetrics:
         if self._count_unacked is not None:
             self.unacked.set(await self._count_unacked())
 
-    # -- hook -------------------------------------------------------------
+    # -- hooks ------------------------------------------------------------
+
+    def warmed(self, ready: int, failed: int) -> None:
+        """A warm-up of HTTP connections ended (executor/http_warmup.py)."""
+        if ready:
+            self._warmed["ready"].inc(ready)
+        if failed:
+            self._warmed["failed"].inc(failed)
 
     def finished(self, result: crontrio_pb2.RunFinished) -> None:
         """A result was produced. Its duration counts when its task ran in this

@@ -13,12 +13,15 @@ import pytest
 import pytest_asyncio
 
 from crontrio.common import status
+from crontrio.common.clock import now_ms
 from crontrio.common.config import ExecutorConfig
+from crontrio.executor.app import ExecutorApp
 from crontrio.executor.http_task import HttpClients
 from crontrio.executor.journal import Journal, StartedRun
 from crontrio.executor.metrics import ExecutorMetrics
 from crontrio.executor.runs import RunTable
 from crontrio.protos import crontrio_pb2 as pb
+from testing_support.counting_http import CountingServer
 from testing_support.services import wait_until
 
 pytestmark = pytest.mark.asyncio
@@ -96,3 +99,22 @@ async def test_runs_lost_with_a_previous_process_count_without_a_duration(runs: 
     assert await runs.recover() == 1
     assert value(runs.metrics, "crontrio_executor_runs_total", status="lost") == 1
     assert value(runs.metrics, "crontrio_executor_run_duration_seconds_count") == 0
+
+
+async def test_connections_warmed_ahead_of_held_http_runs_are_counted(tmp_path: Path) -> None:
+    cfg = ExecutorConfig(listen="127.0.0.1:0", journal=str(tmp_path / "journal.db"), metrics_listen="")
+    app = ExecutorApp(cfg, cluster_secret="s" * 32)
+    server = CountingServer()
+    listening = await server.start()
+    try:
+        instant = now_ms() + 1_500
+        for path in ("/a", "/b"):
+            app.http.warmer.expect(pb.HttpTask(url=f"http://127.0.0.1:{server.port}{path}"), instant)
+        await asyncio.sleep(0)  # the warm-ups start once per loop pass
+        await wait_until(lambda: not app.http.warmer.in_flight, 10, "the warm-up to end")
+        assert server.connections == 2
+        assert value(app.runs.metrics, "crontrio_executor_http_connections_warmed_total", outcome="ready") == 2
+        assert value(app.runs.metrics, "crontrio_executor_http_connections_warmed_total", outcome="failed") == 0
+    finally:
+        await app.close()
+        listening.close()

@@ -45,6 +45,8 @@ def task(port: int, path: str = "/job") -> crontrio_pb2.HttpTask:
 async def test_the_connections_of_an_instant_are_open_before_it_and_its_runs_use_them(
     server: CountingServer, clients: HttpClients
 ) -> None:
+    told: list[tuple[int, int]] = []
+    clients.warmer.report = lambda ready, failed: told.append((ready, failed))
     instant = now_ms() + 1_500
     for i in range(3):
         clients.warmer.expect(task(server.port, f"/job{i}"), instant)
@@ -59,6 +61,7 @@ async def test_the_connections_of_an_instant_are_open_before_it_and_its_runs_use
     await asyncio.gather(*(run(i) for i in range(3)))
     assert server.requests == 3
     assert server.connections == 3, "the runs opened connections of their own"
+    assert told == [(3, 0)]
 
 
 async def test_no_more_connections_than_the_pool_holds_and_later_chunks_add_none(
@@ -138,7 +141,10 @@ async def test_an_origin_that_refuses_connections_is_no_error(clients: HttpClien
     port = srv.sockets[0].getsockname()[1]
     srv.close()
     await srv.wait_closed()
+    told: list[tuple[int, int]] = []
+    clients.warmer.report = lambda ready, failed: told.append((ready, failed))
     clients.warmer.expect(task(port), now_ms() + 1_500)
     await settled(clients)
+    assert told == [(0, 1)]
     result = await run_http(clients, task(port), timeout_seconds=5, on_head=bytes, on_body=bytes)
     assert not result.succeeded and "connection refused" in result.error
