@@ -64,6 +64,7 @@ test-e2e: setup
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 # Benchmarks (bench/): real services as processes; `python -m bench.run --help`.

@@ -72,4 +72,3 @@ class ServiceServer:
 
     async def stop(self, grace: float) -> None:
         await self.server.stop(grace)
-

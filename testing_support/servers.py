@@ -283,4 +283,3 @@ class MariaDBServer(_Process):
     def drop_database(self, name: str) -> None:
         with self._root() as conn, conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS {name}")
-

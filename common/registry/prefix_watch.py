@@ -255,7 +255,6 @@ class PrefixWatcher(Generic[T]):
         return key
 
 
-
 # -- registration values (JSON objects, see registration.py) -----------------
 
 

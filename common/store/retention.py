@@ -135,11 +135,7 @@ def _job_cutoff(engine: Engine, job_id: int, age_cutoff_ms: int, keep: int) -> i
     """Runs of this job scheduled before the returned time may go; None when
     the job has no more than `keep` runs."""
     query = (
-        select(runs.c.scheduled_ms)
-        .where(runs.c.job_id == job_id)
-        .order_by(runs.c.scheduled_ms.desc())
-        .limit(1)
-        .offset(keep - 1)
+        select(runs.c.scheduled_ms).where(runs.c.job_id == job_id).order_by(runs.c.scheduled_ms.desc()).limit(1).offset(keep - 1)
     )
     with engine.connect() as conn:
         nth_newest = conn.execute(query).scalar()

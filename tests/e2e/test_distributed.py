@@ -48,9 +48,7 @@ def active_runs(cluster: Cluster, before_ms: int) -> int:
     """Runs of firings before `before_ms` not yet ended. Only those: the jobs
     keep firing, and later firings may already be recorded (pending, even
     sent ahead with [dispatcher] dispatch_ahead_ms)."""
-    rows = cluster.sql(
-        "SELECT COUNT(*) FROM runs WHERE status IN ('pending', 'running') AND scheduled_ms < %s", (before_ms,)
-    )
+    rows = cluster.sql("SELECT COUNT(*) FROM runs WHERE status IN ('pending', 'running') AND scheduled_ms < %s", (before_ms,))
     return int(rows[0][0])  # type: ignore[call-overload]
 
 
@@ -322,9 +320,7 @@ def test_overlap_skip_holds_across_dispatchers(cluster: Cluster) -> None:
     assert "skipped" in {r[0] for r in rows} and fired_by == {"d1", "d2"}, (skipped_by, fired_by)
 
 
-def test_a_run_its_dead_dispatcher_recorded_but_never_sent_is_adopted(
-    cluster: Cluster, redis_server: RedisServer
-) -> None:
+def test_a_run_its_dead_dispatcher_recorded_but_never_sent_is_adopted(cluster: Cluster, redis_server: RedisServer) -> None:
     """A dispatcher that dies between recording a run and sending it (with
     dispatch_ahead_ms: in the second before the firing) leaves a pending row
     no executor has. A live dispatcher, which lost that firing's claim, finds

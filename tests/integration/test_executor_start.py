@@ -147,9 +147,7 @@ async def test_duplicate_of_a_finished_run_is_replayed_and_of_an_acked_one_refus
     assert marker.read_text() == "once\n"
 
 
-async def test_a_started_run_left_by_a_crash_becomes_lost_not_rerun(
-    registry: RunTable, journal: Journal, tmp_path: Path
-) -> None:
+async def test_a_started_run_left_by_a_crash_becomes_lost_not_rerun(registry: RunTable, journal: Journal, tmp_path: Path) -> None:
     # What a crashed executor leaves behind (recover() not run): a started
     # record, its orphaned process group still going.
     request = shell(f"echo again >> {tmp_path / 'ran'}")

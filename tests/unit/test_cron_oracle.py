@@ -36,8 +36,7 @@ from croniter import croniter
 
 from crontrio.common.cron import CronSchedule
 
-_MONTHS = {m: i + 1 for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun",
-                                           "jul", "aug", "sep", "oct", "nov", "dec"])}
+_MONTHS = {m: i + 1 for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])}
 _DAYS = {d: i for i, d in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])}
 
 
@@ -125,8 +124,7 @@ class Reference:
         if not spots:
             return {}
         # A bare H in day-of-month keeps to days every month has (documented).
-        trial = ["H(1-28)" if i == 3 and f.upper() == "H" else (f if i in spots else "*")
-                 for i, f in enumerate(fields)]
+        trial = ["H(1-28)" if i == 3 and f.upper() == "H" else (f if i in spots else "*") for i, f in enumerate(fields)]
         expanded, _ = croniter.expand(" ".join(trial), hash_id=hash_key.encode(), second_at_beginning=True)
         # croniter's order: minute, hour, day, month, day-of-week, second.
         order = {1: 0, 2: 1, 3: 2, 4: 3, 5: 4, 0: 5}
@@ -137,10 +135,16 @@ class Reference:
         if found is None:
             last = calendar.monthrange(day.year, day.month)[1]
             weekday = day.isoweekday() % 7  # 0 = Sunday
-            dom_ok = (day.day in self.dom or (self.dom_last and day.day == last)
-                      or day.day == self._nearest_weekday(day.year, day.month, last))
-            dow_ok = (weekday in self.dow or (weekday, (day.day - 1) // 7 + 1) in self.dow_nth
-                      or (weekday in self.dow_last and day.day + 7 > last))
+            dom_ok = (
+                day.day in self.dom
+                or (self.dom_last and day.day == last)
+                or day.day == self._nearest_weekday(day.year, day.month, last)
+            )
+            dow_ok = (
+                weekday in self.dow
+                or (weekday, (day.day - 1) // 7 + 1) in self.dow_nth
+                or (weekday in self.dow_last and day.day + 7 > last)
+            )
             found = (dom_ok or dow_ok) if self.either else (dom_ok and dow_ok)
             found = found and day.month in self.months
             self._dates[day] = found
@@ -151,13 +155,16 @@ class Reference:
         if self.nearest is None:
             return None
         n = min(self.nearest, last)
-        candidates = [d for d in range(max(1, n - 2), min(last, n + 2) + 1)
-                      if date(year, month, d).isoweekday() <= 5]
+        candidates = [d for d in range(max(1, n - 2), min(last, n + 2) + 1) if date(year, month, d).isoweekday() <= 5]
         return min(candidates, key=lambda d: (abs(d - n), d))
 
     def matches(self, wall: datetime) -> bool:
-        return (wall.second in self.seconds and wall.minute in self.minutes
-                and wall.hour in self.hours and self.date_matches(wall.date()))
+        return (
+            wall.second in self.seconds
+            and wall.minute in self.minutes
+            and wall.hour in self.hours
+            and self.date_matches(wall.date())
+        )
 
     def fires(self, tz: str, start: int, end: int) -> list[int]:
         """Every fire instant (epoch s) in [start, end)."""
@@ -171,8 +178,10 @@ class Reference:
             if not fire and self.fixed:
                 before = datetime.fromtimestamp(t - step, z)
                 # Wall times skipped by a spring-forward gap ending at t.
-                fire = any(self.matches(datetime.fromtimestamp(w, UTC))
-                           for w in range(_wall_epoch(before) + step, _wall_epoch(wall), step))
+                fire = any(
+                    self.matches(datetime.fromtimestamp(w, UTC))
+                    for w in range(_wall_epoch(before) + step, _wall_epoch(wall), step)
+                )
             if fire and t >= start:
                 out.append(t)
             t = self._skip(t, wall, z, step)
@@ -226,16 +235,22 @@ def epoch(text: str) -> int:
 # The reference itself, on cases worked out by hand
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("spec", "dates"), [
-    ("0 9 1-7 * 5#2", ["2026-01-01", "2026-01-02", "2026-01-03", "2026-01-04", "2026-01-05",
-                       "2026-01-06", "2026-01-07", "2026-01-09"]),
-    ("0 9 */10 * 4", ["2026-01-01"]),  # starred: AND (1, 11, 21, 31; only the 1st is a Thursday)
-    ("0 9 1,4 * */3", ["2026-01-04"]),  # starred the other way (Sun, Wed, Sat; the 4th is a Sunday)
-    ("0 9 L * 6L", ["2026-01-31"]),  # Saturday the 31st: both at once
-    ("0 9 13 * 5", ["2026-01-02", "2026-01-09", "2026-01-13", "2026-01-16", "2026-01-23", "2026-01-30"]),
-    ("0 9 * * 0#1,7#3", ["2026-01-04", "2026-01-18"]),
-    ("0 9 31W * *", ["2026-01-30"]),  # Saturday the 31st -> Friday
-])
+
+@pytest.mark.parametrize(
+    ("spec", "dates"),
+    [
+        (
+            "0 9 1-7 * 5#2",
+            ["2026-01-01", "2026-01-02", "2026-01-03", "2026-01-04", "2026-01-05", "2026-01-06", "2026-01-07", "2026-01-09"],
+        ),
+        ("0 9 */10 * 4", ["2026-01-01"]),  # starred: AND (1, 11, 21, 31; only the 1st is a Thursday)
+        ("0 9 1,4 * */3", ["2026-01-04"]),  # starred the other way (Sun, Wed, Sat; the 4th is a Sunday)
+        ("0 9 L * 6L", ["2026-01-31"]),  # Saturday the 31st: both at once
+        ("0 9 13 * 5", ["2026-01-02", "2026-01-09", "2026-01-13", "2026-01-16", "2026-01-23", "2026-01-30"]),
+        ("0 9 * * 0#1,7#3", ["2026-01-04", "2026-01-18"]),
+        ("0 9 31W * *", ["2026-01-30"]),  # Saturday the 31st -> Friday
+    ],
+)
 def test_reference_on_hand_worked_january_2026(spec: str, dates: list[str]) -> None:
     got = Reference(spec).fires("UTC", epoch("2026-01-01T00:00:00"), epoch("2026-02-01T00:00:00"))
     assert [datetime.fromtimestamp(t, UTC).date().isoformat() for t in got] == dates
@@ -245,15 +260,20 @@ def test_reference_dst_rules_new_york() -> None:
     start, end = epoch("2026-03-07T00:00:00"), epoch("2026-03-10T00:00:00")
     # 02:30 is skipped on Sunday 8 March: the fixed-time job fires at 03:00 EDT (07:00Z).
     assert [t - start for t in Reference("30 2 * * *").fires("America/New_York", start, end)] == [
-        epoch("2026-03-07T07:30:00") - start, epoch("2026-03-08T07:00:00") - start,
-        epoch("2026-03-09T06:30:00") - start]
+        epoch("2026-03-07T07:30:00") - start,
+        epoch("2026-03-08T07:00:00") - start,
+        epoch("2026-03-09T06:30:00") - start,
+    ]
     start, end = epoch("2026-11-01T04:00:00"), epoch("2026-11-01T08:00:00")
     # 01:30 shows twice on 1 November: a fixed-time job fires at the first copy only,
     assert Reference("30 1 * * *").fires("America/New_York", start, end) == [epoch("2026-11-01T05:30:00")]
     # a wildcard job at both.
     assert Reference("30 * * * *").fires("America/New_York", start, end) == [
-        epoch("2026-11-01T04:30:00"), epoch("2026-11-01T05:30:00"), epoch("2026-11-01T06:30:00"),
-        epoch("2026-11-01T07:30:00")]
+        epoch("2026-11-01T04:30:00"),
+        epoch("2026-11-01T05:30:00"),
+        epoch("2026-11-01T06:30:00"),
+        epoch("2026-11-01T07:30:00"),
+    ]
 
 
 # ---------------------------------------------------------------------------
@@ -263,8 +283,7 @@ def test_reference_dst_rules_new_york() -> None:
 # 2028 is a leap year; the span holds every month length, both of 2028's DST
 # transitions in each hemisphere and the 2029 ones in March/April.
 LONG_SPAN = (epoch("2027-12-01T00:00:00"), epoch("2029-04-10T00:00:00"))
-ZONES = ["UTC", "America/New_York", "Australia/Lord_Howe", "Europe/London", "America/Santiago",
-         "Pacific/Chatham", "Asia/Kolkata"]
+ZONES = ["UTC", "America/New_York", "Australia/Lord_Howe", "Europe/London", "America/Santiago", "Pacific/Chatham", "Asia/Kolkata"]
 
 
 @functools.cache
@@ -320,15 +339,16 @@ def _check(spec: str, tz: str, name: str = "oracle-job") -> bool:
         if ours != theirs:
             extra = sorted(set(ours) - set(theirs))[:3]
             missing = sorted(set(theirs) - set(ours))[:3]
-            pytest.fail(f"{spec!r} in {tz} (H key {name!r}): fires at {[_when(t, tz) for t in extra]} "
-                        f"but should not; misses {[_when(t, tz) for t in missing]}")
+            pytest.fail(
+                f"{spec!r} in {tz} (H key {name!r}): fires at {[_when(t, tz) for t in extra]} "
+                f"but should not; misses {[_when(t, tz) for t in missing]}"
+            )
     return True
 
 
 # Every day-field form, on each side, against each of the other side's forms.
 DOM_FORMS = ["*", "?", "*/2", "*/10", "1-7", "13", "L", "1,L", "10-20/5", "5/10", "15W", "28-3", "H"]
-DOW_FORMS = ["*", "?", "*/2", "*/3", "5", "7", "MON-FRI", "FRI-MON", "5L", "FRIL", "L6", "5#2", "FRI#2",
-             "0#1,7#3", "5#2,L1", "H"]
+DOW_FORMS = ["*", "?", "*/2", "*/3", "5", "7", "MON-FRI", "FRI-MON", "5L", "FRIL", "L6", "5#2", "FRI#2", "0#1,7#3", "5#2,L1", "H"]
 
 
 @pytest.mark.parametrize("tz", ["America/New_York", "Australia/Lord_Howe", "UTC"])
@@ -349,18 +369,62 @@ def _pick(rng: random.Random, *choices: str) -> str:
 
 def _random_spec(rng: random.Random) -> str:
     n = rng.randrange
-    minute = _pick(rng, str(n(60)), f"{n(30)},{n(30, 60)}", f"{n(50)}-{n(50, 60)}", f"{n(10)}-59/{n(10, 31)}",
-                   "*/15", "*/20", "H", "H(0-29)", "*", f"{n(60)}/20", "0")
-    hour = _pick(rng, str(n(24)), f"{n(4)},{n(4, 24)}", f"{n(4)}-{n(4)}", f"{n(1, 3)}-{n(3, 6)}", "*/6", "*",
-                 "H", "H(0-3)", "2", "1", "23", "22-2")
-    dom = _pick(rng, *DOM_FORMS, str(n(1, 32)), f"{n(1, 16)}-{n(16, 32)}", f"*/{n(2, 16)}", "29", "31",
-                f"{n(1, 32)}W", "L", f"{n(1, 29)},L")
-    month = _pick(rng, "*", "*", "*", f"*/{n(2, 5)}", "FEB", "feb,aug", "jan-jun", "NOV-FEB", str(n(1, 13)),
-                  "2,3,10,11")
+    minute = _pick(
+        rng,
+        str(n(60)),
+        f"{n(30)},{n(30, 60)}",
+        f"{n(50)}-{n(50, 60)}",
+        f"{n(10)}-59/{n(10, 31)}",
+        "*/15",
+        "*/20",
+        "H",
+        "H(0-29)",
+        "*",
+        f"{n(60)}/20",
+        "0",
+    )
+    hour = _pick(
+        rng,
+        str(n(24)),
+        f"{n(4)},{n(4, 24)}",
+        f"{n(4)}-{n(4)}",
+        f"{n(1, 3)}-{n(3, 6)}",
+        "*/6",
+        "*",
+        "H",
+        "H(0-3)",
+        "2",
+        "1",
+        "23",
+        "22-2",
+    )
+    dom = _pick(
+        rng,
+        *DOM_FORMS,
+        str(n(1, 32)),
+        f"{n(1, 16)}-{n(16, 32)}",
+        f"*/{n(2, 16)}",
+        "29",
+        "31",
+        f"{n(1, 32)}W",
+        "L",
+        f"{n(1, 29)},L",
+    )
+    month = _pick(rng, "*", "*", "*", f"*/{n(2, 5)}", "FEB", "feb,aug", "jan-jun", "NOV-FEB", str(n(1, 13)), "2,3,10,11")
     days = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
-    dow = _pick(rng, *DOW_FORMS, str(n(8)), f"{n(8)}L", f"{rng.choice(days)}#{n(1, 6)}",
-                f"{n(7)}#{n(1, 5)},{n(7)}#{n(1, 5)}", f"{rng.choice(days)}-{rng.choice(days)}",
-                f"*/{n(2, 8)}", f"{n(7)},{n(7)},{n(7)}", f"L{n(8)}", f"{n(7)}#{n(1, 5)},L{n(7)}")
+    dow = _pick(
+        rng,
+        *DOW_FORMS,
+        str(n(8)),
+        f"{n(8)}L",
+        f"{rng.choice(days)}#{n(1, 6)}",
+        f"{n(7)}#{n(1, 5)},{n(7)}#{n(1, 5)}",
+        f"{rng.choice(days)}-{rng.choice(days)}",
+        f"*/{n(2, 8)}",
+        f"{n(7)},{n(7)},{n(7)}",
+        f"L{n(8)}",
+        f"{n(7)}#{n(1, 5)},L{n(7)}",
+    )
     fields = [minute, hour, dom, month, dow]
     if rng.random() < 0.25:
         fields.insert(0, _pick(rng, str(n(60)), "*/15", "*/20", f"{n(30)},{n(30, 60)}", "H", "0", "*"))

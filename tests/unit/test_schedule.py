@@ -130,9 +130,7 @@ def test_soonest_gives_the_next_firings_in_order_even_behind_lower_bounds() -> N
     for i, spec in enumerate(specs, 1):
         s.upsert(*job(i, spec), T0)
     s.remove(3)
-    expected = sorted(
-        (CronSchedule.parse(spec, "UTC").next_after(T0), i) for i, spec in enumerate(specs, 1) if i != 3
-    )
+    expected = sorted((CronSchedule.parse(spec, "UTC").next_after(T0), i) for i, spec in enumerate(specs, 1) if i != 3)
     got = s.soonest(4)
     assert [(ms, j.id) for ms, j in got] == expected[:4]
     assert [(ms, j.id) for ms, j in s.soonest(100)] == expected
