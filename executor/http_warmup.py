@@ -169,9 +169,10 @@ class ConnectionWarmer:
             self.report(len(held), want - len(held))
 
     @property
-    def in_flight(self) -> int:
-        """Warm-ups going on (each: one origin and instant)."""
-        return len(self._tasks)
+    def idle(self) -> bool:
+        """Nothing asked for is left to do: no warm-up going on, none about
+        to start (runs counted this loop pass start theirs on the next)."""
+        return not self._flush_soon and not self._tasks
 
     async def aclose(self) -> None:
         for task in list(self._tasks):

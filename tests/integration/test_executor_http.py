@@ -327,8 +327,7 @@ async def test_connections_warmed_ahead_keep_their_tls_settings(clients: HttpCli
     instant = now_ms() + 1_500
     clients.warmer.expect(pb.HttpTask(url=f"{https_base}/ok", skip_tls_verify=True), instant)
     clients.warmer.expect(pb.HttpTask(url=f"{https_base}/ok"), instant)
-    await asyncio.sleep(0)  # the warm-ups start once per loop pass
-    await wait_until(lambda: not clients.warmer.in_flight, 10, "the warm-ups to end")
+    await wait_until(lambda: clients.warmer.idle, 10, "the warm-ups to end")
     verified, _ = await fetch(clients, f"{https_base}/ok")
     assert "certificate verification failed" in verified.error, verified
     unverified, output = await fetch(clients, f"{https_base}/ok", skip_tls_verify=True)

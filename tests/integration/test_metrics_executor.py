@@ -110,8 +110,7 @@ async def test_connections_warmed_ahead_of_held_http_runs_are_counted(tmp_path: 
         instant = now_ms() + 1_500
         for path in ("/a", "/b"):
             app.http.warmer.expect(pb.HttpTask(url=f"http://127.0.0.1:{server.port}{path}"), instant)
-        await asyncio.sleep(0)  # the warm-ups start once per loop pass
-        await wait_until(lambda: not app.http.warmer.in_flight, 10, "the warm-up to end")
+        await wait_until(lambda: app.http.warmer.idle, 10, "the warm-up to end")
         assert server.connections == 2
         assert value(app.runs.metrics, "crontrio_executor_http_connections_warmed_total", outcome="ready") == 2
         assert value(app.runs.metrics, "crontrio_executor_http_connections_warmed_total", outcome="failed") == 0

@@ -34,8 +34,7 @@ async def clients() -> AsyncIterator[HttpClients]:
 
 async def settled(clients: HttpClients) -> None:
     """Every warm-up asked for so far has ended (what it opened is open)."""
-    await asyncio.sleep(0)  # the warmer starts its warm-ups once per loop pass
-    await wait_until(lambda: not clients.warmer.in_flight, 10, "the warm-ups to end")
+    await wait_until(lambda: clients.warmer.idle, 10, "the warm-ups to end")
 
 
 def task(port: int, path: str = "/job") -> crontrio_pb2.HttpTask:
