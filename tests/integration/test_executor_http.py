@@ -10,7 +10,6 @@ import json
 import ssl
 import subprocess
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -34,6 +33,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     barrier: threading.Barrier  # set on the class by the fixture
+    stopping: threading.Event  # likewise: set when the server goes down
 
     def do_GET(self) -> None:
         self._route(b"")
@@ -79,7 +79,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _trickle(self) -> None:
         """A 200 whose body comes a byte at a time: every read is quick, the
-        whole body takes ~10 s."""
+        whole body takes ~10 s, or ends with the server."""
         try:
             self.send_response(200)
             self.send_header("Content-Length", "200")
@@ -87,7 +87,8 @@ class _Handler(BaseHTTPRequestHandler):
             for _ in range(200):
                 self.wfile.write(b"x")
                 self.wfile.flush()
-                time.sleep(0.05)
+                if self.stopping.wait(0.05):  # the pace of a slow server, until it goes down
+                    return
         except OSError:
             pass  # the client gave up: what the test wants
 
@@ -116,7 +117,8 @@ class _Server(ThreadingHTTPServer):
 
 def _serve(context: ssl.SSLContext | None = None) -> Iterator[str]:
     barrier = threading.Barrier(CONCURRENT, timeout=20)
-    server = _Server(("127.0.0.1", 0), type("Handler", (_Handler,), {"barrier": barrier}))
+    stopping = threading.Event()
+    server = _Server(("127.0.0.1", 0), type("Handler", (_Handler,), {"barrier": barrier, "stopping": stopping}))
     scheme = "http"
     if context is not None:
         # The handshake happens on the first read, in the request's thread.
@@ -126,6 +128,7 @@ def _serve(context: ssl.SSLContext | None = None) -> Iterator[str]:
     thread.start()
     yield f"{scheme}://127.0.0.1:{server.server_address[1]}"
     barrier.abort()
+    stopping.set()
     server.shutdown()
     server.server_close()
 

@@ -221,8 +221,16 @@ async def test_a_spawn_cancelled_midway_kills_and_reaps_its_process(monkeypatch:
     # caller is cancelled, then let it happen.
     release = threading.Event()
     held = [shell_task._spawner.run(lambda: release.wait(20), lambda _: None) for _ in range(shell_task._SPAWN_THREADS)]
+    submitted: list[object] = []
+    submit = shell_task._spawner.run
+
+    def recording_submit(call: Any, abandoned: Any = None) -> Any:
+        submitted.append(call)
+        return submit(call, abandoned)
+
+    monkeypatch.setattr(shell_task._spawner, "run", recording_submit)
     starting = asyncio.create_task(ShellProcess.start("sleep 30", workdir="", env=dict(os.environ), on_output=lambda data: None))
-    await asyncio.sleep(0)  # it submits the spawn
+    await wait_until(lambda: submitted, 10, "the spawn to be submitted")
     starting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await starting

@@ -54,8 +54,7 @@ async def test_a_locked_database_keeps_the_backlog_bounded_and_drops_late_firing
         short = [asyncio.ensure_future(recorder.insert(record(n), deadline_ms=soon)) for n in (1, 2, 3)]
         kept = asyncio.ensure_future(recorder.insert(record(4), deadline_ms=far))
         history = recorder.update(record(0).run_id, status=status.RUNNING)  # not a firing: never dropped
-        await asyncio.sleep(0)
-        assert recorder.backlog == 5
+        await wait_until(lambda: recorder.backlog == 5, 5, "the five to be queued")
         # Every second's firings keep coming while the lock is held: they
         # wait for room (not queued: the backlog stays bounded), and those
         # whose deadline passes first are dropped, never written late.

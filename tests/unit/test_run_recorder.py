@@ -18,15 +18,20 @@ from testing_support.services import wait_until
 class RecordingStore:
     """Stands in for the store's write_runs only (a recorder.RunWriter):
     records each batch, each taking ``seconds`` of the recorder's clock,
-    like a slow database."""
+    like a slow database. A write is under way (``writing``) until the
+    test lets writes finish (``finish``), so the caller can queue more
+    meanwhile, as during a real commit."""
 
     def __init__(self, clock: Clock, seconds: float) -> None:
         self.clock = clock
         self.seconds = seconds
         self.batches: list[tuple[int, int]] = []
+        self.writing = asyncio.Event()
+        self.finish = asyncio.Event()
 
     async def write_runs(self, inserts: Sequence[RunRecord], updates: Sequence[tuple[str, dict[str, Any]]]) -> list[bool]:
-        await asyncio.sleep(0)  # let the caller queue more meanwhile, as a real commit would
+        self.writing.set()
+        await self.finish.wait()
         self.clock.now += self.seconds
         self.batches.append((len(inserts), len(updates)))
         return [True] * len(inserts)
@@ -51,8 +56,9 @@ async def _write_two_batches(db_seconds: float) -> tuple[RunRecorder, RecordingS
     rec = RunRecorder(store, batch_ms=0, clock=clock)
     rec.start()
     first = rec.update("r1", status="running")
-    await asyncio.sleep(0)  # the first commit is under way
+    await asyncio.wait_for(store.writing.wait(), 5)  # the first commit is under way
     second = rec.update("r2", status="running")  # waits for the first commit, then its own
+    store.finish.set()
     await asyncio.wait_for(asyncio.gather(first, second), 5)
     await rec.close()
     return rec, store
@@ -142,7 +148,7 @@ async def test_firings_beyond_the_backlog_wait_their_turn_and_a_cancelled_one_pa
     inserts = {n: asyncio.ensure_future(rec.insert(_firing(n), deadline_ms=far)) for n in range(4)}
     await wait_until(lambda: rec.backlog == 1, 5, "the first insert to be written")
     inserts[1].cancel()  # gave up while waiting: its place goes to the next
-    await asyncio.sleep(0)
+    await wait_until(inserts[1].done, 5, "the cancelled insert to end")
     assert rec.backlog == 1 and not any(f.done() for n, f in inserts.items() if n != 1)
     store.gate.set()
     assert await asyncio.wait_for(asyncio.gather(inserts[0], inserts[2], inserts[3]), 5) == [True] * 3
