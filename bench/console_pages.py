@@ -43,6 +43,7 @@ from bench.harness import (
 from crontrio.common.config import DatabaseConfig
 from crontrio.common.store.engine import make_engine
 from crontrio.dispatcher import paging
+from testing_support.services import database_section
 
 TARGET_P95_MS = 300.0
 GIVE_UP = 2
@@ -85,34 +86,15 @@ def _mariadb(sc: Scenario) -> DatabaseConfig:
         # The tests' 64 MB buffer pool is for small databases; a server holding
         # a million runs gets a pool that holds its working set.
         cur.execute("SET GLOBAL innodb_buffer_pool_size = 536870912")
-    return DatabaseConfig(
-        driver="mysql",
-        host="127.0.0.1",
-        port=server.port,
-        username=server.user,
-        password=server.password,
-        database=server.create_database(),
-    )
+    return server.database_config(server.create_database())
 
 
 def _conf(sc: Scenario, db: DatabaseConfig, log_level: str) -> tuple[Path, dict[str, str]]:
     ports = {name: f"127.0.0.1:{free_port()}" for name in ("dispatcher", "executor", "monitor", "http")}
-    database = (
-        {"driver": "sqlite", "path": db.path}
-        if db.driver == "sqlite"
-        else {
-            "driver": "mysql",
-            "host": db.host,
-            "port": str(db.port),
-            "username": db.username,
-            "password": db.password,
-            "database": db.database,
-        }
-    )
     conf = write_conf(
         sc.root,
         {
-            "database": database,
+            "database": database_section(db),
             "dispatcher": {"listen": ports["dispatcher"], "executors": ports["executor"], "shutdown_grace_seconds": "5"},
             "executor": {"listen": ports["executor"], "journal": str(sc.root / "journal.db"), "shutdown_grace_seconds": "5"},
             "monitor": {"listen": ports["monitor"], "http_listen": ports["http"]},

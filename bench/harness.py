@@ -34,7 +34,6 @@ from typing import Any
 
 from bench import ORIGINAL_ENVIRON
 from crontrio.common.clock import now_ms
-from crontrio.common.config import DatabaseConfig
 from testing_support.cluster import distributed_sections
 from testing_support.servers import EtcdServer, MariaDBServer, RedisServer
 from testing_support.services import ChildProcess, free_port, is_serving, wait_for, write_conf
@@ -323,15 +322,7 @@ def distributed_conf(
 ) -> Path:
     """conf.ini for distributed mode on the private MariaDB, Redis and etcd
     (testing_support/servers.py): executors found in etcd, a quick monitor."""
-    db = DatabaseConfig(
-        driver="mysql",
-        host="127.0.0.1",
-        port=mariadb.port,
-        username=mariadb.user,
-        password=mariadb.password,
-        database=database,
-    )
-    return write_conf(root, distributed_sections(db, redis, etcd, log_level))
+    return write_conf(root, distributed_sections(mariadb.database_config(database), redis, etcd, log_level))
 
 
 def embedded_conf(

@@ -12,7 +12,7 @@ import pymysql
 
 from crontrio.common.config import DatabaseConfig
 from testing_support.servers import EtcdServer, RedisServer
-from testing_support.services import REPO, ServiceProcess, free_port, is_serving, wait_for, write_conf
+from testing_support.services import REPO, ServiceProcess, database_section, free_port, is_serving, wait_for, write_conf
 
 
 def distributed_sections(db: DatabaseConfig, redis: RedisServer, etcd: EtcdServer, log_level: str) -> dict[str, dict[str, str]]:
@@ -20,15 +20,7 @@ def distributed_sections(db: DatabaseConfig, redis: RedisServer, etcd: EtcdServe
     etcd (testing_support/servers.py): executors found in etcd, a quick
     monitor. The tests' clusters and the benchmarks' both run on these."""
     return {
-        "database": {
-            "driver": "mysql",
-            "host": db.host,
-            "port": str(db.port),
-            "username": db.username,
-            "password": db.password,
-            "database": db.database,
-            "auto_migrate": "false",
-        },
+        "database": {**database_section(db), "auto_migrate": "false"},
         "redis": {"host": redis.host, "port": str(redis.port)},
         "etcd": {"endpoints": etcd.endpoint, "lease_ttl": "3"},
         "dispatcher": {"executors": "", "shutdown_grace_seconds": "5"},

@@ -15,6 +15,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
+from crontrio.common.config import DatabaseConfig
 from testing_support.services import free_port, wait_for
 
 
@@ -279,6 +280,12 @@ class MariaDBServer(_Process):
         with self._root() as conn, conn.cursor() as cur:
             cur.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
         return name
+
+    def database_config(self, name: str) -> DatabaseConfig:
+        """How crontrio reaches database ``name`` on this server (a [database] section)."""
+        return DatabaseConfig(
+            driver="mysql", host="127.0.0.1", port=self.port, username=self.user, password=self.password, database=name
+        )
 
     def drop_database(self, name: str) -> None:
         with self._root() as conn, conn.cursor() as cur:

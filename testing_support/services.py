@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from crontrio.common.config import DatabaseConfig
+
 REPO = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
 
@@ -210,6 +212,20 @@ class ServiceProcess(ChildProcess):
             {**_metrics_env(conf), "PYTHONUNBUFFERED": "1", **(env or {})},
             preexec_fn,
         )
+
+
+def database_section(db: DatabaseConfig) -> dict[str, str]:
+    """``db`` as the [database] section of a conf.ini (SQLite or MySQL/MariaDB)."""
+    if db.driver == "sqlite":
+        return {"driver": "sqlite", "path": db.path}
+    return {
+        "driver": db.driver,
+        "host": db.host,
+        "port": str(db.port),
+        "username": db.username,
+        "password": db.password,
+        "database": db.database,
+    }
 
 
 def write_conf(directory: Path, sections: dict[str, dict[str, str]], extra: dict[str, dict[str, str]] | None = None) -> Path:

@@ -52,14 +52,7 @@ def mariadb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB
 def mariadb_config(mariadb_server: MariaDBServer) -> Iterator[DatabaseConfig]:
     """A fresh, empty database on the worker's MariaDB, as a [database] section."""
     name = mariadb_server.create_database()
-    yield DatabaseConfig(
-        driver="mysql",
-        host="127.0.0.1",
-        port=mariadb_server.port,
-        username=mariadb_server.user,
-        password=mariadb_server.password,
-        database=name,
-    )
+    yield mariadb_server.database_config(name)
     mariadb_server.drop_database(name)
 
 
